@@ -1,0 +1,90 @@
+"""Shipyard: take a trained model from a notebook to production and keep it healthy there.
+
+    import shipyard
+    v = shipyard.register(model, name="fraud", train_data=df, target="label")
+    p = shipyard.load("fraud@staging")
+    p.predict(rows)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.config import Settings
+from shipyard.core.batch import Batch, Predictions
+from shipyard.core.contract import Contract, DType, Feature, Validation, Violation
+from shipyard.core.profile import Profile
+from shipyard.core.refs import ModelRef
+from shipyard.errors import (
+    ArtifactIntegrityError,
+    ConfigError,
+    ConflictError,
+    ContractError,
+    ContractViolationError,
+    FlavorError,
+    InputError,
+    MissingDependencyError,
+    NotFoundError,
+    PredictionError,
+    ProfileError,
+    RefError,
+    RegistryError,
+    ShipyardError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownFlavorError,
+    UntrustedArtifactError,
+)
+from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
+from shipyard.registry.default import default_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactIntegrityError",
+    "Batch",
+    "Change",
+    "ConfigError",
+    "ConflictError",
+    "Contract",
+    "ContractError",
+    "ContractViolationError",
+    "DType",
+    "Feature",
+    "FlavorError",
+    "InputError",
+    "LoadedModel",
+    "MissingDependencyError",
+    "ModelRef",
+    "ModelVersion",
+    "NotFoundError",
+    "PredictionError",
+    "Predictions",
+    "Profile",
+    "ProfileError",
+    "RefError",
+    "RegisteredModel",
+    "Registry",
+    "RegistryError",
+    "Settings",
+    "ShipyardError",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownFlavorError",
+    "UntrustedArtifactError",
+    "Validation",
+    "Violation",
+    "__version__",
+    "load",
+    "register",
+]
+
+
+def register(model: object, *, name: str, **kwargs: Any) -> ModelVersion:
+    """Register `model` in the default registry; see `Registry.register` for the options."""
+    return default_registry().register(model, name=name, **kwargs)
+
+
+def load(ref: str | ModelRef, *, trust_code: bool = False) -> LoadedModel:
+    """Load a version from the default registry (`'fraud@staging'`, `'fraud:3'`, `'fraud'`)."""
+    return default_registry().load(ref, trust_code=trust_code)

@@ -1,0 +1,634 @@
+"""The feature contract: what a model accepts and returns, inferred from training data.
+
+A contract lists each feature's dtype, whether it may be missing, its observed range and
+categories, a PII flag, and a policy for each kind of violation. `Contract.validate` checks a
+`Batch` column by column (vectorised, no per-row Python loop) and reports *every* violation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, Literal, cast
+
+import numpy as np
+import pandas as pd
+
+from shipyard.core.batch import Array, Batch, Label, Task
+from shipyard.errors import ContractError, ContractViolationError
+
+__all__ = [
+    "Contract",
+    "DType",
+    "Feature",
+    "Validation",
+    "Violation",
+    "infer_contract",
+]
+
+MissingAction = Literal["reject", "impute", "pass"]
+RangeAction = Literal["reject", "clip", "allow"]
+CategoryAction = Literal["reject", "allow"]
+
+_MISSING_ACTIONS: tuple[str, ...] = ("reject", "impute", "pass")
+_RANGE_ACTIONS: tuple[str, ...] = ("reject", "clip", "allow")
+_CATEGORY_ACTIONS: tuple[str, ...] = ("reject", "allow")
+_SHOWN_VIOLATIONS = 10
+MAX_CATEGORIES = 100
+
+
+class DType(StrEnum):
+    """The value types a feature may have."""
+
+    INT = "int64"
+    FLOAT = "float64"
+    BOOL = "bool"
+    STRING = "string"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feature:
+    """One input the model accepts, and what to do when a value breaks it.
+
+    Args:
+        name: the column name.
+        dtype: the value type; a value of another type is always rejected.
+        nullable: whether the training data had missing values.
+        min: the smallest value seen in training (numeric features).
+        max: the largest value seen in training (numeric features).
+        categories: the allowed values (string and bool features), or None for free text.
+        pii: the value identifies a person; logs mask it.
+        on_missing: reject the row, impute `impute_value`, or pass the missing value to the model.
+        impute_value: the value used when `on_missing` is 'impute'.
+        on_out_of_range: reject the row, clip to [min, max], or allow it and count it.
+        on_unseen_category: reject the row, or allow it and count it.
+    """
+
+    name: str
+    dtype: DType
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[Label, ...] | None = None
+    pii: bool = False
+    on_missing: MissingAction = "reject"
+    impute_value: Label | None = None
+    on_out_of_range: RangeAction = "allow"
+    on_unseen_category: CategoryAction = "allow"
+
+    def __post_init__(self) -> None:
+        where = f"feature {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise ContractError(f"a feature has name {self.name!r}; expected a non-empty string")
+        _check_choice(where, "on_missing", self.on_missing, _MISSING_ACTIONS)
+        _check_choice(where, "on_out_of_range", self.on_out_of_range, _RANGE_ACTIONS)
+        _check_choice(where, "on_unseen_category", self.on_unseen_category, _CATEGORY_ACTIONS)
+        if self.on_missing == "impute" and self.impute_value is None:
+            raise ContractError(f"{where} imputes missing values but has no impute_value; set one")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ContractError(f"{where} has min {self.min} above max {self.max}")
+        numeric = self.dtype in (DType.INT, DType.FLOAT)
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ContractError(f"{where} is {self.dtype} and cannot have a range; remove min/max")
+
+    @property
+    def is_numeric(self) -> bool:
+        """True for int and float features."""
+        return self.dtype in (DType.INT, DType.FLOAT)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The feature as plain data, without the entries that hold their default."""
+        data: dict[str, Any] = {"name": self.name, "dtype": self.dtype.value}
+        for f in fields(self)[2:]:
+            value = getattr(self, f.name)
+            if value != f.default:
+                data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Feature:
+        """Read a feature written by `to_dict` (or by hand).
+
+        Raises:
+            ContractError: a key is unknown or a value has the wrong type.
+        """
+        if not isinstance(data, Mapping):
+            raise ContractError(f"a feature is {type(data).__name__}; expected a mapping")
+        name = data.get("name")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ContractError(
+                f"feature {name!r} has unknown keys {unknown}; expected some of {sorted(known)}"
+            )
+        try:
+            dtype = DType(data.get("dtype"))
+        except ValueError:
+            raise ContractError(
+                f"feature {name!r} has dtype {data.get('dtype')!r}; expected one of "
+                f"{[d.value for d in DType]}"
+            ) from None
+        kwargs = dict(data)
+        kwargs["dtype"] = dtype
+        for key in ("min", "max"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = _as_number(name, key, kwargs[key])
+        if kwargs.get("categories") is not None:
+            if not isinstance(kwargs["categories"], list | tuple):
+                raise ContractError(f"feature {name!r} has categories that are not a list")
+            kwargs["categories"] = tuple(kwargs["categories"])
+        for key in ("nullable", "pii"):
+            if key in kwargs and not isinstance(kwargs[key], bool):
+                raise ContractError(f"feature {name!r} has {key}={kwargs[key]!r}; expected true or false")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule: the row (None for the whole column), the feature, the value, the reason."""
+
+    row: int | None
+    feature: str
+    value: Any
+    reason: str
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return f"feature {self.feature!r}: {self.reason}"
+        return f"feature {self.feature!r} of row {self.row} is {_show(self.value)}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The violation as plain JSON-safe data."""
+        return {"row": self.row, "feature": self.feature, "value": _plain(self.value),
+                "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of `Contract.validate`.
+
+    Args:
+        batch: the features in contract order, coerced, imputed and clipped as the policies say.
+        violations: every rejection, with row, feature, value and reason.
+        counts: per feature, how many values were allowed-and-counted, clipped or imputed, by kind.
+        extra_columns: input columns the contract does not know (reported, then dropped).
+    """
+
+    batch: Batch
+    violations: tuple[Violation, ...]
+    counts: Mapping[str, Mapping[str, int]]
+    extra_columns: tuple[str, ...]
+    _rejected: Array = field(repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when no row was rejected."""
+        return not self.violations
+
+    @property
+    def rejected_rows(self) -> Array:
+        """The sorted positions of the rows with at least one rejection."""
+        return np.flatnonzero(self._rejected)
+
+    @property
+    def accepted_rows(self) -> Array:
+        """The sorted positions of the rows without any rejection."""
+        return np.flatnonzero(~self._rejected)
+
+    def reasons_by_row(self) -> dict[int, list[str]]:
+        """Each rejected row's reasons, for quarantining bad rows with their cause."""
+        reasons: dict[int, list[str]] = {}
+        for v in self.violations:
+            rows = self.rejected_rows.tolist() if v.row is None else [v.row]
+            for row in rows:
+                reasons.setdefault(row, []).append(str(v))
+        return reasons
+
+    def message(self, where: str | None = None) -> str:
+        """A readable summary: the count, the first violations, and what to do."""
+        rows = int(self._rejected.sum())
+        subject = f"the contract of {where}" if where else "the contract"
+        lines = [
+            f"{len(self.violations)} violation(s) of {subject} in {rows} of "
+            f"{self.batch.n_rows} row(s):"
+        ]
+        lines += [f"  {v}" for v in self.violations[:_SHOWN_VIOLATIONS]]
+        if len(self.violations) > _SHOWN_VIOLATIONS:
+            lines.append(f"  ... and {len(self.violations) - _SHOWN_VIOLATIONS} more")
+        fix = f"'shipyard contract edit {where}'" if where else "a contract edit"
+        lines.append(f"fix the input, or change the feature's policy with {fix}")
+        return "\n".join(lines)
+
+    def raise_if_invalid(self, where: str | None = None) -> None:
+        """Raise when any row was rejected.
+
+        Raises:
+            ContractViolationError: with every violation attached.
+        """
+        if self.violations:
+            raise ContractViolationError(self.message(where), self.violations)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contract:
+    """The features a model accepts, in order, and what it returns.
+
+    Args:
+        features: the inputs, in the order the model takes them.
+        task: 'classification' or 'regression'.
+        target: the training label column, when known.
+        classes: the class labels of a classifier, in the order of its probabilities.
+    """
+
+    features: tuple[Feature, ...]
+    task: Task
+    target: str | None = None
+    classes: tuple[Label, ...] | None = None
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ContractError(f"the contract lists features {dupes} more than once")
+        if self.task not in ("classification", "regression"):
+            raise ContractError(
+                f"the contract's task is {self.task!r}; expected 'classification' or 'regression'"
+            )
+        if self.target is not None and self.target in names:
+            raise ContractError(f"the target {self.target!r} is also listed as a feature")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names in order."""
+        return tuple(f.name for f in self.features)
+
+    def feature(self, name: str) -> Feature:
+        """The feature called `name`.
+
+        Raises:
+            ContractError: no such feature.
+        """
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise ContractError(f"the contract has no feature {name!r}; it has {list(self.names)}")
+
+    def replace_feature(self, name: str, **changes: Any) -> Contract:
+        """A copy with one feature changed."""
+        self.feature(name)
+        features = tuple(replace(f, **changes) if f.name == name else f for f in self.features)
+        return replace(self, features=features)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract as plain data (what YAML and JSON show)."""
+        data: dict[str, Any] = {"task": self.task}
+        if self.target is not None:
+            data["target"] = self.target
+        if self.classes is not None:
+            data["classes"] = list(self.classes)
+        data["features"] = [f.to_dict() for f in self.features]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Contract:
+        """Read a contract written by `to_dict` (or by hand).
+
+        Raises:
+            ContractError: the data is not a contract; the message names the bad entry.
+        """
+        if not isinstance(data, Mapping):
+            raise ContractError(f"a contract is {type(data).__name__}; expected a mapping")
+        unknown = sorted(set(data) - {"task", "target", "classes", "features"})
+        if unknown:
+            raise ContractError(
+                f"the contract has unknown keys {unknown}; expected task, target, classes, features"
+            )
+        features = data.get("features")
+        if not isinstance(features, list) or not features:
+            raise ContractError("the contract has no 'features' list; expected at least one feature")
+        classes = data.get("classes")
+        return cls(
+            features=tuple(Feature.from_dict(f) for f in features),
+            task=cast(Task, data.get("task")),
+            target=data.get("target"),
+            classes=None if classes is None else tuple(classes),
+        )
+
+    def validate(self, data: Batch) -> Validation:
+        """Check every value of every feature; coerce, impute and clip as the policies say.
+
+        Args:
+            data: the input rows; extra columns are reported and dropped.
+
+        Returns:
+            The coerced batch in contract order and every violation found.
+        """
+        n = data.n_rows
+        rejected = np.zeros(n, dtype=bool)
+        violations: list[Violation] = []
+        counts: dict[str, dict[str, int]] = {}
+        columns: dict[str, Array] = {}
+        for feature in self.features:
+            raw = data.columns.get(feature.name)
+            if raw is None:
+                violations.append(Violation(
+                    None, feature.name, None,
+                    f"the column is missing; expected a {feature.dtype} column named "
+                    f"{feature.name!r}",
+                ))
+                rejected[:] = True
+                columns[feature.name] = np.full(n, None, dtype=object)
+                continue
+            check = _FeatureCheck(feature, raw)
+            columns[feature.name] = check.run()
+            rejected |= check.rejected
+            violations.extend(check.violations)
+            if check.counts:
+                counts[feature.name] = check.counts
+        known = set(self.names) | ({self.target} if self.target else set())
+        extra = tuple(c for c in data.names if c not in known)
+        violations.sort(key=lambda v: (-1 if v.row is None else v.row))
+        return Validation(Batch(columns, n), tuple(violations), counts, extra, rejected)
+
+
+class _FeatureCheck:
+    """The checks of one feature over one column; vectorised with numpy and pandas."""
+
+    def __init__(self, feature: Feature, raw: Array) -> None:
+        self.feature = feature
+        self.raw = raw
+        self.rejected = np.zeros(len(raw), dtype=bool)
+        self.violations: list[Violation] = []
+        self.counts: dict[str, int] = {}
+
+    def reject(self, mask: Array, reason: str) -> None:
+        rows = np.flatnonzero(mask & ~self.rejected)
+        self.violations.extend(
+            Violation(int(r), self.feature.name, _plain(self.raw[r]), reason) for r in rows
+        )
+        self.rejected |= mask
+
+    def count(self, kind: str, mask: Array) -> None:
+        hits = int(np.count_nonzero(mask & ~self.rejected))
+        if hits:
+            self.counts[kind] = self.counts.get(kind, 0) + hits
+
+    def run(self) -> Array:
+        f = self.feature
+        values, missing, wrong = _coerce(f.dtype, self.raw)
+        if wrong.any():
+            self.reject(wrong, f"expected {_DTYPE_WORDS[f.dtype]}")
+        if missing.any():
+            if f.on_missing == "reject":
+                self.reject(missing, "the value is missing and the feature does not allow that")
+            elif f.on_missing == "impute":
+                self.count("imputed", missing)
+                values = values.copy()
+                values[missing] = f.impute_value
+                missing = np.zeros_like(missing)
+            else:
+                self.count("missing", missing)
+        present = ~missing & ~self.rejected
+        if f.is_numeric and (f.min is not None or f.max is not None):
+            values = self._range(values, present)
+        if f.categories is not None:
+            self._categories(values, present)
+        return _finish(f.dtype, values, missing & ~self.rejected)
+
+    def _range(self, values: Array, present: Array) -> Array:
+        f = self.feature
+        lo = -math.inf if f.min is None else f.min
+        hi = math.inf if f.max is None else f.max
+        with np.errstate(invalid="ignore"):
+            outside = present & ((values < lo) | (values > hi))
+        if not outside.any():
+            return values
+        if f.on_out_of_range == "reject":
+            self.reject(outside, f"outside the contract range [{_show(f.min)}, {_show(f.max)}]")
+        elif f.on_out_of_range == "clip":
+            self.count("clipped", outside)
+            values = np.where(outside, np.clip(values, lo, hi), values)
+        else:
+            self.count("out_of_range", outside)
+        return values
+
+    def _categories(self, values: Array, present: Array) -> None:
+        f = self.feature
+        assert f.categories is not None
+        known = pd.Series(values, dtype=object).isin(list(f.categories)).to_numpy()
+        unseen = present & ~known
+        if not unseen.any():
+            return
+        if f.on_unseen_category == "reject":
+            shown = list(f.categories[:10]) + (["..."] if len(f.categories) > 10 else [])
+            self.reject(unseen, f"not one of the contract's categories {shown}")
+        else:
+            self.count("unseen_category", unseen)
+
+
+_DTYPE_WORDS = {
+    DType.INT: "an integer",
+    DType.FLOAT: "a number",
+    DType.BOOL: "true or false",
+    DType.STRING: "a string",
+}
+_BOOL_WORDS: dict[Any, bool] = {
+    True: True, False: False, "true": True, "false": False, "True": True, "False": False,
+}
+
+
+def _coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
+    """Return (values, missing mask, wrong-type mask), converting only where it is safe."""
+    kind = raw.dtype.kind
+    n = len(raw)
+    none = np.zeros(n, dtype=bool)
+    if kind in "US":
+        raw = raw.astype(object)
+        kind = "O"
+    if dtype in (DType.INT, DType.FLOAT):
+        if kind in "iu":
+            values = raw.astype(np.float64) if dtype is DType.FLOAT else raw.astype(np.int64)
+            return values, none, none
+        if kind == "f":
+            values = raw.astype(np.float64, copy=False)
+            missing = np.isnan(values)
+            wrong = none
+            if dtype is DType.INT:
+                with np.errstate(invalid="ignore"):
+                    wrong = ~missing & np.isfinite(values) & (values != np.floor(values))
+            return values, missing, wrong
+        if kind == "O":
+            missing = pd.isna(raw)
+            is_bool = np.fromiter(map(type, raw), dtype=object, count=n) == bool
+            values = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            wrong = (~missing & np.isnan(values)) | is_bool
+            if dtype is DType.INT:
+                with np.errstate(invalid="ignore"):
+                    wrong |= ~missing & ~wrong & (values != np.floor(values))
+            return values, missing, wrong
+        return np.full(n, np.nan), none, ~none
+    if dtype is DType.BOOL:
+        if kind == "b":
+            return raw, none, none
+        if kind in "iuf":
+            numbers = raw.astype(np.float64)
+            missing = np.isnan(numbers)
+            return numbers == 1, missing, ~missing & (numbers != 0) & (numbers != 1)
+        if kind == "O":
+            missing = pd.isna(raw)
+            mapped = pd.Series(raw, dtype=object).map(_BOOL_WORDS)
+            wrong = ~missing & mapped.isna().to_numpy()
+            return mapped.fillna(False).to_numpy(dtype=bool), missing, wrong
+        return np.zeros(n, dtype=bool), none, ~none
+    # DType.STRING
+    if kind == "O":
+        missing = pd.isna(raw)
+        if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
+            return raw, missing, none
+        is_str = np.fromiter(map(type, raw), dtype=object, count=n) == str
+        return raw, missing, ~missing & ~is_str
+    if kind == "f":
+        missing = np.isnan(raw)
+        return raw.astype(object), missing, ~missing
+    return raw.astype(object), none, ~none
+
+
+def _finish(dtype: DType, values: Array, missing: Array) -> Array:
+    """The column in the dtype the model expects."""
+    if dtype is DType.INT:
+        if missing.any():
+            return values.astype(np.float64)
+        return np.where(np.isnan(values), 0, values).astype(np.int64) if values.dtype.kind == "f" \
+            else values.astype(np.int64, copy=False)
+    if dtype is DType.FLOAT:
+        return values.astype(np.float64, copy=False)
+    if dtype is DType.BOOL:
+        if missing.any():
+            out = values.astype(object)
+            out[missing] = None
+            return out
+        return values.astype(bool, copy=False)
+    out = values.astype(object, copy=False)
+    if missing.any():
+        out = out.copy()
+        out[missing] = None
+    return out
+
+
+def infer_contract(
+    data: Batch,
+    *,
+    task: Task,
+    target: str | None = None,
+    classes: Sequence[Label] | None = None,
+    max_categories: int = MAX_CATEGORIES,
+) -> Contract:
+    """Infer a contract from training rows (without the target column).
+
+    Defaults are what a production team would choose: a wrong type is always rejected; a
+    missing value is rejected unless training data had missing values (then it is passed to
+    the model); an out-of-range value or an unseen category is allowed and counted.
+
+    Raises:
+        ContractError: a column has a type contracts cannot hold (dates, mixed types, objects).
+    """
+    if not data.columns:
+        raise ContractError("the training data has no feature columns; expected at least one")
+    features = [_infer_feature(name, column, max_categories) for name, column in data.columns.items()]
+    return Contract(
+        features=tuple(features),
+        task=task,
+        target=target,
+        classes=None if classes is None else tuple(_plain(c) for c in classes),
+    )
+
+
+def _infer_feature(name: str, column: Array, max_categories: int) -> Feature:
+    kind = column.dtype.kind
+    if kind == "b":
+        dtype = DType.BOOL
+    elif kind in "iu":
+        dtype = DType.INT
+    elif kind == "f":
+        dtype = DType.FLOAT
+    elif kind in "OUS":
+        inferred = pd.api.types.infer_dtype(column, skipna=True)
+        mapping = {"string": DType.STRING, "boolean": DType.BOOL, "integer": DType.INT,
+                   "floating": DType.FLOAT, "mixed-integer-float": DType.FLOAT,
+                   "empty": DType.FLOAT}
+        if inferred not in mapping:
+            raise ContractError(
+                f"training column {name!r} holds {inferred} values; a contract holds int, float, "
+                "bool or string features: convert the column before registering"
+            )
+        dtype = mapping[inferred]
+    else:
+        raise ContractError(
+            f"training column {name!r} has type {column.dtype}; a contract holds int, float, "
+            "bool or string features: convert it (e.g. a date to a number) before registering"
+        )
+    values, missing, wrong = _coerce(dtype, column)
+    if wrong.any():
+        raise ContractError(f"training column {name!r} mixes {dtype} values with others")
+    present = values[~missing]
+    nullable = bool(missing.any())
+    common: dict[str, Any] = {
+        "name": name,
+        "dtype": dtype,
+        "nullable": nullable,
+        "on_missing": "pass" if nullable else "reject",
+    }
+    if dtype in (DType.INT, DType.FLOAT):
+        finite = present[np.isfinite(present.astype(np.float64))]
+        if len(finite):
+            common["min"] = _plain(finite.min())
+            common["max"] = _plain(finite.max())
+            median = float(np.median(finite))
+            common["impute_value"] = int(round(median)) if dtype is DType.INT else median
+        return Feature(**common)
+    if dtype is DType.BOOL:
+        common["categories"] = (False, True)
+        if len(present):
+            common["impute_value"] = bool(pd.Series(present).mode().iloc[0])
+        return Feature(**common)
+    series = pd.Series(present, dtype=object)
+    uniques = series.unique()
+    if 0 < len(uniques) <= max_categories:
+        common["categories"] = tuple(sorted(str(u) for u in uniques))
+    if len(present):
+        common["impute_value"] = str(series.value_counts().index[0])
+    return Feature(**common)
+
+
+def _check_choice(where: str, key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ContractError(f"{where} has {key}={value!r}; expected one of {list(allowed)}")
+
+
+def _as_number(name: object, key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ContractError(f"feature {name!r} has {key}={value!r}; expected a number")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds; anything else unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _show(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return "missing"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

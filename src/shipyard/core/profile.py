@@ -1,0 +1,341 @@
+"""Mergeable per-feature statistics of a data set or a window of traffic: the drift reference.
+
+Numeric features keep a histogram on quantile edges taken from the reference data (100 bins by
+default, so a 10-bin PSI and a fine-grid KS both come from one profile), plus missing count,
+min, max, mean and the sum of squared deviations. Categorical features keep counts per value.
+Profiles built on the same edges add up: `profile(A) + profile(B) == profile(A and B)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shipyard.core.batch import Array, Batch, Predictions
+from shipyard.core.contract import Contract, DType
+from shipyard.errors import ProfileError
+
+__all__ = ["CategoricalProfile", "NumericProfile", "Profile"]
+
+DEFAULT_BINS = 100
+MAX_TRACKED_CATEGORIES = 1000
+OTHER = "__other__"
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Histogram on fixed edges and moments of one numeric column.
+
+    Args:
+        edges: the inner bin edges, ascending; bin i holds edges[i-1] <= x < edges[i], with the
+            first and last bins open to -inf and +inf.
+        counts: values per bin, one more than there are edges.
+        missing: missing (NaN or absent) values.
+        count: present values.
+        min: the smallest present value (None when there is none).
+        max: the largest present value.
+        mean: the mean of the present values.
+        m2: the sum of squared deviations from the mean (variance = m2 / count).
+    """
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    missing: int = 0
+    count: int = 0
+    min: float | None = None
+    max: float | None = None
+    mean: float = 0.0
+    m2: float = 0.0
+
+    kind = "numeric"
+
+    @property
+    def variance(self) -> float:
+        """The population variance of the present values (0 when fewer than two)."""
+        return self.m2 / self.count if self.count > 1 else 0.0
+
+    @classmethod
+    def of(cls, values: Array, edges: tuple[float, ...]) -> NumericProfile:
+        """Profile `values` on `edges`."""
+        numbers = values.astype(np.float64, copy=False)
+        missing_mask = np.isnan(numbers)
+        present = numbers[~missing_mask]
+        bins = np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="right")
+        counts = np.bincount(bins, minlength=len(edges) + 1)
+        n = len(present)
+        mean = float(present.mean()) if n else 0.0
+        return cls(
+            edges=edges,
+            counts=tuple(int(c) for c in counts),
+            missing=int(missing_mask.sum()),
+            count=n,
+            min=float(present.min()) if n else None,
+            max=float(present.max()) if n else None,
+            mean=mean,
+            m2=float(((present - mean) ** 2).sum()) if n else 0.0,
+        )
+
+    def __add__(self, other: NumericProfile) -> NumericProfile:
+        if self.edges != other.edges:
+            raise ProfileError(
+                "cannot add numeric profiles built on different bin edges; build both from the "
+                "same reference profile"
+            )
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / n if n else 0.0
+        m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n if n else 0.0
+        return NumericProfile(
+            edges=self.edges,
+            counts=tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)),
+            missing=self.missing + other.missing,
+            count=n,
+            min=_pick(min, self.min, other.min),
+            max=_pick(max, self.max, other.max),
+            mean=mean,
+            m2=m2,
+        )
+
+    def empty(self) -> NumericProfile:
+        """A profile of no data on the same edges."""
+        return NumericProfile(edges=self.edges, counts=(0,) * len(self.counts))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as JSON-safe data."""
+        return {"kind": self.kind, "edges": list(self.edges), "counts": list(self.counts),
+                "missing": self.missing, "count": self.count, "min": self.min, "max": self.max,
+                "mean": self.mean, "m2": self.m2}
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Counts per value of one categorical (string or bool) column.
+
+    Args:
+        counts: occurrences per value (as text); values past the tracking cap go to '__other__'.
+        missing: missing values.
+    """
+
+    counts: Mapping[str, int] = field(default_factory=dict)
+    missing: int = 0
+
+    kind = "categorical"
+
+    @property
+    def count(self) -> int:
+        """Present values."""
+        return sum(self.counts.values())
+
+    @classmethod
+    def of(cls, values: Array) -> CategoricalProfile:
+        """Profile `values`."""
+        series = pd.Series(values, dtype=object)
+        missing = series.isna()
+        counted = series[~missing].map(_category_text).value_counts()
+        return cls(_capped(dict(zip(counted.index, counted.tolist(), strict=True))),
+                   int(missing.sum()))
+
+    def __add__(self, other: CategoricalProfile) -> CategoricalProfile:
+        counts = dict(self.counts)
+        for key, value in other.counts.items():
+            counts[key] = counts.get(key, 0) + value
+        return CategoricalProfile(_capped(counts), self.missing + other.missing)
+
+    def empty(self) -> CategoricalProfile:
+        """A profile of no data."""
+        return CategoricalProfile()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as JSON-safe data."""
+        return {"kind": self.kind, "counts": dict(self.counts), "missing": self.missing}
+
+
+ColumnProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Statistics of the inputs and the model's outputs over a set of rows.
+
+    Args:
+        rows: how many rows were profiled.
+        features: per input feature.
+        outputs: per output column ('prediction', 'proba_<class>').
+    """
+
+    rows: int
+    features: Mapping[str, ColumnProfile]
+    outputs: Mapping[str, ColumnProfile] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        data: Batch,
+        *,
+        contract: Contract | None = None,
+        predictions: Predictions | None = None,
+        bins: int = DEFAULT_BINS,
+    ) -> Profile:
+        """Profile `data` (and `predictions`), taking quantile edges from this data: a reference.
+
+        Args:
+            data: the rows; with a contract, only its features are profiled.
+            contract: tells numeric from categorical features; without one, the dtype does.
+            predictions: the model's outputs on `data`, profiled as outputs.
+            bins: the number of quantile bins for numeric columns.
+        """
+        if bins < 2:
+            raise ProfileError(f"a profile needs at least 2 bins; got {bins}")
+        categorical = _categorical_names(data, contract)
+        names = contract.names if contract is not None else data.names
+        features = {n: _build_column(data.columns[n], n in categorical, bins) for n in names}
+        outputs: dict[str, ColumnProfile] = {}
+        if predictions is not None:
+            for name, column in predictions.to_columns().items():
+                is_cat = name == "prediction" and predictions.task == "classification"
+                outputs[name] = _build_column(column, is_cat, bins)
+        return cls(data.n_rows, features, outputs)
+
+    def profile(self, data: Batch, predictions: Predictions | None = None) -> Profile:
+        """Profile new rows on this profile's edges, so the result can be compared and added.
+
+        Raises:
+            ProfileError: a profiled feature is absent from `data`.
+        """
+        missing = [n for n in self.features if n not in data.columns]
+        if missing:
+            raise ProfileError(f"cannot profile rows without the features {missing}")
+        features = {n: _like(p, data.columns[n]) for n, p in self.features.items()}
+        outputs: dict[str, ColumnProfile] = {}
+        if predictions is not None:
+            columns = predictions.to_columns()
+            outputs = {n: _like(p, columns[n]) for n, p in self.outputs.items() if n in columns}
+        return Profile(data.n_rows, features, outputs)
+
+    def empty(self) -> Profile:
+        """A profile of no rows on the same edges: the start of a window."""
+        return Profile(0, {n: p.empty() for n, p in self.features.items()},
+                       {n: p.empty() for n, p in self.outputs.items()})
+
+    def __add__(self, other: Profile) -> Profile:
+        if set(self.features) != set(other.features):
+            raise ProfileError(
+                f"cannot add profiles of different features: {sorted(self.features)} and "
+                f"{sorted(other.features)}"
+            )
+        return Profile(
+            self.rows + other.rows,
+            {n: _add(p, other.features[n], n) for n, p in self.features.items()},
+            {n: _add(p, other.outputs[n], n) if n in other.outputs else p
+             for n, p in self.outputs.items()}
+            | {n: p for n, p in other.outputs.items() if n not in self.outputs},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The profile as JSON-safe data."""
+        return {
+            "rows": self.rows,
+            "features": {n: p.to_dict() for n, p in self.features.items()},
+            "outputs": {n: p.to_dict() for n, p in self.outputs.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        """Read a profile written by `to_dict`.
+
+        Raises:
+            ProfileError: the data is not a profile.
+        """
+        try:
+            return cls(
+                int(data["rows"]),
+                {n: _column_from_dict(p) for n, p in data["features"].items()},
+                {n: _column_from_dict(p) for n, p in data.get("outputs", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProfileError(f"the data is not a Shipyard profile: {exc!r}") from None
+
+
+def _categorical_names(data: Batch, contract: Contract | None) -> set[str]:
+    if contract is not None:
+        return {f.name for f in contract.features if f.dtype in (DType.STRING, DType.BOOL)}
+    return {n for n, c in data.columns.items() if c.dtype.kind not in "iuf"}
+
+
+def _build_column(column: Array, categorical: bool, bins: int) -> ColumnProfile:
+    if categorical:
+        return CategoricalProfile.of(column)
+    numbers = column.astype(np.float64, copy=False)
+    present = numbers[~np.isnan(numbers)]
+    if len(present):
+        inner = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
+        edges = tuple(float(e) for e in np.unique(inner))
+    else:
+        edges = ()
+    return NumericProfile.of(numbers, edges)
+
+
+def _like(reference: ColumnProfile, column: Array) -> ColumnProfile:
+    if isinstance(reference, NumericProfile):
+        if column.dtype.kind not in "iufb":
+            column = pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+        return NumericProfile.of(column, reference.edges)
+    return CategoricalProfile.of(column)
+
+
+def _add(a: ColumnProfile, b: ColumnProfile, name: str) -> ColumnProfile:
+    if isinstance(a, NumericProfile) and isinstance(b, NumericProfile):
+        return a + b
+    if isinstance(a, CategoricalProfile) and isinstance(b, CategoricalProfile):
+        return a + b
+    raise ProfileError(f"cannot add a {a.kind} and a {b.kind} profile of column {name!r}")
+
+
+def _column_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
+    if data["kind"] == "numeric":
+        return NumericProfile(
+            edges=tuple(float(e) for e in data["edges"]),
+            counts=tuple(int(c) for c in data["counts"]),
+            missing=int(data["missing"]),
+            count=int(data["count"]),
+            min=data["min"],
+            max=data["max"],
+            mean=float(data["mean"]),
+            m2=float(data["m2"]),
+        )
+    if data["kind"] == "categorical":
+        return CategoricalProfile({str(k): int(v) for k, v in data["counts"].items()},
+                                  int(data["missing"]))
+    raise ValueError(f"unknown column profile kind {data['kind']!r}")
+
+
+def _category_text(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isnan(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _capped(counts: dict[str, int]) -> dict[str, int]:
+    if len(counts) <= MAX_TRACKED_CATEGORIES:
+        return counts
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = dict(ranked[: MAX_TRACKED_CATEGORIES - 1])
+    kept[OTHER] = kept.get(OTHER, 0) + sum(v for _, v in ranked[MAX_TRACKED_CATEGORIES - 1 :])
+    return kept
+
+
+def _pick(fn: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(fn(a, b))

@@ -1,0 +1,133 @@
+"""Every error Shipyard raises, one root and one base per area.
+
+Transports map these to status codes in their own tables; no exception here carries one.
+
+    ShipyardError
+    ├── ConfigError                  a setting in the environment or a file is wrong
+    ├── RefError                     a model reference or name is malformed
+    ├── RegistryError
+    │   ├── NotFoundError            no such model, version or alias
+    │   └── ConflictError            the change contradicts the registry's state
+    ├── StoreError
+    │   ├── ArtifactIntegrityError   an artifact's bytes do not match their digest
+    │   └── StoreUnavailableError    the metadata store is locked or unreachable
+    ├── FlavorError
+    │   ├── UnknownFlavorError       no flavor of that name, or none accepts the model
+    │   ├── MissingDependencyError   the flavor's framework is not installed
+    │   └── UntrustedArtifactError   loading would run code nobody said to trust
+    ├── ContractError
+    │   ├── ContractViolationError   input breaks the contract; carries every violation
+    │   └── InputError               an input file or payload cannot be read as rows
+    ├── ProfileError                 profiles cannot be built or combined as asked
+    └── PredictionError              the model itself failed on valid input
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipyard.core.contract import Violation
+
+__all__ = [
+    "ArtifactIntegrityError",
+    "ConfigError",
+    "ConflictError",
+    "ContractError",
+    "ContractViolationError",
+    "FlavorError",
+    "InputError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "PredictionError",
+    "ProfileError",
+    "RefError",
+    "RegistryError",
+    "ShipyardError",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownFlavorError",
+    "UntrustedArtifactError",
+]
+
+
+class ShipyardError(Exception):
+    """The root of every error Shipyard raises on purpose."""
+
+
+class ConfigError(ShipyardError):
+    """A setting is missing or malformed."""
+
+
+class RefError(ShipyardError):
+    """A model reference or name is malformed."""
+
+
+class RegistryError(ShipyardError):
+    """A registry operation cannot be carried out."""
+
+
+class NotFoundError(RegistryError):
+    """No model, version or alias answers to the reference."""
+
+
+class ConflictError(RegistryError):
+    """The change contradicts the registry's current state."""
+
+
+class StoreError(ShipyardError):
+    """The metadata or artifact store failed."""
+
+
+class ArtifactIntegrityError(StoreError):
+    """An artifact's bytes do not hash to the digest it was stored under."""
+
+
+class StoreUnavailableError(StoreError):
+    """The metadata store is locked, unreachable or refused the connection."""
+
+
+class FlavorError(ShipyardError):
+    """A model cannot be saved or loaded by its flavor."""
+
+
+class UnknownFlavorError(FlavorError):
+    """No flavor has that name, or no flavor accepts the object."""
+
+
+class MissingDependencyError(FlavorError):
+    """The framework a flavor needs is not installed."""
+
+
+class UntrustedArtifactError(FlavorError):
+    """Loading the artifact would execute code or types nobody declared trusted."""
+
+
+class ContractError(ShipyardError):
+    """A contract is malformed, or input does not satisfy it."""
+
+
+class InputError(ContractError):
+    """An input file or payload cannot be read as rows at all."""
+
+
+class ContractViolationError(ContractError):
+    """Input breaks the contract; `violations` lists every one of them.
+
+    Args:
+        message: the summary line, followed by the first violations.
+        violations: every violation found, with row, feature, value and reason.
+    """
+
+    def __init__(self, message: str, violations: Sequence[Violation] = ()) -> None:
+        super().__init__(message)
+        self.violations: tuple[Violation, ...] = tuple(violations)
+
+
+class ProfileError(ShipyardError):
+    """Profiles cannot be built, read or merged as asked (e.g. different bin edges)."""
+
+
+class PredictionError(ShipyardError):
+    """The model raised while predicting on input that passed its contract."""

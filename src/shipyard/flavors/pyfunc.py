@@ -1,0 +1,86 @@
+"""Custom Python models: any object with `predict`, stored with cloudpickle.
+
+Loading such a model runs its code, so both registering and loading need `trust_code=True`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Batch, Predictions
+from shipyard.errors import PredictionError, UntrustedArtifactError
+from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, plain_labels, require
+
+__all__ = ["PyFuncFlavor"]
+
+_FILE = "model.cloudpickle"
+
+
+class PyFuncPredictor:
+    """Calls the object's `predict(DataFrame)` and, when it has one, `predict_proba`."""
+
+    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+        self.model = model
+        classes = meta.get("classes")
+        self.classes = tuple(classes) if classes is not None else None
+        self.scores = self.classes is not None and hasattr(model, "predict_proba")
+
+    def predict(self, batch: Batch) -> Predictions:
+        """Predict `batch` (features in contract order)."""
+        task = "classification" if self.classes is not None else "regression"
+        if batch.n_rows == 0:
+            probabilities = np.empty((0, len(self.classes))) if self.scores and self.classes \
+                else None
+            return Predictions(task, np.empty(0, dtype=object), probabilities, self.classes)
+        frame = batch.to_pandas()
+        try:
+            if self.scores:
+                probabilities = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+                labels = np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)]
+                return Predictions(task, labels, probabilities, self.classes)
+            values = np.asarray(self.model.predict(frame))
+        except Exception as exc:
+            raise PredictionError(f"the custom model's predict raised: {exc!r}") from exc
+        if values.ndim != 1 or len(values) != batch.n_rows:
+            raise PredictionError(
+                f"the custom model's predict returned shape {values.shape}; expected "
+                f"{batch.n_rows} values, one per row"
+            )
+        return Predictions(task, values, None, self.classes)
+
+
+class PyFuncFlavor:
+    """Custom code; only with `trust_code=True`, because loading it runs it."""
+
+    name = "pyfunc"
+    suffixes: tuple[str, ...] = ()
+
+    def accepts(self, model: object) -> bool:
+        """True for any object with a callable `predict`."""
+        return callable(getattr(model, "predict", None))
+
+    def save(self, model: object) -> SavedModel:
+        """Serialise the object (and its class, when defined in a script) with cloudpickle."""
+        cloudpickle = require("cloudpickle", flavor="pyfunc", extra="pyfunc")
+        meta: dict[str, Any] = {"framework": "python", "class": type(model).__qualname__}
+        classes = getattr(model, "classes_", None)
+        if classes is not None:
+            meta["classes"] = plain_labels(classes)
+            meta["task"] = "classification"
+        return SavedModel(self.name, {_FILE: cloudpickle.dumps(model)}, meta)
+
+    def load(self, saved: SavedModel, options: LoadOptions) -> Predictor:
+        """Unpickle the object, which runs its code: refused unless `trust_code`."""
+        return PyFuncPredictor(self.read_file(saved.files[_FILE], options), dict(saved.meta))
+
+    def read_file(self, data: bytes, options: LoadOptions) -> object:
+        """Unpickle a custom model: refused unless `trust_code`."""
+        if not options.trust_code:
+            raise UntrustedArtifactError(
+                "this is a custom Python model (pyfunc); loading it runs its code. Load it with "
+                "trust_code=True (CLI: --trust-code) only if you trust who registered it"
+            )
+        cloudpickle = require("cloudpickle", flavor="pyfunc", extra="pyfunc")
+        return cloudpickle.loads(data)

@@ -1,0 +1,129 @@
+"""scikit-learn estimators and pipelines, saved with skops and loaded with a trusted-type list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Batch, Predictions
+from shipyard.flavors.base import (
+    LoadOptions,
+    Predictor,
+    SavedModel,
+    jsonable,
+    module_of,
+    plain_labels,
+    require,
+)
+from shipyard.errors import FlavorError, PredictionError, UntrustedArtifactError
+
+__all__ = ["SklearnFlavor", "SklearnPredictor", "TRUSTED_MODULES"]
+
+# A skops artifact may construct types from these modules (their functions are referenced by
+# name, never called at load); any other type must be listed by the caller, by name.
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
+TRUSTED_TYPES = frozenset({"functools.partial"})
+_FILE = "model.skops"
+
+
+def _untrusted(data: bytes, extra: tuple[str, ...]) -> list[str]:
+    sio = require("skops.io", flavor="sklearn", extra="sklearn")
+    found: list[str] = sio.get_untrusted_types(data=data)
+    return [
+        t for t in found
+        if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES and t not in extra
+    ]
+
+
+def _loads(data: bytes, options: LoadOptions) -> Any:
+    sio = require("skops.io", flavor="sklearn", extra="sklearn")
+    try:
+        untrusted = _untrusted(data, options.trusted_types)
+    except Exception as exc:
+        raise FlavorError(f"the data is not a skops model file ({exc})") from None
+    if untrusted:
+        raise UntrustedArtifactError(
+            f"the skops artifact would construct types nobody declared trusted: {untrusted}; "
+            "if you trust them, register again with trusted_types=[...] "
+            "(CLI: --trust-type NAME)"
+        )
+    trusted = sio.get_untrusted_types(data=data)
+    return sio.loads(data, trusted=trusted)
+
+
+class SklearnPredictor:
+    """Predicts with a scikit-learn estimator; classifiers return labels and probabilities."""
+
+    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+        self.model = model
+        self.frame_input = bool(meta.get("frame_input", False))
+        classes = meta.get("classes")
+        self.classes = tuple(classes) if classes is not None else None
+        self.scores = self.classes is not None and hasattr(model, "predict_proba")
+        self._labels = np.asarray(self.classes, dtype=object) if self.classes else None
+
+    def predict(self, batch: Batch) -> Predictions:
+        """Predict `batch` (features in contract order)."""
+        if batch.n_rows == 0:
+            return _empty(self.classes, self.scores)
+        features = batch.to_pandas() if self.frame_input else batch.to_numpy()
+        try:
+            if self.scores:
+                probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)
+                labels = self.model.classes_[probabilities.argmax(axis=1)]
+                return Predictions("classification", labels, probabilities, self.classes)
+            values = np.asarray(self.model.predict(features))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise PredictionError(f"the scikit-learn model failed to predict: {exc}") from exc
+        task = "classification" if self.classes is not None else "regression"
+        return Predictions(task, values, None, self.classes)
+
+
+def _empty(classes: tuple[Any, ...] | None, scores: bool) -> Predictions:
+    if classes is None:
+        return Predictions("regression", np.empty(0, dtype=np.float64))
+    probabilities = np.empty((0, len(classes))) if scores else None
+    return Predictions("classification", np.empty(0, dtype=object), probabilities, classes)
+
+
+class SklearnFlavor:
+    """Any scikit-learn estimator or Pipeline; never pickle."""
+
+    name = "sklearn"
+    suffixes = (".skops",)
+
+    def accepts(self, model: object) -> bool:
+        """True for objects from scikit-learn (estimators, pipelines)."""
+        return module_of(model) == "sklearn" and hasattr(model, "predict")
+
+    def save(self, model: object) -> SavedModel:
+        """Serialise with skops and record classes, feature names and parameters."""
+        sio = require("skops.io", flavor="sklearn", extra="sklearn")
+        sklearn = require("sklearn", flavor="sklearn", extra="sklearn")
+        from sklearn.base import is_classifier
+
+        data: bytes = sio.dumps(model)
+        meta: dict[str, Any] = {"framework": "scikit-learn", "framework_version": sklearn.__version__}
+        if is_classifier(model) and hasattr(model, "classes_"):
+            meta["classes"] = plain_labels(model.classes_)
+            meta["task"] = "classification"
+        else:
+            meta["task"] = "regression"
+        names = getattr(model, "feature_names_in_", None)
+        meta["frame_input"] = names is not None
+        if names is not None:
+            meta["feature_names"] = [str(n) for n in names]
+        if hasattr(model, "get_params"):
+            meta["params"] = jsonable(model.get_params(deep=False))
+        return SavedModel(self.name, {_FILE: data}, meta)
+
+    def load(self, saved: SavedModel, options: LoadOptions) -> Predictor:
+        """Load with skops, refusing types outside the trusted list."""
+        extra = tuple(saved.meta.get("trusted_types", ())) + options.trusted_types
+        model = _loads(saved.files[_FILE], LoadOptions(trusted_types=extra))
+        return SklearnPredictor(model, dict(saved.meta))
+
+    def read_file(self, data: bytes, options: LoadOptions) -> object:
+        """Read a `.skops` file."""
+        return _loads(data, options)

@@ -1,0 +1,127 @@
+"""XGBoost models (scikit-learn wrappers and Boosters) in XGBoost's own UBJSON format."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Batch, Predictions
+from shipyard.errors import FlavorError, PredictionError
+from shipyard.flavors.base import (
+    LoadOptions,
+    Predictor,
+    SavedModel,
+    jsonable,
+    module_of,
+    plain_labels,
+    require,
+)
+
+__all__ = ["XGBoostFlavor"]
+
+_FILE = "model.ubj"
+_WRAPPERS = {"XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker"}
+
+
+def _xgb() -> Any:
+    return require("xgboost", flavor="xgboost", extra="xgboost")
+
+
+class XGBoostPredictor:
+    """Predicts with an XGBoost scikit-learn wrapper or Booster."""
+
+    def __init__(self, model: Any, meta: dict[str, Any]) -> None:
+        self.model = model
+        classes = meta.get("classes")
+        self.classes = tuple(classes) if classes is not None else None
+        self.frame_input = bool(meta.get("frame_input", False))
+
+    def predict(self, batch: Batch) -> Predictions:
+        """Predict `batch` (features in contract order)."""
+        xgb = _xgb()
+        if batch.n_rows == 0:
+            if self.classes is None:
+                return Predictions("regression", np.empty(0))
+            return Predictions("classification", np.empty(0, dtype=object),
+                               np.empty((0, len(self.classes))), self.classes)
+        features = _categorical_frame(batch) if self.frame_input else batch.to_numpy()
+        try:
+            if isinstance(self.model, xgb.Booster):
+                raw = self.model.inplace_predict(features)
+            elif self.classes is not None:
+                raw = self.model.predict_proba(features)
+            else:
+                raw = self.model.predict(features)
+        except (ValueError, TypeError, xgb.core.XGBoostError) as exc:
+            raise PredictionError(f"the XGBoost model failed to predict: {exc}") from exc
+        values = np.asarray(raw, dtype=np.float64)
+        if self.classes is None:
+            return Predictions("regression", values.reshape(len(values), -1)[:, 0])
+        if values.ndim == 1:
+            values = np.column_stack([1.0 - values, values])
+        labels = np.asarray(self.classes, dtype=object)[values.argmax(axis=1)]
+        return Predictions("classification", labels, values, self.classes)
+
+
+def _categorical_frame(batch: Batch) -> Any:
+    """A DataFrame with string columns as pandas categoricals, as XGBoost expects them."""
+    frame = batch.to_pandas().copy()
+    for name, column in batch.columns.items():
+        if column.dtype == object:
+            frame[name] = frame[name].astype("category")
+    return frame
+
+
+class XGBoostFlavor:
+    """XGBoost in its native format; nothing executable is stored."""
+
+    name = "xgboost"
+    suffixes = (".ubj", ".xgb")
+
+    def accepts(self, model: object) -> bool:
+        """True for XGBoost scikit-learn wrappers and Boosters."""
+        return module_of(model) == "xgboost" and (
+            type(model).__name__ in _WRAPPERS or type(model).__name__ == "Booster"
+        )
+
+    def save(self, model: object) -> SavedModel:
+        """Save in UBJSON with the wrapper type and classes."""
+        xgb = _xgb()
+        wrapper = type(model).__name__ if type(model).__name__ in _WRAPPERS else None
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, _FILE)
+            model.save_model(path)  # type: ignore[attr-defined]  # both kinds have save_model
+            with open(path, "rb") as handle:
+                data = handle.read()
+        meta: dict[str, Any] = {"framework": "xgboost", "framework_version": xgb.__version__,
+                                "wrapper": wrapper}
+        classes = getattr(model, "classes_", None) if wrapper else None
+        meta["task"] = "classification" if classes is not None else "regression"
+        if classes is not None:
+            meta["classes"] = plain_labels(classes)
+        names = getattr(model, "feature_names_in_", None)
+        meta["frame_input"] = names is not None
+        if hasattr(model, "get_params"):
+            meta["params"] = jsonable(model.get_params())
+        return SavedModel(self.name, {_FILE: data}, meta)
+
+    def load(self, saved: SavedModel, options: LoadOptions) -> Predictor:
+        """Load the native model into its wrapper (or a Booster)."""
+        model = self._model(saved.files[_FILE], saved.meta.get("wrapper"))
+        return XGBoostPredictor(model, dict(saved.meta))
+
+    def read_file(self, data: bytes, options: LoadOptions) -> object:
+        """Read an XGBoost model file as a Booster."""
+        return self._model(data, None)
+
+    def _model(self, data: bytes, wrapper: str | None) -> Any:
+        xgb = _xgb()
+        model = getattr(xgb, wrapper)() if wrapper else xgb.Booster()
+        try:
+            model.load_model(bytearray(data))
+        except xgb.core.XGBoostError as exc:
+            raise FlavorError(f"the data is not an XGBoost model ({exc})") from None
+        return model

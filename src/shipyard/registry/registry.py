@@ -1,0 +1,865 @@
+"""The model registry: immutable numbered versions, aliases, tags, lineage, archive and delete.
+
+Registering saves the model through its flavor, loads it back (so an artifact that cannot be
+loaded is never registered), infers the contract and the reference profile from the training
+data, stores the artifact by digest, then writes every row in one transaction.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+
+from shipyard.config import Settings
+from shipyard.core.batch import Array, Batch, Label, Task
+from shipyard.core.contract import Contract, infer_contract
+from shipyard.core.profile import Profile
+from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
+from shipyard.errors import (
+    ConflictError,
+    ContractError,
+    NotFoundError,
+    RegistryError,
+    ShipyardError,
+    UntrustedArtifactError,
+)
+from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, pack, unpack
+from shipyard.flavors.base import LoadOptions, SavedModel
+from shipyard.registry.lineage import environment, fingerprint, git_state
+from shipyard.registry.loaded import LoadedModel
+from shipyard.store.artifacts import ArtifactStore
+from shipyard.store.metadata import MetadataStore, as_utc, utcnow
+from shipyard.store.schema import aliases, changes, model_versions, models, tags
+
+__all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry"]
+
+LIVE = "live"
+ARCHIVED = "archived"
+PROFILE_ROWS = 200_000  # rows of training data the reference profile is built from, at most
+_REGRESSION_MIN_UNIQUE = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelVersion:
+    """One immutable registered version of a model."""
+
+    name: str
+    version: int
+    status: str
+    flavor: str
+    artifact_digest: str
+    artifact_size: int
+    contract: Contract
+    profile: Profile | None
+    metrics: Mapping[str, Any]
+    lineage: Mapping[str, Any]
+    description: str
+    created_at: datetime
+    aliases: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> ModelRef:
+        """`NAME:VERSION` of this version."""
+        return ModelRef(self.name, version=self.version)
+
+    def to_dict(self, *, profile: bool = False) -> dict[str, Any]:
+        """The version as JSON-safe data (the profile only when asked: it is large)."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "ref": str(self.ref),
+            "status": self.status,
+            "flavor": self.flavor,
+            "task": self.contract.task,
+            "artifact_digest": self.artifact_digest,
+            "artifact_size": self.artifact_size,
+            "aliases": list(self.aliases),
+            "tags": dict(self.tags),
+            "description": self.description,
+            "created_at": self.created_at.isoformat(),
+            "metrics": dict(self.metrics),
+            "lineage": dict(self.lineage),
+            "contract": self.contract.to_dict(),
+        }
+        if profile and self.profile is not None:
+            data["profile"] = self.profile.to_dict()
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisteredModel:
+    """A model name and the state of its versions."""
+
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None
+    version_count: int
+    aliases: Mapping[str, int]
+    tags: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as JSON-safe data."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "latest_version": self.latest_version,
+            "version_count": self.version_count,
+            "aliases": dict(self.aliases),
+            "tags": dict(self.tags),
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """One recorded change to the registry."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    model: str
+    version: int | None
+    detail: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The change as JSON-safe data."""
+        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor,
+                "action": self.action, "model": self.model, "version": self.version,
+                "detail": dict(self.detail)}
+
+
+class Registry:
+    """The registry over a metadata store and an artifact store.
+
+    Args:
+        settings: where the stores are; `Settings.from_env()` when omitted.
+        actor: who makes the changes, for the change log (the OS user by default).
+    """
+
+    def __init__(self, settings: Settings | None = None, *, actor: str | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.meta = MetadataStore(self.settings.db_url)
+        self.artifacts = ArtifactStore(self.settings.store_url)
+        self.actor = actor or _os_user()
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.meta.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- registering
+
+    def register(
+        self,
+        model: object,
+        *,
+        name: str,
+        train_data: Any = None,
+        target: str | None = None,
+        task: Task | None = None,
+        flavor: str | None = None,
+        contract: Contract | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+        alias: str | None = None,
+        trust_code: bool = False,
+        trusted_types: Sequence[str] = (),
+    ) -> ModelVersion:
+        """Register `model` as the next version of `name`.
+
+        Args:
+            model: a scikit-learn, XGBoost, LightGBM or ONNX model, or (with `trust_code`) any
+                object with `predict`.
+            name: the model's name.
+            train_data: the training rows (DataFrame, Arrow table, records), target included
+                when `target` names it; the contract and profile are inferred from it.
+            target: the label column in `train_data`.
+            task: 'classification' or 'regression', when the model does not say.
+            flavor: force a flavor instead of detecting one.
+            contract: use this contract instead of inferring one.
+            description: free text.
+            tags: key=value labels for the version.
+            params: training parameters to keep in the lineage (the model's own are kept).
+            metrics: numbers to keep with the version.
+            alias: move this alias to the new version in the same transaction.
+            trust_code: allow a custom Python model (pyfunc), whose loading runs its code.
+            trusted_types: extra type names a skops artifact may construct.
+
+        Raises:
+            RefError: the name is malformed.
+            FlavorError: no flavor accepts the model, or it does not load back.
+            ContractError: the training data or contract is unusable.
+            StoreUnavailableError: the metadata store is locked or unreachable.
+        """
+        check_name(name)
+        if alias is not None:
+            check_alias(alias)
+        for key in tags or {}:
+            check_tag_key(key)
+        chosen = flavor_named(flavor) if flavor else flavor_for(model)
+        if chosen.name == "pyfunc" and not trust_code:
+            raise UntrustedArtifactError(
+                f"{type(model).__qualname__} is custom Python code (pyfunc flavor); loading it "
+                "later runs that code. Register it with trust_code=True if that is intended"
+            )
+        options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types))
+        features, labels = _split_training(train_data, target)
+        saved = chosen.save(model)
+        resolved_task, classes = _task_and_classes(saved.meta, task, labels, contract)
+        meta = dict(saved.meta) | {"task": resolved_task, "classes": classes}
+        if trusted_types:
+            meta["trusted_types"] = sorted(set(trusted_types))
+        saved = SavedModel(saved.flavor, saved.files, meta)
+        if contract is None:
+            if features is None:
+                raise ContractError(
+                    f"registering {name!r} needs train_data (to infer the contract) or a contract"
+                )
+            contract = infer_contract(features, task=resolved_task, target=target, classes=classes)
+        _check_feature_names(meta.get("feature_names"), contract)
+        artifact = pack(saved)
+        loaded = chosen.load(unpack(artifact), options)
+        profile = None
+        if features is not None:
+            profile = _reference_profile(name, contract, features, loaded)
+        lineage: dict[str, Any] = {
+            "flavor": chosen.name,
+            "framework": meta.get("framework"),
+            "framework_version": meta.get("framework_version"),
+            "params": dict(meta.get("params") or {}) | dict(params or {}),
+            "environment": environment(),
+            "git": git_state(),
+            "registered_by": self.actor,
+        }
+        if features is not None:
+            lineage["training_data"] = {"fingerprint": fingerprint(features),
+                                        "rows": features.n_rows, "columns": list(features.names)}
+        return self._insert(name, chosen.name, artifact, contract, profile, lineage,
+                            metrics=dict(metrics or {}), description=description,
+                            version_tags=dict(tags or {}), alias=alias, action="register")
+
+    def register_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str,
+        flavor: str | None = None,
+        trust_code: bool = False,
+        trusted_types: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> ModelVersion:
+        """Register a model file (`.skops`, `.ubj`, `.txt`/`.lgb`, `.onnx`); see `register`.
+
+        Raises:
+            FlavorError: the file is not a model of its suffix's format, or a pickle.
+            InputError: the file does not exist.
+        """
+        from shipyard.errors import InputError
+
+        file = Path(path)
+        chosen = flavor_named(flavor) if flavor else flavor_for_file(file)
+        if not file.is_file():
+            raise InputError(f"model file {file} does not exist")
+        options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types))
+        try:
+            model = chosen.read_file(file.read_bytes(), options)
+        except ShipyardError as exc:
+            raise type(exc)(f"{file} is not a usable {chosen.name} model: {exc}") from None
+        return self.register(model, name=name, flavor=chosen.name, trust_code=trust_code,
+                             trusted_types=trusted_types, **kwargs)
+
+    def edit_contract(self, ref: str | ModelRef, contract: Contract) -> ModelVersion:
+        """Make a new version with the same artifact and profile and a new contract.
+
+        Raises:
+            ContractError: the new contract's task or classes differ from the model's, or
+                its features are not the same set as before.
+        """
+        base = self.get(ref)
+        if set(contract.names) != set(base.contract.names):
+            raise ContractError(
+                f"the edited contract has features {sorted(contract.names)}, but {base.ref} takes "
+                f"{sorted(base.contract.names)}; a contract edit may change rules, not features"
+            )
+        if contract.task != base.contract.task or contract.classes != base.contract.classes:
+            raise ContractError(
+                f"the edited contract changes the task or classes of {base.ref}; those belong to "
+                "the model and cannot be edited"
+            )
+        artifact = self.artifacts.get(base.artifact_digest)
+        lineage = dict(base.lineage) | {"derived_from": str(base.ref), "change": "contract edit",
+                                        "registered_by": self.actor}
+        return self._insert(base.name, base.flavor, artifact, contract, base.profile, lineage,
+                            metrics=dict(base.metrics), description=base.description,
+                            version_tags=dict(base.tags), alias=None, action="edit_contract")
+
+    def _insert(
+        self,
+        name: str,
+        flavor: str,
+        artifact: bytes,
+        contract: Contract,
+        profile: Profile | None,
+        lineage: dict[str, Any],
+        *,
+        metrics: dict[str, Any],
+        description: str,
+        version_tags: dict[str, str],
+        alias: str | None,
+        action: str,
+    ) -> ModelVersion:
+        # The blob goes first: a crash after it leaves an unreferenced blob, never a row that
+        # points at nothing.
+        digest = self.artifacts.put(artifact)
+        now = utcnow()
+        profile_data = profile.to_dict() if profile is not None else None
+
+        def change(conn: Connection) -> int:
+            model_id = _ensure_model(conn, name, now)
+            number = conn.execute(
+                update(models).where(models.c.id == model_id)
+                .values(next_version=models.c.next_version + 1, updated_at=now)
+                .returning(models.c.next_version)
+            ).scalar_one() - 1
+            version_id = conn.execute(insert(model_versions).values(
+                model_id=model_id, version=number, status=LIVE, flavor=flavor,
+                artifact_digest=digest, artifact_size=len(artifact), contract=contract.to_dict(),
+                profile=profile_data, metrics=metrics, lineage=lineage, description=description,
+                created_at=now,
+            ).returning(model_versions.c.id)).scalar_one()
+            for key, value in version_tags.items():
+                conn.execute(insert(tags).values(model_id=model_id, version=number, key=key,
+                                                   value=str(value)))
+            self._record(conn, action, name, number, {"digest": digest, "flavor": flavor})
+            if alias is not None:
+                _move_alias(conn, model_id, alias, version_id, now)
+                self._record(conn, "alias", name, number, {"alias": alias, "from": None})
+            return number
+
+        number = self.meta.write(change)
+        return self.get(ModelRef(name, version=number))
+
+    # ---------------------------------------------------------------- reading
+
+    def get(self, ref: str | ModelRef) -> ModelVersion:
+        """The version a reference names (`NAME` and `NAME:latest` mean the newest live one).
+
+        Raises:
+            NotFoundError: no such model, version or alias.
+        """
+        parsed = _ref(ref)
+        with self.meta.read() as conn:
+            row = _resolve(conn, parsed)
+            return _version(conn, row)
+
+    def load(self, ref: str | ModelRef, *, trust_code: bool = False) -> LoadedModel:
+        """Load a version to predict with; its artifact's digest is checked first.
+
+        Raises:
+            NotFoundError: no such version.
+            ArtifactIntegrityError: the artifact was changed on storage.
+            UntrustedArtifactError: loading would run code or types not trusted.
+        """
+        version = self.get(ref)
+        if version.status != LIVE and _ref(ref).alias is not None:
+            raise ConflictError(f"{ref} points at archived version {version.ref}")
+        saved = unpack(self.artifacts.get(version.artifact_digest))
+        flavor = flavor_named(saved.flavor)
+        predictor = flavor.load(saved, LoadOptions(trust_code=trust_code))
+        return LoadedModel(version, predictor)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A registered model and the state of its versions.
+
+        Raises:
+            NotFoundError: no model has that name.
+        """
+        check_name(name)
+        with self.meta.read() as conn:
+            row = conn.execute(select(models).where(models.c.name == name)).first()
+            if row is None:
+                raise NotFoundError(_no_model(conn, name))
+            return _model(conn, row)
+
+    def list_models(
+        self,
+        *,
+        name: str | None = None,
+        tag: str | None = None,
+        alias: str | None = None,
+    ) -> list[RegisteredModel]:
+        """Registered models, optionally filtered.
+
+        Args:
+            name: a glob on the name (`fraud*`) or a substring.
+            tag: `key` or `key=value`, on the model or any of its versions.
+            alias: only models that have this alias.
+        """
+        with self.meta.read() as conn:
+            rows = conn.execute(select(models).order_by(models.c.name)).all()
+            found = [_model(conn, r) for r in rows]
+            tag_hits: set[int] | None = None
+            if tag is not None:
+                key, _, value = tag.partition("=")
+                query = select(tags.c.model_id).where(tags.c.key == key)
+                if value:
+                    query = query.where(tags.c.value == value)
+                tag_hits = set(conn.execute(query).scalars())
+        ids = {r.name: r.id for r in rows}
+        result = []
+        for model in found:
+            if name and not (fnmatch.fnmatchcase(model.name, name) or name in model.name):
+                continue
+            if tag_hits is not None and ids[model.name] not in tag_hits:
+                continue
+            if alias and alias not in model.aliases:
+                continue
+            result.append(model)
+        return result
+
+    def versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+        """Every version of `name`, oldest first.
+
+        Raises:
+            NotFoundError: no model has that name.
+        """
+        check_name(name)
+        with self.meta.read() as conn:
+            model_id = conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
+            if model_id is None:
+                raise NotFoundError(_no_model(conn, name))
+            query = _version_query().where(model_versions.c.model_id == model_id)
+            if not include_archived:
+                query = query.where(model_versions.c.status == LIVE)
+            rows = conn.execute(query.order_by(model_versions.c.version)).all()
+            return [_version(conn, r) for r in rows]
+
+    def history(self, name: str | None = None, *, limit: int = 100) -> list[Change]:
+        """The newest recorded changes, newest first, for one model or all."""
+        query = select(changes).order_by(changes.c.id.desc()).limit(limit)
+        if name is not None:
+            query = query.where(changes.c.model == check_name(name))
+        with self.meta.read() as conn:
+            return [
+                Change(id=r.id, at=as_utc(r.at), actor=r.actor, action=r.action, model=r.model,
+                       version=r.version, detail=r.detail)
+                for r in conn.execute(query)
+            ]
+
+    # ---------------------------------------------------------------- changing
+
+    def set_alias(self, ref: str | ModelRef, alias: str) -> ModelVersion:
+        """Point `alias` at the version `ref` names (moving it if it points elsewhere).
+
+        Raises:
+            ConflictError: the version is archived.
+        """
+        check_alias(alias)
+        parsed = _ref(ref)
+
+        def change(conn: Connection) -> int:
+            row = _resolve(conn, parsed)
+            if row.status != LIVE:
+                raise ConflictError(
+                    f"{row.name}:{row.version} is archived; an alias cannot point at an archived "
+                    "version. Pick a live version"
+                )
+            previous = conn.execute(
+                select(model_versions.c.version).join(
+                    aliases, aliases.c.version_id == model_versions.c.id
+                ).where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
+            ).scalar()
+            _move_alias(conn, row.model_id, alias, row.id, utcnow())
+            self._record(conn, "alias", row.name, row.version, {"alias": alias, "from": previous})
+            return int(row.version)
+
+        number = self.meta.write(change)
+        return self.get(ModelRef(parsed.name, version=number))
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        """Remove `alias` from model `name`.
+
+        Raises:
+            NotFoundError: the model has no such alias.
+        """
+        check_name(name)
+        check_alias(alias)
+
+        def change(conn: Connection) -> None:
+            row = _resolve(conn, ModelRef(name, alias=alias))
+            conn.execute(delete(aliases).where(and_(aliases.c.model_id == row.model_id,
+                                                    aliases.c.alias == alias)))
+            self._record(conn, "unalias", name, row.version, {"alias": alias})
+
+        self.meta.write(change)
+
+    def set_tag(self, ref: str | ModelRef, key: str, value: str) -> None:
+        """Tag a version (`NAME:VERSION`, `NAME@ALIAS`) or, with a bare `NAME`, the model."""
+        check_tag_key(key)
+        parsed = _ref(ref)
+
+        def change(conn: Connection) -> None:
+            model_id, number = _tag_target(conn, parsed)
+            conn.execute(delete(tags).where(and_(tags.c.model_id == model_id,
+                                                 tags.c.version == number, tags.c.key == key)))
+            conn.execute(insert(tags).values(model_id=model_id, version=number, key=key,
+                                             value=str(value)))
+            self._record(conn, "tag", parsed.name, number or None, {"key": key, "value": value})
+
+        self.meta.write(change)
+
+    def remove_tag(self, ref: str | ModelRef, key: str) -> None:
+        """Remove a tag from a version or, with a bare `NAME`, from the model.
+
+        Raises:
+            NotFoundError: there is no such tag.
+        """
+        check_tag_key(key)
+        parsed = _ref(ref)
+
+        def change(conn: Connection) -> None:
+            model_id, number = _tag_target(conn, parsed)
+            gone = conn.execute(delete(tags).where(and_(
+                tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)))
+            if gone.rowcount == 0:
+                raise NotFoundError(f"{parsed} has no tag {key!r}")
+            self._record(conn, "untag", parsed.name, number or None, {"key": key})
+
+        self.meta.write(change)
+
+    def set_description(self, ref: str | ModelRef, description: str) -> None:
+        """Describe a version or, with a bare `NAME`, the model."""
+        parsed = _ref(ref)
+
+        def change(conn: Connection) -> None:
+            model_id, number = _tag_target(conn, parsed)
+            if number:
+                conn.execute(update(model_versions).where(and_(
+                    model_versions.c.model_id == model_id, model_versions.c.version == number
+                )).values(description=description))
+            else:
+                conn.execute(update(models).where(models.c.id == model_id)
+                             .values(description=description, updated_at=utcnow()))
+            self._record(conn, "describe", parsed.name, number or None, {})
+
+        self.meta.write(change)
+
+    def archive(self, ref: str | ModelRef) -> ModelVersion:
+        """Archive a version: hidden from `latest`, never loaded by alias, kept for the record.
+
+        Raises:
+            ConflictError: an alias points at the version.
+        """
+        parsed = _ref(ref)
+
+        def change(conn: Connection) -> int:
+            row = _resolve(conn, parsed)
+            _refuse_if_aliased(conn, row, "archive")
+            conn.execute(update(model_versions).where(model_versions.c.id == row.id)
+                         .values(status=ARCHIVED))
+            self._record(conn, "archive", row.name, row.version, {})
+            return int(row.version)
+
+        number = self.meta.write(change)
+        return self.get(ModelRef(parsed.name, version=number))
+
+    def restore(self, ref: str | ModelRef) -> ModelVersion:
+        """Bring an archived version back to live."""
+        parsed = _ref(ref)
+
+        def change(conn: Connection) -> int:
+            row = _resolve(conn, parsed)
+            conn.execute(update(model_versions).where(model_versions.c.id == row.id)
+                         .values(status=LIVE))
+            self._record(conn, "restore", row.name, row.version, {})
+            return int(row.version)
+
+        number = self.meta.write(change)
+        return self.get(ModelRef(parsed.name, version=number))
+
+    def delete(self, ref: str | ModelRef) -> None:
+        """Delete a version and, when no other version shares it, its artifact.
+
+        Raises:
+            ConflictError: an alias points at the version.
+        """
+        parsed = _ref(ref)
+        if parsed.is_latest:
+            raise RegistryError(
+                f"delete needs an explicit version (e.g. '{parsed.name}:3'), not {parsed}"
+            )
+
+        def change(conn: Connection) -> str:
+            row = _resolve(conn, parsed)
+            _refuse_if_aliased(conn, row, "delete")
+            conn.execute(delete(tags).where(and_(tags.c.model_id == row.model_id,
+                                                 tags.c.version == row.version)))
+            conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
+            self._record(conn, "delete", row.name, row.version, {"digest": row.artifact_digest})
+            return str(row.artifact_digest)
+
+        digest = self.meta.write(change)
+        with self.meta.read() as conn:
+            shared = conn.execute(select(func.count()).select_from(model_versions).where(
+                model_versions.c.artifact_digest == digest)).scalar_one()
+        if not shared:
+            self.artifacts.delete(digest)
+
+    def _record(self, conn: Connection, action: str, model: str, version: int | None,
+                detail: dict[str, Any]) -> None:
+        conn.execute(insert(changes).values(at=utcnow(), actor=self.actor, action=action,
+                                            model=model, version=version, detail=detail))
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _ref(ref: str | ModelRef) -> ModelRef:
+    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+
+
+def _split_training(train_data: Any, target: str | None) -> tuple[Batch | None, Array | None]:
+    if train_data is None:
+        if target is not None:
+            raise ContractError(f"target {target!r} was given without train_data to find it in")
+        return None, None
+    batch = Batch.coerce(train_data)
+    if batch.n_rows == 0:
+        raise ContractError("the training data has no rows; expected at least one")
+    if target is None:
+        return batch, None
+    if target not in batch.columns:
+        raise ContractError(
+            f"target {target!r} is not a column of the training data; it has {list(batch.names)}"
+        )
+    return batch.select(n for n in batch.names if n != target), batch.columns[target]
+
+
+def _task_and_classes(
+    meta: Mapping[str, Any],
+    task: Task | None,
+    labels: Array | None,
+    contract: Contract | None,
+) -> tuple[Task, list[Label] | None]:
+    resolved = task or cast(Task | None, meta.get("task"))
+    if resolved is None and contract is not None:
+        resolved = contract.task
+    if resolved is None and labels is not None:
+        unique = np.unique(labels[~_isnull(labels)])
+        numeric = labels.dtype.kind in "iuf"
+        integral = numeric and bool(np.all(np.mod(unique.astype(np.float64), 1) == 0))
+        many = len(unique) > _REGRESSION_MIN_UNIQUE
+        resolved = "regression" if numeric and (many or not integral) else "classification"
+    if resolved is None:
+        raise ContractError(
+            "cannot tell whether the model classifies or regresses; pass task='classification' "
+            "or task='regression', or the training data with its target"
+        )
+    if resolved not in ("classification", "regression"):
+        raise ContractError(f"task is {resolved!r}; expected 'classification' or 'regression'")
+    if resolved == "regression":
+        return resolved, None
+    classes = meta.get("classes")
+    if classes is None and contract is not None and contract.classes is not None:
+        classes = list(contract.classes)
+    if classes is None and labels is not None:
+        classes = [v.item() if hasattr(v, "item") else v
+                   for v in np.unique(labels[~_isnull(labels)])]
+    return resolved, None if classes is None else list(classes)
+
+
+def _isnull(values: Array) -> Array:
+    import pandas as pd
+
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _check_feature_names(expected: Iterable[str] | None, contract: Contract) -> None:
+    if expected is None:
+        return
+    expected = list(expected)
+    if expected != list(contract.names):
+        raise ContractError(
+            f"the model was trained on features {expected}, but the contract (from the training "
+            f"data) lists {list(contract.names)}; pass the same columns, in the same order, "
+            "without the target"
+        )
+
+
+def _reference_profile(name: str, contract: Contract, features: Batch,
+                       loaded: Any) -> Profile:
+    sample = features
+    if features.n_rows > PROFILE_ROWS:
+        rows = np.random.default_rng(0).choice(features.n_rows, PROFILE_ROWS, replace=False)
+        sample = features.take(np.sort(rows))
+    validation = contract.validate(sample)
+    batch = validation.batch.take(validation.accepted_rows) if not validation.ok \
+        else validation.batch
+    try:
+        predictions = loaded.predict(batch)
+    except Exception as exc:
+        raise ContractError(
+            f"model {name!r} failed to predict its own training data ({exc}); check that "
+            "train_data holds the columns the model was trained on"
+        ) from None
+    return Profile.build(batch, contract=contract, predictions=predictions)
+
+
+def _ensure_model(conn: Connection, name: str, now: datetime) -> int:
+    model_id = conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
+    if model_id is not None:
+        return int(model_id)
+    # A concurrent writer may insert the same name first; the unique key then raises
+    # IntegrityError and MetadataStore.write retries the whole change.
+    return int(conn.execute(insert(models).values(
+        name=name, description="", next_version=1, created_at=now, updated_at=now
+    ).returning(models.c.id)).scalar_one())
+
+
+def _move_alias(conn: Connection, model_id: int, alias: str, version_id: int,
+                now: datetime) -> None:
+    moved = conn.execute(update(aliases).where(and_(
+        aliases.c.model_id == model_id, aliases.c.alias == alias
+    )).values(version_id=version_id, updated_at=now))
+    if moved.rowcount == 0:
+        conn.execute(insert(aliases).values(model_id=model_id, alias=alias,
+                                            version_id=version_id, updated_at=now))
+
+
+def _version_query() -> Any:
+    return select(model_versions, models.c.name).join(
+        models, models.c.id == model_versions.c.model_id)
+
+
+def _resolve(conn: Connection, ref: ModelRef) -> Row[Any]:
+    query = _version_query().where(models.c.name == ref.name)
+    if ref.version is not None:
+        row = conn.execute(query.where(model_versions.c.version == ref.version)).first()
+    elif ref.alias is not None:
+        row = conn.execute(query.join(aliases, aliases.c.version_id == model_versions.c.id)
+                           .where(aliases.c.alias == ref.alias)).first()
+        if row is not None and row.status != LIVE:
+            raise ConflictError(f"{ref} points at archived version {ref.name}:{row.version}")
+    else:
+        row = conn.execute(query.where(model_versions.c.status == LIVE)
+                           .order_by(model_versions.c.version.desc()).limit(1)).first()
+    if row is None:
+        raise NotFoundError(_not_found(conn, ref))
+    return row
+
+
+def _not_found(conn: Connection, ref: ModelRef) -> str:
+    model_id = conn.execute(select(models.c.id).where(models.c.name == ref.name)).scalar()
+    if model_id is None:
+        return _no_model(conn, ref.name)
+    if ref.version is not None:
+        numbers = conn.execute(select(model_versions.c.version).where(
+            model_versions.c.model_id == model_id).order_by(model_versions.c.version)).scalars()
+        return (f"model {ref.name!r} has no version {ref.version}; it has versions "
+                f"{list(numbers) or 'none'}")
+    if ref.alias is not None:
+        names = conn.execute(select(aliases.c.alias).where(aliases.c.model_id == model_id)
+                             .order_by(aliases.c.alias)).scalars()
+        return f"model {ref.name!r} has no alias {ref.alias!r}; it has {list(names) or 'none'}"
+    return f"model {ref.name!r} has no live version (all are archived or deleted)"
+
+
+def _no_model(conn: Connection, name: str) -> str:
+    known = list(conn.execute(select(models.c.name).order_by(models.c.name).limit(20)).scalars())
+    close = [k for k in known if k.lower().startswith(name[:3].lower())]
+    hint = f"; did you mean {close[0]!r}?" if close else (
+        f"; registered models: {known}" if known else "; the registry is empty")
+    return f"no model named {name!r}{hint}"
+
+
+def _version(conn: Connection, row: Row[Any]) -> ModelVersion:
+    alias_names = conn.execute(select(aliases.c.alias).where(aliases.c.version_id == row.id)
+                               .order_by(aliases.c.alias)).scalars()
+    tag_rows = conn.execute(select(tags.c.key, tags.c.value).where(and_(
+        tags.c.model_id == row.model_id, tags.c.version == row.version
+    )).order_by(tags.c.key)).all()
+    return ModelVersion(
+        name=row.name,
+        version=row.version,
+        status=row.status,
+        flavor=row.flavor,
+        artifact_digest=row.artifact_digest,
+        artifact_size=row.artifact_size,
+        contract=Contract.from_dict(row.contract),
+        profile=Profile.from_dict(row.profile) if row.profile else None,
+        metrics=row.metrics,
+        lineage=row.lineage,
+        description=row.description,
+        created_at=as_utc(row.created_at),
+        aliases=tuple(alias_names),
+        tags={k: v for k, v in tag_rows},
+    )
+
+
+def _model(conn: Connection, row: Row[Any]) -> RegisteredModel:
+    counts = conn.execute(select(
+        func.count(), func.max(model_versions.c.version).filter(model_versions.c.status == LIVE)
+    ).where(model_versions.c.model_id == row.id)).one()
+    alias_rows = conn.execute(
+        select(aliases.c.alias, model_versions.c.version)
+        .join(model_versions, model_versions.c.id == aliases.c.version_id)
+        .where(aliases.c.model_id == row.id).order_by(aliases.c.alias)
+    ).all()
+    tag_rows = conn.execute(select(tags.c.key, tags.c.value).where(and_(
+        tags.c.model_id == row.id, tags.c.version == 0)).order_by(tags.c.key)).all()
+    return RegisteredModel(
+        name=row.name,
+        description=row.description,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+        latest_version=counts[1],
+        version_count=counts[0],
+        aliases={a: v for a, v in alias_rows},
+        tags={k: v for k, v in tag_rows},
+    )
+
+
+def _tag_target(conn: Connection, ref: ModelRef) -> tuple[int, int]:
+    if ref.is_latest:
+        model_id = conn.execute(select(models.c.id).where(models.c.name == ref.name)).scalar()
+        if model_id is None:
+            raise NotFoundError(_no_model(conn, ref.name))
+        return int(model_id), 0
+    row = _resolve(conn, ref)
+    return int(row.model_id), int(row.version)
+
+
+def _refuse_if_aliased(conn: Connection, row: Row[Any], verb: str) -> None:
+    names = list(conn.execute(select(aliases.c.alias).where(aliases.c.version_id == row.id)
+                              .order_by(aliases.c.alias)).scalars())
+    if names:
+        raise ConflictError(
+            f"cannot {verb} {row.name}:{row.version}: alias(es) {names} point at it; move them "
+            f"to another version or remove them first ('shipyard models unalias "
+            f"{row.name}@{names[0]}')"
+        )

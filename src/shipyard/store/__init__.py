@@ -1,0 +1,1 @@
+"""Persistence: the metadata store (SQLAlchemy), the artifact store (fsspec) and tabular files."""

@@ -1,0 +1,171 @@
+"""The metadata store: SQLAlchemy over SQLite (default) or PostgreSQL, migrated by Alembic.
+
+Every change runs in one transaction (`MetadataStore.write`). On SQLite a write transaction
+starts with `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing half-way; on
+PostgreSQL row locks serialise the version counter.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from shipyard.errors import StoreUnavailableError
+from shipyard.store.schema import HEAD_REVISION
+
+__all__ = ["MetadataStore", "utcnow"]
+
+T = TypeVar("T")
+_WRITE = "shipyard_write"
+_MIGRATION_LOCK = 0x5348_4950  # "SHIP": the advisory lock key for migrations on PostgreSQL
+_RETRIES = 8
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the store, as timezone-aware UTC (SQLite drops the zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class MetadataStore:
+    """A connection pool to the metadata database, migrated to the newest schema on open.
+
+    Args:
+        url: a SQLAlchemy URL (`sqlite:///path`, `postgresql+psycopg://...`).
+        busy_timeout: seconds a writer waits for a lock held by another process.
+
+    Raises:
+        StoreUnavailableError: the database cannot be reached or migrated.
+    """
+
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        self.shown_url = parsed.render_as_string(hide_password=True)
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": busy_timeout})
+            _use_explicit_sqlite_transactions(self.engine, busy_timeout)
+        else:
+            self.engine = create_engine(
+                url, pool_pre_ping=True, connect_args={"connect_timeout": 10}
+            )
+        self._write_engine: Engine = self.engine.execution_options(**{_WRITE: True})
+        self._migrate()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction.
+
+        Raises:
+            StoreUnavailableError: the database cannot be reached.
+        """
+        with self._translated(), self.engine.begin() as conn:
+            yield conn
+
+    def write(self, change: Callable[[Connection], T]) -> T:
+        """Run `change` in one write transaction, retrying when a concurrent writer won a race.
+
+        The change must be a function of the connection only, so that retrying it is safe.
+
+        Raises:
+            StoreUnavailableError: the database is locked past the timeout or unreachable.
+        """
+        for attempt in range(_RETRIES):
+            try:
+                with self._translated(), self._write_engine.begin() as conn:
+                    return change(conn)
+            except sa_exc.IntegrityError:
+                # Another writer inserted the same unique key between our read and our write.
+                if attempt == _RETRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sa_exc.IntegrityError:
+            raise
+        except sa_exc.OperationalError as exc:
+            raise StoreUnavailableError(self._explain(exc)) from None
+        except sa_exc.InterfaceError as exc:
+            raise StoreUnavailableError(self._explain(exc)) from None
+
+    def _explain(self, exc: sa_exc.DBAPIError) -> str:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        if "locked" in detail or "busy" in detail:
+            return (
+                f"the metadata store {self.shown_url} is locked by another process ({detail}); "
+                "nothing was written: try again when it is free"
+            )
+        return (
+            f"the metadata store {self.shown_url} is unreachable ({detail}); nothing was "
+            "written: check that the database is running and SHIPYARD_DB_URL is right"
+        )
+
+    def _migrate(self) -> None:
+        with self._translated():
+            if self._revision() == HEAD_REVISION:
+                return
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", "shipyard.store:migrations")
+            with self._write_engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": _MIGRATION_LOCK})
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+
+    def _revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            if not self.engine.dialect.has_table(conn, "alembic_version"):
+                return None
+            from sqlalchemy import column, table
+
+            row = conn.execute(select(column("version_num")).select_from(
+                table("alembic_version"))).first()
+            return None if row is None else str(row[0])
+
+
+def _use_explicit_sqlite_transactions(engine: Engine, busy_timeout: float) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, decide when transactions start and how."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal" and not re.search(r":memory:|mode=memory", str(engine.url)):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
