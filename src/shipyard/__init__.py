@@ -1,9 +1,9 @@
 """Shipyard: take a trained model from a notebook to production and keep it healthy there.
 
-    import shipyard
-    v = shipyard.register(model, name="fraud", train_data=df, target="label")
-    p = shipyard.load("fraud@staging")
-    p.predict(rows)
+import shipyard
+v = shipyard.register(model, name="fraud", train_data=df, target="label")
+p = shipyard.load("fraud@staging")
+p.predict(rows)
 """
 
 from __future__ import annotations

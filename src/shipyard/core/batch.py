@@ -88,9 +88,7 @@ class Batch:
         names: dict[str, None] = {}
         for i, record in enumerate(records):
             if not isinstance(record, Mapping):
-                raise InputError(
-                    f"row {i} is {type(record).__name__}; expected an object of feature: value"
-                )
+                raise InputError(f"row {i} is {type(record).__name__}; expected an object of feature: value")
             names.update(dict.fromkeys(record))
         columns = {str(n): _as_array([r.get(n) for r in records]) for n in names}
         return cls(columns, len(records))
@@ -215,15 +213,13 @@ class Predictions:
     classes: tuple[Label, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.probabilities is not None:
-            if self.classes is None or self.probabilities.shape != (
-                len(self.values),
-                len(self.classes),
-            ):
-                raise ValueError(
-                    f"probabilities of shape {self.probabilities.shape} do not match "
-                    f"{len(self.values)} rows and classes {self.classes}"
-                )
+        if self.probabilities is not None and (
+            self.classes is None or self.probabilities.shape != (len(self.values), len(self.classes))
+        ):
+            raise ValueError(
+                f"probabilities of shape {self.probabilities.shape} do not match "
+                f"{len(self.values)} rows and classes {self.classes}"
+            )
 
     @property
     def n_rows(self) -> int:

@@ -124,7 +124,7 @@ class Feature:
                 f"feature {name!r} has unknown keys {unknown}; expected some of {sorted(known)}"
             )
         try:
-            dtype = DType(data.get("dtype"))
+            dtype = DType(str(data.get("dtype")))
         except ValueError:
             raise ContractError(
                 f"feature {name!r} has dtype {data.get('dtype')!r}; expected one of "
@@ -161,8 +161,7 @@ class Violation:
 
     def to_dict(self) -> dict[str, Any]:
         """The violation as plain JSON-safe data."""
-        return {"row": self.row, "feature": self.feature, "value": _plain(self.value),
-                "reason": self.reason}
+        return {"row": self.row, "feature": self.feature, "value": _plain(self.value), "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -210,10 +209,7 @@ class Validation:
         """A readable summary: the count, the first violations, and what to do."""
         rows = int(self._rejected.sum())
         subject = f"the contract of {where}" if where else "the contract"
-        lines = [
-            f"{len(self.violations)} violation(s) of {subject} in {rows} of "
-            f"{self.batch.n_rows} row(s):"
-        ]
+        lines = [f"{len(self.violations)} violation(s) of {subject} in {rows} of {self.batch.n_rows} row(s):"]
         lines += [f"  {v}" for v in self.violations[:_SHOWN_VIOLATIONS]]
         if len(self.violations) > _SHOWN_VIOLATIONS:
             lines.append(f"  ... and {len(self.violations) - _SHOWN_VIOLATIONS} more")
@@ -333,11 +329,14 @@ class Contract:
         for feature in self.features:
             raw = data.columns.get(feature.name)
             if raw is None:
-                violations.append(Violation(
-                    None, feature.name, None,
-                    f"the column is missing; expected a {feature.dtype} column named "
-                    f"{feature.name!r}",
-                ))
+                violations.append(
+                    Violation(
+                        None,
+                        feature.name,
+                        None,
+                        f"the column is missing; expected a {feature.dtype} column named {feature.name!r}",
+                    )
+                )
                 rejected[:] = True
                 columns[feature.name] = np.full(n, None, dtype=object)
                 continue
@@ -349,7 +348,7 @@ class Contract:
                 counts[feature.name] = check.counts
         known = set(self.names) | ({self.target} if self.target else set())
         extra = tuple(c for c in data.names if c not in known)
-        violations.sort(key=lambda v: (-1 if v.row is None else v.row))
+        violations.sort(key=lambda v: -1 if v.row is None else v.row)
         return Validation(Batch(columns, n), tuple(violations), counts, extra, rejected)
 
 
@@ -435,7 +434,12 @@ _DTYPE_WORDS = {
     DType.STRING: "a string",
 }
 _BOOL_WORDS: dict[Any, bool] = {
-    True: True, False: False, "true": True, "false": False, "True": True, "False": False,
+    True: True,
+    False: False,
+    "true": True,
+    "false": False,
+    "True": True,
+    "False": False,
 }
 
 
@@ -461,7 +465,7 @@ def _coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
             return values, missing, wrong
         if kind == "O":
             missing = pd.isna(raw)
-            is_bool = np.fromiter(map(type, raw), dtype=object, count=n) == bool
+            is_bool = _types(raw) == bool  # noqa: E721 -- elementwise over a numpy array of types
             values = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
@@ -489,7 +493,7 @@ def _coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
         missing = pd.isna(raw)
         if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
             return raw, missing, none
-        is_str = np.fromiter(map(type, raw), dtype=object, count=n) == str
+        is_str = _types(raw) == str  # noqa: E721 -- elementwise over a numpy array of types
         return raw, missing, ~missing & ~is_str
     if kind == "f":
         missing = np.isnan(raw)
@@ -497,13 +501,21 @@ def _coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
     return raw.astype(object), none, ~none
 
 
+def _types(raw: Array) -> Array:
+    """The Python type of each element of an object array (a C-level map, not a Python loop)."""
+    return np.fromiter(map(type, raw), dtype=object, count=len(raw))
+
+
 def _finish(dtype: DType, values: Array, missing: Array) -> Array:
     """The column in the dtype the model expects."""
     if dtype is DType.INT:
         if missing.any():
             return values.astype(np.float64)
-        return np.where(np.isnan(values), 0, values).astype(np.int64) if values.dtype.kind == "f" \
+        return (
+            np.where(np.isnan(values), 0, values).astype(np.int64)
+            if values.dtype.kind == "f"
             else values.astype(np.int64, copy=False)
+        )
     if dtype is DType.FLOAT:
         return values.astype(np.float64, copy=False)
     if dtype is DType.BOOL:
@@ -557,9 +569,14 @@ def _infer_feature(name: str, column: Array, max_categories: int) -> Feature:
         dtype = DType.FLOAT
     elif kind in "OUS":
         inferred = pd.api.types.infer_dtype(column, skipna=True)
-        mapping = {"string": DType.STRING, "boolean": DType.BOOL, "integer": DType.INT,
-                   "floating": DType.FLOAT, "mixed-integer-float": DType.FLOAT,
-                   "empty": DType.FLOAT}
+        mapping = {
+            "string": DType.STRING,
+            "boolean": DType.BOOL,
+            "integer": DType.INT,
+            "floating": DType.FLOAT,
+            "mixed-integer-float": DType.FLOAT,
+            "empty": DType.FLOAT,
+        }
         if inferred not in mapping:
             raise ContractError(
                 f"training column {name!r} holds {inferred} values; a contract holds int, float, "
@@ -588,7 +605,7 @@ def _infer_feature(name: str, column: Array, max_categories: int) -> Feature:
             common["min"] = _plain(finite.min())
             common["max"] = _plain(finite.max())
             median = float(np.median(finite))
-            common["impute_value"] = int(round(median)) if dtype is DType.INT else median
+            common["impute_value"] = round(median) if dtype is DType.INT else median
         return Feature(**common)
     if dtype is DType.BOOL:
         common["categories"] = (False, True)

@@ -107,9 +107,17 @@ class NumericProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as JSON-safe data."""
-        return {"kind": self.kind, "edges": list(self.edges), "counts": list(self.counts),
-                "missing": self.missing, "count": self.count, "min": self.min, "max": self.max,
-                "mean": self.mean, "m2": self.m2}
+        return {
+            "kind": self.kind,
+            "edges": list(self.edges),
+            "counts": list(self.counts),
+            "missing": self.missing,
+            "count": self.count,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "m2": self.m2,
+        }
 
 
 @dataclass(frozen=True)
@@ -137,8 +145,7 @@ class CategoricalProfile:
         series = pd.Series(values, dtype=object)
         missing = series.isna()
         counted = series[~missing].map(_category_text).value_counts()
-        return cls(_capped(dict(zip(counted.index, counted.tolist(), strict=True))),
-                   int(missing.sum()))
+        return cls(_capped(dict(zip(counted.index, counted.tolist(), strict=True))), int(missing.sum()))
 
     def __add__(self, other: CategoricalProfile) -> CategoricalProfile:
         counts = dict(self.counts)
@@ -219,8 +226,11 @@ class Profile:
 
     def empty(self) -> Profile:
         """A profile of no rows on the same edges: the start of a window."""
-        return Profile(0, {n: p.empty() for n, p in self.features.items()},
-                       {n: p.empty() for n, p in self.outputs.items()})
+        return Profile(
+            0,
+            {n: p.empty() for n, p in self.features.items()},
+            {n: p.empty() for n, p in self.outputs.items()},
+        )
 
     def __add__(self, other: Profile) -> Profile:
         if set(self.features) != set(other.features):
@@ -231,8 +241,7 @@ class Profile:
         return Profile(
             self.rows + other.rows,
             {n: _add(p, other.features[n], n) for n, p in self.features.items()},
-            {n: _add(p, other.outputs[n], n) if n in other.outputs else p
-             for n, p in self.outputs.items()}
+            {n: _add(p, other.outputs[n], n) if n in other.outputs else p for n, p in self.outputs.items()}
             | {n: p for n, p in other.outputs.items() if n not in self.outputs},
         )
 
@@ -311,8 +320,7 @@ def _column_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
             m2=float(data["m2"]),
         )
     if data["kind"] == "categorical":
-        return CategoricalProfile({str(k): int(v) for k, v in data["counts"].items()},
-                                  int(data["missing"]))
+        return CategoricalProfile({str(k): int(v) for k, v in data["counts"].items()}, int(data["missing"]))
     raise ValueError(f"unknown column profile kind {data['kind']!r}")
 
 

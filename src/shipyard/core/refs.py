@@ -94,9 +94,7 @@ class ModelRef:
             RefError: the text is none of those forms.
         """
         if not isinstance(text, str) or not text:
-            raise RefError(
-                f"model reference {text!r} is empty; expected NAME, NAME:VERSION or NAME@ALIAS"
-            )
+            raise RefError(f"model reference {text!r} is empty; expected NAME, NAME:VERSION or NAME@ALIAS")
         if "@" in text:
             name, _, alias = text.partition("@")
             return cls(check_name(name), alias=check_alias(alias))

@@ -48,9 +48,7 @@ def flavor_named(name: str) -> Flavor:
     for flavor in FLAVORS:
         if flavor.name == name:
             return flavor
-    raise UnknownFlavorError(
-        f"unknown flavor {name!r}; expected one of {[f.name for f in FLAVORS]}"
-    )
+    raise UnknownFlavorError(f"unknown flavor {name!r}; expected one of {[f.name for f in FLAVORS]}")
 
 
 def flavor_for(model: object) -> Flavor:

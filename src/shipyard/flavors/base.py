@@ -63,8 +63,15 @@ class Predictor(Protocol):
 class Flavor(Protocol):
     """How one framework's models are recognised, saved and loaded safely."""
 
-    name: str
-    suffixes: tuple[str, ...]
+    @property
+    def name(self) -> str:
+        """The flavor's name, stored with every version."""
+        ...
+
+    @property
+    def suffixes(self) -> tuple[str, ...]:
+        """The file suffixes of the framework's own model files."""
+        ...
 
     def accepts(self, model: object) -> bool:
         """True when this flavor can save `model` (checked by type, without importing it)."""
@@ -123,7 +130,7 @@ def require(module: str, *, flavor: str, extra: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise MissingDependencyError(
-            f"the {flavor} flavor needs the {module.split('.')[0]} package, which is not "
+            f"the {flavor} flavor needs the {module.split('.', maxsplit=1)[0]} package, which is not "
             f"installed; install it with: pip install 'shipyard[{extra}]'"
         ) from None
 

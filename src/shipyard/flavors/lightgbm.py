@@ -42,8 +42,9 @@ class LightGBMPredictor:
         if batch.n_rows == 0:
             if self.classes is None:
                 return Predictions("regression", np.empty(0))
-            return Predictions("classification", np.empty(0, dtype=object),
-                               np.empty((0, len(self.classes))), self.classes)
+            return Predictions(
+                "classification", np.empty(0, dtype=object), np.empty((0, len(self.classes))), self.classes
+            )
         features = self._features(batch)
         try:
             raw = np.asarray(self.model.predict(features), dtype=np.float64)
@@ -82,7 +83,7 @@ class LightGBMFlavor:
     def save(self, model: object) -> SavedModel:
         """Save the booster as text with the wrapper's classes."""
         lgb = _lgb()
-        booster = model.booster_ if hasattr(model, "booster_") else model
+        booster: Any = model.booster_ if hasattr(model, "booster_") else model
         meta: dict[str, Any] = {"framework": "lightgbm", "framework_version": lgb.__version__}
         classes = getattr(model, "classes_", None)
         meta["task"] = "classification" if classes is not None else "regression"

@@ -28,8 +28,7 @@ def _session(data: bytes) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(data, sess_options=options,
-                                    providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise FlavorError(f"the data is not an ONNX model onnxruntime can run ({exc})") from None
 
@@ -46,8 +45,7 @@ class ONNXPredictor:
         outputs = session.get_outputs()
         self.output_names = [o.name for o in outputs]
         self.proba_index = next(
-            (i for i, o in enumerate(outputs)
-             if o.type.startswith("seq(map") or "prob" in o.name.lower()),
+            (i for i, o in enumerate(outputs) if o.type.startswith("seq(map") or "prob" in o.name.lower()),
             None,
         )
 
@@ -56,8 +54,9 @@ class ONNXPredictor:
         if batch.n_rows == 0:
             if self.classes is None:
                 return Predictions("regression", np.empty(0))
-            return Predictions("classification", np.empty(0, dtype=object),
-                               np.empty((0, len(self.classes))), self.classes)
+            return Predictions(
+                "classification", np.empty(0, dtype=object), np.empty((0, len(self.classes))), self.classes
+            )
         try:
             results = self.model.run(None, self._feeds(batch))
         except Exception as exc:
@@ -91,7 +90,7 @@ class ONNXPredictor:
                     f"the ONNX model has input {spec.name!r}, which the contract does not name"
                 )
             dtype = _NUMPY_TYPES.get(spec.type, np.float32)
-            column = batch.columns[spec.name].astype(dtype)
+            column: Any = batch.columns[spec.name].astype(dtype)
             feeds[spec.name] = column.reshape(-1, 1) if len(spec.shape) == 2 else column
         return feeds
 

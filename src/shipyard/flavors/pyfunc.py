@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.core.batch import Batch, Predictions
+from shipyard.core.batch import Batch, Predictions, Task
 from shipyard.errors import PredictionError, UntrustedArtifactError
 from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, plain_labels, require
 
@@ -29,10 +29,9 @@ class PyFuncPredictor:
 
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
-        task = "classification" if self.classes is not None else "regression"
+        task: Task = "classification" if self.classes is not None else "regression"
         if batch.n_rows == 0:
-            probabilities = np.empty((0, len(self.classes))) if self.scores and self.classes \
-                else None
+            probabilities = np.empty((0, len(self.classes))) if self.scores and self.classes else None
             return Predictions(task, np.empty(0, dtype=object), probabilities, self.classes)
         frame = batch.to_pandas()
         try:

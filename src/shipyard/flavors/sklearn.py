@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.core.batch import Batch, Predictions
+from shipyard.errors import FlavorError, PredictionError, UntrustedArtifactError
 from shipyard.flavors.base import (
     LoadOptions,
     Predictor,
@@ -16,9 +17,8 @@ from shipyard.flavors.base import (
     plain_labels,
     require,
 )
-from shipyard.errors import FlavorError, PredictionError, UntrustedArtifactError
 
-__all__ = ["SklearnFlavor", "SklearnPredictor", "TRUSTED_MODULES"]
+__all__ = ["TRUSTED_MODULES", "SklearnFlavor", "SklearnPredictor"]
 
 # A skops artifact may construct types from these modules (their functions are referenced by
 # name, never called at load); any other type must be listed by the caller, by name.
@@ -31,8 +31,7 @@ def _untrusted(data: bytes, extra: tuple[str, ...]) -> list[str]:
     sio = require("skops.io", flavor="sklearn", extra="sklearn")
     found: list[str] = sio.get_untrusted_types(data=data)
     return [
-        t for t in found
-        if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES and t not in extra
+        t for t in found if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES and t not in extra
     ]
 
 
@@ -76,8 +75,9 @@ class SklearnPredictor:
             values = np.asarray(self.model.predict(features))
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise PredictionError(f"the scikit-learn model failed to predict: {exc}") from exc
-        task = "classification" if self.classes is not None else "regression"
-        return Predictions(task, values, None, self.classes)
+        if self.classes is not None:
+            return Predictions("classification", values, None, self.classes)
+        return Predictions("regression", values)
 
 
 def _empty(classes: tuple[Any, ...] | None, scores: bool) -> Predictions:

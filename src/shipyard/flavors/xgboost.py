@@ -45,8 +45,9 @@ class XGBoostPredictor:
         if batch.n_rows == 0:
             if self.classes is None:
                 return Predictions("regression", np.empty(0))
-            return Predictions("classification", np.empty(0, dtype=object),
-                               np.empty((0, len(self.classes))), self.classes)
+            return Predictions(
+                "classification", np.empty(0, dtype=object), np.empty((0, len(self.classes))), self.classes
+            )
         features = _categorical_frame(batch) if self.frame_input else batch.to_numpy()
         try:
             if isinstance(self.model, xgb.Booster):
@@ -96,8 +97,11 @@ class XGBoostFlavor:
             model.save_model(path)  # type: ignore[attr-defined]  # both kinds have save_model
             with open(path, "rb") as handle:
                 data = handle.read()
-        meta: dict[str, Any] = {"framework": "xgboost", "framework_version": xgb.__version__,
-                                "wrapper": wrapper}
+        meta: dict[str, Any] = {
+            "framework": "xgboost",
+            "framework_version": xgb.__version__,
+            "wrapper": wrapper,
+        }
         classes = getattr(model, "classes_", None) if wrapper else None
         meta["task"] = "classification" if classes is not None else "regression"
         if classes is not None:

@@ -14,8 +14,19 @@ from shipyard.core.batch import Batch
 
 __all__ = ["environment", "fingerprint", "git_state"]
 
-_PACKAGES = ("shipyard", "numpy", "pandas", "pyarrow", "scikit-learn", "skops", "xgboost",
-             "lightgbm", "onnx", "onnxruntime", "cloudpickle")
+_PACKAGES = (
+    "shipyard",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "skops",
+    "xgboost",
+    "lightgbm",
+    "onnx",
+    "onnxruntime",
+    "cloudpickle",
+)
 
 
 def fingerprint(data: Batch) -> str:
@@ -37,8 +48,9 @@ def git_state(folder: Path | None = None) -> dict[str, Any] | None:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                                  timeout=5, check=False)
+            done = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -47,8 +59,7 @@ def git_state(folder: Path | None = None) -> dict[str, Any] | None:
     if not commit:
         return None
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status), "branch": git("rev-parse", "--abbrev-ref",
-                                                                     "HEAD")}
+    return {"commit": commit, "dirty": bool(status), "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
 
 
 def environment() -> dict[str, Any]:

@@ -137,9 +137,15 @@ class Change:
 
     def to_dict(self) -> dict[str, Any]:
         """The change as JSON-safe data."""
-        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor,
-                "action": self.action, "model": self.model, "version": self.version,
-                "detail": dict(self.detail)}
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "model": self.model,
+            "version": self.version,
+            "detail": dict(self.detail),
+        }
 
 
 class Registry:
@@ -253,11 +259,24 @@ class Registry:
             "registered_by": self.actor,
         }
         if features is not None:
-            lineage["training_data"] = {"fingerprint": fingerprint(features),
-                                        "rows": features.n_rows, "columns": list(features.names)}
-        return self._insert(name, chosen.name, artifact, contract, profile, lineage,
-                            metrics=dict(metrics or {}), description=description,
-                            version_tags=dict(tags or {}), alias=alias, action="register")
+            lineage["training_data"] = {
+                "fingerprint": fingerprint(features),
+                "rows": features.n_rows,
+                "columns": list(features.names),
+            }
+        return self._insert(
+            name,
+            flavor=chosen.name,
+            artifact=artifact,
+            contract=contract,
+            profile=profile,
+            lineage=lineage,
+            metrics=dict(metrics or {}),
+            description=description,
+            version_tags=dict(tags or {}),
+            alias=alias,
+            action="register",
+        )
 
     def register_file(
         self,
@@ -286,8 +305,9 @@ class Registry:
             model = chosen.read_file(file.read_bytes(), options)
         except ShipyardError as exc:
             raise type(exc)(f"{file} is not a usable {chosen.name} model: {exc}") from None
-        return self.register(model, name=name, flavor=chosen.name, trust_code=trust_code,
-                             trusted_types=trusted_types, **kwargs)
+        return self.register(
+            model, name=name, flavor=chosen.name, trust_code=trust_code, trusted_types=trusted_types, **kwargs
+        )
 
     def edit_contract(self, ref: str | ModelRef, contract: Contract) -> ModelVersion:
         """Make a new version with the same artifact and profile and a new contract.
@@ -308,21 +328,34 @@ class Registry:
                 "the model and cannot be edited"
             )
         artifact = self.artifacts.get(base.artifact_digest)
-        lineage = dict(base.lineage) | {"derived_from": str(base.ref), "change": "contract edit",
-                                        "registered_by": self.actor}
-        return self._insert(base.name, base.flavor, artifact, contract, base.profile, lineage,
-                            metrics=dict(base.metrics), description=base.description,
-                            version_tags=dict(base.tags), alias=None, action="edit_contract")
+        lineage = dict(base.lineage) | {
+            "derived_from": str(base.ref),
+            "change": "contract edit",
+            "registered_by": self.actor,
+        }
+        return self._insert(
+            base.name,
+            flavor=base.flavor,
+            artifact=artifact,
+            contract=contract,
+            profile=base.profile,
+            lineage=lineage,
+            metrics=dict(base.metrics),
+            description=base.description,
+            version_tags=dict(base.tags),
+            alias=None,
+            action="edit_contract",
+        )
 
     def _insert(
         self,
         name: str,
+        *,
         flavor: str,
         artifact: bytes,
         contract: Contract,
         profile: Profile | None,
         lineage: dict[str, Any],
-        *,
         metrics: dict[str, Any],
         description: str,
         version_tags: dict[str, str],
@@ -337,25 +370,42 @@ class Registry:
 
         def change(conn: Connection) -> int:
             model_id = _ensure_model(conn, name, now)
-            number = conn.execute(
-                update(models).where(models.c.id == model_id)
-                .values(next_version=models.c.next_version + 1, updated_at=now)
-                .returning(models.c.next_version)
-            ).scalar_one() - 1
-            version_id = conn.execute(insert(model_versions).values(
-                model_id=model_id, version=number, status=LIVE, flavor=flavor,
-                artifact_digest=digest, artifact_size=len(artifact), contract=contract.to_dict(),
-                profile=profile_data, metrics=metrics, lineage=lineage, description=description,
-                created_at=now,
-            ).returning(model_versions.c.id)).scalar_one()
+            number = (
+                conn.execute(
+                    update(models)
+                    .where(models.c.id == model_id)
+                    .values(next_version=models.c.next_version + 1, updated_at=now)
+                    .returning(models.c.next_version)
+                ).scalar_one()
+                - 1
+            )
+            version_id = conn.execute(
+                insert(model_versions)
+                .values(
+                    model_id=model_id,
+                    version=number,
+                    status=LIVE,
+                    flavor=flavor,
+                    artifact_digest=digest,
+                    artifact_size=len(artifact),
+                    contract=contract.to_dict(),
+                    profile=profile_data,
+                    metrics=metrics,
+                    lineage=lineage,
+                    description=description,
+                    created_at=now,
+                )
+                .returning(model_versions.c.id)
+            ).scalar_one()
             for key, value in version_tags.items():
-                conn.execute(insert(tags).values(model_id=model_id, version=number, key=key,
-                                                   value=str(value)))
+                conn.execute(
+                    insert(tags).values(model_id=model_id, version=number, key=key, value=str(value))
+                )
             self._record(conn, action, name, number, {"digest": digest, "flavor": flavor})
             if alias is not None:
                 _move_alias(conn, model_id, alias, version_id, now)
                 self._record(conn, "alias", name, number, {"alias": alias, "from": None})
-            return number
+            return int(number)
 
         number = self.meta.write(change)
         return self.get(ModelRef(name, version=number))
@@ -462,8 +512,15 @@ class Registry:
             query = query.where(changes.c.model == check_name(name))
         with self.meta.read() as conn:
             return [
-                Change(id=r.id, at=as_utc(r.at), actor=r.actor, action=r.action, model=r.model,
-                       version=r.version, detail=r.detail)
+                Change(
+                    id=r.id,
+                    at=as_utc(r.at),
+                    actor=r.actor,
+                    action=r.action,
+                    model=r.model,
+                    version=r.version,
+                    detail=r.detail,
+                )
                 for r in conn.execute(query)
             ]
 
@@ -486,9 +543,9 @@ class Registry:
                     "version. Pick a live version"
                 )
             previous = conn.execute(
-                select(model_versions.c.version).join(
-                    aliases, aliases.c.version_id == model_versions.c.id
-                ).where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
+                select(model_versions.c.version)
+                .join(aliases, aliases.c.version_id == model_versions.c.id)
+                .where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
             ).scalar()
             _move_alias(conn, row.model_id, alias, row.id, utcnow())
             self._record(conn, "alias", row.name, row.version, {"alias": alias, "from": previous})
@@ -508,8 +565,9 @@ class Registry:
 
         def change(conn: Connection) -> None:
             row = _resolve(conn, ModelRef(name, alias=alias))
-            conn.execute(delete(aliases).where(and_(aliases.c.model_id == row.model_id,
-                                                    aliases.c.alias == alias)))
+            conn.execute(
+                delete(aliases).where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
+            )
             self._record(conn, "unalias", name, row.version, {"alias": alias})
 
         self.meta.write(change)
@@ -521,10 +579,12 @@ class Registry:
 
         def change(conn: Connection) -> None:
             model_id, number = _tag_target(conn, parsed)
-            conn.execute(delete(tags).where(and_(tags.c.model_id == model_id,
-                                                 tags.c.version == number, tags.c.key == key)))
-            conn.execute(insert(tags).values(model_id=model_id, version=number, key=key,
-                                             value=str(value)))
+            conn.execute(
+                delete(tags).where(
+                    and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
+                )
+            )
+            conn.execute(insert(tags).values(model_id=model_id, version=number, key=key, value=str(value)))
             self._record(conn, "tag", parsed.name, number or None, {"key": key, "value": value})
 
         self.meta.write(change)
@@ -540,8 +600,11 @@ class Registry:
 
         def change(conn: Connection) -> None:
             model_id, number = _tag_target(conn, parsed)
-            gone = conn.execute(delete(tags).where(and_(
-                tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)))
+            gone = conn.execute(
+                delete(tags).where(
+                    and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
+                )
+            )
             if gone.rowcount == 0:
                 raise NotFoundError(f"{parsed} has no tag {key!r}")
             self._record(conn, "untag", parsed.name, number or None, {"key": key})
@@ -555,12 +618,17 @@ class Registry:
         def change(conn: Connection) -> None:
             model_id, number = _tag_target(conn, parsed)
             if number:
-                conn.execute(update(model_versions).where(and_(
-                    model_versions.c.model_id == model_id, model_versions.c.version == number
-                )).values(description=description))
+                conn.execute(
+                    update(model_versions)
+                    .where(and_(model_versions.c.model_id == model_id, model_versions.c.version == number))
+                    .values(description=description)
+                )
             else:
-                conn.execute(update(models).where(models.c.id == model_id)
-                             .values(description=description, updated_at=utcnow()))
+                conn.execute(
+                    update(models)
+                    .where(models.c.id == model_id)
+                    .values(description=description, updated_at=utcnow())
+                )
             self._record(conn, "describe", parsed.name, number or None, {})
 
         self.meta.write(change)
@@ -576,8 +644,7 @@ class Registry:
         def change(conn: Connection) -> int:
             row = _resolve(conn, parsed)
             _refuse_if_aliased(conn, row, "archive")
-            conn.execute(update(model_versions).where(model_versions.c.id == row.id)
-                         .values(status=ARCHIVED))
+            conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=ARCHIVED))
             self._record(conn, "archive", row.name, row.version, {})
             return int(row.version)
 
@@ -590,8 +657,7 @@ class Registry:
 
         def change(conn: Connection) -> int:
             row = _resolve(conn, parsed)
-            conn.execute(update(model_versions).where(model_versions.c.id == row.id)
-                         .values(status=LIVE))
+            conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=LIVE))
             self._record(conn, "restore", row.name, row.version, {})
             return int(row.version)
 
@@ -606,30 +672,36 @@ class Registry:
         """
         parsed = _ref(ref)
         if parsed.is_latest:
-            raise RegistryError(
-                f"delete needs an explicit version (e.g. '{parsed.name}:3'), not {parsed}"
-            )
+            raise RegistryError(f"delete needs an explicit version (e.g. '{parsed.name}:3'), not {parsed}")
 
         def change(conn: Connection) -> str:
             row = _resolve(conn, parsed)
             _refuse_if_aliased(conn, row, "delete")
-            conn.execute(delete(tags).where(and_(tags.c.model_id == row.model_id,
-                                                 tags.c.version == row.version)))
+            conn.execute(
+                delete(tags).where(and_(tags.c.model_id == row.model_id, tags.c.version == row.version))
+            )
             conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
             self._record(conn, "delete", row.name, row.version, {"digest": row.artifact_digest})
             return str(row.artifact_digest)
 
         digest = self.meta.write(change)
         with self.meta.read() as conn:
-            shared = conn.execute(select(func.count()).select_from(model_versions).where(
-                model_versions.c.artifact_digest == digest)).scalar_one()
+            shared = conn.execute(
+                select(func.count())
+                .select_from(model_versions)
+                .where(model_versions.c.artifact_digest == digest)
+            ).scalar_one()
         if not shared:
             self.artifacts.delete(digest)
 
-    def _record(self, conn: Connection, action: str, model: str, version: int | None,
-                detail: dict[str, Any]) -> None:
-        conn.execute(insert(changes).values(at=utcnow(), actor=self.actor, action=action,
-                                            model=model, version=version, detail=detail))
+    def _record(
+        self, conn: Connection, action: str, model: str, version: int | None, detail: dict[str, Any]
+    ) -> None:
+        conn.execute(
+            insert(changes).values(
+                at=utcnow(), actor=self.actor, action=action, model=model, version=version, detail=detail
+            )
+        )
 
 
 def _os_user() -> str:
@@ -688,8 +760,7 @@ def _task_and_classes(
     if classes is None and contract is not None and contract.classes is not None:
         classes = list(contract.classes)
     if classes is None and labels is not None:
-        classes = [v.item() if hasattr(v, "item") else v
-                   for v in np.unique(labels[~_isnull(labels)])]
+        classes = [v.item() if hasattr(v, "item") else v for v in np.unique(labels[~_isnull(labels)])]
     return resolved, None if classes is None else list(classes)
 
 
@@ -711,15 +782,13 @@ def _check_feature_names(expected: Iterable[str] | None, contract: Contract) -> 
         )
 
 
-def _reference_profile(name: str, contract: Contract, features: Batch,
-                       loaded: Any) -> Profile:
+def _reference_profile(name: str, contract: Contract, features: Batch, loaded: Any) -> Profile:
     sample = features
     if features.n_rows > PROFILE_ROWS:
         rows = np.random.default_rng(0).choice(features.n_rows, PROFILE_ROWS, replace=False)
         sample = features.take(np.sort(rows))
     validation = contract.validate(sample)
-    batch = validation.batch.take(validation.accepted_rows) if not validation.ok \
-        else validation.batch
+    batch = validation.batch.take(validation.accepted_rows) if not validation.ok else validation.batch
     try:
         predictions = loaded.predict(batch)
     except Exception as exc:
@@ -736,24 +805,29 @@ def _ensure_model(conn: Connection, name: str, now: datetime) -> int:
         return int(model_id)
     # A concurrent writer may insert the same name first; the unique key then raises
     # IntegrityError and MetadataStore.write retries the whole change.
-    return int(conn.execute(insert(models).values(
-        name=name, description="", next_version=1, created_at=now, updated_at=now
-    ).returning(models.c.id)).scalar_one())
+    return int(
+        conn.execute(
+            insert(models)
+            .values(name=name, description="", next_version=1, created_at=now, updated_at=now)
+            .returning(models.c.id)
+        ).scalar_one()
+    )
 
 
-def _move_alias(conn: Connection, model_id: int, alias: str, version_id: int,
-                now: datetime) -> None:
-    moved = conn.execute(update(aliases).where(and_(
-        aliases.c.model_id == model_id, aliases.c.alias == alias
-    )).values(version_id=version_id, updated_at=now))
+def _move_alias(conn: Connection, model_id: int, alias: str, version_id: int, now: datetime) -> None:
+    moved = conn.execute(
+        update(aliases)
+        .where(and_(aliases.c.model_id == model_id, aliases.c.alias == alias))
+        .values(version_id=version_id, updated_at=now)
+    )
     if moved.rowcount == 0:
-        conn.execute(insert(aliases).values(model_id=model_id, alias=alias,
-                                            version_id=version_id, updated_at=now))
+        conn.execute(
+            insert(aliases).values(model_id=model_id, alias=alias, version_id=version_id, updated_at=now)
+        )
 
 
 def _version_query() -> Any:
-    return select(model_versions, models.c.name).join(
-        models, models.c.id == model_versions.c.model_id)
+    return select(model_versions, models.c.name).join(models, models.c.id == model_versions.c.model_id)
 
 
 def _resolve(conn: Connection, ref: ModelRef) -> Row[Any]:
@@ -761,13 +835,17 @@ def _resolve(conn: Connection, ref: ModelRef) -> Row[Any]:
     if ref.version is not None:
         row = conn.execute(query.where(model_versions.c.version == ref.version)).first()
     elif ref.alias is not None:
-        row = conn.execute(query.join(aliases, aliases.c.version_id == model_versions.c.id)
-                           .where(aliases.c.alias == ref.alias)).first()
+        row = conn.execute(
+            query.join(aliases, aliases.c.version_id == model_versions.c.id).where(
+                aliases.c.alias == ref.alias
+            )
+        ).first()
         if row is not None and row.status != LIVE:
             raise ConflictError(f"{ref} points at archived version {ref.name}:{row.version}")
     else:
-        row = conn.execute(query.where(model_versions.c.status == LIVE)
-                           .order_by(model_versions.c.version.desc()).limit(1)).first()
+        row = conn.execute(
+            query.where(model_versions.c.status == LIVE).order_by(model_versions.c.version.desc()).limit(1)
+        ).first()
     if row is None:
         raise NotFoundError(_not_found(conn, ref))
     return row
@@ -778,13 +856,16 @@ def _not_found(conn: Connection, ref: ModelRef) -> str:
     if model_id is None:
         return _no_model(conn, ref.name)
     if ref.version is not None:
-        numbers = conn.execute(select(model_versions.c.version).where(
-            model_versions.c.model_id == model_id).order_by(model_versions.c.version)).scalars()
-        return (f"model {ref.name!r} has no version {ref.version}; it has versions "
-                f"{list(numbers) or 'none'}")
+        numbers = conn.execute(
+            select(model_versions.c.version)
+            .where(model_versions.c.model_id == model_id)
+            .order_by(model_versions.c.version)
+        ).scalars()
+        return f"model {ref.name!r} has no version {ref.version}; it has versions {list(numbers) or 'none'}"
     if ref.alias is not None:
-        names = conn.execute(select(aliases.c.alias).where(aliases.c.model_id == model_id)
-                             .order_by(aliases.c.alias)).scalars()
+        names = conn.execute(
+            select(aliases.c.alias).where(aliases.c.model_id == model_id).order_by(aliases.c.alias)
+        ).scalars()
         return f"model {ref.name!r} has no alias {ref.alias!r}; it has {list(names) or 'none'}"
     return f"model {ref.name!r} has no live version (all are archived or deleted)"
 
@@ -792,17 +873,23 @@ def _not_found(conn: Connection, ref: ModelRef) -> str:
 def _no_model(conn: Connection, name: str) -> str:
     known = list(conn.execute(select(models.c.name).order_by(models.c.name).limit(20)).scalars())
     close = [k for k in known if k.lower().startswith(name[:3].lower())]
-    hint = f"; did you mean {close[0]!r}?" if close else (
-        f"; registered models: {known}" if known else "; the registry is empty")
+    hint = (
+        f"; did you mean {close[0]!r}?"
+        if close
+        else (f"; registered models: {known}" if known else "; the registry is empty")
+    )
     return f"no model named {name!r}{hint}"
 
 
 def _version(conn: Connection, row: Row[Any]) -> ModelVersion:
-    alias_names = conn.execute(select(aliases.c.alias).where(aliases.c.version_id == row.id)
-                               .order_by(aliases.c.alias)).scalars()
-    tag_rows = conn.execute(select(tags.c.key, tags.c.value).where(and_(
-        tags.c.model_id == row.model_id, tags.c.version == row.version
-    )).order_by(tags.c.key)).all()
+    alias_names = conn.execute(
+        select(aliases.c.alias).where(aliases.c.version_id == row.id).order_by(aliases.c.alias)
+    ).scalars()
+    tag_rows = conn.execute(
+        select(tags.c.key, tags.c.value)
+        .where(and_(tags.c.model_id == row.model_id, tags.c.version == row.version))
+        .order_by(tags.c.key)
+    ).all()
     return ModelVersion(
         name=row.name,
         version=row.version,
@@ -817,21 +904,27 @@ def _version(conn: Connection, row: Row[Any]) -> ModelVersion:
         description=row.description,
         created_at=as_utc(row.created_at),
         aliases=tuple(alias_names),
-        tags={k: v for k, v in tag_rows},
+        tags=dict(tag_rows),
     )
 
 
 def _model(conn: Connection, row: Row[Any]) -> RegisteredModel:
-    counts = conn.execute(select(
-        func.count(), func.max(model_versions.c.version).filter(model_versions.c.status == LIVE)
-    ).where(model_versions.c.model_id == row.id)).one()
+    counts = conn.execute(
+        select(
+            func.count(), func.max(model_versions.c.version).filter(model_versions.c.status == LIVE)
+        ).where(model_versions.c.model_id == row.id)
+    ).one()
     alias_rows = conn.execute(
         select(aliases.c.alias, model_versions.c.version)
         .join(model_versions, model_versions.c.id == aliases.c.version_id)
-        .where(aliases.c.model_id == row.id).order_by(aliases.c.alias)
+        .where(aliases.c.model_id == row.id)
+        .order_by(aliases.c.alias)
     ).all()
-    tag_rows = conn.execute(select(tags.c.key, tags.c.value).where(and_(
-        tags.c.model_id == row.id, tags.c.version == 0)).order_by(tags.c.key)).all()
+    tag_rows = conn.execute(
+        select(tags.c.key, tags.c.value)
+        .where(and_(tags.c.model_id == row.id, tags.c.version == 0))
+        .order_by(tags.c.key)
+    ).all()
     return RegisteredModel(
         name=row.name,
         description=row.description,
@@ -839,8 +932,8 @@ def _model(conn: Connection, row: Row[Any]) -> RegisteredModel:
         updated_at=as_utc(row.updated_at),
         latest_version=counts[1],
         version_count=counts[0],
-        aliases={a: v for a, v in alias_rows},
-        tags={k: v for k, v in tag_rows},
+        aliases=dict(alias_rows),
+        tags=dict(tag_rows),
     )
 
 
@@ -855,8 +948,11 @@ def _tag_target(conn: Connection, ref: ModelRef) -> tuple[int, int]:
 
 
 def _refuse_if_aliased(conn: Connection, row: Row[Any], verb: str) -> None:
-    names = list(conn.execute(select(aliases.c.alias).where(aliases.c.version_id == row.id)
-                              .order_by(aliases.c.alias)).scalars())
+    names = list(
+        conn.execute(
+            select(aliases.c.alias).where(aliases.c.version_id == row.id).order_by(aliases.c.alias)
+        ).scalars()
+    )
     if names:
         raise ConflictError(
             f"cannot {verb} {row.name}:{row.version}: alias(es) {names} point at it; move them "

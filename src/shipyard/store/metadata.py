@@ -62,9 +62,7 @@ class MetadataStore:
             self.engine = create_engine(url, connect_args={"timeout": busy_timeout})
             _use_explicit_sqlite_transactions(self.engine, busy_timeout)
         else:
-            self.engine = create_engine(
-                url, pool_pre_ping=True, connect_args={"connect_timeout": 10}
-            )
+            self.engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
         self._write_engine: Engine = self.engine.execution_options(**{_WRITE: True})
         self._migrate()
 
@@ -135,8 +133,7 @@ class MetadataStore:
             config.set_main_option("script_location", "shipyard.store:migrations")
             with self._write_engine.begin() as conn:
                 if self.dialect == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                 {"key": _MIGRATION_LOCK})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
 
@@ -146,8 +143,9 @@ class MetadataStore:
                 return None
             from sqlalchemy import column, table
 
-            row = conn.execute(select(column("version_num")).select_from(
-                table("alembic_version"))).first()
+            row: Any = conn.execute(
+                select(column("version_num")).select_from(table("alembic_version"))
+            ).first()
             return None if row is None else str(row[0])
 
 

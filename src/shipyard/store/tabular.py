@@ -17,8 +17,14 @@ if TYPE_CHECKING:
 
 __all__ = ["FORMATS", "read_rows", "write_table"]
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
-           ".ndjson": "jsonl", ".json": "jsonl"}
+FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 
 
 def _format_of(path: Path) -> str:

@@ -29,8 +29,7 @@ def upgrade() -> None:
     op.create_table(
         "model_versions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("flavor", sa.String(32), nullable=False),
@@ -47,8 +46,7 @@ def upgrade() -> None:
     op.create_table(
         "aliases",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
         sa.Column("alias", sa.String(64), nullable=False),
         sa.Column("version_id", sa.Integer, sa.ForeignKey("model_versions.id"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -57,8 +55,7 @@ def upgrade() -> None:
     op.create_table(
         "tags",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"),
-                  nullable=False),
+        sa.Column("model_id", sa.Integer, sa.ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("key", sa.String(64), nullable=False),
         sa.Column("value", sa.Text, nullable=False),

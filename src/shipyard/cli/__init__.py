@@ -1,0 +1,1 @@
+"""The command line: parse, call the Python API, render. Nothing here decides anything."""

@@ -1,0 +1,78 @@
+"""The `shipyard` command: sub-commands, and the one place errors become exit codes.
+
+Exit codes: 0 ok, 1 failed (a clear one-line error), 2 usage. `--debug` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from shipyard.cli import contract, models
+from shipyard.cli.demo import demo
+from shipyard.cli.predict import predict
+from shipyard.cli.render import error
+from shipyard.errors import ShipyardError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="shipyard",
+    help="Take a trained model from a notebook to production and keep it healthy there.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(contract.app, name="contract")
+app.command()(predict)
+app.command()(demo)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """Shipyard's command line."""
+
+
+@app.command()
+def version() -> None:
+    """Print Shipyard's version."""
+    from shipyard import __version__
+
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with 0 (ok), 1 (failed) or 2 (usage)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    command = typer.main.get_command(app)
+    try:
+        command.main(args, prog_name="shipyard", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        error("aborted")
+        sys.exit(1)
+    except ShipyardError as exc:
+        if debug:
+            raise
+        error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        error("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")
+        sys.exit(1)
+    sys.exit(0)
