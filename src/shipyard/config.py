@@ -26,11 +26,13 @@ class Settings:
         home: the folder for embedded state (SQLite file, artifacts) when no URL says otherwise.
         db_url: a SQLAlchemy URL for the metadata store.
         store_url: an fsspec URL or local path for the artifact store.
+        db_timeout: seconds a writer waits for a lock another process holds.
     """
 
     home: Path
     db_url: str
     store_url: str
+    db_timeout: float = 30.0
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -62,4 +64,11 @@ class Settings:
             # psycopg 3 is the driver we ship in the `postgres` extra.
             db_url = "postgresql+psycopg://" + db_url.split("://", 1)[1]
         store_url = env.get("SHIPYARD_STORE_URL") or base.store_url
-        return cls(home=base.home, db_url=db_url, store_url=store_url)
+        timeout = env.get("SHIPYARD_DB_TIMEOUT") or "30"
+        try:
+            db_timeout = float(timeout)
+        except ValueError:
+            raise ConfigError(
+                f"SHIPYARD_DB_TIMEOUT is {timeout!r}; expected a number of seconds (e.g. 30)"
+            ) from None
+        return cls(home=base.home, db_url=db_url, store_url=store_url, db_timeout=db_timeout)

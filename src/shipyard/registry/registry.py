@@ -158,7 +158,7 @@ class Registry:
 
     def __init__(self, settings: Settings | None = None, *, actor: str | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.meta = MetadataStore(self.settings.db_url)
+        self.meta = MetadataStore(self.settings.db_url, busy_timeout=self.settings.db_timeout)
         self.artifacts = ArtifactStore(self.settings.store_url)
         self.actor = actor or _os_user()
 
@@ -259,8 +259,10 @@ class Registry:
             "registered_by": self.actor,
         }
         if features is not None:
+            whole = features if labels is None or target is None else Batch(
+                {**features.columns, target: labels}, features.n_rows)
             lineage["training_data"] = {
-                "fingerprint": fingerprint(features),
+                "fingerprint": fingerprint(whole),
                 "rows": features.n_rows,
                 "columns": list(features.names),
             }

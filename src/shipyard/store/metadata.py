@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from shipyard.errors import StoreUnavailableError
+from shipyard.errors import StoreError, StoreUnavailableError
 from shipyard.store.schema import HEAD_REVISION
 
 __all__ = ["MetadataStore", "utcnow"]
@@ -92,10 +92,14 @@ class MetadataStore:
             try:
                 with self._translated(), self._write_engine.begin() as conn:
                     return change(conn)
-            except sa_exc.IntegrityError:
+            except sa_exc.IntegrityError as exc:
                 # Another writer inserted the same unique key between our read and our write.
                 if attempt == _RETRIES - 1:
-                    raise
+                    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                    raise StoreError(
+                        f"the metadata store {self.shown_url} refused the change ({detail}); "
+                        "nothing was written"
+                    ) from None
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
@@ -109,6 +113,12 @@ class MetadataStore:
             raise StoreUnavailableError(self._explain(exc)) from None
         except sa_exc.InterfaceError as exc:
             raise StoreUnavailableError(self._explain(exc)) from None
+        except sa_exc.DBAPIError as exc:
+            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StoreError(
+                f"the metadata store {self.shown_url} refused the change ({detail}); nothing "
+                "was written"
+            ) from None
 
     def _explain(self, exc: sa_exc.DBAPIError) -> str:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)

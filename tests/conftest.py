@@ -1,0 +1,100 @@
+"""Shared fixtures: registries on SQLite and PostgreSQL, and small real models and data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shipyard import Registry, Settings
+from shipyard.cli.demo import credit_data, credit_model
+
+PG_ENV = "SHIPYARD_TEST_PG_URL"
+
+
+def pg_url() -> str | None:
+    """The PostgreSQL URL tests may use, in psycopg 3 form, or None."""
+    url = os.environ.get(PG_ENV)
+    if not url:
+        return None
+    return Settings.from_env({"SHIPYARD_DB_URL": url}).db_url
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections use a fresh schema, dropped afterwards."""
+    url = pg_url()
+    if url is None:
+        pytest.skip(f"{PG_ENV} is not set; PostgreSQL tests need a database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield scoped.render_as_string(hide_password=False)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings on SQLite, then on PostgreSQL (skipped with a reason when it is not configured)."""
+    base = Settings.for_home(tmp_path / "home")
+    if request.param == "sqlite":
+        return base
+    url = request.getfixturevalue("pg_schema_url")
+    return Settings(home=base.home, db_url=url, store_url=base.store_url)
+
+
+@pytest.fixture
+def registry(settings: Settings) -> Iterator[Registry]:
+    """A registry on a fresh database and artifact folder."""
+    with Registry(settings, actor="tester") as reg:
+        yield reg
+
+
+@pytest.fixture
+def sqlite_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry on SQLite only, for tests of flavors and files rather than databases."""
+    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def cancer() -> pd.DataFrame:
+    """The breast cancer data set with its label column 'label'."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X.assign(label=y)
+
+
+@pytest.fixture(scope="session")
+def cancer_model(cancer: pd.DataFrame) -> Any:
+    """A logistic regression pipeline fitted on the breast cancer data."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return model.fit(cancer.drop(columns=["label"]), cancer["label"])
+
+
+@pytest.fixture(scope="session")
+def credit() -> pd.DataFrame:
+    """Synthetic credit applications with numeric and categorical features."""
+    return credit_data(1500, seed=1)
+
+
+@pytest.fixture(scope="session")
+def credit_pipeline(credit: pd.DataFrame) -> Any:
+    """The demo's gradient-boosting pipeline fitted on `credit`."""
+    return credit_model(credit)

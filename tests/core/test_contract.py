@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from shipyard import Batch, Contract, ContractError, ContractViolationError, DType, Feature
+from shipyard.core.contract import infer_contract
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "age": [20, 30, 40, 50],
+        "income": [1000.0, np.nan, 3500.0, 4000.0],
+        "country": ["DE", "FR", "DE", "ES"],
+        "vip": [True, False, True, False],
+    })
+
+
+@pytest.fixture
+def contract(frame: pd.DataFrame) -> Contract:
+    return infer_contract(Batch.from_pandas(frame), task="classification", target="y",
+                          classes=[0, 1])
+
+
+def test_inference_reads_dtype_range_categories_and_missing(contract: Contract) -> None:
+    age, income, country, vip = contract.features
+    assert (age.dtype, age.min, age.max, age.nullable) == (DType.INT, 20, 50, False)
+    assert (income.dtype, income.nullable, income.on_missing) == (DType.FLOAT, True, "pass")
+    assert country.categories == ("DE", "ES", "FR")
+    assert vip.dtype is DType.BOOL
+    assert contract.classes == (0, 1)
+
+
+def test_defaults_reject_missing_where_training_had_none_and_allow_out_of_range(
+    contract: Contract,
+) -> None:
+    age = contract.feature("age")
+    assert (age.on_missing, age.on_out_of_range, age.on_unseen_category) == (
+        "reject", "allow", "allow")
+
+
+def test_valid_rows_pass_and_come_back_in_contract_order(contract: Contract) -> None:
+    rows = [{"vip": True, "country": "DE", "income": 10.0, "age": 33}]
+    result = contract.validate(Batch.from_records(rows))
+    assert result.ok
+    assert result.batch.names == ("age", "income", "country", "vip")
+    assert result.batch.columns["age"].dtype == np.int64
+
+
+def test_every_violation_is_reported_with_row_feature_value_and_reason(contract: Contract) -> None:
+    rows = [
+        {"age": "abc", "income": 1000.0, "country": "DE", "vip": True},
+        {"age": 30, "income": "x", "country": 7, "vip": "maybe"},
+        {"income": 1000.0, "country": "DE", "vip": True},
+    ]
+    result = contract.validate(Batch.from_records(rows))
+    found = {(v.row, v.feature) for v in result.violations}
+    assert found == {(0, "age"), (1, "income"), (1, "country"), (1, "vip"), (2, "age")}
+    first = result.violations[0]
+    assert (first.row, first.feature, first.value) == (0, "age", "abc")
+    assert "expected an integer" in first.reason
+    assert result.rejected_rows.tolist() == [0, 1, 2]
+
+
+def test_missing_column_is_named_and_rejects_every_row(contract: Contract) -> None:
+    result = contract.validate(Batch.from_records([{"age": 1, "income": 1000.0, "vip": True}]))
+    assert [(v.row, v.feature) for v in result.violations] == [(None, "country")]
+    assert "column is missing" in result.violations[0].reason
+    with pytest.raises(ContractViolationError, match="'country'"):
+        result.raise_if_invalid("fraud:3")
+
+
+def test_unknown_extra_columns_are_reported_not_rejected(contract: Contract) -> None:
+    result = contract.validate(Batch.from_records(
+        [{"age": 1, "income": 1000.0, "country": "DE", "vip": True, "surprise": 1}]))
+    assert result.ok
+    assert result.extra_columns == ("surprise",)
+
+
+def test_int_is_coerced_to_float_but_text_never_is(contract: Contract) -> None:
+    result = contract.validate(Batch.from_columns(
+        {"age": [1, 2], "income": [1000, 2000], "country": ["DE", "DE"], "vip": [True, True]}))
+    assert result.ok
+    assert result.batch.columns["income"].dtype == np.float64
+    bad = contract.validate(Batch.from_records(
+        [{"age": 1, "income": "abc", "country": "DE", "vip": True}]))
+    assert bad.violations[0].reason == "expected a number"
+
+
+def test_fractional_value_for_an_integer_feature_is_a_wrong_type(contract: Contract) -> None:
+    result = contract.validate(Batch.from_records(
+        [{"age": 2.5, "income": 1000.0, "country": "DE", "vip": True}]))
+    assert result.violations[0].reason == "expected an integer"
+
+
+def test_boolean_is_not_accepted_as_a_number(contract: Contract) -> None:
+    result = contract.validate(Batch.from_records(
+        [{"age": True, "income": 1000.0, "country": "DE", "vip": True}]))
+    assert [v.feature for v in result.violations] == ["age"]
+
+
+def test_out_of_range_is_counted_by_default_and_rejected_when_the_contract_says(
+    contract: Contract,
+) -> None:
+    row = [{"age": 150, "income": 1000.0, "country": "DE", "vip": True}]
+    counted = contract.validate(Batch.from_records(row))
+    assert counted.ok
+    assert counted.counts == {"age": {"out_of_range": 1}}
+    strict = contract.replace_feature("age", on_out_of_range="reject")
+    rejected = strict.validate(Batch.from_records(row))
+    assert "outside the contract range [20, 50]" in str(rejected.violations[0])
+    assert str(rejected.violations[0]).startswith("feature 'age' of row 0 is 150")
+
+
+def test_clip_policy_clips_into_the_range(contract: Contract) -> None:
+    clipping = contract.replace_feature("age", on_out_of_range="clip")
+    result = clipping.validate(Batch.from_columns(
+        {"age": [5, 99], "income": [1000.0, 1000.0], "country": ["DE", "DE"], "vip": [True, True]}))
+    assert result.batch.columns["age"].tolist() == [20, 50]
+    assert result.counts == {"age": {"clipped": 2}}
+
+
+def test_unseen_category_policy(contract: Contract) -> None:
+    row = [{"age": 30, "income": 1000.0, "country": "XX", "vip": True}]
+    assert contract.validate(Batch.from_records(row)).counts == {"country": {"unseen_category": 1}}
+    strict = contract.replace_feature("country", on_unseen_category="reject")
+    assert "categories" in strict.validate(Batch.from_records(row)).violations[0].reason
+
+
+def test_missing_value_policies_reject_impute_and_pass(contract: Contract) -> None:
+    row = [{"age": None, "income": None, "country": "DE", "vip": True}]
+    result = contract.validate(Batch.from_records(row))
+    assert [v.feature for v in result.violations] == ["age"]
+    assert result.counts == {"income": {"missing": 1}}
+    imputing = contract.replace_feature("age", on_missing="impute", impute_value=33)
+    imputed = imputing.validate(Batch.from_records(row))
+    assert imputed.ok
+    assert imputed.batch.columns["age"].tolist() == [33]
+
+
+def test_validation_is_vectorised_over_a_hundred_thousand_rows(contract: Contract) -> None:
+    n = 100_000
+    data = Batch.from_columns({
+        "age": np.full(n, 30), "income": np.full(n, 1000.0),
+        "country": np.array(["DE"] * n, dtype=object), "vip": np.ones(n, dtype=bool),
+    })
+    data.columns["age"][::1000] = 500
+    strict = contract.replace_feature("age", on_out_of_range="reject")
+    result = strict.validate(data)
+    assert len(result.violations) == 100
+    assert result.accepted_rows.size == n - 100
+
+
+def test_yaml_round_trip_keeps_every_rule(contract: Contract) -> None:
+    edited = contract.replace_feature("age", on_out_of_range="reject", pii=True)
+    text = yaml.safe_dump(edited.to_dict(), sort_keys=False)
+    assert Contract.from_dict(yaml.safe_load(text)) == edited
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dtype": "date"}, "dtype 'date'"),
+        ({"on_missing": "ignore"}, "on_missing='ignore'"),
+        ({"colour": "red"}, "unknown keys"),
+        ({"on_missing": "impute"}, "no impute_value"),
+        ({"min": "low"}, "expected a number"),
+    ],
+)
+def test_malformed_contract_entries_are_named(contract: Contract, change: dict[str, object],
+                                              message: str) -> None:
+    data = contract.to_dict()
+    data["features"][0] = {k: v for k, v in data["features"][0].items()
+                           if k != "impute_value" or "on_missing" not in change} | change
+    with pytest.raises(ContractError, match=message):
+        Contract.from_dict(data)
+
+
+def test_unsupported_training_column_type_is_refused_with_its_name() -> None:
+    frame = pd.DataFrame({"when": pd.to_datetime(["2026-01-01", "2026-01-02"])})
+    with pytest.raises(ContractError, match="'when'"):
+        infer_contract(Batch.from_pandas(frame), task="regression")
+
+
+def test_feature_rejects_a_range_on_a_string() -> None:
+    with pytest.raises(ContractError, match="cannot have a range"):
+        Feature(name="c", dtype=DType.STRING, min=1.0)
