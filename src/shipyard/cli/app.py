@@ -54,12 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         command.main(args, prog_name="shipyard", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         error("aborted")
         sys.exit(1)
     except ShipyardError as exc:
@@ -71,6 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         error("interrupted")
         sys.exit(130)
     except Exception as exc:
+        # Typer carries its own copy of click, so usage errors are recognised by their shape.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if debug:
             raise
         error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)")

@@ -99,12 +99,15 @@ class Feature:
         return self.dtype in (DType.INT, DType.FLOAT)
 
     def to_dict(self) -> dict[str, Any]:
-        """The feature as plain data, without the entries that hold their default."""
+        """The feature as plain data: every rule spelled out, unset values left out."""
         data: dict[str, Any] = {"name": self.name, "dtype": self.dtype.value}
         for f in fields(self)[2:]:
             value = getattr(self, f.name)
-            if value != f.default:
-                data[f.name] = list(value) if isinstance(value, tuple) else value
+            if value is None or (f.name == "on_out_of_range" and not self.is_numeric):
+                continue
+            if f.name == "on_unseen_category" and self.categories is None:
+                continue
+            data[f.name] = list(value) if isinstance(value, tuple) else value
         return data
 
     @classmethod

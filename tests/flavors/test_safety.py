@@ -1,0 +1,89 @@
+"""Flavors never run code nobody trusted, and say what to install when a framework is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from shipyard import FlavorError, Registry, UntrustedArtifactError
+from shipyard.flavors import flavor_named
+from shipyard.flavors.base import LoadOptions
+
+
+class HomeMadeClassifier(ClassifierMixin, BaseEstimator):
+    """A custom estimator skops cannot vouch for."""
+
+    def fit(self, X: Any, y: Any) -> HomeMadeClassifier:
+        self.classes_ = sorted(set(y))
+        return self
+
+    def predict(self, X: Any) -> Any:
+        return [self.classes_[0]] * len(X)
+
+
+def test_skops_file_with_an_unknown_type_is_refused_until_trusted(
+    tmp_path: Path, sqlite_registry: Registry, cancer: pd.DataFrame
+) -> None:
+    path = tmp_path / "model.skops"
+    X = cancer.drop(columns=["label"])
+    sio.dump(HomeMadeClassifier().fit(X, cancer["label"]), path)
+    with pytest.raises(UntrustedArtifactError, match="HomeMadeClassifier"):
+        sqlite_registry.register_file(path, name="home", train_data=cancer, target="label")
+    with pytest.raises(UntrustedArtifactError):
+        flavor_named("sklearn").read_file(path.read_bytes(), LoadOptions())
+
+
+def test_pickle_files_are_refused(tmp_path: Path, sqlite_registry: Registry) -> None:
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(FlavorError, match="pickle"):
+        sqlite_registry.register_file(path, name="p")
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path: Path, sqlite_registry: Registry) -> None:
+    for name in ("model.skops", "model.onnx", "model.ubj", "model.txt"):
+        path = tmp_path / name
+        path.write_bytes(b"this is not a model")
+        with pytest.raises(FlavorError, match="is not a usable"):
+            sqlite_registry.register_file(path, name="x")
+    assert sqlite_registry.list_models() == []
+
+
+class Custom:
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return frame.iloc[:, 0].to_numpy()
+
+
+def test_custom_code_needs_trust_to_register_and_to_load(sqlite_registry: Registry) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0], "y": [1.0, 2.0]})
+    with pytest.raises(UntrustedArtifactError, match="trust_code=True"):
+        sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y")
+    sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y",
+                             trust_code=True)
+    with pytest.raises(UntrustedArtifactError, match="runs its code"):
+        sqlite_registry.load("custom:1")
+    assert sqlite_registry.load("custom:1", trust_code=True).predict(
+        frame[["a"]]).values.tolist() == [1.0, 2.0]
+
+
+def test_missing_framework_names_the_extra_to_install(tmp_path: Path) -> None:
+    script = (
+        "import sys; sys.modules['xgboost'] = None\n"
+        "from shipyard.flavors import flavor_named\n"
+        "from shipyard.flavors.base import LoadOptions\n"
+        "try:\n"
+        "    flavor_named('xgboost').read_file(b'x', LoadOptions())\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert "MissingDependencyError" in out
+    assert "pip install 'shipyard[xgboost]'" in out
