@@ -259,8 +259,11 @@ class Registry:
             "registered_by": self.actor,
         }
         if features is not None:
-            whole = features if labels is None or target is None else Batch(
-                {**features.columns, target: labels}, features.n_rows)
+            whole = (
+                features
+                if labels is None or target is None
+                else Batch({**features.columns, target: labels}, features.n_rows)
+            )
             lineage["training_data"] = {
                 "fingerprint": fingerprint(whole),
                 "rows": features.n_rows,

@@ -116,8 +116,7 @@ class MetadataStore:
         except sa_exc.DBAPIError as exc:
             detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StoreError(
-                f"the metadata store {self.shown_url} refused the change ({detail}); nothing "
-                "was written"
+                f"the metadata store {self.shown_url} refused the change ({detail}); nothing was written"
             ) from None
 
     def _explain(self, exc: sa_exc.DBAPIError) -> str:
