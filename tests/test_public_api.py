@@ -9,7 +9,8 @@ import shipyard.errors
 def test_all_is_sorted_and_complete() -> None:
     assert shipyard.__all__ == sorted(shipyard.__all__)
     public = {n for n, v in vars(shipyard).items()
-              if not n.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))}
+              if not n.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))
+              and v.__module__.startswith("shipyard")}
     assert public <= set(shipyard.__all__)
     for name in shipyard.__all__:
         assert hasattr(shipyard, name), name

@@ -36,7 +36,7 @@ from shipyard.errors import (
     UntrustedArtifactError,
 )
 from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
-from shipyard.registry.default import default_registry
+from shipyard.registry.default import default_registry as _default_registry
 
 __version__ = "0.1.0"
 
@@ -82,9 +82,9 @@ __all__ = [
 
 def register(model: object, *, name: str, **kwargs: Any) -> ModelVersion:
     """Register `model` in the default registry; see `Registry.register` for the options."""
-    return default_registry().register(model, name=name, **kwargs)
+    return _default_registry().register(model, name=name, **kwargs)
 
 
 def load(ref: str | ModelRef, *, trust_code: bool = False) -> LoadedModel:
     """Load a version from the default registry (`'fraud@staging'`, `'fraud:3'`, `'fraud'`)."""
-    return default_registry().load(ref, trust_code=trust_code)
+    return _default_registry().load(ref, trust_code=trust_code)

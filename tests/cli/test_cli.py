@@ -91,7 +91,7 @@ def test_predict_files_and_reject_bad_rows(home: Path, registered: Path,
     failed = run(home, "predict", "fraud:1", "--input", str(registered / "bad.csv"))
     assert failed.returncode == 1
     assert "feature 'income' of row 2 is 'abc': expected a number" in failed.stderr
-    assert "feature 'country': the column is missing" in failed.stderr
+    assert "missing column(s), expected by the contract: ['country']" in failed.stderr
     assert "Traceback" not in failed.stderr
 
 

@@ -213,9 +213,13 @@ class Validation:
         rows = int(self._rejected.sum())
         subject = f"the contract of {where}" if where else "the contract"
         lines = [f"{len(self.violations)} violation(s) of {subject} in {rows} of {self.batch.n_rows} row(s):"]
-        lines += [f"  {v}" for v in self.violations[:_SHOWN_VIOLATIONS]]
-        if len(self.violations) > _SHOWN_VIOLATIONS:
-            lines.append(f"  ... and {len(self.violations) - _SHOWN_VIOLATIONS} more")
+        absent = [v.feature for v in self.violations if v.row is None]
+        if absent:
+            lines.append(f"  missing column(s), expected by the contract: {absent}")
+        by_row = [v for v in self.violations if v.row is not None]
+        lines += [f"  {v}" for v in by_row[:_SHOWN_VIOLATIONS]]
+        if len(by_row) > _SHOWN_VIOLATIONS:
+            lines.append(f"  ... and {len(by_row) - _SHOWN_VIOLATIONS} more")
         fix = f"'shipyard contract edit {where}'" if where else "a contract edit"
         lines.append(f"fix the input, or change the feature's policy with {fix}")
         return "\n".join(lines)
