@@ -221,6 +221,14 @@ class Predictions:
                 f"{len(self.values)} rows and classes {self.classes}"
             )
 
+    @classmethod
+    def empty(cls, classes: Sequence[Label] | None, *, scores: bool = True) -> Predictions:
+        """Predictions of zero rows: regression without classes, classification with them."""
+        if classes is None:
+            return cls("regression", np.empty(0, dtype=np.float64))
+        probabilities = np.empty((0, len(classes))) if scores else None
+        return cls("classification", np.empty(0, dtype=object), probabilities, tuple(classes))
+
     @property
     def n_rows(self) -> int:
         """The number of rows predicted."""

@@ -40,11 +40,7 @@ class LightGBMPredictor:
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
         if batch.n_rows == 0:
-            if self.classes is None:
-                return Predictions("regression", np.empty(0))
-            return Predictions(
-                "classification", np.empty(0, dtype=object), np.empty((0, len(self.classes))), self.classes
-            )
+            return Predictions.empty(self.classes)
         features = self._features(batch)
         try:
             raw = np.asarray(self.model.predict(features), dtype=np.float64)

@@ -52,11 +52,7 @@ class ONNXPredictor:
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
         if batch.n_rows == 0:
-            if self.classes is None:
-                return Predictions("regression", np.empty(0))
-            return Predictions(
-                "classification", np.empty(0, dtype=object), np.empty((0, len(self.classes))), self.classes
-            )
+            return Predictions.empty(self.classes)
         try:
             results = self.model.run(None, self._feeds(batch))
         except Exception as exc:

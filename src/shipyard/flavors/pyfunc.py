@@ -31,8 +31,7 @@ class PyFuncPredictor:
         """Predict `batch` (features in contract order)."""
         task: Task = "classification" if self.classes is not None else "regression"
         if batch.n_rows == 0:
-            probabilities = np.empty((0, len(self.classes))) if self.scores and self.classes else None
-            return Predictions(task, np.empty(0, dtype=object), probabilities, self.classes)
+            return Predictions.empty(self.classes, scores=self.scores)
         frame = batch.to_pandas()
         try:
             if self.scores:

@@ -65,7 +65,7 @@ class SklearnPredictor:
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
         if batch.n_rows == 0:
-            return _empty(self.classes, self.scores)
+            return Predictions.empty(self.classes, scores=self.scores)
         features = batch.to_pandas() if self.frame_input else batch.to_numpy()
         try:
             if self.scores:
@@ -78,13 +78,6 @@ class SklearnPredictor:
         if self.classes is not None:
             return Predictions("classification", values, None, self.classes)
         return Predictions("regression", values)
-
-
-def _empty(classes: tuple[Any, ...] | None, scores: bool) -> Predictions:
-    if classes is None:
-        return Predictions("regression", np.empty(0, dtype=np.float64))
-    probabilities = np.empty((0, len(classes))) if scores else None
-    return Predictions("classification", np.empty(0, dtype=object), probabilities, classes)
 
 
 class SklearnFlavor:

@@ -43,11 +43,7 @@ class XGBoostPredictor:
         """Predict `batch` (features in contract order)."""
         xgb = _xgb()
         if batch.n_rows == 0:
-            if self.classes is None:
-                return Predictions("regression", np.empty(0))
-            return Predictions(
-                "classification", np.empty(0, dtype=object), np.empty((0, len(self.classes))), self.classes
-            )
+            return Predictions.empty(self.classes)
         features = _categorical_frame(batch) if self.frame_input else batch.to_numpy()
         try:
             if isinstance(self.model, xgb.Booster):
