@@ -10,17 +10,14 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
 
 from shipyard.config import Settings
-from shipyard.core.batch import Array, Batch, Label, Task
+from shipyard.core.batch import Batch, Task
 from shipyard.core.contract import Contract, infer_contract
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
@@ -36,116 +33,29 @@ from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, pack, un
 from shipyard.flavors.base import LoadOptions, SavedModel
 from shipyard.registry.lineage import environment, fingerprint, git_state
 from shipyard.registry.loaded import LoadedModel
+from shipyard.registry.queries import (
+    ensure_model,
+    move_alias,
+    no_model,
+    read_model,
+    read_version,
+    refuse_if_aliased,
+    resolve,
+    tag_target,
+    version_query,
+)
+from shipyard.registry.records import ARCHIVED, LIVE, Change, ModelVersion, RegisteredModel
+from shipyard.registry.training import (
+    check_feature_names,
+    reference_profile,
+    split_training,
+    task_and_classes,
+)
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import aliases, changes, model_versions, models, tags
 
 __all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry"]
-
-LIVE = "live"
-ARCHIVED = "archived"
-PROFILE_ROWS = 200_000  # rows of training data the reference profile is built from, at most
-_REGRESSION_MIN_UNIQUE = 20
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelVersion:
-    """One immutable registered version of a model."""
-
-    name: str
-    version: int
-    status: str
-    flavor: str
-    artifact_digest: str
-    artifact_size: int
-    contract: Contract
-    profile: Profile | None
-    metrics: Mapping[str, Any]
-    lineage: Mapping[str, Any]
-    description: str
-    created_at: datetime
-    aliases: tuple[str, ...] = ()
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> ModelRef:
-        """`NAME:VERSION` of this version."""
-        return ModelRef(self.name, version=self.version)
-
-    def to_dict(self, *, profile: bool = False) -> dict[str, Any]:
-        """The version as JSON-safe data (the profile only when asked: it is large)."""
-        data: dict[str, Any] = {
-            "name": self.name,
-            "version": self.version,
-            "ref": str(self.ref),
-            "status": self.status,
-            "flavor": self.flavor,
-            "task": self.contract.task,
-            "artifact_digest": self.artifact_digest,
-            "artifact_size": self.artifact_size,
-            "aliases": list(self.aliases),
-            "tags": dict(self.tags),
-            "description": self.description,
-            "created_at": self.created_at.isoformat(),
-            "metrics": dict(self.metrics),
-            "lineage": dict(self.lineage),
-            "contract": self.contract.to_dict(),
-        }
-        if profile and self.profile is not None:
-            data["profile"] = self.profile.to_dict()
-        return data
-
-
-@dataclass(frozen=True, kw_only=True)
-class RegisteredModel:
-    """A model name and the state of its versions."""
-
-    name: str
-    description: str
-    created_at: datetime
-    updated_at: datetime
-    latest_version: int | None
-    version_count: int
-    aliases: Mapping[str, int]
-    tags: Mapping[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The model as JSON-safe data."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "latest_version": self.latest_version,
-            "version_count": self.version_count,
-            "aliases": dict(self.aliases),
-            "tags": dict(self.tags),
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Change:
-    """One recorded change to the registry."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    model: str
-    version: int | None
-    detail: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The change as JSON-safe data."""
-        return {
-            "id": self.id,
-            "at": self.at.isoformat(),
-            "actor": self.actor,
-            "action": self.action,
-            "model": self.model,
-            "version": self.version,
-            "detail": dict(self.detail),
-        }
 
 
 class Registry:
@@ -230,9 +140,9 @@ class Registry:
                 "later runs that code. Register it with trust_code=True if that is intended"
             )
         options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types))
-        features, labels = _split_training(train_data, target)
+        features, labels = split_training(train_data, target)
         saved = chosen.save(model)
-        resolved_task, classes = _task_and_classes(saved.meta, task, labels, contract)
+        resolved_task, classes = task_and_classes(saved.meta, task, labels, contract)
         meta = dict(saved.meta) | {"task": resolved_task, "classes": classes}
         if trusted_types:
             meta["trusted_types"] = sorted(set(trusted_types))
@@ -243,12 +153,12 @@ class Registry:
                     f"registering {name!r} needs train_data (to infer the contract) or a contract"
                 )
             contract = infer_contract(features, task=resolved_task, target=target, classes=classes)
-        _check_feature_names(meta.get("feature_names"), contract)
+        check_feature_names(meta.get("feature_names"), contract)
         artifact = pack(saved)
         loaded = chosen.load(unpack(artifact), options)
         profile = None
         if features is not None:
-            profile = _reference_profile(name, contract, features, loaded)
+            profile = reference_profile(name, contract, features, loaded)
         lineage: dict[str, Any] = {
             "flavor": chosen.name,
             "framework": meta.get("framework"),
@@ -374,7 +284,7 @@ class Registry:
         profile_data = profile.to_dict() if profile is not None else None
 
         def change(conn: Connection) -> int:
-            model_id = _ensure_model(conn, name, now)
+            model_id = ensure_model(conn, name, now)
             number = (
                 conn.execute(
                     update(models)
@@ -408,7 +318,7 @@ class Registry:
                 )
             self._record(conn, action, name, number, {"digest": digest, "flavor": flavor})
             if alias is not None:
-                _move_alias(conn, model_id, alias, version_id, now)
+                move_alias(conn, model_id, alias, version_id, now)
                 self._record(conn, "alias", name, number, {"alias": alias, "from": None})
             return int(number)
 
@@ -425,8 +335,8 @@ class Registry:
         """
         parsed = _ref(ref)
         with self.meta.read() as conn:
-            row = _resolve(conn, parsed)
-            return _version(conn, row)
+            row = resolve(conn, parsed)
+            return read_version(conn, row)
 
     def load(self, ref: str | ModelRef, *, trust_code: bool = False) -> LoadedModel:
         """Load a version to predict with; its artifact's digest is checked first.
@@ -454,8 +364,8 @@ class Registry:
         with self.meta.read() as conn:
             row = conn.execute(select(models).where(models.c.name == name)).first()
             if row is None:
-                raise NotFoundError(_no_model(conn, name))
-            return _model(conn, row)
+                raise NotFoundError(no_model(conn, name))
+            return read_model(conn, row)
 
     def list_models(
         self,
@@ -473,7 +383,7 @@ class Registry:
         """
         with self.meta.read() as conn:
             rows = conn.execute(select(models).order_by(models.c.name)).all()
-            found = [_model(conn, r) for r in rows]
+            found = [read_model(conn, r) for r in rows]
             tag_hits: set[int] | None = None
             if tag is not None:
                 key, _, value = tag.partition("=")
@@ -503,12 +413,12 @@ class Registry:
         with self.meta.read() as conn:
             model_id = conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
             if model_id is None:
-                raise NotFoundError(_no_model(conn, name))
-            query = _version_query().where(model_versions.c.model_id == model_id)
+                raise NotFoundError(no_model(conn, name))
+            query = version_query().where(model_versions.c.model_id == model_id)
             if not include_archived:
                 query = query.where(model_versions.c.status == LIVE)
             rows = conn.execute(query.order_by(model_versions.c.version)).all()
-            return [_version(conn, r) for r in rows]
+            return [read_version(conn, r) for r in rows]
 
     def history(self, name: str | None = None, *, limit: int = 100) -> list[Change]:
         """The newest recorded changes, newest first, for one model or all."""
@@ -541,7 +451,7 @@ class Registry:
         parsed = _ref(ref)
 
         def change(conn: Connection) -> int:
-            row = _resolve(conn, parsed)
+            row = resolve(conn, parsed)
             if row.status != LIVE:
                 raise ConflictError(
                     f"{row.name}:{row.version} is archived; an alias cannot point at an archived "
@@ -552,7 +462,7 @@ class Registry:
                 .join(aliases, aliases.c.version_id == model_versions.c.id)
                 .where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
             ).scalar()
-            _move_alias(conn, row.model_id, alias, row.id, utcnow())
+            move_alias(conn, row.model_id, alias, row.id, utcnow())
             self._record(conn, "alias", row.name, row.version, {"alias": alias, "from": previous})
             return int(row.version)
 
@@ -569,7 +479,7 @@ class Registry:
         check_alias(alias)
 
         def change(conn: Connection) -> None:
-            row = _resolve(conn, ModelRef(name, alias=alias))
+            row = resolve(conn, ModelRef(name, alias=alias))
             conn.execute(
                 delete(aliases).where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
             )
@@ -583,7 +493,7 @@ class Registry:
         parsed = _ref(ref)
 
         def change(conn: Connection) -> None:
-            model_id, number = _tag_target(conn, parsed)
+            model_id, number = tag_target(conn, parsed)
             conn.execute(
                 delete(tags).where(
                     and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
@@ -604,7 +514,7 @@ class Registry:
         parsed = _ref(ref)
 
         def change(conn: Connection) -> None:
-            model_id, number = _tag_target(conn, parsed)
+            model_id, number = tag_target(conn, parsed)
             gone = conn.execute(
                 delete(tags).where(
                     and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
@@ -621,7 +531,7 @@ class Registry:
         parsed = _ref(ref)
 
         def change(conn: Connection) -> None:
-            model_id, number = _tag_target(conn, parsed)
+            model_id, number = tag_target(conn, parsed)
             if number:
                 conn.execute(
                     update(model_versions)
@@ -647,8 +557,8 @@ class Registry:
         parsed = _ref(ref)
 
         def change(conn: Connection) -> int:
-            row = _resolve(conn, parsed)
-            _refuse_if_aliased(conn, row, "archive")
+            row = resolve(conn, parsed)
+            refuse_if_aliased(conn, row, "archive")
             conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=ARCHIVED))
             self._record(conn, "archive", row.name, row.version, {})
             return int(row.version)
@@ -661,7 +571,7 @@ class Registry:
         parsed = _ref(ref)
 
         def change(conn: Connection) -> int:
-            row = _resolve(conn, parsed)
+            row = resolve(conn, parsed)
             conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=LIVE))
             self._record(conn, "restore", row.name, row.version, {})
             return int(row.version)
@@ -680,8 +590,8 @@ class Registry:
             raise RegistryError(f"delete needs an explicit version (e.g. '{parsed.name}:3'), not {parsed}")
 
         def change(conn: Connection) -> str:
-            row = _resolve(conn, parsed)
-            _refuse_if_aliased(conn, row, "delete")
+            row = resolve(conn, parsed)
+            refuse_if_aliased(conn, row, "delete")
             conn.execute(
                 delete(tags).where(and_(tags.c.model_id == row.model_id, tags.c.version == row.version))
             )
@@ -718,249 +628,3 @@ def _os_user() -> str:
 
 def _ref(ref: str | ModelRef) -> ModelRef:
     return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
-
-
-def _split_training(train_data: Any, target: str | None) -> tuple[Batch | None, Array | None]:
-    if train_data is None:
-        if target is not None:
-            raise ContractError(f"target {target!r} was given without train_data to find it in")
-        return None, None
-    batch = Batch.coerce(train_data)
-    if batch.n_rows == 0:
-        raise ContractError("the training data has no rows; expected at least one")
-    if target is None:
-        return batch, None
-    if target not in batch.columns:
-        raise ContractError(
-            f"target {target!r} is not a column of the training data; it has {list(batch.names)}"
-        )
-    return batch.select(n for n in batch.names if n != target), batch.columns[target]
-
-
-def _task_and_classes(
-    meta: Mapping[str, Any],
-    task: Task | None,
-    labels: Array | None,
-    contract: Contract | None,
-) -> tuple[Task, list[Label] | None]:
-    resolved = task or cast(Task | None, meta.get("task"))
-    if resolved is None and contract is not None:
-        resolved = contract.task
-    if resolved is None and labels is not None:
-        unique = np.unique(labels[~_isnull(labels)])
-        numeric = labels.dtype.kind in "iuf"
-        integral = numeric and bool(np.all(np.mod(unique.astype(np.float64), 1) == 0))
-        many = len(unique) > _REGRESSION_MIN_UNIQUE
-        resolved = "regression" if numeric and (many or not integral) else "classification"
-    if resolved is None:
-        raise ContractError(
-            "cannot tell whether the model classifies or regresses; pass task='classification' "
-            "or task='regression', or the training data with its target"
-        )
-    if resolved not in ("classification", "regression"):
-        raise ContractError(f"task is {resolved!r}; expected 'classification' or 'regression'")
-    if resolved == "regression":
-        return resolved, None
-    classes = meta.get("classes")
-    if classes is None and contract is not None and contract.classes is not None:
-        classes = list(contract.classes)
-    if classes is None and labels is not None:
-        classes = [v.item() if hasattr(v, "item") else v for v in np.unique(labels[~_isnull(labels)])]
-    return resolved, None if classes is None else list(classes)
-
-
-def _isnull(values: Array) -> Array:
-    import pandas as pd
-
-    return np.asarray(pd.isna(values), dtype=bool)
-
-
-def _check_feature_names(expected: Iterable[str] | None, contract: Contract) -> None:
-    if expected is None:
-        return
-    expected = list(expected)
-    if expected != list(contract.names):
-        raise ContractError(
-            f"the model was trained on features {expected}, but the contract (from the training "
-            f"data) lists {list(contract.names)}; pass the same columns, in the same order, "
-            "without the target"
-        )
-
-
-def _reference_profile(name: str, contract: Contract, features: Batch, loaded: Any) -> Profile:
-    sample = features
-    if features.n_rows > PROFILE_ROWS:
-        rows = np.random.default_rng(0).choice(features.n_rows, PROFILE_ROWS, replace=False)
-        sample = features.take(np.sort(rows))
-    validation = contract.validate(sample)
-    batch = validation.batch.take(validation.accepted_rows) if not validation.ok else validation.batch
-    try:
-        predictions = loaded.predict(batch)
-    except Exception as exc:
-        raise ContractError(
-            f"model {name!r} failed to predict its own training data ({exc}); check that "
-            "train_data holds the columns the model was trained on"
-        ) from None
-    return Profile.build(batch, contract=contract, predictions=predictions)
-
-
-def _ensure_model(conn: Connection, name: str, now: datetime) -> int:
-    model_id = conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
-    if model_id is not None:
-        return int(model_id)
-    # A concurrent writer may insert the same name first; the unique key then raises
-    # IntegrityError and MetadataStore.write retries the whole change.
-    return int(
-        conn.execute(
-            insert(models)
-            .values(name=name, description="", next_version=1, created_at=now, updated_at=now)
-            .returning(models.c.id)
-        ).scalar_one()
-    )
-
-
-def _move_alias(conn: Connection, model_id: int, alias: str, version_id: int, now: datetime) -> None:
-    moved = conn.execute(
-        update(aliases)
-        .where(and_(aliases.c.model_id == model_id, aliases.c.alias == alias))
-        .values(version_id=version_id, updated_at=now)
-    )
-    if moved.rowcount == 0:
-        conn.execute(
-            insert(aliases).values(model_id=model_id, alias=alias, version_id=version_id, updated_at=now)
-        )
-
-
-def _version_query() -> Any:
-    return select(model_versions, models.c.name).join(models, models.c.id == model_versions.c.model_id)
-
-
-def _resolve(conn: Connection, ref: ModelRef) -> Row[Any]:
-    query = _version_query().where(models.c.name == ref.name)
-    if ref.version is not None:
-        row = conn.execute(query.where(model_versions.c.version == ref.version)).first()
-    elif ref.alias is not None:
-        row = conn.execute(
-            query.join(aliases, aliases.c.version_id == model_versions.c.id).where(
-                aliases.c.alias == ref.alias
-            )
-        ).first()
-        if row is not None and row.status != LIVE:
-            raise ConflictError(f"{ref} points at archived version {ref.name}:{row.version}")
-    else:
-        row = conn.execute(
-            query.where(model_versions.c.status == LIVE).order_by(model_versions.c.version.desc()).limit(1)
-        ).first()
-    if row is None:
-        raise NotFoundError(_not_found(conn, ref))
-    return row
-
-
-def _not_found(conn: Connection, ref: ModelRef) -> str:
-    model_id = conn.execute(select(models.c.id).where(models.c.name == ref.name)).scalar()
-    if model_id is None:
-        return _no_model(conn, ref.name)
-    if ref.version is not None:
-        numbers = conn.execute(
-            select(model_versions.c.version)
-            .where(model_versions.c.model_id == model_id)
-            .order_by(model_versions.c.version)
-        ).scalars()
-        return f"model {ref.name!r} has no version {ref.version}; it has versions {list(numbers) or 'none'}"
-    if ref.alias is not None:
-        names = conn.execute(
-            select(aliases.c.alias).where(aliases.c.model_id == model_id).order_by(aliases.c.alias)
-        ).scalars()
-        return f"model {ref.name!r} has no alias {ref.alias!r}; it has {list(names) or 'none'}"
-    return f"model {ref.name!r} has no live version (all are archived or deleted)"
-
-
-def _no_model(conn: Connection, name: str) -> str:
-    known = list(conn.execute(select(models.c.name).order_by(models.c.name).limit(20)).scalars())
-    close = [k for k in known if k.lower().startswith(name[:3].lower())]
-    hint = (
-        f"; did you mean {close[0]!r}?"
-        if close
-        else (f"; registered models: {known}" if known else "; the registry is empty")
-    )
-    return f"no model named {name!r}{hint}"
-
-
-def _version(conn: Connection, row: Row[Any]) -> ModelVersion:
-    alias_names = conn.execute(
-        select(aliases.c.alias).where(aliases.c.version_id == row.id).order_by(aliases.c.alias)
-    ).scalars()
-    tag_rows = conn.execute(
-        select(tags.c.key, tags.c.value)
-        .where(and_(tags.c.model_id == row.model_id, tags.c.version == row.version))
-        .order_by(tags.c.key)
-    ).all()
-    return ModelVersion(
-        name=row.name,
-        version=row.version,
-        status=row.status,
-        flavor=row.flavor,
-        artifact_digest=row.artifact_digest,
-        artifact_size=row.artifact_size,
-        contract=Contract.from_dict(row.contract),
-        profile=Profile.from_dict(row.profile) if row.profile else None,
-        metrics=row.metrics,
-        lineage=row.lineage,
-        description=row.description,
-        created_at=as_utc(row.created_at),
-        aliases=tuple(alias_names),
-        tags=dict(tag_rows),
-    )
-
-
-def _model(conn: Connection, row: Row[Any]) -> RegisteredModel:
-    counts = conn.execute(
-        select(
-            func.count(), func.max(model_versions.c.version).filter(model_versions.c.status == LIVE)
-        ).where(model_versions.c.model_id == row.id)
-    ).one()
-    alias_rows = conn.execute(
-        select(aliases.c.alias, model_versions.c.version)
-        .join(model_versions, model_versions.c.id == aliases.c.version_id)
-        .where(aliases.c.model_id == row.id)
-        .order_by(aliases.c.alias)
-    ).all()
-    tag_rows = conn.execute(
-        select(tags.c.key, tags.c.value)
-        .where(and_(tags.c.model_id == row.id, tags.c.version == 0))
-        .order_by(tags.c.key)
-    ).all()
-    return RegisteredModel(
-        name=row.name,
-        description=row.description,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-        latest_version=counts[1],
-        version_count=counts[0],
-        aliases=dict(alias_rows),
-        tags=dict(tag_rows),
-    )
-
-
-def _tag_target(conn: Connection, ref: ModelRef) -> tuple[int, int]:
-    if ref.is_latest:
-        model_id = conn.execute(select(models.c.id).where(models.c.name == ref.name)).scalar()
-        if model_id is None:
-            raise NotFoundError(_no_model(conn, ref.name))
-        return int(model_id), 0
-    row = _resolve(conn, ref)
-    return int(row.model_id), int(row.version)
-
-
-def _refuse_if_aliased(conn: Connection, row: Row[Any], verb: str) -> None:
-    names = list(
-        conn.execute(
-            select(aliases.c.alias).where(aliases.c.version_id == row.id).order_by(aliases.c.alias)
-        ).scalars()
-    )
-    if names:
-        raise ConflictError(
-            f"cannot {verb} {row.name}:{row.version}: alias(es) {names} point at it; move them "
-            f"to another version or remove them first ('shipyard models unalias "
-            f"{row.name}@{names[0]}')"
-        )
