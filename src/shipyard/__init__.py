@@ -12,7 +12,8 @@ from typing import Any
 
 from shipyard.config import Settings
 from shipyard.core.batch import Batch, Predictions
-from shipyard.core.contract import Contract, DType, Feature, Validation, Violation
+from shipyard.core.contract import Contract, Feature, Validation, Violation
+from shipyard.core.dtypes import DType
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (

@@ -10,18 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from enum import StrEnum
 from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Label, Task
+from shipyard.core.dtypes import DTYPE_WORDS, DType, coerce, finish
 from shipyard.errors import ContractError, ContractViolationError
 
 __all__ = [
     "Contract",
-    "DType",
     "Feature",
     "Validation",
     "Violation",
@@ -37,15 +36,6 @@ _RANGE_ACTIONS: tuple[str, ...] = ("reject", "clip", "allow")
 _CATEGORY_ACTIONS: tuple[str, ...] = ("reject", "allow")
 _SHOWN_VIOLATIONS = 10
 MAX_CATEGORIES = 100
-
-
-class DType(StrEnum):
-    """The value types a feature may have."""
-
-    INT = "int64"
-    FLOAT = "float64"
-    BOOL = "bool"
-    STRING = "string"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -383,9 +373,9 @@ class _FeatureCheck:
 
     def run(self) -> Array:
         f = self.feature
-        values, missing, wrong = _coerce(f.dtype, self.raw)
+        values, missing, wrong = coerce(f.dtype, self.raw)
         if wrong.any():
-            self.reject(wrong, f"expected {_DTYPE_WORDS[f.dtype]}")
+            self.reject(wrong, f"expected {DTYPE_WORDS[f.dtype]}")
         if missing.any():
             if f.on_missing == "reject":
                 self.reject(missing, "the value is missing and the feature does not allow that")
@@ -401,7 +391,7 @@ class _FeatureCheck:
             values = self._range(values, present)
         if f.categories is not None:
             self._categories(values, present)
-        return _finish(f.dtype, values, missing & ~self.rejected)
+        return finish(f.dtype, values, missing & ~self.rejected)
 
     def _range(self, values: Array, present: Array) -> Array:
         f = self.feature
@@ -432,110 +422,6 @@ class _FeatureCheck:
             self.reject(unseen, f"not one of the contract's categories {shown}")
         else:
             self.count("unseen_category", unseen)
-
-
-_DTYPE_WORDS = {
-    DType.INT: "an integer",
-    DType.FLOAT: "a number",
-    DType.BOOL: "true or false",
-    DType.STRING: "a string",
-}
-_BOOL_WORDS: dict[Any, bool] = {
-    True: True,
-    False: False,
-    "true": True,
-    "false": False,
-    "True": True,
-    "False": False,
-}
-
-
-def _coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
-    """Return (values, missing mask, wrong-type mask), converting only where it is safe."""
-    kind = raw.dtype.kind
-    n = len(raw)
-    none = np.zeros(n, dtype=bool)
-    if kind in "US":
-        raw = raw.astype(object)
-        kind = "O"
-    if dtype in (DType.INT, DType.FLOAT):
-        if kind in "iu":
-            values = raw.astype(np.float64) if dtype is DType.FLOAT else raw.astype(np.int64)
-            return values, none, none
-        if kind == "f":
-            values = raw.astype(np.float64, copy=False)
-            missing = np.isnan(values)
-            wrong = none
-            if dtype is DType.INT:
-                with np.errstate(invalid="ignore"):
-                    wrong = ~missing & np.isfinite(values) & (values != np.floor(values))
-            return values, missing, wrong
-        if kind == "O":
-            missing = pd.isna(raw)
-            is_bool = _types(raw) == bool  # noqa: E721 -- elementwise over a numpy array of types
-            values = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            wrong = (~missing & np.isnan(values)) | is_bool
-            if dtype is DType.INT:
-                with np.errstate(invalid="ignore"):
-                    wrong |= ~missing & ~wrong & (values != np.floor(values))
-            return values, missing, wrong
-        return np.full(n, np.nan), none, ~none
-    if dtype is DType.BOOL:
-        if kind == "b":
-            return raw, none, none
-        if kind in "iuf":
-            numbers = raw.astype(np.float64)
-            missing = np.isnan(numbers)
-            return numbers == 1, missing, ~missing & (numbers != 0) & (numbers != 1)
-        if kind == "O":
-            missing = pd.isna(raw)
-            mapped = pd.Series(raw, dtype=object).map(_BOOL_WORDS)
-            wrong = ~missing & mapped.isna().to_numpy()
-            return mapped.fillna(False).to_numpy(dtype=bool), missing, wrong
-        return np.zeros(n, dtype=bool), none, ~none
-    # DType.STRING
-    if kind == "O":
-        missing = pd.isna(raw)
-        if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
-            return raw, missing, none
-        is_str = _types(raw) == str  # noqa: E721 -- elementwise over a numpy array of types
-        return raw, missing, ~missing & ~is_str
-    if kind == "f":
-        missing = np.isnan(raw)
-        return raw.astype(object), missing, ~missing
-    return raw.astype(object), none, ~none
-
-
-def _types(raw: Array) -> Array:
-    """The Python type of each element of an object array (a C-level map, not a Python loop)."""
-    return np.fromiter(map(type, raw), dtype=object, count=len(raw))
-
-
-def _finish(dtype: DType, values: Array, missing: Array) -> Array:
-    """The column in the dtype the model expects."""
-    if dtype is DType.INT:
-        if missing.any():
-            return values.astype(np.float64)
-        return (
-            np.where(np.isnan(values), 0, values).astype(np.int64)
-            if values.dtype.kind == "f"
-            else values.astype(np.int64, copy=False)
-        )
-    if dtype is DType.FLOAT:
-        return values.astype(np.float64, copy=False)
-    if dtype is DType.BOOL:
-        if missing.any():
-            out = values.astype(object)
-            out[missing] = None
-            return out
-        return values.astype(bool, copy=False)
-    out = values.astype(object, copy=False)
-    if missing.any():
-        out = out.copy()
-        out[missing] = None
-    return out
 
 
 def infer_contract(
@@ -595,7 +481,7 @@ def _infer_feature(name: str, column: Array, max_categories: int) -> Feature:
             f"training column {name!r} has type {column.dtype}; a contract holds int, float, "
             "bool or string features: convert it (e.g. a date to a number) before registering"
         )
-    values, missing, wrong = _coerce(dtype, column)
+    values, missing, wrong = coerce(dtype, column)
     if wrong.any():
         raise ContractError(f"training column {name!r} mixes {dtype} values with others")
     present = values[~missing]

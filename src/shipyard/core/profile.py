@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Predictions
-from shipyard.core.contract import Contract, DType
+from shipyard.core.contract import Contract
+from shipyard.core.dtypes import DType
 from shipyard.errors import ProfileError
 
 __all__ = ["CategoricalProfile", "NumericProfile", "Profile"]

@@ -60,7 +60,6 @@ class SklearnPredictor:
         classes = meta.get("classes")
         self.classes = tuple(classes) if classes is not None else None
         self.scores = self.classes is not None and hasattr(model, "predict_proba")
-        self._labels = np.asarray(self.classes, dtype=object) if self.classes else None
 
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""

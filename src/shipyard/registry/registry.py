@@ -346,9 +346,7 @@ class Registry:
             ArtifactIntegrityError: the artifact was changed on storage.
             UntrustedArtifactError: loading would run code or types not trusted.
         """
-        version = self.get(ref)
-        if version.status != LIVE and _ref(ref).alias is not None:
-            raise ConflictError(f"{ref} points at archived version {version.ref}")
+        version = self.get(ref)  # an alias to an archived version is refused here
         saved = unpack(self.artifacts.get(version.artifact_digest))
         flavor = flavor_named(saved.flavor)
         predictor = flavor.load(saved, LoadOptions(trust_code=trust_code))

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Batch
-from shipyard.core.contract import Contract, DType
+from shipyard.core.contract import Contract
+from shipyard.core.dtypes import DType
 from shipyard.errors import InputError
 
 if TYPE_CHECKING:
