@@ -26,18 +26,24 @@ from shipyard.errors import (
     InputError,
     MissingDependencyError,
     NotFoundError,
+    NotReadyError,
     PredictionError,
     ProfileError,
     RefError,
     RegistryError,
+    RequestTooLargeError,
+    ServingError,
     ShipyardError,
     StoreError,
     StoreUnavailableError,
     UnknownFlavorError,
+    UnknownModelError,
+    UnsupportedMediaError,
     UntrustedArtifactError,
 )
 from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
 from shipyard.registry.default import default_registry as _default_registry
+from shipyard.serving.client import Client, ServedPrediction
 
 __version__ = "0.1.0"
 
@@ -45,6 +51,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "Batch",
     "Change",
+    "Client",
     "ConfigError",
     "ConflictError",
     "Contract",
@@ -59,6 +66,7 @@ __all__ = [
     "ModelRef",
     "ModelVersion",
     "NotFoundError",
+    "NotReadyError",
     "PredictionError",
     "Predictions",
     "Profile",
@@ -67,11 +75,16 @@ __all__ = [
     "RegisteredModel",
     "Registry",
     "RegistryError",
+    "RequestTooLargeError",
+    "ServedPrediction",
+    "ServingError",
     "Settings",
     "ShipyardError",
     "StoreError",
     "StoreUnavailableError",
     "UnknownFlavorError",
+    "UnknownModelError",
+    "UnsupportedMediaError",
     "UntrustedArtifactError",
     "Validation",
     "Violation",

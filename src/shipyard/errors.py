@@ -19,7 +19,12 @@ Transports map these to status codes in their own tables; no exception here carr
     │   ├── ContractViolationError   input breaks the contract; carries every violation
     │   └── InputError               an input file or payload cannot be read as rows
     ├── ProfileError                 profiles cannot be built or combined as asked
-    └── PredictionError              the model itself failed on valid input
+    ├── PredictionError              the model itself failed on valid input
+    └── ServingError
+        ├── UnknownModelError        the server serves no such model or version
+        ├── NotReadyError            the model is still loading or warming up
+        ├── RequestTooLargeError     the body or the row count is over the server's limit
+        └── UnsupportedMediaError    the body's content type is not one the endpoint reads
 """
 
 from __future__ import annotations
@@ -40,14 +45,19 @@ __all__ = [
     "InputError",
     "MissingDependencyError",
     "NotFoundError",
+    "NotReadyError",
     "PredictionError",
     "ProfileError",
     "RefError",
     "RegistryError",
+    "RequestTooLargeError",
+    "ServingError",
     "ShipyardError",
     "StoreError",
     "StoreUnavailableError",
     "UnknownFlavorError",
+    "UnknownModelError",
+    "UnsupportedMediaError",
     "UntrustedArtifactError",
 ]
 
@@ -131,3 +141,23 @@ class ProfileError(ShipyardError):
 
 class PredictionError(ShipyardError):
     """The model raised while predicting on input that passed its contract."""
+
+
+class ServingError(ShipyardError):
+    """A request to a model server cannot be served."""
+
+
+class UnknownModelError(ServingError):
+    """The server serves no model or version by that name."""
+
+
+class NotReadyError(ServingError):
+    """The model is still loading or warming up; try again shortly."""
+
+
+class RequestTooLargeError(ServingError):
+    """The request body or its row count is over the server's limit."""
+
+
+class UnsupportedMediaError(ServingError):
+    """The request's content type is not one the endpoint reads."""

@@ -15,6 +15,7 @@ from shipyard.cli import contract, models
 from shipyard.cli.demo import demo
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
+from shipyard.cli.serve import serve
 from shipyard.errors import ShipyardError
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(contract.app, name="contract")
 app.command()(predict)
 app.command()(demo)
+app.command()(serve)
 
 
 @app.callback()

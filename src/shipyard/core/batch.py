@@ -189,8 +189,10 @@ def _as_array(values: Sequence[Any] | Array) -> Array:
             except (ValueError, TypeError):
                 array = np.empty(len(items), dtype=object)
                 array[:] = items
-            if array.dtype.kind in "US":
-                array = array.astype(object)
+            # numpy turns [True, 2.5] into [1.0, 2.5]; keep the booleans visible to the contract.
+            if array.dtype.kind in "US" or (array.dtype.kind in "iuf" and bool in set(map(type, items))):
+                array = np.empty(len(items), dtype=object)
+                array[:] = items
     if array.ndim != 1:
         raise InputError(f"a column has shape {array.shape}; expected one value per row")
     return array

@@ -189,6 +189,18 @@ class Validation:
         """The sorted positions of the rows without any rejection."""
         return np.flatnonzero(~self._rejected)
 
+    def part(self, start: int, stop: int) -> Validation:
+        """The validation of rows [start, stop) alone, renumbered from 0 (one caller's share of a batch)."""
+        rows = np.arange(start, stop)
+        violations = tuple(
+            v if v.row is None else Violation(v.row - start, v.feature, v.value, v.reason)
+            for v in self.violations
+            if v.row is None or start <= v.row < stop
+        )
+        return Validation(
+            self.batch.take(rows), violations, self.counts, self.extra_columns, self._rejected[start:stop]
+        )
+
     def reasons_by_row(self) -> dict[int, list[str]]:
         """Each rejected row's reasons, for quarantining bad rows with their cause."""
         reasons: dict[int, list[str]] = {}

@@ -1,0 +1,61 @@
+"""`shipyard serve`: answer REST, MLflow, OIP REST and OIP gRPC requests for registered models."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from shipyard.config import Settings
+
+__all__ = ["serve"]
+
+
+def serve(
+    refs: Annotated[list[str], typer.Argument(help="Models to serve: NAME@ALIAS, NAME:VERSION or NAME.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (REST, MLflow, OIP REST, metrics).")] = 8000,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port for the OIP; none by default.")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes sharing the ports.")] = 1,
+    max_batch_size: Annotated[int, typer.Option(help="Most rows merged into one model call.")] = 256,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="Longest a queue may wait for more requests while under load.")
+    ] = 1.0,
+    max_rows: Annotated[int, typer.Option(help="Most rows one request may carry (413 above).")] = 10_000,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 16 * 1024 * 1024,
+    reload_interval: Annotated[
+        float, typer.Option(help="Seconds between checks of the served aliases; a moved alias is swapped in.")
+    ] = 10.0,
+    log_sample: Annotated[float, typer.Option(help="Share of requests written to the prediction log.")] = 1.0,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Write no prediction log.")] = False,
+    model_threads: Annotated[
+        int, typer.Option(help="Threads each worker's model may use (OpenMP, BLAS).")
+    ] = 1,
+    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
+) -> None:
+    """Serve models over REST and gRPC until SIGTERM; see docs/serving.md."""
+    from shipyard.serving.server import ServeOptions
+    from shipyard.serving.server import serve as run
+    from shipyard.serving.service import Limits
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = ServeOptions(
+        refs=tuple(refs),
+        host=host,
+        port=port,
+        grpc_port=grpc_port,
+        workers=workers,
+        limits=Limits(
+            max_body_bytes=max_body_bytes,
+            max_rows=max_rows,
+            max_batch_rows=max_batch_size,
+            max_wait_ms=max_wait_ms,
+            log_sample=log_sample,
+        ),
+        reload_interval=reload_interval,
+        model_threads=model_threads,
+        log_events=not no_log,
+        trust_code=trust_code,
+    )
+    run(Settings.from_env(), options, on_ready=typer.echo)

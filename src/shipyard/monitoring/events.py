@@ -1,0 +1,249 @@
+"""The prediction log: every served prediction, appended off the hot path to Parquet segments.
+
+Serving hands over one `EventBatch` per model call (a list append, nothing more). A background
+thread turns what has gathered into Arrow tables and writes one segment per model, version and
+day under `<store>/events/<model>/date=YYYY-MM-DD/`. Each segment is written under a temporary
+name and renamed, so a crash leaves whole segments only. Features and outputs are struct columns
+(`features.age`, `outputs.prediction`), so no feature name can collide with the event's own fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+
+from shipyard.core.batch import Batch, Predictions
+
+__all__ = ["EVENT_FIELDS", "EventBatch", "EventLog"]
+
+log = logging.getLogger(__name__)
+
+#: The fixed columns of every segment, before the `features` and `outputs` structs.
+EVENT_FIELDS = (
+    "time",
+    "request_id",
+    "row",
+    "model",
+    "version",
+    "protocol",
+    "status",
+    "latency_ms",
+    "error",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """The requests of one model call, as serving hands them to the log.
+
+    Args:
+        time: when the call finished, in seconds since the epoch.
+        model: the model's name.
+        version: the version that answered.
+        request_ids: one id per request.
+        rows: the row count of each request.
+        protocols: the transport of each request ('rest', 'mlflow', 'oip-rest', 'oip-grpc').
+        latencies_ms: each request's time from arrival to answer.
+        statuses: 'ok' or 'rejected' per request; rejected requests carry no rows below.
+        errors: the reason per request (None when served).
+        features: the rows of the served requests, in request order, as the model saw them.
+        predictions: the outputs of those rows.
+    """
+
+    time: float
+    model: str
+    version: int
+    request_ids: Sequence[str]
+    rows: Sequence[int]
+    protocols: Sequence[str]
+    latencies_ms: Sequence[float]
+    statuses: Sequence[str]
+    errors: Sequence[str | None]
+    features: Batch
+    predictions: Predictions | None
+
+
+class EventLog:
+    """Append events from the hot path; a background thread writes them as Parquet segments.
+
+    Args:
+        store_url: the artifact store's URL; events go under `<store_url>/events/`.
+        worker: a name for this process, part of every segment's file name.
+        flush_seconds: how often the background thread writes what has gathered.
+        max_pending_rows: rows held in memory before new events are dropped (and counted).
+    """
+
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        worker: str = "0",
+        flush_seconds: float = 1.0,
+        max_pending_rows: int = 1_000_000,
+    ) -> None:
+        self.fs, root = url_to_fs(store_url)
+        self.root = f"{root.rstrip('/')}/events"
+        self.worker = worker
+        self.flush_seconds = flush_seconds
+        self.max_pending_rows = max_pending_rows
+        self.dropped_rows = 0
+        self.written_rows = 0
+        self._pending: list[EventBatch] = []
+        self._pending_rows = 0
+        self._seq = 0
+        self._write_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventLog:
+        """Start the background writer (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="shipyard-events", daemon=True)
+            self._thread.start()
+        return self
+
+    def append(self, batch: EventBatch) -> None:
+        """Queue one model call's events; never blocks and never raises."""
+        rows = max(batch.features.n_rows, 1)
+        if self._pending_rows + rows > self.max_pending_rows:
+            self.dropped_rows += rows
+            return
+        self._pending_rows += rows
+        self._pending.append(batch)
+
+    def flush(self) -> list[str]:
+        """Write every queued event now; returns the paths of the segments written."""
+        with self._write_lock:
+            pending, self._pending = self._pending, []
+            self._pending_rows = 0
+            if not pending:
+                return []
+            groups: dict[tuple[str, int, str], list[EventBatch]] = {}
+            for b in pending:
+                day = datetime.fromtimestamp(b.time, UTC).strftime("%Y-%m-%d")
+                groups.setdefault((b.model, b.version, day), []).append(b)
+            paths = []
+            for (model, version, day), batches in groups.items():
+                table = events_table(batches)
+                paths.append(self._write(model, version, day, table))
+                self.written_rows += table.num_rows
+            return paths
+
+    def close(self) -> None:
+        """Stop the writer and flush what is left (the SIGTERM path)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except Exception:  # the writer must outlive a full disk or a bad batch; say so and go on
+                log.exception("could not write prediction log segment under %s", self.root)
+
+    def _write(self, model: str, version: int, day: str, table: pa.Table) -> str:
+        self._seq += 1
+        folder = f"{self.root}/{model}/date={day}"
+        stamp = time.strftime("%H%M%S", time.gmtime())
+        name = f"{stamp}-v{version}-{self.worker}-{os.getpid()}-{self._seq:06d}.parquet"
+        final = f"{folder}/{name}"
+        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
+        self.fs.makedirs(folder, exist_ok=True)
+        with self.fs.open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+        self.fs.mv(tmp, final)
+        return final
+
+
+def events_table(batches: Sequence[EventBatch]) -> pa.Table:
+    """One Arrow table of the events of `batches` (all of one model version)."""
+    times: list[Any] = []
+    request_ids: list[Any] = []
+    row_numbers: list[Any] = []
+    protocols: list[Any] = []
+    statuses: list[Any] = []
+    latencies: list[Any] = []
+    errors: list[Any] = []
+    feature_parts: list[Batch] = []
+    feature_rows: list[int] = []  # per event row: index into the concatenated features, or -1
+    output_parts: list[Predictions] = []
+    offset = 0
+    for b in batches:
+        for rid, n, proto, latency, status, error in zip(
+            b.request_ids, b.rows, b.protocols, b.latencies_ms, b.statuses, b.errors, strict=True
+        ):
+            count = n if status == "ok" else 1
+            times.extend([b.time] * count)
+            request_ids.extend([rid] * count)
+            protocols.extend([proto] * count)
+            statuses.extend([status] * count)
+            latencies.extend([latency] * count)
+            errors.extend([error] * count)
+            if status == "ok":
+                row_numbers.extend(range(n))
+                feature_rows.extend(range(offset, offset + n))
+                offset += n
+            else:
+                row_numbers.append(None)
+                feature_rows.append(-1)
+        if b.features.n_rows:
+            feature_parts.append(b.features)
+            if b.predictions is not None:
+                output_parts.append(b.predictions)
+    first = batches[0]
+    n_events = len(times)
+    index = np.asarray(feature_rows, dtype=np.int64)
+    missing = index < 0
+    columns: dict[str, Any] = {
+        "time": pa.array(np.asarray(times) * 1e6, pa.float64())
+        .cast(pa.int64())
+        .cast(pa.timestamp("us", tz="UTC")),
+        "request_id": pa.array(request_ids, pa.string()),
+        "row": pa.array(row_numbers, pa.int32()),
+        "model": pa.array([first.model] * n_events, pa.string()),
+        "version": pa.array([first.version] * n_events, pa.int64()),
+        "protocol": pa.array(protocols, pa.string()),
+        "status": pa.array(statuses, pa.string()),
+        "latency_ms": pa.array(latencies, pa.float64()),
+        "error": pa.array(errors, pa.string()),
+    }
+    columns["features"] = _struct(_concat_columns([p.columns for p in feature_parts]), index, missing)
+    outputs = _concat_columns([p.to_columns() for p in output_parts])
+    if outputs:
+        columns["outputs"] = _struct(outputs, index, missing)
+    return pa.table(columns)
+
+
+def _concat_columns(parts: Sequence[Any]) -> dict[str, np.ndarray[Any, Any]]:
+    if not parts:
+        return {}
+    names = list(parts[0])
+    return {n: np.concatenate([p[n] for p in parts]) for n in names}
+
+
+def _struct(columns: dict[str, np.ndarray[Any, Any]], index: np.ndarray[Any, Any], missing: Any) -> pa.Array:
+    """A struct column with one entry per event; rejected requests' entries are null."""
+    if not columns:
+        return pa.nulls(len(index), pa.struct([]))
+    safe = np.where(missing, 0, index)
+    arrays = []
+    for values in columns.values():
+        picked = values[safe] if len(values) else values
+        arrays.append(pa.array(picked, from_pandas=True) if len(values) else pa.nulls(len(index)))
+    mask = pa.array(missing) if missing.any() else None
+    return pa.StructArray.from_arrays(arrays, names=list(columns), mask=mask)

@@ -1,0 +1,97 @@
+"""Adaptive batching: requests that queue while the model is busy share one model call.
+
+The batcher runs on the worker's event loop. A request that finds the model idle is predicted on
+the next turn of the loop, so a lone client pays nothing for batching. While a model call runs,
+the loop does nothing else; requests that arrive meanwhile are read on the next turn and merged
+into one call, up to `max_batch_rows` rows. When the last call merged several requests (the
+server is under load) and the queue is short, the batcher may hold the queue up to
+`max_wait_ms` for more requests to arrive, closing it early once it holds `max_batch_rows`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+__all__ = ["AdaptiveBatcher", "Queued"]
+
+
+class Queued(Protocol):
+    """What the batcher needs of a queued request: its row count."""
+
+    @property
+    def n_rows(self) -> int: ...
+
+
+J = TypeVar("J", bound=Queued)
+
+
+class AdaptiveBatcher(Generic[J]):
+    """Gather queued requests into model calls.
+
+    Args:
+        run: called with the requests of one model call; it answers each of them itself.
+        max_batch_rows: the most rows one call may take (a single larger request runs alone).
+        max_wait_ms: how long a queue may wait for more requests while the server is under load;
+            0 never waits.
+    """
+
+    def __init__(
+        self, run: Callable[[Sequence[J]], None], *, max_batch_rows: int, max_wait_ms: float
+    ) -> None:
+        if max_batch_rows < 1:
+            raise ValueError(f"max_batch_rows is {max_batch_rows}; expected at least 1")
+        if max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms is {max_wait_ms}; expected 0 or more")
+        self._run = run
+        self.max_batch_rows = max_batch_rows
+        self.max_wait = max_wait_ms / 1000.0
+        self._queue: deque[J] = deque()
+        self._rows = 0
+        self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
+        self._waiting = False
+        self._last_requests = 0
+        self.calls = 0
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a model call."""
+        return len(self._queue)
+
+    def submit(self, job: J) -> None:
+        """Queue one request; it is answered by `run` on a later turn of the loop."""
+        self._queue.append(job)
+        self._rows += job.n_rows
+        if self._handle is None:
+            loop = asyncio.get_running_loop()
+            if self.max_wait and self._last_requests > 1 and self._rows < self.max_batch_rows:
+                self._waiting = True
+                self._handle = loop.call_later(self.max_wait, self._flush)
+            else:
+                self._handle = loop.call_soon(self._flush)
+        elif self._waiting and self._rows >= self.max_batch_rows:
+            self._handle.cancel()
+            self._waiting = False
+            self._handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._handle = None
+        self._waiting = False
+        if not self._queue:
+            return
+        jobs = [self._queue.popleft()]
+        rows = jobs[0].n_rows
+        while self._queue and rows + self._queue[0].n_rows <= self.max_batch_rows:
+            job = self._queue.popleft()
+            rows += job.n_rows
+            jobs.append(job)
+        self._rows -= rows
+        self._last_requests = len(jobs)
+        self.calls += 1
+        try:
+            self._run(jobs)
+        finally:
+            if self._queue and self._handle is None:
+                self._handle = asyncio.get_running_loop().call_soon(self._flush)

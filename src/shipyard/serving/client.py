@@ -1,0 +1,268 @@
+"""`shipyard.Client`: predict with a Shipyard server over HTTP (our API) or gRPC (the OIP).
+
+    with shipyard.Client("http://127.0.0.1:8000") as client:
+        answer = client.predict("fraud", [{"age": 41, "income": 5200, "country": "DE"}])
+        answer.predictions, answer.probabilities, answer.version, answer.request_id
+
+Errors come back as the same `ShipyardError` classes the server raised: a contract violation is a
+`ContractViolationError` carrying every violation, an unknown model an `UnknownModelError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.core.batch import Batch
+from shipyard.core.contract import Violation
+from shipyard.errors import (
+    ContractViolationError,
+    InputError,
+    NotReadyError,
+    PredictionError,
+    RequestTooLargeError,
+    ServingError,
+    ShipyardError,
+    UnknownModelError,
+    UnsupportedMediaError,
+)
+
+__all__ = ["Client", "ServedPrediction"]
+
+_BY_STATUS: dict[int, type[ShipyardError]] = {
+    400: InputError,
+    404: UnknownModelError,
+    413: RequestTooLargeError,
+    415: UnsupportedMediaError,
+    422: ContractViolationError,
+    500: PredictionError,
+    503: NotReadyError,
+}
+_GRPC_METHOD = "/inference.GRPCInferenceService/"
+VIOLATIONS_KEY = "shipyard-violations-bin"
+
+
+@dataclass(frozen=True)
+class ServedPrediction:
+    """What the server answered.
+
+    Args:
+        model: the model's name.
+        version: the version that answered.
+        request_id: the id the server logged the request under.
+        predictions: one label or value per row.
+        probabilities: per row, class name to probability (classifiers that score), else None.
+    """
+
+    model: str
+    version: int
+    request_id: str
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+
+
+class Client:
+    """A connection to one Shipyard server.
+
+    Args:
+        url: `http://host:port` (our REST API) or `grpc://host:port` (the OIP over gRPC).
+        timeout: seconds to wait for an answer.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        scheme = self.url.split("://", 1)[0].lower()
+        if scheme not in ("http", "https", "grpc"):
+            raise ServingError(f"the server URL is {url!r}; expected http://host:port or grpc://host:port")
+        self.scheme = scheme
+        self._http: Any = None
+        self._channel: Any = None
+        self._inputs: dict[str, dict[str, str]] = {}
+        if scheme == "grpc":
+            import grpc
+
+            self._channel = grpc.insecure_channel(self.url.split("://", 1)[1])
+        else:
+            import httpx
+
+            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._http is not None:
+            self._http.close()
+        if self._channel is not None:
+            self._channel.close()
+
+    def predict(self, model: str, rows: Any, *, request_id: str | None = None) -> ServedPrediction:
+        """Predict `rows` (row objects, a DataFrame or a mapping of columns) with `model`.
+
+        Raises:
+            ContractViolationError: some row breaks the contract; every violation is attached.
+            ShipyardError: the server refused the request for another reason.
+        """
+        if self.scheme == "grpc":
+            return self._predict_grpc(model, rows, request_id)
+        payload: dict[str, Any]
+        if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
+            payload = {"instances": list(rows)}
+        else:
+            batch = Batch.coerce(rows)
+            payload = {"inputs": {n: c.tolist() for n, c in batch.columns.items()}}
+        headers = {"content-type": "application/json"}
+        if request_id:
+            headers["x-request-id"] = request_id
+        response = self._http.post(
+            f"/v1/models/{model}/predict", content=json.dumps(payload), headers=headers
+        )
+        body = _json(response)
+        if response.status_code != 200:
+            raise _http_error(response.status_code, body)
+        return ServedPrediction(
+            model=body["model"],
+            version=int(body["version"]),
+            request_id=body["request_id"],
+            predictions=body["predictions"],
+            probabilities=body.get("probabilities"),
+        )
+
+    def ready(self) -> bool:
+        """True when the server's models are loaded and warmed up."""
+        if self.scheme == "grpc":
+            from shipyard.serving import oip_v2_pb2 as pb
+
+            return bool(self._call("ServerReady", pb.ServerReadyRequest(), pb.ServerReadyResponse).ready)
+        return bool(self._http.get("/readyz").status_code == 200)
+
+    def models(self) -> list[dict[str, Any]]:
+        """The served models: name, reference, version, flavor, contract (HTTP only)."""
+        if self.scheme == "grpc":
+            raise ServingError("listing models needs the HTTP API; connect with http://host:port")
+        response = self._http.get("/v1/models")
+        models: list[dict[str, Any]] = _json(response)["models"]
+        return models
+
+    # -- gRPC -------------------------------------------------------------------------------------
+    def _call(self, method: str, request: Any, response_type: Any) -> Any:
+        import grpc
+
+        call = self._channel.unary_unary(
+            _GRPC_METHOD + method,
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response_type.FromString,
+        )
+        try:
+            return call(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _grpc_error(exc) from None
+
+    def _predict_grpc(self, model: str, rows: Any, request_id: str | None) -> ServedPrediction:
+        import numpy as np
+
+        from shipyard.serving import oip_v2_pb2 as pb
+
+        if model not in self._inputs:
+            meta = self._call("ModelMetadata", pb.ModelMetadataRequest(name=model), pb.ModelMetadataResponse)
+            self._inputs[model] = {t.name: t.datatype for t in meta.inputs}
+        datatypes = self._inputs[model]
+        batch = Batch.coerce(rows)
+        request = pb.ModelInferRequest(model_name=model, id=request_id or "")
+        for name, values in batch.columns.items():
+            datatype = datatypes.get(name, "BYTES" if values.dtype == object else "FP64")
+            tensor = request.inputs.add(name=name, datatype=datatype, shape=[batch.n_rows])
+            contents = tensor.contents
+            if datatype == "BYTES":
+                contents.bytes_contents.extend(str(v).encode() if v is not None else b"" for v in values)
+            elif datatype == "BOOL":
+                contents.bool_contents.extend(bool(v) for v in values)
+            elif datatype == "INT64":
+                contents.int64_contents.extend(int(v) for v in values)
+            else:
+                contents.fp64_contents.extend(np.asarray(values, dtype=np.float64).tolist())
+        response = self._call("ModelInfer", request, pb.ModelInferResponse)
+        outputs = {
+            o.name: (o, raw) for o, raw in zip(response.outputs, response.raw_output_contents, strict=False)
+        }
+        label, raw = outputs["prediction"]
+        predictions = _decode_raw(raw, label.datatype).tolist()
+        probabilities = None
+        if "probabilities" in outputs:
+            tensor, raw = outputs["probabilities"]
+            classes = [str(c) for c in json.loads(tensor.parameters["classes"].string_param)]
+            matrix = np.frombuffer(raw, dtype="<f8").reshape(-1, len(classes))
+            probabilities = [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
+        return ServedPrediction(
+            model=response.model_name,
+            version=int(response.model_version),
+            request_id=response.id,
+            predictions=predictions,
+            probabilities=probabilities,
+        )
+
+
+def _decode_raw(raw: bytes, datatype: str) -> Any:
+    import struct
+
+    import numpy as np
+
+    if datatype == "BYTES":
+        out, pos = [], 0
+        while pos < len(raw):
+            (n,) = struct.unpack_from("<I", raw, pos)
+            out.append(raw[pos + 4 : pos + 4 + n].decode())
+            pos += 4 + n
+        return np.asarray(out, dtype=object)
+    dtype = {"BOOL": "?", "INT64": "<i8", "FP64": "<f8"}[datatype]
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _json(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ServingError(
+            f"the server answered {response.status_code} with a body that is not JSON: "
+            f"{response.text[:200]!r}"
+        ) from None
+
+
+def _http_error(status: int, body: Mapping[str, Any]) -> ShipyardError:
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, Mapping) else str(error)
+    kind = _BY_STATUS.get(status, ServingError)
+    if kind is ContractViolationError and isinstance(error, Mapping):
+        violations = [
+            Violation(v["row"], v["feature"], v["value"], v["reason"]) for v in error.get("violations", [])
+        ]
+        return ContractViolationError(str(message), violations)
+    return kind(f"{message} (HTTP {status})")
+
+
+def _grpc_error(exc: Any) -> ShipyardError:
+    import grpc
+
+    code, details = exc.code(), exc.details()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        for key, value in exc.trailing_metadata() or ():
+            if key == VIOLATIONS_KEY:
+                violations = [
+                    Violation(v["row"], v["feature"], v["value"], v["reason"]) for v in json.loads(value)
+                ]
+                return ContractViolationError(details, violations)
+        return InputError(details)
+    kinds = {
+        grpc.StatusCode.NOT_FOUND: UnknownModelError,
+        grpc.StatusCode.RESOURCE_EXHAUSTED: RequestTooLargeError,
+        grpc.StatusCode.UNAVAILABLE: NotReadyError,
+        grpc.StatusCode.INTERNAL: PredictionError,
+    }
+    return kinds.get(code, ServingError)(f"{details} (gRPC {code.name})")

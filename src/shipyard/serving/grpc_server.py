@@ -1,0 +1,177 @@
+"""The gRPC transport: the Open Inference Protocol's `inference.GRPCInferenceService`, all six RPCs.
+
+It runs on the worker's event loop beside the REST app and calls the same `ModelService`; it only
+decodes and encodes. Status codes live in the table below, never on the exceptions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version as package_version
+from typing import Any
+
+import grpc
+import grpc.aio
+import orjson
+
+from shipyard.errors import (
+    ContractViolationError,
+    InputError,
+    NotReadyError,
+    PredictionError,
+    RequestTooLargeError,
+    ShipyardError,
+    UnknownModelError,
+)
+from shipyard.serving import oip
+from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.client import VIOLATIONS_KEY
+from shipyard.serving.service import ModelService
+
+__all__ = ["SERVICE_NAME", "code_of", "grpc_server"]
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+
+# The one table from errors to gRPC status codes; the first matching class wins.
+_CODES: tuple[tuple[type[ShipyardError], grpc.StatusCode], ...] = (
+    (ContractViolationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InputError, grpc.StatusCode.INVALID_ARGUMENT),
+    (RequestTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UnknownModelError, grpc.StatusCode.NOT_FOUND),
+    (NotReadyError, grpc.StatusCode.UNAVAILABLE),
+    (PredictionError, grpc.StatusCode.INTERNAL),
+)
+
+
+def code_of(error: ShipyardError) -> grpc.StatusCode:
+    """The gRPC status code for an error."""
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+class _Inference:
+    def __init__(self, service: ModelService) -> None:
+        self.service = service
+        self.metrics = service.metrics
+        self.version = package_version("shipyard")
+
+    async def server_live(
+        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def server_ready(
+        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.service.ready)
+
+    async def model_ready(
+        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelReadyResponse:
+        served = self.service.models.get(request.name)
+        if served is None or request.version not in ("", str(served.version.version)):
+            return pb.ModelReadyResponse(ready=False)
+        return pb.ModelReadyResponse(ready=served.ready)
+
+    async def server_metadata(
+        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name="shipyard", version=self.version, extensions=[])
+
+    async def model_metadata(
+        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelMetadataResponse:
+        try:
+            served = self.service.route(request.name, request.version or None)
+        except ShipyardError as exc:
+            await context.abort(code_of(exc), str(exc))
+        version = served.version
+        meta = oip.model_metadata(version.contract, served.name, version.version, version.flavor)
+        response = pb.ModelMetadataResponse(
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"]
+        )
+        for tensor in meta["inputs"]:
+            response.inputs.add(**tensor)
+        for tensor in meta["outputs"]:
+            response.outputs.add(**tensor)
+        return response
+
+    async def model_infer(
+        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelInferResponse:
+        arrived = time.perf_counter()
+        metrics = self.metrics
+        metrics.inflight += 1
+        name, version, code = request.model_name, "", grpc.StatusCode.OK
+        try:
+            served = self.service.route(name, request.model_version or None)
+            version = str(served.version.version)
+            decoded = oip.decode_grpc(request, served.loaded.contract)
+            request_id = decoded.id or self.service.new_request_id()
+            answer = await self.service.predict(
+                served,
+                decoded.columns,
+                decoded.n_rows,
+                protocol="oip-grpc",
+                request_id=request_id,
+                arrived=arrived,
+            )
+            version = str(answer.version.version)
+            return oip.encode_grpc(
+                answer.predictions,
+                model=name,
+                version=answer.version.version,
+                request_id=decoded.id,
+                wanted=decoded.outputs,
+            )
+        except ShipyardError as exc:
+            code = code_of(exc)
+            trailing: tuple[tuple[str, bytes], ...] = ()
+            if isinstance(exc, ContractViolationError):
+                trailing = ((VIOLATIONS_KEY, orjson.dumps([v.to_dict() for v in exc.violations])),)
+            await context.abort(code, str(exc), trailing_metadata=trailing)
+            raise  # abort raises; this line only tells the type checker
+        finally:
+            metrics.inflight -= 1
+            metrics.inc("shipyard_requests", (name, version, "oip-grpc", code.name))
+            metrics.observe(
+                "shipyard_request_duration_seconds", (name, "oip-grpc"), time.perf_counter() - arrived
+            )
+
+
+def _unary(
+    fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], request: Any, response: Any
+) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(
+        fn, request_deserializer=request.FromString, response_serializer=response.SerializeToString
+    )
+
+
+def grpc_server(service: ModelService, *, max_message_bytes: int) -> grpc.aio.Server:
+    """A gRPC server (not yet bound or started) that answers the OIP's six RPCs.
+
+    Args:
+        service: the data plane.
+        max_message_bytes: the largest request accepted (RESOURCE_EXHAUSTED above it).
+    """
+    impl = _Inference(service)
+    handlers = {
+        "ServerLive": _unary(impl.server_live, pb.ServerLiveRequest, pb.ServerLiveResponse),
+        "ServerReady": _unary(impl.server_ready, pb.ServerReadyRequest, pb.ServerReadyResponse),
+        "ModelReady": _unary(impl.model_ready, pb.ModelReadyRequest, pb.ModelReadyResponse),
+        "ServerMetadata": _unary(impl.server_metadata, pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+        "ModelMetadata": _unary(impl.model_metadata, pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+        "ModelInfer": _unary(impl.model_infer, pb.ModelInferRequest, pb.ModelInferResponse),
+    }
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 1),
+        ]
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    return server

@@ -1,0 +1,453 @@
+"""The REST transport: one ASGI app for our API, MLflow's `/invocations`, the OIP v2 and operations.
+
+The app is plain ASGI on purpose: a handful of fixed routes, matched by splitting the path, cost
+a few microseconds where a general router costs tens, and on the serving hot path that is the
+difference the benchmark measures. It only decodes and encodes; `ModelService` does the rest.
+Status codes live in the table below, never on the exceptions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib.metadata import version as package_version
+from typing import Any
+
+import orjson
+
+from shipyard.errors import (
+    ContractViolationError,
+    InputError,
+    NotReadyError,
+    PredictionError,
+    RequestTooLargeError,
+    ShipyardError,
+    UnknownModelError,
+    UnsupportedMediaError,
+)
+from shipyard.serving import oip
+from shipyard.serving.openapi import docs_page, openapi_document
+from shipyard.serving.payloads import (
+    decode_mlflow,
+    decode_mlflow_csv,
+    decode_ours,
+    encode_mlflow,
+    encode_ours,
+)
+from shipyard.serving.service import ModelService, ServedModel
+
+__all__ = ["HttpApp", "status_of"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# The one table from errors to HTTP statuses; the first matching class wins.
+_STATUS: tuple[tuple[type[ShipyardError], int], ...] = (
+    (ContractViolationError, 422),
+    (InputError, 400),
+    (RequestTooLargeError, 413),
+    (UnsupportedMediaError, 415),
+    (UnknownModelError, 404),
+    (NotReadyError, 503),
+    (PredictionError, 500),
+)
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "BAD_REQUEST",
+    415: "BAD_REQUEST",
+    422: "INVALID_PARAMETER_VALUE",
+    503: "TEMPORARILY_UNAVAILABLE",
+    500: "INTERNAL_ERROR",
+}
+_JSON = b"application/json"
+_JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"*/*", b"")
+
+
+def status_of(error: ShipyardError) -> int:
+    """The HTTP status for an error."""
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+class _ClientGoneError(Exception):
+    """The client closed the connection before its body arrived."""
+
+
+class _NoRouteError(Exception):
+    """No route answers to the path (or not to its method)."""
+
+    def __init__(self, message: str, status: int = 404) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HttpApp:
+    """The ASGI application of one worker.
+
+    Args:
+        service: the data plane.
+    """
+
+    def __init__(self, service: ModelService) -> None:
+        self.service = service
+        self.metrics = service.metrics
+        self.alive = True
+        self.version = package_version("shipyard")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        arrived = time.perf_counter()
+        self.metrics.inflight += 1
+        protocol, model, version = "http", "", ""
+        try:
+            path: str = scope["path"]
+            method: str = scope["method"]
+            parts = path.strip("/").split("/")
+            if method == "POST":
+                if parts[0] == "v1" and len(parts) == 4 and parts[1] == "models" and parts[3] == "predict":
+                    protocol, model = "rest", parts[2]
+                    status, version = await self._ours(scope, receive, send, parts[2], arrived)
+                elif parts == ["invocations"]:
+                    protocol = "mlflow"
+                    status, model, version = await self._mlflow(scope, receive, send, arrived)
+                elif (
+                    parts[0] == "v2"
+                    and len(parts) in (4, 6)
+                    and parts[1] == "models"
+                    and parts[-1] == "infer"
+                ):
+                    protocol, model = "oip-rest", parts[2]
+                    wanted = parts[4] if len(parts) == 6 and parts[3] == "versions" else None
+                    if len(parts) == 6 and parts[3] != "versions":
+                        raise _NoRouteError(f"no route {path}")
+                    status, version = await self._oip_infer(
+                        scope, receive, send, name=parts[2], wanted=wanted, arrived=arrived
+                    )
+                else:
+                    raise _NoRouteError(f"no POST route {path}")
+            elif method in ("GET", "HEAD"):
+                protocol = "ops"
+                status = await self._get(parts, path, send)
+            else:
+                raise _NoRouteError(f"method {method} is not allowed on {path}; use GET or POST", 405)
+        except _ClientGoneError:
+            status = 499
+        except _NoRouteError as exc:
+            status = exc.status
+            await _json(send, status, {"error": f"{exc}; see /docs for the routes"})
+        finally:
+            self.metrics.inflight -= 1
+        if protocol != "ops":
+            metrics = self.metrics
+            metrics.inc("shipyard_requests", (model, version, protocol, str(status)))
+            metrics.observe(
+                "shipyard_request_duration_seconds", (model, protocol), time.perf_counter() - arrived
+            )
+
+    # -- our API ----------------------------------------------------------------------------------
+    async def _ours(
+        self, scope: Scope, receive: Receive, send: Send, name: str, arrived: float
+    ) -> tuple[int, str]:
+        request_id = _request_id(scope) or self.service.new_request_id()
+        version = ""
+        try:
+            served = self.service.route(name)
+            version = str(served.version.version)
+            body = await self._json_body(scope, receive, _JSON_TYPES)
+            columns, n = decode_ours(body, served.loaded.contract)
+            answer = await self.service.predict(
+                served, columns, n, protocol="rest", request_id=request_id, arrived=arrived
+            )
+        except ShipyardError as exc:
+            status = status_of(exc)
+            error: dict[str, Any] = {"type": _error_type(exc), "message": str(exc), "request_id": request_id}
+            if isinstance(exc, ContractViolationError):
+                error["violations"] = [v.to_dict() for v in exc.violations]
+            await _json(send, status, {"error": error}, request_id)
+            return status, version
+        await _send(send, 200, orjson.dumps(encode_ours(answer, name)), _JSON, request_id=request_id)
+        return 200, str(answer.version.version)
+
+    # -- MLflow -----------------------------------------------------------------------------------
+    async def _mlflow(
+        self, scope: Scope, receive: Receive, send: Send, arrived: float
+    ) -> tuple[int, str, str]:
+        request_id = _request_id(scope) or self.service.new_request_id()
+        name, version = "", ""
+        try:
+            if len(self.service.models) != 1:
+                raise UnknownModelError(
+                    "/invocations answers for a single model, and this server serves "
+                    f"{len(self.service.models)}"
+                )
+            served = next(iter(self.service.models.values()))
+            name = served.name
+            served = self.service.route(name)
+            version = str(served.version.version)
+            content_type = _content_type(scope)
+            if content_type == b"text/csv":
+                columns, n = decode_mlflow_csv(await self._body(scope, receive))
+            else:
+                body = await self._json_body(scope, receive, (*_JSON_TYPES, b"text/csv"))
+                columns, n = decode_mlflow(body, served.loaded.contract)
+            answer = await self.service.predict(
+                served, columns, n, protocol="mlflow", request_id=request_id, arrived=arrived
+            )
+        except ShipyardError as exc:
+            status = status_of(exc)
+            payload = {"error_code": _MLFLOW_CODES.get(status, "INTERNAL_ERROR"), "message": str(exc)}
+            await _json(send, status, payload, request_id)
+            return status, name, version
+        await _send(send, 200, orjson.dumps(encode_mlflow(answer)), _JSON, request_id=request_id)
+        return 200, name, str(answer.version.version)
+
+    # -- OIP v2 -----------------------------------------------------------------------------------
+    async def _oip_infer(
+        self, scope: Scope, receive: Receive, send: Send, *, name: str, wanted: str | None, arrived: float
+    ) -> tuple[int, str]:
+        version = ""
+        try:
+            served = self.service.route(name, wanted)
+            version = str(served.version.version)
+            header_length = _header(scope, b"inference-header-content-length")
+            if header_length is None:
+                _check_type(scope, (*_JSON_TYPES, b"application/octet-stream"))
+            body = await self._body(scope, receive)
+            try:
+                length = None if header_length is None else int(header_length)
+            except ValueError:
+                raise InputError(
+                    f"Inference-Header-Content-Length is {header_length!r}; expected a number"
+                ) from None
+            request = oip.decode_rest(body, length, served.loaded.contract)
+            request_id = request.id or _request_id(scope) or self.service.new_request_id()
+            answer = await self.service.predict(
+                served,
+                request.columns,
+                request.n_rows,
+                protocol="oip-rest",
+                request_id=request_id,
+                arrived=arrived,
+            )
+            payload, head = oip.encode_rest(
+                answer.predictions,
+                model=name,
+                version=answer.version.version,
+                request_id=request.id,
+                wanted=request.outputs,
+                binary=request.binary_outputs,
+            )
+        except ShipyardError as exc:
+            status = status_of(exc)
+            await _json(send, status, {"error": str(exc)})
+            return status, version
+        extra = [] if head is None else [(b"inference-header-content-length", str(head).encode())]
+        content = _JSON if head is None else b"application/octet-stream"
+        await _send(send, 200, payload, content, request_id=answer.request_id, extra=extra)
+        return 200, str(answer.version.version)
+
+    # -- GET routes -------------------------------------------------------------------------------
+    async def _get(self, parts: list[str], path: str, send: Send) -> int:
+        service = self.service
+        head = parts[0]
+        if head == "healthz" and len(parts) == 1:
+            return await _json(send, 200, {"status": "alive"})
+        if head in ("readyz", "ping", "health") and len(parts) == 1:
+            ready = service.ready
+            models = {m.name: m.version.version for m in service.models.values()}
+            return await _json(
+                send, 200 if ready else 503, {"status": "ready" if ready else "loading", "models": models}
+            )
+        if head == "metrics" and len(parts) == 1:
+            body = self.metrics.render()
+            return await _send(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8")
+        if head == "openapi.json" and len(parts) == 1:
+            return await _send(send, 200, orjson.dumps(openapi_document(service)), _JSON)
+        if head == "docs" and len(parts) == 1:
+            return await _send(send, 200, docs_page(service).encode(), b"text/html; charset=utf-8")
+        if head == "version" and len(parts) == 1:
+            return await _json(send, 200, {"shipyard": self.version})
+        if head == "v1" and len(parts) >= 2 and parts[1] == "models":
+            if len(parts) == 2:
+                return await _json(send, 200, {"models": [_describe(m) for m in service.models.values()]})
+            if len(parts) == 3:
+                try:
+                    served = (
+                        service.models[parts[2]] if parts[2] in service.models else service.route(parts[2])
+                    )
+                except ShipyardError as exc:
+                    return await _json(
+                        send, status_of(exc), {"error": {"type": _error_type(exc), "message": str(exc)}}
+                    )
+                return await _json(send, 200, _describe(served))
+        if head == "v2":
+            return await self._oip_get(parts, send)
+        raise _NoRouteError(f"no GET route {path}")
+
+    async def _oip_get(self, parts: list[str], send: Send) -> int:
+        service = self.service
+        if len(parts) == 1:
+            return await _json(
+                send, 200, {"name": "shipyard", "version": self.version, "extensions": ["binary_tensor_data"]}
+            )
+        if parts[1] == "health" and len(parts) == 3 and parts[2] in ("live", "ready"):
+            ok = self.alive if parts[2] == "live" else service.ready
+            return await _json(send, 200 if ok else 503, {parts[2]: ok})
+        if parts[1] == "models" and len(parts) >= 3:
+            name, rest = parts[2], parts[3:]
+            wanted = None
+            if len(rest) >= 2 and rest[0] == "versions":
+                wanted, rest = rest[1], rest[2:]
+            if rest in ([], ["ready"]):
+                try:
+                    served = _oip_route(service, name, wanted, ready_check=rest == ["ready"])
+                except ShipyardError as exc:
+                    return await _json(send, status_of(exc), {"error": str(exc)})
+                if rest == ["ready"]:
+                    return await _json(
+                        send, 200 if served.ready else 503, {"name": name, "ready": served.ready}
+                    )
+                version = served.version
+                return await _json(
+                    send, 200, oip.model_metadata(version.contract, name, version.version, version.flavor)
+                )
+        raise _NoRouteError(f"no OIP route /{'/'.join(parts)}")
+
+    # -- bodies -----------------------------------------------------------------------------------
+    async def _json_body(self, scope: Scope, receive: Receive, accepted: tuple[bytes, ...]) -> Any:
+        _check_type(scope, accepted)
+        body = await self._body(scope, receive)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"the request body is not valid JSON: {exc}") from None
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.service.limits.max_body_bytes
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLargeError(
+                f"the request body has {int(declared)} bytes; this server takes at most {limit} "
+                "(--max-body-bytes)"
+            )
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGoneError
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+        chunks, size = [body], len(body)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGoneError
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLargeError(
+                    f"the request body is over {limit} bytes, the most this server takes (--max-body-bytes)"
+                )
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+
+def _oip_route(service: ModelService, name: str, wanted: str | None, *, ready_check: bool) -> ServedModel:
+    if ready_check and name in service.models:
+        served = service.models[name]
+        if wanted not in (None, "", str(served.version.version)):
+            service.route(name, wanted)
+        return served
+    return service.route(name, wanted)
+
+
+def _describe(served: ServedModel) -> dict[str, Any]:
+    version = served.version
+    return {
+        "name": served.name,
+        "serving": str(served.ref),
+        "version": version.version,
+        "flavor": version.flavor,
+        "ready": served.ready,
+        "contract": version.contract.to_dict(),
+    }
+
+
+def _error_type(exc: ShipyardError) -> str:
+    name = type(exc).__name__.removesuffix("Error")
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _content_type(scope: Scope) -> bytes:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return bytes(value.split(b";", 1)[0].strip().lower())
+    return b""
+
+
+def _check_type(scope: Scope, accepted: tuple[bytes, ...]) -> None:
+    content_type = _content_type(scope)
+    if content_type not in accepted:
+        shown = ", ".join(a.decode() for a in accepted if a not in (b"", b"*/*"))
+        raise UnsupportedMediaError(
+            f"the request's Content-Type is {content_type.decode('latin-1')!r}; this endpoint reads {shown}"
+        )
+
+
+def _request_id(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 128 and text.isprintable():
+                return str(text)
+    return None
+
+
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    *,
+    request_id: str | None = None,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> int:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode()))
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return status
+
+
+async def _json(send: Send, status: int, payload: Any, request_id: str | None = None) -> int:
+    return await _send(send, status, orjson.dumps(payload), _JSON, request_id=request_id)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,278 @@
+"""Serving metrics in Prometheus form, summed over the worker processes of one server.
+
+Each worker counts in plain dictionaries (an increment is a dict update, cheap enough for the hot
+path) and, once a second, writes a snapshot to the server's run folder under a temporary name
+and a rename. `/metrics` in any worker renders its own live figures plus every other worker's
+latest snapshot, so the figures of other workers are at most `snapshot_seconds` old. The text is
+produced by prometheus-client from a registry made per app, never the global one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+__all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "Metrics"]
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+
+Labels = tuple[str, ...]
+
+# name -> (type, help, label names, buckets or None)
+_SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
+    "shipyard_requests": (
+        "counter",
+        "Requests answered, by model, version, protocol and status.",
+        ("model", "version", "protocol", "status"),
+        None,
+    ),
+    "shipyard_request_duration_seconds": (
+        "histogram",
+        "Time from a request's arrival to its answer.",
+        ("model", "protocol"),
+        LATENCY_BUCKETS,
+    ),
+    "shipyard_queue_seconds": (
+        "histogram",
+        "Time a request waited for its batch to start.",
+        ("model",),
+        LATENCY_BUCKETS,
+    ),
+    "shipyard_batch_rows": (
+        "histogram",
+        "Rows per model call after adaptive batching.",
+        ("model",),
+        tuple(float(b) for b in ROWS_BUCKETS),
+    ),
+    "shipyard_batch_requests": (
+        "histogram",
+        "Requests merged into one model call.",
+        ("model",),
+        tuple(float(b) for b in ROWS_BUCKETS),
+    ),
+    "shipyard_predictions": (
+        "counter",
+        "Rows predicted, by model and version.",
+        ("model", "version"),
+        None,
+    ),
+    "shipyard_inflight_requests": (
+        "gauge",
+        "Requests being served right now.",
+        (),
+        None,
+    ),
+    "shipyard_model_load_seconds": (
+        "gauge",
+        "Time to load and warm up the version being served.",
+        ("model", "version"),
+        None,
+    ),
+    "shipyard_model_ready": (
+        "gauge",
+        "1 when the version is loaded, warmed up and answering.",
+        ("model", "version"),
+        None,
+    ),
+    "shipyard_events_dropped": (
+        "counter",
+        "Prediction-log rows dropped because the writer fell behind.",
+        (),
+        None,
+    ),
+    "shipyard_workers": (
+        "gauge",
+        "Worker processes reporting metrics.",
+        (),
+        None,
+    ),
+}
+
+
+class Metrics:
+    """The figures of one worker, and the merged view of all workers of a server.
+
+    Args:
+        run_dir: the folder shared by the server's workers; None for a single process.
+        worker: this worker's number.
+        snapshot_seconds: how often this worker publishes its figures to the others.
+    """
+
+    def __init__(
+        self, run_dir: Path | None = None, *, worker: int = 0, snapshot_seconds: float = 1.0
+    ) -> None:
+        self.run_dir = run_dir
+        self.worker = worker
+        self.snapshot_seconds = snapshot_seconds
+        self.counters: dict[str, dict[Labels, float]] = {}
+        self.gauges: dict[str, dict[Labels, float]] = {}
+        # name -> labels -> [bucket counts..., sum, count]
+        self.histograms: dict[str, dict[Labels, list[float]]] = {}
+        self.inflight = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the hot path ---------------------------------------------------------------------------
+    def inc(self, name: str, labels: Labels, value: float = 1.0) -> None:
+        """Add `value` to a counter."""
+        series = self.counters.setdefault(name, {})
+        series[labels] = series.get(labels, 0.0) + value
+
+    def set(self, name: str, labels: Labels, value: float) -> None:
+        """Set a gauge."""
+        self.gauges.setdefault(name, {})[labels] = value
+
+    def observe(self, name: str, labels: Labels, value: float) -> None:
+        """Record one observation in a histogram."""
+        series = self.histograms.setdefault(name, {})
+        cells = series.get(labels)
+        buckets = _SPECS[name][3]
+        assert buckets is not None
+        if cells is None:
+            cells = series[labels] = [0.0] * (len(buckets) + 3)
+        cells[bisect.bisect_left(buckets, value)] += 1
+        cells[-2] += value
+        cells[-1] += 1
+
+    # -- sharing between workers ----------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """This worker's figures as plain data."""
+        gauges = {k: dict(v) for k, v in self.gauges.items()}
+        gauges["shipyard_inflight_requests"] = {(): float(self.inflight)}
+        return {
+            "counters": _encode(self.counters),
+            "gauges": _encode(gauges),
+            "histograms": _encode(self.histograms),
+        }
+
+    def publish(self) -> None:
+        """Write this worker's snapshot for the others (temporary name, then rename)."""
+        if self.run_dir is None:
+            return
+        path = self.run_dir / f"metrics-{self.worker}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.snapshot()))
+        os.replace(tmp, path)
+
+    def start(self) -> Metrics:
+        """Publish a snapshot every `snapshot_seconds` in a background thread."""
+        if self.run_dir is not None and self._thread is None:
+            self.publish()
+            self._thread = threading.Thread(target=self._run, name="shipyard-metrics", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop publishing; the last snapshot stays for the workers still running."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self.run_dir is not None:
+            self.inflight = 0
+            self.publish()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.snapshot_seconds):
+            self.publish()
+
+    def merged(self) -> dict[str, Any]:
+        """Every worker's figures summed: this worker live, the others from their snapshots."""
+        snapshots = [self.snapshot()]
+        if self.run_dir is not None:
+            for path in sorted(self.run_dir.glob("metrics-*.json")):
+                if path.name == f"metrics-{self.worker}.json":
+                    continue
+                try:
+                    snapshots.append(json.loads(path.read_text()))
+                except (OSError, ValueError):
+                    continue  # a worker mid-rename; its figures come with the next scrape
+        total: dict[str, Any] = {"counters": {}, "gauges": {}, "histograms": {}, "workers": len(snapshots)}
+        for snap in snapshots:
+            for kind in ("counters", "gauges", "histograms"):
+                for name, series in _decode(snap[kind]).items():
+                    into = total[kind].setdefault(name, {})
+                    for labels, value in series.items():
+                        if kind == "histograms":
+                            cells = into.setdefault(labels, [0.0] * len(value))
+                            for i, v in enumerate(value):
+                                cells[i] += v
+                        else:
+                            into[labels] = into.get(labels, 0.0) + value
+        return total
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every worker's figures."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collector(self.merged()))
+        return generate_latest(registry)
+
+
+class _Collector:
+    def __init__(self, merged: Mapping[str, Any]) -> None:
+        self.merged = merged
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (kind, doc, label_names, buckets) in _SPECS.items():
+            family: Metric
+            if kind == "counter":
+                family = CounterMetricFamily(name, doc, labels=label_names)
+                for labels, value in self.merged["counters"].get(name, {}).items():
+                    family.add_metric(list(labels), value)
+            elif kind == "gauge":
+                family = GaugeMetricFamily(name, doc, labels=label_names)
+                if name == "shipyard_workers":
+                    family.add_metric([], float(self.merged["workers"]))
+                for labels, value in self.merged["gauges"].get(name, {}).items():
+                    family.add_metric(list(labels), value)
+            else:
+                assert buckets is not None
+                family = HistogramMetricFamily(name, doc, labels=label_names)
+                for labels, cells in self.merged["histograms"].get(name, {}).items():
+                    cumulative, running = [], 0.0
+                    for bound, count in zip((*buckets, float("inf")), cells, strict=False):
+                        running += count
+                        cumulative.append((_bound(bound), running))
+                    family.add_metric(list(labels), cumulative, sum_value=cells[-2])
+            yield family
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(float(value))
+
+
+def _encode(data: Mapping[str, Mapping[Labels, Any]]) -> dict[str, list[list[Any]]]:
+    return {name: [[list(k), v] for k, v in series.items()] for name, series in data.items()}
+
+
+def _decode(data: Mapping[str, list[list[Any]]]) -> dict[str, dict[Labels, Any]]:
+    return {name: {tuple(k): v for k, v in series} for name, series in data.items()}

@@ -1,0 +1,434 @@
+"""The Open Inference Protocol v2: tensors in and out, over REST (JSON) and gRPC (protobuf).
+
+Inputs are either one named tensor per feature (shape `[n]` or `[n, 1]`) or one 2-D tensor of
+shape `[n, features]` whose columns follow the contract's order. Outputs are `prediction` (one
+label or value per row) and, for classifiers that score, `probabilities` (`[n, classes]`, FP64)
+whose `classes` parameter lists the class names in column order. REST bodies may use the binary
+tensor extension (`Inference-Header-Content-Length`), which Triton's client uses by default.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Array, Predictions
+from shipyard.core.contract import Contract
+from shipyard.core.dtypes import DType
+from shipyard.errors import InputError
+from shipyard.serving import oip_v2_pb2 as pb
+
+__all__ = [
+    "DATATYPES",
+    "OipRequest",
+    "Tensor",
+    "decode_grpc",
+    "decode_rest",
+    "encode_grpc",
+    "encode_rest",
+    "feature_datatype",
+    "model_metadata",
+]
+
+# OIP datatype -> numpy dtype (BYTES travels as Python str after decoding).
+DATATYPES: dict[str, Any] = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": object,
+}
+_CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+_FEATURE_DATATYPE = {DType.INT: "INT64", DType.FLOAT: "FP64", DType.BOOL: "BOOL", DType.STRING: "BYTES"}
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One decoded tensor: name, datatype, shape and values as a flat numpy array."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    values: Array
+
+
+@dataclass(frozen=True, slots=True)
+class OipRequest:
+    """A decoded inference request.
+
+    Args:
+        id: the caller's request id ('' when none).
+        columns: feature name to values.
+        n_rows: the number of rows.
+        outputs: the output names asked for (empty: all).
+        binary_outputs: whether the REST answer should use the binary tensor extension.
+    """
+
+    id: str
+    columns: dict[str, Array]
+    n_rows: int
+    outputs: tuple[str, ...]
+    binary_outputs: bool
+
+
+def feature_datatype(dtype: DType) -> str:
+    """The OIP datatype a feature of `dtype` travels as."""
+    return _FEATURE_DATATYPE[dtype]
+
+
+def model_metadata(contract: Contract, name: str, version: int, flavor: str) -> dict[str, Any]:
+    """The OIP model metadata: one input per feature, the outputs, the served version."""
+    outputs = [{"name": "prediction", "datatype": _label_datatype(contract), "shape": [-1]}]
+    if contract.classes is not None:
+        outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(contract.classes)]})
+    return {
+        "name": name,
+        "versions": [str(version)],
+        "platform": f"shipyard-{flavor}",
+        "inputs": [
+            {"name": f.name, "datatype": feature_datatype(f.dtype), "shape": [-1]} for f in contract.features
+        ],
+        "outputs": outputs,
+    }
+
+
+# -- decoding -----------------------------------------------------------------------------------
+def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> OipRequest:
+    """Read a REST inference body (JSON, or JSON header then binary tensors).
+
+    Raises:
+        InputError: malformed JSON, tensors or binary sizes; the message names the tensor.
+    """
+    import orjson
+
+    head = body if header_length is None else body[:header_length]
+    if header_length is not None and not 0 <= header_length <= len(body):
+        raise InputError(
+            f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes"
+        )
+    try:
+        request = orjson.loads(head)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        raise InputError(
+            'the inference request has no \'inputs\' list; expected {"inputs": [{"name": ..., '
+            '"shape": [...], "datatype": ..., "data": [...]}]}'
+        )
+    binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
+    offset = 0
+    tensors = []
+    for i, spec in enumerate(request["inputs"]):
+        if not isinstance(spec, dict):
+            raise InputError(f"input {i} is not an object; expected name, shape, datatype and data")
+        name, datatype, shape = _header(spec.get("name"), spec.get("datatype"), spec.get("shape"), i)
+        params = spec.get("parameters") or {}
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+                raise InputError(
+                    f"input {name!r} says binary_data_size={size!r}, but only {len(binary) - offset} "
+                    "bytes of binary data remain"
+                )
+            values = _from_raw(bytes(binary[offset : offset + size]), datatype, name)
+            offset += size
+        else:
+            if "data" not in spec:
+                raise InputError(
+                    f"input {name!r} has no 'data'; expected a list of {int(np.prod(shape))} values"
+                )
+            values = _from_json(spec["data"], datatype, name)
+        tensors.append(_checked(Tensor(name, datatype, shape, values)))
+    outputs, binary_outputs = [], bool(_param(request.get("parameters"), "binary_data_output"))
+    for spec in request.get("outputs") or []:
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise InputError(f"an entry of 'outputs' is {spec!r}; expected an object with a 'name'")
+        outputs.append(spec["name"])
+        binary_outputs = binary_outputs or bool(_param(spec.get("parameters"), "binary_data"))
+    columns, n = _to_columns(tensors, contract)
+    request_id = request.get("id")
+    return OipRequest(
+        str(request_id) if request_id is not None else "", columns, n, tuple(outputs), binary_outputs
+    )
+
+
+def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest:
+    """Read a gRPC ModelInferRequest (typed contents or `raw_input_contents`).
+
+    Raises:
+        InputError: malformed tensors; the message names the tensor.
+    """
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InputError(
+            f"the request has {len(request.inputs)} inputs but {len(raw)} raw_input_contents; "
+            "expected one raw buffer per input"
+        )
+    tensors = []
+    for i, spec in enumerate(request.inputs):
+        name, datatype, shape = _header(spec.name, spec.datatype, list(spec.shape), i)
+        if raw:
+            values = _from_raw(raw[i], datatype, name)
+        else:
+            field = _CONTENTS_FIELD.get(datatype)
+            if field is None:
+                raise InputError(
+                    f"input {name!r} is {datatype}, which has no typed contents; send raw_input_contents"
+                )
+            items = getattr(spec.contents, field)
+            if datatype == "BYTES":
+                values = _strings(list(items), name)
+            else:
+                values = np.asarray(items, dtype=DATATYPES[datatype])
+        tensors.append(_checked(Tensor(name, datatype, shape, values)))
+    columns, n = _to_columns(tensors, contract)
+    return OipRequest(request.id, columns, n, tuple(o.name for o in request.outputs), False)
+
+
+def _header(name: Any, datatype: Any, shape: Any, i: int) -> tuple[str, str, tuple[int, ...]]:
+    if not isinstance(name, str) or not name:
+        raise InputError(f"input {i} has name {name!r}; expected a non-empty string")
+    if datatype not in DATATYPES:
+        raise InputError(f"input {name!r} has datatype {datatype!r}; expected one of {sorted(DATATYPES)}")
+    if (
+        not isinstance(shape, list)
+        or not 1 <= len(shape) <= 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise InputError(f"input {name!r} has shape {shape!r}; expected [rows] or [rows, columns]")
+    return name, str(datatype), tuple(shape)
+
+
+def _from_json(data: Any, datatype: str, name: str) -> Array:
+    if not isinstance(data, list):
+        data = [data]
+    flat: list[Any] = data
+    while flat and isinstance(flat[0], list):
+        flat = [v for row in flat for v in (row if isinstance(row, list) else [row])]
+    if datatype == "BYTES":
+        return _strings(flat, name)
+    if any(isinstance(v, (str, list, dict)) or v is None for v in flat):
+        bad = next(v for v in flat if isinstance(v, (str, list, dict)) or v is None)
+        raise InputError(f"input {name!r} is {datatype} but holds {bad!r}; expected numbers only")
+    try:
+        return np.asarray(flat, dtype=DATATYPES[datatype])
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"input {name!r} cannot be read as {datatype}: {exc}") from None
+
+
+def _from_raw(raw: bytes, datatype: str, name: str) -> Array:
+    if datatype == "BYTES":
+        out, pos = [], 0
+        while pos < len(raw):
+            if pos + 4 > len(raw):
+                raise InputError(f"input {name!r} has a truncated BYTES element at byte {pos}")
+            (length,) = struct.unpack_from("<I", raw, pos)
+            pos += 4
+            if pos + length > len(raw):
+                raise InputError(f"input {name!r} has a BYTES element of {length} bytes past the end")
+            out.append(raw[pos : pos + length])
+            pos += length
+        return _strings(out, name)
+    dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
+    if len(raw) % dtype.itemsize:
+        raise InputError(
+            f"input {name!r} has {len(raw)} raw bytes, not a multiple of {dtype.itemsize} ({datatype})"
+        )
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _strings(items: Sequence[Any], name: str) -> Array:
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        if isinstance(item, bytes):
+            try:
+                out[i] = item.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"element {i} of input {name!r} is not UTF-8 text") from None
+        else:
+            out[i] = item
+    return out
+
+
+def _checked(tensor: Tensor) -> Tensor:
+    expected = int(np.prod(tensor.shape))
+    if tensor.values.size != expected:
+        raise InputError(
+            f"input {tensor.name!r} has shape {list(tensor.shape)} ({expected} values) but "
+            f"{tensor.values.size} values arrived"
+        )
+    return tensor
+
+
+def _to_columns(tensors: Sequence[Tensor], contract: Contract) -> tuple[dict[str, Array], int]:
+    names = contract.names
+    if len(tensors) == 1 and len(tensors[0].shape) == 2 and tensors[0].name not in names:
+        t = tensors[0]
+        n, k = t.shape
+        if k != len(names):
+            raise InputError(
+                f"input {t.name!r} has {k} columns; a single 2-D input needs one column per feature "
+                f"({len(names)}: {list(names)}), or send one input per feature"
+            )
+        matrix = t.values.reshape(n, k)
+        return {name: matrix[:, j] for j, name in enumerate(names)}, n
+    columns: dict[str, Array] = {}
+    rows: set[int] = set()
+    for t in tensors:
+        if len(t.shape) == 2 and t.shape[1] != 1:
+            raise InputError(
+                f"input {t.name!r} has shape {list(t.shape)}; a per-feature input must be [rows] or "
+                f"[rows, 1] (or send a single [rows, {len(names)}] tensor)"
+            )
+        columns[t.name] = t.values
+        rows.add(t.shape[0])
+    if len(rows) > 1:
+        raise InputError(f"the inputs have different row counts {sorted(rows)}; expected one row count")
+    return columns, rows.pop() if rows else 0
+
+
+def _param(params: Any, key: str) -> Any:
+    return params.get(key) if isinstance(params, Mapping) else None
+
+
+# -- encoding -----------------------------------------------------------------------------------
+def _label_datatype(contract: Contract) -> str:
+    if contract.classes is None:
+        return "FP64"
+    kinds = {type(c) for c in contract.classes}
+    if kinds <= {bool}:
+        return "BOOL"
+    if kinds <= {int}:
+        return "INT64"
+    if kinds <= {int, float}:
+        return "FP64"
+    return "BYTES"
+
+
+def _outputs(
+    predictions: Predictions, wanted: Sequence[str]
+) -> list[tuple[str, str, list[int], Array, dict[str, str]]]:
+    values = predictions.values
+    n = len(values)
+    kind = values.dtype.kind
+    label: tuple[str, str, list[int], Array, dict[str, str]]
+    if kind == "b":
+        label = ("prediction", "BOOL", [n], values, {})
+    elif kind in "iu":
+        label = ("prediction", "INT64", [n], values.astype(np.int64), {})
+    elif kind == "f":
+        label = ("prediction", "FP64", [n], values.astype(np.float64), {})
+    else:
+        label = ("prediction", "BYTES", [n], np.asarray([str(v) for v in values], dtype=object), {})
+    outputs: list[tuple[str, str, list[int], Array, dict[str, str]]] = [label]
+    if predictions.probabilities is not None and predictions.classes is not None:
+        classes = json.dumps(
+            [c if isinstance(c, str | int | float | bool) else str(c) for c in predictions.classes]
+        )
+        outputs.append(
+            (
+                "probabilities",
+                "FP64",
+                [n, len(predictions.classes)],
+                predictions.probabilities,
+                {"classes": classes},
+            )
+        )
+    if wanted:
+        known = {o[0] for o in outputs}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise InputError(f"outputs {unknown} do not exist; this model returns {sorted(known)}")
+        outputs = [o for o in outputs if o[0] in wanted]
+    return outputs
+
+
+def encode_rest(
+    predictions: Predictions,
+    *,
+    model: str,
+    version: int,
+    request_id: str,
+    wanted: Sequence[str],
+    binary: bool,
+) -> tuple[bytes, int | None]:
+    """The REST answer body and, with binary outputs, the JSON header's length.
+
+    Raises:
+        InputError: an output was asked for that the model does not return.
+    """
+    import orjson
+
+    tensors = []
+    blobs = []
+    for name, datatype, shape, values, params in _outputs(predictions, wanted):
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+        if binary:
+            blob = _to_raw(values, datatype)
+            tensor["parameters"] = {**params, "binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            if params:
+                tensor["parameters"] = params
+            tensor["data"] = values.reshape(-1).tolist()
+        tensors.append(tensor)
+    head = orjson.dumps(
+        {"model_name": model, "model_version": str(version), "id": request_id, "outputs": tensors}
+    )
+    if not binary:
+        return head, None
+    return head + b"".join(blobs), len(head)
+
+
+def encode_grpc(
+    predictions: Predictions, *, model: str, version: int, request_id: str, wanted: Sequence[str]
+) -> pb.ModelInferResponse:
+    """The gRPC answer, tensors in `raw_output_contents` as Triton's server sends them.
+
+    Raises:
+        InputError: an output was asked for that the model does not return.
+    """
+    response = pb.ModelInferResponse(model_name=model, model_version=str(version), id=request_id)
+    for name, datatype, shape, values, params in _outputs(predictions, wanted):
+        tensor = response.outputs.add(name=name, datatype=datatype, shape=shape)
+        for key, value in params.items():
+            tensor.parameters[key].string_param = value
+        response.raw_output_contents.append(_to_raw(values, datatype))
+    return response
+
+
+def _to_raw(values: Array, datatype: str) -> bytes:
+    if datatype == "BYTES":
+        parts = []
+        for v in values.reshape(-1):
+            data = v if isinstance(v, bytes) else str(v).encode("utf-8")
+            parts.append(struct.pack("<I", len(data)) + data)
+        return b"".join(parts)
+    dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
+    return np.ascontiguousarray(values, dtype=dtype).tobytes()

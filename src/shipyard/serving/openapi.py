@@ -1,0 +1,274 @@
+"""The OpenAPI 3.1 document of a server, generated from the served models' contracts, and its docs page."""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib.metadata import version as package_version
+from typing import Any
+
+from shipyard.core.contract import Contract, Feature
+from shipyard.core.dtypes import DType
+from shipyard.serving.service import ModelService
+
+__all__ = ["docs_page", "openapi_document"]
+
+_JSON_TYPES = {DType.INT: "integer", DType.FLOAT: "number", DType.BOOL: "boolean", DType.STRING: "string"}
+
+
+def feature_schema(feature: Feature) -> dict[str, Any]:
+    """The JSON Schema of one feature's value, from its contract."""
+    schema: dict[str, Any] = {"type": _JSON_TYPES[feature.dtype]}
+    if feature.nullable or feature.on_missing != "reject":
+        schema["type"] = [schema["type"], "null"]
+    if feature.on_out_of_range == "reject":
+        if feature.min is not None:
+            schema["minimum"] = feature.min
+        if feature.max is not None:
+            schema["maximum"] = feature.max
+    if feature.categories is not None and feature.on_unseen_category == "reject":
+        schema["enum"] = list(feature.categories)
+    notes = [f"dtype {feature.dtype}"]
+    if feature.min is not None or feature.max is not None:
+        notes.append(
+            f"training range [{feature.min}, {feature.max}], out of range: {feature.on_out_of_range}"
+        )
+    if feature.categories is not None:
+        notes.append(f"categories {list(feature.categories)[:20]}, unseen: {feature.on_unseen_category}")
+    notes.append(f"missing: {feature.on_missing}")
+    schema["description"] = "; ".join(notes)
+    return schema
+
+
+def _row_schema(contract: Contract) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {f.name: feature_schema(f) for f in contract.features},
+        "required": [f.name for f in contract.features],
+    }
+
+
+def _example_row(contract: Contract) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for f in contract.features:
+        if f.categories:
+            row[f.name] = f.categories[0]
+        elif f.dtype is DType.BOOL:
+            row[f.name] = False
+        elif f.dtype is DType.STRING:
+            row[f.name] = "text"
+        else:
+            lo = f.min if f.min is not None else 0.0
+            hi = f.max if f.max is not None else lo
+            value = round((lo + hi) / 2, 3)
+            row[f.name] = int(value) if f.dtype is DType.INT else value
+    return row
+
+
+def openapi_document(service: ModelService) -> dict[str, Any]:
+    """The OpenAPI document: one predict operation per served model, typed by its contract."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string"},
+                        "message": {"type": "string"},
+                        "request_id": {"type": "string"},
+                        "violations": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "row": {"type": ["integer", "null"]},
+                                    "feature": {"type": "string"},
+                                    "value": {},
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                }
+            },
+        }
+    }
+    errors = {
+        "400": "malformed body",
+        "404": "no such model",
+        "413": "body or row count over the limit",
+        "415": "unsupported content type",
+        "422": "rows break the contract; every violation listed",
+        "503": "model still loading",
+    }
+    for served in service.models.values():
+        contract = served.version.contract
+        key = served.name.replace("-", "_").replace(".", "_")
+        row = _row_schema(contract)
+        schemas[f"{key}_row"] = row
+        schemas[f"{key}_request"] = {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "properties": {
+                        "instances": {"type": "array", "items": {"$ref": f"#/components/schemas/{key}_row"}}
+                    },
+                    "required": ["instances"],
+                },
+                {
+                    "type": "object",
+                    "properties": {
+                        "inputs": {
+                            "type": "object",
+                            "properties": {
+                                f.name: {"type": "array", "items": feature_schema(f)}
+                                for f in contract.features
+                            },
+                        }
+                    },
+                    "required": ["inputs"],
+                },
+            ]
+        }
+        label: dict[str, Any] = (
+            {"type": "number"} if contract.classes is None else {"enum": list(contract.classes)}
+        )
+        answer: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "request_id": {"type": "string"},
+                "model": {"type": "string"},
+                "version": {"type": "integer"},
+                "predictions": {"type": "array", "items": label},
+            },
+            "required": ["request_id", "model", "version", "predictions"],
+        }
+        if contract.classes is not None:
+            answer["properties"]["probabilities"] = {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {str(c): {"type": "number"} for c in contract.classes},
+                },
+            }
+        schemas[f"{key}_response"] = answer
+        paths[f"/v1/models/{served.name}/predict"] = {
+            "post": {
+                "summary": f"Predict with {served.name} ({served.ref}, version {served.version.version})",
+                "operationId": f"predict_{key}",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{key}_request"},
+                            "example": {"instances": [_example_row(contract)]},
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "predictions",
+                        "content": {
+                            "application/json": {"schema": {"$ref": f"#/components/schemas/{key}_response"}}
+                        },
+                    },
+                    **{
+                        code: {
+                            "description": text,
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        }
+                        for code, text in errors.items()
+                    },
+                },
+            }
+        }
+    simple = {"200": {"description": "OK"}}
+    paths["/invocations"] = {
+        "post": {
+            "summary": "MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs, CSV)",
+            "operationId": "mlflow_invocations",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {"200": {"description": '{"predictions": [...]}'}},
+        }
+    }
+    for path, summary in (
+        ("/healthz", "alive"),
+        ("/readyz", "ready: models loaded and warmed up"),
+        ("/metrics", "Prometheus metrics of every worker"),
+        ("/v2", "OIP server metadata"),
+        ("/v2/health/live", "OIP liveness"),
+        ("/v2/health/ready", "OIP readiness"),
+        ("/v2/models/{name}", "OIP model metadata"),
+        ("/v2/models/{name}/ready", "OIP model readiness"),
+    ):
+        operation: dict[str, Any] = {"summary": summary, "responses": simple}
+        if "{name}" in path:
+            operation["parameters"] = [
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+            ]
+        paths[path] = {"get": operation}
+    paths["/v2/models/{name}/infer"] = {
+        "post": {
+            "summary": "OIP v2 inference (JSON or binary tensors)",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {"200": {"description": "inference response"}},
+        }
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Shipyard model server",
+            "version": package_version("shipyard"),
+            "description": "Generated from the contracts of the served models.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
+
+
+def docs_page(service: ModelService) -> str:
+    """A self-contained HTML page: each model's contract, an example request, the routes."""
+    sections = []
+    for served in service.models.values():
+        contract = served.version.contract
+        rows = "".join(
+            f"<tr><td>{html.escape(f.name)}</td><td>{f.dtype}</td><td>{html.escape(feature_schema(f)['description'])}</td></tr>"
+            for f in contract.features
+        )
+        example = json.dumps({"instances": [_example_row(contract)]})
+        curl = f"curl -H 'Content-Type: application/json' -d '{example}' http://HOST/v1/models/{served.name}/predict"
+        sections.append(
+            f"<h2>{html.escape(served.name)} <small>({html.escape(str(served.ref))}, version "
+            f"{served.version.version})</small></h2>"
+            f"<table><tr><th>feature</th><th>type</th><th>rules</th></tr>{rows}</table>"
+            f"<h3>Example</h3><pre>{html.escape(curl)}</pre>"
+        )
+    routes = "".join(
+        f"<li><code>{html.escape(r)}</code></li>"
+        for r in (
+            "POST /v1/models/{name}/predict",
+            "POST /invocations",
+            "POST /v2/models/{name}[/versions/{v}]/infer",
+            "GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}][/ready]",
+            "GET /healthz, /readyz, /metrics, /openapi.json",
+        )
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Shipyard model server</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+        "td,th{border:1px solid #ccc;padding:.2em .5em}table{border-collapse:collapse}"
+        "pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}</style></head><body>"
+        "<h1>Shipyard model server</h1><p>OpenAPI: <a href='/openapi.json'>/openapi.json</a></p>"
+        f"{''.join(sections)}<h2>Routes</h2><ul>{routes}</ul></body></html>"
+    )

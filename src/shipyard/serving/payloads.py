@@ -1,0 +1,242 @@
+"""Decoding of JSON request bodies into columns, and encoding of answers, for the REST APIs.
+
+Each decoder turns one protocol's body into `(columns, n_rows)`: column name to the values the
+caller sent, untouched, so the contract (not the transport) decides what is acceptable. Each
+raises `InputError` naming the key that is wrong, what it held and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Batch, Predictions
+from shipyard.core.contract import Contract
+from shipyard.errors import InputError
+from shipyard.serving.service import Answer
+
+__all__ = [
+    "decode_mlflow",
+    "decode_mlflow_csv",
+    "decode_ours",
+    "encode_mlflow",
+    "encode_ours",
+    "rows_to_columns",
+]
+
+Columns = dict[str, Any]
+
+
+def decode_ours(body: Any, contract: Contract) -> tuple[Columns, int]:
+    """Read `{"instances": [{...}, ...]}` (rows) or `{"inputs": {"col": [...]}}` (columns).
+
+    Raises:
+        InputError: the body has neither key, both, or values of the wrong shape.
+    """
+    if not isinstance(body, dict):
+        raise InputError(
+            f"the request body is a JSON {_kind(body)}; expected an object with 'instances' "
+            '(a list of rows, e.g. {"instances": [{"age": 41}]}) or \'inputs\' (an object of columns)'
+        )
+    has_rows, has_columns = "instances" in body, "inputs" in body
+    if has_rows == has_columns:
+        keys = sorted(body)
+        raise InputError(
+            f"the request body has keys {keys}; expected exactly one of 'instances' (a list of rows) "
+            "or 'inputs' (an object of column name to values)"
+        )
+    if has_rows:
+        return rows_to_columns(body["instances"], contract, where="'instances'")
+    return _columns(body["inputs"], where="'inputs'")
+
+
+def encode_ours(answer: Answer, model: str) -> dict[str, Any]:
+    """Our answer: request id, model, version, predictions and, for classifiers, probabilities by class."""
+    p = answer.predictions
+    out: dict[str, Any] = {
+        "request_id": answer.request_id,
+        "model": model,
+        "version": answer.version.version,
+        "predictions": p.values.tolist(),
+    }
+    if p.probabilities is not None and p.classes is not None:
+        keys = [str(c) for c in p.classes]
+        out["probabilities"] = [dict(zip(keys, row, strict=True)) for row in p.probabilities.tolist()]
+    return out
+
+
+def decode_mlflow(body: Any, contract: Contract) -> tuple[Columns, int]:
+    """Read MLflow's scoring formats: `dataframe_split`, `dataframe_records`, `instances`, `inputs`.
+
+    Raises:
+        InputError: none or several of the formats, or a malformed one.
+    """
+    formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
+    if not isinstance(body, dict):
+        raise InputError(
+            f"the request body is a JSON {_kind(body)}; expected an object with one of {list(formats)}"
+        )
+    present = [k for k in formats if k in body]
+    unknown = sorted(set(body) - set(formats) - {"params"})
+    if len(present) != 1 or unknown:
+        raise InputError(
+            f"the request body has keys {sorted(body)}; expected exactly one of {list(formats)} "
+            "(and optionally 'params'), as MLflow's scoring server reads them"
+        )
+    key = present[0]
+    value = body[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+            raise InputError(
+                "'dataframe_split' must be an object with 'columns' (names) and 'data' (a list of rows); "
+                f"got a {_kind(value)}"
+            )
+        names = value.get("columns")
+        data = value["data"]
+        if names is None:
+            names = list(contract.names)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InputError(f"'dataframe_split.columns' is {names!r}; expected a list of column names")
+        for i, row in enumerate(data):
+            if not isinstance(row, list) or len(row) != len(names):
+                raise InputError(
+                    f"row {i} of 'dataframe_split.data' is {row!r}; expected a list of {len(names)} "
+                    f"values, one per column {names}"
+                )
+        if not data:
+            return {n: [] for n in names}, 0
+        return {n: [row[j] for row in data] for j, n in enumerate(names)}, len(data)
+    if key == "dataframe_records":
+        return rows_to_columns(value, contract, where="'dataframe_records'")
+    if key == "instances":
+        return rows_to_columns(value, contract, where="'instances'")
+    if isinstance(value, dict):
+        return _columns(value, where="'inputs'")
+    return rows_to_columns(value, contract, where="'inputs'")
+
+
+def decode_mlflow_csv(body: bytes) -> tuple[Columns, int]:
+    """Read a CSV body with a header row, as MLflow's scoring server accepts with `text/csv`.
+
+    Raises:
+        InputError: the body is not CSV with a header.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(pa.BufferReader(body))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InputError(
+            f"the CSV body cannot be read: {exc}; expected a header row, then one row per line"
+        ) from None
+    batch = Batch.from_arrow(table)
+    return dict(batch.columns), batch.n_rows
+
+
+def encode_mlflow(answer: Answer) -> dict[str, Any]:
+    """MLflow's answer shape: `{"predictions": [...]}`."""
+    return {"predictions": answer.predictions.values.tolist()}
+
+
+def rows_to_columns(rows: Any, contract: Contract, *, where: str) -> tuple[Columns, int]:
+    """Turn a list of row objects (or of value lists in contract order) into columns.
+
+    A feature absent from every row is left out, so the contract reports the missing column; a
+    feature absent from some rows is a missing value (None) in those rows.
+
+    Raises:
+        InputError: `rows` is not a list of objects or of lists of the right length.
+    """
+    if not isinstance(rows, list):
+        raise InputError(f"{where} is a JSON {_kind(rows)}; expected a list of rows")
+    n = len(rows)
+    if n == 0:
+        return {}, 0
+    first = rows[0]
+    if isinstance(first, dict):
+        for i, row in enumerate(rows):
+            if type(row) is not dict:
+                raise InputError(
+                    f"row {i} of {where} is a JSON {_kind(row)}; expected an object of feature: value"
+                )
+        if n == 1:
+            return {k: [v] for k, v in first.items()}, 1
+        keys: dict[str, None] = {}
+        for row in rows:
+            keys.update(dict.fromkeys(row))
+        return {k: [row.get(k) for row in rows] for k in keys}, n
+    if isinstance(first, list):
+        names = contract.names
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(names):
+                raise InputError(
+                    f"row {i} of {where} is {_short(row)}; expected an object of feature: value, or a "
+                    f"list of {len(names)} values in the contract's order {list(names)}"
+                )
+        return {name: [row[j] for row in rows] for j, name in enumerate(names)}, n
+    if len(contract.names) == 1:
+        return {contract.names[0]: list(rows)}, n
+    raise InputError(
+        f"row 0 of {where} is {_short(first)}; expected an object of feature: value, e.g. "
+        f"{{{', '.join(repr(x) + ': ...' for x in contract.names[:3])}}}"
+    )
+
+
+def _columns(value: Any, *, where: str) -> tuple[Columns, int]:
+    if not isinstance(value, dict):
+        raise InputError(
+            f"{where} is a JSON {_kind(value)}; expected an object of column name to a list of values"
+        )
+    lengths: dict[str, int] = {}
+    for name, column in value.items():
+        if not isinstance(column, list):
+            raise InputError(
+                f"column {name!r} of {where} is a JSON {_kind(column)}; expected a list of values"
+            )
+        lengths[name] = len(column)
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"the columns of {where} differ in length ({lengths}); expected one length for all")
+    return dict(value), next(iter(lengths.values()), 0)
+
+
+def predictions_payload(predictions: Predictions) -> dict[str, Any]:
+    """Labels and, when there are scores, the probability rows and class names."""
+    out: dict[str, Any] = {"predictions": predictions.values.tolist()}
+    if predictions.probabilities is not None and predictions.classes is not None:
+        out["classes"] = list(predictions.classes)
+        out["probabilities"] = predictions.probabilities.tolist()
+    return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def as_plain(values: Sequence[Any] | np.ndarray[Any, Any]) -> list[Any]:
+    """A JSON-ready list."""
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+def mapping_of(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else an empty one."""
+    return value if isinstance(value, Mapping) else {}

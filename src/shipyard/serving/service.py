@@ -1,0 +1,412 @@
+"""The data plane every transport calls: route, batch, validate, predict, log, count.
+
+Transports decode a request into columns and call `ModelService.predict`; they encode what comes
+back. Requests for one version are merged by the adaptive batcher, validated together by the
+version's contract (one vectorised pass), and only the requests whose rows all pass are
+predicted. A request with a bad row gets every violation of its own rows and nothing of anyone
+else's; the other requests in the batch are served as if it had never arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Array, Batch, Predictions
+from shipyard.core.contract import Contract
+from shipyard.core.dtypes import DType
+from shipyard.core.refs import ModelRef
+from shipyard.errors import (
+    ContractViolationError,
+    NotReadyError,
+    PredictionError,
+    RequestTooLargeError,
+    ShipyardError,
+    UnknownModelError,
+)
+from shipyard.monitoring.events import EventBatch, EventLog
+from shipyard.registry.loaded import LoadedModel
+from shipyard.registry.records import ModelVersion
+from shipyard.serving.batcher import AdaptiveBatcher
+from shipyard.serving.metrics import Metrics
+
+__all__ = ["Answer", "Limits", "ModelService", "ServedModel"]
+
+Columns = Mapping[str, Sequence[Any] | Array]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How much one request may ask, and how requests are batched.
+
+    Args:
+        max_body_bytes: the largest request body accepted (413 above it).
+        max_rows: the most rows one request may carry (413 above it).
+        max_batch_rows: the most rows one model call may take.
+        max_wait_ms: how long a queue may wait for more requests under load.
+        log_sample: the share of requests written to the prediction log (0 to 1).
+    """
+
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 10_000
+    max_batch_rows: int = 256
+    max_wait_ms: float = 1.0
+    log_sample: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A served request: which version answered and what it said."""
+
+    request_id: str
+    version: ModelVersion
+    predictions: Predictions
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    columns: Columns
+    n_rows: int
+    request_id: str
+    protocol: str
+    arrived: float
+    logged: bool
+    future: asyncio.Future[Answer]
+    queued: float = field(default_factory=time.perf_counter)
+
+
+class ServedModel:
+    """One model a server answers for: the reference it follows and the version loaded now.
+
+    Args:
+        ref: what the server was asked to serve (`fraud@production`, `fraud:3`).
+        loaded: the version loaded for it.
+        service: the service it belongs to.
+    """
+
+    def __init__(self, ref: ModelRef, loaded: LoadedModel, service: ModelService) -> None:
+        self.ref = ref
+        self.name = ref.name
+        self.service = service
+        self.loaded = loaded
+        self.batcher = self._batcher_for(loaded)
+        self.ready = False
+
+    @property
+    def version(self) -> ModelVersion:
+        """The version answering now."""
+        return self.loaded.version
+
+    def _batcher_for(self, loaded: LoadedModel) -> AdaptiveBatcher[_Job]:
+        limits = self.service.limits
+        return AdaptiveBatcher(
+            lambda jobs: self.service.run_batch(self.name, loaded, jobs),
+            max_batch_rows=limits.max_batch_rows,
+            max_wait_ms=limits.max_wait_ms,
+        )
+
+    def swap(self, loaded: LoadedModel, load_seconds: float) -> None:
+        """Answer with `loaded` from now on; requests already queued finish on the old version."""
+        old = self.loaded
+        self.loaded = loaded
+        self.batcher = self._batcher_for(loaded)
+        self.service.metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
+        self.service.metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
+        self.service.metrics.set(
+            "shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds
+        )
+
+
+class ModelService:
+    """The served models of one worker and the one predict path they share.
+
+    Args:
+        limits: request limits and batching settings.
+        metrics: where figures are counted.
+        events: the prediction log, or None to log nothing.
+    """
+
+    def __init__(self, *, limits: Limits, metrics: Metrics, events: EventLog | None = None) -> None:
+        self.limits = limits
+        self.metrics = metrics
+        self.events = events
+        self.models: dict[str, ServedModel] = {}
+        self._ids = itertools.count(1)
+        self._id_prefix = uuid.uuid4().hex[:12]
+
+    # -- models -----------------------------------------------------------------------------------
+    def add(self, ref: ModelRef, loaded: LoadedModel, *, load_seconds: float = 0.0) -> ServedModel:
+        """Serve `loaded` under its model name; `warm_up` makes it ready."""
+        served = ServedModel(ref, loaded, self)
+        self.models[ref.name] = served
+        self.metrics.set("shipyard_model_load_seconds", (ref.name, str(loaded.version.version)), load_seconds)
+        return served
+
+    @property
+    def ready(self) -> bool:
+        """True when every served model has answered its warm-up prediction."""
+        return bool(self.models) and all(m.ready for m in self.models.values())
+
+    def warm_up(self) -> None:
+        """Predict one synthetic valid row per model, so the first caller pays no first-call costs.
+
+        Raises:
+            PredictionError: a model cannot predict even a row its own contract accepts.
+        """
+        for served in self.models.values():
+            warm_up(served.loaded)
+            served.ready = True
+            self.metrics.set("shipyard_model_ready", (served.name, str(served.version.version)), 1.0)
+
+    def route(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model `name`, checked against the version asked for.
+
+        Raises:
+            UnknownModelError: no such model, or another version is being served.
+            NotReadyError: the model has not finished warming up.
+        """
+        served = self.models.get(name)
+        if served is None:
+            known = ", ".join(sorted(self.models)) or "none"
+            raise UnknownModelError(f"this server does not serve a model named {name!r}; it serves: {known}")
+        if version not in (None, "", str(served.version.version)):
+            raise UnknownModelError(
+                f"version {version!r} of {name!r} is not served here; this server answers with "
+                f"version {served.version.version} ({served.ref}); leave the version out or ask for it"
+            )
+        if not served.ready:
+            raise NotReadyError(f"{name!r} is still loading or warming up; try again in a moment")
+        return served
+
+    def new_request_id(self) -> str:
+        """A request id unique across workers and restarts."""
+        return f"{self._id_prefix}{next(self._ids):012x}"
+
+    # -- the predict path -------------------------------------------------------------------------
+    async def predict(
+        self,
+        served: ServedModel,
+        columns: Columns,
+        n_rows: int,
+        *,
+        protocol: str,
+        request_id: str,
+        arrived: float,
+    ) -> Answer:
+        """Queue one request's rows for a model call and wait for its own answer.
+
+        Raises:
+            RequestTooLargeError: more rows than `limits.max_rows`.
+            ContractViolationError: some of this request's rows break the contract.
+            PredictionError: the model failed on this request's rows.
+        """
+        if n_rows > self.limits.max_rows:
+            raise RequestTooLargeError(
+                f"the request has {n_rows} rows; this server takes at most {self.limits.max_rows} "
+                "per request (--max-rows); split it or use batch prediction"
+            )
+        sample = self.limits.log_sample
+        logged = self.events is not None and (sample >= 1.0 or random.random() < sample)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        served.batcher.submit(_Job(columns, n_rows, request_id, protocol, arrived, logged, future))
+        return await future
+
+    def run_batch(self, name: str, loaded: LoadedModel, jobs: Sequence[_Job]) -> None:
+        """Validate and predict the requests of one model call, answering each one."""
+        started = time.perf_counter()
+        metrics = self.metrics
+        metrics.observe("shipyard_batch_requests", (name,), len(jobs))
+        for job in jobs:
+            metrics.observe("shipyard_queue_seconds", (name,), started - job.queued)
+        contract = loaded.contract
+        names = contract.names
+        whole = [j for j in jobs if all(n in j.columns for n in names)]
+        served: list[tuple[_Job, Batch, Predictions]] = []
+        failed: list[tuple[_Job, ShipyardError]] = []
+        for job in jobs:
+            if len(whole) != len(jobs) and job not in whole:
+                # Missing columns: validate alone, so the message names them for this caller only.
+                validation = contract.validate(Batch.from_columns(job.columns))
+                failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
+        if whole:
+            self._predict_merged(loaded, whole, served, failed)
+        version = loaded.version
+        for job, _, predictions in served:
+            if not job.future.done():
+                job.future.set_result(Answer(job.request_id, version, predictions))
+        for job, error in failed:
+            if not job.future.done():
+                job.future.set_exception(error)
+        rows = sum(p.n_rows for _, _, p in served)
+        metrics.observe("shipyard_batch_rows", (name,), rows)
+        metrics.inc("shipyard_predictions", (name, str(version.version)), rows)
+        if self.events is not None:
+            self._log(name, version, served, failed)
+
+    def _predict_merged(
+        self,
+        loaded: LoadedModel,
+        jobs: Sequence[_Job],
+        served: list[tuple[_Job, Batch, Predictions]],
+        failed: list[tuple[_Job, ShipyardError]],
+    ) -> None:
+        where = str(loaded.version.ref)
+        batch = _merge(loaded.contract, jobs)
+        validation = loaded.contract.validate(batch)
+        offsets = np.cumsum([0] + [j.n_rows for j in jobs])
+        good: list[int] = []
+        if validation.ok:
+            good = list(range(len(jobs)))
+        else:
+            bad = validation.rejected_rows
+            for i, job in enumerate(jobs):
+                start, stop = int(offsets[i]), int(offsets[i + 1])
+                if bad.size and np.any((bad >= start) & (bad < stop)):
+                    part = validation.part(start, stop)
+                    failed.append((job, _violation(part.message(where), part)))
+                else:
+                    good.append(i)
+        if not good:
+            return
+        if len(good) == len(jobs):
+            features = validation.batch
+        else:
+            rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in good])
+            features = validation.batch.take(rows)
+        try:
+            predictions = loaded.predict_valid(features)
+        except PredictionError as exc:
+            if len(good) == 1:
+                failed.append((jobs[good[0]], exc))
+                return
+            # One caller's rows broke the model: answer each request alone, so only theirs fails.
+            for i in good:
+                start, stop = int(offsets[i]), int(offsets[i + 1])
+                alone = validation.batch.take(np.arange(start, stop))
+                try:
+                    served.append((jobs[i], alone, loaded.predict_valid(alone)))
+                except PredictionError as single:
+                    failed.append((jobs[i], single))
+            return
+        position = 0
+        for i in good:
+            n = jobs[i].n_rows
+            if len(good) == 1:
+                served.append((jobs[i], features, predictions))
+            else:
+                index = np.arange(position, position + n)
+                served.append((jobs[i], features.take(index), predictions.take(index)))
+            position += n
+
+    def _log(
+        self,
+        name: str,
+        version: ModelVersion,
+        served: Sequence[tuple[_Job, Batch, Predictions]],
+        failed: Sequence[tuple[_Job, ShipyardError]],
+    ) -> None:
+        assert self.events is not None
+        logged = [s for s in served if s[0].logged]
+        rejected = [f for f in failed if f[0].logged]
+        if not logged and not rejected:
+            return
+        now = time.perf_counter()
+        jobs = [s[0] for s in logged] + [f[0] for f in rejected]
+        if len(logged) == 1:
+            features, predictions = logged[0][1], logged[0][2]
+        elif logged:
+            features = _concat_batches([s[1] for s in logged])
+            predictions = _concat_predictions([s[2] for s in logged])
+        else:
+            features, predictions = Batch({}, 0), None
+        self.events.append(
+            EventBatch(
+                time=time.time(),
+                model=name,
+                version=version.version,
+                request_ids=[j.request_id for j in jobs],
+                rows=[j.n_rows for j in jobs],
+                protocols=[j.protocol for j in jobs],
+                latencies_ms=[(now - j.arrived) * 1000.0 for j in jobs],
+                statuses=["ok"] * len(logged) + ["rejected"] * len(rejected),
+                errors=[None] * len(logged) + [str(f[1]).split("\n", 1)[0] for f in rejected],
+                features=features,
+                predictions=predictions,
+            )
+        )
+        self.metrics.set("shipyard_events_dropped", (), float(self.events.dropped_rows))
+
+
+def warm_up(loaded: LoadedModel) -> Predictions:
+    """Predict one row built from the contract (mid-range numbers, first categories).
+
+    Raises:
+        PredictionError: the model cannot predict a row its contract accepts.
+    """
+    row: dict[str, Any] = {}
+    for f in loaded.contract.features:
+        if f.categories:
+            row[f.name] = f.categories[0]
+        elif f.dtype is DType.BOOL:
+            row[f.name] = False
+        elif f.dtype is DType.STRING:
+            row[f.name] = ""
+        else:
+            lo = f.min if f.min is not None else (f.max if f.max is not None else 0.0)
+            hi = f.max if f.max is not None else lo
+            value = (lo + hi) / 2.0
+            row[f.name] = round(value) if f.dtype is DType.INT else value
+    try:
+        return loaded.predict([row])
+    except ContractViolationError as exc:
+        raise PredictionError(
+            f"{loaded.version.ref} rejected its own warm-up row {row}: {exc}; check the contract"
+        ) from exc
+
+
+def _violation(message: str, validation: Any) -> ContractViolationError:
+    return ContractViolationError(message, validation.violations)
+
+
+def _merge(contract: Contract, jobs: Sequence[_Job]) -> Batch:
+    """The contract's columns of every request, end to end, types kept as the callers sent them."""
+    if len(jobs) == 1:
+        job = jobs[0]
+        return Batch.from_columns({n: job.columns[n] for n in contract.names})
+    columns: dict[str, Sequence[Any] | Array] = {}
+    for n in contract.names:
+        parts = [j.columns[n] for j in jobs]
+        if all(isinstance(p, np.ndarray) for p in parts):
+            kinds = {p.dtype.kind for p in parts if isinstance(p, np.ndarray)}
+            if len(kinds) == 1:
+                columns[n] = np.concatenate(parts)
+                continue
+        columns[n] = list(itertools.chain.from_iterable(_as_list(p) for p in parts))
+    return Batch.from_columns(columns)
+
+
+def _as_list(values: Sequence[Any] | Array) -> Sequence[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else values
+
+
+def _concat_batches(parts: Sequence[Batch]) -> Batch:
+    names = parts[0].names
+    return Batch(
+        {n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts)
+    )
+
+
+def _concat_predictions(parts: Sequence[Predictions]) -> Predictions:
+    first = parts[0]
+    probabilities = None
+    if first.probabilities is not None:
+        probabilities = np.concatenate([p.probabilities for p in parts if p.probabilities is not None])
+    return Predictions(first.task, np.concatenate([p.values for p in parts]), probabilities, first.classes)
