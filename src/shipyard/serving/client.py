@@ -80,7 +80,6 @@ class Client:
         self.scheme = scheme
         self._http: Any = None
         self._channel: Any = None
-        self._inputs: dict[str, dict[str, str]] = {}
         if scheme == "grpc":
             import grpc
 
@@ -170,24 +169,34 @@ class Client:
 
         from shipyard.serving import oip_v2_pb2 as pb
 
-        if model not in self._inputs:
-            meta = self._call("ModelMetadata", pb.ModelMetadataRequest(name=model), pb.ModelMetadataResponse)
-            self._inputs[model] = {t.name: t.datatype for t in meta.inputs}
-        datatypes = self._inputs[model]
         batch = Batch.coerce(rows)
         request = pb.ModelInferRequest(model_name=model, id=request_id or "")
         for name, values in batch.columns.items():
-            datatype = datatypes.get(name, "BYTES" if values.dtype == object else "FP64")
-            tensor = request.inputs.add(name=name, datatype=datatype, shape=[batch.n_rows])
-            contents = tensor.contents
-            if datatype == "BYTES":
-                contents.bytes_contents.extend(str(v).encode() if v is not None else b"" for v in values)
-            elif datatype == "BOOL":
-                contents.bool_contents.extend(bool(v) for v in values)
-            elif datatype == "INT64":
-                contents.int64_contents.extend(int(v) for v in values)
+            # The tensor's type follows the values, never the metadata: the server's contract, not
+            # the client, decides whether 2.5 is an acceptable age.
+            kind = values.dtype.kind
+            tensor = request.inputs.add(name=name, shape=[batch.n_rows])
+            if kind == "b":
+                tensor.datatype = "BOOL"
+                tensor.contents.bool_contents.extend(values.tolist())
+            elif kind in "iu":
+                tensor.datatype = "INT64"
+                tensor.contents.int64_contents.extend(values.tolist())
+            elif kind == "f":
+                tensor.datatype = "FP64"
+                tensor.contents.fp64_contents.extend(values.tolist())
+            elif all(isinstance(v, str) for v in values):
+                tensor.datatype = "BYTES"
+                tensor.contents.bytes_contents.extend(v.encode() for v in values)
             else:
-                contents.fp64_contents.extend(np.asarray(values, dtype=np.float64).tolist())
+                try:
+                    numbers = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+                except (TypeError, ValueError):
+                    tensor.datatype = "BYTES"
+                    tensor.contents.bytes_contents.extend(str(v).encode() for v in values)
+                    continue
+                tensor.datatype = "FP64"
+                tensor.contents.fp64_contents.extend(numbers.tolist())
         response = self._call("ModelInfer", request, pb.ModelInferResponse)
         outputs = {
             o.name: (o, raw) for o, raw in zip(response.outputs, response.raw_output_contents, strict=False)

@@ -1,0 +1,82 @@
+"""Helpers for tests against real servers: `shipyard serve` started as a process, on free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """One `shipyard serve` process and the URLs to reach it."""
+
+    def __init__(self, home: Path, refs: list[str], *args: str) -> None:
+        self.home = home
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+        command = [sys.executable, "-m", "shipyard", "serve", *refs, "--port", str(self.port)]
+        command += ["--grpc-port", str(self.grpc_port), *args]
+        env = {**os.environ, "SHIPYARD_HOME": str(home)}
+        self.log = home / f"serve-{self.port}.log"
+        self._log_file = self.log.open("wb")
+        self.process = subprocess.Popen(command, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_ready(self, timeout: float = 90) -> ServerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if self.http.get("/readyz").status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the server was not ready within {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.http.close()
+        self._log_file.close()
+        return code
+
+
+def credit_row(**overrides: Any) -> dict[str, Any]:
+    """One valid credit application."""
+    row: dict[str, Any] = {
+        "age": 41,
+        "income": 5200.0,
+        "debt_ratio": 0.3,
+        "months_employed": 120,
+        "country": "DE",
+        "employment": "salaried",
+    }
+    row.update(overrides)
+    return row

@@ -1,0 +1,47 @@
+"""`shipyard.Client` over HTTP and gRPC against a real server."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from servers import ServerProcess, credit_row
+
+import shipyard
+
+ROWS = [credit_row(), credit_row(age=30, country="FR")]
+
+
+@pytest.fixture(params=["http", "grpc"])
+def client(request: pytest.FixtureRequest, credit_server: ServerProcess) -> shipyard.Client:
+    url = credit_server.url if request.param == "http" else f"grpc://{credit_server.grpc_target}"
+    with shipyard.Client(url) as c:
+        yield c
+
+
+def test_predict_rows_and_frames(client: shipyard.Client) -> None:
+    by_rows = client.predict("credit", ROWS)
+    by_frame = client.predict("credit", pd.DataFrame(ROWS))
+    assert by_rows.model == "credit"
+    assert by_rows.version == 1
+    assert by_rows.predictions == by_frame.predictions
+    assert by_rows.probabilities is not None
+    assert set(by_rows.probabilities[0]) == {"0", "1"}
+    assert client.ready()
+
+
+def test_http_and_grpc_agree(credit_server: ServerProcess) -> None:
+    with shipyard.Client(credit_server.url) as http, shipyard.Client(f"grpc://{credit_server.grpc_target}") as rpc:
+        a, b = http.predict("credit", ROWS), rpc.predict("credit", ROWS)
+    assert a.predictions == b.predictions
+    assert a.probabilities == pytest.approx(b.probabilities)
+
+
+def test_violations_come_back_as_contract_violation_error(client: shipyard.Client) -> None:
+    with pytest.raises(shipyard.ContractViolationError) as caught:
+        client.predict("credit", [credit_row(age=2.5)])
+    assert [(v.row, v.feature) for v in caught.value.violations] == [(0, "age")]
+
+
+def test_unknown_model_is_unknown_model_error(client: shipyard.Client) -> None:
+    with pytest.raises(shipyard.UnknownModelError):
+        client.predict("nope", ROWS)
