@@ -86,6 +86,7 @@ class Load:
     p99_ms: float
     non_2xx: int = 0
     socket_errors: int = 0
+    client_cpu: float | None = None  # share of one core the Python load generator used
 
 
 @dataclass(frozen=True)
@@ -135,13 +136,13 @@ def train() -> tuple[np.ndarray, np.ndarray, Any]:
     return X, y, HistGradientBoostingClassifier(max_iter=100).fit(X, y)
 
 
-def register(model: Any, X: np.ndarray, y: np.ndarray, home: Path) -> None:
+def register(model: Any, features: np.ndarray, labels: np.ndarray, home: Path) -> None:
     import pandas as pd
 
     from shipyard import Registry, Settings
 
-    df = pd.DataFrame(X, columns=COLUMNS)
-    df["label"] = y
+    df = pd.DataFrame(features, columns=COLUMNS)
+    df["label"] = labels
     with Registry(Settings.for_home(home)) as r:
         r.register(model, name=MODEL_NAME, train_data=df, target="label", alias="production")
 
@@ -163,11 +164,12 @@ def measure_floor(model: Any, row: np.ndarray, duration: float) -> Load:
     return summarize(latencies, elapsed)
 
 
-def summarize(latencies: Sequence[float], elapsed: float, errors: int = 0) -> Load:
+def summarize(latencies: Sequence[float], elapsed: float, errors: int = 0, cpu: float | None = None) -> Load:
     if not latencies:
         raise BenchmarkError("no call completed")
     p50, p99 = np.percentile(np.asarray(latencies) * 1e3, [50, 99])
-    return Load(rps=len(latencies) / elapsed, p50_ms=float(p50), p99_ms=float(p99), non_2xx=errors)
+    rps = len(latencies) / elapsed
+    return Load(rps=rps, p50_ms=float(p50), p99_ms=float(p99), non_2xx=errors, client_cpu=cpu)
 
 
 # -- helper processes (run through --role) ----------------------------------------------------------
@@ -259,10 +261,11 @@ async def grpc_load(target: str, row: list[float], concurrency: int, duration: f
                     continue
                 latencies.append(time.perf_counter() - before)
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(caller() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return summarize(latencies, elapsed, errors)
+        cpu = (time.process_time() - cpu_started) / elapsed
+    return summarize(latencies, elapsed, errors, cpu)
 
 
 def run_role(args: argparse.Namespace) -> None:
@@ -621,6 +624,16 @@ def targets_table(floor: Result, echo: Result, fastapi: Result, rest: Result, gr
     return lines + [f"| {what} | {value} | {goal} | {verdict(ok)} |" for what, value, goal, ok in rows]
 
 
+def client_cpu_note(result: Result) -> str:
+    """How busy the Python load generator was: near 100% means it, not the server, set the pace."""
+    loads = [result.low] if result.high is None else [result.low, result.high]
+    shares = [f"{load.client_cpu:.0%}" for load in loads if load.client_cpu is not None]
+    if len(shares) != len(loads):
+        return ""
+    at = f"c={CONCURRENCY_LOW} and c={CONCURRENCY_HIGH}" if len(shares) == 2 else f"c={CONCURRENCY_LOW}"
+    return f" The load generator used {' and '.join(shares)} of one core at {at}."
+
+
 def memory_table(memory: Sequence[Memory]) -> list[str]:
     lines = ["| workers | processes | PSS total (MiB) | RSS total (MiB) |", "|---:|---:|---:|---:|"]
     return lines + [f"| {m.workers} | {m.processes} | {m.pss_mib:.1f} | {m.rss_mib:.1f} |" for m in memory]
@@ -634,7 +647,8 @@ def render(setup: Setup, results: Sequence[Result], memory: Sequence[Memory]) ->
     lines = [
         "## Serving benchmark",
         "",
-        f"HistGradientBoostingClassifier(max_iter=100), 20 features, single-row JSON requests, one worker each. "
+        "HistGradientBoostingClassifier(max_iter=100), 20 features, single-row JSON requests, "
+        "one worker each. "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, scikit-learn {sklearn.__version__}; "
         f"each run: {WARMUP_SECONDS} s warm-up, then {setup.duration} s measured.",
         "",
@@ -649,9 +663,11 @@ def render(setup: Setup, results: Sequence[Result], memory: Sequence[Memory]) ->
         "same uvicorn settings, OMP_NUM_THREADS=1.",
         "- Shipyard: `shipyard serve hgb@production --workers 1 --no-log` (REST and gRPC on the same worker; "
         "model threads 1 by default).",
-        "- HTTP load: wrk `-t1` (one load thread, one core) with `--latency`; non-2xx counts both measured runs.",
-        "- gRPC load: a Python `grpc.aio` process, 1 or 32 callers on one channel; it shares the 2 cores with the "
-        "server, so its numbers understate the server. non-2xx here means calls with a non-OK status.",
+        "- HTTP load: wrk `-t1` (one load thread, one core) with `--latency`; "
+        "non-2xx counts both measured runs.",
+        "- gRPC load: a Python `grpc.aio` process, 1 or 32 callers on one channel; it shares the "
+        f"{os.cpu_count()} cores with the server, so its numbers understate the server. "
+        "non-2xx here means calls with a non-OK status." + client_cpu_note(grpc),
     ]
     if errors:
         lines.append("- WARNING: some targets answered errors; their throughput is not a valid measure.")

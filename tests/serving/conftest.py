@@ -18,14 +18,18 @@ def credit_home(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, 
     """A Shipyard home with the credit model registered as `credit@production` (version 1)."""
     home = tmp_path_factory.mktemp("serving-home")
     with Registry(Settings.for_home(home), actor="tester") as registry:
-        registry.register(credit_pipeline, name="credit", train_data=credit, target="default", alias="production")
+        registry.register(
+            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
+        )
     return home
 
 
 @pytest.fixture(scope="module")
 def credit_server(credit_home: Path) -> Iterator[ServerProcess]:
     """`shipyard serve credit@production` with small limits, REST and gRPC."""
-    server = ServerProcess(credit_home, ["credit@production"], "--max-rows", "50", "--max-body-bytes", "100000")
+    server = ServerProcess(
+        credit_home, ["credit@production"], "--max-rows", "50", "--max-body-bytes", "100000"
+    )
     try:
         yield server.wait_ready()
     finally:

@@ -30,7 +30,10 @@ def test_predict_rows_and_frames(client: shipyard.Client) -> None:
 
 
 def test_http_and_grpc_agree(credit_server: ServerProcess) -> None:
-    with shipyard.Client(credit_server.url) as http, shipyard.Client(f"grpc://{credit_server.grpc_target}") as rpc:
+    with (
+        shipyard.Client(credit_server.url) as http,
+        shipyard.Client(f"grpc://{credit_server.grpc_target}") as rpc,
+    ):
         a, b = http.predict("credit", ROWS), rpc.predict("credit", ROWS)
     assert a.predictions == b.predictions
     assert a.probabilities == pytest.approx(b.probabilities)

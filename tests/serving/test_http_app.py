@@ -16,7 +16,9 @@ def predict(server: ServerProcess, body: Any, **kwargs: Any) -> Any:
     return server.http.post("/v1/models/credit/predict", json=body, **kwargs)
 
 
-def test_rows_are_answered_with_labels_probabilities_version_and_request_id(credit_server: ServerProcess) -> None:
+def test_rows_are_answered_with_labels_probabilities_version_and_request_id(
+    credit_server: ServerProcess,
+) -> None:
     rows = [credit_row(), credit_row(age=23, employment="unemployed", debt_ratio=0.9)]
     response = predict(credit_server, {"instances": rows})
     assert response.status_code == 200

@@ -13,9 +13,9 @@ ROWS = [credit_row(), credit_row(age=22, employment="unemployed", debt_ratio=0.9
 
 @pytest.fixture(scope="module")
 def expected(credit_server: ServerProcess) -> list[Any]:
-    predictions: list[Any] = credit_server.http.post("/v1/models/credit/predict", json={"instances": ROWS}).json()[
-        "predictions"
-    ]
+    predictions: list[Any] = credit_server.http.post(
+        "/v1/models/credit/predict", json={"instances": ROWS}
+    ).json()["predictions"]
     return predictions
 
 

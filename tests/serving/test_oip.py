@@ -79,8 +79,12 @@ def test_rest_health_and_metadata(http_client: Any) -> None:
 
 
 @pytest.mark.parametrize("binary", [True, False])
-def test_rest_infer_with_one_input_per_feature(http_client: Any, expected: dict[str, Any], binary: bool) -> None:
-    outputs = [triton_http.InferRequestedOutput(n, binary_data=binary) for n in ("prediction", "probabilities")]
+def test_rest_infer_with_one_input_per_feature(
+    http_client: Any, expected: dict[str, Any], binary: bool
+) -> None:
+    outputs = [
+        triton_http.InferRequestedOutput(n, binary_data=binary) for n in ("prediction", "probabilities")
+    ]
     result = http_client.infer("credit", feature_inputs(triton_http, ROWS, binary=binary), outputs=outputs)
     check(result, expected)
     classes = json.loads(result.get_output("probabilities")["parameters"]["classes"])
@@ -108,7 +112,12 @@ def test_rest_violation_is_the_oip_error_shape(credit_server: ServerProcess, htt
         http_client.infer("credit", bad)
     body = {
         "inputs": [
-            {"name": n, "datatype": DATATYPES[n].replace("INT64", "FP64"), "shape": [2], "data": [r[n] for r in rows]}
+            {
+                "name": n,
+                "datatype": DATATYPES[n].replace("INT64", "FP64"),
+                "shape": [2],
+                "data": [r[n] for r in rows],
+            }
             for n in DATATYPES
         ]
     }
@@ -135,7 +144,9 @@ def test_rest_malformed_tensors_are_400(credit_server: ServerProcess, body: Any,
 
 def test_rest_unknown_model_and_version_are_404(credit_server: ServerProcess) -> None:
     assert credit_server.http.get("/v2/models/nope").status_code == 404
-    assert credit_server.http.post("/v2/models/credit/versions/3/infer", json={"inputs": []}).status_code == 404
+    assert (
+        credit_server.http.post("/v2/models/credit/versions/3/infer", json={"inputs": []}).status_code == 404
+    )
 
 
 def test_grpc_all_six_rpcs(grpc_client: Any, expected: dict[str, Any]) -> None:

@@ -210,9 +210,7 @@ def events_table(batches: Sequence[EventBatch]) -> pa.Table:
     index = np.asarray(feature_rows, dtype=np.int64)
     missing = index < 0
     columns: dict[str, Any] = {
-        "time": pa.array(np.asarray(times) * 1e6, pa.float64())
-        .cast(pa.int64())
-        .cast(pa.timestamp("us", tz="UTC")),
+        "time": pa.array((np.asarray(times) * 1e6).astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
         "request_id": pa.array(request_ids, pa.string()),
         "row": pa.array(row_numbers, pa.int32()),
         "model": pa.array([first.model] * n_events, pa.string()),

@@ -285,9 +285,8 @@ async def _worker_main(
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
-        app.alive = False
-        for served in service.models.values():
-            served.ready = False
+        # Readiness turns false so load balancers stop sending; accepted requests are still answered.
+        service.draining = True
         http.should_exit = True
 
     for s in (signal.SIGTERM, signal.SIGINT):

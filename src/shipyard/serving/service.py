@@ -139,6 +139,7 @@ class ModelService:
         self.metrics = metrics
         self.events = events
         self.models: dict[str, ServedModel] = {}
+        self.draining = False
         self._ids = itertools.count(1)
         self._id_prefix = uuid.uuid4().hex[:12]
 
@@ -152,8 +153,8 @@ class ModelService:
 
     @property
     def ready(self) -> bool:
-        """True when every served model has answered its warm-up prediction."""
-        return bool(self.models) and all(m.ready for m in self.models.values())
+        """True when every served model has answered its warm-up prediction and no stop was asked."""
+        return not self.draining and bool(self.models) and all(m.ready for m in self.models.values())
 
     def warm_up(self) -> None:
         """Predict one synthetic valid row per model, so the first caller pays no first-call costs.
@@ -337,7 +338,7 @@ class ModelService:
                 protocols=[j.protocol for j in jobs],
                 latencies_ms=[(now - j.arrived) * 1000.0 for j in jobs],
                 statuses=["ok"] * len(logged) + ["rejected"] * len(rejected),
-                errors=[None] * len(logged) + [str(f[1]).split("\n", 1)[0] for f in rejected],
+                errors=[None] * len(logged) + [str(f[1]) for f in rejected],
                 features=features,
                 predictions=predictions,
             )

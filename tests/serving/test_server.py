@@ -1,0 +1,149 @@
+"""`shipyard serve` as a process: workers, metrics summed over them, alias reload, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from servers import ServerProcess, credit_row
+
+from shipyard import Registry, Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
+    with Registry(Settings.for_home(tmp_path), actor="tester") as registry:
+        registry.register(
+            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
+        )
+    return tmp_path
+
+
+@pytest.fixture
+def two_workers(home: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(home, ["credit@production"], "--workers", "2", "--reload-interval", "0.5")
+    try:
+        yield server.wait_ready()
+    finally:
+        server.terminate()
+
+
+def rest_requests(text: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "shipyard_requests_total" and sample.labels.get("protocol") == "rest":
+                total += sample.value
+    return total
+
+
+def gauge(text: str, name: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_metrics_are_summed_over_workers(two_workers: ServerProcess) -> None:
+    pids: set[str] = set()
+    for i in range(40):
+        # A fresh connection each time, so the kernel spreads them over both workers.
+        response = httpx.post(
+            f"{two_workers.url}/v1/models/credit/predict", json={"instances": [credit_row(age=20 + i)]}
+        )
+        assert response.status_code == 200
+        pids.add(response.json()["request_id"][:12])
+    assert len(pids) == 2, "both workers should have answered"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = two_workers.http.get("/metrics").text
+        if rest_requests(text) == 40:
+            break
+        time.sleep(0.2)
+    assert rest_requests(text) == 40
+    assert gauge(text, "shipyard_workers") == 2
+
+
+def test_a_moved_alias_is_swapped_in_without_failing_a_request(
+    two_workers: ServerProcess, home: Path, credit: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    statuses: list[int] = []
+    versions: list[int] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=two_workers.url, timeout=30) as client:
+            while not stop.is_set():
+                response = client.post("/v1/models/credit/predict", json={"instances": [credit_row()]})
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.append(response.json()["version"])
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        with Registry(Settings.for_home(home), actor="tester") as registry:
+            registry.register(
+                credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not versions or versions[-1] != 2):
+            time.sleep(0.1)
+        time.sleep(1.5)  # both workers have followed by now (0.5 s interval plus a load)
+    finally:
+        stop.set()
+        thread.join()
+    assert set(statuses) == {200}
+    assert versions[0] == 1
+    assert versions[-1] == 2
+    assert two_workers.http.get("/readyz").json()["models"] == {"credit": 2}
+
+
+def test_sigterm_answers_accepted_requests_and_flushes_the_log(home: Path) -> None:
+    server = ServerProcess(home, ["credit@production"]).wait_ready()
+    answered: list[str] = []
+    failures: list[str] = []
+    started = threading.Barrier(9)
+
+    def client(k: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            http.get("/healthz")  # connected before SIGTERM
+            started.wait()
+            for i in range(30):
+                try:
+                    response = http.post(
+                        "/v1/models/credit/predict", json={"instances": [credit_row(age=20 + i)]}
+                    )
+                except httpx.TransportError:
+                    return  # the server stopped accepting; nothing was accepted and dropped
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code}: {response.text}")
+                    return
+                answered.append(response.json()["request_id"])
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.2)
+    code = server.terminate()
+    for t in threads:
+        t.join()
+    assert code == 0, server.output()
+    assert not failures
+    assert answered
+    segments = list((home / "artifacts" / "events" / "credit").rglob("*.parquet"))
+    assert segments
+    assert not [p for p in segments if p.name.startswith(".tmp-")]
+    logged = set(pq.ParquetDataset(segments).read(columns=["request_id"]).column("request_id").to_pylist())
+    assert set(answered) <= logged
