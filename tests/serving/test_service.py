@@ -119,7 +119,7 @@ def test_events_hold_every_served_row_and_each_rejection(loaded: Any, tmp_path: 
     paths = events.flush()
     assert paths
     assert all("/events/credit/date=" in p for p in paths)
-    table = pq.ParquetDataset([p for p in paths]).read().to_pandas()
+    table = pq.ParquetDataset(paths).read().to_pandas()
     served = table[table["status"] == "ok"]
     assert len(served) == sum(len(caller_rows(i)) for i in range(6))
     assert set(served["request_id"]) == {f"r{i}" for i in range(6)}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -204,4 +206,110 @@ def demo(
             reg.load(v3.ref).predict([old])
         except ContractViolationError as exc:
             console.print(f"   rejected: {exc.violations[0]}", markup=False, highlight=False)
+        store_url = reg.settings.store_url
+    serve_demo("credit@staging", sample.to_dict("records"), store_url)
     console.print(f"\n[green]demo finished in {time.perf_counter() - started:.1f}s[/]")
+
+
+def serve_demo(ref: str, rows: list[dict[str, Any]], store_url: str) -> None:
+    """Start `shipyard serve`, call it over all three protocols, show a rejection and the metrics."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from shipyard.serving.client import Client
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    port, grpc_port = free_port(), free_port()
+    console.print(f"\n7. [bold]shipyard serve {ref} --port {port} --grpc-port {grpc_port}[/]")
+    command = [
+        sys.executable,
+        "-m",
+        "shipyard",
+        "serve",
+        ref,
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+    ]
+    server = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    name = ref.split("@", 1)[0]
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and server.poll() is None:
+                try:
+                    if http.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                output = server.stdout.read().decode() if server.stdout and server.poll() is not None else ""
+                raise RuntimeError(f"the demo server did not become ready: {output}")
+            with Client(url) as client:
+                ours = client.predict(name, rows[:1])
+            with Client(f"grpc://127.0.0.1:{grpc_port}") as client:
+                oip_grpc = client.predict(name, rows[:1])
+            mlflow = http.post(
+                "/invocations",
+                json={"dataframe_split": {"columns": list(rows[0]), "data": [list(rows[0].values())]}},
+            ).json()
+            oip_rest = http.post(
+                f"/v2/models/{name}/infer",
+                json={
+                    "inputs": [
+                        {
+                            "name": k,
+                            "datatype": "BYTES" if isinstance(v, str) else "FP64",
+                            "shape": [1],
+                            "data": [v],
+                        }
+                        for k, v in rows[0].items()
+                    ]
+                },
+            ).json()
+            table(
+                "   one row, four clients",
+                ["protocol", "answer"],
+                [
+                    (
+                        "REST /v1 (shipyard.Client)",
+                        f"{ours.predictions} P={_rounded(ours.probabilities)} version {ours.version}",
+                    ),
+                    ("MLflow /invocations", str(mlflow)),
+                    (
+                        "OIP REST /v2 infer",
+                        str([[round(x, 3) for x in o["data"]] for o in oip_rest["outputs"]]),
+                    ),
+                    ("OIP gRPC ModelInfer", f"{oip_grpc.predictions} P={_rounded(oip_grpc.probabilities)}"),
+                ],
+            )
+            bad = http.post(f"/v1/models/{name}/predict", json={"instances": [{**rows[0], "age": "forty"}]})
+            console.print(f"   a bad request gets {bad.status_code}:", end=" ")
+            console.print(
+                json.dumps(bad.json()["error"]["violations"]), markup=False, highlight=False, soft_wrap=True
+            )
+            metrics = http.get("/metrics").text
+            shown = [line for line in metrics.splitlines() if line.startswith("shipyard_requests_total")]
+            console.print("   /metrics:", markup=False)
+            for line in shown:
+                console.print(f"     {line}", markup=False, highlight=False, soft_wrap=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    segments = list(Path(store_url, "events", name).rglob("*.parquet")) if "://" not in store_url else []
+    console.print(f"   stopped with SIGTERM; the prediction log holds {len(segments)} Parquet segment(s)")
+
+
+def _rounded(probabilities: list[dict[str, float]] | None) -> str:
+    return str([{k: round(v, 3) for k, v in row.items()} for row in probabilities or []])
