@@ -737,11 +737,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def interrupt(signum: int, _frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so that every server is stopped on the way out."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role is not None:
         run_role(args)
         return 0
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         report = run(args.duration)
     except BenchmarkError as exc:
