@@ -459,13 +459,13 @@ def grpc_client(setup: Setup, target: str, concurrency: int, seconds: int) -> Lo
     return Load(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def measure(name: str, setup: Setup, run: Callable[[int, int], Load]) -> Result:
-    """Warm up, then measure, at concurrency 1 and 32; `run(concurrency, seconds)` does one run."""
+def measure(name: str, setup: Setup, load: Callable[[int, int], Load]) -> Result:
+    """Warm up, then measure, at concurrency 1 and 32; `load(concurrency, seconds)` does one run."""
     loads = []
     for concurrency in (CONCURRENCY_LOW, CONCURRENCY_HIGH):
         progress(f"{name}: c={concurrency}, {WARMUP_SECONDS} s warm-up then {setup.duration} s")
-        run(concurrency, WARMUP_SECONDS)
-        loads.append(run(concurrency, setup.duration))
+        load(concurrency, WARMUP_SECONDS)
+        loads.append(load(concurrency, setup.duration))
     return Result(name, loads[0], loads[1])
 
 
@@ -519,9 +519,10 @@ def tree_memory(root: int) -> tuple[int, float, float]:
 
 
 def wait_for_workers(process: subprocess.Popen[bytes], workers: int, *, name: str, work: Path) -> None:
-    """With several workers the parent forks them after binding; wait until all exist."""
+    """Wait until every worker exists: one worker runs in the server's own process, more are forked."""
+    expected = workers + 1 if workers > 1 else 1
     deadline = time.monotonic() + READY_TIMEOUT
-    while len(process_tree(process.pid)) < (workers + 1 if workers > 1 else 1):
+    while len(process_tree(process.pid)) < expected:
         if process.poll() is not None or time.monotonic() > deadline:
             raise fail(process, name, work, f"did not start {workers} workers")
         time.sleep(0.2)

@@ -188,3 +188,27 @@ def test_unsupported_training_column_type_is_refused_with_its_name() -> None:
 def test_feature_rejects_a_range_on_a_string() -> None:
     with pytest.raises(ContractError, match="cannot have a range"):
         Feature(name="c", dtype=DType.STRING, min=1.0)
+
+
+def test_the_one_pass_numeric_check_gives_the_per_feature_outcome() -> None:
+    contract = Contract(
+        features=(
+            Feature(name="a", dtype=DType.FLOAT, min=0.0, max=1.0),
+            Feature(name="b", dtype=DType.INT, min=0.0, max=10.0),
+            Feature(name="c", dtype=DType.FLOAT, nullable=True, on_missing="pass"),
+            Feature(name="d", dtype=DType.INT, min=0.0, max=5.0, on_out_of_range="clip"),
+        ),
+        task="regression",
+    )
+    batch = Batch.from_columns(
+        {"a": [0.5, 1.5, 0.2], "b": [1.0, 2.5, 3.0], "c": [1.0, float("nan"), 2.0], "d": [1, 2, 9]}
+    )
+    result = contract.validate(batch)
+    assert [(v.row, v.feature) for v in result.violations] == [(1, "b")]
+    assert result.counts == {"a": {"out_of_range": 1}, "c": {"missing": 1}, "d": {"clipped": 1}}
+    assert result.batch.columns["b"].dtype == np.int64
+    assert result.batch.columns["d"].tolist() == [1, 2, 5]
+    clean = contract.validate(Batch.from_columns({"a": [0.1], "b": [2.0], "c": [3.0], "d": [4]}))
+    assert clean.ok
+    assert clean.batch.columns["b"].dtype == np.int64
+    assert clean.batch.columns["b"].tolist() == [2]

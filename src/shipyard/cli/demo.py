@@ -207,7 +207,9 @@ def demo(
         except ContractViolationError as exc:
             console.print(f"   rejected: {exc.violations[0]}", markup=False, highlight=False)
         store_url = reg.settings.store_url
-    serve_demo("credit@staging", sample.to_dict("records"), store_url)
+    serve_demo(
+        "credit@staging", [{str(k): v for k, v in r.items()} for r in sample.to_dict("records")], store_url
+    )
     console.print(f"\n[green]demo finished in {time.perf_counter() - started:.1f}s[/]")
 
 

@@ -334,8 +334,12 @@ class Contract:
         rejected = np.zeros(n, dtype=bool)
         violations: list[Violation] = []
         counts: dict[str, dict[str, int]] = {}
+        clean = self._clean_numeric(data)
         columns: dict[str, Array] = {}
         for feature in self.features:
+            if feature.name in clean:
+                columns[feature.name] = clean[feature.name]
+                continue
             raw = data.columns.get(feature.name)
             if raw is None:
                 violations.append(
@@ -359,6 +363,47 @@ class Contract:
         extra = tuple(c for c in data.names if c not in known)
         violations.sort(key=lambda v: -1 if v.row is None else v.row)
         return Validation(Batch(columns, n), tuple(violations), counts, extra, rejected)
+
+    def _clean_numeric(self, data: Batch) -> dict[str, Array]:
+        """The numeric columns with nothing to reject, count, clip or impute, checked in one pass.
+
+        The per-feature checks cost a few microseconds each whatever the row count; on the
+        serving hot path (a handful of rows, tens of features) that dominated. Numeric columns
+        that arrive as numbers are stacked and checked together for missing, fractional (for
+        integer features) and out-of-range values; any column with one of those goes through
+        the full per-feature check, so the outcome is exactly the same.
+        """
+        features = [
+            f
+            for f in self.features
+            if f.is_numeric and (raw := data.columns.get(f.name)) is not None and raw.dtype.kind in "fiu"
+        ]
+        if len(features) < 2:
+            return {}
+        raws = [data.columns[f.name] for f in features]
+        matrix = np.column_stack(raws).astype(np.float64, copy=False)
+        lo = np.array([-math.inf if f.min is None else f.min for f in features])
+        hi = np.array([math.inf if f.max is None else f.max for f in features])
+        with np.errstate(invalid="ignore"):
+            odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
+            ints = np.array([f.dtype is DType.INT for f in features])
+            if ints.any():
+                odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
+        dirty = odd.any(axis=0)
+        clean: dict[str, Array] = {}
+        for j, f in enumerate(features):
+            if dirty[j]:
+                continue
+            raw = raws[j]
+            if f.dtype is DType.INT:
+                clean[f.name] = (
+                    raw.astype(np.int64, copy=False)
+                    if raw.dtype.kind in "iu"
+                    else matrix[:, j].astype(np.int64)
+                )
+            else:
+                clean[f.name] = raw.astype(np.float64, copy=False)
+        return clean
 
 
 class _FeatureCheck:
