@@ -21,7 +21,7 @@ def serve(
     max_batch_size: Annotated[int, typer.Option(help="Most rows merged into one model call.")] = 256,
     max_wait_ms: Annotated[
         float, typer.Option(help="Longest a queue may wait for more requests while under load.")
-    ] = 1.0,
+    ] = 5.0,
     max_rows: Annotated[int, typer.Option(help="Most rows one request may carry (413 above).")] = 10_000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body (413 above).")] = 16 * 1024 * 1024,
     reload_interval: Annotated[

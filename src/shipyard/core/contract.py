@@ -389,7 +389,7 @@ class Contract:
             ints = np.array([f.dtype is DType.INT for f in features])
             if ints.any():
                 odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
-        dirty = odd.any(axis=0)
+        dirty: Array = np.asarray(odd.any(axis=0))
         clean: dict[str, Array] = {}
         for j, f in enumerate(features):
             if dirty[j]:

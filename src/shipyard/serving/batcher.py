@@ -3,14 +3,21 @@
 The batcher runs on the worker's event loop. A request that finds the model idle is predicted on
 the next turn of the loop, so a lone client pays nothing for batching. While a model call runs,
 the loop does nothing else; requests that arrive meanwhile are read on the next turn and merged
-into one call, up to `max_batch_rows` rows. When the last call merged several requests (the
-server is under load) and the queue is short, the batcher may hold the queue up to
-`max_wait_ms` for more requests to arrive, closing it early once it holds `max_batch_rows`.
+into one call, up to `max_batch_rows` rows.
+
+The batcher also watches the load: when requests arrive faster than one model call takes (a
+moving average of both), a queue is held up to `max_wait_ms` (never longer than one model call)
+for more requests, closing early once it holds `max_batch_rows`. A lone client's requests arrive
+slower than a call, so it never waits. Some transports hand requests over one per turn of the
+loop (gRPC does), so neither "whatever is queued now" nor the arrival rate shows the load; for
+those, a request that arrives while others are in flight holds the queue for the whole
+`max_wait_ms`. A lone gRPC client has no company, so it never waits either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -19,10 +26,20 @@ __all__ = ["AdaptiveBatcher", "Queued"]
 
 
 class Queued(Protocol):
-    """What the batcher needs of a queued request: its row count."""
+    """What the batcher needs of a queued request: its row count and how its transport delivers."""
 
     @property
     def n_rows(self) -> int: ...
+
+    @property
+    def trickles(self) -> bool:
+        """True when the transport hands requests over one per turn of the loop (gRPC)."""
+        ...
+
+    @property
+    def company(self) -> int:
+        """Other requests in flight on this worker when this one arrived."""
+        ...
 
 
 J = TypeVar("J", bound=Queued)
@@ -52,7 +69,9 @@ class AdaptiveBatcher(Generic[J]):
         self._rows = 0
         self._handle: asyncio.Handle | asyncio.TimerHandle | None = None
         self._waiting = False
-        self._last_requests = 0
+        self._last_arrival = 0.0
+        self._gap = 1.0  # moving average of the time between arrivals, in seconds
+        self._call = 0.0  # moving average of one model call, in seconds
         self.calls = 0
 
     @property
@@ -62,13 +81,21 @@ class AdaptiveBatcher(Generic[J]):
 
     def submit(self, job: J) -> None:
         """Queue one request; it is answered by `run` on a later turn of the loop."""
+        now = time.perf_counter()
+        gap = now - self._last_arrival
+        self._gap = 0.8 * self._gap + 0.2 * gap
+        self._last_arrival = now
         self._queue.append(job)
         self._rows += job.n_rows
         if self._handle is None:
             loop = asyncio.get_running_loop()
-            if self.max_wait and self._last_requests > 1 and self._rows < self.max_batch_rows:
+            # Under load: arrivals come faster than calls, or (for transports that hand requests
+            # over one per turn) other requests are in flight beside this one.
+            loaded = self._gap < self._call or (job.trickles and job.company > 0)
+            if self.max_wait and loaded and self._rows < self.max_batch_rows:
                 self._waiting = True
-                self._handle = loop.call_later(self.max_wait, self._flush)
+                window = self.max_wait if job.trickles else min(self.max_wait, self._call)
+                self._handle = loop.call_later(window, self._flush)
             else:
                 self._handle = loop.call_soon(self._flush)
         elif self._waiting and self._rows >= self.max_batch_rows:
@@ -88,10 +115,11 @@ class AdaptiveBatcher(Generic[J]):
             rows += job.n_rows
             jobs.append(job)
         self._rows -= rows
-        self._last_requests = len(jobs)
         self.calls += 1
+        started = time.perf_counter()
         try:
             self._run(jobs)
         finally:
+            self._call = 0.8 * self._call + 0.2 * (time.perf_counter() - started)
             if self._queue and self._handle is None:
                 self._handle = asyncio.get_running_loop().call_soon(self._flush)

@@ -58,7 +58,7 @@ class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
     max_rows: int = 10_000
     max_batch_rows: int = 256
-    max_wait_ms: float = 1.0
+    max_wait_ms: float = 5.0
     log_sample: float = 1.0
 
 
@@ -80,6 +80,8 @@ class _Job:
     arrived: float
     logged: bool
     future: asyncio.Future[Answer]
+    trickles: bool = False
+    company: int = 0
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -217,7 +219,11 @@ class ModelService:
         sample = self.limits.log_sample
         logged = self.events is not None and (sample >= 1.0 or random.random() < sample)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        served.batcher.submit(_Job(columns, n_rows, request_id, protocol, arrived, logged, future))
+        trickles = protocol == "oip-grpc"
+        company = self.metrics.inflight - 1
+        served.batcher.submit(
+            _Job(columns, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
+        )
         return await future
 
     def run_batch(self, name: str, loaded: LoadedModel, jobs: Sequence[_Job]) -> None:
