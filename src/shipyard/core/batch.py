@@ -153,6 +153,10 @@ class Batch:
         index = np.asarray(rows, dtype=np.intp)
         return Batch({n: c[index] for n, c in self.columns.items()}, len(index))
 
+    def slice(self, start: int, stop: int) -> Batch:
+        """Rows [start, stop) as views of this batch's columns (no copy)."""
+        return Batch({n: c[start:stop] for n, c in self.columns.items()}, stop - start)
+
     def to_numpy(self, dtype: npt.DTypeLike = np.float64) -> Array:
         """All columns as one 2-D array of `dtype` (rows x columns)."""
         if not self.columns:
@@ -260,6 +264,11 @@ class Predictions:
             {"prediction": v, "probabilities": dict(zip(keys, row, strict=True))}
             for v, row in zip(values, self.probabilities.tolist(), strict=True)
         ]
+
+    def slice(self, start: int, stop: int) -> Predictions:
+        """Rows [start, stop) as views (no copy)."""
+        probabilities = None if self.probabilities is None else self.probabilities[start:stop]
+        return Predictions(self.task, self.values[start:stop], probabilities, self.classes)
 
     def take(self, rows: Array | Sequence[int]) -> Predictions:
         """The predictions of only the rows at the given positions."""

@@ -7,6 +7,7 @@ categories, a PII flag, and a policy for each kind of violation. `Contract.valid
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -364,6 +365,15 @@ class Contract:
         violations.sort(key=lambda v: -1 if v.row is None else v.row)
         return Validation(Batch(columns, n), tuple(violations), counts, extra, rejected)
 
+    @functools.cached_property
+    def _numeric_plan(self) -> tuple[tuple[Feature, ...], Array, Array, Array]:
+        """The numeric features with their bounds and integer mask, computed once per contract."""
+        numeric = tuple(f for f in self.features if f.is_numeric)
+        lo = np.array([-math.inf if f.min is None else f.min for f in numeric])
+        hi = np.array([math.inf if f.max is None else f.max for f in numeric])
+        ints = np.array([f.dtype is DType.INT for f in numeric], dtype=bool)
+        return numeric, lo, hi, ints
+
     def _clean_numeric(self, data: Batch) -> dict[str, Array]:
         """The numeric columns with nothing to reject, count, clip or impute, checked in one pass.
 
@@ -373,22 +383,24 @@ class Contract:
         integer features) and out-of-range values; any column with one of those goes through
         the full per-feature check, so the outcome is exactly the same.
         """
-        features = [
-            f
-            for f in self.features
-            if f.is_numeric and (raw := data.columns.get(f.name)) is not None and raw.dtype.kind in "fiu"
-        ]
+        numeric, lo, hi, ints = self._numeric_plan
+        columns = data.columns
+        if all(f.name in columns and columns[f.name].dtype.kind in "fiu" for f in numeric):
+            features = numeric
+        else:
+            keep = [
+                j for j, f in enumerate(numeric) if f.name in columns and columns[f.name].dtype.kind in "fiu"
+            ]
+            features = tuple(numeric[j] for j in keep)
+            lo, hi, ints = lo[keep], hi[keep], ints[keep]
         if len(features) < 2:
             return {}
-        raws = [data.columns[f.name] for f in features]
+        raws = [columns[f.name] for f in features]
         matrix = np.column_stack(raws).astype(np.float64, copy=False)
-        lo = np.array([-math.inf if f.min is None else f.min for f in features])
-        hi = np.array([math.inf if f.max is None else f.max for f in features])
-        with np.errstate(invalid="ignore"):
-            odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
-            ints = np.array([f.dtype is DType.INT for f in features])
-            if ints.any():
-                odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
+        # Comparisons with NaN are simply False; numpy does not warn for them.
+        odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
+        if ints.any():
+            odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
         dirty: Array = np.asarray(odd.any(axis=0))
         clean: dict[str, Array] = {}
         for j, f in enumerate(features):

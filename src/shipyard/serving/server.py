@@ -239,6 +239,7 @@ class _Uvicorn:
             access_log=False,
             log_level="warning",
             server_header=False,
+            proxy_headers=False,
             date_header=False,
             timeout_keep_alive=30,
             timeout_graceful_shutdown=None,

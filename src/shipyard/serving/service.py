@@ -303,14 +303,15 @@ class ModelService:
                 except PredictionError as single:
                     failed.append((jobs[i], single))
             return
+        if len(good) == 1:
+            served.append((jobs[good[0]], features, predictions))
+            return
         position = 0
         for i in good:
             n = jobs[i].n_rows
-            if len(good) == 1:
-                served.append((jobs[i], features, predictions))
-            else:
-                index = np.arange(position, position + n)
-                served.append((jobs[i], features.take(index), predictions.take(index)))
+            served.append(
+                (jobs[i], features.slice(position, position + n), predictions.slice(position, position + n))
+            )
             position += n
 
     def _log(
