@@ -130,3 +130,17 @@ def test_events_hold_every_served_row_and_each_rejection(loaded: Any, tmp_path: 
     assert rejected["request_id"].tolist() == ["bad"]
     assert "age" in rejected["error"].iloc[0]
     assert not list((tmp_path / "store").rglob(".tmp-*"))
+
+
+def test_log_sample_zero_logs_nothing_and_a_share_logs_about_that_share(loaded: Any, tmp_path: Path) -> None:
+    for sample, low, high in ((0.0, 0, 0), (0.5, 60, 140)):
+        events = EventLog(str(tmp_path / f"store-{sample}"), worker="t")
+        service = make_service(loaded, events=events, log_sample=sample)
+
+        async def run(service: ModelService = service) -> None:
+            await asyncio.gather(*(call(service, [credit_row()], f"r{i}") for i in range(200)))
+
+        asyncio.run(run())
+        paths = events.flush()
+        logged = pq.ParquetDataset(paths).read().num_rows if paths else 0
+        assert low <= logged <= high

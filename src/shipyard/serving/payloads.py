@@ -7,12 +7,9 @@ raises `InputError` naming the key that is wrong, what it held and what was expe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
-from shipyard.core.batch import Batch, Predictions
+from shipyard.core.batch import Batch
 from shipyard.core.contract import Contract
 from shipyard.errors import InputError
 from shipyard.serving.service import Answer
@@ -202,15 +199,6 @@ def _columns(value: Any, *, where: str) -> tuple[Columns, int]:
     return dict(value), next(iter(lengths.values()), 0)
 
 
-def predictions_payload(predictions: Predictions) -> dict[str, Any]:
-    """Labels and, when there are scores, the probability rows and class names."""
-    out: dict[str, Any] = {"predictions": predictions.values.tolist()}
-    if predictions.probabilities is not None and predictions.classes is not None:
-        out["classes"] = list(predictions.classes)
-        out["probabilities"] = predictions.probabilities.tolist()
-    return out
-
-
 def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
@@ -230,13 +218,3 @@ def _kind(value: Any) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def as_plain(values: Sequence[Any] | np.ndarray[Any, Any]) -> list[Any]:
-    """A JSON-ready list."""
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
-
-
-def mapping_of(value: Any) -> Mapping[str, Any]:
-    """`value` when it is a mapping, else an empty one."""
-    return value if isinstance(value, Mapping) else {}
