@@ -13,6 +13,7 @@ import bisect
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ _SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
     ),
     "shipyard_workers": (
         "gauge",
-        "Worker processes reporting metrics.",
+        "Worker processes that published their figures within the last three snapshots.",
         (),
         None,
     ),
@@ -178,10 +179,16 @@ class Metrics:
         """Write this worker's snapshot for the others (temporary name, then rename)."""
         if self.run_dir is None:
             return
-        path = self.run_dir / f"metrics-{self.worker}.json"
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        path = self.run_dir / self._file_name
+        tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.snapshot()))
         os.replace(tmp, path)
+
+    @property
+    def _file_name(self) -> str:
+        # One file per process, not per worker slot: a worker restarted after a crash starts
+        # from zero, and the dead one's last figures stay, so totals never go backwards.
+        return f"metrics-{self.worker}-{os.getpid()}.json"
 
     def start(self) -> Metrics:
         """Publish a snapshot every `snapshot_seconds` in a background thread."""
@@ -208,15 +215,19 @@ class Metrics:
     def merged(self) -> dict[str, Any]:
         """Every worker's figures summed: this worker live, the others from their snapshots."""
         snapshots = [self.snapshot()]
+        live = 1
         if self.run_dir is not None:
+            now = time.time()
             for path in sorted(self.run_dir.glob("metrics-*.json")):
-                if path.name == f"metrics-{self.worker}.json":
+                if path.name == self._file_name:
                     continue
                 try:
+                    fresh = now - path.stat().st_mtime < 3 * self.snapshot_seconds
                     snapshots.append(json.loads(path.read_text()))
                 except (OSError, ValueError):
                     continue  # a worker mid-rename; its figures come with the next scrape
-        total: dict[str, Any] = {"counters": {}, "gauges": {}, "histograms": {}, "workers": len(snapshots)}
+                live += fresh
+        total: dict[str, Any] = {"counters": {}, "gauges": {}, "histograms": {}, "workers": live}
         for snap in snapshots:
             for kind in ("counters", "gauges", "histograms"):
                 for name, series in _decode(snap[kind]).items():
