@@ -9,7 +9,7 @@ from typing import Any
 
 from shipyard.core.contract import Contract, Feature
 from shipyard.core.dtypes import DType
-from shipyard.serving.service import ModelService
+from shipyard.serving.service import ModelService, example_row
 
 __all__ = ["docs_page", "openapi_document"]
 
@@ -46,23 +46,6 @@ def _row_schema(contract: Contract) -> dict[str, Any]:
         "properties": {f.name: feature_schema(f) for f in contract.features},
         "required": [f.name for f in contract.features],
     }
-
-
-def _example_row(contract: Contract) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for f in contract.features:
-        if f.categories:
-            row[f.name] = f.categories[0]
-        elif f.dtype is DType.BOOL:
-            row[f.name] = False
-        elif f.dtype is DType.STRING:
-            row[f.name] = "text"
-        else:
-            lo = f.min if f.min is not None else 0.0
-            hi = f.max if f.max is not None else lo
-            value = round((lo + hi) / 2, 3)
-            row[f.name] = int(value) if f.dtype is DType.INT else value
-    return row
 
 
 def openapi_document(service: ModelService) -> dict[str, Any]:
@@ -163,7 +146,7 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
                     "content": {
                         "application/json": {
                             "schema": {"$ref": f"#/components/schemas/{key}_request"},
-                            "example": {"instances": [_example_row(contract)]},
+                            "example": {"instances": [example_row(contract)]},
                         }
                     },
                 },
@@ -246,7 +229,7 @@ def docs_page(service: ModelService) -> str:
             f"<tr><td>{html.escape(f.name)}</td><td>{f.dtype}</td><td>{html.escape(feature_schema(f)['description'])}</td></tr>"
             for f in contract.features
         )
-        example = json.dumps({"instances": [_example_row(contract)]})
+        example = json.dumps({"instances": [example_row(contract)]})
         curl = f"curl -H 'Content-Type: application/json' -d '{example}' http://HOST/v1/models/{served.name}/predict"
         sections.append(
             f"<h2>{html.escape(served.name)} <small>({html.escape(str(served.ref))}, version "

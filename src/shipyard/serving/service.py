@@ -38,7 +38,7 @@ from shipyard.registry.records import ModelVersion
 from shipyard.serving.batcher import AdaptiveBatcher
 from shipyard.serving.metrics import Metrics
 
-__all__ = ["Answer", "Limits", "ModelService", "ServedModel"]
+__all__ = ["Answer", "Limits", "ModelService", "ServedModel", "example_row", "warm_up"]
 
 Columns = Mapping[str, Sequence[Any] | Array]
 
@@ -353,14 +353,10 @@ class ModelService:
         self.metrics.set("shipyard_events_dropped", (), float(self.events.dropped_rows))
 
 
-def warm_up(loaded: LoadedModel) -> Predictions:
-    """Predict one row built from the contract (mid-range numbers, first categories).
-
-    Raises:
-        PredictionError: the model cannot predict a row its contract accepts.
-    """
+def example_row(contract: Contract) -> dict[str, Any]:
+    """A row the contract accepts: mid-range numbers, first categories, false, empty text."""
     row: dict[str, Any] = {}
-    for f in loaded.contract.features:
+    for f in contract.features:
         if f.categories:
             row[f.name] = f.categories[0]
         elif f.dtype is DType.BOOL:
@@ -372,6 +368,16 @@ def warm_up(loaded: LoadedModel) -> Predictions:
             hi = f.max if f.max is not None else lo
             value = (lo + hi) / 2.0
             row[f.name] = round(value) if f.dtype is DType.INT else value
+    return row
+
+
+def warm_up(loaded: LoadedModel) -> Predictions:
+    """Predict one `example_row` of the contract, so the first caller pays no first-call costs.
+
+    Raises:
+        PredictionError: the model cannot predict a row its contract accepts.
+    """
+    row = example_row(loaded.contract)
     try:
         return loaded.predict([row])
     except ContractViolationError as exc:
