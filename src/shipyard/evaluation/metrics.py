@@ -338,10 +338,10 @@ def positions(labels: Sequence[Any] | Array, classes: Sequence[Label], *, what: 
     import pandas as pd
 
     values = pd.Series(np.asarray(labels, dtype=object))
-    codes = pd.Index(list(classes), dtype=object).get_indexer(values).astype(np.int64)
+    codes = pd.Index(list(classes), dtype=object).get_indexer(pd.Index(values)).astype(np.int64)
     missing = codes < 0
     if missing.any():
-        by_text = pd.Index([str(c) for c in classes]).get_indexer(values[missing].astype(str))
+        by_text = pd.Index([str(c) for c in classes]).get_indexer(pd.Index(values[missing].astype(str)))
         codes[missing] = by_text
         missing = codes < 0
     if missing.any():
