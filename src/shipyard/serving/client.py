@@ -167,6 +167,7 @@ class Client:
     def _predict_grpc(self, model: str, rows: Any, request_id: str | None) -> ServedPrediction:
         import numpy as np
 
+        from shipyard.serving import oip
         from shipyard.serving import oip_v2_pb2 as pb
 
         batch = Batch.coerce(rows)
@@ -202,12 +203,12 @@ class Client:
             o.name: (o, raw) for o, raw in zip(response.outputs, response.raw_output_contents, strict=False)
         }
         label, raw = outputs["prediction"]
-        predictions = _decode_raw(raw, label.datatype).tolist()
+        predictions = oip.from_raw(raw, label.datatype, "prediction").tolist()
         probabilities = None
         if "probabilities" in outputs:
             tensor, raw = outputs["probabilities"]
             classes = [str(c) for c in json.loads(tensor.parameters["classes"].string_param)]
-            matrix = np.frombuffer(raw, dtype="<f8").reshape(-1, len(classes))
+            matrix = oip.from_raw(raw, "FP64", "probabilities").reshape(-1, len(classes))
             probabilities = [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
         return ServedPrediction(
             model=response.model_name,
@@ -216,22 +217,6 @@ class Client:
             predictions=predictions,
             probabilities=probabilities,
         )
-
-
-def _decode_raw(raw: bytes, datatype: str) -> Any:
-    import struct
-
-    import numpy as np
-
-    if datatype == "BYTES":
-        out, pos = [], 0
-        while pos < len(raw):
-            (n,) = struct.unpack_from("<I", raw, pos)
-            out.append(raw[pos + 4 : pos + 4 + n].decode())
-            pos += 4 + n
-        return np.asarray(out, dtype=object)
-    dtype = {"BOOL": "?", "INT64": "<i8", "FP64": "<f8"}[datatype]
-    return np.frombuffer(raw, dtype=dtype)
 
 
 def _json(response: Any) -> Any:

@@ -71,8 +71,9 @@ class _Inference:
     async def model_ready(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
-        served = self.service.models.get(request.name)
-        if served is None or request.version not in ("", str(served.version.version)):
+        try:
+            served = self.service.find(request.name, request.version or None)
+        except ShipyardError:
             return pb.ModelReadyResponse(ready=False)
         return pb.ModelReadyResponse(ready=served.ready)
 
@@ -118,6 +119,7 @@ class _Inference:
                 protocol="oip-grpc",
                 request_id=request_id,
                 arrived=arrived,
+                trickles=True,
             )
             version = str(answer.version.version)
             return oip.encode_grpc(

@@ -282,9 +282,7 @@ class HttpApp:
                 return await _json(send, 200, {"models": [_describe(m) for m in service.models.values()]})
             if len(parts) == 3:
                 try:
-                    served = (
-                        service.models[parts[2]] if parts[2] in service.models else service.route(parts[2])
-                    )
+                    served = service.find(parts[2])
                 except ShipyardError as exc:
                     return await _json(
                         send, status_of(exc), {"error": {"type": _error_type(exc), "message": str(exc)}}
@@ -310,7 +308,7 @@ class HttpApp:
                 wanted, rest = rest[1], rest[2:]
             if rest in ([], ["ready"]):
                 try:
-                    served = _oip_route(service, name, wanted, ready_check=rest == ["ready"])
+                    served = service.find(name, wanted) if rest == ["ready"] else service.route(name, wanted)
                 except ShipyardError as exc:
                     return await _json(send, status_of(exc), {"error": str(exc)})
                 if rest == ["ready"]:
@@ -360,15 +358,6 @@ class HttpApp:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
-
-
-def _oip_route(service: ModelService, name: str, wanted: str | None, *, ready_check: bool) -> ServedModel:
-    if ready_check and name in service.models:
-        served = service.models[name]
-        if wanted not in (None, "", str(served.version.version)):
-            service.route(name, wanted)
-        return served
-    return service.route(name, wanted)
 
 
 def _describe(served: ServedModel) -> dict[str, Any]:

@@ -32,6 +32,7 @@ __all__ = [
     "encode_grpc",
     "encode_rest",
     "feature_datatype",
+    "from_raw",
     "model_metadata",
 ]
 
@@ -156,7 +157,7 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
                     f"input {name!r} says binary_data_size={size!r}, but only {len(binary) - offset} "
                     "bytes of binary data remain"
                 )
-            values = _from_raw(bytes(binary[offset : offset + size]), datatype, name)
+            values = from_raw(bytes(binary[offset : offset + size]), datatype, name)
             offset += size
         else:
             if "data" not in spec:
@@ -194,7 +195,7 @@ def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest
     for i, spec in enumerate(request.inputs):
         name, datatype, shape = _header(spec.name, spec.datatype, list(spec.shape), i)
         if raw:
-            values = _from_raw(raw[i], datatype, name)
+            values = from_raw(raw[i], datatype, name)
         else:
             field = _CONTENTS_FIELD.get(datatype)
             if field is None:
@@ -242,7 +243,12 @@ def _from_json(data: Any, datatype: str, name: str) -> Array:
         raise InputError(f"input {name!r} cannot be read as {datatype}: {exc}") from None
 
 
-def _from_raw(raw: bytes, datatype: str, name: str) -> Array:
+def from_raw(raw: bytes, datatype: str, name: str) -> Array:
+    """A flat array from one tensor's raw bytes (little-endian; BYTES as length-prefixed items).
+
+    Raises:
+        InputError: the bytes do not fit the datatype.
+    """
     if datatype == "BYTES":
         out, pos = [], 0
         while pos < len(raw):

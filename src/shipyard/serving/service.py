@@ -169,12 +169,11 @@ class ModelService:
             served.ready = True
             self.metrics.set("shipyard_model_ready", (served.name, str(served.version.version)), 1.0)
 
-    def route(self, name: str, version: str | None = None) -> ServedModel:
-        """The served model `name`, checked against the version asked for.
+    def find(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model `name`, ready or not, checked against the version asked for.
 
         Raises:
             UnknownModelError: no such model, or another version is being served.
-            NotReadyError: the model has not finished warming up.
         """
         served = self.models.get(name)
         if served is None:
@@ -185,6 +184,16 @@ class ModelService:
                 f"version {version!r} of {name!r} is not served here; this server answers with "
                 f"version {served.version.version} ({served.ref}); leave the version out or ask for it"
             )
+        return served
+
+    def route(self, name: str, version: str | None = None) -> ServedModel:
+        """The served model `name`, ready to answer.
+
+        Raises:
+            UnknownModelError: no such model, or another version is being served.
+            NotReadyError: the model has not finished warming up.
+        """
+        served = self.find(name, version)
         if not served.ready:
             raise NotReadyError(f"{name!r} is still loading or warming up; try again in a moment")
         return served
@@ -203,8 +212,13 @@ class ModelService:
         protocol: str,
         request_id: str,
         arrived: float,
+        trickles: bool = False,
     ) -> Answer:
         """Queue one request's rows for a model call and wait for its own answer.
+
+        Args:
+            trickles: the transport hands requests over one per turn of the loop (gRPC), so the
+                batcher judges its load by the requests in flight.
 
         Raises:
             RequestTooLargeError: more rows than `limits.max_rows`.
@@ -219,7 +233,6 @@ class ModelService:
         sample = self.limits.log_sample
         logged = self.events is not None and (sample >= 1.0 or random.random() < sample)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        trickles = protocol == "oip-grpc"
         company = self.metrics.inflight - 1
         served.batcher.submit(
             _Job(columns, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
@@ -235,14 +248,16 @@ class ModelService:
             metrics.observe("shipyard_queue_seconds", (name,), started - job.queued)
         contract = loaded.contract
         names = contract.names
-        whole = [j for j in jobs if all(n in j.columns for n in names)]
         served: list[tuple[_Job, Batch, Predictions]] = []
         failed: list[tuple[_Job, ShipyardError]] = []
+        whole = []
         for job in jobs:
-            if len(whole) != len(jobs) and job not in whole:
-                # Missing columns: validate alone, so the message names them for this caller only.
-                validation = contract.validate(Batch.from_columns(job.columns))
-                failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
+            if all(n in job.columns for n in names):
+                whole.append(job)
+                continue
+            # Missing columns: validate alone, so the message names them for this caller only.
+            validation = contract.validate(Batch.from_columns(job.columns))
+            failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
         if whole:
             self._predict_merged(loaded, whole, served, failed)
         version = loaded.version
