@@ -238,10 +238,8 @@ def _struct(columns: dict[str, np.ndarray[Any, Any]], index: np.ndarray[Any, Any
     """A struct column with one entry per event; rejected requests' entries are null."""
     if not columns:
         return pa.nulls(len(index), pa.struct([]))
+    # Columns exist only when some request was served, so row 0 is a safe stand-in under the mask.
     safe = np.where(missing, 0, index)
-    arrays = []
-    for values in columns.values():
-        picked = values[safe] if len(values) else values
-        arrays.append(pa.array(picked, from_pandas=True) if len(values) else pa.nulls(len(index)))
+    arrays = [pa.array(values[safe], from_pandas=True) for values in columns.values()]
     mask = pa.array(missing) if missing.any() else None
     return pa.StructArray.from_arrays(arrays, names=list(columns), mask=mask)
