@@ -144,7 +144,8 @@ def register(model: Any, features: np.ndarray, labels: np.ndarray, home: Path) -
     df = pd.DataFrame(features, columns=COLUMNS)
     df["label"] = labels
     with Registry(Settings.for_home(home)) as r:
-        r.register(model, name=MODEL_NAME, train_data=df, target="label", alias="production")
+        version = r.register(model, name=MODEL_NAME, train_data=df, target="label")
+        r.set_alias(version.ref, "production", force=True, reason="benchmark set-up: no gates to pass")
 
 
 def measure_floor(model: Any, row: np.ndarray, duration: float) -> Load:

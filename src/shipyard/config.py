@@ -1,12 +1,16 @@
 """Settings, and the one place that reads them from the environment.
 
 Keys: `SHIPYARD_HOME` (default `./.shipyard`), `SHIPYARD_DB_URL` (default SQLite in the home),
-`SHIPYARD_STORE_URL` (default the `artifacts` folder in the home; any fsspec URL).
+`SHIPYARD_STORE_URL` (default the `artifacts` folder in the home; any fsspec URL),
+`SHIPYARD_DB_TIMEOUT` (seconds, default 30), `SHIPYARD_PROTECTED_ALIASES` (comma-separated,
+default `production`; empty for none), `SHIPYARD_GATES_POLICY` (a gates policy file that every
+promotion of a protected alias must have passed).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,7 @@ from shipyard.errors import ConfigError
 
 __all__ = ["Settings"]
 
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
 
 
@@ -27,12 +32,16 @@ class Settings:
         db_url: a SQLAlchemy URL for the metadata store.
         store_url: an fsspec URL or local path for the artifact store.
         db_timeout: seconds a writer waits for a lock another process holds.
+        protected_aliases: aliases that move only to a version with a passing gate result.
+        gates_policy: when set, the policy file a protected alias's gate result must be for.
     """
 
     home: Path
     db_url: str
     store_url: str
     db_timeout: float = 30.0
+    protected_aliases: tuple[str, ...] = ("production",)
+    gates_policy: Path | None = None
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -71,4 +80,24 @@ class Settings:
             raise ConfigError(
                 f"SHIPYARD_DB_TIMEOUT is {timeout!r}; expected a number of seconds (e.g. 30)"
             ) from None
-        return cls(home=base.home, db_url=db_url, store_url=store_url, db_timeout=db_timeout)
+        protected = env.get("SHIPYARD_PROTECTED_ALIASES")
+        aliases = (
+            base.protected_aliases
+            if protected is None
+            else tuple(a.strip() for a in protected.split(",") if a.strip())
+        )
+        for alias in aliases:
+            if not _ALIAS.fullmatch(alias):
+                raise ConfigError(
+                    f"SHIPYARD_PROTECTED_ALIASES holds {alias!r}; expected alias names (letters, "
+                    "digits, '-' and '_', starting with a letter) separated by commas"
+                )
+        policy = env.get("SHIPYARD_GATES_POLICY")
+        return cls(
+            home=base.home,
+            db_url=db_url,
+            store_url=store_url,
+            db_timeout=db_timeout,
+            protected_aliases=aliases,
+            gates_policy=Path(policy).expanduser().absolute() if policy else None,
+        )

@@ -20,6 +20,9 @@ Transports map these to status codes in their own tables; no exception here carr
     │   └── InputError               an input file or payload cannot be read as rows
     ├── ProfileError                 profiles cannot be built or combined as asked
     ├── PredictionError              the model itself failed on valid input
+    ├── EvaluationError              a version cannot be evaluated on the data given
+    │   ├── PolicyError              a gates policy is malformed or names an unknown metric
+    │   └── GateError                a protected alias may not move: no passing gate result
     └── ServingError
         ├── UnknownModelError        the server serves no such model or version
         ├── NotReadyError            the model is still loading or warming up
@@ -41,11 +44,14 @@ __all__ = [
     "ConflictError",
     "ContractError",
     "ContractViolationError",
+    "EvaluationError",
     "FlavorError",
+    "GateError",
     "InputError",
     "MissingDependencyError",
     "NotFoundError",
     "NotReadyError",
+    "PolicyError",
     "PredictionError",
     "ProfileError",
     "RefError",
@@ -141,6 +147,18 @@ class ProfileError(ShipyardError):
 
 class PredictionError(ShipyardError):
     """The model raised while predicting on input that passed its contract."""
+
+
+class EvaluationError(ShipyardError):
+    """A version cannot be evaluated on the data given (no target, unseen labels, no rows)."""
+
+
+class PolicyError(EvaluationError):
+    """A gates policy is malformed or names a metric no evaluation has; the message names the line."""
+
+
+class GateError(EvaluationError):
+    """A protected alias may not move to the version: it has no passing gate result for it."""
 
 
 class ServingError(ShipyardError):

@@ -95,12 +95,12 @@ def test_tags_on_versions_and_models_and_search(registry: Registry, cancer_model
     registry.register(cancer_model, name="fraud", train_data=cancer, target="label")
     registry.set_tag("fraud:1", "team", "risk")
     registry.set_tag("fraud", "owner", "ana")
-    registry.set_alias("fraud:1", "production")
+    registry.set_alias("fraud:1", "stable")
     assert registry.get("fraud:1").tags == {"team": "risk"}
     assert registry.get_model("fraud").tags == {"owner": "ana"}
     assert [m.name for m in registry.list_models(tag="team=risk")] == ["fraud"]
     assert [m.name for m in registry.list_models(tag="team")] == ["cancer", "fraud"]
-    assert [m.name for m in registry.list_models(alias="production")] == ["fraud"]
+    assert [m.name for m in registry.list_models(alias="stable")] == ["fraud"]
     assert [m.name for m in registry.list_models(name="fr*")] == ["fraud"]
     registry.remove_tag("fraud:1", "team")
     assert registry.get("fraud:1").tags == {}
@@ -120,8 +120,8 @@ def test_archived_version_is_hidden_from_latest_and_never_aliased(
 
 
 def test_aliased_version_cannot_be_archived_or_deleted(registry: Registry, v1: Any) -> None:
-    registry.set_alias("cancer:1", "production")
-    with pytest.raises(ConflictError, match="production"):
+    registry.set_alias("cancer:1", "stable")
+    with pytest.raises(ConflictError, match="stable"):
         registry.archive("cancer:1")
     with pytest.raises(ConflictError, match="unalias"):
         registry.delete("cancer:1")

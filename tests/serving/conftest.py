@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from shipyard import Registry, Settings
 def credit_home(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
     """A Shipyard home with the credit model registered as `credit@production` (version 1)."""
     home = tmp_path_factory.mktemp("serving-home")
-    with Registry(Settings.for_home(home), actor="tester") as registry:
+    with Registry(_unguarded(home), actor="tester") as registry:
         registry.register(
             credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
         )
@@ -34,3 +35,8 @@ def credit_server(credit_home: Path) -> Iterator[ServerProcess]:
         yield server.wait_ready()
     finally:
         server.terminate()
+
+
+def _unguarded(home: Path) -> Settings:
+    """Settings without protected aliases: these tests move `production` freely, gates aside."""
+    return replace(Settings.for_home(home), protected_aliases=())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from shipyard import Registry, Settings
 
 @pytest.fixture
 def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
-    with Registry(Settings.for_home(tmp_path), actor="tester") as registry:
+    with Registry(_unguarded(tmp_path), actor="tester") as registry:
         registry.register(
             credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
         )
@@ -92,7 +93,7 @@ def test_a_moved_alias_is_swapped_in_without_failing_a_request(
     thread.start()
     try:
         time.sleep(0.5)
-        with Registry(Settings.for_home(home), actor="tester") as registry:
+        with Registry(_unguarded(home), actor="tester") as registry:
             registry.register(
                 credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
             )
@@ -147,3 +148,8 @@ def test_sigterm_answers_accepted_requests_and_flushes_the_log(home: Path) -> No
     assert not [p for p in segments if p.name.startswith(".tmp-")]
     logged = set(pq.ParquetDataset(segments).read(columns=["request_id"]).column("request_id").to_pylist())
     assert set(answered) <= logged
+
+
+def _unguarded(home: Path) -> Settings:
+    """Settings without protected aliases: these tests move `production` freely, gates aside."""
+    return replace(Settings.for_home(home), protected_aliases=())

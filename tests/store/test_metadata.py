@@ -23,7 +23,7 @@ def test_store_migrates_a_fresh_database_and_reopens_it(tmp_path: Path) -> None:
     MetadataStore(url).close()
     store = MetadataStore(url)
     with store.read() as conn:
-        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == "0001"
+        assert conn.exec_driver_sql("select version_num from alembic_version").scalar() == HEAD_REVISION
     store.close()
 
 

@@ -11,7 +11,15 @@ from shipyard.core.contract import Contract
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef
 
-__all__ = ["ARCHIVED", "LIVE", "Change", "ModelVersion", "RegisteredModel"]
+__all__ = [
+    "ARCHIVED",
+    "LIVE",
+    "Change",
+    "EvaluationRecord",
+    "GateRecord",
+    "ModelVersion",
+    "RegisteredModel",
+]
 
 LIVE = "live"
 ARCHIVED = "archived"
@@ -115,3 +123,43 @@ class Change:
             "version": self.version,
             "detail": dict(self.detail),
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationRecord:
+    """A stored evaluation of a version on a data set."""
+
+    id: int
+    name: str
+    version: int
+    created_at: datetime
+    actor: str
+    data_fingerprint: str
+    rows: int
+    body: Mapping[str, Any]
+
+    @property
+    def ref(self) -> ModelRef:
+        """`NAME:VERSION` of the version evaluated."""
+        return ModelRef(self.name, version=self.version)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateRecord:
+    """A stored gate result: a version checked against a policy for an alias."""
+
+    id: int
+    name: str
+    version: int
+    created_at: datetime
+    actor: str
+    alias: str
+    champion_version: int | None
+    policy_digest: str
+    passed: bool
+    body: Mapping[str, Any]
+
+    @property
+    def ref(self) -> ModelRef:
+        """`NAME:VERSION` of the version checked."""
+        return ModelRef(self.name, version=self.version)

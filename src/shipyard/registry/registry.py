@@ -24,6 +24,7 @@ from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
 from shipyard.errors import (
     ConflictError,
     ContractError,
+    GateError,
     NotFoundError,
     RegistryError,
     ShipyardError,
@@ -45,6 +46,7 @@ from shipyard.registry.queries import (
     version_query,
 )
 from shipyard.registry.records import ARCHIVED, LIVE, Change, ModelVersion, RegisteredModel
+from shipyard.registry.results import Results, alias_holder, promotion_problem
 from shipyard.registry.training import (
     check_feature_names,
     reference_profile,
@@ -71,6 +73,7 @@ class Registry:
         self.meta = MetadataStore(self.settings.db_url, busy_timeout=self.settings.db_timeout)
         self.artifacts = ArtifactStore(self.settings.store_url)
         self.actor = actor or _os_user()
+        self.results = Results(self)
 
     def close(self) -> None:
         """Release the database connections."""
@@ -118,7 +121,8 @@ class Registry:
             tags: key=value labels for the version.
             params: training parameters to keep in the lineage (the model's own are kept).
             metrics: numbers to keep with the version.
-            alias: move this alias to the new version in the same transaction.
+            alias: move this alias to the new version in the same transaction (not a protected
+                one: a new version has passed no gates).
             trust_code: allow a custom Python model (pyfunc), whose loading runs its code.
             trusted_types: extra type names a skops artifact may construct.
 
@@ -126,11 +130,18 @@ class Registry:
             RefError: the name is malformed.
             FlavorError: no flavor accepts the model, or it does not load back.
             ContractError: the training data or contract is unusable.
+            GateError: `alias` is a protected alias.
             StoreUnavailableError: the metadata store is locked or unreachable.
         """
         check_name(name)
         if alias is not None:
             check_alias(alias)
+            if alias in self.settings.protected_aliases:
+                raise GateError(
+                    f"{alias!r} is a protected alias: a new version has no gate result yet. Register "
+                    f"without it, then 'shipyard evaluate', 'shipyard gates check' and "
+                    f"'shipyard models alias {name}:N {alias}'"
+                )
         for key in tags or {}:
             check_tag_key(key)
         chosen = flavor_named(flavor) if flavor else flavor_for(model)
@@ -439,14 +450,31 @@ class Registry:
 
     # ---------------------------------------------------------------- changing
 
-    def set_alias(self, ref: str | ModelRef, alias: str) -> ModelVersion:
+    def set_alias(
+        self, ref: str | ModelRef, alias: str, *, force: bool = False, reason: str | None = None
+    ) -> ModelVersion:
         """Point `alias` at the version `ref` names (moving it if it points elsewhere).
+
+        A protected alias (`Settings.protected_aliases`, `production` by default) moves only to a
+        version whose newest gate result for it passed against the version it points at now.
+
+        Args:
+            ref: the version.
+            alias: the alias to move.
+            force: move a protected alias without a passing gate result; recorded with `reason`.
+            reason: why the gates were overridden (required with `force`).
 
         Raises:
             ConflictError: the version is archived.
+            GateError: the alias is protected and the version has no passing, current gate result.
         """
         check_alias(alias)
         parsed = _ref(ref)
+        if force and not (reason and reason.strip()):
+            raise GateError(
+                f"moving {alias!r} with force needs a reason, which is recorded with who moved it; "
+                "e.g. --reason 'hotfix for incident 123'"
+            )
 
         def change(conn: Connection) -> int:
             row = resolve(conn, parsed)
@@ -455,13 +483,15 @@ class Registry:
                     f"{row.name}:{row.version} is archived; an alias cannot point at an archived "
                     "version. Pick a live version"
                 )
-            previous = conn.execute(
-                select(model_versions.c.version)
-                .join(aliases, aliases.c.version_id == model_versions.c.id)
-                .where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
-            ).scalar()
+            previous = alias_holder(conn, row.model_id, alias)
+            problem = promotion_problem(conn, self.settings, row, alias)
+            if problem is not None and not force:
+                raise GateError(f"{alias!r} is a protected alias: {problem}")
             move_alias(conn, row.model_id, alias, row.id, utcnow())
-            self._record(conn, "alias", row.name, row.version, {"alias": alias, "from": previous})
+            detail: dict[str, Any] = {"alias": alias, "from": previous}
+            if problem is not None:
+                detail |= {"forced": True, "reason": reason, "overridden": problem}
+            self._record(conn, "alias", row.name, row.version, detail)
             return int(row.version)
 
         number = self.meta.write(change)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -16,10 +17,20 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["HEAD_REVISION", "aliases", "changes", "metadata", "model_versions", "models", "tags"]
+__all__ = [
+    "HEAD_REVISION",
+    "aliases",
+    "changes",
+    "evaluations",
+    "gate_results",
+    "metadata",
+    "model_versions",
+    "models",
+    "tags",
+]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 metadata = MetaData()
 
@@ -86,4 +97,34 @@ changes = Table(
     Column("model", String(128), nullable=False),
     Column("version", Integer, nullable=True),
     Column("detail", JSON, nullable=False),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    # The SHA-256 of the rows evaluated: evaluations on the same data can be compared.
+    Column("data_fingerprint", String(64), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+
+gate_results = Table(
+    "gate_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    # The alias the version was checked for, and the version behind it at the time.
+    Column("alias", String(64), nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("policy_digest", String(64), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("body", JSON, nullable=False),
 )
