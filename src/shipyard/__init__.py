@@ -4,6 +4,8 @@ import shipyard
 v = shipyard.register(model, name="fraud", train_data=df, target="label")
 p = shipyard.load("fraud@staging")
 p.predict(rows)
+e = shipyard.evaluate("fraud:2", "holdout.parquet", target="label")
+g = shipyard.check_gates("fraud:2", "gates.yaml")
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from shipyard.errors import (
     ConflictError,
     ContractError,
     ContractViolationError,
+    EvaluationError,
     FlavorError,
+    GateError,
     InputError,
     MissingDependencyError,
     NotFoundError,
     NotReadyError,
+    PolicyError,
     PredictionError,
     ProfileError,
     RefError,
@@ -41,6 +46,10 @@ from shipyard.errors import (
     UnsupportedMediaError,
     UntrustedArtifactError,
 )
+from shipyard.evaluation.evaluate import Evaluation, evaluate
+from shipyard.evaluation.gates import GateResult, Policy, check_gates
+from shipyard.evaluation.mitigation import reweighing_weights
+from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
 from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
 from shipyard.registry.default import default_registry as _default_registry
 from shipyard.serving.client import Client, ServedPrediction
@@ -58,8 +67,12 @@ __all__ = [
     "ContractError",
     "ContractViolationError",
     "DType",
+    "Evaluation",
+    "EvaluationError",
     "Feature",
     "FlavorError",
+    "GateError",
+    "GateResult",
     "InputError",
     "LoadedModel",
     "MissingDependencyError",
@@ -67,6 +80,8 @@ __all__ = [
     "ModelVersion",
     "NotFoundError",
     "NotReadyError",
+    "Policy",
+    "PolicyError",
     "PredictionError",
     "Predictions",
     "Profile",
@@ -76,6 +91,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RequestTooLargeError",
+    "RobustnessSettings",
     "ServedPrediction",
     "ServingError",
     "Settings",
@@ -89,8 +105,12 @@ __all__ = [
     "Validation",
     "Violation",
     "__version__",
+    "adversarial_examples",
+    "check_gates",
+    "evaluate",
     "load",
     "register",
+    "reweighing_weights",
 ]
 
 

@@ -13,6 +13,7 @@ import typer
 
 from shipyard.cli import contract, models
 from shipyard.cli.demo import demo
+from shipyard.cli.evaluate import evaluate, gates_app
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
 from shipyard.cli.serve import serve
@@ -29,7 +30,9 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(contract.app, name="contract")
+app.add_typer(gates_app, name="gates")
 app.command()(predict)
+app.command()(evaluate)
 app.command()(demo)
 app.command()(serve)
 

@@ -211,11 +211,20 @@ def show(
 def alias_(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION to point the alias at.")],
     alias: Annotated[str, typer.Argument(help="The alias, e.g. staging.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Move a protected alias without a passing gate result.")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the gates are overridden (required with --force).")
+    ] = None,
 ) -> None:
-    """Point ALIAS at a version (moving it if it points elsewhere)."""
+    """Point ALIAS at a version; a protected alias (production) needs a passing gate result."""
     with registry() as reg:
-        version = reg.set_alias(ref, alias)
+        version = reg.set_alias(ref, alias, force=force, reason=reason)
+        forced = force and reg.history(version.name, limit=1)[0].detail.get("forced")
     console.print(f"{version.name}@{alias} -> {version.ref}")
+    if forced:
+        console.print(f"[bold yellow]gates overridden[/] and recorded: {reason}")
 
 
 @app.command()

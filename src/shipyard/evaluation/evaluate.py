@@ -297,9 +297,7 @@ def _check_columns(
         )
     for name in sensitive:
         if name not in batch.columns:
-            raise EvaluationError(
-                f"sensitive feature {name!r} is not in the data; its columns are {columns}"
-            )
+            raise EvaluationError(f"sensitive feature {name!r} is not in the data; its columns are {columns}")
     for spec in specs:
         if spec.feature not in batch.columns:
             raise EvaluationError(
@@ -366,9 +364,7 @@ def _evaluate_loaded(loaded: LoadedModel, batch: Batch, options: _Options, sourc
         }
         positive = _positive(classes, options.positive, where) if options.sensitive else None
         out["fairness"] = {
-            name: group_fairness(
-                _groups(column(name), name), truth == positive, y_pred == positive
-            )
+            name: group_fairness(_groups(column(name), name), truth == positive, y_pred == positive)
             | {"positive": _plain(classes[positive] if positive is not None else None)}
             for name in options.sensitive
         }
@@ -387,7 +383,8 @@ def _evaluate_loaded(loaded: LoadedModel, batch: Batch, options: _Options, sourc
             for spec in options.specs
         }
         out["fairness"] = {
-            name: _regression_fairness(_groups(column(name), name), y_true, y_hat) for name in options.sensitive
+            name: _regression_fairness(_groups(column(name), name), y_true, y_hat)
+            for name in options.sensitive
         }
         robust_truth = None
     out["confidence"] = (

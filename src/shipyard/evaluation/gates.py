@@ -17,6 +17,7 @@ only when no version holds the champion alias does a relative rule pass, marked 
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -323,7 +324,9 @@ def check_gates(
         notes.append(f"no version holds {chosen.champion!r}: relative rules have nothing to compare with")
     elif holder.version == version.version:
         rival = current
-    results = tuple(_judge(rule, current, rival, holder is not None, current.champion_error) for rule in chosen.rules)
+    results = tuple(
+        _judge(rule, current, rival, holder is not None, current.champion_error) for rule in chosen.rules
+    )
     passed = all(r.passed for r in results)
     result = GateResult(
         ref=str(version.ref),
@@ -420,7 +423,11 @@ def _lookup(evaluation: Evaluation, rule: Rule) -> tuple[float | None, str]:
         return _path(evaluation.confidence, parts, evaluation.ref)
     if head == "fairness":
         if parts[0] not in evaluation.fairness:
-            return None, f"{evaluation.ref} has no fairness measures for {parts[0]!r}; evaluate with --sensitive {parts[0]}"
+            return (
+                None,
+                f"{evaluation.ref} has no fairness measures for {parts[0]!r}; evaluate with "
+                f"--sensitive {parts[0]}",
+            )
         return _path(evaluation.fairness, parts, evaluation.ref)
     if head == "robustness":
         if not evaluation.robustness:
@@ -446,7 +453,7 @@ def _path(data: Any, parts: Sequence[str], where: str) -> tuple[float | None, st
         node = node[part]
     if isinstance(node, bool) or not isinstance(node, int | float):
         return None, f"{where}'s evaluation has no number for {'.'.join(parts)}"
-    if node != node:  # NaN: not measurable on these rows
+    if math.isnan(node):  # not measurable on these rows
         return None, f"{'.'.join(parts)} of {where} is not defined on these rows"
     return float(node), ""
 
@@ -455,19 +462,24 @@ def _rule(text: str, line: int, source: str) -> Rule:
     match = _RULE.match(text)
     if match is None:
         raise PolicyError(
-            f"{source} line {line}: rule {text!r} is malformed; expected 'METRIC OP BOUND [on FEATURE=GROUP]' "
-            "with OP one of >=, <=, >, < and BOUND a number or 'champion [+|-|* NUMBER]', "
+            f"{source} line {line}: rule {text!r} is malformed; expected "
+            "'METRIC OP BOUND [on FEATURE=GROUP]' with OP one of >=, <=, >, < and BOUND a number or "
+            "'champion [+|-|* NUMBER]', "
             "e.g. 'roc_auc >= 0.8' or 'ece_uniform <= champion * 1.1'"
         )
     metric = match["metric"]
-    if not (metric in _CLASSIFICATION or metric in _REGRESSION or any(p.fullmatch(metric) for p in _PATTERNS)):
+    if not (
+        metric in _CLASSIFICATION or metric in _REGRESSION or any(p.fullmatch(metric) for p in _PATTERNS)
+    ):
         raise PolicyError(
             f"{source} line {line}: unknown metric {metric!r} in rule {text!r}; expected one of "
             f"{metric_names()}, or at_threshold.*, per_class.CLASS.*, ci.METRIC.low|high, "
             "fairness.FEATURE.*, robustness.*, data.rejected_share (see docs/evaluation.md)"
         )
     if match["number"] is not None:
-        return Rule(text, line, metric, match["op"], float(match["number"]), None, match["feature"], match["group"])
+        return Rule(
+            text, line, metric, match["op"], float(match["number"]), None, match["feature"], match["group"]
+        )
     relative = match["rel"] or "="
     amount = float(match["amount"]) if match["amount"] is not None else None
     return Rule(text, line, metric, match["op"], amount, relative, match["feature"], match["group"])

@@ -112,11 +112,13 @@ def robustness(
     probe = _Probe(loaded, base)
     _, reference, _ = probe(base)
     spreads = _spreads(loaded, batch)
-    out: dict[str, Any] = {"settings": settings.to_dict(), "rows": int(len(sample))}
-    out["noise"] = _noise(probe, base, reference, spreads, settings, rng, classes is not None)
+    out: dict[str, Any] = {"settings": settings.to_dict(), "rows": len(sample)}
+    out["noise"] = _noise(
+        probe, base, reference, spreads=spreads, settings=settings, rng=rng, classifier=classes is not None
+    )
     out["swap"] = _swaps(probe, base, reference, rng)
     if classes is not None and y_true is not None:
-        attack = _attack(loaded, batch, y_true, classes, spreads, settings, rng)
+        attack = _attack(loaded, batch, y_true, classes=classes, spreads=spreads, settings=settings, rng=rng)
         attack.pop("_rows")
         attack.pop("_batch")
         out["attack"] = attack
@@ -167,7 +169,15 @@ def adversarial_examples(
         raise EvaluationError(str(exc)) from None
     settings = RobustnessSettings(eps=eps, queries=queries, attack_rows=validation.batch.n_rows, seed=seed)
     rng = np.random.default_rng(seed)
-    found = _attack(loaded, validation.batch, y, tuple(classes), _spreads(loaded, validation.batch), settings, rng)
+    found = _attack(
+        loaded,
+        validation.batch,
+        y,
+        classes=tuple(classes),
+        spreads=_spreads(loaded, validation.batch),
+        settings=settings,
+        rng=rng,
+    )
     rows = np.asarray(found.pop("_rows"), dtype=np.int64)
     adversarial: Batch = found.pop("_batch")
     return adversarial, np.asarray(classes, dtype=object)[y[rows]]
@@ -201,6 +211,7 @@ def _noise(
     probe: _Probe,
     base: Batch,
     reference: Array,
+    *,
     spreads: dict[str, float],
     settings: RobustnessSettings,
     rng: np.random.Generator,
@@ -271,6 +282,7 @@ def _attack(
     loaded: LoadedModel,
     batch: Batch,
     y_true: Array,
+    *,
     classes: tuple[Any, ...],
     spreads: dict[str, float],
     settings: RobustnessSettings,

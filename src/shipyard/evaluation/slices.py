@@ -8,6 +8,7 @@ with more than `MAX_GROUPS` values keeps the most frequent and pools the rest in
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -70,7 +71,7 @@ class SliceSpec:
             if numbers[0] < 2 or numbers[0] != int(numbers[0]):
                 raise EvaluationError(f"slice {text!r} asks for {spec} bins; expected a whole number >= 2")
             return cls(feature, bins=int(numbers[0]))
-        if any(b <= a for a, b in zip(numbers, numbers[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(numbers)):
             raise EvaluationError(f"slice {text!r} has edges {numbers}; expected strictly increasing edges")
         return cls(feature, edges=tuple(numbers))
 
