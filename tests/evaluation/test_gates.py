@@ -1,0 +1,187 @@
+"""Gates: the policy's syntax and rules, stored results, and the protected alias they guard."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from shipyard import GateError, Policy, PolicyError, Registry, Settings, check_gates, evaluate
+
+POLICY = """\
+champion: production
+rules:
+  - roc_auc >= 0.55
+  - roc_auc >= champion - 0.01
+  - brier <= champion * 1.2
+  - recall >= 0.0 on employment=unemployed
+  - fairness.country.demographic_parity_difference <= 0.5
+  - robustness.noise.stability >= 0.5
+"""
+
+
+def _quick(reg: Registry, ref: str, frame: pd.DataFrame, **options: Any) -> Any:
+    options = {"robust": False, "resamples": 0} | options
+    return evaluate(ref, frame, target="default", registry=reg, **options)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("rules:\n  - roc_auc >= 0.8\n  - [oops\n", r"line 4: not valid YAML .* began on line 3"),
+    ("rules:\n  - roc_auc >= 0.8\n  - auroc >= 0.8\n", "line 3: unknown metric 'auroc'"),
+    ("rules:\n  - roc_auc => 0.8\n", "line 2: rule 'roc_auc => 0.8' is malformed"),
+    ("rules:\n  - roc_auc >= championship\n", "line 2: rule .* is malformed"),
+    ("champion: production\nrulez:\n  - roc_auc >= 0.8\n", "line 2: unknown key 'rulez'"),
+    ("champion: production\n", "has no rules"),
+    ("- roc_auc >= 0.8\n", "line 1: expected a mapping"),
+    ("champion: 'prod uction'\nrules: ['roc_auc >= 0.8']\n", "line 1: champion alias"),
+])
+def test_a_bad_policy_names_its_line(text: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        Policy.parse(text, source="gates.yaml")
+
+
+def test_rules_parse_into_metric_operator_bound_and_slice() -> None:
+    policy = Policy.parse(POLICY)
+    assert policy.champion == "production"
+    absolute, minus, times, sliced = policy.rules[:4]
+    assert (absolute.metric, absolute.op, absolute.bound, absolute.relative, absolute.line) == (
+        "roc_auc", ">=", 0.55, None, 3)
+    assert minus.limit(0.9) == pytest.approx(0.89)
+    assert times.limit(0.1) == pytest.approx(0.12)
+    assert (sliced.feature, sliced.group) == ("employment", "unemployed")
+
+
+def test_first_version_passes_relative_rules_only_for_lack_of_a_champion(
+        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    _quick(two_versions, "credit:1", holdout, sensitive=["country"], slices=["employment"], robust=True)
+    result = check_gates("credit:1", Policy.parse(POLICY), registry=two_versions)
+    assert result.passed, [r.to_dict() for r in result.failed]
+    relative = result.results[1]
+    assert relative.passed and relative.reason == "no champion to compare with"
+    assert result.champion is None and result.notes
+
+
+def test_a_worse_challenger_fails_the_relative_rule_and_the_result_is_stored(
+        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions.set_alias("credit:1", "production", force=True, reason="set-up")
+    policy = Policy.parse("rules:\n  - roc_auc >= 0.5\n  - roc_auc >= champion - 0.001\n")
+    result = check_gates("credit:2", policy, data=holdout, target="default", robust=False,
+                         resamples=0, registry=two_versions)
+    assert not result.passed
+    assert [r.passed for r in result.results] == [True, False]
+    failed = result.results[1]
+    assert failed.champion == result.evaluation.champion.metrics["roc_auc"]
+    assert failed.limit == pytest.approx(failed.champion - 0.001)
+    stored = two_versions.results.gate_results("credit:2")[0]
+    assert stored.id == result.id and not stored.passed and stored.champion_version == 1
+    assert stored.body["rules"][1] == failed.to_dict()
+
+
+def test_a_metric_the_evaluation_lacks_fails_its_rule(two_versions: Registry,
+                                                      holdout: pd.DataFrame) -> None:
+    _quick(two_versions, "credit:1", holdout)
+    policy = Policy.parse(
+        "rules:\n"
+        "  - at_threshold.f1 >= 0\n"
+        "  - fairness.country.demographic_parity_difference <= 1\n"
+        "  - robustness.attack.success_rate <= 1\n"
+        "  - f1 >= 0 on employment=unemployed\n"
+        "  - per_class.7.recall >= 0\n"
+    )
+    result = check_gates("credit:1", policy, registry=two_versions)
+    assert not result.passed
+    assert [r.passed for r in result.results] == [False] * 5
+    reasons = [r.reason for r in result.results]
+    assert "no at_threshold.f1" in reasons[0]
+    assert "--sensitive country" in reasons[1]
+    assert "without robustness" in reasons[2]
+    assert "--slice employment" in reasons[3]
+
+
+def test_gates_without_data_need_a_stored_evaluation(two_versions: Registry) -> None:
+    from shipyard import EvaluationError
+
+    with pytest.raises(EvaluationError, match="has no stored evaluation"):
+        check_gates("credit:1", Policy.parse("rules: ['roc_auc >= 0.5']"), registry=two_versions)
+
+
+def test_relative_rule_fails_when_the_champion_has_no_evaluation_on_the_same_rows(
+        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions.set_alias("credit:1", "production", force=True, reason="set-up")
+    _quick(two_versions, "credit:2", holdout, champion=None)
+    result = check_gates("credit:2", Policy.parse("rules: ['roc_auc >= champion - 0.5']"),
+                         registry=two_versions)
+    assert not result.passed
+    assert "no evaluation on the same rows" in result.results[0].reason
+
+
+def test_protected_alias_moves_only_with_a_passing_current_gate(
+        registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any,
+        holdout: pd.DataFrame) -> None:
+    registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+    registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")
+    registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+    with pytest.raises(GateError, match="no gate result for 'production'"):
+        registry.set_alias("credit:1", "production")
+    lenient = Policy.parse("rules: ['roc_auc >= 0.5', 'roc_auc >= champion - 0.2']")
+    strict = Policy.parse("rules: ['roc_auc >= champion + 0.2']")
+    assert check_gates("credit:1", lenient, data=holdout, target="default", robust=False,
+                       resamples=0, registry=registry).passed
+    assert registry.set_alias("credit:1", "production").version == 1
+    # A failing result blocks; a passing one against the current champion lets it through.
+    assert not check_gates("credit:2", strict, data=holdout, target="default", robust=False,
+                           resamples=0, registry=registry).passed
+    with pytest.raises(GateError, match=r"failed: roc_auc >= champion \+ 0.2"):
+        registry.set_alias("credit:2", "production")
+    assert check_gates("credit:3", lenient, data=holdout, target="default", robust=False,
+                       resamples=0, registry=registry).passed
+    # credit:2 passes too, but against credit:1; once production moves to 3 that result is stale.
+    assert check_gates("credit:2", lenient, registry=registry).passed
+    registry.set_alias("credit:3", "production")
+    with pytest.raises(GateError, match="stale"):
+        registry.set_alias("credit:2", "production")
+    assert registry.get("credit@production").version == 3
+
+
+def test_force_needs_a_reason_and_records_who_and_why(two_versions: Registry) -> None:
+    with pytest.raises(GateError, match="needs a reason"):
+        two_versions.set_alias("credit:2", "production", force=True)
+    two_versions.set_alias("credit:2", "production", force=True, reason="incident 42 hotfix")
+    change = two_versions.history("credit", limit=1)[0]
+    assert change.action == "alias" and change.actor == "tester"
+    assert change.detail["forced"] is True and change.detail["reason"] == "incident 42 hotfix"
+    assert "no gate result" in change.detail["overridden"]
+
+
+def test_registering_straight_into_a_protected_alias_is_refused(
+        sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> None:
+    with pytest.raises(GateError, match="protected alias"):
+        sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default",
+                                 alias="production")
+    assert sqlite_registry.list_models() == []
+
+
+def test_protected_aliases_and_the_required_policy_are_configurable(
+        tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, holdout: pd.DataFrame) -> None:
+    required = tmp_path / "team-gates.yaml"
+    required.write_text("rules: ['roc_auc >= 0.5']\n")
+    settings = Settings.from_env({"SHIPYARD_HOME": str(tmp_path / "home"),
+                                  "SHIPYARD_PROTECTED_ALIASES": "live, champion",
+                                  "SHIPYARD_GATES_POLICY": str(required)})
+    assert settings.protected_aliases == ("live", "champion")
+    with Registry(settings, actor="tester") as reg:
+        reg.register(credit_pipeline, name="credit", train_data=credit, target="default",
+                     alias="production")  # no longer protected
+        other = Policy.parse("champion: live\nrules: ['accuracy >= 0']\n")
+        check_gates("credit:1", other, data=holdout, target="default", robust=False, resamples=0,
+                    registry=reg)
+        with pytest.raises(GateError, match="policy other than the required"):
+            reg.set_alias("credit:1", "live")
+        team = replace(Policy.read(required), champion="live")
+        assert check_gates("credit:1", team, registry=reg).passed
+        assert reg.set_alias("credit:1", "live").aliases == ("live", "production")
+        # With no policy given, the gate check uses SHIPYARD_GATES_POLICY.
+        assert check_gates("credit:1", registry=reg).policy.source == str(required)
