@@ -98,3 +98,15 @@ def credit() -> pd.DataFrame:
 def credit_pipeline(credit: pd.DataFrame) -> Any:
     """The demo's gradient-boosting pipeline fitted on `credit`."""
     return credit_model(credit)
+
+
+@pytest.fixture(scope="session")
+def holdout() -> pd.DataFrame:
+    """Labelled credit rows the models were not trained on."""
+    return credit_data(800, seed=7)
+
+
+@pytest.fixture(scope="session")
+def weaker_pipeline() -> Any:
+    """A credit model trained on fewer rows: a plausible, somewhat worse challenger."""
+    return credit_model(credit_data(300, seed=3))

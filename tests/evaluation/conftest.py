@@ -1,4 +1,4 @@
-"""Fixtures for evaluation tests: two credit versions and a labelled holdout."""
+"""Fixtures for evaluation tests: two credit versions in one registry."""
 
 from __future__ import annotations
 
@@ -8,19 +8,6 @@ import pandas as pd
 import pytest
 
 from shipyard import Registry
-from shipyard.cli.demo import credit_data, credit_model
-
-
-@pytest.fixture(scope="session")
-def holdout() -> pd.DataFrame:
-    """Labelled credit rows the models were not trained on."""
-    return credit_data(800, seed=7)
-
-
-@pytest.fixture(scope="session")
-def weaker_pipeline() -> Any:
-    """A credit model trained on fewer rows: a plausible, somewhat worse challenger."""
-    return credit_model(credit_data(300, seed=3))
 
 
 @pytest.fixture

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     command = typer.main.get_command(app)
     try:
-        command.main(args, prog_name="shipyard", standalone_mode=False)
+        # Outside standalone mode click returns an `Exit`'s code instead of raising it.
+        code = command.main(args, prog_name="shipyard", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, click.exceptions.Abort):

@@ -94,7 +94,9 @@ def render_report(evaluation: Evaluation, gates: GateResult | None = None) -> st
     parts.append(_slices(ev))
     parts.append(_fairness(ev))
     parts.append(_robustness(ev, rival))
-    payload = json.dumps(report_json(ev, gates), default=_jsonable).replace("</", "<\\/")
+    payload = json.dumps(report_json(ev, gates), default=_jsonable)
+    # Markup characters as JSON escapes: data can never close or open a tag inside the block.
+    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     parts.append(f"<script type='application/json' id='shipyard-evaluation'>{payload}</script>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -1,0 +1,76 @@
+"""`shipyard evaluate`, `shipyard gates` and the guarded `models alias`, as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from shipyard import Registry, Settings
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"SHIPYARD_HOME": str(home), "COLUMNS": "200"}
+    for key in ("SHIPYARD_DB_URL", "SHIPYARD_PROTECTED_ALIASES", "SHIPYARD_GATES_POLICY"):
+        env.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "shipyard", *args], capture_output=True, text=True,
+                          env=env, timeout=180, check=False)
+
+
+@pytest.fixture
+def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any,
+         holdout: pd.DataFrame) -> Path:
+    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as reg:
+        reg.register(credit_pipeline, name="fraud", train_data=credit, target="default")
+        reg.register(weaker_pipeline, name="fraud", train_data=credit, target="default")
+    holdout.to_parquet(tmp_path / "holdout.parquet")
+    (tmp_path / "gates.yaml").write_text("rules:\n  - roc_auc >= 0.55\n  - roc_auc >= champion - 0.001\n")
+    return tmp_path
+
+
+def test_evaluate_gate_and_promote_from_the_command_line(home: Path) -> None:
+    data, policy, h = str(home / "holdout.parquet"), str(home / "gates.yaml"), home / "home"
+    done = run(h, "evaluate", "fraud:1", "--data", data, "--target", "default", "--sensitive", "country",
+               "--slice", "employment", "--resamples", "20", "--report", str(home / "r.html"),
+               "--json-out", str(home / "r.json"))
+    assert done.returncode == 0, done.stderr
+    for shown in ("roc_auc", "slice employment", "fairness by country", "robustness"):
+        assert shown in done.stdout
+    assert (home / "r.html").read_text().startswith("<!doctype html>")
+    assert json.loads((home / "r.json").read_text())["evaluation"]["ref"] == "fraud:1"
+
+    refused = run(h, "models", "alias", "fraud:1", "production")
+    assert refused.returncode == 1 and "no gate result for 'production'" in refused.stderr
+    assert run(h, "gates", "check", "fraud:1", "--policy", policy).returncode == 0
+    assert run(h, "models", "alias", "fraud:1", "production").returncode == 0
+
+    failed = run(h, "gates", "check", "fraud:2", "--policy", policy, "--data", data, "--target", "default")
+    assert failed.returncode == 1 and "FAILED" in failed.stdout
+    assert "roc_auc >= champion - 0.001" in failed.stdout
+    blocked = run(h, "models", "alias", "fraud:2", "production")
+    assert blocked.returncode == 1 and "failed: roc_auc >= champion - 0.001" in blocked.stderr
+    no_reason = run(h, "models", "alias", "fraud:2", "production", "--force")
+    assert no_reason.returncode == 1 and "needs a reason" in no_reason.stderr
+    forced = run(h, "models", "alias", "fraud:2", "production", "--force", "--reason", "rollback drill")
+    assert forced.returncode == 0 and "gates overridden" in forced.stdout
+
+    shown = json.loads(run(h, "gates", "show", "fraud", "--json").stdout)
+    assert [(g["ref"], g["passed"]) for g in shown] == [("fraud:2", False), ("fraud:1", True)]
+    history = json.loads(run(h, "models", "history", "fraud", "--json").stdout)
+    assert history[0]["detail"]["reason"] == "rollback drill"
+
+
+def test_bad_input_gets_one_clear_line(home: Path) -> None:
+    data, h = str(home / "holdout.parquet"), home / "home"
+    missing = run(h, "evaluate", "fraud:1", "--data", data, "--target", "label")
+    assert missing.returncode == 1
+    assert "no target column 'label'" in missing.stderr and "Traceback" not in missing.stderr
+    (home / "bad.yaml").write_text("rules:\n  - roc_auc >= 0.5\n  - auroc >= 1\n")
+    bad = run(h, "gates", "check", "fraud:1", "--policy", str(home / "bad.yaml"))
+    assert bad.returncode == 1 and "line 3: unknown metric 'auroc'" in bad.stderr
