@@ -135,5 +135,7 @@ def test_demo_runs_in_a_fresh_home(home: Path) -> None:
     done = run(home, "demo", "--rows", "2000")
     assert done.returncode == 0, done.stderr
     for expected in ("registered cancer:1", "credit@staging", "rejected", "expected a number",
-                     "outside the contract range", "demo finished"):
+                     "outside the contract range", "PASSED", "FAILED", "promoted",
+                     "promotion refused", "demo finished"):
         assert expected in done.stdout
+    assert (home / "reports").is_dir()

@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 import typer
 
+from shipyard.cli.evaluate import show_evaluation, show_gates
 from shipyard.cli.models import show_version
 from shipyard.cli.render import console, table
 from shipyard.cli.session import registry
-from shipyard.errors import ContractViolationError
+from shipyard.core.refs import ModelRef
+from shipyard.errors import ContractViolationError, GateError
+from shipyard.registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,7 +96,7 @@ def credit_model(frame: pd.DataFrame) -> Any:
 def demo(
     rows: Annotated[int, typer.Option(help="Rows of synthetic credit data.")] = 5000,
 ) -> None:
-    """Train two models, register them with contracts and profiles, alias, predict, reject."""
+    """Register, validate, evaluate and gate, promote, then serve: everything built so far."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -206,11 +209,71 @@ def demo(
             reg.load(v3.ref).predict([old])
         except ContractViolationError as exc:
             console.print(f"   rejected: {exc.violations[0]}", markup=False, highlight=False)
+        evaluation_demo(reg, v2.ref, credit)
         store_url = reg.settings.store_url
     serve_demo(
         "credit@staging", [{str(k): v for k, v in r.items()} for r in sample.to_dict("records")], store_url
     )
     console.print(f"\n[green]demo finished in {time.perf_counter() - started:.1f}s[/]")
+
+
+DEMO_POLICY = """\
+# The rules a credit model must pass before 'production' may point at it.
+champion: production
+rules:
+  - roc_auc >= 0.60
+  - roc_auc >= champion - 0.01        # no worse than the version in production
+  - ece_uniform <= 0.10
+  - recall >= 0.10 on employment=unemployed
+  - fairness.country.demographic_parity_difference <= 0.15
+  - robustness.attack.success_rate <= 0.60
+"""
+
+
+def evaluation_demo(reg: Registry, strong: ModelRef, credit: pd.DataFrame) -> None:
+    """Evaluate a good and a weak version, gate both, promote the one that passes."""
+    from shipyard.evaluation.evaluate import evaluate
+    from shipyard.evaluation.gates import Policy, check_gates
+    from shipyard.evaluation.report import write_report
+
+    console.print("\n7. evaluation and gates: a holdout of 2,000 labelled rows, a policy, two candidates")
+    holdout = credit_data(2000, seed=99)
+    weak = reg.register(
+        credit_model(credit.head(300)),
+        name="credit",
+        train_data=credit,
+        target="default",
+        description="the same model trained on 300 rows: a weaker challenger",
+    )
+    policy_file = reg.settings.home / "gates.yaml"
+    policy_file.parent.mkdir(parents=True, exist_ok=True)
+    policy_file.write_text(DEMO_POLICY, encoding="utf-8")
+    policy = Policy.read(policy_file)
+    reports = reg.settings.home / "reports"
+    for ref in (strong, weak.ref):
+        result = evaluate(
+            str(ref),
+            holdout,
+            target="default",
+            sensitive=["country"],
+            slices=["employment", "age:3"],
+            registry=reg,
+        )
+        gates = check_gates(str(ref), policy, registry=reg)
+        report = write_report(reports / f"{ref.name}-{ref.version}.html", result, gates)
+        show_evaluation(result)
+        show_gates(gates)
+        console.print(f"   report: {report}")
+        try:
+            reg.set_alias(ref, "production")
+            console.print(f"[green]   promoted[/]: credit@production -> {ref}\n")
+        except GateError as exc:
+            console.print("[red]   promotion refused[/]:", end=" ")
+            console.print(str(exc), markup=False, highlight=False)
+    console.print(
+        f"   policy: {policy_file}; try 'shipyard gates show credit' or "
+        "'shipyard models alias credit:N production --force --reason ...'"
+    )
 
 
 def serve_demo(ref: str, rows: list[dict[str, Any]], store_url: str) -> None:
@@ -231,7 +294,7 @@ def serve_demo(ref: str, rows: list[dict[str, Any]], store_url: str) -> None:
             return int(s.getsockname()[1])
 
     port, grpc_port = free_port(), free_port()
-    console.print(f"\n7. [bold]shipyard serve {ref} --port {port} --grpc-port {grpc_port}[/]")
+    console.print(f"\n8. [bold]shipyard serve {ref} --port {port} --grpc-port {grpc_port}[/]")
     command = [
         sys.executable,
         "-m",
