@@ -82,6 +82,7 @@ def evaluate(
         str, typer.Option(help="Compare with the version behind this alias ('' for none).")
     ] = "production",
     policy: Annotated[Path | None, typer.Option(help="Also check this gates policy.")] = None,
+    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models (runs their code).")] = False,
     report: ReportOpt = None,
     json_out: JsonFileOpt = None,
     json: JsonOpt = False,
@@ -93,7 +94,15 @@ def evaluate(
 
     options = _options(sensitive, slices, positive, threshold, bins, resamples, seed, robustness)
     with registry() as reg:
-        result = run(ref, data, target=target, champion=champion or None, registry=reg, **options)
+        result = run(
+            ref,
+            data,
+            target=target,
+            champion=champion or None,
+            trust_code=trust_code,
+            registry=reg,
+            **options,
+        )
         gates = None
         if policy is not None:
             gates = check_gates(str(result.ref), policy, registry=reg)
