@@ -27,6 +27,26 @@ def test_store_migrates_a_fresh_database_and_reopens_it(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_database_at_the_first_revision_is_upgraded_with_its_rows_kept(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = Config()
+    config.set_main_option("script_location", "shipyard.store:migrations")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(text("insert into models (name, description, next_version, created_at, updated_at) "
+                          "values ('kept', '', 1, '2026-01-01', '2026-01-01')"))
+    engine.dispose()
+    with Registry(Settings(home=tmp_path, db_url=url, store_url=str(tmp_path / "a"))) as reg:
+        assert [m.name for m in reg.list_models()] == ["kept"]
+        with reg.meta.read() as conn:
+            assert conn.exec_driver_sql("select count(*) from gate_results").scalar() == 0
+
+
 def test_unreachable_database_gets_a_clear_message() -> None:
     with pytest.raises(StoreUnavailableError, match="unreachable.*SHIPYARD_DB_URL"):
         MetadataStore("postgresql+psycopg://nobody@127.0.0.1:1/none")

@@ -68,9 +68,8 @@ class RobustnessSettings:
 class _Probe:
     """Queries a loaded model the way a server would: contract first, then predict."""
 
-    def __init__(self, loaded: LoadedModel, base: Batch) -> None:
+    def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self.base = base
         self.contract = loaded.contract
         self.queries = 0
         self.sanitised = 0
@@ -109,7 +108,7 @@ def robustness(
     n = batch.n_rows
     sample = np.sort(rng.choice(n, size=min(n, settings.rows), replace=False))
     base = batch.take(sample)
-    probe = _Probe(loaded, base)
+    probe = _Probe(loaded)
     _, reference, _ = probe(base)
     spreads = _spreads(loaded, batch)
     out: dict[str, Any] = {"settings": settings.to_dict(), "rows": len(sample)}
@@ -294,7 +293,7 @@ def _attack(
         "queries": settings.queries,
         "features": sorted(spreads),
     }
-    probe = _Probe(loaded, batch)
+    probe = _Probe(loaded)
     accepted, values, _ = probe(batch)
     label_index = _label_positions(values, classes)
     correct = np.flatnonzero(accepted)[label_index == y_true[accepted]]
@@ -311,7 +310,7 @@ def _attack(
     broken = np.zeros(m, dtype=bool)
     spent = np.zeros(m, dtype=np.int64)
     touched_door = np.zeros(m, dtype=bool)
-    probe = _Probe(loaded, base)
+    probe = _Probe(loaded)
     proposal = delta.copy()
     for step in range(settings.queries):
         active = np.flatnonzero(~broken)
