@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from shipyard.core.batch import Array, Batch
 from shipyard.core.dtypes import DType
@@ -104,6 +105,18 @@ def robustness(
         classes: the classifier's classes, in the order of its probability columns.
         settings: the budgets and the seed.
     """
+    # Many calls on a few hundred rows: a thread pool's start-up costs more than it saves.
+    with threadpool_limits(1):
+        return _robustness(loaded, batch, y_true, classes, settings)
+
+
+def _robustness(
+    loaded: LoadedModel,
+    batch: Batch,
+    y_true: Array | None,
+    classes: tuple[Any, ...] | None,
+    settings: RobustnessSettings,
+) -> dict[str, Any]:
     rng = np.random.default_rng(settings.seed)
     n = batch.n_rows
     sample = np.sort(rng.choice(n, size=min(n, settings.rows), replace=False))
@@ -168,15 +181,16 @@ def adversarial_examples(
         raise EvaluationError(str(exc)) from None
     settings = RobustnessSettings(eps=eps, queries=queries, attack_rows=validation.batch.n_rows, seed=seed)
     rng = np.random.default_rng(seed)
-    found = _attack(
-        loaded,
-        validation.batch,
-        y,
-        classes=tuple(classes),
-        spreads=_spreads(loaded, validation.batch),
-        settings=settings,
-        rng=rng,
-    )
+    with threadpool_limits(1):
+        found = _attack(
+            loaded,
+            validation.batch,
+            y,
+            classes=tuple(classes),
+            spreads=_spreads(loaded, validation.batch),
+            settings=settings,
+            rng=rng,
+        )
     rows = np.asarray(found.pop("_rows"), dtype=np.int64)
     adversarial: Batch = found.pop("_batch")
     return adversarial, np.asarray(classes, dtype=object)[y[rows]]
