@@ -38,12 +38,13 @@ def test_evaluate_gate_and_promote_from_the_command_line(home: Path) -> None:
     data, policy, h = str(home / "holdout.parquet"), str(home / "gates.yaml"), home / "home"
     done = run(h, "evaluate", "fraud:1", "--data", data, "--target", "default", "--sensitive", "country",
                "--slice", "employment", "--resamples", "20", "--report", str(home / "r.html"),
-               "--json-out", str(home / "r.json"))
+               "--json-out", str(home / "r.txt"))
     assert done.returncode == 0, done.stderr
     for shown in ("roc_auc", "slice employment", "fairness by country", "robustness"):
         assert shown in done.stdout
     assert (home / "r.html").read_text().startswith("<!doctype html>")
     assert json.loads((home / "r.json").read_text())["evaluation"]["ref"] == "fraud:1"
+    assert f"wrote {home / 'r.json'}" in done.stdout
 
     refused = run(h, "models", "alias", "fraud:1", "production")
     assert refused.returncode == 1 and "no gate result for 'production'" in refused.stderr

@@ -218,3 +218,45 @@ def test_evaluates_a_file_and_names_a_missing_one(two_versions: Registry, holdou
     assert result.data["rows"] == len(holdout) and result.data["source"].endswith("h.csv")
     with pytest.raises(InputError, match="does not exist"):
         evaluate("credit:1", tmp_path / "nope.csv", target="default", registry=two_versions)
+
+
+def test_undefined_metrics_are_stored_as_null_never_nan(sqlite_registry: Registry) -> None:
+    import json
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    sqlite_registry.register(Ridge().fit(X, y), name="d", train_data=X.assign(t=y), target="t")
+    frame = X.assign(t=y, grp=["solo"] + ["many"] * (len(X) - 1))
+    result = evaluate("d:1", frame, target="t", slices=["grp"], robust=False, resamples=0,
+                      registry=sqlite_registry)
+    stored = sqlite_registry.results.evaluations("d:1")[0].body
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in JSON")
+
+    text = json.dumps(result.to_dict())
+    json.loads(text, parse_constant=refuse)
+    solo = next(g for g in stored["slices"]["grp"]["groups"] if g["value"] == "solo")
+    assert solo["rows"] == 1 and solo["metrics"]["r2"] is None
+
+
+def test_a_classifier_with_nothing_numeric_reports_no_attack_rate(sqlite_registry: Registry) -> None:
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"color": rng.choice(["red", "blue", "green"], 400),
+                          "size": rng.choice(["s", "m", "l"], 400)})
+    frame["y"] = ((frame["color"] == "red") ^ (rng.random(400) < 0.2)).astype(int)
+    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["color", "size"])),
+                          LogisticRegression()).fit(frame[["color", "size"]], frame["y"])
+    sqlite_registry.register(model, name="c", train_data=frame, target="y")
+    result = evaluate("c:1", frame, target="y", resamples=0, store=False, registry=sqlite_registry)
+    assert "success_rate" not in result.robustness["attack"]
+    assert "stability" not in result.robustness["noise"]
+    assert "skipped" in result.robustness["attack"] and "skipped" in result.robustness["noise"]
+    assert "stability" in result.robustness["swap"]

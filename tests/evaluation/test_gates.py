@@ -185,3 +185,78 @@ def test_protected_aliases_and_the_required_policy_are_configurable(
         assert reg.set_alias("credit:1", "live").aliases == ("live", "production")
         # With no policy given, the gate check uses SHIPYARD_GATES_POLICY.
         assert check_gates("credit:1", registry=reg).policy.source == str(required)
+
+
+def test_concurrent_promotions_are_judged_one_after_the_other(
+        registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, holdout: pd.DataFrame) -> None:
+    import threading
+    import time
+
+    from shipyard.core.refs import ModelRef
+    from shipyard.registry.queries import move_alias, resolve
+    from shipyard.registry.results import lock_model
+
+    for _ in range(3):
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+    registry.set_alias("credit:1", "production", force=True, reason="set-up")
+    lenient = Policy.parse("rules: ['roc_auc >= champion - 0.5']")
+    for ref in ("credit:2", "credit:3"):
+        assert check_gates(ref, lenient, data=holdout, target="default", robust=False, resamples=0,
+                           registry=registry).passed
+    inside = threading.Event()
+
+    def other_promotion(conn: Any) -> None:
+        # What a concurrent set_alias('credit:3') does, holding its transaction open a while.
+        row = resolve(conn, ModelRef("credit", version=3))
+        lock_model(conn, row.model_id)
+        move_alias(conn, row.model_id, "production", row.id, row.created_at)
+        inside.set()
+        time.sleep(1.0)
+
+    other = threading.Thread(target=registry.meta.write, args=(other_promotion,))
+    other.start()
+    assert inside.wait(10)
+    with pytest.raises(GateError, match="stale"):
+        registry.set_alias("credit:2", "production")
+    other.join()
+    assert registry.get("credit@production").version == 3
+
+
+def test_removing_a_protected_alias_needs_force_and_a_reason(two_versions: Registry) -> None:
+    two_versions.set_alias("credit:1", "production", force=True, reason="set-up")
+    with pytest.raises(GateError, match="removing it"):
+        two_versions.remove_alias("credit", "production")
+    two_versions.remove_alias("credit", "production", force=True, reason="decommissioned")
+    change = two_versions.history("credit", limit=1)[0]
+    assert change.action == "unalias" and change.detail["reason"] == "decommissioned"
+    two_versions.set_alias("credit:1", "staging")
+    two_versions.remove_alias("credit", "staging")  # an ordinary alias needs neither
+
+
+def test_gate_results_of_an_unknown_model_are_not_found(two_versions: Registry) -> None:
+    from shipyard import NotFoundError
+
+    assert two_versions.results.gate_results("credit") == []
+    with pytest.raises(NotFoundError, match="no model named 'nosuch'"):
+        two_versions.results.gate_results("nosuch")
+
+
+def test_slice_rules_find_their_group_in_any_cut_and_dotted_metrics_resolve(
+        sqlite_registry: Registry, holdout: pd.DataFrame) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    frame = X.assign(t=y, grp=["solo"] + ["many"] * (len(X) - 1))
+    sqlite_registry.register(Ridge().fit(X, y), name="d", train_data=X.assign(t=y), target="t")
+    evaluate("d:1", frame, target="t", slices=["age", "age:-0.05,0,0.05", "grp"], robust=False,
+             resamples=0, registry=sqlite_registry)
+    policy = Policy.parse(
+        "rules:\n"
+        "  - mae <= 1000 on age=[-0.05, 0)\n"
+        "  - residual_quantiles.0.5 <= 1000\n"
+        "  - r2 >= -1 on grp=solo\n"
+    )
+    result = check_gates("d:1", policy, registry=sqlite_registry)
+    assert [r.passed for r in result.results] == [True, True, False]
+    assert "not defined" in result.results[2].reason or "no number" in result.results[2].reason

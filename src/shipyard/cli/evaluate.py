@@ -79,7 +79,10 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and robustness checks.")] = 0,
     robustness: Annotated[bool, typer.Option(help="Measure robustness (noise, swaps, attack).")] = True,
     champion: Annotated[
-        str, typer.Option(help="Compare with the version behind this alias ('' for none).")
+        str,
+        typer.Option(
+            help="Compare with the version behind this alias ('' for none; --policy names its own)."
+        ),
     ] = "production",
     policy: Annotated[Path | None, typer.Option(help="Also check this gates policy.")] = None,
     trust_code: Annotated[bool, typer.Option(help="Allow custom Python models (runs their code).")] = False,
@@ -89,36 +92,33 @@ def evaluate(
 ) -> None:
     """Evaluate a version on labelled data and store the result on it (and the champion's)."""
     from shipyard.evaluation.evaluate import evaluate as run
-    from shipyard.evaluation.gates import check_gates
+    from shipyard.evaluation.gates import Policy, check_gates
     from shipyard.evaluation.report import report_json, write_report
 
     options = _options(sensitive, slices, positive, threshold, bins, resamples, seed, robustness)
+    rules = Policy.read(policy) if policy is not None else None
+    # With a policy, the champion is the one its relative rules compare with.
+    compare = rules.champion if rules is not None else (champion or None)
     with registry() as reg:
         result = run(
-            ref,
-            data,
-            target=target,
-            champion=champion or None,
-            trust_code=trust_code,
-            registry=reg,
-            **options,
+            ref, data, target=target, champion=compare, trust_code=trust_code, registry=reg, **options
         )
         gates = None
-        if policy is not None:
-            gates = check_gates(str(result.ref), policy, registry=reg)
+        if rules is not None:
+            gates = check_gates(str(result.ref), rules, registry=reg)
+    written = []
     if report is not None:
-        write_report(report, result, gates)
+        written.append(write_report(report, result, gates))
     if json_out is not None:
-        write_report(json_out.with_suffix(".json") if json_out.suffix != ".json" else json_out, result, gates)
+        written.append(write_report(json_out.with_suffix(".json"), result, gates))
     if json:
         emit_json(report_json(result, gates))
         return
     show_evaluation(result)
     if gates is not None:
         show_gates(gates)
-    for path in (report, json_out):
-        if path is not None:
-            console.print(f"wrote {path}")
+    for path in written:
+        console.print(f"wrote {path}")
     if gates is not None and not gates.passed:
         raise typer.Exit(1)
 

@@ -231,14 +231,18 @@ def alias_(
 def unalias(
     ref: Annotated[str, typer.Argument(help="NAME@ALIAS, or NAME followed by ALIAS.")],
     alias: Annotated[str | None, typer.Argument(help="The alias, when REF is a NAME.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Remove a protected alias.")] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why a protected alias is removed (recorded).")
+    ] = None,
 ) -> None:
-    """Remove an alias."""
+    """Remove an alias (a protected one needs --force and --reason)."""
     parsed = ModelRef.parse(ref)
     name_alias = parsed.alias or alias
     if name_alias is None:
         raise RefError(f"which alias of {parsed.name!r}? give NAME@ALIAS or NAME ALIAS")
     with registry() as reg:
-        reg.remove_alias(parsed.name, name_alias)
+        reg.remove_alias(parsed.name, name_alias, force=force, reason=reason)
     console.print(f"removed {parsed.name}@{name_alias}")
 
 

@@ -9,6 +9,7 @@ can hold the challenger to the champion.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from shipyard.registry.records import EvaluationRecord
     from shipyard.registry.registry import Registry
 
-__all__ = ["DEFAULT_CHAMPION", "Evaluation", "evaluate"]
+__all__ = ["DEFAULT_CHAMPION", "Evaluation", "evaluate", "finite"]
 
 DEFAULT_CHAMPION = "production"
 _CURVE_POINTS = 200
@@ -117,7 +118,8 @@ class Evaluation:
             out["champion"] = self.champion.to_dict()
         if self.champion_error is not None:
             out["champion_error"] = self.champion_error
-        return out
+        cleaned: dict[str, Any] = finite(out)
+        return cleaned
 
     def _stored(self) -> dict[str, Any]:
         """What the registry keeps: the champion by reference, not in full."""
@@ -125,7 +127,7 @@ class Evaluation:
         champion = body.pop("champion", None)
         body.pop("id", None)
         if champion is not None:
-            body["champion_ref"] = {"ref": champion["ref"], "id": champion["id"]}
+            body["champion_ref"] = {"ref": champion["ref"]}
         return body
 
     @classmethod
@@ -230,10 +232,19 @@ def evaluate(
                 rival = _evaluate_loaded(reg.load(holder.ref, trust_code=trust_code), batch, options, source)
             except ShipyardError as exc:
                 rival_error = f"{holder.ref} ({champion}) cannot be evaluated on these rows: {exc}"
-    if store and rival is not None:
-        rival = replace(rival, id=_store(reg, rival))
     result = replace(result, champion=rival, champion_alias=champion, champion_error=rival_error)
-    return replace(result, id=_store(reg, result)) if store else result
+    if not store:
+        return result
+    stored, stored_rival = reg.results.add_evaluation(
+        result.ref,
+        data_fingerprint=str(result.data["fingerprint"]),
+        rows=int(result.data["rows"]),
+        body=result._stored(),
+        champion=None if rival is None else (rival.ref, rival._stored()),
+    )
+    if rival is not None and stored_rival is not None:
+        rival = replace(rival, id=stored_rival.id)
+    return replace(result, id=stored.id, champion=rival)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -262,16 +273,6 @@ class _Options:
             "level": self.level,
             "robustness": None if self.robust is None else self.robust.to_dict(),
         }
-
-
-def _store(reg: Registry, evaluation: Evaluation) -> int:
-    record = reg.results.add_evaluation(
-        evaluation.ref,
-        data_fingerprint=str(evaluation.data["fingerprint"]),
-        rows=int(evaluation.data["rows"]),
-        body=evaluation._stored(),
-    )
-    return record.id
 
 
 def _read(data: Any, loaded: LoadedModel) -> Batch:
@@ -524,3 +525,18 @@ def _thin(n: int) -> Array:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None (JSON and PostgreSQL refuse them).
+
+    A metric that is not defined on the rows (R2 of one row, AUC of one class) is then absent,
+    and a gate rule on it fails with that reason instead of comparing against NaN.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -53,7 +53,7 @@ _CLASSIFICATION = {
 _REGRESSION = {"rows", "mae", "rmse", "r2", "mape"}
 _PATTERNS = (
     re.compile(r"at_threshold\.(accuracy|precision|recall|f1)"),
-    re.compile(r"per_class\.[^.]+\.(precision|recall|f1|support)"),
+    re.compile(r"per_class\..+\.(precision|recall|f1|support)"),
     re.compile(r"residual_quantiles\.[0-9.]+"),
     re.compile(r"ci\.(accuracy|f1_macro|roc_auc|brier|mae|rmse|r2)\.(low|high)"),
     re.compile(r"data\.(rejected_share|rejected|evaluated)"),
@@ -406,17 +406,18 @@ def _judge(
 def _lookup(evaluation: Evaluation, rule: Rule) -> tuple[float | None, str]:
     """The rule's metric in the evaluation, or None and why it is not there."""
     if rule.feature is not None:
-        sliced = _slice(evaluation.slices, rule.feature)
-        if sliced is None:
+        cuts = [e for e in evaluation.slices.values() if e.get("feature") == rule.feature]
+        if not cuts:
             return None, (
                 f"{evaluation.ref} was not evaluated by slices of {rule.feature!r}; evaluate with "
                 f"--slice {rule.feature}"
             )
-        groups = {str(g["value"]): g for g in sliced.get("groups", [])}
+        # A feature may be sliced more than one way (`age` and `age:18,30,50`): any cut with the group.
+        groups = {str(g["value"]): g for cut in reversed(cuts) for g in cut.get("groups", [])}
         group = groups.get(str(rule.group))
         if group is None:
             return None, f"slice {rule.feature} has no group {rule.group!r}; its groups are {sorted(groups)}"
-        return _path(group.get("metrics", {}), rule.metric.split("."), evaluation.ref)
+        return _path(group.get("metrics", {}), _parts(rule.metric), evaluation.ref)
     head, _, rest = rule.metric.partition(".")
     parts = rest.split(".")
     if head == "ci":
@@ -435,14 +436,17 @@ def _lookup(evaluation: Evaluation, rule: Rule) -> tuple[float | None, str]:
         return _path(evaluation.robustness, parts, evaluation.ref)
     if head == "data":
         return _path(evaluation.data, parts, evaluation.ref)
-    return _path(evaluation.metrics, rule.metric.split("."), evaluation.ref)
+    return _path(evaluation.metrics, _parts(rule.metric), evaluation.ref)
 
 
-def _slice(slices: Mapping[str, Any], feature: str) -> Mapping[str, Any] | None:
-    for entry in slices.values():
-        if entry.get("feature") == feature:
-            return dict(entry)
-    return None
+def _parts(metric: str) -> list[str]:
+    """The keys of a metric's path; class labels and quantiles may hold dots themselves."""
+    if metric.startswith("residual_quantiles."):
+        return ["residual_quantiles", metric.removeprefix("residual_quantiles.")]
+    if metric.startswith("per_class."):
+        label, _, name = metric.removeprefix("per_class.").rpartition(".")
+        return ["per_class", label, name]
+    return metric.split(".")
 
 
 def _path(data: Any, parts: Sequence[str], where: str) -> tuple[float | None, str]:

@@ -240,6 +240,8 @@ def _noise(
         "rows": int(accepted.sum()),
         "sanitised": probe.sanitised - before,
     }
+    if not spreads:
+        return out | {"skipped": "no numeric feature with any spread to perturb"}
     if not accepted.any():
         return out
     kept = reference[accepted]
@@ -312,7 +314,9 @@ def _attack(
     label_index = _label_positions(values, classes)
     correct = np.flatnonzero(accepted)[label_index == y_true[accepted]]
     if not spreads or len(correct) == 0:
-        return described | {"rows": 0, "success_rate": 0.0, "_rows": [], "_batch": batch.take([])}
+        # Nothing attacked is not "nothing broken": leave the rate out, so a rule on it fails.
+        why = "no numeric feature with any spread to perturb" if not spreads else "no row classified right"
+        return described | {"rows": 0, "skipped": why, "_rows": [], "_batch": batch.take([])}
     chosen = np.sort(rng.choice(correct, size=min(len(correct), settings.attack_rows), replace=False))
     base = batch.take(chosen)
     truth = y_true[chosen]

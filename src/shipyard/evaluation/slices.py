@@ -127,6 +127,8 @@ def _categorical(column: Array) -> tuple[list[str], Array]:
 
 def _binned(values: Array, spec: SliceSpec) -> tuple[list[str], Array]:
     present = ~np.isnan(values)
+    if not present.any():
+        return [MISSING], np.zeros(len(values), dtype=np.int64)
     if spec.edges is not None:
         inner = np.asarray(spec.edges, dtype=np.float64)
         low, high = float(np.nanmin(values)), float(np.nanmax(values))

@@ -46,7 +46,7 @@ from shipyard.registry.queries import (
     version_query,
 )
 from shipyard.registry.records import ARCHIVED, LIVE, Change, ModelVersion, RegisteredModel
-from shipyard.registry.results import Results, alias_holder, promotion_problem
+from shipyard.registry.results import Results, alias_holder, lock_model, promotion_problem
 from shipyard.registry.training import (
     check_feature_names,
     reference_profile,
@@ -483,6 +483,8 @@ class Registry:
                     f"{row.name}:{row.version} is archived; an alias cannot point at an archived "
                     "version. Pick a live version"
                 )
+            if alias in self.settings.protected_aliases:
+                lock_model(conn, row.model_id)
             previous = alias_holder(conn, row.model_id, alias)
             problem = promotion_problem(conn, self.settings, row, alias)
             if problem is not None and not force:
@@ -497,21 +499,35 @@ class Registry:
         number = self.meta.write(change)
         return self.get(ModelRef(parsed.name, version=number))
 
-    def remove_alias(self, name: str, alias: str) -> None:
+    def remove_alias(self, name: str, alias: str, *, force: bool = False, reason: str | None = None) -> None:
         """Remove `alias` from model `name`.
+
+        Removing a protected alias would let the next version be promoted with no champion to
+        compare with, so it needs `force` and a reason, which are recorded.
 
         Raises:
             NotFoundError: the model has no such alias.
+            GateError: the alias is protected and `force` or `reason` is missing.
         """
         check_name(name)
         check_alias(alias)
+        protected = alias in self.settings.protected_aliases
+        if protected and not (force and reason and reason.strip()):
+            raise GateError(
+                f"{alias!r} is a protected alias: removing it leaves the next promotion nothing to be "
+                "compared with. Remove it with force and a reason (--force --reason TEXT), which "
+                "are recorded"
+            )
 
         def change(conn: Connection) -> None:
             row = resolve(conn, ModelRef(name, alias=alias))
             conn.execute(
                 delete(aliases).where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
             )
-            self._record(conn, "unalias", name, row.version, {"alias": alias})
+            detail: dict[str, Any] = {"alias": alias}
+            if protected:
+                detail |= {"forced": True, "reason": reason}
+            self._record(conn, "unalias", name, row.version, detail)
 
         self.meta.write(change)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, and_, insert, select
 
 from shipyard.core.refs import ModelRef
-from shipyard.errors import ConfigError
-from shipyard.registry.queries import resolve
+from shipyard.errors import ConfigError, NotFoundError
+from shipyard.registry.queries import no_model, resolve
 from shipyard.registry.records import EvaluationRecord, GateRecord
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import aliases, changes, evaluations, gate_results, model_versions, models
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.registry.registry import Registry
 
-__all__ = ["Results", "alias_holder", "policy_digest", "promotion_problem"]
+__all__ = ["Results", "alias_holder", "lock_model", "policy_digest", "promotion_problem"]
 
 
 class Results:
@@ -39,33 +39,59 @@ class Results:
         self._registry = registry
 
     def add_evaluation(
-        self, ref: str | ModelRef, *, data_fingerprint: str, rows: int, body: Mapping[str, Any]
-    ) -> EvaluationRecord:
-        """Store an evaluation of the version `ref` names, in one transaction with its change record."""
+        self,
+        ref: str | ModelRef,
+        *,
+        data_fingerprint: str,
+        rows: int,
+        body: Mapping[str, Any],
+        champion: tuple[str | ModelRef, Mapping[str, Any]] | None = None,
+    ) -> tuple[EvaluationRecord, EvaluationRecord | None]:
+        """Store an evaluation of the version `ref` names and, in the same transaction, its champion's.
+
+        Args:
+            ref: the version evaluated.
+            data_fingerprint: the SHA-256 of the rows.
+            rows: how many rows.
+            body: the evaluation.
+            champion: the champion's version and evaluation on the same rows; its id is written
+                into `body['champion_ref']['id']`.
+
+        Returns:
+            The stored evaluation, and the champion's when given.
+        """
         parsed = _ref(ref)
+        rival = None if champion is None else (_ref(champion[0]), dict(champion[1]))
         actor = self._registry.actor
 
-        def change(conn: Connection) -> int:
-            row = resolve(conn, parsed)
-            now = utcnow()
+        def insert_one(conn: Connection, target: ModelRef, content: dict[str, Any]) -> int:
+            row = resolve(conn, target)
             new_id = conn.execute(
                 insert(evaluations)
                 .values(
                     model_id=row.model_id,
                     version=row.version,
-                    created_at=now,
+                    created_at=utcnow(),
                     actor=actor,
                     data_fingerprint=data_fingerprint,
                     rows=rows,
-                    body=dict(body),
+                    body=content,
                 )
                 .returning(evaluations.c.id)
             ).scalar_one()
             _record(conn, actor, "evaluate", row, {"evaluation": new_id, "rows": rows})
             return int(new_id)
 
-        new_id = self._registry.meta.write(change)
-        return self._evaluation(new_id)
+        def change(conn: Connection) -> tuple[int, int | None]:
+            content = dict(body)
+            rival_id = None
+            if rival is not None:
+                rival_id = insert_one(conn, rival[0], rival[1])
+                content["champion_ref"] = dict(content.get("champion_ref") or {}) | {"id": rival_id}
+            return insert_one(conn, parsed, content), rival_id
+
+        new_id, rival_id = self._registry.meta.write(change)
+        return self._evaluation(new_id), None if rival_id is None else self._evaluation(rival_id)
 
     def evaluations(
         self, ref: str | ModelRef, *, data_fingerprint: str | None = None, limit: int = 20
@@ -124,13 +150,19 @@ class Results:
     def gate_results(
         self, ref: str | ModelRef, *, alias: str | None = None, gate_id: int | None = None, limit: int = 20
     ) -> list[GateRecord]:
-        """Gate results, newest first: of the version `ref` names or, for a bare name, of every version."""
+        """Gate results, newest first: of the version `ref` names or, for a bare name, of every version.
+
+        Raises:
+            NotFoundError: no such model or version.
+        """
         parsed = _ref(ref)
         query = _gate_query().order_by(gate_results.c.id.desc()).limit(limit)
         with self._registry.meta.read() as conn:
             if gate_id is not None:
                 query = query.where(gate_results.c.id == gate_id)
-            elif parsed.is_latest and ":" not in str(ref):
+            elif parsed.is_latest:
+                if conn.execute(select(models.c.id).where(models.c.name == parsed.name)).scalar() is None:
+                    raise NotFoundError(no_model(conn, parsed.name))
                 query = query.where(models.c.name == parsed.name)
             else:
                 row = resolve(conn, parsed)
@@ -155,6 +187,16 @@ def alias_holder(conn: Connection, model_id: int, alias: str) -> int | None:
         .where(and_(aliases.c.model_id == model_id, aliases.c.alias == alias))
     ).scalar()
     return None if number is None else int(number)
+
+
+def lock_model(conn: Connection, model_id: int) -> None:
+    """Hold the model's row until the transaction ends, so that alias moves of it run one at a time.
+
+    On PostgreSQL this is a row lock (`SELECT ... FOR UPDATE`): a second promotion waits, then
+    sees the first one's alias and judges its gate result against it. SQLite's write transactions
+    (`BEGIN IMMEDIATE`) are already serial, and SQLAlchemy leaves `FOR UPDATE` out there.
+    """
+    conn.execute(select(models.c.id).where(models.c.id == model_id).with_for_update())
 
 
 def policy_digest(text: str) -> str:
