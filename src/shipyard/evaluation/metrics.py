@@ -194,10 +194,8 @@ def regression_metrics(y_true: Array, y_pred: Array) -> dict[str, Any]:
     from sklearn import metrics as m
 
     residuals = y_pred - y_true
-    if len(y_true) < 2:  # R2 needs a spread of the truth; scikit-learn warns and returns NaN
-        r2 = float("nan")
-    else:
-        r2 = float(m.r2_score(y_true, y_pred))
+    # R2 needs a spread of the truth; on one row scikit-learn warns and returns NaN.
+    r2 = float("nan") if len(y_true) < 2 else float(m.r2_score(y_true, y_pred))
     quantiles = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
     return {
         "rows": len(y_true),
