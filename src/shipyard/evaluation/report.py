@@ -12,13 +12,13 @@ import html
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from shipyard.evaluation.evaluate import Evaluation
 from shipyard.evaluation.gates import GateResult
+from shipyard.store.files import atomic_path
 
 __all__ = ["render_report", "report_json", "write_report"]
 
@@ -60,18 +60,8 @@ def write_report(
         text = json.dumps(report_json(evaluation, gates), indent=2, default=_jsonable)
     else:
         text = render_report(evaluation, gates)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        os.replace(tmp, file)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(file) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return file
 
 

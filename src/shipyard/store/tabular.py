@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +11,7 @@ from shipyard.core.batch import Batch
 from shipyard.core.contract import Contract
 from shipyard.core.dtypes import DType
 from shipyard.errors import InputError
+from shipyard.store.files import atomic_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -111,10 +111,7 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     """
     file = Path(path)
     fmt = _format_of(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=file.parent)
-    os.close(fd)
-    try:
+    with atomic_path(file) as tmp:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -124,11 +121,7 @@ def write_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
 
             pcsv.write_csv(table, tmp)
         else:
-            with open(tmp, "w", encoding="utf-8") as handle:
+            with tmp.open("w", encoding="utf-8") as handle:
                 for row in table.to_pylist():
                     handle.write(json.dumps(row, default=str) + "\n")
-        os.replace(tmp, file)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return file
