@@ -219,7 +219,10 @@ def evaluate(
         level=level,
         robust=RobustnessSettings(seed=seed) if robust is True else (robust or None),
     )
-    result = _evaluate_loaded(loaded, batch, options, source)
+    from shipyard.registry.lineage import fingerprint
+
+    rows_id = fingerprint(batch)  # hashed once: the champion is evaluated on the same rows
+    result = _evaluate_loaded(loaded, batch, options, source, rows_id)
     rival: Evaluation | None = None
     rival_error: str | None = None
     if champion is not None:
@@ -229,7 +232,9 @@ def evaluate(
             holder = None
         if holder is not None and holder.version != version.version:
             try:
-                rival = _evaluate_loaded(reg.load(holder.ref, trust_code=trust_code), batch, options, source)
+                rival = _evaluate_loaded(
+                    reg.load(holder.ref, trust_code=trust_code), batch, options, source, rows_id
+                )
             except ShipyardError as exc:
                 rival_error = f"{holder.ref} ({champion}) cannot be evaluated on these rows: {exc}"
     result = replace(result, champion=rival, champion_alias=champion, champion_error=rival_error)
@@ -310,9 +315,9 @@ def _check_columns(
             raise EvaluationError(f"slice {spec} is the target column; slice by a feature of {where}")
 
 
-def _evaluate_loaded(loaded: LoadedModel, batch: Batch, options: _Options, source: str) -> Evaluation:
-    from shipyard.registry.lineage import fingerprint
-
+def _evaluate_loaded(
+    loaded: LoadedModel, batch: Batch, options: _Options, source: str, rows_id: str
+) -> Evaluation:
     started = time.perf_counter()
     version = loaded.version
     where = str(version.ref)
@@ -343,7 +348,7 @@ def _evaluate_loaded(loaded: LoadedModel, batch: Batch, options: _Options, sourc
         "evaluated": len(accepted),
         "rejected": rejected,
         "rejected_share": rejected / batch.n_rows,
-        "fingerprint": fingerprint(batch),
+        "fingerprint": rows_id,
         "target": options.target,
     }
     if rejected:

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from shipyard.core.batch import Array, Batch
 from shipyard.core.dtypes import DType
+from shipyard.evaluation.metrics import positions
 
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
@@ -165,7 +166,6 @@ def adversarial_examples(
         The adversarial rows (only those that broke the model) and their true labels.
     """
     from shipyard.errors import EvaluationError
-    from shipyard.evaluation.metrics import positions
 
     classes = loaded.contract.classes
     if loaded.contract.task != "classification" or not classes:
@@ -311,7 +311,7 @@ def _attack(
     }
     probe = _Probe(loaded)
     accepted, values, _ = probe(batch)
-    label_index = _label_positions(values, classes)
+    label_index = positions(values, classes, what="the predictions")
     correct = np.flatnonzero(accepted)[label_index == y_true[accepted]]
     if not spreads or len(correct) == 0:
         # Nothing attacked is not "nothing broken": leave the rate out, so a rule on it fails.
@@ -345,7 +345,7 @@ def _attack(
         spent[active] += 1
         touched_door[active[~ok]] = True
         queried = active[ok]
-        labels = _label_positions(predicted, classes)
+        labels = positions(predicted, classes, what="the predictions")
         margin = _margins(proba, truth[queried], labels)
         improved = margin < best[queried]
         keep = queried[improved]
@@ -365,11 +365,6 @@ def _attack(
         "_rows": chosen[rows].tolist(),
         "_batch": adversarial,
     }
-
-
-def _label_positions(values: Array, classes: tuple[Any, ...]) -> Array:
-    where = {str(c): j for j, c in enumerate(classes)}
-    return np.array([where.get(str(v), -1) for v in values.tolist()], dtype=np.int64)
 
 
 def _margins(proba: Array | None, truth: Array, labels: Array) -> Array:

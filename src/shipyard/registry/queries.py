@@ -12,8 +12,8 @@ from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ConflictError, NotFoundError
 from shipyard.registry.records import LIVE, ModelVersion, RegisteredModel
-from shipyard.store.metadata import as_utc
-from shipyard.store.schema import aliases, model_versions, models, tags
+from shipyard.store.metadata import as_utc, utcnow
+from shipyard.store.schema import aliases, changes, model_versions, models, tags
 
 __all__ = [
     "ensure_model",
@@ -21,6 +21,7 @@ __all__ = [
     "no_model",
     "read_model",
     "read_version",
+    "record_change",
     "refuse_if_aliased",
     "resolve",
     "tag_target",
@@ -188,3 +189,14 @@ def refuse_if_aliased(conn: Connection, row: Row[Any], verb: str) -> None:
             f"to another version or remove them first ('shipyard models unalias "
             f"{row.name}@{names[0]}')"
         )
+
+
+def record_change(
+    conn: Connection, action: str, *, actor: str, model: str, version: int | None, detail: dict[str, Any]
+) -> None:
+    """Append one entry to the change log, in the caller's transaction."""
+    conn.execute(
+        insert(changes).values(
+            at=utcnow(), actor=actor, action=action, model=model, version=version, detail=detail
+        )
+    )

@@ -40,13 +40,14 @@ from shipyard.registry.queries import (
     no_model,
     read_model,
     read_version,
+    record_change,
     refuse_if_aliased,
     resolve,
     tag_target,
     version_query,
 )
 from shipyard.registry.records import ARCHIVED, LIVE, Change, ModelVersion, RegisteredModel
-from shipyard.registry.results import Results, alias_holder, lock_model, promotion_problem
+from shipyard.registry.results import Results, judge_alias_move
 from shipyard.registry.training import (
     check_feature_names,
     reference_profile,
@@ -483,16 +484,8 @@ class Registry:
                     f"{row.name}:{row.version} is archived; an alias cannot point at an archived "
                     "version. Pick a live version"
                 )
-            if alias in self.settings.protected_aliases:
-                lock_model(conn, row.model_id)
-            previous = alias_holder(conn, row.model_id, alias)
-            problem = promotion_problem(conn, self.settings, row, alias)
-            if problem is not None and not force:
-                raise GateError(f"{alias!r} is a protected alias: {problem}")
+            detail = judge_alias_move(conn, self.settings, row, alias, force=force, reason=reason)
             move_alias(conn, row.model_id, alias, row.id, utcnow())
-            detail: dict[str, Any] = {"alias": alias, "from": previous}
-            if problem is not None:
-                detail |= {"forced": True, "reason": reason, "overridden": problem}
             self._record(conn, "alias", row.name, row.version, detail)
             return int(row.version)
 
@@ -656,11 +649,7 @@ class Registry:
     def _record(
         self, conn: Connection, action: str, model: str, version: int | None, detail: dict[str, Any]
     ) -> None:
-        conn.execute(
-            insert(changes).values(
-                at=utcnow(), actor=self.actor, action=action, model=model, version=version, detail=detail
-            )
-        )
+        record_change(conn, action, actor=self.actor, model=model, version=version, detail=detail)
 
 
 def _os_user() -> str:

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Row, and_, insert, select
 
 from shipyard.core.refs import ModelRef
-from shipyard.errors import ConfigError, NotFoundError
-from shipyard.registry.queries import no_model, resolve
+from shipyard.errors import ConfigError, GateError, NotFoundError
+from shipyard.registry.queries import no_model, record_change, resolve
 from shipyard.registry.records import EvaluationRecord, GateRecord
 from shipyard.store.metadata import as_utc, utcnow
-from shipyard.store.schema import aliases, changes, evaluations, gate_results, model_versions, models
+from shipyard.store.schema import aliases, evaluations, gate_results, model_versions, models
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.registry.registry import Registry
 
-__all__ = ["Results", "alias_holder", "lock_model", "policy_digest", "promotion_problem"]
+__all__ = ["Results", "alias_holder", "judge_alias_move", "lock_model", "policy_digest", "promotion_problem"]
 
 
 class Results:
@@ -79,7 +79,8 @@ class Results:
                 )
                 .returning(evaluations.c.id)
             ).scalar_one()
-            _record(conn, actor, "evaluate", row, {"evaluation": new_id, "rows": rows})
+            detail = {"evaluation": new_id, "rows": rows}
+            record_change(conn, "evaluate", actor=actor, model=row.name, version=row.version, detail=detail)
             return int(new_id)
 
         def change(conn: Connection) -> tuple[int, int | None]:
@@ -141,7 +142,7 @@ class Results:
                 .returning(gate_results.c.id)
             ).scalar_one()
             detail = {"gate": new_id, "alias": alias, "passed": passed, "champion": champion_version}
-            _record(conn, actor, "gates", row, detail)
+            record_change(conn, "gates", actor=actor, model=row.name, version=row.version, detail=detail)
             return int(new_id)
 
         new_id = self._registry.meta.write(change)
@@ -187,6 +188,28 @@ def alias_holder(conn: Connection, model_id: int, alias: str) -> int | None:
         .where(and_(aliases.c.model_id == model_id, aliases.c.alias == alias))
     ).scalar()
     return None if number is None else int(number)
+
+
+def judge_alias_move(
+    conn: Connection, settings: Settings, row: Row[Any], alias: str, *, force: bool, reason: str | None
+) -> dict[str, Any]:
+    """Whether `alias` may move to the version in `row`: the change log's detail, or `GateError`.
+
+    For a protected alias the model's row is locked first, so concurrent moves are judged in turn.
+
+    Raises:
+        GateError: the alias is protected, the version has no passing, current gate result, and
+            `force` is not set.
+    """
+    if alias in settings.protected_aliases:
+        lock_model(conn, row.model_id)
+    detail: dict[str, Any] = {"alias": alias, "from": alias_holder(conn, row.model_id, alias)}
+    problem = promotion_problem(conn, settings, row, alias)
+    if problem is None:
+        return detail
+    if not force:
+        raise GateError(f"{alias!r} is a protected alias: {problem}")
+    return detail | {"forced": True, "reason": reason, "overridden": problem}
 
 
 def lock_model(conn: Connection, model_id: int) -> None:
@@ -260,14 +283,6 @@ def promotion_problem(conn: Connection, settings: Settings, row: Row[Any], alias
                 f"(SHIPYARD_GATES_POLICY); run 'shipyard gates check {ref}' with that policy"
             )
     return None
-
-
-def _record(conn: Connection, actor: str, action: str, row: Row[Any], detail: dict[str, Any]) -> None:
-    conn.execute(
-        insert(changes).values(
-            at=utcnow(), actor=actor, action=action, model=row.name, version=row.version, detail=detail
-        )
-    )
 
 
 def _evaluation_query() -> Any:
