@@ -23,6 +23,9 @@ Transports map these to status codes in their own tables; no exception here carr
     ├── EvaluationError              a version cannot be evaluated on the data given
     │   ├── PolicyError              a gates policy is malformed or names an unknown metric
     │   └── GateError                a protected alias may not move: no passing gate result
+    ├── MonitoringError              drift, performance or alerts cannot be computed as asked
+    │   ├── MonitorConfigError       drift thresholds or alert rules are malformed
+    │   └── FeedbackError            labels cannot be read, matched or stored
     └── ServingError
         ├── UnknownModelError        the server serves no such model or version
         ├── NotReadyError            the model is still loading or warming up
@@ -45,10 +48,13 @@ __all__ = [
     "ContractError",
     "ContractViolationError",
     "EvaluationError",
+    "FeedbackError",
     "FlavorError",
     "GateError",
     "InputError",
     "MissingDependencyError",
+    "MonitorConfigError",
+    "MonitoringError",
     "NotFoundError",
     "NotReadyError",
     "PolicyError",
@@ -159,6 +165,18 @@ class PolicyError(EvaluationError):
 
 class GateError(EvaluationError):
     """A protected alias may not move to the version: it has no passing gate result for it."""
+
+
+class MonitoringError(ShipyardError):
+    """Drift, performance or alerts cannot be computed as asked."""
+
+
+class MonitorConfigError(MonitoringError):
+    """Drift thresholds or alert rules are malformed."""
+
+
+class FeedbackError(MonitoringError):
+    """Labels cannot be read, matched to predictions or stored."""
 
 
 class ServingError(ShipyardError):

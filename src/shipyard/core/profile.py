@@ -8,8 +8,10 @@ Profiles built on the same edges add up: `profile(A) + profile(B) == profile(A a
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +23,13 @@ from shipyard.core.contract import Contract
 from shipyard.core.dtypes import DType
 from shipyard.errors import ProfileError
 
-__all__ = ["CategoricalProfile", "NumericProfile", "Profile"]
+__all__ = ["CategoricalProfile", "ColumnProfile", "NumericProfile", "Profile", "numeric", "sorted_present"]
 
 DEFAULT_BINS = 100
 MAX_TRACKED_CATEGORIES = 1000
 OTHER = "__other__"
+_PARALLEL_ROWS = 50_000  # below this, threads cost more than they save
+_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class NumericProfile:
         max: the largest present value.
         mean: the mean of the present values.
         m2: the sum of squared deviations from the mean (variance = m2 / count).
+        tail_sums: the sums of the values in the first and the last bin (None in profiles
+            written before they were kept), which place the tails' mass for distances.
     """
 
     edges: tuple[float, ...]
@@ -52,6 +58,7 @@ class NumericProfile:
     max: float | None = None
     mean: float = 0.0
     m2: float = 0.0
+    tail_sums: tuple[float, float] | None = (0.0, 0.0)
 
     kind = "numeric"
 
@@ -63,22 +70,36 @@ class NumericProfile:
     @classmethod
     def of(cls, values: Array, edges: tuple[float, ...]) -> NumericProfile:
         """Profile `values` on `edges`."""
-        numbers = values.astype(np.float64, copy=False)
-        missing_mask = np.isnan(numbers)
-        present = numbers[~missing_mask]
-        bins = np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="right")
-        counts = np.bincount(bins, minlength=len(edges) + 1)
+        present = sorted_present(values)
+        return cls.of_sorted(present, edges, missing=len(values) - len(present))
+
+    @classmethod
+    def of_sorted(cls, present: Array, edges: tuple[float, ...], *, missing: int = 0) -> NumericProfile:
+        """Profile the present values, sorted ascending, on `edges`.
+
+        One sort and a search of the edges into it cost far less than searching a million
+        values into the edges (a sort of a million numbers takes milliseconds).
+        """
         n = len(present)
-        mean = float(present.mean()) if n else 0.0
+        below = np.searchsorted(present, np.asarray(edges, dtype=np.float64), side="left")
+        bounds = np.r_[0, below, n]
+        counts = np.diff(bounds)
+        if not n:
+            return cls(edges=edges, counts=tuple(int(c) for c in counts), missing=missing)
+        mean = float(present.mean())
+        deviations = present - mean
         return cls(
             edges=edges,
             counts=tuple(int(c) for c in counts),
-            missing=int(missing_mask.sum()),
+            missing=missing,
             count=n,
-            min=float(present.min()) if n else None,
-            max=float(present.max()) if n else None,
+            min=float(present[0]),
+            max=float(present[-1]),
             mean=mean,
-            m2=float(((present - mean) ** 2).sum()) if n else 0.0,
+            m2=float(np.dot(deviations, deviations)),
+            tail_sums=(float(present[: bounds[1]].sum()), float(present[bounds[-2] :].sum()))
+            if edges
+            else (0.0, 0.0),
         )
 
     def __add__(self, other: NumericProfile) -> NumericProfile:
@@ -100,6 +121,11 @@ class NumericProfile:
             max=_pick(max, self.max, other.max),
             mean=mean,
             m2=m2,
+            tail_sums=(
+                (self.tail_sums[0] + other.tail_sums[0], self.tail_sums[1] + other.tail_sums[1])
+                if self.tail_sums is not None and other.tail_sums is not None
+                else None
+            ),
         )
 
     def empty(self) -> NumericProfile:
@@ -118,6 +144,7 @@ class NumericProfile:
             "max": self.max,
             "mean": self.mean,
             "m2": self.m2,
+            "tail_sums": list(self.tail_sums) if self.tail_sums is not None else None,
         }
 
 
@@ -201,12 +228,20 @@ class Profile:
             raise ProfileError(f"a profile needs at least 2 bins; got {bins}")
         categorical = _categorical_names(data, contract)
         names = contract.names if contract is not None else data.names
-        features = {n: _build_column(data.columns[n], n in categorical, bins) for n in names}
+        columns = data.columns
+        features = _columns(
+            {n: functools.partial(_build_column, columns[n], n in categorical, bins) for n in names},
+            data.n_rows,
+        )
         outputs: dict[str, ColumnProfile] = {}
         if predictions is not None:
-            for name, column in predictions.to_columns().items():
-                is_cat = name == "prediction" and predictions.task == "classification"
-                outputs[name] = _build_column(column, is_cat, bins)
+            work = {
+                name: functools.partial(
+                    _build_column, column, name == "prediction" and predictions.task == "classification", bins
+                )
+                for name, column in predictions.to_columns().items()
+            }
+            outputs = _columns(work, data.n_rows)
         return cls(data.n_rows, features, outputs)
 
     def profile(self, data: Batch, predictions: Predictions | None = None) -> Profile:
@@ -218,11 +253,17 @@ class Profile:
         missing = [n for n in self.features if n not in data.columns]
         if missing:
             raise ProfileError(f"cannot profile rows without the features {missing}")
-        features = {n: _like(p, data.columns[n]) for n, p in self.features.items()}
+        columns = data.columns
+        features = _columns(
+            {n: functools.partial(_like, p, columns[n]) for n, p in self.features.items()}, data.n_rows
+        )
         outputs: dict[str, ColumnProfile] = {}
         if predictions is not None:
-            columns = predictions.to_columns()
-            outputs = {n: _like(p, columns[n]) for n, p in self.outputs.items() if n in columns}
+            results = predictions.to_columns()
+            work = {
+                n: functools.partial(_like, p, results[n]) for n, p in self.outputs.items() if n in results
+            }
+            outputs = _columns(work, data.n_rows)
         return Profile(data.n_rows, features, outputs)
 
     def empty(self) -> Profile:
@@ -280,24 +321,44 @@ def _categorical_names(data: Batch, contract: Contract | None) -> set[str]:
 def _build_column(column: Array, categorical: bool, bins: int) -> ColumnProfile:
     if categorical:
         return CategoricalProfile.of(column)
-    numbers = column.astype(np.float64, copy=False)
-    present = numbers[~np.isnan(numbers)]
+    present = sorted_present(column)
     if len(present):
         inner = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1], method="linear")
         edges = tuple(float(e) for e in np.unique(inner))
     else:
         edges = ()
-    return NumericProfile.of(numbers, edges)
+    return NumericProfile.of_sorted(present, edges, missing=len(column) - len(present))
 
 
 def _like(reference: ColumnProfile, column: Array) -> ColumnProfile:
     if isinstance(reference, NumericProfile):
-        if column.dtype.kind not in "iufb":
-            column = pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-        return NumericProfile.of(column, reference.edges)
+        return NumericProfile.of(numeric(column), reference.edges)
     return CategoricalProfile.of(column)
+
+
+def numeric(column: Array) -> Array:
+    """A column as float64, text that is no number becoming NaN."""
+    if column.dtype.kind not in "iufb":
+        return pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+    return column.astype(np.float64, copy=False)
+
+
+def sorted_present(column: Array) -> Array:
+    """The column's present (non-NaN) values as float64, sorted ascending."""
+    numbers = numeric(column)
+    missing = np.isnan(numbers)
+    return np.sort(numbers[~missing] if missing.any() else numbers)
+
+
+def _columns(work: Mapping[str, Callable[[], ColumnProfile]], rows: int) -> dict[str, ColumnProfile]:
+    """Run each column's profiling, on two threads when the rows are many (sorting frees the GIL)."""
+    if rows < _PARALLEL_ROWS or len(work) < 2:
+        return {n: fn() for n, fn in work.items()}
+    with ThreadPoolExecutor(_THREADS) as pool:
+        futures = {n: pool.submit(fn) for n, fn in work.items()}
+        return {n: f.result() for n, f in futures.items()}
 
 
 def _add(a: ColumnProfile, b: ColumnProfile, name: str) -> ColumnProfile:
@@ -319,6 +380,7 @@ def _column_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
             max=data["max"],
             mean=float(data["mean"]),
             m2=float(data["m2"]),
+            tail_sums=(float(tails[0]), float(tails[1])) if (tails := data.get("tail_sums")) else None,
         )
     if data["kind"] == "categorical":
         return CategoricalProfile({str(k): int(v) for k, v in data["counts"].items()}, int(data["missing"]))
