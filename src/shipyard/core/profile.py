@@ -244,8 +244,20 @@ class Profile:
             outputs = _columns(work, data.n_rows)
         return cls(data.n_rows, features, outputs)
 
-    def profile(self, data: Batch, predictions: Predictions | None = None) -> Profile:
+    def profile(
+        self,
+        data: Batch,
+        predictions: Predictions | None = None,
+        *,
+        outputs: Mapping[str, Array] | None = None,
+    ) -> Profile:
         """Profile new rows on this profile's edges, so the result can be compared and added.
+
+        Args:
+            data: the rows.
+            predictions: the model's outputs on them.
+            outputs: the outputs as columns ('prediction', 'proba_<class>'), as the prediction
+                log holds them, when there are no `Predictions`.
 
         Raises:
             ProfileError: a profiled feature is absent from `data`.

@@ -16,17 +16,18 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from shipyard.core.batch import Batch, Predictions
 
-__all__ = ["EVENT_FIELDS", "EventBatch", "EventLog"]
+__all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "read_events"]
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,50 @@ class EventLog:
             pq.write_table(table, fh, compression="zstd")
         self.fs.mv(tmp, final)
         return final
+
+
+def read_events(
+    store_url: str,
+    model: str,
+    *,
+    since: datetime,
+    until: datetime,
+    version: int | None = None,
+) -> pa.Table:
+    """The logged events of `model` with since <= time < until, oldest first.
+
+    Only the day folders the window touches are read; segments being written (temporary names)
+    are skipped. Segments of one model may differ in their feature columns (a new version with
+    new features); their union is returned, absent fields null.
+    """
+    fs, root = url_to_fs(store_url)
+    folder = f"{root.rstrip('/')}/events/{model}"
+    tables: list[pa.Table] = []
+    day = since.astimezone(UTC).date()
+    last = until.astimezone(UTC).date()
+    while day <= last:
+        path = f"{folder}/date={day.isoformat()}"
+        day += timedelta(days=1)
+        if not fs.isdir(path):
+            continue
+        for file in sorted(fs.ls(path, detail=False)):
+            name = file.rsplit("/", 1)[-1]
+            if name.startswith(".") or not name.endswith(".parquet"):
+                continue
+            if version is not None and f"-v{version}-" not in name:
+                continue
+            with fs.open(file, "rb") as fh:
+                tables.append(pq.read_table(fh))
+    if not tables:
+        return pa.table({"time": pa.array([], pa.timestamp("us", tz="UTC"))})
+    table = pa.concat_tables(tables, promote_options="permissive")
+    start = pa.scalar(since.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    stop = pa.scalar(until.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    keep = pc.and_(pc.greater_equal(table["time"], start), pc.less(table["time"], stop))
+    if version is not None:
+        keep = pc.and_(keep, pc.equal(table["version"], version))
+    table = table.filter(keep)
+    return table.take(pc.sort_indices(table, [("time", "ascending")]))
 
 
 def events_table(batches: Sequence[EventBatch]) -> pa.Table:

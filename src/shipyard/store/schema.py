@@ -19,9 +19,11 @@ from sqlalchemy import (
 
 __all__ = [
     "HEAD_REVISION",
+    "alerts",
     "aliases",
     "changes",
     "evaluations",
+    "feedback",
     "gate_results",
     "metadata",
     "model_versions",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 metadata = MetaData()
 
@@ -127,4 +129,33 @@ gate_results = Table(
     Column("policy_digest", String(64), nullable=False),
     Column("passed", Boolean, nullable=False),
     Column("body", JSON, nullable=False),
+)
+
+# Labels that arrived after the prediction, joined to the prediction log by request id and row.
+# Rows are only ever added; a later label for the same request and row supersedes an earlier one.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False, index=True),
+    Column("row", Integer, nullable=False),
+    Column("label", Text, nullable=False),  # the label as JSON, so 1, "fraud" and 0.5 keep their type
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("source", String(256), nullable=False),
+    Column("actor", String(128), nullable=False),
+)
+
+# One row per alert episode: opened when a rule's condition starts to hold, closed when it stops.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("rule", String(256), nullable=False),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("checks", Integer, nullable=False),
+    Column("detail", JSON, nullable=False),
 )

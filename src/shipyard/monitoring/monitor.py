@@ -1,0 +1,504 @@
+"""A monitoring report of one version over a window of the prediction log.
+
+`monitor_report` reads the window's events, profiles them on the version's reference edges,
+compares them (data drift and prediction drift), joins the labels that have arrived (performance
+with confidence intervals against the version's evaluation, DDM and ADWIN on the error stream),
+estimates accuracy where labels are missing, and cuts the window into buckets for the timeline
+(requests, error rate, latency quantiles, drift share, performance).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shipyard.core.batch import Array, Batch
+from shipyard.core.refs import ModelRef
+from shipyard.errors import MonitoringError
+from shipyard.monitoring.concept import detect, estimate_accuracy, performance
+from shipyard.monitoring.drift import DriftReport, compare
+from shipyard.monitoring.events import read_events
+from shipyard.monitoring.feedback import FeedbackStore, decode_labels
+from shipyard.monitoring.thresholds import DriftSettings
+
+if TYPE_CHECKING:
+    from shipyard.registry.loaded import LoadedModel
+    from shipyard.registry.records import ModelVersion
+    from shipyard.registry.registry import Registry
+
+__all__ = ["MonitorReport", "model_importance", "monitor_report", "parse_duration"]
+
+_BUCKET_RESAMPLES = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorReport:
+    """What one version's traffic looked like over a window, and how it compares.
+
+    Args:
+        ref: the version reported on (`fraud:3`).
+        since: the window's start (inclusive).
+        until: the window's end (exclusive).
+        requests: requests answered or rejected in the window.
+        rows: rows served.
+        rejected: requests rejected by the contract or the model.
+        drift: data and prediction drift against the reference, or None without a reference.
+        performance: scores on the labelled rows against the evaluation, or None without labels.
+        detections: detector signals on the error stream, with their time.
+        estimate: the label-free accuracy estimate on the rows without labels (classifiers).
+        timeline: one entry per bucket of the window.
+        versions: rows served per version of the model in the window (the others too).
+        seconds: how long the report took.
+    """
+
+    ref: str
+    name: str
+    version: int
+    task: str
+    since: datetime
+    until: datetime
+    requests: int
+    rows: int
+    rejected: int
+    drift: DriftReport | None
+    performance: Mapping[str, Any] | None
+    detections: tuple[Mapping[str, Any], ...]
+    estimate: Mapping[str, Any] | None
+    timeline: tuple[Mapping[str, Any], ...]
+    versions: Mapping[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-safe data."""
+        out: dict[str, Any] = _finite(
+            {
+                "ref": self.ref,
+                "name": self.name,
+                "version": self.version,
+                "task": self.task,
+                "since": self.since.isoformat(),
+                "until": self.until.isoformat(),
+                "requests": self.requests,
+                "rows": self.rows,
+                "rejected": self.rejected,
+                "drift": self.drift.to_dict() if self.drift is not None else None,
+                "performance": self.performance,
+                "detections": list(self.detections),
+                "estimate": self.estimate,
+                "timeline": list(self.timeline),
+                "versions": {str(k): v for k, v in self.versions.items()},
+                "seconds": self.seconds,
+            }
+        )
+        return out
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `6h`, `1d` or `2w` as a time span.
+
+    Raises:
+        MonitoringError: the text is not a number followed by s, m, h, d or w.
+    """
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    body, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    try:
+        amount = float(body)
+    except ValueError:
+        amount = -1.0
+    if unit not in units or not amount > 0 or not math.isfinite(amount):
+        raise MonitoringError(
+            f"duration {text!r} is not understood; expected a number and a unit, like 90s, 15m, 6h, 1d"
+        )
+    return timedelta(seconds=amount * units[unit])
+
+
+def monitor_report(
+    registry: Registry,
+    ref: str | ModelRef,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    window: timedelta = timedelta(days=1),
+    buckets: int = 24,
+    settings: DriftSettings | None = None,
+    resamples: int = 200,
+    importance: Mapping[str, float] | None = None,
+) -> MonitorReport:
+    """Report on one version's traffic in [since, until) from the prediction log.
+
+    Args:
+        registry: where the version, its reference profile, evaluations and labels are.
+        ref: `fraud:3` or `fraud@production` for that version; `fraud` for the version that
+            served the most rows in the window.
+        since: the window's start; `until - window` when None.
+        until: the window's end; now when None.
+        window: the window's length when `since` is None.
+        buckets: how many equal parts the timeline has.
+        settings: drift thresholds; the defaults when None.
+        resamples: bootstrap resamples for the confidence intervals.
+        importance: importance per feature for the dataset verdict; the model's own when None.
+
+    Raises:
+        MonitoringError: the window is empty or inverted.
+        NotFoundError: no such model or version.
+    """
+    started = time.perf_counter()
+    until = (until or datetime.now(UTC)).astimezone(UTC)
+    since = (since or until - window).astimezone(UTC)
+    if since >= until:
+        raise MonitoringError(
+            f"the window starts at {since.isoformat()} but ends before it, at {until.isoformat()}"
+        )
+    if not 1 <= buckets <= 1000:
+        raise MonitoringError(f"buckets must be from 1 to 1000; got {buckets}")
+    parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+    events = read_events(registry.settings.store_url, parsed.name, since=since, until=until)
+    versions = _rows_per_version(events)
+    version = _pick(registry, parsed, versions)
+    if "version" in events.column_names:
+        events = events.filter(pc.equal(events["version"], version.version))
+    report = _Window(registry, version, events, since, until, buckets, settings or DriftSettings(), resamples)
+    return report.build(versions, importance, started)
+
+
+class _Window:
+    def __init__(
+        self,
+        registry: Registry,
+        version: ModelVersion,
+        events: pa.Table,
+        since: datetime,
+        until: datetime,
+        buckets: int,
+        settings: DriftSettings,
+        resamples: int,
+    ) -> None:
+        self.registry = registry
+        self.version = version
+        self.since, self.until = since, until
+        self.buckets = buckets
+        self.settings = settings
+        self.resamples = resamples
+        self.width = (until - since) / buckets
+        n = events.num_rows
+        column = events.column_names
+        self.status = events["status"].to_numpy(zero_copy_only=False) if n else np.array([], dtype=object)
+        self.times = (
+            events["time"].cast(pa.int64()).to_numpy() / 1e6 if n else np.array([], dtype=np.float64)
+        )  # seconds since the epoch
+        start = since.timestamp()
+        self.bucket = np.clip(
+            ((self.times - start) / self.width.total_seconds()).astype(np.int64), 0, buckets - 1
+        )
+        rows = events["row"].to_numpy(zero_copy_only=False) if n else np.array([])
+        self.first = np.asarray(pd.isna(rows) | (pd.Series(rows).fillna(0).to_numpy() == 0), dtype=bool)
+        self.ok = self.status == "ok"
+        self.latency = events["latency_ms"].to_numpy(zero_copy_only=False) if n else np.array([])
+        self.request_ids = events["request_id"].to_numpy(zero_copy_only=False) if n else np.array([])
+        self.rows = rows
+        ok_events = events.filter(pa.array(self.ok)) if n else events
+        self.features = _struct_batch(ok_events, "features", column)
+        self.outputs = _struct_columns(ok_events, "outputs", column)
+        self.ok_index = np.flatnonzero(self.ok)
+
+    def build(
+        self, versions: Mapping[int, int], importance: Mapping[str, float] | None, started: float
+    ) -> MonitorReport:
+        version = self.version
+        reference = version.profile
+        drift = None
+        bucket_drift: dict[int, DriftReport] = {}
+        if reference is not None and self.features is not None:
+            if importance is None:
+                importance = _importance_of(self.registry, version)
+            current = reference.profile(self.features, outputs=self.outputs)
+            drift = compare(reference, current, settings=self.settings, importance=importance)
+            ok_buckets = self.bucket[self.ok_index]
+            for b in np.unique(ok_buckets):
+                rows = np.flatnonzero(ok_buckets == b)
+                if len(rows) >= self.settings.defaults.min_rows:
+                    part = reference.profile(self.features.take(rows), outputs=_take(self.outputs, rows))
+                    bucket_drift[int(b)] = compare(
+                        reference, part, settings=self.settings, importance=importance, threads=1
+                    )
+        labelled = self._labelled()
+        perf, detections, per_bucket_perf = self._performance(labelled)
+        estimate, per_bucket_estimate = self._estimate(labelled)
+        timeline = self._timeline(bucket_drift, per_bucket_perf, per_bucket_estimate)
+        return MonitorReport(
+            ref=str(version.ref),
+            name=version.name,
+            version=version.version,
+            task=version.contract.task or "unknown",
+            since=self.since,
+            until=self.until,
+            requests=int(self.first.sum()),
+            rows=int(self.ok.sum()),
+            rejected=int((self.first & ~self.ok).sum()),
+            drift=drift,
+            performance=perf,
+            detections=tuple(detections),
+            estimate=estimate,
+            timeline=tuple(timeline),
+            versions=dict(versions),
+            seconds=time.perf_counter() - started,
+        )
+
+    # -- labels -----------------------------------------------------------------------------------
+    def _labelled(self) -> pd.DataFrame:
+        """Served rows with a label: position among the ok rows, bucket, time and the label."""
+        if not len(self.ok_index):
+            return pd.DataFrame(columns=["position", "label"])
+        labels = FeedbackStore(self.registry.meta).labels(since=self.since)
+        if labels.num_rows == 0:
+            return pd.DataFrame(columns=["position", "label"])
+        served = pd.DataFrame(
+            {
+                "request_id": self.request_ids[self.ok_index],
+                "row": pd.Series(self.rows[self.ok_index]).astype("int64").to_numpy(),
+                "position": np.arange(len(self.ok_index)),
+            }
+        )
+        table = labels.to_pandas()[["request_id", "row", "label"]]
+        table["row"] = table["row"].astype("int64")
+        joined = served.merge(table, on=["request_id", "row"], how="inner").sort_values("position")
+        joined["label"] = decode_labels(joined["label"].tolist())
+        return joined
+
+    def _performance(
+        self, labelled: pd.DataFrame
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[int, dict[str, Any]]]:
+        if labelled.empty or self.outputs is None:
+            return None, [], {}
+        version = self.version
+        task = version.contract.task or "classification"
+        classes = list(version.contract.classes) if version.contract.classes is not None else None
+        positions = labelled["position"].to_numpy(dtype=np.int64)
+        outputs = _take(self.outputs, positions)
+        assert outputs is not None
+        truth = labelled["label"].tolist()
+        try:
+            overall = performance(task, classes, truth, outputs, resamples=self.resamples)
+        except ValueError as exc:
+            raise MonitoringError(f"the labels of {version.ref} do not fit the model: {exc}") from None
+        errors = overall.pop("errors")
+        times = self.times[self.ok_index][positions]
+        detections = [
+            {
+                "detector": d.detector,
+                "kind": d.kind,
+                "index": d.index,
+                "time": datetime.fromtimestamp(float(times[d.index]), UTC).isoformat(),
+                "bucket": int(self.bucket[self.ok_index][positions][d.index]),
+            }
+            for d in detect(errors, binary=task == "classification")
+        ]
+        baseline, evaluation_id = _baseline(self.registry, version)
+        overall["baseline"] = baseline
+        overall["evaluation_id"] = evaluation_id
+        overall["change"] = {k: v - baseline[k] for k, v in overall["metrics"].items() if k in baseline}
+        overall["served_rows"] = int(self.ok.sum())
+        overall["labelled_share"] = len(positions) / max(int(self.ok.sum()), 1)
+        per_bucket: dict[int, dict[str, Any]] = {}
+        buckets = self.bucket[self.ok_index][positions]
+        for b in np.unique(buckets):
+            rows = np.flatnonzero(buckets == b)
+            part = performance(
+                task,
+                classes,
+                [truth[i] for i in rows],
+                {k: v[rows] for k, v in outputs.items()},
+                resamples=_BUCKET_RESAMPLES if len(rows) > 1 else 0,
+            )
+            part.pop("errors")
+            per_bucket[int(b)] = part
+        return overall, detections, per_bucket
+
+    def _estimate(self, labelled: pd.DataFrame) -> tuple[dict[str, Any] | None, dict[int, float]]:
+        contract = self.version.contract
+        if contract.task != "classification" or contract.classes is None or self.outputs is None:
+            return None, {}
+        unlabelled = np.ones(len(self.ok_index), dtype=bool)
+        if not labelled.empty:
+            unlabelled[labelled["position"].to_numpy(dtype=np.int64)] = False
+        rows = np.flatnonzero(unlabelled)
+        reliability = _reliability(self.registry, self.version)
+        estimate = estimate_accuracy(
+            list(contract.classes), _take(self.outputs, rows) or {}, reliability=reliability
+        )
+        per_bucket: dict[int, float] = {}
+        if estimate is not None:
+            buckets = self.bucket[self.ok_index][rows]
+            for b in np.unique(buckets):
+                part = rows[buckets == b]
+                got = estimate_accuracy(
+                    list(contract.classes), _take(self.outputs, part) or {}, reliability=reliability
+                )
+                if got is not None:
+                    per_bucket[int(b)] = got["accuracy"]
+        return estimate, per_bucket
+
+    # -- timeline -----------------------------------------------------------------------------------
+    def _timeline(
+        self,
+        drift: Mapping[int, DriftReport],
+        perf: Mapping[int, Mapping[str, Any]],
+        estimate: Mapping[int, float],
+    ) -> list[dict[str, Any]]:
+        out = []
+        for b in range(self.buckets):
+            start = self.since + self.width * b
+            mine = self.bucket == b
+            requests = mine & self.first
+            latency = self.latency[requests & self.ok]
+            n_requests = int(requests.sum())
+            errors = int((requests & ~self.ok).sum())
+            entry: dict[str, Any] = {
+                "start": start.isoformat(),
+                "end": (start + self.width).isoformat(),
+                "requests": n_requests,
+                "rows": int((mine & self.ok).sum()),
+                "errors": errors,
+                "error_rate": errors / n_requests if n_requests else None,
+                "latency_ms": (
+                    dict(
+                        zip(("p50", "p95", "p99"), np.percentile(latency, [50, 95, 99]).tolist(), strict=True)
+                    )
+                    if len(latency)
+                    else None
+                ),
+            }
+            if b in drift:
+                report = drift[b]
+                entry["drift_share"] = report.share
+                entry["drifted_features"] = report.drifted_features
+                entry["max_psi"] = max(
+                    (float(c.stats.get("psi") or 0.0) for c in report.features), default=None
+                )
+            if b in perf:
+                entry["performance"] = perf[b]
+            if b in estimate:
+                entry["estimated_accuracy"] = estimate[b]
+            out.append(entry)
+        return out
+
+
+def model_importance(loaded: LoadedModel) -> dict[str, float] | None:
+    """The model's own importance per feature (`feature_importances_` or `|coef_|`), if it has one.
+
+    Pipelines are looked through to their last step; the importances are used only when there
+    is one per contract feature (a pipeline that expands features has none that map back).
+    """
+    model = loaded.model
+    steps = getattr(model, "steps", None)
+    if steps:
+        model = steps[-1][1]
+    names = loaded.contract.names
+    values: Array | None = None
+    raw = getattr(model, "feature_importances_", None)
+    if raw is not None:
+        values = np.asarray(raw, dtype=np.float64)
+    else:
+        coef = getattr(model, "coef_", None)
+        if coef is not None:
+            weights = np.abs(np.asarray(coef, dtype=np.float64))
+            if names and weights.size % len(names) == 0:
+                values = weights.reshape(-1, len(names)).sum(axis=0)
+    if values is None or values.shape != (len(names),) or not np.all(np.isfinite(values)):
+        return None
+    return dict(zip(names, values.tolist(), strict=True))
+
+
+def _importance_of(registry: Registry, version: ModelVersion) -> dict[str, float] | None:
+    try:
+        return model_importance(registry.load(version.ref))
+    except (
+        Exception
+    ):  # importance only weights the verdict; a model that cannot load here still gets a report
+        return None
+
+
+def _baseline(registry: Registry, version: ModelVersion) -> tuple[dict[str, float], int | None]:
+    records = registry.results.evaluations(version.ref, limit=1)
+    if not records:
+        return {}, None
+    metrics = records[0].body.get("metrics", {})
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }, records[0].id
+
+
+def _reliability(registry: Registry, version: ModelVersion) -> Mapping[str, Any] | None:
+    records = registry.results.evaluations(version.ref, limit=1)
+    if not records:
+        return None
+    curve = records[0].body.get("metrics", {}).get("reliability_quantile")
+    return curve if isinstance(curve, Mapping) else None
+
+
+def _rows_per_version(events: pa.Table) -> dict[int, int]:
+    if events.num_rows == 0 or "version" not in events.column_names:
+        return {}
+    frame = pd.DataFrame(
+        {
+            "version": events["version"].to_numpy(),
+            "ok": pc.equal(events["status"], "ok").to_numpy(zero_copy_only=False),
+        }
+    )
+    counts = frame[frame["ok"]]["version"].value_counts()
+    return {int(k): int(v) for k, v in zip(counts.index.tolist(), counts.tolist(), strict=True)}
+
+
+def _pick(registry: Registry, ref: ModelRef, versions: Mapping[int, int]) -> ModelVersion:
+    if ref.version is not None or ref.alias is not None:
+        return registry.get(ref)
+    if versions:
+        busiest = max(versions, key=lambda v: (versions[v], v))
+        return registry.get(ModelRef(ref.name, version=busiest))
+    return registry.get(ref)
+
+
+def _struct_batch(events: pa.Table, name: str, columns: list[str]) -> Batch | None:
+    got = _struct_columns(events, name, columns)
+    if got is None:
+        return None
+    return Batch.from_columns(got) if got else Batch({}, events.num_rows)
+
+
+def _struct_columns(events: pa.Table, name: str, columns: list[str]) -> dict[str, Array] | None:
+    if name not in columns:
+        return None
+    struct = events[name].combine_chunks()
+    if isinstance(struct, pa.ChunkedArray):
+        struct = struct.chunk(0) if struct.num_chunks else pa.array([], struct.type)
+    fields = struct.type
+    return {
+        fields.field(i).name: struct.field(i).to_numpy(zero_copy_only=False) for i in range(fields.num_fields)
+    }
+
+
+def _take(columns: Mapping[str, Array] | None, rows: Array) -> dict[str, Array] | None:
+    if columns is None:
+        return None
+    return {k: v[rows] for k, v in columns.items()}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.floating | np.integer):
+        return _finite(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
