@@ -14,6 +14,7 @@ import typer
 from shipyard.cli import contract, models
 from shipyard.cli.demo import demo
 from shipyard.cli.evaluate import evaluate, gates_app
+from shipyard.cli.monitor import feedback_app, monitor_app
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
 from shipyard.cli.serve import serve
@@ -31,6 +32,8 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(contract.app, name="contract")
 app.add_typer(gates_app, name="gates")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(feedback_app, name="feedback")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)

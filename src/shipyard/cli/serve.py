@@ -29,6 +29,12 @@ def serve(
     ] = 10.0,
     log_sample: Annotated[float, typer.Option(help="Share of requests written to the prediction log.")] = 1.0,
     no_log: Annotated[bool, typer.Option("--no-log", help="Write no prediction log.")] = False,
+    no_profile: Annotated[
+        bool, typer.Option("--no-profile", help="Keep no live traffic profiles (no drift on /metrics).")
+    ] = False,
+    drift_window: Annotated[
+        int, typer.Option(help="Minutes of live traffic the drift on /metrics covers.")
+    ] = 15,
     model_threads: Annotated[
         int, typer.Option(help="Threads each worker's model may use (OpenMP, BLAS).")
     ] = 1,
@@ -48,6 +54,7 @@ def serve(
         workers=workers,
         limits=Limits(
             max_body_bytes=max_body_bytes,
+            drift_minutes=drift_window,
             max_rows=max_rows,
             max_batch_rows=max_batch_size,
             max_wait_ms=max_wait_ms,
@@ -56,6 +63,7 @@ def serve(
         reload_interval=reload_interval,
         model_threads=model_threads,
         log_events=not no_log,
+        live_profiles=not no_profile,
         trust_code=trust_code,
     )
     run(Settings.from_env(), options, on_ready=typer.echo)

@@ -269,14 +269,9 @@ class Profile:
         features = _columns(
             {n: functools.partial(_like, p, columns[n]) for n, p in self.features.items()}, data.n_rows
         )
-        outputs: dict[str, ColumnProfile] = {}
-        if predictions is not None:
-            results = predictions.to_columns()
-            work = {
-                n: functools.partial(_like, p, results[n]) for n, p in self.outputs.items() if n in results
-            }
-            outputs = _columns(work, data.n_rows)
-        return Profile(data.n_rows, features, outputs)
+        results = predictions.to_columns() if predictions is not None else (outputs or {})
+        work = {n: functools.partial(_like, p, results[n]) for n, p in self.outputs.items() if n in results}
+        return Profile(data.n_rows, features, _columns(work, data.n_rows) if work else {})
 
     def empty(self) -> Profile:
         """A profile of no rows on the same edges: the start of a window."""

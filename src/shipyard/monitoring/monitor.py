@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from shipyard.registry.records import ModelVersion
     from shipyard.registry.registry import Registry
 
-__all__ = ["MonitorReport", "model_importance", "monitor_report", "parse_duration"]
+__all__ = ["MonitorReport", "jsonable", "model_importance", "monitor_report", "parse_duration"]
 
 _BUCKET_RESAMPLES = 100
 
@@ -51,6 +51,8 @@ class MonitorReport:
         requests: requests answered or rejected in the window.
         rows: rows served.
         rejected: requests rejected by the contract or the model.
+        error_rate: the share of requests rejected, over the whole window.
+        latency_ms: p50, p95 and p99 of the served requests' latency over the window.
         drift: data and prediction drift against the reference, or None without a reference.
         performance: scores on the labelled rows against the evaluation, or None without labels.
         detections: detector signals on the error stream, with their time.
@@ -69,6 +71,8 @@ class MonitorReport:
     requests: int
     rows: int
     rejected: int
+    error_rate: float | None
+    latency_ms: Mapping[str, float] | None
     drift: DriftReport | None
     performance: Mapping[str, Any] | None
     detections: tuple[Mapping[str, Any], ...]
@@ -79,7 +83,7 @@ class MonitorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-safe data."""
-        out: dict[str, Any] = _finite(
+        out: dict[str, Any] = jsonable(
             {
                 "ref": self.ref,
                 "name": self.name,
@@ -90,6 +94,8 @@ class MonitorReport:
                 "requests": self.requests,
                 "rows": self.rows,
                 "rejected": self.rejected,
+                "error_rate": self.error_rate,
+                "latency_ms": self.latency_ms,
                 "drift": self.drift.to_dict() if self.drift is not None else None,
                 "performance": self.performance,
                 "detections": list(self.detections),
@@ -244,6 +250,8 @@ class _Window:
             requests=int(self.first.sum()),
             rows=int(self.ok.sum()),
             rejected=int((self.first & ~self.ok).sum()),
+            error_rate=float((self.first & ~self.ok).sum() / self.first.sum()) if self.first.any() else None,
+            latency_ms=_quantiles(self.latency[self.first & self.ok]),
             drift=drift,
             performance=perf,
             detections=tuple(detections),
@@ -369,13 +377,7 @@ class _Window:
                 "rows": int((mine & self.ok).sum()),
                 "errors": errors,
                 "error_rate": errors / n_requests if n_requests else None,
-                "latency_ms": (
-                    dict(
-                        zip(("p50", "p95", "p99"), np.percentile(latency, [50, 95, 99]).tolist(), strict=True)
-                    )
-                    if len(latency)
-                    else None
-                ),
+                "latency_ms": _quantiles(latency),
             }
             if b in drift:
                 report = drift[b]
@@ -486,19 +488,26 @@ def _struct_columns(events: pa.Table, name: str, columns: list[str]) -> dict[str
     }
 
 
+def _quantiles(latency: Array) -> dict[str, float] | None:
+    if not len(latency):
+        return None
+    return dict(zip(("p50", "p95", "p99"), np.percentile(latency, [50, 95, 99]).tolist(), strict=True))
+
+
 def _take(columns: Mapping[str, Array] | None, rows: Array) -> dict[str, Array] | None:
     if columns is None:
         return None
     return {k: v[rows] for k, v in columns.items()}
 
 
-def _finite(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """`value` with NaN and infinities as None and numpy scalars as Python ones."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, np.floating | np.integer):
-        return _finite(value.item())
+        return jsonable(value.item())
     if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [jsonable(v) for v in value]
     return value

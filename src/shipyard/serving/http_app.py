@@ -8,6 +8,8 @@ Status codes live in the table below, never on the exceptions.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import version as package_version
@@ -17,6 +19,7 @@ import orjson
 
 from shipyard.errors import (
     ContractViolationError,
+    FeedbackError,
     InputError,
     NotReadyError,
     PredictionError,
@@ -25,6 +28,7 @@ from shipyard.errors import (
     UnknownModelError,
     UnsupportedMediaError,
 )
+from shipyard.monitoring.feedback import parse_feedback
 from shipyard.serving import oip
 from shipyard.serving.openapi import docs_page, openapi_document
 from shipyard.serving.payloads import (
@@ -47,6 +51,7 @@ Send = Callable[[Message], Awaitable[None]]
 _STATUS: tuple[tuple[type[ShipyardError], int], ...] = (
     (ContractViolationError, 422),
     (InputError, 400),
+    (FeedbackError, 400),
     (RequestTooLargeError, 413),
     (UnsupportedMediaError, 415),
     (UnknownModelError, 404),
@@ -117,6 +122,9 @@ class HttpApp:
                 if parts[0] == "v1" and len(parts) == 4 and parts[1] == "models" and parts[3] == "predict":
                     protocol, model = "rest", parts[2]
                     status, version = await self._ours(scope, receive, send, parts[2], arrived)
+                elif parts == ["v1", "feedback"]:
+                    protocol = "ops"
+                    status = await self._feedback(scope, receive, send)
                 elif parts == ["invocations"]:
                     protocol = "mlflow"
                     status, model, version = await self._mlflow(scope, receive, send, arrived)
@@ -177,6 +185,26 @@ class HttpApp:
             return status, version
         await _send(send, 200, orjson.dumps(encode_ours(answer, name)), _JSON, request_id=request_id)
         return 200, str(answer.version.version)
+
+    # -- labels that arrive later ------------------------------------------------------------------
+    async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> int:
+        store = self.service.feedback
+        try:
+            if store is None:
+                raise FeedbackError("this server takes no feedback (it was started without a metadata store)")
+            labels = parse_feedback(await self._json_body(scope, receive, _JSON_TYPES))
+            loop = asyncio.get_running_loop()
+            stored = await loop.run_in_executor(
+                None,
+                functools.partial(
+                    store.add, labels, source="api", actor=_header(scope, b"user-agent") or "api"
+                ),
+            )
+        except ShipyardError as exc:
+            status = status_of(exc)
+            await _json(send, status, {"error": {"type": _error_type(exc), "message": str(exc)}})
+            return status
+        return await _json(send, 202, {"accepted": stored})
 
     # -- MLflow -----------------------------------------------------------------------------------
     async def _mlflow(
@@ -280,6 +308,8 @@ class HttpApp:
         if head == "v1" and len(parts) >= 2 and parts[1] == "models":
             if len(parts) == 2:
                 return await _json(send, 200, {"models": [_describe(m) for m in service.models.values()]})
+            if len(parts) == 4 and parts[3] == "drift":
+                return await self._drift(parts[2], send)
             if len(parts) == 3:
                 try:
                     served = service.find(parts[2])
@@ -291,6 +321,34 @@ class HttpApp:
         if head == "v2":
             return await self._oip_get(parts, send)
         raise _NoRouteError(f"no GET route {path}")
+
+    async def _drift(self, name: str, send: Send) -> int:
+        service = self.service
+        try:
+            served = service.find(name)
+        except ShipyardError as exc:
+            return await _json(
+                send, status_of(exc), {"error": {"type": _error_type(exc), "message": str(exc)}}
+            )
+        live = service.live
+        version = served.version
+        if live is None or version.profile is None:
+            why = (
+                "live profiles are off (--no-profile)"
+                if live is None
+                else f"{version.ref} has no reference profile"
+            )
+            return await _json(send, 404, {"error": {"type": "NOT_FOUND", "message": why}})
+        minutes = service.limits.drift_minutes
+        loop = asyncio.get_running_loop()
+        report = await loop.run_in_executor(None, live.drift, name, version.version, minutes)
+        body = {
+            "model": name,
+            "version": version.version,
+            "window_minutes": minutes,
+            "drift": report.to_dict() if report is not None else None,
+        }
+        return await _json(send, 200, body)
 
     async def _oip_get(self, parts: list[str], send: Send) -> int:
         service = self.service

@@ -26,6 +26,8 @@ from prometheus_client.core import (
     Metric,
 )
 
+from shipyard.monitoring.live import LiveProfiles
+
 __all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "Metrics"]
 
 LATENCY_BUCKETS = (
@@ -139,6 +141,8 @@ class Metrics:
         # name -> labels -> [bucket counts..., sum, count]
         self.histograms: dict[str, dict[Labels, list[float]]] = {}
         self.inflight = 0
+        self.live: LiveProfiles | None = None
+        self.drift_minutes = 15
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -242,9 +246,11 @@ class Metrics:
         return total
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of every worker's figures."""
+        """The Prometheus text exposition of every worker's figures, and of live drift."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self.merged()))
+        if self.live is not None:
+            registry.register(_DriftCollector(self.live, self.drift_minutes))
         return generate_latest(registry)
 
 
@@ -275,6 +281,64 @@ class _Collector:
                         cumulative.append((_bound(bound), running))
                     family.add_metric(list(labels), cumulative, sum_value=cells[-2])
             yield family
+
+
+class _DriftCollector:
+    """Drift of the live traffic of every served version against its reference, at scrape time."""
+
+    def __init__(self, live: LiveProfiles, minutes: int) -> None:
+        self.live = live
+        self.minutes = minutes
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ("model", "version")
+        psi = GaugeMetricFamily(
+            "shipyard_drift_psi",
+            f"Population stability index of each feature over the last {self.minutes} minutes.",
+            labels=(*labels, "feature"),
+        )
+        js = GaugeMetricFamily(
+            "shipyard_drift_jensen_shannon",
+            f"Jensen-Shannon distance of each feature over the last {self.minutes} minutes.",
+            labels=(*labels, "feature"),
+        )
+        drifted = GaugeMetricFamily(
+            "shipyard_drift_feature_drifted",
+            "1 when the feature drifted by its thresholds.",
+            labels=(*labels, "feature"),
+        )
+        output_psi = GaugeMetricFamily(
+            "shipyard_drift_output_psi",
+            "Population stability index of each model output.",
+            labels=(*labels, "output"),
+        )
+        share = GaugeMetricFamily(
+            "shipyard_drift_share",
+            "Share of drifted features (weighted by importance when known).",
+            labels=labels,
+        )
+        dataset = GaugeMetricFamily(
+            "shipyard_drift_dataset", "1 when the data set as a whole drifted.", labels=labels
+        )
+        rows = GaugeMetricFamily("shipyard_drift_rows", "Rows in the live drift window.", labels=labels)
+        for model, version in self.live.tracked():
+            report = self.live.drift(model, version, self.minutes)
+            if report is None:
+                continue
+            key = [model, str(version)]
+            for c in report.features:
+                if c.stats.get("psi") is not None:
+                    psi.add_metric([*key, c.name], float(c.stats["psi"] or 0.0))
+                if c.stats.get("js") is not None:
+                    js.add_metric([*key, c.name], float(c.stats["js"] or 0.0))
+                drifted.add_metric([*key, c.name], 1.0 if c.drifted else 0.0)
+            for c in report.outputs:
+                if c.stats.get("psi") is not None:
+                    output_psi.add_metric([*key, c.name], float(c.stats["psi"] or 0.0))
+            share.add_metric(key, report.share)
+            dataset.add_metric(key, 1.0 if report.dataset_drift else 0.0)
+            rows.add_metric(key, float(report.current_rows))
+        yield from (psi, js, drifted, output_psi, share, dataset, rows)
 
 
 def _bound(value: float) -> str:

@@ -54,6 +54,7 @@ class ServeOptions:
         reload_interval: seconds between checks of the aliases being served.
         model_threads: threads each worker's model may use (OpenMP, BLAS).
         log_events: write the prediction log.
+        live_profiles: keep live profiles of the traffic for drift on `/metrics`.
         trust_code: allow loading custom Python models (pyfunc).
         shutdown_grace: seconds SIGTERM waits for accepted requests to finish.
     """
@@ -67,6 +68,7 @@ class ServeOptions:
     reload_interval: float = 10.0
     model_threads: int = 1
     log_events: bool = True
+    live_profiles: bool = True
     trust_code: bool = False
     shutdown_grace: float = 30.0
 
@@ -258,13 +260,21 @@ async def _worker_main(
     run_dir: Path | None,
 ) -> None:
     from shipyard.monitoring.events import EventLog
+    from shipyard.monitoring.feedback import FeedbackStore
+    from shipyard.monitoring.live import LiveProfiles
     from shipyard.serving.grpc_server import grpc_server
     from shipyard.serving.http_app import HttpApp
     from shipyard.serving.metrics import Metrics
+    from shipyard.store.metadata import MetadataStore
 
     metrics = Metrics(run_dir, worker=worker).start()
     events = EventLog(settings.store_url, worker=str(worker)).start() if options.log_events else None
-    service = ModelService(limits=options.limits, metrics=metrics, events=events)
+    live = LiveProfiles(run_dir, worker=worker).start() if options.live_profiles else None
+    metrics.live, metrics.drift_minutes = live, options.limits.drift_minutes
+    meta = MetadataStore(settings.db_url, busy_timeout=settings.db_timeout)
+    service = ModelService(
+        limits=options.limits, metrics=metrics, events=events, live=live, feedback=FeedbackStore(meta)
+    )
     for item in loaded:
         service.add(item.ref, item.model, load_seconds=item.seconds)
     service.warm_up()
@@ -301,6 +311,9 @@ async def _worker_main(
             await grpc.stop(options.shutdown_grace)
         if events is not None:
             events.close()
+        if live is not None:
+            live.close()
+        meta.close()
         metrics.close()
 
 

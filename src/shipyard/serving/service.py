@@ -33,6 +33,8 @@ from shipyard.errors import (
     UnknownModelError,
 )
 from shipyard.monitoring.events import EventBatch, EventLog
+from shipyard.monitoring.feedback import FeedbackStore
+from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
 from shipyard.serving.batcher import AdaptiveBatcher
@@ -53,6 +55,7 @@ class Limits:
         max_batch_rows: the most rows one model call may take.
         max_wait_ms: how long a queue may wait for more requests under load.
         log_sample: the share of requests written to the prediction log (0 to 1).
+        drift_minutes: the window of live traffic that drift on `/metrics` is computed over.
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -60,6 +63,7 @@ class Limits:
     max_batch_rows: int = 256
     max_wait_ms: float = 5.0
     log_sample: float = 1.0
+    drift_minutes: int = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,8 @@ class ServedModel:
         self.service.metrics.set(
             "shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds
         )
+        if self.service.live is not None:
+            self.service.live.track(self.name, loaded.version.version, loaded.version.profile)
 
 
 class ModelService:
@@ -134,12 +140,24 @@ class ModelService:
         limits: request limits and batching settings.
         metrics: where figures are counted.
         events: the prediction log, or None to log nothing.
+        live: live profiles of the traffic for drift, or None to keep none.
+        feedback: where labels posted to `/v1/feedback` go, or None to refuse them.
     """
 
-    def __init__(self, *, limits: Limits, metrics: Metrics, events: EventLog | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limits: Limits,
+        metrics: Metrics,
+        events: EventLog | None = None,
+        live: LiveProfiles | None = None,
+        feedback: FeedbackStore | None = None,
+    ) -> None:
         self.limits = limits
         self.metrics = metrics
         self.events = events
+        self.live = live
+        self.feedback = feedback
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
@@ -150,6 +168,8 @@ class ModelService:
         """Serve `loaded` under its model name; `warm_up` makes it ready."""
         served = ServedModel(ref, loaded, self)
         self.models[ref.name] = served
+        if self.live is not None:
+            self.live.track(ref.name, loaded.version.version, loaded.version.profile)
         self.metrics.set("shipyard_model_load_seconds", (ref.name, str(loaded.version.version)), load_seconds)
         return served
 
@@ -270,6 +290,8 @@ class ModelService:
         rows = sum(p.n_rows for _, _, p in served)
         metrics.observe("shipyard_batch_rows", (name,), rows)
         metrics.inc("shipyard_predictions", (name, str(version.version)), rows)
+        if self.live is not None and served:
+            self.live.append(name, version.version, [(b, p) for _, b, p in served])
         if self.events is not None:
             self._log(name, version, served, failed)
 
