@@ -645,6 +645,8 @@ def _severity_order(c: ColumnDrift) -> tuple[int, float, str]:
 
 
 def _finite(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -14,9 +14,10 @@ import json
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,31 +57,26 @@ def write_report(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
 
 def render_report(report: Mapping[str, Any]) -> str:
     """The self-contained HTML report of `MonitorReport.to_dict()`."""
-    r = report
-    drift: Mapping[str, Any] | None = r.get("drift")
+    r, drift = report, report.get("drift")
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Monitoring of {_e(r.get('ref'))}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Monitoring of {_e(r.get('ref'))}</h1>",
+        _summary(r),
+    ]
+    for title, body in (
+        ("Data drift", _drift(drift, "features", "feature")),
+        ("Prediction drift", _drift(drift, "outputs", "output")),
+        ("Performance over time", _performance(r)),
+        ("Latency and errors over time", _operations(r)),
+        ("Timeline", _timeline(r)),
+    ):
+        parts += [f"<h2>{title}</h2>", body]
     payload = json.dumps(r, default=_jsonable)
     # Markup characters as JSON escapes: data can never close or open a tag inside the block.
     payload = payload.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return "\n".join(
-        [
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-            f"<title>Monitoring of {_e(r.get('ref'))}</title><style>{_STYLE}</style></head><body>",
-            f"<h1>Monitoring of {_e(r.get('ref'))}</h1>",
-            _summary(r),
-            "<h2>Data drift</h2>",
-            _drift(drift, "features", "feature"),
-            "<h2>Prediction drift</h2>",
-            _drift(drift, "outputs", "output"),
-            "<h2>Performance over time</h2>",
-            _performance(r),
-            "<h2>Latency and errors over time</h2>",
-            _operations(r),
-            "<h2>Timeline</h2>",
-            _timeline(r),
-            f'<script type="application/json" id="shipyard-monitor">{payload}</script>',
-            "</body></html>",
-        ]
-    )
+    parts.append(f'<script type="application/json" id="shipyard-monitor">{payload}</script></body></html>')
+    return "\n".join(parts)
 
 
 # -- summary ------------------------------------------------------------------------------------------
@@ -92,42 +88,35 @@ def _summary(r: Mapping[str, Any]) -> str:
         f"{_n(r.get('seconds'), '.2f')} s</p>"
     ]
     requests, rejected = int(r.get("requests") or 0), int(r.get("rejected") or 0)
-    rows = [
-        ("requests", f"{requests:,}" + ("" if requests else " <span class='muted'>(no traffic)</span>")),
-        ("rows served", _n(r.get("rows"))),
-        ("rejected", f"{rejected:,}" + (f" ({_pct(rejected / requests)})" if requests else "")),
-    ]
-    drift = r.get("drift")
-    if drift is None:
-        rows.append(("dataset drift", "<span class='muted'>not measured: no reference profile</span>"))
-    else:
+    rows = {
+        "requests": f"{requests:,}" + ("" if requests else " <span class='muted'>(no traffic)</span>"),
+        "rows served": _n(r.get("rows")),
+        "rejected": f"{rejected:,}" + (f" ({_pct(rejected / requests)})" if requests else ""),
+        "dataset drift": "<span class='muted'>not measured: no reference profile</span>",
+    }
+    if drift := r.get("drift"):
         verdict = _badge("drift", "DRIFT") if drift.get("dataset_drift") else _badge("ok", "no drift")
         weighted = "weighted by importance" if drift.get("weighted") else "unweighted"
         named = drift.get("drifted_features")
         which = f": {_e(', '.join(map(str, named)))}" if isinstance(named, list) and named else ""
-        rows.append(
-            ("dataset drift", f"{verdict} {_pct(drift.get('share'))} of features drifted ({weighted}){which}")
+        rows["dataset drift"] = (
+            f"{verdict} {_pct(drift.get('share'))} of features drifted ({weighted}){which}"
         )
-        prediction = drift.get("prediction_drift")
-        rows.append(("prediction drift", _badge("drift", "yes") if prediction else _badge("ok", "no")))
+        yes = drift.get("prediction_drift")
+        rows["prediction drift"] = _badge("drift", "yes") if yes else _badge("ok", "no")
     detections = r.get("detections") or []
-    by_detector = _count(str(d.get("detector")) for d in detections)
-    rows.append(("detector signals", f"{len(detections)} {_e(by_detector) if detections else ''}".strip()))
-    rows.append(("performance vs evaluation", _change(r.get("performance"))))
-    estimate = r.get("estimate")
-    if estimate:
-        rows.append(
-            (
-                "estimated accuracy",
-                f"{_n(estimate.get('accuracy'))} on {_n(estimate.get('rows'))} unlabelled row(s) "
-                f"<span class='muted'>({_e(estimate.get('method'))})</span>",
-            )
+    counts = Counter(str(d.get("detector")) for d in detections)
+    which = f" ({_e(', '.join(f'{k} {v}' for k, v in counts.items()))})" if counts else ""
+    rows["detector signals"] = f"{len(detections)}{which}"
+    rows["performance vs evaluation"] = _change(r.get("performance"))
+    if estimate := r.get("estimate"):
+        rows["estimated accuracy"] = (
+            f"{_n(estimate.get('accuracy'))} on {_n(estimate.get('rows'))} unlabelled row(s) "
+            f"<span class='muted'>({_e(estimate.get('method'))})</span>"
         )
-    versions = r.get("versions") or {}
-    if versions:
-        served = ", ".join(f"v{_e(k)}: {_n(v)}" for k, v in versions.items())
-        rows.append(("rows per version in the window", served))
-    body = "".join(f"<tr><th>{k}</th><td class='text'>{v}</td></tr>" for k, v in rows)
+    if versions := r.get("versions"):
+        rows["rows per version"] = ", ".join(f"v{_e(k)}: {_n(v)}" for k, v in versions.items())
+    body = "".join(f"<tr><th>{k}</th><td class='text'>{v}</td></tr>" for k, v in rows.items())
     return "\n".join([*lines, f"<table class='summary'>{body}</table>"])
 
 
@@ -169,14 +158,14 @@ def _drift(drift: Mapping[str, Any] | None, key: str, role: str) -> str:
     out.append(_drift_table(columns, role))
     out.append(
         f"<p class='legend small'><span style='color:{_REFERENCE}'>&#9632; reference</span>"
-        f"<span style='color:{_CURRENT}'>&#9632; current</span></p>"
+        f"<span style='color:{_CURRENT}'>&#9632; current</span></p><div class='charts'>"
     )
-    figures = [
+    out += [
         f"<figure><figcaption>{_e(c.get('name'))} {_badge(str(c.get('level')))}</figcaption>"
         f"{_histogram(c)}</figure>"
         for c in columns
     ]
-    out.append("<div class='charts'>" + "".join(figures) + "</div>")
+    out.append("</div>")
     return "\n".join(out)
 
 
@@ -311,10 +300,7 @@ def _performance(r: Mapping[str, Any]) -> str:
         estimates = [t.get("estimated_accuracy") for t in timeline]
         if any(_num(v) for v in estimates):
             series.append(_Series("estimate", estimates, "#8250df", "2 3"))
-    band = (
-        [_bound(t, metric, "low") for t in timeline],
-        [_bound(t, metric, "high") for t in timeline],
-    )
+    band = ([_metric(t, metric, "low") for t in timeline], [_metric(t, metric, "high") for t in timeline])
     markers: dict[int, list[str]] = {}
     for d in detections:
         if isinstance(d.get("bucket"), int):
@@ -335,21 +321,19 @@ def _performance(r: Mapping[str, Any]) -> str:
 
 def _headline_metric(r: Mapping[str, Any]) -> str:
     """Accuracy for classifiers, MAE for regressors; else the first metric the data has."""
-    wanted = _HEADLINE.get(str(r.get("task")))
-    found = [*((r.get("performance") or {}).get("metrics") or {})]
-    for t in r.get("timeline") or []:
-        found += [*((t.get("performance") or {}).get("metrics") or {})]
-    if wanted is not None and (wanted in found or not found):
-        return wanted
-    return found[0] if found else "accuracy"
+    wanted = _HEADLINE.get(str(r.get("task")), "accuracy")
+    found = [
+        m for t in (r, *(r.get("timeline") or [])) for m in (t.get("performance") or {}).get("metrics") or {}
+    ]
+    return wanted if wanted in found or not found else found[0]
 
 
-def _metric(entry: Mapping[str, Any], metric: str) -> Any:
-    return ((entry.get("performance") or {}).get("metrics") or {}).get(metric)
-
-
-def _bound(entry: Mapping[str, Any], metric: str, side: str) -> Any:
-    return (((entry.get("performance") or {}).get("ci") or {}).get(metric) or {}).get(side)
+def _metric(entry: Mapping[str, Any], metric: str, side: str | None = None) -> Any:
+    """A bucket's value of `metric`, or with `side` ('low', 'high') a bound of its interval."""
+    perf = entry.get("performance") or {}
+    if side is None:
+        return (perf.get("metrics") or {}).get(metric)
+    return ((perf.get("ci") or {}).get(metric) or {}).get(side)
 
 
 def _operations(r: Mapping[str, Any]) -> str:
@@ -357,21 +341,13 @@ def _operations(r: Mapping[str, Any]) -> str:
     latency = [t.get("latency_ms") or {} for t in timeline]
     colors = {"p50": _REFERENCE, "p95": _CURRENT, "p99": _SIGNAL}
     series = [_Series(q, [x.get(q) for x in latency], color) for q, color in colors.items()]
-    labels = _labels(timeline)
-    charts = [
-        ("latency (ms) of answered requests", _time_chart(labels, series, zero=True, w=530)),
-        (
-            "error rate (rejected / requests)",
-            _time_chart(
-                labels,
-                [_Series("error rate", [t.get("error_rate") for t in timeline], _SIGNAL)],
-                zero=True,
-                w=530,
-                fmt=_pct,
-            ),
-        ),
-    ]
-    return "<div class='charts'>" + "".join(_figure(t, c) for t, c in charts) + "</div>"
+    errors = [_Series("error rate", [t.get("error_rate") for t in timeline], _SIGNAL)]
+    latency_chart = _time_chart(_labels(timeline), series, zero=True, w=530)
+    errors_chart = _time_chart(_labels(timeline), errors, zero=True, w=530, fmt=_pct)
+    return (
+        f"<div class='charts'>{_figure('latency (ms) of answered requests', latency_chart)}"
+        f"{_figure('error rate (rejected / requests)', errors_chart)}</div>"
+    )
 
 
 def _timeline(r: Mapping[str, Any]) -> str:
@@ -544,17 +520,11 @@ def _interval(ci: Mapping[str, Any] | None) -> str:
     return f"[{_n(ci.get('low'))}, {_n(ci.get('high'))}]" if ci else ""
 
 
-def _count(names: Any) -> str:
-    counts: dict[str, int] = {}
-    for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return "(" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
-
-
 def _time(value: Any) -> str:
     """An ISO time as `YYYY-MM-DD HH:MM`, or the text as it came."""
     try:
-        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M")
+        when = datetime.fromisoformat(str(value))
+        return (when.astimezone(UTC) if when.tzinfo else when).strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return "" if value is None else str(value)
 
