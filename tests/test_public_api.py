@@ -8,9 +8,13 @@ import shipyard.errors
 
 def test_all_is_sorted_and_complete() -> None:
     assert shipyard.__all__ == sorted(shipyard.__all__)
-    public = {n for n, v in vars(shipyard).items()
-              if not n.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))
-              and v.__module__.startswith("shipyard")}
+    public = {
+        n
+        for n, v in vars(shipyard).items()
+        if not n.startswith("_")
+        and (inspect.isclass(v) or inspect.isfunction(v))
+        and v.__module__.startswith("shipyard")
+    }
     assert public <= set(shipyard.__all__)
     for name in shipyard.__all__:
         assert hasattr(shipyard, name), name
@@ -31,8 +35,9 @@ def test_register_and_load_use_the_default_registry(monkeypatch, tmp_path, cance
     monkeypatch.delenv("SHIPYARD_STORE_URL", raising=False)
     default.reset()
     try:
-        version = shipyard.register(cancer_model, name="cancer", train_data=cancer, target="label",
-                                    alias="staging")
+        version = shipyard.register(
+            cancer_model, name="cancer", train_data=cancer, target="label", alias="staging"
+        )
         assert version.ref == shipyard.ModelRef("cancer", version=1)
         predictions = shipyard.load("cancer@staging").predict(cancer.drop(columns=["label"]))
         assert predictions.n_rows == len(cancer)

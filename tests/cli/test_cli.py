@@ -22,17 +22,37 @@ def home(tmp_path: Path) -> Path:
 def run(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"SHIPYARD_HOME": str(home), "COLUMNS": "200"}
     env.pop("SHIPYARD_DB_URL", None)
-    return subprocess.run([sys.executable, "-m", "shipyard", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.fixture
 def registered(home: Path, tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
     sio.dump(credit_pipeline, tmp_path / "model.skops")
     credit.to_parquet(tmp_path / "train.parquet")
-    done = run(home, "models", "register", str(tmp_path / "model.skops"), "--name", "fraud",
-               "--train-data", str(tmp_path / "train.parquet"), "--target", "default",
-               "--tag", "team=risk", "--alias", "staging")
+    done = run(
+        home,
+        "models",
+        "register",
+        str(tmp_path / "model.skops"),
+        "--name",
+        "fraud",
+        "--train-data",
+        str(tmp_path / "train.parquet"),
+        "--target",
+        "default",
+        "--tag",
+        "team=risk",
+        "--alias",
+        "staging",
+    )
     assert done.returncode == 0, done.stderr
     assert "registered fraud:1" in done.stdout
     return tmp_path
@@ -40,8 +60,7 @@ def registered(home: Path, tmp_path: Path, credit: pd.DataFrame, credit_pipeline
 
 def test_register_list_show_alias_tag_archive(home: Path, registered: Path) -> None:
     listed = json.loads(run(home, "models", "list", "--json").stdout)
-    assert [(m["name"], m["latest_version"], m["aliases"]) for m in listed] == [
-        ("fraud", 1, {"staging": 1})]
+    assert [(m["name"], m["latest_version"], m["aliases"]) for m in listed] == [("fraud", 1, {"staging": 1})]
     shown = json.loads(run(home, "models", "show", "fraud:1", "--json").stdout)
     assert shown["tags"] == {"team": "risk"}
     assert shown["contract"]["target"] == "default"
@@ -70,20 +89,21 @@ def test_contract_show_and_edit_make_a_new_version(home: Path, registered: Path)
     assert next(f for f in contract["features"] if f["name"] == "income")["on_missing"] == "reject"
 
 
-def test_predict_files_and_reject_bad_rows(home: Path, registered: Path,
-                                           credit: pd.DataFrame) -> None:
+def test_predict_files_and_reject_bad_rows(home: Path, registered: Path, credit: pd.DataFrame) -> None:
     rows = credit.drop(columns=["default"]).head(5)
     rows.to_csv(registered / "rows.csv", index=False)
     rows.to_json(registered / "rows.jsonl", orient="records", lines=True)
     out = registered / "preds.parquet"
-    done = run(home, "predict", "fraud@staging", "--input", str(registered / "rows.csv"),
-               "--output", str(out))
+    done = run(
+        home, "predict", "fraud@staging", "--input", str(registered / "rows.csv"), "--output", str(out)
+    )
     assert done.returncode == 0, done.stderr
     written = pd.read_parquet(out)
     assert list(written.columns) == ["row", "model_version", "prediction", "proba_0", "proba_1"]
     assert len(written) == 5
-    as_json = json.loads(run(home, "predict", "fraud:1", "--input",
-                             str(registered / "rows.jsonl"), "--json").stdout)
+    as_json = json.loads(
+        run(home, "predict", "fraud:1", "--input", str(registered / "rows.jsonl"), "--json").stdout
+    )
     assert len(as_json["predictions"]) == 5
     bad = rows.astype({"income": object})
     bad.loc[2, "income"] = "abc"
@@ -95,14 +115,18 @@ def test_predict_files_and_reject_bad_rows(home: Path, registered: Path,
     assert "Traceback" not in failed.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("models", "show", "fraud:7"), "has no version 7"),
-    (("models", "show", "../../etc"), "not allowed"),
-    (("models", "alias", "fraud:9", "prod"), "has no version 9"),
-    (("predict", "fraud:1", "--input", "missing.csv"), "does not exist"),
-])
-def test_errors_are_one_clear_line_with_exit_code_1(home: Path, registered: Path,
-                                                    args: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("models", "show", "fraud:7"), "has no version 7"),
+        (("models", "show", "../../etc"), "not allowed"),
+        (("models", "alias", "fraud:9", "prod"), "has no version 9"),
+        (("predict", "fraud:1", "--input", "missing.csv"), "does not exist"),
+    ],
+)
+def test_errors_are_one_clear_line_with_exit_code_1(
+    home: Path, registered: Path, args: tuple[str, ...], message: str
+) -> None:
     done = run(home, *args, cwd=registered)
     assert done.returncode == 1
     assert message in done.stderr
@@ -134,8 +158,17 @@ def test_python_dash_m_and_version(home: Path) -> None:
 def test_demo_runs_in_a_fresh_home(home: Path) -> None:
     done = run(home, "demo", "--rows", "2000")
     assert done.returncode == 0, done.stderr
-    for expected in ("registered cancer:1", "credit@staging", "rejected", "expected a number",
-                     "outside the contract range", "PASSED", "FAILED", "promoted",
-                     "promotion refused", "demo finished"):
+    for expected in (
+        "registered cancer:1",
+        "credit@staging",
+        "rejected",
+        "expected a number",
+        "outside the contract range",
+        "PASSED",
+        "FAILED",
+        "promoted",
+        "promotion refused",
+        "demo finished",
+    ):
         assert expected in done.stdout
     assert (home / "reports").is_dir()

@@ -19,13 +19,20 @@ def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"SHIPYARD_HOME": str(home), "COLUMNS": "200"}
     for key in ("SHIPYARD_DB_URL", "SHIPYARD_PROTECTED_ALIASES", "SHIPYARD_GATES_POLICY"):
         env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "shipyard", *args], capture_output=True, text=True,
-                          env=env, timeout=180, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
 
 
 @pytest.fixture
-def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any,
-         holdout: pd.DataFrame) -> Path:
+def home(
+    tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any, holdout: pd.DataFrame
+) -> Path:
     with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as reg:
         reg.register(credit_pipeline, name="fraud", train_data=credit, target="default")
         reg.register(weaker_pipeline, name="fraud", train_data=credit, target="default")
@@ -36,9 +43,25 @@ def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipe
 
 def test_evaluate_gate_and_promote_from_the_command_line(home: Path) -> None:
     data, policy, h = str(home / "holdout.parquet"), str(home / "gates.yaml"), home / "home"
-    done = run(h, "evaluate", "fraud:1", "--data", data, "--target", "default", "--sensitive", "country",
-               "--slice", "employment", "--resamples", "20", "--report", str(home / "r.html"),
-               "--json-out", str(home / "r.txt"))
+    done = run(
+        h,
+        "evaluate",
+        "fraud:1",
+        "--data",
+        data,
+        "--target",
+        "default",
+        "--sensitive",
+        "country",
+        "--slice",
+        "employment",
+        "--resamples",
+        "20",
+        "--report",
+        str(home / "r.html"),
+        "--json-out",
+        str(home / "r.txt"),
+    )
     assert done.returncode == 0, done.stderr
     for shown in ("roc_auc", "slice employment", "fairness by country", "robustness"):
         assert shown in done.stdout

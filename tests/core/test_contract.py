@@ -11,18 +11,19 @@ from shipyard.core.contract import infer_contract
 
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "age": [20, 30, 40, 50],
-        "income": [1000.0, np.nan, 3500.0, 4000.0],
-        "country": ["DE", "FR", "DE", "ES"],
-        "vip": [True, False, True, False],
-    })
+    return pd.DataFrame(
+        {
+            "age": [20, 30, 40, 50],
+            "income": [1000.0, np.nan, 3500.0, 4000.0],
+            "country": ["DE", "FR", "DE", "ES"],
+            "vip": [True, False, True, False],
+        }
+    )
 
 
 @pytest.fixture
 def contract(frame: pd.DataFrame) -> Contract:
-    return infer_contract(Batch.from_pandas(frame), task="classification", target="y",
-                          classes=[0, 1])
+    return infer_contract(Batch.from_pandas(frame), task="classification", target="y", classes=[0, 1])
 
 
 def test_inference_reads_dtype_range_categories_and_missing(contract: Contract) -> None:
@@ -38,8 +39,7 @@ def test_defaults_reject_missing_where_training_had_none_and_allow_out_of_range(
     contract: Contract,
 ) -> None:
     age = contract.feature("age")
-    assert (age.on_missing, age.on_out_of_range, age.on_unseen_category) == (
-        "reject", "allow", "allow")
+    assert (age.on_missing, age.on_out_of_range, age.on_unseen_category) == ("reject", "allow", "allow")
 
 
 def test_valid_rows_pass_and_come_back_in_contract_order(contract: Contract) -> None:
@@ -74,31 +74,36 @@ def test_missing_column_is_named_and_rejects_every_row(contract: Contract) -> No
 
 
 def test_unknown_extra_columns_are_reported_not_rejected(contract: Contract) -> None:
-    result = contract.validate(Batch.from_records(
-        [{"age": 1, "income": 1000.0, "country": "DE", "vip": True, "surprise": 1}]))
+    result = contract.validate(
+        Batch.from_records([{"age": 1, "income": 1000.0, "country": "DE", "vip": True, "surprise": 1}])
+    )
     assert result.ok
     assert result.extra_columns == ("surprise",)
 
 
 def test_int_is_coerced_to_float_but_text_never_is(contract: Contract) -> None:
-    result = contract.validate(Batch.from_columns(
-        {"age": [1, 2], "income": [1000, 2000], "country": ["DE", "DE"], "vip": [True, True]}))
+    result = contract.validate(
+        Batch.from_columns(
+            {"age": [1, 2], "income": [1000, 2000], "country": ["DE", "DE"], "vip": [True, True]}
+        )
+    )
     assert result.ok
     assert result.batch.columns["income"].dtype == np.float64
-    bad = contract.validate(Batch.from_records(
-        [{"age": 1, "income": "abc", "country": "DE", "vip": True}]))
+    bad = contract.validate(Batch.from_records([{"age": 1, "income": "abc", "country": "DE", "vip": True}]))
     assert bad.violations[0].reason == "expected a number"
 
 
 def test_fractional_value_for_an_integer_feature_is_a_wrong_type(contract: Contract) -> None:
-    result = contract.validate(Batch.from_records(
-        [{"age": 2.5, "income": 1000.0, "country": "DE", "vip": True}]))
+    result = contract.validate(
+        Batch.from_records([{"age": 2.5, "income": 1000.0, "country": "DE", "vip": True}])
+    )
     assert result.violations[0].reason == "expected an integer"
 
 
 def test_boolean_is_not_accepted_as_a_number(contract: Contract) -> None:
-    result = contract.validate(Batch.from_records(
-        [{"age": True, "income": 1000.0, "country": "DE", "vip": True}]))
+    result = contract.validate(
+        Batch.from_records([{"age": True, "income": 1000.0, "country": "DE", "vip": True}])
+    )
     assert [v.feature for v in result.violations] == ["age"]
 
 
@@ -117,8 +122,11 @@ def test_out_of_range_is_counted_by_default_and_rejected_when_the_contract_says(
 
 def test_clip_policy_clips_into_the_range(contract: Contract) -> None:
     clipping = contract.replace_feature("age", on_out_of_range="clip")
-    result = clipping.validate(Batch.from_columns(
-        {"age": [5, 99], "income": [1000.0, 1000.0], "country": ["DE", "DE"], "vip": [True, True]}))
+    result = clipping.validate(
+        Batch.from_columns(
+            {"age": [5, 99], "income": [1000.0, 1000.0], "country": ["DE", "DE"], "vip": [True, True]}
+        )
+    )
     assert result.batch.columns["age"].tolist() == [20, 50]
     assert result.counts == {"age": {"clipped": 2}}
 
@@ -143,10 +151,14 @@ def test_missing_value_policies_reject_impute_and_pass(contract: Contract) -> No
 
 def test_validation_is_vectorised_over_a_hundred_thousand_rows(contract: Contract) -> None:
     n = 100_000
-    data = Batch.from_columns({
-        "age": np.full(n, 30), "income": np.full(n, 1000.0),
-        "country": np.array(["DE"] * n, dtype=object), "vip": np.ones(n, dtype=bool),
-    })
+    data = Batch.from_columns(
+        {
+            "age": np.full(n, 30),
+            "income": np.full(n, 1000.0),
+            "country": np.array(["DE"] * n, dtype=object),
+            "vip": np.ones(n, dtype=bool),
+        }
+    )
     data.columns["age"][::1000] = 500
     strict = contract.replace_feature("age", on_out_of_range="reject")
     result = strict.validate(data)
@@ -170,11 +182,13 @@ def test_yaml_round_trip_keeps_every_rule(contract: Contract) -> None:
         ({"min": "low"}, "expected a number"),
     ],
 )
-def test_malformed_contract_entries_are_named(contract: Contract, change: dict[str, object],
-                                              message: str) -> None:
+def test_malformed_contract_entries_are_named(
+    contract: Contract, change: dict[str, object], message: str
+) -> None:
     data = contract.to_dict()
-    data["features"][0] = {k: v for k, v in data["features"][0].items()
-                           if k != "impute_value" or "on_missing" not in change} | change
+    data["features"][0] = {
+        k: v for k, v in data["features"][0].items() if k != "impute_value" or "on_missing" not in change
+    } | change
     with pytest.raises(ContractError, match=message):
         Contract.from_dict(data)
 

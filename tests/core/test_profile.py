@@ -11,12 +11,13 @@ from shipyard import Batch, Predictions, Profile, ProfileError
 @pytest.fixture
 def reference() -> Profile:
     rng = np.random.default_rng(0)
-    data = Batch.from_columns({
-        "x": rng.normal(size=2000),
-        "c": rng.choice(np.array(["a", "b", "c"], dtype=object), 2000),
-    })
-    predictions = Predictions("classification", rng.choice([0, 1], 2000),
-                              rng.dirichlet([1, 1], 2000), (0, 1))
+    data = Batch.from_columns(
+        {
+            "x": rng.normal(size=2000),
+            "c": rng.choice(np.array(["a", "b", "c"], dtype=object), 2000),
+        }
+    )
+    predictions = Predictions("classification", rng.choice([0, 1], 2000), rng.dirichlet([1, 1], 2000), (0, 1))
     return Profile.build(data, predictions=predictions)
 
 
@@ -25,8 +26,7 @@ def _batch(seed: int, n: int) -> tuple[Batch, Predictions]:
     x = rng.normal(size=n)
     x[::7] = np.nan
     data = Batch.from_columns({"x": x, "c": rng.choice(np.array(["a", "b", "z"], dtype=object), n)})
-    predictions = Predictions("classification", rng.choice([0, 1], n), rng.dirichlet([1, 1], n),
-                              (0, 1))
+    predictions = Predictions("classification", rng.choice([0, 1], n), rng.dirichlet([1, 1], n), (0, 1))
     return data, predictions
 
 
@@ -43,8 +43,12 @@ def test_profiles_of_disjoint_data_add_up_to_the_profile_of_both(reference: Prof
     a, pa = _batch(1, 300)
     b, pb = _batch(2, 500)
     both = Batch.from_columns({n: np.concatenate([a.columns[n], b.columns[n]]) for n in a.names})
-    pboth = Predictions("classification", np.concatenate([pa.values, pb.values]),
-                        np.vstack([pa.probabilities, pb.probabilities]), (0, 1))
+    pboth = Predictions(
+        "classification",
+        np.concatenate([pa.values, pb.values]),
+        np.vstack([pa.probabilities, pb.probabilities]),
+        (0, 1),
+    )
     added = reference.profile(a, pa) + reference.profile(b, pb)
     whole = reference.profile(both, pboth)
     assert added.rows == whole.rows == 800
@@ -52,7 +56,11 @@ def test_profiles_of_disjoint_data_add_up_to_the_profile_of_both(reference: Prof
         left, right = added.features[name], whole.features[name]
         assert left.counts == right.counts
         assert (left.missing, left.count, left.min, left.max) == (
-            right.missing, right.count, right.min, right.max)
+            right.missing,
+            right.count,
+            right.min,
+            right.max,
+        )
         assert left.mean == pytest.approx(right.mean)
         assert left.variance == pytest.approx(right.variance)
     assert added.features["c"] == whole.features["c"]

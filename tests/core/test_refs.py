@@ -26,8 +26,22 @@ def test_references_print_as_they_parse(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["../../etc", "a/b", "fraud\x00", "", ".hidden", "fraud:0", "fraud:-1", "fraud:x",
-     "fraud@", "fraud@1abc", "x" * 129, "a..b", "fraud@latest", "fraud:٣"],
+    [
+        "../../etc",
+        "a/b",
+        "fraud\x00",
+        "",
+        ".hidden",
+        "fraud:0",
+        "fraud:-1",
+        "fraud:x",
+        "fraud@",
+        "fraud@1abc",
+        "x" * 129,
+        "a..b",
+        "fraud@latest",
+        "fraud:٣",
+    ],
 )
 def test_malformed_references_are_rejected_with_the_expected_form(text: str) -> None:
     with pytest.raises(RefError, match="expected|reserved|not allowed"):

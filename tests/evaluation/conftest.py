@@ -11,8 +11,9 @@ from shipyard import Registry
 
 
 @pytest.fixture
-def two_versions(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any,
-                 weaker_pipeline: Any) -> Registry:
+def two_versions(
+    sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any
+) -> Registry:
     """`credit:1` (the stronger model) and `credit:2` (the weaker one), no aliases."""
     sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     sqlite_registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")

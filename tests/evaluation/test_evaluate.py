@@ -18,10 +18,12 @@ def _sk_predictions(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return model.predict(features), model.predict_proba(features)
 
 
-def test_stored_numbers_equal_scikit_learn(two_versions: Registry, holdout: pd.DataFrame,
-                                           credit_pipeline: Any) -> None:
-    result = evaluate("credit:1", holdout, target="default", robust=False, resamples=0,
-                      threshold=0.3, registry=two_versions)
+def test_stored_numbers_equal_scikit_learn(
+    two_versions: Registry, holdout: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    result = evaluate(
+        "credit:1", holdout, target="default", robust=False, resamples=0, threshold=0.3, registry=two_versions
+    )
     stored = two_versions.results.evaluations("credit:1")[0].body["metrics"]
     pred, proba = _sk_predictions(credit_pipeline, holdout)
     y = holdout["default"].to_numpy()
@@ -46,10 +48,22 @@ def test_stored_numbers_equal_scikit_learn(two_versions: Registry, holdout: pd.D
     assert result.data["evaluated"] == len(holdout) and result.data["rejected"] == 0
 
 
-def test_bootstrap_intervals_are_seeded_and_bracket_the_point(two_versions: Registry,
-                                                              holdout: pd.DataFrame) -> None:
-    runs = [evaluate("credit:1", holdout, target="default", robust=False, resamples=50, seed=s,
-                     store=False, registry=two_versions) for s in (4, 4, 5)]
+def test_bootstrap_intervals_are_seeded_and_bracket_the_point(
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
+    runs = [
+        evaluate(
+            "credit:1",
+            holdout,
+            target="default",
+            robust=False,
+            resamples=50,
+            seed=s,
+            store=False,
+            registry=two_versions,
+        )
+        for s in (4, 4, 5)
+    ]
     assert runs[0].confidence == runs[1].confidence
     assert runs[0].confidence != runs[2].confidence
     for name in ("accuracy", "f1_macro", "roc_auc", "brier"):
@@ -59,9 +73,18 @@ def test_bootstrap_intervals_are_seeded_and_bracket_the_point(two_versions: Regi
 
 
 def test_slices_count_every_row_and_match_scikit_learn_per_group(
-        two_versions: Registry, holdout: pd.DataFrame, credit_pipeline: Any) -> None:
-    result = evaluate("credit:1", holdout, target="default", slices=["employment", "age:18,30,50"],
-                      robust=False, resamples=0, store=False, registry=two_versions)
+    two_versions: Registry, holdout: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    result = evaluate(
+        "credit:1",
+        holdout,
+        target="default",
+        slices=["employment", "age:18,30,50"],
+        robust=False,
+        resamples=0,
+        store=False,
+        registry=two_versions,
+    )
     pred, proba = _sk_predictions(credit_pipeline, holdout)
     y = holdout["default"].to_numpy()
     employment = result.slices["employment"]
@@ -82,33 +105,45 @@ def test_slices_count_every_row_and_match_scikit_learn_per_group(
     assert ages["groups"][0]["metrics"]["f1"] == pytest.approx(skm.f1_score(y[young], pred[young]))
 
 
-def test_fairness_through_evaluate_equals_fairlearn(two_versions: Registry, holdout: pd.DataFrame,
-                                                     credit_pipeline: Any) -> None:
+def test_fairness_through_evaluate_equals_fairlearn(
+    two_versions: Registry, holdout: pd.DataFrame, credit_pipeline: Any
+) -> None:
     from fairlearn.metrics import (
         demographic_parity_difference,
         demographic_parity_ratio,
         equalized_odds_difference,
     )
 
-    result = evaluate("credit:1", holdout, target="default", sensitive=["country"], robust=False,
-                      resamples=0, store=False, registry=two_versions)
+    result = evaluate(
+        "credit:1",
+        holdout,
+        target="default",
+        sensitive=["country"],
+        robust=False,
+        resamples=0,
+        store=False,
+        registry=two_versions,
+    )
     pred, _ = _sk_predictions(credit_pipeline, holdout)
     y, groups = holdout["default"], holdout["country"]
     fair = result.fairness["country"]
     assert fair["demographic_parity_difference"] == pytest.approx(
-        demographic_parity_difference(y, pred, sensitive_features=groups))
+        demographic_parity_difference(y, pred, sensitive_features=groups)
+    )
     assert fair["demographic_parity_ratio"] == pytest.approx(
-        demographic_parity_ratio(y, pred, sensitive_features=groups))
+        demographic_parity_ratio(y, pred, sensitive_features=groups)
+    )
     assert fair["equalized_odds_difference"] == pytest.approx(
-        equalized_odds_difference(y, pred, sensitive_features=groups))
+        equalized_odds_difference(y, pred, sensitive_features=groups)
+    )
     assert set(fair["groups"]) == set(groups)
 
 
 def test_champion_is_evaluated_on_the_same_rows_and_both_are_stored(
-        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     two_versions.set_alias("credit:1", "production", force=True, reason="test set-up")
-    result = evaluate("credit:2", holdout, target="default", robust=False, resamples=0,
-                      registry=two_versions)
+    result = evaluate("credit:2", holdout, target="default", robust=False, resamples=0, registry=two_versions)
     assert result.champion is not None and result.champion.ref == "credit:1"
     assert result.champion.data["fingerprint"] == result.data["fingerprint"]
     assert result.metrics["roc_auc"] != result.champion.metrics["roc_auc"]
@@ -124,8 +159,9 @@ def test_a_regressor_gets_regression_metrics_equal_to_scikit_learn(sqlite_regist
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     model = Ridge().fit(X, y)
     sqlite_registry.register(model, name="diabetes", train_data=X.assign(target=y), target="target")
-    result = evaluate("diabetes:1", X.assign(target=y), target="target", sensitive=["sex"],
-                      registry=sqlite_registry)
+    result = evaluate(
+        "diabetes:1", X.assign(target=y), target="target", sensitive=["sex"], registry=sqlite_registry
+    )
     pred = model.predict(X)
     assert result.metrics["mae"] == pytest.approx(skm.mean_absolute_error(y, pred))
     assert result.metrics["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, pred)))
@@ -146,27 +182,47 @@ def test_multiclass_metrics_and_fairness_needs_a_positive_class(sqlite_registry:
     model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
     frame = X.assign(label=y)
     sqlite_registry.register(model, name="wine", train_data=frame, target="label")
-    result = evaluate("wine:1", frame, target="label", robust=False, resamples=0, store=False,
-                      registry=sqlite_registry)
+    result = evaluate(
+        "wine:1", frame, target="label", robust=False, resamples=0, store=False, registry=sqlite_registry
+    )
     proba = model.predict_proba(X)
     assert result.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
     assert set(result.curves["roc"]) == {"0", "1", "2"}
     with pytest.raises(EvaluationError, match="name the positive class"):
-        evaluate("wine:1", frame, target="label", sensitive=["alcohol"], robust=False, resamples=0,
-                 store=False, registry=sqlite_registry)
-    named = evaluate("wine:1", frame, target="label", sensitive=["alcohol"], positive=2, robust=False,
-                     resamples=0, store=False, registry=sqlite_registry)
+        evaluate(
+            "wine:1",
+            frame,
+            target="label",
+            sensitive=["alcohol"],
+            robust=False,
+            resamples=0,
+            store=False,
+            registry=sqlite_registry,
+        )
+    named = evaluate(
+        "wine:1",
+        frame,
+        target="label",
+        sensitive=["alcohol"],
+        positive=2,
+        robust=False,
+        resamples=0,
+        store=False,
+        registry=sqlite_registry,
+    )
     assert named.fairness["alcohol"]["positive"] == 2
     assert len(named.fairness["alcohol"]["groups"]) == 4  # a numeric feature falls into quartiles
 
 
-def test_rows_the_contract_rejects_are_counted_and_left_out(two_versions: Registry,
-                                                             holdout: pd.DataFrame) -> None:
+def test_rows_the_contract_rejects_are_counted_and_left_out(
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     bad = holdout.copy()
     bad["country"] = bad["country"].astype(object)
     bad.loc[[3, 5], "age"] = np.nan
-    result = evaluate("credit:1", bad, target="default", robust=False, resamples=0, store=False,
-                      registry=two_versions)
+    result = evaluate(
+        "credit:1", bad, target="default", robust=False, resamples=0, store=False, registry=two_versions
+    )
     assert result.data["rejected"] == 2 and result.data["evaluated"] == len(bad) - 2
     assert "age" in result.data["violations"][0]
 
@@ -175,22 +231,25 @@ def _stored_count(reg: Registry) -> int:
     return len(reg.results.evaluations("credit:1")) + len(reg.results.evaluations("credit:2"))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda f: f.drop(columns=["default"]), "no target column 'default'"),
-    (lambda f: f.assign(default=np.where(f["default"] == 1, "yes", "no")), "never seen"),
-    (lambda f: f.assign(default=f["default"] + 5), r"labels \['5', '6'\]"),
-    (lambda f: f.assign(default=f["default"].astype(float).where(f.index != 4)), "missing in 1 row"),
-    (lambda f: f.iloc[:0], "has no rows"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["default"]), "no target column 'default'"),
+        (lambda f: f.assign(default=np.where(f["default"] == 1, "yes", "no")), "never seen"),
+        (lambda f: f.assign(default=f["default"] + 5), r"labels \['5', '6'\]"),
+        (lambda f: f.assign(default=f["default"].astype(float).where(f.index != 4)), "missing in 1 row"),
+        (lambda f: f.iloc[:0], "has no rows"),
+    ],
+)
 def test_bad_data_gets_a_clear_error_and_nothing_is_stored(
-        two_versions: Registry, holdout: pd.DataFrame, change: Any, message: str) -> None:
+    two_versions: Registry, holdout: pd.DataFrame, change: Any, message: str
+) -> None:
     with pytest.raises(EvaluationError, match=message):
         evaluate("credit:1", change(holdout), target="default", registry=two_versions)
     assert _stored_count(two_versions) == 0
 
 
-def test_unknown_sensitive_or_slice_feature_is_named(two_versions: Registry,
-                                                      holdout: pd.DataFrame) -> None:
+def test_unknown_sensitive_or_slice_feature_is_named(two_versions: Registry, holdout: pd.DataFrame) -> None:
     with pytest.raises(EvaluationError, match="sensitive feature 'gender' is not in the data"):
         evaluate("credit:1", holdout, target="default", sensitive=["gender"], registry=two_versions)
     with pytest.raises(EvaluationError, match="slice feature 'region' is not in the data"):
@@ -210,11 +269,19 @@ def test_a_regressor_target_of_text_is_refused(sqlite_registry: Registry) -> Non
         evaluate("diabetes:1", X.assign(t="high"), target="t", registry=sqlite_registry)
 
 
-def test_evaluates_a_file_and_names_a_missing_one(two_versions: Registry, holdout: pd.DataFrame,
-                                                  tmp_path: Path) -> None:
+def test_evaluates_a_file_and_names_a_missing_one(
+    two_versions: Registry, holdout: pd.DataFrame, tmp_path: Path
+) -> None:
     holdout.to_csv(tmp_path / "h.csv", index=False)
-    result = evaluate("credit:1", tmp_path / "h.csv", target="default", robust=False, resamples=0,
-                      store=False, registry=two_versions)
+    result = evaluate(
+        "credit:1",
+        tmp_path / "h.csv",
+        target="default",
+        robust=False,
+        resamples=0,
+        store=False,
+        registry=two_versions,
+    )
     assert result.data["rows"] == len(holdout) and result.data["source"].endswith("h.csv")
     with pytest.raises(InputError, match="does not exist"):
         evaluate("credit:1", tmp_path / "nope.csv", target="default", registry=two_versions)
@@ -229,8 +296,9 @@ def test_undefined_metrics_are_stored_as_null_never_nan(sqlite_registry: Registr
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     sqlite_registry.register(Ridge().fit(X, y), name="d", train_data=X.assign(t=y), target="t")
     frame = X.assign(t=y, grp=["solo"] + ["many"] * (len(X) - 1))
-    result = evaluate("d:1", frame, target="t", slices=["grp"], robust=False, resamples=0,
-                      registry=sqlite_registry)
+    result = evaluate(
+        "d:1", frame, target="t", slices=["grp"], robust=False, resamples=0, registry=sqlite_registry
+    )
     stored = sqlite_registry.results.evaluations("d:1")[0].body
 
     def refuse(constant: str) -> None:
@@ -249,11 +317,13 @@ def test_a_classifier_with_nothing_numeric_reports_no_attack_rate(sqlite_registr
     from sklearn.preprocessing import OneHotEncoder
 
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"color": rng.choice(["red", "blue", "green"], 400),
-                          "size": rng.choice(["s", "m", "l"], 400)})
+    frame = pd.DataFrame(
+        {"color": rng.choice(["red", "blue", "green"], 400), "size": rng.choice(["s", "m", "l"], 400)}
+    )
     frame["y"] = ((frame["color"] == "red") ^ (rng.random(400) < 0.2)).astype(int)
-    model = make_pipeline(make_column_transformer((OneHotEncoder(), ["color", "size"])),
-                          LogisticRegression()).fit(frame[["color", "size"]], frame["y"])
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["color", "size"])), LogisticRegression()
+    ).fit(frame[["color", "size"]], frame["y"])
     sqlite_registry.register(model, name="c", train_data=frame, target="y")
     result = evaluate("c:1", frame, target="y", resamples=0, store=False, registry=sqlite_registry)
     assert "success_rate" not in result.robustness["attack"]

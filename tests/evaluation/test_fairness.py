@@ -60,4 +60,3 @@ def test_missing_group_values_form_their_own_group() -> None:
     groups = np.array(["a", None, "a", None], dtype=object)
     out = group_fairness(groups, np.array([1, 0, 1, 1]), np.array([1, 0, 0, 1]))
     assert set(out["groups"]) == {"a", "None"}
-

@@ -28,16 +28,19 @@ def _quick(reg: Registry, ref: str, frame: pd.DataFrame, **options: Any) -> Any:
     return evaluate(ref, frame, target="default", registry=reg, **options)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("rules:\n  - roc_auc >= 0.8\n  - [oops\n", r"line 4: not valid YAML .* began on line 3"),
-    ("rules:\n  - roc_auc >= 0.8\n  - auroc >= 0.8\n", "line 3: unknown metric 'auroc'"),
-    ("rules:\n  - roc_auc => 0.8\n", "line 2: rule 'roc_auc => 0.8' is malformed"),
-    ("rules:\n  - roc_auc >= championship\n", "line 2: rule .* is malformed"),
-    ("champion: production\nrulez:\n  - roc_auc >= 0.8\n", "line 2: unknown key 'rulez'"),
-    ("champion: production\n", "has no rules"),
-    ("- roc_auc >= 0.8\n", "line 1: expected a mapping"),
-    ("champion: 'prod uction'\nrules: ['roc_auc >= 0.8']\n", "line 1: champion alias"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("rules:\n  - roc_auc >= 0.8\n  - [oops\n", r"line 4: not valid YAML .* began on line 3"),
+        ("rules:\n  - roc_auc >= 0.8\n  - auroc >= 0.8\n", "line 3: unknown metric 'auroc'"),
+        ("rules:\n  - roc_auc => 0.8\n", "line 2: rule 'roc_auc => 0.8' is malformed"),
+        ("rules:\n  - roc_auc >= championship\n", "line 2: rule .* is malformed"),
+        ("champion: production\nrulez:\n  - roc_auc >= 0.8\n", "line 2: unknown key 'rulez'"),
+        ("champion: production\n", "has no rules"),
+        ("- roc_auc >= 0.8\n", "line 1: expected a mapping"),
+        ("champion: 'prod uction'\nrules: ['roc_auc >= 0.8']\n", "line 1: champion alias"),
+    ],
+)
 def test_a_bad_policy_names_its_line(text: str, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         Policy.parse(text, source="gates.yaml")
@@ -48,14 +51,20 @@ def test_rules_parse_into_metric_operator_bound_and_slice() -> None:
     assert policy.champion == "production"
     absolute, minus, times, sliced = policy.rules[:4]
     assert (absolute.metric, absolute.op, absolute.bound, absolute.relative, absolute.line) == (
-        "roc_auc", ">=", 0.55, None, 3)
+        "roc_auc",
+        ">=",
+        0.55,
+        None,
+        3,
+    )
     assert minus.limit(0.9) == pytest.approx(0.89)
     assert times.limit(0.1) == pytest.approx(0.12)
     assert (sliced.feature, sliced.group) == ("employment", "unemployed")
 
 
 def test_first_version_passes_relative_rules_only_for_lack_of_a_champion(
-        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     _quick(two_versions, "credit:1", holdout, sensitive=["country"], slices=["employment"], robust=True)
     result = check_gates("credit:1", Policy.parse(POLICY), registry=two_versions)
     assert result.passed, [r.to_dict() for r in result.failed]
@@ -65,11 +74,13 @@ def test_first_version_passes_relative_rules_only_for_lack_of_a_champion(
 
 
 def test_a_worse_challenger_fails_the_relative_rule_and_the_result_is_stored(
-        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     two_versions.set_alias("credit:1", "production", force=True, reason="set-up")
     policy = Policy.parse("rules:\n  - roc_auc >= 0.5\n  - roc_auc >= champion - 0.001\n")
-    result = check_gates("credit:2", policy, data=holdout, target="default", robust=False,
-                         resamples=0, registry=two_versions)
+    result = check_gates(
+        "credit:2", policy, data=holdout, target="default", robust=False, resamples=0, registry=two_versions
+    )
     assert not result.passed
     assert [r.passed for r in result.results] == [True, False]
     failed = result.results[1]
@@ -80,8 +91,7 @@ def test_a_worse_challenger_fails_the_relative_rule_and_the_result_is_stored(
     assert stored.body["rules"][1] == failed.to_dict()
 
 
-def test_a_metric_the_evaluation_lacks_fails_its_rule(two_versions: Registry,
-                                                      holdout: pd.DataFrame) -> None:
+def test_a_metric_the_evaluation_lacks_fails_its_rule(two_versions: Registry, holdout: pd.DataFrame) -> None:
     _quick(two_versions, "credit:1", holdout)
     policy = Policy.parse(
         "rules:\n"
@@ -109,18 +119,24 @@ def test_gates_without_data_need_a_stored_evaluation(two_versions: Registry) -> 
 
 
 def test_relative_rule_fails_when_the_champion_has_no_evaluation_on_the_same_rows(
-        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     two_versions.set_alias("credit:1", "production", force=True, reason="set-up")
     _quick(two_versions, "credit:2", holdout, champion=None)
-    result = check_gates("credit:2", Policy.parse("rules: ['roc_auc >= champion - 0.5']"),
-                         registry=two_versions)
+    result = check_gates(
+        "credit:2", Policy.parse("rules: ['roc_auc >= champion - 0.5']"), registry=two_versions
+    )
     assert not result.passed
     assert "no evaluation on the same rows" in result.results[0].reason
 
 
 def test_protected_alias_moves_only_with_a_passing_current_gate(
-        registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any,
-        holdout: pd.DataFrame) -> None:
+    registry: Registry,
+    credit: pd.DataFrame,
+    credit_pipeline: Any,
+    weaker_pipeline: Any,
+    holdout: pd.DataFrame,
+) -> None:
     registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")
     registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
@@ -128,16 +144,19 @@ def test_protected_alias_moves_only_with_a_passing_current_gate(
         registry.set_alias("credit:1", "production")
     lenient = Policy.parse("rules: ['roc_auc >= 0.5', 'roc_auc >= champion - 0.2']")
     strict = Policy.parse("rules: ['roc_auc >= champion + 0.2']")
-    assert check_gates("credit:1", lenient, data=holdout, target="default", robust=False,
-                       resamples=0, registry=registry).passed
+    assert check_gates(
+        "credit:1", lenient, data=holdout, target="default", robust=False, resamples=0, registry=registry
+    ).passed
     assert registry.set_alias("credit:1", "production").version == 1
     # A failing result blocks; a passing one against the current champion lets it through.
-    assert not check_gates("credit:2", strict, data=holdout, target="default", robust=False,
-                           resamples=0, registry=registry).passed
+    assert not check_gates(
+        "credit:2", strict, data=holdout, target="default", robust=False, resamples=0, registry=registry
+    ).passed
     with pytest.raises(GateError, match=r"failed: roc_auc >= champion \+ 0.2"):
         registry.set_alias("credit:2", "production")
-    assert check_gates("credit:3", lenient, data=holdout, target="default", robust=False,
-                       resamples=0, registry=registry).passed
+    assert check_gates(
+        "credit:3", lenient, data=holdout, target="default", robust=False, resamples=0, registry=registry
+    ).passed
     # credit:2 passes too, but against credit:1; once production moves to 3 that result is stale.
     assert check_gates("credit:2", lenient, registry=registry).passed
     registry.set_alias("credit:3", "production")
@@ -157,27 +176,36 @@ def test_force_needs_a_reason_and_records_who_and_why(two_versions: Registry) ->
 
 
 def test_registering_straight_into_a_protected_alias_is_refused(
-        sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> None:
+    sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any
+) -> None:
     with pytest.raises(GateError, match="protected alias"):
-        sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default",
-                                 alias="production")
+        sqlite_registry.register(
+            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
+        )
     assert sqlite_registry.list_models() == []
 
 
 def test_protected_aliases_and_the_required_policy_are_configurable(
-        tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, holdout: pd.DataFrame) -> None:
+    tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, holdout: pd.DataFrame
+) -> None:
     required = tmp_path / "team-gates.yaml"
     required.write_text("rules: ['roc_auc >= 0.5']\n")
-    settings = Settings.from_env({"SHIPYARD_HOME": str(tmp_path / "home"),
-                                  "SHIPYARD_PROTECTED_ALIASES": "live, champion",
-                                  "SHIPYARD_GATES_POLICY": str(required)})
+    settings = Settings.from_env(
+        {
+            "SHIPYARD_HOME": str(tmp_path / "home"),
+            "SHIPYARD_PROTECTED_ALIASES": "live, champion",
+            "SHIPYARD_GATES_POLICY": str(required),
+        }
+    )
     assert settings.protected_aliases == ("live", "champion")
     with Registry(settings, actor="tester") as reg:
-        reg.register(credit_pipeline, name="credit", train_data=credit, target="default",
-                     alias="production")  # no longer protected
+        reg.register(
+            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
+        )  # no longer protected
         other = Policy.parse("champion: live\nrules: ['accuracy >= 0']\n")
-        check_gates("credit:1", other, data=holdout, target="default", robust=False, resamples=0,
-                    registry=reg)
+        check_gates(
+            "credit:1", other, data=holdout, target="default", robust=False, resamples=0, registry=reg
+        )
         with pytest.raises(GateError, match="policy other than the required"):
             reg.set_alias("credit:1", "live")
         team = replace(Policy.read(required), champion="live")
@@ -188,7 +216,8 @@ def test_protected_aliases_and_the_required_policy_are_configurable(
 
 
 def test_concurrent_promotions_are_judged_one_after_the_other(
-        registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, holdout: pd.DataFrame) -> None:
+    registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, holdout: pd.DataFrame
+) -> None:
     import threading
     import time
 
@@ -201,8 +230,9 @@ def test_concurrent_promotions_are_judged_one_after_the_other(
     registry.set_alias("credit:1", "production", force=True, reason="set-up")
     lenient = Policy.parse("rules: ['roc_auc >= champion - 0.5']")
     for ref in ("credit:2", "credit:3"):
-        assert check_gates(ref, lenient, data=holdout, target="default", robust=False, resamples=0,
-                           registry=registry).passed
+        assert check_gates(
+            ref, lenient, data=holdout, target="default", robust=False, resamples=0, registry=registry
+        ).passed
     inside = threading.Event()
 
     def other_promotion(conn: Any) -> None:
@@ -242,15 +272,23 @@ def test_gate_results_of_an_unknown_model_are_not_found(two_versions: Registry) 
 
 
 def test_slice_rules_find_their_group_in_any_cut_and_dotted_metrics_resolve(
-        sqlite_registry: Registry, holdout: pd.DataFrame) -> None:
+    sqlite_registry: Registry, holdout: pd.DataFrame
+) -> None:
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
 
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     frame = X.assign(t=y, grp=["solo"] + ["many"] * (len(X) - 1))
     sqlite_registry.register(Ridge().fit(X, y), name="d", train_data=X.assign(t=y), target="t")
-    evaluate("d:1", frame, target="t", slices=["age", "age:-0.05,0,0.05", "grp"], robust=False,
-             resamples=0, registry=sqlite_registry)
+    evaluate(
+        "d:1",
+        frame,
+        target="t",
+        slices=["age", "age:-0.05,0,0.05", "grp"],
+        robust=False,
+        resamples=0,
+        registry=sqlite_registry,
+    )
     policy = Policy.parse(
         "rules:\n"
         "  - mae <= 1000 on age=[-0.05, 0)\n"

@@ -16,34 +16,61 @@ class FairCredit:
         self.classes_ = optimizer.estimator.classes_  # type: ignore[attr-defined]
 
     def predict(self, frame: pd.DataFrame) -> object:
-        return self.optimizer.predict(frame, sensitive_features=frame["country"],  # type: ignore[attr-defined]
-                                      random_state=0)
+        return self.optimizer.predict(
+            frame,
+            sensitive_features=frame["country"],  # type: ignore[attr-defined]
+            random_state=0,
+        )
 
 
 def test_reweighing_recipe_registers_a_version_to_evaluate(
-        sqlite_registry: Registry, credit: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    sqlite_registry: Registry, credit: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
     weights = reweighing_weights(credit["country"], credit["default"])
     pipeline = credit_model(credit)
     pipeline.fit(credit.drop(columns=["default"]), credit["default"], boost__sample_weight=weights)
-    v = sqlite_registry.register(pipeline, name="credit", train_data=credit, target="default",
-                                 tags={"mitigation": "reweighing"})
-    result = evaluate(str(v.ref), holdout, target="default", sensitive=["country"], robust=False,
-                      resamples=0, registry=sqlite_registry)
+    v = sqlite_registry.register(
+        pipeline, name="credit", train_data=credit, target="default", tags={"mitigation": "reweighing"}
+    )
+    result = evaluate(
+        str(v.ref),
+        holdout,
+        target="default",
+        sensitive=["country"],
+        robust=False,
+        resamples=0,
+        registry=sqlite_registry,
+    )
     assert "demographic_parity_difference" in result.fairness["country"]
 
 
 def test_threshold_optimizer_recipe_registers_a_version_to_evaluate(
-        sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: object,
-        holdout: pd.DataFrame) -> None:
+    sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: object, holdout: pd.DataFrame
+) -> None:
     from fairlearn.postprocessing import ThresholdOptimizer
 
     X, y = credit.drop(columns=["default"]), credit["default"]
-    optimizer = ThresholdOptimizer(estimator=credit_pipeline, constraints="equalized_odds",
-                                   predict_method="predict_proba", prefit=True)
+    optimizer = ThresholdOptimizer(
+        estimator=credit_pipeline, constraints="equalized_odds", predict_method="predict_proba", prefit=True
+    )
     optimizer.fit(X, y, sensitive_features=X["country"])
-    v = sqlite_registry.register(FairCredit(optimizer), name="credit", train_data=credit,
-                                 target="default", task="classification", trust_code=True)
-    result = evaluate(str(v.ref), holdout, target="default", sensitive=["country"], robust=False,
-                      resamples=0, trust_code=True, registry=sqlite_registry)
+    v = sqlite_registry.register(
+        FairCredit(optimizer),
+        name="credit",
+        train_data=credit,
+        target="default",
+        task="classification",
+        trust_code=True,
+    )
+    result = evaluate(
+        str(v.ref),
+        holdout,
+        target="default",
+        sensitive=["country"],
+        robust=False,
+        resamples=0,
+        trust_code=True,
+        registry=sqlite_registry,
+    )
     assert result.fairness["country"]["equalized_odds_difference"] is not None
     assert "roc_auc" not in result.metrics  # labels only: a metric that needs scores is absent

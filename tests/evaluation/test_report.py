@@ -38,12 +38,21 @@ class _Collector(HTMLParser):
 
 
 def test_report_is_self_contained_with_champion_side_by_side_and_gates(
-        two_versions: Registry, holdout: pd.DataFrame, tmp_path: Path) -> None:
+    two_versions: Registry, holdout: pd.DataFrame, tmp_path: Path
+) -> None:
     two_versions.set_alias("credit:1", "production", force=True, reason="set-up")
-    result = evaluate("credit:2", holdout, target="default", sensitive=["country"],
-                      slices=["employment"], resamples=20, registry=two_versions)
-    gates = check_gates("credit:2", Policy.parse("rules: ['roc_auc >= champion - 0.5']"),
-                        registry=two_versions)
+    result = evaluate(
+        "credit:2",
+        holdout,
+        target="default",
+        sensitive=["country"],
+        slices=["employment"],
+        resamples=20,
+        registry=two_versions,
+    )
+    gates = check_gates(
+        "credit:2", Policy.parse("rules: ['roc_auc >= champion - 0.5']"), registry=two_versions
+    )
     path = write_report(tmp_path / "out" / "report.html", result, gates)
     text = path.read_text()
     parsed = _Collector()
@@ -65,8 +74,16 @@ def test_report_is_self_contained_with_champion_side_by_side_and_gates(
 
 def test_text_from_the_data_is_escaped(two_versions: Registry, holdout: pd.DataFrame) -> None:
     evil = holdout.assign(segment=["<script>alert(1)</script>"] * len(holdout))
-    result = evaluate("credit:1", evil, target="default", slices=["segment"], robust=False,
-                      resamples=0, store=False, registry=two_versions)
+    result = evaluate(
+        "credit:1",
+        evil,
+        target="default",
+        slices=["segment"],
+        robust=False,
+        resamples=0,
+        store=False,
+        registry=two_versions,
+    )
     text = render_report(result)
     assert "<script>alert(1)" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text

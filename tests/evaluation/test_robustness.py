@@ -12,8 +12,16 @@ from shipyard import EvaluationError, Registry, RobustnessSettings, adversarial_
 
 
 def _robust(reg: Registry, ref: str, frame: pd.DataFrame, **settings: Any) -> dict[str, Any]:
-    result = evaluate(ref, frame, target="default", resamples=0, store=False, champion=None,
-                      robust=RobustnessSettings(**settings), registry=reg)
+    result = evaluate(
+        ref,
+        frame,
+        target="default",
+        resamples=0,
+        store=False,
+        champion=None,
+        robust=RobustnessSettings(**settings),
+        registry=reg,
+    )
     return dict(result.robustness)
 
 
@@ -37,7 +45,8 @@ def test_swaps_cover_every_categorical_feature(two_versions: Registry, holdout: 
 
 
 def test_attack_success_grows_with_its_budget_and_is_reproducible(
-        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     tiny = _robust(two_versions, "credit:1", holdout, eps=0.001, attack_rows=100)["attack"]
     big = _robust(two_versions, "credit:1", holdout, eps=1.0, attack_rows=100)["attack"]
     again = _robust(two_versions, "credit:1", holdout, eps=1.0, attack_rows=100)["attack"]
@@ -48,7 +57,8 @@ def test_attack_success_grows_with_its_budget_and_is_reproducible(
 
 
 def test_inputs_the_contract_rejects_are_sanitised_not_successes(
-        two_versions: Registry, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, holdout: pd.DataFrame
+) -> None:
     version = two_versions.get("credit:1")
     tight = version.contract
     for name in ("debt_ratio", "age", "months_employed"):
@@ -63,8 +73,9 @@ def test_inputs_the_contract_rejects_are_sanitised_not_successes(
     assert strict["noise"]["sanitised"] >= 0
     # Every example the attack counts as a success is one the strict contract accepts.
     model = two_versions.load("credit:3")
-    rows, labels = adversarial_examples(model, holdout.drop(columns=["default"]).iloc[:150],
-                                        holdout["default"].iloc[:150], eps=2.0)
+    rows, labels = adversarial_examples(
+        model, holdout.drop(columns=["default"]).iloc[:150], holdout["default"].iloc[:150], eps=2.0
+    )
     assert rows.n_rows > 0
     assert model.validate(rows).ok
     assert (model.predict(rows).values != labels).all()
@@ -81,16 +92,23 @@ def test_adversarial_examples_only_for_classifiers(sqlite_registry: Registry) ->
 
 
 def test_adversarial_training_recipe_makes_a_version_to_evaluate(
-        two_versions: Registry, credit: pd.DataFrame, holdout: pd.DataFrame) -> None:
+    two_versions: Registry, credit: pd.DataFrame, holdout: pd.DataFrame
+) -> None:
     from shipyard.cli.demo import credit_model
 
     loaded = two_versions.load("credit:1")
     features, labels = credit.drop(columns=["default"]), credit["default"]
     rows, adv_labels = adversarial_examples(loaded, features.iloc[:300], labels.iloc[:300], eps=0.5)
-    augmented = pd.concat([credit, rows.to_pandas().assign(default=adv_labels.astype(np.int64))],
-                          ignore_index=True)
-    hardened = two_versions.register(credit_model(augmented), name="credit", train_data=credit,
-                                     target="default", tags={"recipe": "adversarial-training"})
+    augmented = pd.concat(
+        [credit, rows.to_pandas().assign(default=adv_labels.astype(np.int64))], ignore_index=True
+    )
+    hardened = two_versions.register(
+        credit_model(augmented),
+        name="credit",
+        train_data=credit,
+        target="default",
+        tags={"recipe": "adversarial-training"},
+    )
     before = _robust(two_versions, "credit:1", holdout, eps=0.5)["attack"]["success_rate"]
     after = _robust(two_versions, str(hardened.ref), holdout, eps=0.5)["attack"]["success_rate"]
     assert 0.0 <= after <= 1.0 and 0.0 <= before <= 1.0

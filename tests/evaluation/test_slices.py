@@ -16,9 +16,14 @@ def test_specs_parse_by_value_bins_and_edges() -> None:
     assert str(SliceSpec.parse("age:18,30,50")) == "age:18,30,50"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("age:1", "whole number >= 2"), ("age:30,18", "strictly increasing"), ("age:x", "bin count"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("age:1", "whole number >= 2"),
+        ("age:30,18", "strictly increasing"),
+        ("age:x", "bin count"),
+    ],
+)
 def test_bad_specs_say_what_was_expected(text: str, message: str) -> None:
     with pytest.raises(EvaluationError, match=message):
         SliceSpec.parse(text)

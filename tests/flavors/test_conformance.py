@@ -34,6 +34,7 @@ class MeanModel:
 def _classifier(model: Any) -> Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray | None]]:
     def expected(x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         return model.predict(x), model.predict_proba(x)
+
     return expected
 
 
@@ -97,12 +98,17 @@ def pyfunc_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
     model = MeanModel()
-    return Case(model, frame.assign(y=frame["a"] * 0.3), "y",
-                lambda x: (model.predict(x), None), "pyfunc", trust_code=True)
+    return Case(
+        model,
+        frame.assign(y=frame["a"] * 0.3),
+        "y",
+        lambda x: (model.predict(x), None),
+        "pyfunc",
+        trust_code=True,
+    )
 
 
-CASES = [sklearn_case, sklearn_regression_case, xgboost_case, lightgbm_case, onnx_case,
-         pyfunc_case]
+CASES = [sklearn_case, sklearn_regression_case, xgboost_case, lightgbm_case, onnx_case, pyfunc_case]
 
 
 @pytest.fixture(params=CASES, ids=lambda f: f.__name__.removesuffix("_case"))
@@ -113,8 +119,9 @@ def case(request: pytest.FixtureRequest, credit: pd.DataFrame, credit_pipeline: 
 
 @pytest.fixture
 def loaded(case: Case, sqlite_registry: Registry) -> Any:
-    version = sqlite_registry.register(case.model, name="conform", train_data=case.frame,
-                                       target=case.target, trust_code=case.trust_code)
+    version = sqlite_registry.register(
+        case.model, name="conform", train_data=case.frame, target=case.target, trust_code=case.trust_code
+    )
     assert version.flavor == case.flavor
     return sqlite_registry.load("conform:1", trust_code=case.trust_code)
 
@@ -132,8 +139,9 @@ def _check_equal(case: Case, loaded: Any, frame: pd.DataFrame) -> None:
     assert predictions.n_rows == len(frame)
     labels, probabilities = case.expected(frame)
     if probabilities is None:
-        np.testing.assert_allclose(predictions.values.astype(float), labels, rtol=case.tolerance,
-                                   atol=case.tolerance)
+        np.testing.assert_allclose(
+            predictions.values.astype(float), labels, rtol=case.tolerance, atol=case.tolerance
+        )
         return
     assert predictions.probabilities is not None
     np.testing.assert_allclose(predictions.probabilities, probabilities, atol=case.tolerance)

@@ -65,12 +65,13 @@ def test_custom_code_needs_trust_to_register_and_to_load(sqlite_registry: Regist
     frame = pd.DataFrame({"a": [1.0, 2.0], "y": [1.0, 2.0]})
     with pytest.raises(UntrustedArtifactError, match="trust_code=True"):
         sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y")
-    sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y",
-                             trust_code=True)
+    sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y", trust_code=True)
     with pytest.raises(UntrustedArtifactError, match="runs its code"):
         sqlite_registry.load("custom:1")
-    assert sqlite_registry.load("custom:1", trust_code=True).predict(
-        frame[["a"]]).values.tolist() == [1.0, 2.0]
+    assert sqlite_registry.load("custom:1", trust_code=True).predict(frame[["a"]]).values.tolist() == [
+        1.0,
+        2.0,
+    ]
 
 
 def test_missing_framework_names_the_extra_to_install(tmp_path: Path) -> None:
@@ -83,7 +84,6 @@ def test_missing_framework_names_the_extra_to_install(tmp_path: Path) -> None:
         "except Exception as e:\n"
         "    print(type(e).__name__, e)\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert "MissingDependencyError" in out
     assert "pip install 'shipyard[xgboost]'" in out

@@ -28,12 +28,19 @@ from shipyard import (
 
 @pytest.fixture
 def v1(registry: Registry, cancer_model: Any, cancer: pd.DataFrame) -> Any:
-    return registry.register(cancer_model, name="cancer", train_data=cancer, target="label",
-                             tags={"team": "onc"}, description="first")
+    return registry.register(
+        cancer_model,
+        name="cancer",
+        train_data=cancer,
+        target="label",
+        tags={"team": "onc"},
+        description="first",
+    )
 
 
-def test_versions_are_numbered_per_name(registry: Registry, cancer_model: Any,
-                                        cancer: pd.DataFrame, v1: Any) -> None:
+def test_versions_are_numbered_per_name(
+    registry: Registry, cancer_model: Any, cancer: pd.DataFrame, v1: Any
+) -> None:
     v2 = registry.register(cancer_model, name="cancer", train_data=cancer, target="label")
     other = registry.register(cancer_model, name="other", train_data=cancer, target="label")
     assert (v1.version, v2.version, other.version) == (1, 2, 1)
@@ -56,26 +63,31 @@ def test_version_records_contract_profile_and_lineage(v1: Any, cancer: pd.DataFr
     assert v1.tags == {"team": "onc"}
 
 
-def test_same_data_gives_the_same_fingerprint(registry: Registry, cancer_model: Any,
-                                              cancer: pd.DataFrame, v1: Any) -> None:
-    again = registry.register(cancer_model, name="cancer", train_data=cancer.copy(),
-                              target="label")
-    changed = registry.register(cancer_model, name="cancer",
-                                train_data=cancer.assign(label=cancer["label"].iloc[::-1].values),
-                                target="label")
+def test_same_data_gives_the_same_fingerprint(
+    registry: Registry, cancer_model: Any, cancer: pd.DataFrame, v1: Any
+) -> None:
+    again = registry.register(cancer_model, name="cancer", train_data=cancer.copy(), target="label")
+    changed = registry.register(
+        cancer_model,
+        name="cancer",
+        train_data=cancer.assign(label=cancer["label"].iloc[::-1].values),
+        target="label",
+    )
     fp = [v.lineage["training_data"]["fingerprint"] for v in (v1, again, changed)]
     assert fp[0] == fp[1] != fp[2]
 
 
-def test_loaded_model_predicts_like_the_original(registry: Registry, v1: Any,
-                                                 cancer_model: Any, cancer: pd.DataFrame) -> None:
+def test_loaded_model_predicts_like_the_original(
+    registry: Registry, v1: Any, cancer_model: Any, cancer: pd.DataFrame
+) -> None:
     features = cancer.drop(columns=["label"])
     predictions = registry.load("cancer:1").predict(features)
     np.testing.assert_allclose(predictions.probabilities, cancer_model.predict_proba(features))
 
 
-def test_alias_moves_and_every_move_is_recorded(registry: Registry, cancer_model: Any,
-                                                cancer: pd.DataFrame, v1: Any) -> None:
+def test_alias_moves_and_every_move_is_recorded(
+    registry: Registry, cancer_model: Any, cancer: pd.DataFrame, v1: Any
+) -> None:
     registry.register(cancer_model, name="cancer", train_data=cancer, target="label")
     registry.set_alias("cancer:1", "staging")
     assert registry.get("cancer@staging").version == 1
@@ -90,8 +102,9 @@ def test_alias_moves_and_every_move_is_recorded(registry: Registry, cancer_model
         registry.get("cancer@staging")
 
 
-def test_tags_on_versions_and_models_and_search(registry: Registry, cancer_model: Any,
-                                                cancer: pd.DataFrame, v1: Any) -> None:
+def test_tags_on_versions_and_models_and_search(
+    registry: Registry, cancer_model: Any, cancer: pd.DataFrame, v1: Any
+) -> None:
     registry.register(cancer_model, name="fraud", train_data=cancer, target="label")
     registry.set_tag("fraud:1", "team", "risk")
     registry.set_tag("fraud", "owner", "ana")
@@ -138,9 +151,7 @@ def test_delete_removes_the_version_and_its_artifact_and_numbers_are_not_reused(
     assert v2.version == 2
 
 
-def test_contract_edit_makes_a_new_version_with_the_same_artifact(
-    registry: Registry, v1: Any
-) -> None:
+def test_contract_edit_makes_a_new_version_with_the_same_artifact(registry: Registry, v1: Any) -> None:
     edited = v1.contract.replace_feature("mean radius", on_out_of_range="reject")
     v2 = registry.edit_contract("cancer:1", edited)
     assert v2.version == 2
@@ -161,14 +172,18 @@ def test_contract_edit_cannot_change_the_features(registry: Registry, v1: Any) -
         registry.edit_contract("cancer:1", fewer)
 
 
-@pytest.mark.parametrize(("ref", "error", "message"), [
-    ("cancer:9", NotFoundError, "has no version 9; it has versions \\[1\\]"),
-    ("nope", NotFoundError, "no model named 'nope'"),
-    ("cancer@prod", NotFoundError, "no alias 'prod'"),
-    ("../../etc", RefError, "not allowed"),
-])
-def test_bad_references_get_clear_errors(registry: Registry, v1: Any, ref: str,
-                                         error: type[Exception], message: str) -> None:
+@pytest.mark.parametrize(
+    ("ref", "error", "message"),
+    [
+        ("cancer:9", NotFoundError, "has no version 9; it has versions \\[1\\]"),
+        ("nope", NotFoundError, "no model named 'nope'"),
+        ("cancer@prod", NotFoundError, "no alias 'prod'"),
+        ("../../etc", RefError, "not allowed"),
+    ],
+)
+def test_bad_references_get_clear_errors(
+    registry: Registry, v1: Any, ref: str, error: type[Exception], message: str
+) -> None:
     with pytest.raises(error, match=message):
         registry.get(ref)
 
@@ -196,24 +211,34 @@ def test_a_failure_inside_the_transaction_leaves_no_version_and_no_row(
     """The database itself fails the last insert of a registration (a real mid-way crash)."""
     with registry.meta.engine.begin() as conn:
         if registry.meta.dialect == "sqlite":
-            conn.execute(text("CREATE TRIGGER boom BEFORE INSERT ON changes "
-                              "BEGIN SELECT RAISE(FAIL, 'crash half-way'); END"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER boom BEFORE INSERT ON changes "
+                    "BEGIN SELECT RAISE(FAIL, 'crash half-way'); END"
+                )
+            )
         else:
-            conn.execute(text("CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
-                              "RAISE EXCEPTION 'crash half-way'; END $$ LANGUAGE plpgsql"))
-            conn.execute(text("CREATE TRIGGER boom BEFORE INSERT ON changes "
-                              "FOR EACH ROW EXECUTE FUNCTION boom()"))
+            conn.execute(
+                text(
+                    "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'crash half-way'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(
+                text("CREATE TRIGGER boom BEFORE INSERT ON changes FOR EACH ROW EXECUTE FUNCTION boom()")
+            )
     with pytest.raises(StoreError, match="crash half-way"):
-        registry.register(cancer_model, name="cancer", train_data=cancer, target="label",
-                          tags={"a": "b"}, alias="staging")
+        registry.register(
+            cancer_model, name="cancer", train_data=cancer, target="label", tags={"a": "b"}, alias="staging"
+        )
     with registry.meta.read() as conn:
         for table in ("models", "model_versions", "aliases", "tags", "changes"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
     with registry.meta.engine.begin() as conn:
-        conn.execute(text("DROP TRIGGER boom" if registry.meta.dialect == "sqlite"
-                          else "DROP TRIGGER boom ON changes"))
-    assert registry.register(cancer_model, name="cancer", train_data=cancer,
-                             target="label").version == 1
+        conn.execute(
+            text("DROP TRIGGER boom" if registry.meta.dialect == "sqlite" else "DROP TRIGGER boom ON changes")
+        )
+    assert registry.register(cancer_model, name="cancer", train_data=cancer, target="label").version == 1
 
 
 def _register_in_process(settings: Settings, start: float, queue: Any) -> None:
@@ -225,8 +250,10 @@ def _register_in_process(settings: Settings, start: float, queue: Any) -> None:
     model = LogisticRegression(max_iter=500).fit(X, y)
     with Registry(settings) as registry:
         time.sleep(max(0.0, start - time.time()))
-        versions = [registry.register(model, name="race", train_data=X.assign(y=y),
-                                      target="y").version for _ in range(3)]
+        versions = [
+            registry.register(model, name="race", train_data=X.assign(y=y), target="y").version
+            for _ in range(3)
+        ]
     queue.put(versions)
 
 
@@ -235,8 +262,7 @@ def test_concurrent_processes_get_distinct_version_numbers(settings: Settings) -
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     start = time.time() + 6.0
-    workers = [context.Process(target=_register_in_process, args=(settings, start, queue))
-               for _ in range(3)]
+    workers = [context.Process(target=_register_in_process, args=(settings, start, queue)) for _ in range(3)]
     for worker in workers:
         worker.start()
     for worker in workers:

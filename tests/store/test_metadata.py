@@ -38,8 +38,12 @@ def test_a_database_at_the_first_revision_is_upgraded_with_its_rows_kept(tmp_pat
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-        conn.execute(text("insert into models (name, description, next_version, created_at, updated_at) "
-                          "values ('kept', '', 1, '2026-01-01', '2026-01-01')"))
+        conn.execute(
+            text(
+                "insert into models (name, description, next_version, created_at, updated_at) "
+                "values ('kept', '', 1, '2026-01-01', '2026-01-01')"
+            )
+        )
     engine.dispose()
     with Registry(Settings(home=tmp_path, db_url=url, store_url=str(tmp_path / "a"))) as reg:
         assert [m.name for m in reg.list_models()] == ["kept"]
@@ -52,11 +56,13 @@ def test_unreachable_database_gets_a_clear_message() -> None:
         MetadataStore("postgresql+psycopg://nobody@127.0.0.1:1/none")
 
 
-def test_locked_database_is_reported_and_nothing_is_written(tmp_path: Path, cancer_model: object,
-                                                             cancer: object) -> None:
+def test_locked_database_is_reported_and_nothing_is_written(
+    tmp_path: Path, cancer_model: object, cancer: object
+) -> None:
     settings = Settings.for_home(tmp_path)
-    settings = Settings(home=settings.home, db_url=settings.db_url, store_url=settings.store_url,
-                        db_timeout=0.2)
+    settings = Settings(
+        home=settings.home, db_url=settings.db_url, store_url=settings.store_url, db_timeout=0.2
+    )
     with Registry(settings) as registry:
         holder = sqlite3.connect(tmp_path / "shipyard.db", isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")

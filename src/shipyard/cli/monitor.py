@@ -86,7 +86,8 @@ def watch(
         typer.Option(
             "--rule",
             help="Alert rule (repeatable): feature_drift[:F], dataset_drift, prediction_drift, "
-            "performance_drop[:METRIC[:DROP]], detector, error_rate[:SHARE], latency[:pNN[:MS]]. Default: all.",
+            "performance_drop[:METRIC[:DROP]], detector, error_rate[:SHARE], latency[:pNN[:MS]]. "
+            "Default: all.",
         ),
     ] = None,
     alert: Annotated[
@@ -253,7 +254,8 @@ def show_report(data: dict[str, Any]) -> None:
     if data.get("estimate"):
         est = data["estimate"]
         console.print(
-            f"estimated accuracy without labels: {est['accuracy']:.3f} on {est['rows']} rows ({est['method']})"
+            f"estimated accuracy without labels: {est['accuracy']:.3f} on {est['rows']} rows "
+            f"({est['method']})"
         )
     for d in data.get("detections", []):
         console.print(f"[yellow]{d['detector']}[/] signalled {d['kind']} at {d['time'][:19]}")

@@ -95,6 +95,8 @@ class Rule:
     def key(self) -> str:
         """The rule as `--rule` writes it."""
         parts = [self.kind]
+        if self.kind == "error_rate":
+            return self.kind if self.threshold is None else f"{self.kind}:{self.threshold:g}"
         if self.target is not None or self.threshold is not None:
             parts.append(self.target or "")
         if self.threshold is not None:
@@ -180,7 +182,8 @@ class Rule:
             return [
                 Firing(
                     "detector",
-                    f"{' and '.join(names)} signalled concept drift on the error stream (last at {last['time']})",
+                    f"{' and '.join(names)} signalled concept drift on the error stream "
+                    f"(last at {last['time']})",
                     {"detections": list(report.detections)},
                 )
             ]
@@ -191,7 +194,8 @@ class Rule:
             return [
                 Firing(
                     "error_rate",
-                    f"{report.error_rate:.1%} of {report.requests} requests were rejected (limit {limit:.1%})",
+                    f"{report.error_rate:.1%} of {report.requests} requests were rejected "
+                    f"(limit {limit:.1%})",
                     {"error_rate": report.error_rate, "requests": report.requests},
                 )
             ]
@@ -227,7 +231,8 @@ class Rule:
         return [
             Firing(
                 f"performance_drop:{metric}",
-                f"{metric} is {value:.3f} on {perf['rows']} labelled rows, against {baseline:.3f} in evaluation",
+                f"{metric} is {value:.3f} on {perf['rows']} labelled rows, "
+                f"against {baseline:.3f} in evaluation",
                 {"metric": metric, "value": value, "baseline": baseline, "ci": ci},
             )
         ]

@@ -64,7 +64,8 @@ def parse_feedback(payload: Any) -> list[Label]:
         where = f"item {i}" if isinstance(payload, list) else "the body"
         if not isinstance(item, dict):
             raise FeedbackError(
-                f'{where} is {type(item).__name__}; expected an object like {{"request_id": "...", "label": 1}}'
+                f"{where} is {type(item).__name__}; expected an object like "
+                '{"request_id": "...", "label": 1}'
             )
         unknown = set(item) - {"request_id", "label", "labels", "row"}
         if unknown:

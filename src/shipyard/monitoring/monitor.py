@@ -172,7 +172,16 @@ def monitor_report(
     version = _pick(registry, parsed, versions)
     if "version" in events.column_names:
         events = events.filter(pc.equal(events["version"], version.version))
-    report = _Window(registry, version, events, since, until, buckets, settings or DriftSettings(), resamples)
+    report = _Window(
+        registry,
+        version=version,
+        events=events,
+        since=since,
+        until=until,
+        buckets=buckets,
+        settings=settings or DriftSettings(),
+        resamples=resamples,
+    )
     return report.build(versions, importance, started)
 
 
@@ -180,6 +189,7 @@ class _Window:
     def __init__(
         self,
         registry: Registry,
+        *,
         version: ModelVersion,
         events: pa.Table,
         since: datetime,

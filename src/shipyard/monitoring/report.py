@@ -1,4 +1,4 @@
-"""The monitoring report: one self-contained HTML file (inline CSS and SVG, no script, no network).
+"""The monitoring report: one self-contained HTML file (inline CSS and SVG, no script runs, no network).
 
 It shows a window's summary, the drift of every feature and model output with reference-vs-current
 histograms, performance over time against the evaluation baseline (with the label-free estimate
@@ -38,11 +38,12 @@ h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 padding-bottom:.3rem}.muted{color:#57606a}table{border-collapse:collapse;margin:.5rem 0}
 td,th{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:right;vertical-align:top}th{background:#f6f8fa}
 td{white-space:nowrap}td:first-child,th:first-child,td.when,.summary th{text-align:left}
-td.text{text-align:left;white-space:normal}.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
+td.text{text-align:left;white-space:normal}td.why{min-width:14rem}.small{font-size:12px}
+.pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}svg{max-width:100%;height:auto}
 .charts{display:flex;flex-wrap:wrap;gap:1.2rem}figure{margin:0}figcaption{font-weight:600;margin-bottom:.2rem}
 .legend span{margin-right:1rem}.badge{display:inline-block;padding:0 .5rem;border-radius:1rem;color:#fff;
 font-size:12px;font-weight:600}.drift{background:#cf222e}.warn{background:#d97706}.ok{background:#1a7f37}
-.insufficient,.ignored{background:#8c959f}.small{font-size:12px}
+.insufficient,.ignored{background:#8c959f}
 """
 
 
@@ -82,11 +83,11 @@ def render_report(report: Mapping[str, Any]) -> str:
 # -- summary ------------------------------------------------------------------------------------------
 def _summary(r: Mapping[str, Any]) -> str:
     since, until = _time(r.get("since")), _time(r.get("until"))
-    lines = [
+    head = (
         f"<p class='muted'>{_e(r.get('task'))} model &middot; window {_e(since)} &rarr; {_e(until)} UTC"
         f" &middot; {len(r.get('timeline') or [])} bucket(s) &middot; report took "
         f"{_n(r.get('seconds'), '.2f')} s</p>"
-    ]
+    )
     requests, rejected = int(r.get("requests") or 0), int(r.get("rejected") or 0)
     rows = {
         "requests": f"{requests:,}" + ("" if requests else " <span class='muted'>(no traffic)</span>"),
@@ -117,7 +118,7 @@ def _summary(r: Mapping[str, Any]) -> str:
     if versions := r.get("versions"):
         rows["rows per version"] = ", ".join(f"v{_e(k)}: {_n(v)}" for k, v in versions.items())
     body = "".join(f"<tr><th>{k}</th><td class='text'>{v}</td></tr>" for k, v in rows.items())
-    return "\n".join([*lines, f"<table class='summary'>{body}</table>"])
+    return f"{head}\n<table class='summary'>{body}</table>"
 
 
 def _change(perf: Mapping[str, Any] | None) -> str:
@@ -129,15 +130,20 @@ def _change(perf: Mapping[str, Any] | None) -> str:
     if not change:
         shown = ", ".join(f"{_e(k)} {_n(v)}" for k, v in list(metrics.items())[:3])
         return f"{shown} {labelled} <span class='muted'>&middot; no evaluation baseline to compare</span>"
-    parts = []
-    for name, delta in change.items():
-        worse = (delta > 0) if name in _LOWER_IS_BETTER else (delta < 0)
-        css = "fail" if worse and delta else "pass"
-        parts.append(
-            f"{_e(name)} {_n(metrics.get(name))} <span class='{css}'>{_n(delta, '+.4f')}</span> "
-            f"<span class='muted'>(baseline {_n(baseline.get(name))})</span>"
-        )
+    parts = [
+        f"{_e(k)} {_n(metrics.get(k))} {_delta(k, v)} <span class='muted'>(baseline {_n(baseline[k])})</span>"
+        for k, v in list(change.items())[:4]
+        if k in baseline
+    ]
     return "; ".join(parts) + f" {labelled}"
+
+
+def _delta(metric: str, change: Any) -> str:
+    """A change against the baseline, red when it is for the worse."""
+    if not _num(change) or not change:
+        return _n(change, "+.4f")
+    worse = change > 0 if metric in _LOWER_IS_BETTER else change < 0
+    return f"<span class='{'fail' if worse else 'pass'}'>{change:+.4f}</span>"
 
 
 # -- drift --------------------------------------------------------------------------------------------
@@ -198,7 +204,7 @@ def _drift_table(columns: Sequence[Mapping[str, Any]], role: str) -> str:
             f"<td>{_pct(s.get('missing_reference'))} &rarr; {_pct(s.get('missing_current'))}</td>"
             f"<td class='text'>{shown}</td>"
             + (f"<td>{_n(c.get('importance'))}</td>" if weights else "")
-            + f"<td class='text'>{_e('; '.join(map(str, c.get('reasons') or [])))}</td></tr>"
+            + f"<td class='text why'>{_e('; '.join(map(str, c.get('reasons') or [])))}</td></tr>"
         )
     return f"<table>{head}{''.join(rows)}</table>"
 
@@ -273,7 +279,7 @@ def _performance(r: Mapping[str, Any]) -> str:
         change = perf.get("change") or {}
         rows = "".join(
             f"<tr><td>{_e(k)}</td><td>{_n(v)}</td><td>{_interval(ci.get(k))}</td>"
-            f"<td>{_n(baseline.get(k))}</td><td>{_n(change.get(k), '+.4f')}</td></tr>"
+            f"<td>{_n(baseline.get(k))}</td><td>{_delta(k, change.get(k))}</td></tr>"
             for k, v in metrics.items()
         )
         out.append(
@@ -306,15 +312,12 @@ def _performance(r: Mapping[str, Any]) -> str:
         if isinstance(d.get("bucket"), int):
             name = str(d.get("detector")) + ("" if d.get("kind") in (None, "drift") else f" {d['kind']}")
             markers.setdefault(d["bucket"], []).append(name)
-    baseline_value = ((perf or {}).get("baseline") or {}).get(metric)
-    chart = _time_chart(
-        _labels(timeline),
-        series,
-        band=band,
-        baseline=baseline_value if _num(baseline_value) else None,
-        markers={i: ", ".join(dict.fromkeys(v)) for i, v in markers.items()},
-    )
+    baseline = ((perf or {}).get("baseline") or {}).get(metric)
     if any(_num(v) for s in series for v in s.values):
+        labels, shown = _labels(timeline), {i: ", ".join(dict.fromkeys(v)) for i, v in markers.items()}
+        chart = _time_chart(
+            labels, series, band=band, baseline=baseline if _num(baseline) else None, markers=shown
+        )
         out.append(_figure(f"{metric} per bucket", chart))
     return "\n".join(out)
 
@@ -497,7 +500,9 @@ def _labels(timeline: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _svg(w: int, h: int) -> str:
-    return f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' role='img'>"
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img'>"
+    )
 
 
 def _tick(x: float, y: float, text: str) -> str:

@@ -1,0 +1,196 @@
+"""`Watcher`: rules on a report of the prediction log, de-duplicated alerts, webhooks, retraining."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shipyard import Registry, Settings
+from shipyard.cli.demo import credit_data
+from shipyard.errors import MonitorConfigError
+from shipyard.monitoring.alerts import AlertBook, Rule, Webhook
+from shipyard.monitoring.events import EventBatch, EventLog
+from shipyard.monitoring.watch import Watcher
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []  # noqa: RUF012  # the handler class is the only place the server shares
+    fail_first = 0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        if _Hook.fail_first > 0:
+            _Hook.fail_first -= 1
+            self.send_response(503)
+        else:
+            _Hook.received.append(body)
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[str]:
+    _Hook.received, _Hook.fail_first = [], 1
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    server.shutdown()
+
+
+@pytest.fixture
+def reg(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Iterator[Registry]:
+    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as registry:
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        yield registry
+
+
+def _log(reg: Registry, frame: pd.DataFrame) -> None:
+    loaded = reg.load("credit:1")
+    batch = loaded.validate(frame.drop(columns=["default"])).batch
+    log = EventLog(reg.settings.store_url)
+    n = batch.n_rows
+    log.append(
+        EventBatch(
+            time=time.time() - 60,
+            model="credit",
+            version=1,
+            request_ids=[f"r{i}" for i in range(n)],
+            rows=[1] * n,
+            protocols=["rest"] * n,
+            latencies_ms=[4.0] * n,
+            statuses=["ok"] * n,
+            errors=[None] * n,
+            features=batch,
+            predictions=loaded.predict_valid(batch),
+        )
+    )
+    log.flush()
+
+
+def _drifted() -> pd.DataFrame:
+    frame = credit_data(500, seed=21)
+    frame["income"] = frame["income"] * 3
+    return frame
+
+
+def test_a_lasting_drift_alerts_once_and_resolves_when_it_stops(reg: Registry, hook: str) -> None:
+    _log(reg, _drifted())
+    watcher = Watcher(
+        reg,
+        "credit",
+        window=timedelta(minutes=10),
+        rules=[Rule.parse("feature_drift"), Rule.parse("dataset_drift")],
+        webhooks=[Webhook(hook, backoff=0.01)],
+    )
+    first = watcher.check()
+    assert [a.rule for a in first.opened] == ["feature_drift:income"]
+    assert first.notified == {hook: 1}  # delivered on the second try, after a 503
+    second = watcher.check()
+    assert second.opened == () and second.firings
+    assert [a.checks for a in AlertBook(reg.meta).list(model="credit")] == [2]
+    assert len(_Hook.received) == 1
+    assert (
+        _Hook.received[0]["status"] == "firing"
+        and _Hook.received[0]["alert"]["rule"] == "feature_drift:income"
+    )
+
+    later = Watcher(reg, "credit", window=timedelta(seconds=1), rules=[Rule.parse("feature_drift")])
+    third = later.check()  # the drifted traffic left the window
+    assert [a.rule for a in third.resolved] == ["feature_drift:income"]
+    assert AlertBook(reg.meta).list(model="credit", state="firing") == []
+
+
+def test_the_retraining_command_runs_when_an_alert_opens_and_its_version_is_handed_on(
+    reg: Registry, tmp_path: Path, credit: pd.DataFrame
+) -> None:
+    _log(reg, _drifted())
+    credit.to_parquet(tmp_path / "train.parquet")
+    script = tmp_path / "retrain.py"
+    script.write_text(
+        "import os, pandas as pd\n"
+        "from shipyard import Registry, Settings\n"
+        "from shipyard.cli.demo import credit_model\n"
+        f"frame = pd.read_parquet({str(tmp_path / 'train.parquet')!r})\n"
+        f"with Registry(Settings.for_home({str(reg.settings.home)!r})) as r:\n"
+        "    r.register(credit_model(frame), name=os.environ['SHIPYARD_MODEL'],\n"
+        "               train_data=frame, target='default')\n"
+        "print('alerts', len(__import__('json').loads(os.environ['SHIPYARD_ALERTS'])))\n"
+    )
+    handed: list[int] = []
+
+    def gate(version: Any) -> dict[str, Any]:
+        handed.append(version.version)
+        return {"gates": "passed"}
+
+    watcher = Watcher(
+        reg,
+        "credit",
+        window=timedelta(minutes=10),
+        rules=[Rule.parse("feature_drift")],
+        command=f"{sys.executable} {script}",
+        on_new_version=gate,
+    )
+    result = watcher.check()
+    assert result.retrain is not None and result.retrain["exit_code"] == 0, result.retrain
+    assert result.retrain["new_version"] == 2 and handed == [2]
+    assert result.retrain["promotion"] == {"gates": "passed"}
+    assert "alerts 1" in result.retrain["output"]
+    assert watcher.check().retrain is None  # the alert is still open: no second retraining
+
+
+def test_performance_drop_needs_the_interval_below_the_evaluation(
+    reg: Registry, holdout: pd.DataFrame
+) -> None:
+    from shipyard.evaluation.evaluate import evaluate
+    from shipyard.monitoring.feedback import FeedbackStore, Label
+
+    evaluate("credit:1", holdout, target="default", registry=reg, resamples=0, robust=False)
+    frame = credit_data(500, seed=22)
+    _log(reg, frame)
+    flipped = (1 - frame["default"]).tolist()  # the world turned: every label is the opposite
+    FeedbackStore(reg.meta).add(
+        [Label(f"r{i}", 0, int(v)) for i, v in enumerate(flipped)], source="t", actor="t"
+    )
+    check = Watcher(
+        reg, "credit", window=timedelta(minutes=10), rules=[Rule.parse("performance_drop")]
+    ).check()
+    assert [f.rule for f in check.firings] == ["performance_drop:accuracy"]
+    assert check.report.performance is not None and check.report.performance["baseline"]["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("nonsense", "unknown kind"), ("latency:p42", "p50, p95 or p99"), ("error_rate:-1", "threshold above 0"),
+     ("dataset_drift:x", "takes no target")],
+)  # fmt: skip
+def test_malformed_rules_are_refused_with_the_reason(text: str, expected: str) -> None:
+    with pytest.raises(MonitorConfigError, match=expected):
+        Rule.parse(text)
+
+
+def test_rules_round_trip_through_their_key() -> None:
+    texts = (
+        "feature_drift",
+        "feature_drift:income",
+        "performance_drop:roc_auc:0.02",
+        "latency:p95:250",
+        "error_rate:0.1",
+    )
+    for text in texts:
+        assert Rule.parse(text).key == text
+    assert np.isclose(Rule.parse("error_rate:0.1").threshold or 0, 0.1)
