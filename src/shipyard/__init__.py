@@ -6,6 +6,8 @@ p = shipyard.load("fraud@staging")
 p.predict(rows)
 e = shipyard.evaluate("fraud:2", "holdout.parquet", target="label")
 g = shipyard.check_gates("fraud:2", "gates.yaml")
+m = shipyard.monitor_report(None, "fraud@production", window=timedelta(hours=6))
+d = shipyard.drift(train_df, todays_df)
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from shipyard.errors import (
     ContractError,
     ContractViolationError,
     EvaluationError,
+    FeedbackError,
     FlavorError,
     GateError,
     InputError,
     MissingDependencyError,
+    MonitorConfigError,
+    MonitoringError,
     NotFoundError,
     NotReadyError,
     PolicyError,
@@ -50,6 +55,11 @@ from shipyard.evaluation.evaluate import Evaluation, evaluate
 from shipyard.evaluation.gates import GateResult, Policy, check_gates
 from shipyard.evaluation.mitigation import reweighing_weights
 from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
+from shipyard.monitoring.alerts import Rule
+from shipyard.monitoring.drift import DriftReport, drift
+from shipyard.monitoring.monitor import MonitorReport, monitor_report
+from shipyard.monitoring.thresholds import DriftSettings, Thresholds
+from shipyard.monitoring.watch import Watcher
 from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
 from shipyard.registry.default import default_registry as _default_registry
 from shipyard.serving.client import Client, ServedPrediction
@@ -67,9 +77,12 @@ __all__ = [
     "ContractError",
     "ContractViolationError",
     "DType",
+    "DriftReport",
+    "DriftSettings",
     "Evaluation",
     "EvaluationError",
     "Feature",
+    "FeedbackError",
     "FlavorError",
     "GateError",
     "GateResult",
@@ -78,6 +91,9 @@ __all__ = [
     "MissingDependencyError",
     "ModelRef",
     "ModelVersion",
+    "MonitorConfigError",
+    "MonitorReport",
+    "MonitoringError",
     "NotFoundError",
     "NotReadyError",
     "Policy",
@@ -92,23 +108,28 @@ __all__ = [
     "RegistryError",
     "RequestTooLargeError",
     "RobustnessSettings",
+    "Rule",
     "ServedPrediction",
     "ServingError",
     "Settings",
     "ShipyardError",
     "StoreError",
     "StoreUnavailableError",
+    "Thresholds",
     "UnknownFlavorError",
     "UnknownModelError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
     "Validation",
     "Violation",
+    "Watcher",
     "__version__",
     "adversarial_examples",
     "check_gates",
+    "drift",
     "evaluate",
     "load",
+    "monitor_report",
     "register",
     "reweighing_weights",
 ]

@@ -211,9 +211,16 @@ def demo(
             console.print(f"   rejected: {exc.violations[0]}", markup=False, highlight=False)
         evaluation_demo(reg, v2.ref, credit)
         store_url = reg.settings.store_url
+    drifted = credit_data(400, seed=99)
+    drifted["income"] = (drifted["income"] * 3).round(2)  # incomes tripled: the world moved
     serve_demo(
-        "credit@staging", [{str(k): v for k, v in r.items()} for r in sample.to_dict("records")], store_url
+        "credit@staging",
+        [{str(k): v for k, v in r.items()} for r in sample.to_dict("records")],
+        store_url,
+        drifted=drifted,
     )
+    with registry() as reg:
+        monitoring_demo(reg, "credit@staging")
     console.print(f"\n[green]demo finished in {time.perf_counter() - started:.1f}s[/]")
 
 
@@ -276,7 +283,9 @@ def evaluation_demo(reg: Registry, strong: ModelRef, credit: pd.DataFrame) -> No
     )
 
 
-def serve_demo(ref: str, rows: list[dict[str, Any]], store_url: str) -> None:
+def serve_demo(
+    ref: str, rows: list[dict[str, Any]], store_url: str, *, drifted: pd.DataFrame | None = None
+) -> None:
     """Start `shipyard serve`, call it over all three protocols, show a rejection and the metrics."""
     import os
     import signal
@@ -364,8 +373,15 @@ def serve_demo(ref: str, rows: list[dict[str, Any]], store_url: str) -> None:
             console.print(
                 json.dumps(bad.json()["error"]["violations"]), markup=False, highlight=False, soft_wrap=True
             )
+            if drifted is not None:
+                _send_drifted(http, name, drifted)
             metrics = http.get("/metrics").text
-            shown = [line for line in metrics.splitlines() if line.startswith("shipyard_requests_total")]
+            shown = [
+                line
+                for line in metrics.splitlines()
+                if line.startswith(("shipyard_requests_total", "shipyard_drift_share"))
+                or (line.startswith("shipyard_drift_psi") and 'feature="income"' in line)
+            ]
             console.print("   /metrics:", markup=False)
             for line in shown:
                 console.print(f"     {line}", markup=False, highlight=False, soft_wrap=True)
@@ -374,6 +390,63 @@ def serve_demo(ref: str, rows: list[dict[str, Any]], store_url: str) -> None:
         server.wait(30)
     segments = list(Path(store_url, "events", name).rglob("*.parquet")) if "://" not in store_url else []
     console.print(f"   stopped with SIGTERM; the prediction log holds {len(segments)} Parquet segment(s)")
+
+
+def _send_drifted(http: Any, name: str, drifted: pd.DataFrame) -> None:
+    """Send rows whose incomes tripled, post their labels later, and show the live drift."""
+    features = drifted.drop(columns=["default"])
+    ids = []
+    for start in range(0, len(features), 10):
+        rows = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in features.iloc[start : start + 10].to_dict("records")
+        ]
+        ids.append(http.post(f"/v1/models/{name}/predict", json={"instances": rows}).json()["request_id"])
+    labels = drifted["default"].tolist()
+    feedback = [{"request_id": rid, "labels": labels[i * 10 : i * 10 + 10]} for i, rid in enumerate(ids)]
+    accepted = http.post("/v1/feedback", json=feedback).json()["accepted"]
+    console.print(
+        f"   sent {len(features)} rows with incomes tripled; POST /v1/feedback stored {accepted} labels"
+    )
+    deadline = time.monotonic() + 15
+    live: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        live = http.get(f"/v1/models/{name}/drift").json().get("drift") or {}
+        if live.get("current_rows", 0) >= len(features):
+            break
+        time.sleep(0.5)
+    if live:
+        console.print(
+            f"   live drift over the last 15 minutes: {live['drifted_features']} drifted "
+            f"(share {live['share']:.0%})"
+        )
+
+
+def monitoring_demo(reg: Registry, ref: str) -> None:
+    """Report on the logged traffic and run one check of `monitor watch`, which raises an alert."""
+    from datetime import timedelta
+
+    from shipyard.cli.monitor import show_report
+    from shipyard.monitoring.alerts import DEFAULT_RULES, Rule
+    from shipyard.monitoring.monitor import monitor_report
+    from shipyard.monitoring.report import write_report
+    from shipyard.monitoring.watch import Watcher
+
+    console.print(f"\n9. [bold]shipyard monitor report {ref} --window 1h --html monitor.html[/]")
+    report = monitor_report(reg, ref, window=timedelta(hours=1), buckets=12)
+    show_report(report.to_dict())
+    path = write_report(report.to_dict(), reg.settings.home / "monitor.html")
+    console.print(f"   wrote {path} (self-contained HTML)")
+    console.print(f"\n10. [bold]shipyard monitor watch {ref} --every 5m --window 1h[/] (one check)")
+    watcher = Watcher(reg, ref, window=timedelta(hours=1), rules=[Rule.parse(r) for r in DEFAULT_RULES])
+    check = watcher.check()
+    for alert in check.opened:
+        console.print(f"   [red]ALERT[/] {alert.rule}: {alert.detail.get('message', '')}", highlight=False)
+    again = watcher.check()
+    console.print(
+        f"   checked again: {len(again.firings)} condition(s) still hold, {len(again.opened)} new alert(s) "
+        "(de-duplicated while they last)"
+    )
 
 
 def _rounded(probabilities: list[dict[str, float]] | None) -> str:

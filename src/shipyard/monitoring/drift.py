@@ -46,6 +46,7 @@ __all__ = [
     "Thresholds",
     "compare",
     "compare_column",
+    "drift",
     "exact_ks_wasserstein",
     "psi",
     "psi_bins",
@@ -175,6 +176,36 @@ class DriftReport:
             "outputs": [c.to_dict() for c in self.outputs],
             "settings": self.settings.to_dict(),
         }
+
+
+def drift(
+    reference: Profile | Any,
+    current: Profile | Any,
+    *,
+    settings: DriftSettings | None = None,
+    importance: Mapping[str, float] | None = None,
+) -> DriftReport:
+    """Drift of `current` against `reference`, each a `Profile` or rows (DataFrame, Arrow, dict).
+
+    With rows on both sides, KS and Wasserstein are exact; with a profile on either side, they
+    come from the profile's fine grid (KS within its stated bounds).
+
+    Raises:
+        ProfileError: a profile and the rows do not share their features.
+    """
+    ref_rows = None if isinstance(reference, Profile) else Batch.coerce(reference)
+    cur_rows = None if isinstance(current, Profile) else Batch.coerce(current)
+    ref_profile = reference if isinstance(reference, Profile) else Profile.build(ref_rows)  # type: ignore[arg-type]
+    cur_profile = current if isinstance(current, Profile) else ref_profile.profile(cur_rows)  # type: ignore[arg-type]
+    exact = ref_rows is not None and cur_rows is not None
+    return compare(
+        ref_profile,
+        cur_profile,
+        settings=settings,
+        importance=importance,
+        reference_data=ref_rows if exact else None,
+        current_data=cur_rows if exact else None,
+    )
 
 
 def compare(

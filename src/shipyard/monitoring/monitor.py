@@ -128,7 +128,7 @@ def parse_duration(text: str) -> timedelta:
 
 
 def monitor_report(
-    registry: Registry,
+    registry: Registry | None,
     ref: str | ModelRef,
     *,
     since: datetime | None = None,
@@ -142,7 +142,8 @@ def monitor_report(
     """Report on one version's traffic in [since, until) from the prediction log.
 
     Args:
-        registry: where the version, its reference profile, evaluations and labels are.
+        registry: where the version, its reference profile, evaluations and labels are (the
+            default registry from the environment when None).
         ref: `fraud:3` or `fraud@production` for that version; `fraud` for the version that
             served the most rows in the window.
         since: the window's start; `until - window` when None.
@@ -158,6 +159,10 @@ def monitor_report(
         NotFoundError: no such model or version.
     """
     started = time.perf_counter()
+    if registry is None:
+        from shipyard.registry.default import default_registry
+
+        registry = default_registry()
     until = (until or datetime.now(UTC)).astimezone(UTC)
     since = (since or until - window).astimezone(UTC)
     if since >= until:

@@ -30,6 +30,7 @@ _SIGNAL = "#cf222e"
 _HEADLINE = {"classification": "accuracy", "regression": "mae"}
 _LOWER_IS_BETTER = {"log_loss", "brier", "ece_uniform", "ece_quantile", "mae", "rmse", "mape"}
 _SMALL = "font-size='10' text-anchor='end'"
+_HALO = "stroke='#fff' stroke-width='3' paint-order='stroke'"  # text stays legible over lines
 _MAX_BARS = 20  # categories beyond this are summed into one 'other' bar
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
@@ -38,7 +39,7 @@ h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;bor
 padding-bottom:.3rem}.muted{color:#57606a}table{border-collapse:collapse;margin:.5rem 0}
 td,th{border:1px solid #d0d7de;padding:.25rem .6rem;text-align:right;vertical-align:top}th{background:#f6f8fa}
 td{white-space:nowrap}td:first-child,th:first-child,td.when,.summary th{text-align:left}
-td.text{text-align:left;white-space:normal}td.why{min-width:14rem}.small{font-size:12px}
+td.text{text-align:left;white-space:normal}td.why{min-width:12rem}.small{font-size:12px}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}svg{max-width:100%;height:auto}
 .charts{display:flex;flex-wrap:wrap;gap:1.2rem}figure{margin:0}figcaption{font-weight:600;margin-bottom:.2rem}
 .legend span{margin-right:1rem}.badge{display:inline-block;padding:0 .5rem;border-radius:1rem;color:#fff;
@@ -156,7 +157,7 @@ def _drift(drift: Mapping[str, Any] | None, key: str, role: str) -> str:
     out = []
     if key == "features":
         defaults = (drift.get("settings") or {}).get("defaults") or {}
-        limits = " &middot; ".join(f"{_e(k)} {_e(v)}" for k, v in defaults.items())
+        limits = " &middot; ".join(f"{_e(k)} {_e(v)}" for k, v in defaults.items() if v is not False)
         out.append(
             f"<p class='muted'>reference {_n(drift.get('reference_rows'))} rows, current "
             f"{_n(drift.get('current_rows'))} rows; most severe first. Thresholds: {limits}</p>"
@@ -206,7 +207,7 @@ def _drift_table(columns: Sequence[Mapping[str, Any]], role: str) -> str:
             + (f"<td>{_n(c.get('importance'))}</td>" if weights else "")
             + f"<td class='text why'>{_e('; '.join(map(str, c.get('reasons') or [])))}</td></tr>"
         )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"<table class='small'>{head}{''.join(rows)}</table>"
 
 
 def _histogram(column: Mapping[str, Any]) -> str:
@@ -446,7 +447,7 @@ def _time_chart(
         if 0 <= i < n:
             out.append(f"<line x1='{x(i):.1f}' y1='{top}' x2='{x(i):.1f}' y2='{h - bottom}' ")
             out.append(f"stroke='{_SIGNAL}' stroke-dasharray='3 3'/><text x='{x(i) + 3:.1f}' y='{top + 10}' ")
-            out.append(f"font-size='10' fill='{_SIGNAL}'>{_e(text)}</text>")
+            out.append(f"font-size='10' fill='{_SIGNAL}' {_HALO}>{_e(text)}</text>")
     for s in series:
         for run in _runs([v if _num(v) else None for v in s.values]):
             points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in run)

@@ -168,7 +168,7 @@ def _thresholds(base: Thresholds, data: Any, where: str) -> Thresholds:
             if (
                 len(pair) != 2
                 or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in pair)
-                or pair[0] > pair[1]
+                or not pair[0] <= pair[1]
             ):
                 raise MonitorConfigError(
                     f"{where}: psi must be [warn, drift] with 0 < warn <= drift; got {value!r}"
@@ -183,7 +183,7 @@ def _thresholds(base: Thresholds, data: Any, where: str) -> Thresholds:
                 raise MonitorConfigError(f"{where}: min_rows must be a whole number >= 1; got {value!r}")
             changes["min_rows"] = value
         else:
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
                 raise MonitorConfigError(f"{where}: {key} must be a number above 0; got {value!r}")
             if key == "alpha" and value >= 1:
                 raise MonitorConfigError(f"{where}: alpha must be below 1; got {value!r}")
