@@ -366,18 +366,12 @@ def test_bad_settings_are_rejected_naming_the_key(text: str, named: str) -> None
         DriftSettings.parse(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(ValueError, TypeError),
-    reason="thresholds._thresholds calls float() on a scalar psi before validating it",
-)
 @pytest.mark.parametrize("value", ["abc", "null", "{a: 1}"])
 def test_non_numeric_scalar_psi_is_rejected_naming_the_key(value: str) -> None:
     with pytest.raises(MonitorConfigError, match="psi"):
         DriftSettings.parse(f"defaults: {{psi: {value}}}")
 
 
-@pytest.mark.xfail(strict=True, reason="thresholds._thresholds checks value <= 0, which NaN passes")
 @pytest.mark.parametrize("key", ["js", "wasserstein", "alpha"])
 def test_nan_threshold_is_rejected_naming_the_key(key: str) -> None:
     with pytest.raises(MonitorConfigError, match=key):

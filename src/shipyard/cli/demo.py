@@ -398,7 +398,7 @@ def _send_drifted(http: Any, name: str, drifted: pd.DataFrame) -> None:
     ids = []
     for start in range(0, len(features), 10):
         rows = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
             for r in features.iloc[start : start + 10].to_dict("records")
         ]
         ids.append(http.post(f"/v1/models/{name}/predict", json={"instances": rows}).json()["request_id"])

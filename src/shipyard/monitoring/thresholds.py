@@ -164,7 +164,14 @@ def _thresholds(base: Thresholds, data: Any, where: str) -> Thresholds:
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key == "psi":
-            pair = value if isinstance(value, list) else [value, max(float(value), base.psi[1])]
+            scalar = isinstance(value, int | float) and not isinstance(value, bool)
+            pair = (
+                value
+                if isinstance(value, list)
+                else [value, max(float(value), base.psi[1])]
+                if scalar
+                else []
+            )
             if (
                 len(pair) != 2
                 or not all(isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in pair)
