@@ -469,11 +469,14 @@ def _grid_wasserstein(ref: NumericProfile, cur: NumericProfile) -> float:
     if ref.min is None or cur.min is None or ref.max is None or cur.max is None:
         return float("nan")
     edges = np.asarray(ref.edges, dtype=np.float64)
-    points = np.unique(np.r_[edges, ref.min, ref.max, cur.min, cur.max])
-    return float(_area(points, _cdf(ref, edges, points) - _cdf(cur, edges, points)))
+    rx, ry = _cdf(ref, edges)
+    cx, cy = _cdf(cur, edges)
+    points = np.unique(np.r_[rx, cx])  # every corner of both piecewise-linear CDFs
+    gap = np.interp(points, rx, ry, left=0.0, right=1.0) - np.interp(points, cx, cy, left=0.0, right=1.0)
+    return float(_area(points, gap))
 
 
-def _cdf(p: NumericProfile, edges: Array, points: Array) -> Array:
+def _cdf(p: NumericProfile, edges: Array) -> tuple[Array, Array]:
     assert p.min is not None
     assert p.max is not None
     counts = np.asarray(p.counts, dtype=np.float64)
@@ -491,7 +494,7 @@ def _cdf(p: NumericProfile, edges: Array, points: Array) -> Array:
     highs = np.clip(highs, p.min, p.max)
     xs = np.r_[lows[0], highs]
     ys = np.r_[0.0, np.cumsum(counts) / counts.sum()]
-    return np.interp(points, xs, ys, left=0.0, right=1.0)
+    return xs, ys
 
 
 def _area(x: Array, d: Array) -> float:
