@@ -157,6 +157,16 @@ class Batch:
         """Rows [start, stop) as views of this batch's columns (no copy)."""
         return Batch({n: c[start:stop] for n, c in self.columns.items()}, stop - start)
 
+    @staticmethod
+    def concat(parts: Sequence[Batch]) -> Batch:
+        """The rows of `parts` end to end (each with the columns of the first); one part is returned as is."""
+        if len(parts) == 1:
+            return parts[0]
+        names = parts[0].names
+        return Batch(
+            {n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts)
+        )
+
     def to_numpy(self, dtype: npt.DTypeLike = np.float64) -> Array:
         """All columns as one 2-D array of `dtype` (rows x columns)."""
         if not self.columns:
@@ -269,6 +279,19 @@ class Predictions:
         """Rows [start, stop) as views (no copy)."""
         probabilities = None if self.probabilities is None else self.probabilities[start:stop]
         return Predictions(self.task, self.values[start:stop], probabilities, self.classes)
+
+    @staticmethod
+    def concat(parts: Sequence[Predictions]) -> Predictions:
+        """The predictions of `parts` end to end (all of one model); one part is returned as is."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        probabilities = None
+        if first.probabilities is not None:
+            probabilities = np.concatenate([p.probabilities for p in parts if p.probabilities is not None])
+        return Predictions(
+            first.task, np.concatenate([p.values for p in parts]), probabilities, first.classes
+        )
 
     def take(self, rows: Array | Sequence[int]) -> Predictions:
         """The predictions of only the rows at the given positions."""

@@ -265,18 +265,12 @@ def events_table(batches: Sequence[EventBatch]) -> pa.Table:
         "latency_ms": pa.array(latencies, pa.float64()),
         "error": pa.array(errors, pa.string()),
     }
-    columns["features"] = _struct(_concat_columns([p.columns for p in feature_parts]), index, missing)
-    outputs = _concat_columns([p.to_columns() for p in output_parts])
+    features = dict(Batch.concat(feature_parts).columns) if feature_parts else {}
+    columns["features"] = _struct(features, index, missing)
+    outputs = Predictions.concat(output_parts).to_columns() if output_parts else {}
     if outputs:
         columns["outputs"] = _struct(outputs, index, missing)
     return pa.table(columns)
-
-
-def _concat_columns(parts: Sequence[Any]) -> dict[str, np.ndarray[Any, Any]]:
-    if not parts:
-        return {}
-    names = list(parts[0])
-    return {n: np.concatenate([p[n] for p in parts]) for n in names}
 
 
 def _struct(columns: dict[str, np.ndarray[Any, Any]], index: np.ndarray[Any, Any], missing: Any) -> pa.Array:

@@ -17,9 +17,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.profile import Profile
@@ -38,7 +35,7 @@ class _Pending:
     key: Key
     minute: int
     features: Batch
-    predictions: Predictions | None
+    predictions: Predictions
 
 
 class LiveProfiles:
@@ -128,9 +125,8 @@ class LiveProfiles:
             groups.setdefault((item.key, item.minute), []).append(item)
         for (key, minute), items in groups.items():
             reference = self.references[key]
-            features = _concat([i.features for i in items])
-            outputs = _concat_outputs([i.predictions for i in items])
-            part = reference.profile(features, outputs=outputs)
+            features = Batch.concat([i.features for i in items])
+            part = reference.profile(features, Predictions.concat([i.predictions for i in items]))
             with self._lock:
                 minutes = self.minutes.setdefault(key, {})
                 minutes[minute] = minutes[minute] + part if minute in minutes else part
@@ -202,19 +198,3 @@ class LiveProfiles:
     def tracked(self) -> list[Key]:
         """The versions profiled."""
         return list(self.references)
-
-
-def _concat(parts: Sequence[Batch]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    names = parts[0].names
-    return Batch(
-        {n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts)
-    )
-
-
-def _concat_outputs(parts: Sequence[Predictions | None]) -> dict[str, Any] | None:
-    present = [p.to_columns() for p in parts if p is not None]
-    if not present or len(present) != len(parts):
-        return None
-    return {n: np.concatenate([c[n] for c in present]) for n in present[0]}

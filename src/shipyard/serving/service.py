@@ -365,11 +365,9 @@ class ModelService:
             return
         now = time.perf_counter()
         jobs = [s[0] for s in logged] + [f[0] for f in rejected]
-        if len(logged) == 1:
-            features, predictions = logged[0][1], logged[0][2]
-        elif logged:
-            features = _concat_batches([s[1] for s in logged])
-            predictions = _concat_predictions([s[2] for s in logged])
+        if logged:
+            features = Batch.concat([s[1] for s in logged])
+            predictions: Predictions | None = Predictions.concat([s[2] for s in logged])
         else:
             features, predictions = Batch({}, 0), None
         self.events.append(
@@ -446,18 +444,3 @@ def _merge(contract: Contract, jobs: Sequence[_Job]) -> Batch:
 
 def _as_list(values: Sequence[Any] | Array) -> Sequence[Any]:
     return values.tolist() if isinstance(values, np.ndarray) else values
-
-
-def _concat_batches(parts: Sequence[Batch]) -> Batch:
-    names = parts[0].names
-    return Batch(
-        {n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts)
-    )
-
-
-def _concat_predictions(parts: Sequence[Predictions]) -> Predictions:
-    first = parts[0]
-    probabilities = None
-    if first.probabilities is not None:
-        probabilities = np.concatenate([p.probabilities for p in parts if p.probabilities is not None])
-    return Predictions(first.task, np.concatenate([p.values for p in parts]), probabilities, first.classes)
