@@ -9,7 +9,6 @@ can hold the challenger to the champion.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Task
+from shipyard.core.jsonsafe import json_safe
 from shipyard.errors import EvaluationError, NotFoundError, ShipyardError
 from shipyard.evaluation.fairness import group_fairness
 from shipyard.evaluation.metrics import (
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from shipyard.registry.records import EvaluationRecord
     from shipyard.registry.registry import Registry
 
-__all__ = ["DEFAULT_CHAMPION", "Evaluation", "evaluate", "finite"]
+__all__ = ["DEFAULT_CHAMPION", "Evaluation", "evaluate"]
 
 DEFAULT_CHAMPION = "production"
 _CURVE_POINTS = 200
@@ -118,7 +118,7 @@ class Evaluation:
             out["champion"] = self.champion.to_dict()
         if self.champion_error is not None:
             out["champion_error"] = self.champion_error
-        cleaned: dict[str, Any] = finite(out)
+        cleaned: dict[str, Any] = json_safe(out)
         return cleaned
 
     def _stored(self) -> dict[str, Any]:
@@ -530,18 +530,3 @@ def _thin(n: int) -> Array:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
-
-
-def finite(value: Any) -> Any:
-    """`value` with every NaN or infinity replaced by None (JSON and PostgreSQL refuse them).
-
-    A metric that is not defined on the rows (R2 of one row, AUC of one class) is then absent,
-    and a gate rule on it fails with that reason instead of comparing against NaN.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value

@@ -32,8 +32,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shipyard.core.jsonsafe import json_safe
 from shipyard.errors import MonitorConfigError
-from shipyard.monitoring.monitor import MonitorReport, jsonable
+from shipyard.monitoring.monitor import MonitorReport
 from shipyard.store.metadata import MetadataStore, utcnow
 from shipyard.store.schema import alerts
 
@@ -411,5 +412,5 @@ def _number(text: str, rule: str) -> float:
 
 
 def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(json.dumps(jsonable(value), default=str))
+    out: dict[str, Any] = json.loads(json.dumps(json_safe(value), default=str))
     return out

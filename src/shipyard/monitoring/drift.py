@@ -34,6 +34,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from shipyard.core.batch import Array, Batch, Predictions
+from shipyard.core.jsonsafe import json_safe
 from shipyard.core.profile import CategoricalProfile, ColumnProfile, NumericProfile, Profile
 from shipyard.errors import ProfileError
 from shipyard.monitoring.thresholds import DriftSettings, Thresholds
@@ -109,11 +110,11 @@ class ColumnDrift:
             "reasons": list(self.reasons),
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
-            "stats": {k: _finite(v) for k, v in self.stats.items()},
+            "stats": {k: json_safe(v) for k, v in self.stats.items()},
             "bins": self.bins,
             "unseen": dict(self.unseen),
             "importance": self.importance,
-            "severity": _finite(self.severity),
+            "severity": json_safe(self.severity),
         }
 
 
@@ -166,7 +167,7 @@ class DriftReport:
         """The report as JSON-safe data."""
         return {
             "dataset_drift": self.dataset_drift,
-            "share": _finite(self.share),
+            "share": json_safe(self.share),
             "weighted": self.weighted,
             "drifted_features": self.drifted_features,
             "prediction_drift": self.prediction_drift,
@@ -676,11 +677,3 @@ def _normalised(importance: Mapping[str, float] | None, names: list[str]) -> dic
 
 def _severity_order(c: ColumnDrift) -> tuple[int, float, str]:
     return (_LEVEL_ORDER[c.level], -c.severity, c.name)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

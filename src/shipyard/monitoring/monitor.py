@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.core.batch import Array, Batch
+from shipyard.core.jsonsafe import json_safe
 from shipyard.core.refs import ModelRef
 from shipyard.errors import MonitoringError
 from shipyard.monitoring.concept import detect, estimate_accuracy, performance
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from shipyard.registry.records import ModelVersion
     from shipyard.registry.registry import Registry
 
-__all__ = ["MonitorReport", "jsonable", "model_importance", "monitor_report", "parse_duration"]
+__all__ = ["MonitorReport", "model_importance", "monitor_report", "parse_duration"]
 
 _BUCKET_RESAMPLES = 100
 
@@ -83,7 +84,7 @@ class MonitorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-safe data."""
-        out: dict[str, Any] = jsonable(
+        out: dict[str, Any] = json_safe(
             {
                 "ref": self.ref,
                 "name": self.name,
@@ -513,16 +514,3 @@ def _take(columns: Mapping[str, Array] | None, rows: Array) -> dict[str, Array] 
     if columns is None:
         return None
     return {k: v[rows] for k, v in columns.items()}
-
-
-def jsonable(value: Any) -> Any:
-    """`value` with NaN and infinities as None and numpy scalars as Python ones."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, np.floating | np.integer):
-        return jsonable(value.item())
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
