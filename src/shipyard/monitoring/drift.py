@@ -30,13 +30,23 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from shipyard.core.batch import Array, Batch, Predictions
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.profile import CategoricalProfile, ColumnProfile, NumericProfile, Profile
 from shipyard.errors import ProfileError
+from shipyard.monitoring.statistics import (
+    PSI_EPSILON,
+    exact_ks_wasserstein,
+    grid_ks,
+    grid_wasserstein,
+    homogeneity,
+    ks_pvalue,
+    present,
+    psi,
+    psi_bins,
+)
 from shipyard.monitoring.thresholds import DriftSettings, Thresholds
 
 __all__ = [
@@ -52,11 +62,6 @@ __all__ = [
     "psi",
     "psi_bins",
 ]
-
-#: The share an empty bin counts as in the PSI (either side), so that ln(0) never arises.
-PSI_EPSILON = 1e-4
-
-_EXACT_P_ROWS = 10_000  # up to this many rows a side, scipy's exact p-value is cheap
 
 Level = Literal["ok", "warn", "drift", "insufficient", "ignored"]
 _LEVEL_ORDER = {"drift": 0, "warn": 1, "ok": 2, "insufficient": 3, "ignored": 4}
@@ -232,7 +237,7 @@ def compare(
         current_data: the current rows themselves, when at hand.
         reference_outputs: the model's outputs on `reference_data`.
         current_outputs: the model's outputs on `current_data`.
-        threads: columns compared at once.
+        threads: columns compared at once when raw samples are given (their sorts free the GIL).
 
     Raises:
         ProfileError: the profiles do not describe the same features.
@@ -242,41 +247,46 @@ def compare(
     if missing:
         raise ProfileError(f"the current profile lacks the features {missing} of the reference")
     weights = _normalised(importance, list(reference.features))
-    ref_out = reference_outputs.to_columns() if reference_outputs is not None else {}
-    cur_out = current_outputs.to_columns() if current_outputs is not None else {}
+    sides = {
+        "feature": (
+            reference.features,
+            current.features,
+            reference_data.columns if reference_data is not None else {},
+            current_data.columns if current_data is not None else {},
+        ),
+        "output": (
+            reference.outputs,
+            current.outputs,
+            reference_outputs.to_columns() if reference_outputs is not None else {},
+            current_outputs.to_columns() if current_outputs is not None else {},
+        ),
+    }
 
-    def feature(name: str) -> ColumnDrift:
+    def column(job: tuple[str, str]) -> ColumnDrift:
+        role, name = job
+        ref, cur, ref_values, cur_values = sides[role]
         return compare_column(
             name,
-            reference.features[name],
-            current.features[name],
+            ref[name],
+            cur[name],
             thresholds=settings.for_column(name),
             bins=settings.bins,
-            reference_values=reference_data.columns.get(name) if reference_data is not None else None,
-            current_values=current_data.columns.get(name) if current_data is not None else None,
-            importance=weights.get(name) if weights else None,
+            role=role,
+            reference_values=ref_values.get(name),
+            current_values=cur_values.get(name),
+            importance=weights.get(name) if weights and role == "feature" else None,
         )
 
-    def output(name: str) -> ColumnDrift:
-        return compare_column(
-            name,
-            reference.outputs[name],
-            current.outputs[name],
-            thresholds=settings.for_column(name),
-            bins=settings.bins,
-            role="output",
-            reference_values=ref_out.get(name),
-            current_values=cur_out.get(name),
-        )
-
-    outputs = [n for n in reference.outputs if n in current.outputs]
-    if threads > 1:
+    jobs = [("feature", n) for n in reference.features]
+    jobs += [("output", n) for n in reference.outputs if n in current.outputs]
+    if threads > 1 and reference_data is not None and current_data is not None:
+        # Only the exact statistics (sorts of raw samples) free the GIL; profiles alone are faster in turn.
         with ThreadPoolExecutor(threads) as pool:
-            features = list(pool.map(feature, reference.features))
-            out = list(pool.map(output, outputs))
+            columns = list(pool.map(column, jobs))
     else:
-        features = [feature(n) for n in reference.features]
-        out = [output(n) for n in outputs]
+        columns = [column(j) for j in jobs]
+    features = [c for c in columns if c.role == "feature"]
+    out = [c for c in columns if c.role == "output"]
     judged = [c for c in features if c.level not in ("insufficient", "ignored")]
     if weights:
         total = sum(weights.get(c.name, 0.0) for c in judged)
@@ -333,25 +343,6 @@ def compare_column(
 
 
 # -- numeric ----------------------------------------------------------------------------------------
-def psi_bins(reference: NumericProfile, bins: int = 10) -> tuple[Array, Array]:
-    """The PSI's reference-quantile bins, from the profile's fine edges.
-
-    Returns:
-        (edges, groups): the inner edges of the `bins` bins (bin i holds edges[i-1] <= x <
-        edges[i]), and for each fine bin of the profile the PSI bin it falls in.
-    """
-    counts = np.asarray(reference.counts, dtype=np.float64)
-    fine = np.asarray(reference.edges, dtype=np.float64)
-    if len(fine) == 0 or counts.sum() == 0:
-        return fine[:0], np.zeros(len(counts), dtype=np.int64)
-    below = np.cumsum(counts)[:-1] / counts.sum()  # share of the reference below each fine edge
-    targets = np.arange(1, bins) / bins
-    picks = np.unique(np.abs(below[None, :] - targets[:, None]).argmin(axis=1))
-    edges = fine[picks]
-    groups = np.searchsorted(picks, np.arange(len(counts)), side="left")
-    return edges, groups
-
-
 def _numeric(
     name: str,
     *,
@@ -381,19 +372,19 @@ def _numeric(
         p, q = r / n_ref, c / n_cur
         bins_info["reference"], bins_info["current"] = p.tolist(), q.tolist()
         out["psi"] = psi(p, q)
-        out["psi_chi2_p"] = _homogeneity_p(r, c)
+        out["psi_chi2_p"] = homogeneity(r, c)[1]
         out["js"] = float(jensenshannon(p, q, base=2))
         exact = ref_values is not None and cur_values is not None
         if exact:
             assert ref_values is not None
             assert cur_values is not None
-            ks, ks_p, wasserstein = exact_ks_wasserstein(_present(ref_values), _present(cur_values))
+            ks, ks_p, wasserstein = exact_ks_wasserstein(present(ref_values), present(cur_values))
             out["ks"], out["ks_upper"], out["ks_p"], out["wasserstein"] = ks, ks, ks_p, wasserstein
         else:
-            low, high = _grid_ks(r_fine, c_fine)
+            low, high = grid_ks(r_fine, c_fine)
             out["ks"], out["ks_upper"] = low, high
-            out["ks_p"] = _ks_p(low, n_ref, n_cur)
-            out["wasserstein"] = _grid_wasserstein(ref, cur)
+            out["ks_p"] = ks_pvalue(low, n_ref, n_cur)
+            out["wasserstein"] = grid_wasserstein(ref, cur)
         out["ks_exact"] = exact
         scale = math.sqrt(ref.variance) if ref.variance > 0 else 1.0
         out["wasserstein_norm"] = float(out["wasserstein"]) / scale  # type: ignore[arg-type]  # set just above
@@ -411,103 +402,6 @@ def _numeric(
         importance=importance,
         severity=severity,
     )
-
-
-def psi(expected: Array, actual: Array, epsilon: float = PSI_EPSILON) -> float:
-    """The population stability index of two share vectors on the same bins (textbook form)."""
-    e = np.maximum(expected, epsilon)
-    a = np.maximum(actual, epsilon)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def exact_ks_wasserstein(a: Array, b: Array) -> tuple[float, float, float]:
-    """The two-sample KS statistic, its p-value and the Wasserstein-1 distance, exactly.
-
-    The same numbers as `scipy.stats.ks_2samp` (two-sided) and `scipy.stats.wasserstein_distance`,
-    from one sort of both samples together instead of two sorts and two searches.
-    """
-    n, m = len(a), len(b)
-    if n == 0 or m == 0:
-        return float("nan"), float("nan"), float("nan")
-    values = np.concatenate([a, b])
-    order = np.argsort(values)
-    ordered = values[order]
-    from_a = np.cumsum(order < n, dtype=np.int64)
-    from_b = np.arange(1, n + m + 1, dtype=np.int64) - from_a
-    ends = np.flatnonzero(np.r_[ordered[1:] != ordered[:-1], True])  # the last of each run of ties
-    gap = np.abs(from_a[ends] * m - from_b[ends] * n)  # |F_a - F_b| * n * m, exact in integers
-    statistic = float(gap.max()) / (n * m)
-    wasserstein = float(np.dot(gap[:-1], np.diff(ordered[ends]))) / (n * m)
-    p = float(stats.ks_2samp(a, b).pvalue) if max(n, m) <= _EXACT_P_ROWS else _ks_p(statistic, n, m)
-    return statistic, p, wasserstein
-
-
-def _ks_p(statistic: float, n: float, m: float) -> float:
-    """The two-sided KS p-value for large samples.
-
-    Up to an effective size of 10,000 it is scipy's `kstwo` of that size, as `ks_2samp`'s
-    asymptotic method computes it; beyond, the limiting Kolmogorov distribution, which is within
-    a fraction of a percent of it there and takes microseconds instead of up to a second.
-    """
-    size = n * m / (n + m)
-    if size <= _EXACT_P_ROWS:
-        return float(np.clip(stats.kstwo.sf(statistic, round(size)), 0.0, 1.0))
-    return float(np.clip(stats.kstwobign.sf(statistic * math.sqrt(size)), 0.0, 1.0))
-
-
-def _grid_ks(r: Array, c: Array) -> tuple[float, float]:
-    """KS on the fine grid: the statistic at the edges, and the most it can be between them."""
-    fr = np.r_[0.0, np.cumsum(r) / r.sum()]  # share below each fine bin's lower end ... upper end
-    fc = np.r_[0.0, np.cumsum(c) / c.sum()]
-    fr[-1] = fc[-1] = 1.0
-    low = float(np.max(np.abs(fr[1:-1] - fc[1:-1]))) if len(fr) > 2 else 0.0
-    high = float(max(np.max(fc[1:] - fr[:-1]), np.max(fr[1:] - fc[:-1])))
-    return low, max(low, high)
-
-
-def _grid_wasserstein(ref: NumericProfile, cur: NumericProfile) -> float:
-    """The Wasserstein-1 distance of two histograms on the same edges, uniform within each bin."""
-    if ref.min is None or cur.min is None or ref.max is None or cur.max is None:
-        return float("nan")
-    edges = np.asarray(ref.edges, dtype=np.float64)
-    rx, ry = _cdf(ref, edges)
-    cx, cy = _cdf(cur, edges)
-    points = np.unique(np.r_[rx, cx])  # every corner of both piecewise-linear CDFs
-    gap = np.interp(points, rx, ry, left=0.0, right=1.0) - np.interp(points, cx, cy, left=0.0, right=1.0)
-    return float(_area(points, gap))
-
-
-def _cdf(p: NumericProfile, edges: Array) -> tuple[Array, Array]:
-    assert p.min is not None
-    assert p.max is not None
-    counts = np.asarray(p.counts, dtype=np.float64)
-    lows = np.r_[p.min, edges]
-    highs = np.r_[edges, p.max]
-    if len(edges) and p.tail_sums is not None:
-        # The outer bins reach to the data's extremes; spread their mass evenly over a range
-        # with the bin's own mean instead, which follows a tail far more closely.
-        if counts[0] > 0:
-            lows[0] = max(p.min, 2.0 * p.tail_sums[0] / counts[0] - edges[0])
-        if counts[-1] > 0:
-            highs[-1] = min(p.max, 2.0 * p.tail_sums[1] / counts[-1] - edges[-1])
-    # A bin's support is its edges cut to the data's range; empty bins have no mass anyway.
-    lows = np.clip(lows, p.min, p.max)
-    highs = np.clip(highs, p.min, p.max)
-    xs = np.r_[lows[0], highs]
-    ys = np.r_[0.0, np.cumsum(counts) / counts.sum()]
-    return xs, ys
-
-
-def _area(x: Array, d: Array) -> float:
-    """The integral of |d| for d linear between the points `x`."""
-    w = np.diff(x)
-    d0, d1 = d[:-1], d[1:]
-    same = d0 * d1 >= 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        crossing = np.where(
-            np.abs(d0) + np.abs(d1) > 0, (d0**2 + d1**2) / (2 * (np.abs(d0) + np.abs(d1))), 0.0
-        )
-    return float(np.sum(w * np.where(same, (np.abs(d0) + np.abs(d1)) / 2, crossing)))
 
 
 def _judge_numeric(
@@ -566,13 +460,7 @@ def _categorical(
         bins_info["reference"], bins_info["current"] = p.tolist(), q.tolist()
         out["js"] = float(jensenshannon(p, q, base=2))
         out["psi"] = psi(p, q)
-        table = np.vstack([r, c])
-        table = table[:, table.sum(axis=0) > 0]
-        if table.shape[1] >= 2:
-            result = stats.chi2_contingency(table, correction=False)
-            out["chi2"], out["chi2_p"] = float(result.statistic), float(result.pvalue)
-        else:
-            out["chi2"], out["chi2_p"] = 0.0, 1.0
+        out["chi2"], out["chi2_p"] = homogeneity(r, c)
         out["unseen_share"] = sum(unseen.values()) / n_cur
     cur_rows = cur.count + cur.missing
     level: Level
@@ -630,10 +518,7 @@ def _missing_stats(
     ref_n, cur_n = ref_missing + ref_present, cur_missing + cur_present
     if ref_n == 0 or cur_n == 0:
         return {"missing_reference": None, "missing_current": None, "missing_p": None}
-    table = np.asarray([[ref_missing, ref_present], [cur_missing, cur_present]], dtype=np.float64)
-    p = 1.0
-    if table[:, 0].sum() > 0 and table[:, 1].sum() > 0:
-        p = float(stats.chi2_contingency(table, correction=False).pvalue)
+    _, p = homogeneity(np.array([ref_missing, ref_present]), np.array([cur_missing, cur_present]))
     return {"missing_reference": ref_missing / ref_n, "missing_current": cur_missing / cur_n, "missing_p": p}
 
 
@@ -650,19 +535,6 @@ def _judge_missing(s: Mapping[str, Any], t: Thresholds) -> tuple[str, str | None
 
 def _below(p: Any, alpha: float) -> bool:
     return p is not None and float(p) < alpha
-
-
-def _homogeneity_p(r: Array, c: Array) -> float:
-    table = np.vstack([r, c])
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2:
-        return 1.0
-    return float(stats.chi2_contingency(table, correction=False).pvalue)
-
-
-def _present(values: Array) -> Array:
-    numbers = np.asarray(values, dtype=np.float64)
-    return numbers[~np.isnan(numbers)]
 
 
 def _normalised(importance: Mapping[str, float] | None, names: list[str]) -> dict[str, float]:
