@@ -332,8 +332,12 @@ class AlertBook:
             return opened, resolved
 
         opened_ids, resolved_ids = self.meta.write(change)
-        by_id = {a.id: a for a in self.list(model=model, limit=len(opened_ids) + len(resolved_ids) + 1000)}
-        return [by_id[i] for i in opened_ids if i in by_id], [by_id[i] for i in resolved_ids if i in by_id]
+        if not opened_ids and not resolved_ids:
+            return [], []
+        with self.meta.read() as conn:
+            rows = conn.execute(sa.select(alerts).where(alerts.c.id.in_(opened_ids + resolved_ids))).all()
+        by_id = {a.id: a for a in map(_alert, rows)}
+        return [by_id[i] for i in opened_ids], [by_id[i] for i in resolved_ids]
 
     def list(self, *, model: str | None = None, state: str | None = None, limit: int = 100) -> list[Alert]:
         """Alert episodes, newest first."""

@@ -33,7 +33,7 @@ from shipyard.monitoring.thresholds import DriftSettings
 
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
-    from shipyard.registry.records import ModelVersion
+    from shipyard.registry.records import EvaluationRecord, ModelVersion
     from shipyard.registry.registry import Registry
 
 __all__ = ["MonitorReport", "model_importance", "monitor_report", "parse_duration"]
@@ -205,6 +205,8 @@ class _Window:
         resamples: int,
     ) -> None:
         self.registry = registry
+        newest = registry.results.evaluations(version.ref, limit=1)
+        self.evaluation = newest[0] if newest else None  # the baseline of performance and calibration
         self.version = version
         self.since, self.until = since, until
         self.buckets = buckets
@@ -326,7 +328,7 @@ class _Window:
             }
             for d in detect(errors, binary=task == "classification")
         ]
-        baseline, evaluation_id = _baseline(self.registry, version)
+        baseline, evaluation_id = _baseline(self.evaluation), self.evaluation.id if self.evaluation else None
         overall["baseline"] = baseline
         overall["evaluation_id"] = evaluation_id
         overall["change"] = {k: v - baseline[k] for k, v in overall["metrics"].items() if k in baseline}
@@ -355,7 +357,7 @@ class _Window:
         if not labelled.empty:
             unlabelled[labelled["position"].to_numpy(dtype=np.int64)] = False
         rows = np.flatnonzero(unlabelled)
-        reliability = _reliability(self.registry, self.version)
+        reliability = _reliability(self.evaluation)
         estimate = estimate_accuracy(
             list(contract.classes), _take(self.outputs, rows) or {}, reliability=reliability
         )
@@ -439,27 +441,17 @@ def model_importance(loaded: LoadedModel) -> dict[str, float] | None:
 def _importance_of(registry: Registry, version: ModelVersion) -> dict[str, float] | None:
     try:
         return model_importance(registry.load(version.ref))
-    except (
-        Exception
-    ):  # importance only weights the verdict; a model that cannot load here still gets a report
+    except Exception:  # importance only weights the verdict; a model that will not load still gets a report
         return None
 
 
-def _baseline(registry: Registry, version: ModelVersion) -> tuple[dict[str, float], int | None]:
-    records = registry.results.evaluations(version.ref, limit=1)
-    if not records:
-        return {}, None
-    metrics = records[0].body.get("metrics", {})
-    return {
-        k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }, records[0].id
+def _baseline(evaluation: EvaluationRecord | None) -> dict[str, float]:
+    metrics = evaluation.body.get("metrics", {}) if evaluation is not None else {}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
-def _reliability(registry: Registry, version: ModelVersion) -> Mapping[str, Any] | None:
-    records = registry.results.evaluations(version.ref, limit=1)
-    if not records:
-        return None
-    curve = records[0].body.get("metrics", {}).get("reliability_quantile")
+def _reliability(evaluation: EvaluationRecord | None) -> Mapping[str, Any] | None:
+    curve = evaluation.body.get("metrics", {}).get("reliability_quantile") if evaluation is not None else None
     return curve if isinstance(curve, Mapping) else None
 
 
@@ -496,8 +488,6 @@ def _struct_columns(events: pa.Table, name: str, columns: list[str]) -> dict[str
     if name not in columns:
         return None
     struct = events[name].combine_chunks()
-    if isinstance(struct, pa.ChunkedArray):
-        struct = struct.chunk(0) if struct.num_chunks else pa.array([], struct.type)
     fields = struct.type
     return {
         fields.field(i).name: struct.field(i).to_numpy(zero_copy_only=False) for i in range(fields.num_fields)
