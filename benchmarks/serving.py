@@ -2,7 +2,7 @@
 
 Run it with one command (about 15 x DURATION seconds plus set-up, on an idle machine)::
 
-    python benchmarks/serving.py [--duration 10] [--out results.md]
+    python benchmarks/serving.py [--duration 10] [--out results.md] [--only profiles]
 
 It fits `HistGradientBoostingClassifier(max_iter=100)` on `make_classification(n_samples=50_000,
 n_features=20)`, registers it as `hgb@production` in a fresh temporary Shipyard home, and sends
@@ -19,6 +19,8 @@ single-row requests (`{"instances": [{"x0": ..., "x19": ...}]}`) to one worker o
 
 HTTP targets are loaded by wrk with one thread (`-t1`) at 1 and 32 connections, gRPC by a Python
 `grpc.aio` process with 1 and 32 concurrent callers; each measured run follows a 2 s warm-up. It then
+measures the cost of live traffic profiles: REST at c=32 with `--no-profile` and with profiles on
+(the default), in three alternating rounds of fresh servers, compared on the median. It then
 starts `shipyard serve` with 1 and with 4 workers and sums the PSS and RSS of the process tree
 (from /proc). It prints a markdown report (results, targets with PASS/FAIL, memory) and, with
 `--out`, writes it to a file too. Every server it starts is stopped on exit, error or Ctrl-C.
@@ -67,6 +69,8 @@ ECHO_BODY = b'{"ok":true}'
 RPS_RATIO_TARGET = 5.0
 OVERHEAD_TARGET_MS = 0.2
 GRPC_RATIO_TARGET = 0.8
+OVERHEAD_TARGET = 0.05  # a feature on the hot path costs at most this share of throughput
+OVERHEAD_ROUNDS = 3
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -377,7 +381,7 @@ def helper(role: str, *extra: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--role", role, *extra]
 
 
-def shipyard_command(port: int, grpc_port: int | None, workers: int) -> list[str]:
+def shipyard_command(port: int, grpc_port: int | None, workers: int, extra: Sequence[str] = ()) -> list[str]:
     executable = Path(sys.executable).with_name("shipyard")
     found = str(executable) if executable.exists() else shutil.which("shipyard")
     if found is None:
@@ -391,6 +395,7 @@ def shipyard_command(port: int, grpc_port: int | None, workers: int) -> list[str
         "--workers",
         str(workers),
         "--no-log",
+        *extra,
     ]
     return cmd if grpc_port is None else [*cmd, "--grpc-port", str(grpc_port)]
 
@@ -502,6 +507,44 @@ def bench_shipyard(setup: Setup) -> tuple[Result, Result]:
         if process.poll() is not None:
             raise fail(process, name, setup.work, "exited during the run")
     return rest, grpc
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Shipyard REST at c=32 with a feature off and on, measured in alternating rounds."""
+
+    feature: str
+    off: list[Load]
+    on: list[Load]
+
+    @property
+    def drop(self) -> float:
+        """The throughput lost with the feature on, as a share of the median with it off."""
+        off = float(np.median([load.rps for load in self.off]))
+        return 1.0 - float(np.median([load.rps for load in self.on])) / off
+
+
+def rest_rps(setup: Setup, extra: Sequence[str], name: str) -> Load:
+    """One warmed-up c=32 run of a fresh `shipyard serve` started with `extra` options."""
+    port = free_port()
+    env = {"SHIPYARD_HOME": str(setup.home)}
+    with running(shipyard_command(port, None, 1, extra), name=name, work=setup.work, env=env) as process:
+        url = f"http://{HOST}:{port}"
+        wait_ready(process, f"{url}/readyz", name=name, work=setup.work)
+        predict = f"{url}/v1/models/{MODEL_NAME}/predict"
+        wrk(setup, predict, CONCURRENCY_HIGH, WARMUP_SECONDS)
+        return wrk(setup, predict, CONCURRENCY_HIGH, setup.duration)
+
+
+def bench_live_profiles(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Overhead:
+    """Throughput with live traffic profiles (the default) against `--no-profile`, alternating."""
+    off: list[Load] = []
+    on: list[Load] = []
+    for i in range(rounds):
+        progress(f"live profiles, round {i + 1} of {rounds}: --no-profile, then on (c={CONCURRENCY_HIGH})")
+        off.append(rest_rps(setup, ["--no-profile"], "shipyard-serve-no-profile"))
+        on.append(rest_rps(setup, [], "shipyard-serve-profile"))
+    return Overhead("live traffic profiles", off, on)
 
 
 def tree_memory(root: int) -> tuple[int, float, float]:
@@ -641,7 +684,25 @@ def memory_table(memory: Sequence[Memory]) -> list[str]:
     return lines + [f"| {m.workers} | {m.processes} | {m.pss_mib:.1f} | {m.rss_mib:.1f} |" for m in memory]
 
 
-def render(setup: Setup, results: Sequence[Result], memory: Sequence[Memory]) -> str:
+def overhead_lines(overhead: Overhead) -> list[str]:
+    """The table of one feature's cost in throughput."""
+    off = ", ".join(rate(load.rps) for load in overhead.off)
+    on = ", ".join(rate(load.rps) for load in overhead.on)
+    ok = overhead.drop <= OVERHEAD_TARGET
+    return [
+        f"### Cost of {overhead.feature} (Shipyard REST, c={CONCURRENCY_HIGH}, one worker, "
+        f"{len(overhead.off)} alternating rounds)",
+        "",
+        "| off: rps per round | on: rps per round | drop of the median | goal | result |",
+        "|---|---|---:|---|---|",
+        f"| {off} | {on} | {overhead.drop:.1%} | <= {OVERHEAD_TARGET:.0%} | {verdict(ok)} |",
+        "",
+    ]
+
+
+def render(
+    setup: Setup, results: Sequence[Result], memory: Sequence[Memory], overheads: Sequence[Overhead] = ()
+) -> str:
     import sklearn
 
     floor, echo, fastapi, rest, grpc = results
@@ -674,6 +735,8 @@ def render(setup: Setup, results: Sequence[Result], memory: Sequence[Memory]) ->
     if errors:
         lines.append("- WARNING: some targets answered errors; their throughput is not a valid measure.")
     lines += ["", "### Targets", "", *targets_table(floor, echo, fastapi, rest, grpc), ""]
+    for overhead in overheads:
+        lines += overhead_lines(overhead)
     lines += ["### Memory of `shipyard serve` (parent + workers, after readiness and 2 s of traffic)", ""]
     lines += memory_table(memory)
     lines += [
@@ -701,9 +764,12 @@ def prepare(work: Path, duration: int) -> tuple[Setup, Any]:
     return setup, model
 
 
-def run(duration: int) -> str:
+def run(duration: int, only: str | None = None) -> str:
     with tempfile.TemporaryDirectory(prefix="shipyard-serving-bench-") as tmp:
         setup, model = prepare(Path(tmp), duration)
+        if only == "profiles":
+            overhead = bench_live_profiles(setup)
+            return "\n".join(["## Serving benchmark: live profiles only", "", *overhead_lines(overhead)])
         progress(f"floor: in-process predict_proba for {duration} s")
         floor = Result(
             "floor (in-process predict_proba)", measure_floor(model, np.asarray([setup.row]), duration), None
@@ -718,14 +784,18 @@ def run(duration: int) -> str:
             extra=["--model", str(setup.model_path)],
         )
         rest, grpc = bench_shipyard(setup)
+        overheads = [bench_live_profiles(setup)]
         memory = [bench_memory(setup, workers) for workers in MEMORY_WORKERS]
-        return render(setup, [floor, echo, fastapi, rest, grpc], memory)
+        return render(setup, [floor, echo, fastapi, rest, grpc], memory, overheads)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--duration", type=int, default=10, help="seconds of each measured run (default 10)")
     parser.add_argument("--out", type=Path, help="also write the markdown report to this file")
+    parser.add_argument(
+        "--only", choices=("profiles",), help="measure only the cost of live traffic profiles (~1.5 min)"
+    )
     hidden = argparse.SUPPRESS
     parser.add_argument("--role", choices=("echo", "fastapi", "grpc-load"), help=hidden)
     parser.add_argument("--port", type=int, help=hidden)
@@ -751,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        report = run(args.duration)
+        report = run(args.duration, args.only)
     except BenchmarkError as exc:
         print(f"serving benchmark failed: {exc}", file=sys.stderr)
         return 1

@@ -170,6 +170,14 @@ class CategoricalProfile:
     @classmethod
     def of(cls, values: Array) -> CategoricalProfile:
         """Profile `values`."""
+        if values.dtype.kind in "biuf":  # one type: count the distinct values, then name them
+            present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+            distinct, tallies = np.unique(present, return_counts=True)
+            counts: dict[str, int] = {}
+            for value, tally in zip(distinct.tolist(), tallies.tolist(), strict=True):
+                text = _category_text(value)
+                counts[text] = counts.get(text, 0) + tally
+            return cls(_capped(counts), len(values) - len(present))
         series = pd.Series(values, dtype=object)
         missing = series.isna()
         counted = series[~missing].map(_category_text).value_counts()

@@ -278,8 +278,9 @@ class ModelService:
             # Missing columns: validate alone, so the message names them for this caller only.
             validation = contract.validate(Batch.from_columns(job.columns))
             failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
+        calls: list[tuple[Batch, Predictions]] = []  # each model call's rows and outputs
         if whole:
-            self._predict_merged(loaded, whole, served, failed)
+            calls = self._predict_merged(loaded, whole, served, failed)
         version = loaded.version
         for job, _, predictions in served:
             if not job.future.done():
@@ -290,8 +291,8 @@ class ModelService:
         rows = sum(p.n_rows for _, _, p in served)
         metrics.observe("shipyard_batch_rows", (name,), rows)
         metrics.inc("shipyard_predictions", (name, str(version.version)), rows)
-        if self.live is not None and served:
-            self.live.append(name, version.version, [(b, p) for _, b, p in served])
+        if self.live is not None and calls:
+            self.live.append(name, version.version, calls)
         if self.events is not None:
             self._log(name, version, served, failed)
 
@@ -301,7 +302,8 @@ class ModelService:
         jobs: Sequence[_Job],
         served: list[tuple[_Job, Batch, Predictions]],
         failed: list[tuple[_Job, ShipyardError]],
-    ) -> None:
+    ) -> list[tuple[Batch, Predictions]]:
+        """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
         where = str(loaded.version.ref)
         batch = _merge(loaded.contract, jobs)
         validation = loaded.contract.validate(batch)
@@ -319,7 +321,7 @@ class ModelService:
                 else:
                     good.append(i)
         if not good:
-            return
+            return []
         if len(good) == len(jobs):
             features = validation.batch
         else:
@@ -330,19 +332,22 @@ class ModelService:
         except PredictionError as exc:
             if len(good) == 1:
                 failed.append((jobs[good[0]], exc))
-                return
+                return []
             # One caller's rows broke the model: answer each request alone, so only theirs fails.
+            calls = []
             for i in good:
                 start, stop = int(offsets[i]), int(offsets[i + 1])
                 alone = validation.batch.take(np.arange(start, stop))
                 try:
-                    served.append((jobs[i], alone, loaded.predict_valid(alone)))
+                    calls.append((alone, loaded.predict_valid(alone)))
                 except PredictionError as single:
                     failed.append((jobs[i], single))
-            return
+                else:
+                    served.append((jobs[i], *calls[-1]))
+            return calls
         if len(good) == 1:
             served.append((jobs[good[0]], features, predictions))
-            return
+            return [(features, predictions)]
         position = 0
         for i in good:
             n = jobs[i].n_rows
@@ -350,6 +355,7 @@ class ModelService:
                 (jobs[i], features.slice(position, position + n), predictions.slice(position, position + n))
             )
             position += n
+        return [(features, predictions)]
 
     def _log(
         self,
