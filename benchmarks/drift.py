@@ -21,9 +21,8 @@ ru_maxrss also keeps) minus the RSS just before the work, so nothing but the mea
 - Shipyard reference profile: `Profile.build(reference)`, done once when a version is registered;
 - Shipyard monitor path: with that profile prebuilt (read from JSON before timing),
   `reference.profile(current)` + `compare(reference, current_profile)`;
-- Shipyard with raw samples: `compare(Profile.build(reference), profile of current,
-  reference_data=..., current_data=...)` end to end, reference build included (exact KS and
-  Wasserstein);
+- Shipyard with raw samples: `shipyard.drift(reference, current)` end to end: both profiles built,
+  then exact KS and Wasserstein from the raw columns;
 - Evidently: `Report([DataDriftPreset()]).run(...)` on pandas DataFrames of the same data, run by the
   Python of a separate virtual env (Evidently 0.7 needs pandas < 3)::
 
@@ -215,18 +214,13 @@ def role_monitor(work: Path) -> dict[str, Any]:
 
 
 def role_raw(work: Path) -> dict[str, Any]:
+    from shipyard import drift
     from shipyard.core.batch import Batch
-    from shipyard.core.profile import Profile
-    from shipyard.monitoring.drift import compare
 
     ref, cur = load_data(work)
 
     def run(ref_columns: dict[str, np.ndarray], cur_columns: dict[str, np.ndarray]) -> dict[str, Any]:
-        ref_batch, cur_batch = Batch.from_columns(ref_columns), Batch.from_columns(cur_columns)
-        reference = Profile.build(ref_batch)
-        report = compare(
-            reference, reference.profile(cur_batch), reference_data=ref_batch, current_data=cur_batch
-        )
+        report = drift(Batch.from_columns(ref_columns), Batch.from_columns(cur_columns))
         return {
             "flagged": sorted(report.drifted_features),
             "ks": [report.column(c).stats["ks"] for c in COLUMNS],

@@ -83,10 +83,17 @@ def test_exact_ks_equals_scipy_on_small_samples(n: int, m: int, shift: float) ->
 
 def test_exact_ks_equals_scipy_on_data_with_ties() -> None:
     a, b = np.round(normal(3, 4000), 1), np.round(normal(4, 3000, loc=0.05), 1)
-    statistic, p, _ = exact_ks_wasserstein(a, b)
+    statistic, p, wasserstein = exact_ks_wasserstein(a, b)
     expected = stats.ks_2samp(a, b)
     assert statistic == pytest.approx(expected.statistic, abs=1e-12)
     assert p == pytest.approx(expected.pvalue, abs=1e-12)
+    assert wasserstein == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-12)
+
+
+def test_exact_statistics_of_sorted_samples_equal_those_of_unsorted_ones() -> None:
+    a, b = np.round(normal(5, 3000), 2), normal(6, 5000, loc=0.1)
+    assert exact_ks_wasserstein(np.sort(a), np.sort(b)) == pytest.approx(exact_ks_wasserstein(a, b), rel=1e-12)
+    assert exact_ks_wasserstein(b, a)[0] == pytest.approx(exact_ks_wasserstein(a, b)[0], abs=1e-12)
 
 
 @pytest.mark.parametrize("decimals", [None, 1])
