@@ -22,6 +22,7 @@ from shipyard.monitoring.drift import (
     compare,
     exact_ks_wasserstein,
 )
+from shipyard.monitoring.statistics import unseen_pvalue
 
 
 def normal(seed: int, n: int, loc: float = 0.0, scale: float = 1.0) -> np.ndarray:
@@ -92,7 +93,9 @@ def test_exact_ks_equals_scipy_on_data_with_ties() -> None:
 
 def test_exact_statistics_of_sorted_samples_equal_those_of_unsorted_ones() -> None:
     a, b = np.round(normal(5, 3000), 2), normal(6, 5000, loc=0.1)
-    assert exact_ks_wasserstein(np.sort(a), np.sort(b)) == pytest.approx(exact_ks_wasserstein(a, b), rel=1e-12)
+    assert exact_ks_wasserstein(np.sort(a), np.sort(b)) == pytest.approx(
+        exact_ks_wasserstein(a, b), rel=1e-12
+    )
     assert exact_ks_wasserstein(b, a)[0] == pytest.approx(exact_ks_wasserstein(a, b)[0], abs=1e-12)
 
 
@@ -287,6 +290,28 @@ def test_unseen_categories_drift_and_are_listed() -> None:
     assert [r for r in column.reasons if "never seen" in r] == list(column.reasons)
     assert dict(column.unseen) == {"z": int(np.sum(cur == "z")), "y": int(np.sum(cur == "y"))}
     assert stat(column, "unseen_share") == pytest.approx(np.mean((cur == "z") | (cur == "y")))
+
+
+def test_a_few_unseen_values_in_a_small_window_do_not_flag() -> None:
+    settings = DriftSettings.parse("defaults: {js: 0.9}")  # only the unseen share can flag
+    ref = categories(51, 3000, ["a", "b"], [0.6, 0.4])
+    cur = categories(52, 200, ["a", "b"], [0.6, 0.4]).astype(object)
+    cur[:3] = "typo"  # 1.5% of the window, above the 1% share, but only 3 values
+    column = drift({"c": ref}, {"c": cur}, settings=settings).column("c")
+    assert column.level == "ok"
+    assert dict(column.unseen) == {"typo": 3}
+    assert any("too few to flag" in r for r in column.reasons)
+    cur[:12] = "typo"  # 12 values: more than unseen_count and significant
+    assert drift({"c": ref}, {"c": cur}, settings=settings).column("c").level == "drift"
+
+
+def test_unseen_pvalue_is_the_exact_conditional_test() -> None:
+    # 4 unseen values, reference 3 times the current: each lands in the current with chance 1/4.
+    assert unseen_pvalue(4, 300, 100) == pytest.approx(0.25**4)
+    assert unseen_pvalue(0, 300, 100) == 1.0
+    assert stats.binomtest(4, 4, 0.25, alternative="greater").pvalue == pytest.approx(
+        unseen_pvalue(4, 300, 100)
+    )
 
 
 def test_dataset_share_is_weighted_by_importance() -> None:

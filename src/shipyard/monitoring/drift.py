@@ -46,6 +46,7 @@ from shipyard.monitoring.statistics import (
     present,
     psi,
     psi_bins,
+    unseen_pvalue,
 )
 from shipyard.monitoring.thresholds import DriftSettings, Thresholds
 
@@ -462,6 +463,7 @@ def _categorical(
         out["psi"] = psi(p, q)
         out["chi2"], out["chi2_p"] = homogeneity(r, c)
         out["unseen_share"] = sum(unseen.values()) / n_cur
+        out["unseen_p"] = unseen_pvalue(sum(unseen.values()), n_ref, n_cur)
     cur_rows = cur.count + cur.missing
     level: Level
     reasons: list[str] = []
@@ -478,16 +480,28 @@ def _categorical(
         js = float(out.get("js") or 0.0)
         significant = _below(out.get("chi2_p"), t.alpha)
         unseen_share = float(out.get("unseen_share") or 0.0)
-        severity = max(js / t.js, unseen_share / t.unseen)
+        unseen_total = sum(unseen.values())
+        unseen_flags = (
+            unseen_share >= t.unseen
+            and unseen_total >= t.unseen_count
+            and _below(out.get("unseen_p"), t.alpha)
+        )
+        severity = max(js / t.js, unseen_share / t.unseen if unseen_flags else 0.0)
         if significant and js >= t.js:
             level = "drift"
             reasons.append(f"Jensen-Shannon {js:.3f} >= {t.js}")
-        if unseen_share >= t.unseen:
-            level = "drift"
+        if unseen:
             shown = ", ".join(sorted(unseen, key=lambda k: -unseen[k])[:5])
-            reasons.append(
-                f"{unseen_share:.1%} of values in categories never seen in the reference ({shown})"
-            )
+            if unseen_flags:
+                level = "drift"
+                reasons.append(
+                    f"{unseen_share:.1%} of values in categories never seen in the reference ({shown})"
+                )
+            elif unseen_share >= t.unseen:
+                reasons.append(
+                    f"{unseen_total} values in categories never seen in the reference ({shown}): "
+                    f"too few to flag (unseen_count {t.unseen_count}, alpha {t.alpha})"
+                )
         missing_level, missing_reason, missing_severity = _judge_missing(out, t)
         if missing_reason:
             reasons.append(missing_reason)

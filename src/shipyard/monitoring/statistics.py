@@ -25,6 +25,7 @@ __all__ = [
     "present",
     "psi",
     "psi_bins",
+    "unseen_pvalue",
 ]
 
 #: The share an empty bin counts as in the PSI (either side), so that ln(0) never arises.
@@ -188,3 +189,15 @@ def present(values: Array) -> Array:
     numbers = numeric(values)
     missing = np.isnan(numbers)
     return numbers[~missing] if missing.any() else numbers
+
+
+def unseen_pvalue(unseen: float, n_reference: float, n_current: float) -> float:
+    """How likely `unseen` values all land in the current sample if the category was always there.
+
+    Under the null hypothesis the category has the same share on both sides, so given that
+    `unseen` values of it were seen at all, each is in the current sample with probability
+    n_current / (n_reference + n_current), independently: the exact conditional (binomial) test.
+    """
+    if unseen <= 0:
+        return 1.0
+    return float((n_current / (n_reference + n_current)) ** unseen)

@@ -24,6 +24,8 @@ class Thresholds:
         missing: the change in the missing share (absolute) at which a column drifts.
         unseen: the share of current values in categories the reference never had at which a
             categorical column drifts.
+        unseen_count: the fewest values in unseen categories that can flag a column, so that
+            one typo in a small window does not.
         alpha: the significance a difference must also reach (its test's p-value below alpha).
         min_rows: the fewest current rows a column is judged on; fewer give 'insufficient'.
         ignore: leave the column out of the verdict.
@@ -34,6 +36,7 @@ class Thresholds:
     wasserstein: float = 0.1
     missing: float = 0.05
     unseen: float = 0.01
+    unseen_count: int = 5
     alpha: float = 0.05
     min_rows: int = 100
     ignore: bool = False
@@ -46,13 +49,24 @@ class Thresholds:
             "wasserstein": self.wasserstein,
             "missing": self.missing,
             "unseen": self.unseen,
+            "unseen_count": self.unseen_count,
             "alpha": self.alpha,
             "min_rows": self.min_rows,
             "ignore": self.ignore,
         }
 
 
-_THRESHOLD_KEYS = {"psi", "js", "wasserstein", "missing", "unseen", "alpha", "min_rows", "ignore"}
+_THRESHOLD_KEYS = {
+    "psi",
+    "js",
+    "wasserstein",
+    "missing",
+    "unseen",
+    "unseen_count",
+    "alpha",
+    "min_rows",
+    "ignore",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,10 +199,10 @@ def _thresholds(base: Thresholds, data: Any, where: str) -> Thresholds:
             if not isinstance(value, bool):
                 raise MonitorConfigError(f"{where}: ignore must be true or false; got {value!r}")
             changes["ignore"] = value
-        elif key == "min_rows":
+        elif key in ("min_rows", "unseen_count"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise MonitorConfigError(f"{where}: min_rows must be a whole number >= 1; got {value!r}")
-            changes["min_rows"] = value
+                raise MonitorConfigError(f"{where}: {key} must be a whole number >= 1; got {value!r}")
+            changes[key] = value
         else:
             if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
                 raise MonitorConfigError(f"{where}: {key} must be a number above 0; got {value!r}")
