@@ -26,6 +26,9 @@ Transports map these to status codes in their own tables; no exception here carr
     ├── MonitoringError              drift, performance or alerts cannot be computed as asked
     │   ├── MonitorConfigError       drift thresholds or alert rules are malformed
     │   └── FeedbackError            labels cannot be read, matched or stored
+    ├── RolloutError                 a deployment or rollout cannot be made or changed as asked
+    │   ├── DeploymentNotFoundError  no deployment of that name
+    │   └── RolloutConflictError     the change contradicts the rollout's state (one already runs)
     └── ServingError
         ├── UnknownModelError        the server serves no such model or version
         ├── NotReadyError            the model is still loading or warming up
@@ -47,6 +50,7 @@ __all__ = [
     "ConflictError",
     "ContractError",
     "ContractViolationError",
+    "DeploymentNotFoundError",
     "EvaluationError",
     "FeedbackError",
     "FlavorError",
@@ -63,6 +67,8 @@ __all__ = [
     "RefError",
     "RegistryError",
     "RequestTooLargeError",
+    "RolloutConflictError",
+    "RolloutError",
     "ServingError",
     "ShipyardError",
     "StoreError",
@@ -197,3 +203,15 @@ class RequestTooLargeError(ServingError):
 
 class UnsupportedMediaError(ServingError):
     """The request's content type is not one the endpoint reads."""
+
+
+class RolloutError(ShipyardError):
+    """A deployment or rollout cannot be made or changed as asked."""
+
+
+class DeploymentNotFoundError(RolloutError):
+    """No deployment has that name."""
+
+
+class RolloutConflictError(RolloutError):
+    """The change contradicts the state of the deployment or its rollout."""

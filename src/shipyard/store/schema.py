@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -22,17 +23,22 @@ __all__ = [
     "alerts",
     "aliases",
     "changes",
+    "deployment_arms",
+    "deployments",
     "evaluations",
     "feedback",
     "gate_results",
+    "leases",
     "metadata",
     "model_versions",
     "models",
+    "rollout_history",
+    "rollouts",
     "tags",
 ]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 metadata = MetaData()
 
@@ -158,4 +164,75 @@ alerts = Table(
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Column("checks", Integer, nullable=False),
     Column("detail", JSON, nullable=False),
+)
+
+# A named endpoint: the model it serves, the alias it follows (if any), and its arms below.
+# `generation` grows with every change, so serving replicas notice one with a one-row read.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("model", String(128), nullable=False),
+    Column("alias", String(64), nullable=True),
+    Column("sticky", String(256), nullable=True),  # 'header:NAME' or 'feature:NAME'
+    Column("generation", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+deployment_arms = Table(
+    "deployment_arms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("role", String(16), nullable=False),  # stable | canary | shadow
+    # Percent of requests: stable and canary add up to 100; a shadow's is the share copied to it.
+    Column("weight", Float, nullable=False),
+    UniqueConstraint("deployment_id", "version", name="uq_deployment_arms_version"),
+)
+
+# A rollout of one version to a deployment. `active` holds the deployment's id while the rollout
+# runs and NULL after, so the unique key allows one running rollout per deployment.
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("active", Integer, nullable=True, unique=True),
+    Column("version", Integer, nullable=False),
+    Column("from_version", Integer, nullable=False),
+    Column("strategy", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("step_started_at", DateTime(timezone=True), nullable=False),
+    Column("plan", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every step, verdict and reason of a rollout, in order; rows are only ever added.
+rollout_history = Table(
+    "rollout_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rollout_id", Integer, ForeignKey("rollouts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+
+# Leases: at most one holder of a name at a time (the rollout controller across replicas).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,1 @@
+"""Deployments with stable, canary and shadow arms; rollouts with automated analysis."""
