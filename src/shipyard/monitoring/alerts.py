@@ -51,15 +51,7 @@ DEFAULT_RULES = (
     "error_rate",
     "latency",
 )
-_KINDS = {
-    "feature_drift",
-    "dataset_drift",
-    "prediction_drift",
-    "performance_drop",
-    "detector",
-    "error_rate",
-    "latency",
-}
+_KINDS = frozenset(DEFAULT_RULES)  # every kind, each also a default rule in its plain form
 _LOWER_IS_BETTER = {"brier", "mae", "rmse"}
 
 

@@ -280,7 +280,7 @@ class Deployments:
 
         def change(conn: Connection) -> None:
             found = self.read(conn, name)
-            row = self._row(conn, name)
+            row = self.row(conn, name)
             if conn.execute(select(rollouts.c.id).where(rollouts.c.active == row.id)).first():
                 raise RolloutConflictError(
                     f"a rollout is running on {name!r}; abort it first with 'shipyard rollout abort {name}'"
@@ -307,7 +307,7 @@ class Deployments:
         Raises:
             DeploymentNotFoundError: there is none.
         """
-        row = self._row(conn, name)
+        row = self.row(conn, name)
         arms = conn.execute(
             select(deployment_arms.c.version, deployment_arms.c.role, deployment_arms.c.weight).where(
                 deployment_arms.c.deployment_id == row.id
@@ -337,7 +337,7 @@ class Deployments:
         for arm in checked:
             if arm.role != "stable":
                 self.check_version(conn, current, arm.version, against=stable)
-        row = self._row(conn, name)
+        row = self.row(conn, name)
         conn.execute(delete(deployment_arms).where(deployment_arms.c.deployment_id == row.id))
         conn.execute(
             insert(deployment_arms),
@@ -390,7 +390,12 @@ class Deployments:
             )
         return read_version(conn, row)
 
-    def _row(self, conn: Connection, name: str) -> Row[Any]:
+    def row(self, conn: Connection, name: str) -> Row[Any]:
+        """The deployment's table row, in the caller's transaction.
+
+        Raises:
+            DeploymentNotFoundError: there is none.
+        """
         row = conn.execute(select(deployments).where(deployments.c.name == name)).first()
         if row is None:
             raise DeploymentNotFoundError(self._unknown(conn, name))

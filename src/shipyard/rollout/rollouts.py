@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -151,10 +151,7 @@ class Rollouts:
             DeploymentNotFoundError: no such deployment.
         """
         with self.meta.read() as conn:
-            found = self.deployments.read(conn, deployment)
-            deployment_id = conn.execute(
-                select(deployments.c.id).where(deployments.c.name == found.name)
-            ).scalar_one()
+            deployment_id = self.deployments.row(conn, deployment).id
             rows = conn.execute(
                 select(rollout_history)
                 .join(rollouts, rollouts.c.id == rollout_history.c.rollout_id)
@@ -201,9 +198,7 @@ class Rollouts:
             stable = self.deployments.check_version(conn, found, found.stable.version)
             self.deployments.check_version(conn, found, version, against=stable)
             now = utcnow()
-            deployment_id = conn.execute(
-                select(deployments.c.id).where(deployments.c.name == deployment)
-            ).scalar_one()
+            deployment_id = self.deployments.row(conn, deployment).id
             rollout_id = int(
                 conn.execute(
                     insert(rollouts)
@@ -225,8 +220,6 @@ class Rollouts:
                     .returning(rollouts.c.id)
                 ).scalar_one()
             )
-            arms = _arms(plan, 0, new=version, old=found.stable.version)
-            self.deployments.write_arms(conn, deployment, arms, reason=f"rollout {rollout_id} started")
             self._log(
                 conn,
                 rollout_id,
@@ -240,7 +233,8 @@ class Rollouts:
                     "reason": reason,
                 },
             )
-            self._log(conn, rollout_id, found, "step", step=0, detail={"arms": [a.to_dict() for a in arms]})
+            arms = _arms(plan, 0, new=version, old=found.stable.version)
+            self._move(conn, rollout_id, found, arms, "step", step=0, detail={})
             return rollout_id
 
         rollout_id = self.meta.write(change)
@@ -346,77 +340,48 @@ class Rollouts:
                 self._log(conn, rollout.id, found, "resume", step=rollout.step, detail=extra)
             elif action in ("abort", "roll_back"):
                 ended: State = "aborted" if action == "abort" else "rolled_back"
-                arms = [Arm(rollout.from_version, "stable", 100.0)]
-                self.deployments.write_arms(conn, deployment, arms, reason=f"rollout {rollout.id} {ended}")
                 self._set(conn, rollout, state=ended, reason=reason, finished=now)
-                self._log(
-                    conn,
-                    rollout.id,
-                    found,
-                    ended,
-                    step=rollout.step,
-                    detail=extra | {"arms": [a.to_dict() for a in arms]},
-                )
-            elif action == "promote" or (action == "advance" and rollout.step >= rollout.plan.last_step):
-                self._finish(conn, rollout, found, reason=reason, extra=extra, now=now)
+                old = [Arm(rollout.from_version, "stable", 100.0)]
+                self._move(conn, rollout.id, found, old, ended, step=rollout.step, detail=extra)
+            elif rollout.plan.strategy == "shadow" and action in ("promote", "advance"):
+                # The analysis passed; a shadow moves no traffic, so only the copies stop.
+                self._set(conn, rollout, state="passed", reason=reason, finished=now)
+                old = [Arm(rollout.from_version, "stable", 100.0)]
+                self._move(conn, rollout.id, found, old, "passed", step=rollout.step, detail=extra)
+            elif action == "promote" or rollout.step >= rollout.plan.last_step:
+                if not (rollout.plan.strategy == "blue-green" and rollout.step >= 1):
+                    self._move_alias(conn, rollout, found)  # blue/green moved it at the switch
+                self._set(conn, rollout, state="promoted", reason=reason, finished=now)
+                new = [Arm(rollout.version, "stable", 100.0)]
+                self._move(conn, rollout.id, found, new, "promoted", step=rollout.step, detail=extra)
             else:  # advance to the next step
                 step = rollout.step + 1
-                arms = _arms(rollout.plan, step, new=rollout.version, old=rollout.from_version)
-                self.deployments.write_arms(
-                    conn, deployment, arms, reason=f"rollout {rollout.id} step {step + 1}"
-                )
                 if rollout.plan.strategy == "blue-green" and step == 1:
                     self._move_alias(conn, rollout, found)
                 self._set(conn, rollout, step=step, step_started_at=now)
-                self._log(
-                    conn,
-                    rollout.id,
-                    found,
-                    "step",
-                    step=step,
-                    detail=extra | {"arms": [a.to_dict() for a in arms]},
-                )
+                arms = _arms(rollout.plan, step, new=rollout.version, old=rollout.from_version)
+                self._move(conn, rollout.id, found, arms, "step", step=step, detail=extra)
             return rollout.id
 
         return self._by_id(self.meta.write(change))
 
-    def _finish(
+    def _move(
         self,
         conn: Connection,
-        rollout: Rollout,
+        rollout_id: int,
         found: Deployment,
+        arms: list[Arm],
+        kind: str,
         *,
-        reason: str,
-        extra: dict[str, Any],
-        now: datetime,
+        step: int,
+        detail: dict[str, Any],
     ) -> None:
-        if rollout.plan.strategy == "shadow":
-            arms = [Arm(rollout.from_version, "stable", 100.0)]
-            self.deployments.write_arms(conn, found.name, arms, reason=f"rollout {rollout.id} passed")
-            self._set(conn, rollout, state="passed", reason=reason, finished=now)
-            self._log(
-                conn,
-                rollout.id,
-                found,
-                "passed",
-                step=rollout.step,
-                detail=extra | {"arms": [a.to_dict() for a in arms]},
-            )
-            return
-        arms = [Arm(rollout.version, "stable", 100.0)]
-        self.deployments.write_arms(conn, found.name, arms, reason=f"rollout {rollout.id} promoted")
-        if not (
-            rollout.plan.strategy == "blue-green" and rollout.step >= 1
-        ):  # blue/green moved it at the switch
-            self._move_alias(conn, rollout, found)
-        self._set(conn, rollout, state="promoted", reason=reason, finished=now)
+        """Give the deployment `arms` and record why: the history entry carries them."""
+        self.deployments.write_arms(
+            conn, found.name, arms, reason=f"rollout {rollout_id} {kind} (step {step + 1})"
+        )
         self._log(
-            conn,
-            rollout.id,
-            found,
-            "promoted",
-            step=rollout.step,
-            detail=extra | {"arms": [a.to_dict() for a in arms]},
+            conn, rollout_id, found, kind, step=step, detail=detail | {"arms": [a.to_dict() for a in arms]}
         )
 
     def _move_alias(self, conn: Connection, rollout: Rollout, found: Deployment) -> None:
@@ -528,11 +493,3 @@ def _rollout(row: Row[Any]) -> Rollout:
         updated_at=as_utc(row.updated_at),
         finished_at=as_utc(row.finished_at) if row.finished_at is not None else None,
     )
-
-
-def step_due(rollout: Rollout, now: datetime) -> bool:
-    """True when the rollout's current step has lasted its interval (a shadow: its duration)."""
-    seconds = rollout.plan.duration if rollout.plan.strategy == "shadow" else rollout.plan.interval
-    if rollout.plan.strategy == "blue-green" and rollout.step >= 1:
-        seconds = rollout.plan.keep_warm
-    return now - rollout.step_started_at >= timedelta(seconds=seconds)
