@@ -8,6 +8,7 @@ The step's verdict is fail if any rule fails, pass if every rule that can judge 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +82,23 @@ class _Arm:
     requests: int
     errors: int
     latency_ms: np.ndarray[Any, Any]  # one per request
+
+    @functools.cached_property
+    def answered(self) -> pa.Table:
+        """The rows the arm answered (status 'ok')."""
+        if self.events.num_rows == 0:
+            return self.events
+        return self.events.filter(pc.equal(self.events["status"], "ok"))
+
+    @functools.cached_property
+    def predictions(self) -> dict[tuple[str, int], Any]:
+        """The predicted label or value of each answered row, by (request id, row)."""
+        ok = self.answered
+        if "outputs" not in ok.column_names or ok.num_rows == 0:
+            return {}
+        predicted = pc.struct_field(ok["outputs"], "prediction").to_pylist()
+        ids, rows = ok["request_id"].to_pylist(), ok["row"].to_pylist()
+        return {(i, int(r)): v for i, r, v in zip(ids, rows, predicted, strict=True)}
 
 
 def analyse(
@@ -193,10 +211,9 @@ def _latency(old: _Arm, fresh: _Arm, rules: AnalysisRules, q: int, limit: float)
 
 
 def _outputs(arm: _Arm) -> Batch | None:
-    if "outputs" not in arm.events.column_names:
+    if "outputs" not in arm.answered.column_names:
         return None
-    ok = arm.events.filter(pc.equal(arm.events["status"], "ok"))
-    struct = ok["outputs"].combine_chunks()
+    struct = arm.answered["outputs"].combine_chunks()
     if not isinstance(struct, pa.StructArray) or struct.type.num_fields == 0 or len(struct) == 0:
         return None
     return Batch.from_columns(
@@ -230,18 +247,8 @@ def _prediction_drift(old: _Arm, fresh: _Arm, rules: AnalysisRules) -> Check:
     )
 
 
-def _keyed(arm: _Arm) -> dict[tuple[str, int], Any]:
-    ok = arm.events.filter(pc.equal(arm.events["status"], "ok"))
-    if "outputs" not in ok.column_names or ok.num_rows == 0:
-        return {}
-    predictions = pc.struct_field(ok["outputs"], "prediction").to_pylist()
-    ids = ok["request_id"].to_pylist()
-    rows = ok["row"].to_pylist()
-    return {(i, int(r)): p for i, r, p in zip(ids, rows, predictions, strict=True)}
-
-
 def _agreement(old: _Arm, fresh: _Arm, rules: AnalysisRules, task: str) -> Check:
-    mine, theirs = _keyed(fresh), _keyed(old)
+    mine, theirs = fresh.predictions, old.predictions
     shared = [k for k in mine if k in theirs]
     if len(shared) < rules.min_requests:
         return Check(
@@ -271,8 +278,7 @@ def _performance(
 ) -> Check:
     scored = []
     for arm in (fresh, old):
-        keyed = _keyed(arm)
-        pairs = [(p, labels[k]) for k, p in keyed.items() if k in labels]
+        pairs = [(p, labels[k]) for k, p in arm.predictions.items() if k in labels]
         scored.append(pairs)
     if min(len(s) for s in scored) < rules.min_labels:
         counts = f"{len(scored[0])} labelled rows on the new version and {len(scored[1])} on stable"
