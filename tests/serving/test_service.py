@@ -132,6 +132,17 @@ def test_events_hold_every_served_row_and_each_rejection(loaded: Any, tmp_path: 
     assert not list((tmp_path / "store").rglob(".tmp-*"))
 
 
+def test_a_model_call_whose_every_request_was_rejected_is_logged(loaded: Any, tmp_path: Path) -> None:
+    events = EventLog(str(tmp_path / "store"), worker="t")
+    service = make_service(loaded, events=events)
+    with pytest.raises(ContractViolationError):
+        asyncio.run(call(service, [credit_row(age="x")], "only-bad"))
+    paths = events.flush()
+    table = pq.ParquetDataset(paths).read()
+    assert table["request_id"].to_pylist() == ["only-bad"]
+    assert "features" not in table.column_names  # Parquet cannot hold an empty struct
+
+
 def test_log_sample_zero_logs_nothing_and_a_share_logs_about_that_share(loaded: Any, tmp_path: Path) -> None:
     for sample, low, high in ((0.0, 0, 0), (0.5, 60, 140)):
         events = EventLog(str(tmp_path / f"store-{sample}"), worker="t")

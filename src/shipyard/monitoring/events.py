@@ -265,8 +265,11 @@ def events_table(batches: Sequence[EventBatch]) -> pa.Table:
         "latency_ms": pa.array(latencies, pa.float64()),
         "error": pa.array(errors, pa.string()),
     }
+    # A call whose every request was rejected has no feature columns; Parquet cannot hold an
+    # empty struct, so such a segment has no `features` column (readers take the union).
     features = dict(Batch.concat(feature_parts).columns) if feature_parts else {}
-    columns["features"] = _struct(features, index, missing)
+    if features:
+        columns["features"] = _struct(features, index, missing)
     outputs = Predictions.concat(output_parts).to_columns() if output_parts else {}
     if outputs:
         columns["outputs"] = _struct(outputs, index, missing)
@@ -275,8 +278,6 @@ def events_table(batches: Sequence[EventBatch]) -> pa.Table:
 
 def _struct(columns: dict[str, np.ndarray[Any, Any]], index: np.ndarray[Any, Any], missing: Any) -> pa.Array:
     """A struct column with one entry per event; rejected requests' entries are null."""
-    if not columns:
-        return pa.nulls(len(index), pa.struct([]))
     # Columns exist only when some request was served, so row 0 is a safe stand-in under the mask.
     safe = np.where(missing, 0, index)
     arrays = [pa.array(values[safe], from_pandas=True) for values in columns.values()]

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Row, insert, select, update
 
 from shipyard.core.refs import ModelRef
-from shipyard.errors import RolloutConflictError, RolloutError
+from shipyard.errors import ConflictError, NotFoundError, RolloutConflictError, RolloutError
 from shipyard.registry.queries import move_alias, record_change, resolve
 from shipyard.registry.registry import Registry
 from shipyard.registry.results import judge_alias_move
@@ -340,6 +340,8 @@ class Rollouts:
                 self._log(conn, rollout.id, found, "resume", step=rollout.step, detail=extra)
             elif action in ("abort", "roll_back"):
                 ended: State = "aborted" if action == "abort" else "rolled_back"
+                if rollout.plan.strategy == "blue-green" and rollout.step >= 1:
+                    self._restore_alias(conn, rollout, found)  # it moved at the switch
                 self._set(conn, rollout, state=ended, reason=reason, finished=now)
                 old = [Arm(rollout.from_version, "stable", 100.0)]
                 self._move(conn, rollout.id, found, old, ended, step=rollout.step, detail=extra)
@@ -398,6 +400,36 @@ class Rollouts:
             model=found.model,
             version=rollout.version,
             detail=detail | {"rollout": rollout.id, "deployment": found.name},
+        )
+
+    def _restore_alias(self, conn: Connection, rollout: Rollout, found: Deployment) -> None:
+        """Point the alias back at the old version, if the switch moved it and nobody moved it since.
+
+        No gates: the old version held the alias until the switch, and a rollback must not be
+        refused.
+        """
+        if found.alias is None or not rollout.plan.promote_alias:
+            return
+        try:
+            row = resolve(conn, ModelRef(found.model, alias=found.alias))
+        except (NotFoundError, ConflictError):
+            return  # the alias was removed, or moved to a version since archived
+        if int(row.version) != rollout.version:
+            return
+        old = resolve(conn, ModelRef(found.model, version=rollout.from_version))
+        move_alias(conn, old.model_id, found.alias, old.id, utcnow())
+        record_change(
+            conn,
+            "alias",
+            actor=self.actor,
+            model=found.model,
+            version=rollout.from_version,
+            detail={
+                "alias": found.alias,
+                "rollout": rollout.id,
+                "deployment": found.name,
+                "rolled_back": True,
+            },
         )
 
     def _set(
