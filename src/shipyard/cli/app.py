@@ -17,6 +17,7 @@ from shipyard.cli.evaluate import evaluate, gates_app
 from shipyard.cli.monitor import feedback_app, monitor_app
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
+from shipyard.cli.rollout import deploy_app, rollout_app, server
 from shipyard.cli.serve import serve
 from shipyard.errors import ShipyardError
 
@@ -34,10 +35,13 @@ app.add_typer(contract.app, name="contract")
 app.add_typer(gates_app, name="gates")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(deploy_app, name="deploy")
+app.add_typer(rollout_app, name="rollout")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)
 app.command()(serve)
+app.command()(server)
 
 
 @app.callback()

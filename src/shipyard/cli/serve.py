@@ -13,7 +13,13 @@ __all__ = ["serve"]
 
 
 def serve(
-    refs: Annotated[list[str], typer.Argument(help="Models to serve: NAME@ALIAS, NAME:VERSION or NAME.")],
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="Models to serve: NAME@ALIAS, NAME:VERSION or NAME.")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(help="Serve this deployment's arms (see 'shipyard deploy') instead of models."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port (REST, MLflow, OIP REST, metrics).")] = 8000,
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port for the OIP; none by default.")] = None,
@@ -39,6 +45,18 @@ def serve(
         int, typer.Option(help="Threads each worker's model may use (OpenMP, BLAS).")
     ] = 1,
     trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
+    follow_interval: Annotated[
+        float, typer.Option(help="Seconds between checks of the deployment's arms and weights.")
+    ] = 2.0,
+    no_controller: Annotated[
+        bool,
+        typer.Option(
+            "--no-controller", help="Do not run the rollout controller here (run 'shipyard server')."
+        ),
+    ] = False,
+    shadow_queue: Annotated[
+        int, typer.Option(help="Shadow copies waiting at most; more are shed and counted.")
+    ] = 1000,
 ) -> None:
     """Serve models over REST and gRPC until SIGTERM; see docs/serving.md."""
     from shipyard.serving.server import ServeOptions
@@ -47,7 +65,10 @@ def serve(
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServeOptions(
-        refs=tuple(refs),
+        refs=tuple(refs or ()),
+        deployment=deployment,
+        follow_interval=follow_interval,
+        controller=not no_controller,
         host=host,
         port=port,
         grpc_port=grpc_port,
@@ -59,6 +80,7 @@ def serve(
             max_batch_rows=max_batch_size,
             max_wait_ms=max_wait_ms,
             log_sample=log_sample,
+            shadow_queue=shadow_queue,
         ),
         reload_interval=reload_interval,
         model_threads=model_threads,

@@ -9,7 +9,6 @@ estimates accuracy where labels are missing, and cuts the window into buckets fo
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.core.batch import Array, Batch
+from shipyard.core.durations import parse_duration
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.refs import ModelRef
 from shipyard.errors import MonitoringError
@@ -107,25 +107,6 @@ class MonitorReport:
             }
         )
         return out
-
-
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `15m`, `6h`, `1d` or `2w` as a time span.
-
-    Raises:
-        MonitoringError: the text is not a number followed by s, m, h, d or w.
-    """
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    body, unit = text.strip()[:-1], text.strip()[-1:].lower()
-    try:
-        amount = float(body)
-    except ValueError:
-        amount = -1.0
-    if unit not in units or not amount > 0 or not math.isfinite(amount):
-        raise MonitoringError(
-            f"duration {text!r} is not understood; expected a number and a unit, like 90s, 15m, 6h, 1d"
-        )
-    return timedelta(seconds=amount * units[unit])
 
 
 def monitor_report(

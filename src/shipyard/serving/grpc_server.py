@@ -27,7 +27,7 @@ from shipyard.errors import (
 from shipyard.serving import oip
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.client import VIOLATIONS_KEY
-from shipyard.serving.service import ModelService
+from shipyard.serving.service import ModelService, ServedModel
 
 __all__ = ["SERVICE_NAME", "code_of", "grpc_server"]
 
@@ -120,6 +120,8 @@ class _Inference:
                 request_id=request_id,
                 arrived=arrived,
                 trickles=True,
+                key=_routing_key(served, context, decoded.columns),
+                version=request.model_version or None,
             )
             version = str(answer.version.version)
             return oip.encode_grpc(
@@ -142,6 +144,20 @@ class _Inference:
             metrics.observe(
                 "shipyard_request_duration_seconds", (name, "oip-grpc"), time.perf_counter() - arrived
             )
+
+
+def _routing_key(served: ServedModel, context: grpc.aio.ServicerContext, columns: Any) -> str | None:
+    """The key that keeps a caller on one arm of a deployment, from the metadata or a feature."""
+    if served.router is None:
+        return None
+    header = None
+    if served.key_header is not None:
+        wanted = served.key_header.decode()
+        for key, value in context.invocation_metadata() or ():
+            if key == wanted:
+                header = value if isinstance(value, str) else value.decode("latin-1")
+                break
+    return served.routing_key(header, columns)
 
 
 def _unary(

@@ -68,6 +68,7 @@ _MLFLOW_CODES = {
     500: "INTERNAL_ERROR",
 }
 _JSON = b"application/json"
+_VERSION = b"x-shipyard-version"  # the version that answered, on every prediction
 _JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"*/*", b"")
 
 
@@ -174,7 +175,13 @@ class HttpApp:
             body = await self._json_body(scope, receive, _JSON_TYPES)
             columns, n = decode_ours(body, served.loaded.contract)
             answer = await self.service.predict(
-                served, columns, n, protocol="rest", request_id=request_id, arrived=arrived
+                served,
+                columns,
+                n,
+                protocol="rest",
+                request_id=request_id,
+                arrived=arrived,
+                key=_routing_key(served, scope, columns),
             )
         except ShipyardError as exc:
             status = status_of(exc)
@@ -183,8 +190,10 @@ class HttpApp:
                 error["violations"] = [v.to_dict() for v in exc.violations]
             await _json(send, status, {"error": error}, request_id)
             return status, version
-        await _send(send, 200, orjson.dumps(encode_ours(answer, name)), _JSON, request_id=request_id)
-        return 200, str(answer.version.version)
+        answered = str(answer.version.version)
+        body = orjson.dumps(encode_ours(answer, name))
+        await _send(send, 200, body, _JSON, request_id=request_id, extra=[(_VERSION, answered.encode())])
+        return 200, answered
 
     # -- labels that arrive later ------------------------------------------------------------------
     async def _feedback(self, scope: Scope, receive: Receive, send: Send) -> int:
@@ -229,15 +238,23 @@ class HttpApp:
                 body = await self._json_body(scope, receive, (*_JSON_TYPES, b"text/csv"))
                 columns, n = decode_mlflow(body, served.loaded.contract)
             answer = await self.service.predict(
-                served, columns, n, protocol="mlflow", request_id=request_id, arrived=arrived
+                served,
+                columns,
+                n,
+                protocol="mlflow",
+                request_id=request_id,
+                arrived=arrived,
+                key=_routing_key(served, scope, columns),
             )
         except ShipyardError as exc:
             status = status_of(exc)
             payload = {"error_code": _MLFLOW_CODES.get(status, "INTERNAL_ERROR"), "message": str(exc)}
             await _json(send, status, payload, request_id)
             return status, name, version
-        await _send(send, 200, orjson.dumps(encode_mlflow(answer)), _JSON, request_id=request_id)
-        return 200, name, str(answer.version.version)
+        answered = str(answer.version.version)
+        body = orjson.dumps(encode_mlflow(answer))
+        await _send(send, 200, body, _JSON, request_id=request_id, extra=[(_VERSION, answered.encode())])
+        return 200, name, answered
 
     # -- OIP v2 -----------------------------------------------------------------------------------
     async def _oip_infer(
@@ -266,6 +283,8 @@ class HttpApp:
                 protocol="oip-rest",
                 request_id=request_id,
                 arrived=arrived,
+                key=_routing_key(served, scope, request.columns),
+                version=wanted,
             )
             payload, head = oip.encode_rest(
                 answer.predictions,
@@ -279,7 +298,9 @@ class HttpApp:
             status = status_of(exc)
             await _json(send, status, {"error": str(exc)})
             return status, version
-        extra = [] if head is None else [(b"inference-header-content-length", str(head).encode())]
+        extra = [(_VERSION, str(answer.version.version).encode())]
+        if head is not None:
+            extra.append((b"inference-header-content-length", str(head).encode()))
         content = _JSON if head is None else b"application/octet-stream"
         await _send(send, 200, payload, content, request_id=answer.request_id, extra=extra)
         return 200, str(answer.version.version)
@@ -428,6 +449,19 @@ def _describe(served: ServedModel) -> dict[str, Any]:
         "ready": served.ready,
         "contract": version.contract.to_dict(),
     }
+
+
+def _routing_key(served: ServedModel, scope: Scope, columns: Any) -> str | None:
+    """The key that keeps a caller on one arm of a deployment (None for a plain model)."""
+    if served.router is None:
+        return None
+    header = None
+    if served.key_header is not None:
+        for key, value in scope["headers"]:
+            if key == served.key_header:
+                header = str(value.decode("latin-1"))
+                break
+    return served.routing_key(header, columns)
 
 
 def _error_type(exc: ShipyardError) -> str:

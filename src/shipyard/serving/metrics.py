@@ -112,6 +112,24 @@ _SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
         (),
         None,
     ),
+    "shipyard_shadow_requests": (
+        "counter",
+        "Copies of requests for a shadow arm, by outcome: answered, failed, or shed (queue full).",
+        ("model", "version", "outcome"),
+        None,
+    ),
+    "shipyard_deployment_generation": (
+        "gauge",
+        "The generation of the deployment's arms this worker routes by.",
+        ("model",),
+        None,
+    ),
+    "shipyard_arm_weight": (
+        "gauge",
+        "Percent of requests (a shadow: of copies) each arm of a deployment gets.",
+        ("model", "version", "role"),
+        None,
+    ),
     "shipyard_workers": (
         "gauge",
         "Worker processes that published their figures within the last three snapshots.",

@@ -20,8 +20,9 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from shipyard.core.refs import ModelRef
 from shipyard.errors import ConfigError, ShipyardError
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.registry import Registry
+from shipyard.rollout.deployments import Deployment, Deployments
 from shipyard.serving.service import Limits, ModelService, warm_up
 
 __all__ = ["ServeOptions", "serve"]
@@ -57,9 +59,12 @@ class ServeOptions:
         live_profiles: keep live profiles of the traffic for drift on `/metrics`.
         trust_code: allow loading custom Python models (pyfunc).
         shutdown_grace: seconds SIGTERM waits for accepted requests to finish.
+        deployment: serve this deployment's arms instead of `refs`.
+        follow_interval: seconds between checks of the deployment's arms.
+        controller: run the rollout controller in worker 0 (one acts across all replicas).
     """
 
-    refs: tuple[str, ...]
+    refs: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
     grpc_port: int | None = None
@@ -71,12 +76,22 @@ class ServeOptions:
     live_profiles: bool = True
     trust_code: bool = False
     shutdown_grace: float = 30.0
+    deployment: str | None = None
+    follow_interval: float = 2.0
+    controller: bool = True
 
     def __post_init__(self) -> None:
-        if not self.refs:
+        if not self.refs and self.deployment is None:
             raise ConfigError(
-                "nothing to serve; name at least one model, e.g. 'shipyard serve fraud@production'"
+                "nothing to serve; name at least one model, e.g. 'shipyard serve fraud@production', "
+                "or a deployment, e.g. 'shipyard serve --deployment fraud-api'"
             )
+        if self.refs and self.deployment is not None:
+            raise ConfigError(
+                f"serve either models ({' '.join(self.refs)}) or --deployment {self.deployment}, not both"
+            )
+        if self.follow_interval <= 0:
+            raise ConfigError(f"--follow-interval is {self.follow_interval}; expected seconds above 0")
         if self.workers < 1:
             raise ConfigError(f"--workers is {self.workers}; expected 1 or more")
         if self.model_threads < 1:
@@ -91,6 +106,13 @@ class ServeOptions:
 class _Loaded:
     ref: ModelRef
     model: LoadedModel
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Deployed:
+    deployment: Deployment
+    models: dict[int, LoadedModel]
     seconds: float
 
 
@@ -113,12 +135,20 @@ def serve(
     names = [r.name for r in refs]
     if len(set(names)) != len(names):
         raise ConfigError(f"models {names} are served under their names; each name may appear once")
+    loaded: list[_Loaded] | _Deployed
     with Registry(settings) as registry:
-        loaded = [_load(registry, ref, trust_code=options.trust_code) for ref in refs]
+        if options.deployment is not None:
+            loaded = _load_deployment(registry, options.deployment, trust_code=options.trust_code)
+        else:
+            loaded = [_load(registry, ref, trust_code=options.trust_code) for ref in refs]
     sock = _bind(options.host, options.port)
     port = sock.getsockname()[1]
     grpc_part = f", gRPC on {options.host}:{options.grpc_port}" if options.grpc_port is not None else ""
-    served = ", ".join(f"{item.ref} (version {item.model.version.version})" for item in loaded)
+    if isinstance(loaded, _Deployed):
+        arms = ", ".join(f"{a.role} {a.version} ({a.weight:g}%)" for a in loaded.deployment.arms)
+        served = f"deployment {loaded.deployment.name} of {loaded.deployment.model} [{arms}]"
+    else:
+        served = ", ".join(f"{item.ref} (version {item.model.version.version})" for item in loaded)
     line = f"serving {served} on http://{options.host}:{port}{grpc_part} with {options.workers} worker(s)"
     if on_ready is not None:
         on_ready(line)
@@ -138,6 +168,15 @@ def _load(registry: Registry, ref: ModelRef, *, trust_code: bool) -> _Loaded:
     return _Loaded(ref, model, time.perf_counter() - started)
 
 
+def _load_deployment(registry: Registry, name: str, *, trust_code: bool) -> _Deployed:
+    started = time.perf_counter()
+    deployment = Deployments(registry).get(name)
+    models = {
+        arm.version: registry.load(deployment.ref(arm), trust_code=trust_code) for arm in deployment.arms
+    }
+    return _Deployed(deployment, models, time.perf_counter() - started)
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -155,7 +194,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 def _supervise(
-    settings: Settings, options: ServeOptions, loaded: Sequence[_Loaded], sock: socket.socket, run_dir: Path
+    settings: Settings,
+    options: ServeOptions,
+    loaded: Sequence[_Loaded] | _Deployed,
+    sock: socket.socket,
+    run_dir: Path,
 ) -> None:
     children: dict[int, int] = {}
     stopping = False
@@ -210,7 +253,7 @@ def _supervise(
 def _run_worker(
     settings: Settings,
     options: ServeOptions,
-    loaded: Sequence[_Loaded],
+    loaded: Sequence[_Loaded] | _Deployed,
     sock: socket.socket,
     *,
     worker: int,
@@ -253,7 +296,7 @@ class _Uvicorn:
 async def _worker_main(
     settings: Settings,
     options: ServeOptions,
-    loaded: Sequence[_Loaded],
+    loaded: Sequence[_Loaded] | _Deployed,
     sock: socket.socket,
     *,
     worker: int,
@@ -275,8 +318,7 @@ async def _worker_main(
     service = ModelService(
         limits=options.limits, metrics=metrics, events=events, live=live, feedback=FeedbackStore(meta)
     )
-    for item in loaded:
-        service.add(item.ref, item.model, load_seconds=item.seconds)
+    follow = _add_models(service, loaded)
     service.warm_up()
     # Everything loaded so far lives as long as the worker; keep it out of the collector's full
     # passes, which otherwise stall the loop for tens of milliseconds (the p99 of the benchmark).
@@ -302,11 +344,16 @@ async def _worker_main(
 
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop)
-    follower = asyncio.create_task(_follow_aliases(settings, service, options))
+    follower = asyncio.create_task(follow(settings, service, options))
+    controller = (
+        _start_controller(settings) if worker == 0 and options.deployment and options.controller else None
+    )
     try:
         await http.serve(sockets=[sock])
     finally:
         follower.cancel()
+        if controller is not None:
+            controller.stop()
         if grpc is not None:
             await grpc.stop(options.shutdown_grace)
         if events is not None:
@@ -315,6 +362,19 @@ async def _worker_main(
             live.close()
         meta.close()
         metrics.close()
+
+
+_Follow = Callable[[Settings, ModelService, ServeOptions], Coroutine[None, None, None]]
+
+
+def _add_models(service: ModelService, loaded: Sequence[_Loaded] | _Deployed) -> _Follow:
+    """Serve what the parent loaded; returns what follows its changes (aliases or the arms)."""
+    if isinstance(loaded, _Deployed):
+        service.add_deployment(loaded.deployment, loaded.models, load_seconds=loaded.seconds)
+        return _follow_deployment
+    for item in loaded:
+        service.add(item.ref, item.model, load_seconds=item.seconds)
+    return _follow_aliases
 
 
 async def _follow_aliases(settings: Settings, service: ModelService, options: ServeOptions) -> None:
@@ -351,3 +411,81 @@ async def _follow_aliases(settings: Settings, service: ModelService, options: Se
     finally:
         if registry is not None:
             registry.close()
+
+
+async def _follow_deployment(settings: Settings, service: ModelService, options: ServeOptions) -> None:
+    """Every `follow_interval` seconds, read the deployment's generation; on a change, load and
+    warm the versions of its new arms, then route by them (a version is never routed to before
+    it has answered its warm-up)."""
+    served = service.models[str(options.deployment)]
+    assert served.deployment is not None
+    name, generation = served.name, served.deployment.generation
+    loop = asyncio.get_running_loop()
+    registry: Registry | None = None
+    try:
+        while True:
+            await asyncio.sleep(options.follow_interval)
+            try:
+                if registry is None:
+                    registry = await loop.run_in_executor(None, Registry, settings)
+                deployments = Deployments(registry)
+                if await loop.run_in_executor(None, deployments.generation, name) == generation:
+                    continue
+                deployment = await loop.run_in_executor(None, deployments.get, name)
+                started = time.perf_counter()
+                models = {v: lane.loaded for v, lane in served.lanes.items()}
+                for arm in deployment.arms:
+                    if arm.version not in models:
+                        load = functools.partial(
+                            _load_warm, registry, deployment.ref(arm), trust_code=options.trust_code
+                        )
+                        models[arm.version] = await loop.run_in_executor(None, load)
+                        service.metrics.set(
+                            "shipyard_model_load_seconds",
+                            (name, str(arm.version)),
+                            time.perf_counter() - started,
+                        )
+                served.deploy(deployment, {a.version: models[a.version] for a in deployment.arms})
+                service.show(served)
+                generation = deployment.generation
+                arms = ", ".join(f"{a.role} {a.version} {a.weight:g}%" for a in deployment.arms)
+                log.warning("deployment %s generation %d: %s", name, generation, arms)
+            except ShipyardError as exc:
+                log.warning("could not follow deployment %s: %s; routing as before", name, exc)
+    finally:
+        if registry is not None:
+            registry.close()
+
+
+def _load_warm(registry: Registry, ref: ModelRef, *, trust_code: bool) -> LoadedModel:
+    model = registry.load(ref, trust_code=trust_code)
+    warm_up(model)
+    return model
+
+
+class _ControllerThread:
+    """The rollout controller on a thread of worker 0; the lease keeps it one across replicas."""
+
+    def __init__(self, settings: Settings) -> None:
+        from shipyard.rollout.controller import Controller
+
+        self.registry = Registry(settings, actor="rollout-controller")
+        self.controller = Controller(self.registry)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(
+            target=self.controller.run, args=(self.stopping,), name="shipyard-rollouts", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        self.registry.close()
+
+
+def _start_controller(settings: Settings) -> _ControllerThread | None:
+    try:
+        return _ControllerThread(settings)
+    except ShipyardError as exc:
+        log.warning("the rollout controller could not start: %s; rollouts will not move from here", exc)
+        return None

@@ -37,10 +37,12 @@ from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
+from shipyard.rollout.deployments import Deployment
+from shipyard.rollout.routing import Router
 from shipyard.serving.batcher import AdaptiveBatcher
 from shipyard.serving.metrics import Metrics
 
-__all__ = ["Answer", "Limits", "ModelService", "ServedModel", "example_row", "warm_up"]
+__all__ = ["Answer", "Lane", "Limits", "ModelService", "ServedModel", "example_row", "warm_up"]
 
 Columns = Mapping[str, Sequence[Any] | Array]
 
@@ -56,6 +58,8 @@ class Limits:
         max_wait_ms: how long a queue may wait for more requests under load.
         log_sample: the share of requests written to the prediction log (0 to 1).
         drift_minutes: the window of live traffic that drift on `/metrics` is computed over.
+        shadow_queue: copies for a shadow arm waiting or being predicted at most; more are shed
+            (and counted), so a slow shadow never holds up the callers.
     """
 
     max_body_bytes: int = 16 * 1024 * 1024
@@ -64,6 +68,7 @@ class Limits:
     max_wait_ms: float = 5.0
     log_sample: float = 1.0
     drift_minutes: int = 15
+    shadow_queue: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,48 +94,115 @@ class _Job:
     queued: float = field(default_factory=time.perf_counter)
 
 
-class ServedModel:
-    """One model a server answers for: the reference it follows and the version loaded now.
+class Lane:
+    """One loaded version of a served model and the batcher that feeds it."""
 
-    Args:
-        ref: what the server was asked to serve (`fraud@production`, `fraud:3`).
-        loaded: the version loaded for it.
-        service: the service it belongs to.
-    """
-
-    def __init__(self, ref: ModelRef, loaded: LoadedModel, service: ModelService) -> None:
-        self.ref = ref
-        self.name = ref.name
-        self.service = service
+    def __init__(self, served: ServedModel, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self.batcher = self._batcher_for(loaded)
-        self.ready = False
-
-    @property
-    def version(self) -> ModelVersion:
-        """The version answering now."""
-        return self.loaded.version
-
-    def _batcher_for(self, loaded: LoadedModel) -> AdaptiveBatcher[_Job]:
-        limits = self.service.limits
-        return AdaptiveBatcher(
-            lambda jobs: self.service.run_batch(self.name, loaded, jobs),
+        limits = served.service.limits
+        service = served.service
+        self.batcher: AdaptiveBatcher[_Job] = AdaptiveBatcher(
+            lambda jobs: service.run_batch(served, loaded, jobs),
             max_batch_rows=limits.max_batch_rows,
             max_wait_ms=limits.max_wait_ms,
         )
 
+
+class ServedModel:
+    """One name a server answers for: a model reference, or a deployment and its arms.
+
+    A model reference (`fraud@production`) has one lane, the version loaded now. A deployment has
+    one lane per arm, every one loaded and warmed before its router can pick it, and a router that
+    picks the arm of each request (sticky by a key) and the requests copied to a shadow arm.
+
+    Args:
+        ref: what the server was asked to serve (`fraud@production`, `fraud:3`), or the deployment's
+            stable version.
+        loaded: the version loaded for it (the deployment's stable version).
+        service: the service it belongs to.
+        name: the name it answers under (the model's name, or the deployment's).
+    """
+
+    def __init__(
+        self, ref: ModelRef, loaded: LoadedModel, service: ModelService, *, name: str | None = None
+    ) -> None:
+        self.ref = ref
+        self.name = name or ref.name
+        self.model = ref.name  # the prediction log's folder: monitoring reads it by model name
+        self.service = service
+        self.primary = Lane(self, loaded)
+        self.lanes: dict[int, Lane] = {loaded.version.version: self.primary}
+        self.deployment: Deployment | None = None
+        self.router: Router | None = None
+        self.key_header: bytes | None = None  # the routing key's header, lower case
+        self.key_feature: str | None = None  # or the feature whose first value is the key
+        self.ready = False
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The version answering now (a deployment's stable version); its contract decodes requests."""
+        return self.primary.loaded
+
+    @property
+    def batcher(self) -> AdaptiveBatcher[_Job]:
+        """The batcher of the version answering now."""
+        return self.primary.batcher
+
+    @property
+    def version(self) -> ModelVersion:
+        """The version answering now (a deployment's stable version)."""
+        return self.primary.loaded.version
+
+    def routing_key(self, header: str | None, columns: Columns) -> str | None:
+        """The key that keeps a caller on one arm: the sticky feature's first value, or the header."""
+        if self.key_feature is not None:
+            values = columns.get(self.key_feature)
+            if values is not None and len(values):
+                return str(values[0])
+            return None
+        return header
+
+    def lane(self, key: str | None, version: str | None = None) -> Lane:
+        """The lane that answers a request: the version asked for, else the router's pick."""
+        if version:
+            return self.lanes[int(version)]  # `find` checked it is one of ours
+        if self.router is None:
+            return self.primary
+        return self.lanes[self.router.pick(key).version]
+
     def swap(self, loaded: LoadedModel, load_seconds: float) -> None:
         """Answer with `loaded` from now on; requests already queued finish on the old version."""
         old = self.loaded
-        self.loaded = loaded
-        self.batcher = self._batcher_for(loaded)
-        self.service.metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
-        self.service.metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
-        self.service.metrics.set(
-            "shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds
-        )
+        self.primary = Lane(self, loaded)
+        self.lanes = {loaded.version.version: self.primary}
+        metrics = self.service.metrics
+        metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
+        metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
+        metrics.set("shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds)
         if self.service.live is not None:
             self.service.live.track(self.name, loaded.version.version, loaded.version.profile)
+
+    def deploy(self, deployment: Deployment, loaded: Mapping[int, LoadedModel]) -> None:
+        """Answer by `deployment`'s arms from now on; `loaded` holds every arm's version, warmed.
+
+        Lanes of versions still in the deployment are kept (their queues and batch statistics);
+        requests queued on a dropped version finish on it.
+        """
+        lanes = {v: self.lanes.get(v) or Lane(self, model) for v, model in loaded.items()}
+        metrics = self.service.metrics
+        for version in self.lanes.keys() - lanes.keys():
+            metrics.set("shipyard_model_ready", (self.name, str(version)), 0.0)
+        for version in lanes.keys() - self.lanes.keys():
+            metrics.set("shipyard_model_ready", (self.name, str(version)), 1.0)
+            if self.service.live is not None:
+                self.service.live.track(self.name, version, loaded[version].version.profile)
+        kind, _, what = deployment.sticky.partition(":")
+        self.key_header = what.lower().encode() if kind == "header" else None
+        self.key_feature = what if kind == "feature" else None
+        self.lanes = lanes
+        self.primary = lanes[deployment.stable.version]
+        self.deployment = deployment
+        self.router = Router(deployment, ready=lanes.keys())
 
 
 class ModelService:
@@ -161,6 +233,7 @@ class ModelService:
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
+        self._shadows = 0  # copies for shadow arms queued or being predicted
         self._id_prefix = uuid.uuid4().hex[:12]
 
     # -- models -----------------------------------------------------------------------------------
@@ -172,6 +245,34 @@ class ModelService:
             self.live.track(ref.name, loaded.version.version, loaded.version.profile)
         self.metrics.set("shipyard_model_load_seconds", (ref.name, str(loaded.version.version)), load_seconds)
         return served
+
+    def add_deployment(
+        self, deployment: Deployment, loaded: Mapping[int, LoadedModel], *, load_seconds: float = 0.0
+    ) -> ServedModel:
+        """Serve `deployment` under its name; `loaded` holds every arm's version."""
+        stable = loaded[deployment.stable.version]
+        ref = ModelRef(deployment.model, version=stable.version.version)
+        served = ServedModel(ref, stable, self, name=deployment.name)
+        self.models[deployment.name] = served
+        served.deploy(deployment, loaded)
+        if self.live is not None:
+            self.live.track(deployment.name, stable.version.version, stable.version.profile)
+        for version in loaded:
+            self.metrics.set("shipyard_model_load_seconds", (deployment.name, str(version)), load_seconds)
+        self.show(served)
+        return served
+
+    def show(self, served: ServedModel) -> None:
+        """Set the gauges that describe a deployment's routing (generation and arm weights)."""
+        deployment = served.deployment
+        if deployment is None:
+            return
+        self.metrics.set("shipyard_deployment_generation", (served.name,), float(deployment.generation))
+        gauges = self.metrics.gauges.get("shipyard_arm_weight", {})
+        for labels in [k for k in gauges if k[0] == served.name]:
+            del gauges[labels]
+        for arm in deployment.arms:
+            self.metrics.set("shipyard_arm_weight", (served.name, str(arm.version), arm.role), arm.weight)
 
     @property
     def ready(self) -> bool:
@@ -185,9 +286,10 @@ class ModelService:
             PredictionError: a model cannot predict even a row its own contract accepts.
         """
         for served in self.models.values():
-            warm_up(served.loaded)
+            for version, lane in served.lanes.items():
+                warm_up(lane.loaded)
+                self.metrics.set("shipyard_model_ready", (served.name, str(version)), 1.0)
             served.ready = True
-            self.metrics.set("shipyard_model_ready", (served.name, str(served.version.version)), 1.0)
 
     def find(self, name: str, version: str | None = None) -> ServedModel:
         """The served model `name`, ready or not, checked against the version asked for.
@@ -199,7 +301,9 @@ class ModelService:
         if served is None:
             known = ", ".join(sorted(self.models)) or "none"
             raise UnknownModelError(f"this server does not serve a model named {name!r}; it serves: {known}")
-        if version not in (None, "", str(served.version.version)):
+        if version not in (None, "", str(served.version.version)) and not (
+            served.deployment is not None and version.isdigit() and int(version) in served.lanes
+        ):
             raise UnknownModelError(
                 f"version {version!r} of {name!r} is not served here; this server answers with "
                 f"version {served.version.version} ({served.ref}); leave the version out or ask for it"
@@ -233,12 +337,17 @@ class ModelService:
         request_id: str,
         arrived: float,
         trickles: bool = False,
+        key: str | None = None,
+        version: str | None = None,
     ) -> Answer:
         """Queue one request's rows for a model call and wait for its own answer.
 
         Args:
             trickles: the transport hands requests over one per turn of the loop (gRPC), so the
                 batcher judges its load by the requests in flight.
+            key: the routing key that keeps a caller on one arm of a deployment (None: random).
+            version: the version asked for by name (checked by `route`); a deployment then
+                answers with that arm, and no copy goes to its shadow.
 
         Raises:
             RequestTooLargeError: more rows than `limits.max_rows`.
@@ -254,21 +363,53 @@ class ModelService:
         logged = self.events is not None and (sample >= 1.0 or random.random() < sample)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         company = self.metrics.inflight - 1
-        served.batcher.submit(
+        lane = served.lane(key, version)
+        lane.batcher.submit(
             _Job(columns, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
         )
-        return await future
+        answer = await future
+        router = served.router
+        if router is not None and router.shadow is not None and not version:
+            shadow = router.copy_to_shadow(key)
+            if shadow is not None:
+                self._copy(served, served.lanes[shadow.version], columns, n_rows, request_id)
+        return answer
 
-    def run_batch(self, name: str, loaded: LoadedModel, jobs: Sequence[_Job]) -> None:
+    def _copy(self, served: ServedModel, lane: Lane, columns: Columns, n_rows: int, request_id: str) -> None:
+        """Queue a copy of an answered request for the shadow arm; shed it if too many wait.
+
+        The copy is queued after the caller's answer is ready and never awaited: its answer goes to
+        the prediction log (protocol 'shadow', the caller's request id) and nowhere else.
+        """
+        labels = (served.name, str(lane.loaded.version.version))
+        if self._shadows >= self.limits.shadow_queue:
+            self.metrics.inc("shipyard_shadow_requests", (*labels, "shed"))
+            return
+        self._shadows += 1
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+
+        def done(copy: asyncio.Future[Answer]) -> None:
+            self._shadows -= 1
+            failed = copy.cancelled() or copy.exception() is not None
+            self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
+
+        future.add_done_callback(done)
+        logged = self.events is not None
+        lane.batcher.submit(
+            _Job(columns, n_rows, request_id, "shadow", time.perf_counter(), logged, future, False, 0)
+        )
+
+    def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[_Job]) -> None:
         """Validate and predict the requests of one model call, answering each one."""
         started = time.perf_counter()
+        name = served.name
         metrics = self.metrics
         metrics.observe("shipyard_batch_requests", (name,), len(jobs))
         for job in jobs:
             metrics.observe("shipyard_queue_seconds", (name,), started - job.queued)
         contract = loaded.contract
         names = contract.names
-        served: list[tuple[_Job, Batch, Predictions]] = []
+        answered: list[tuple[_Job, Batch, Predictions]] = []
         failed: list[tuple[_Job, ShipyardError]] = []
         whole = []
         for job in jobs:
@@ -280,21 +421,21 @@ class ModelService:
             failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
         calls: list[tuple[Batch, Predictions]] = []  # each model call's rows and outputs
         if whole:
-            calls = self._predict_merged(loaded, whole, served, failed)
+            calls = self._predict_merged(loaded, whole, answered, failed)
         version = loaded.version
-        for job, _, predictions in served:
+        for job, _, predictions in answered:
             if not job.future.done():
                 job.future.set_result(Answer(job.request_id, version, predictions))
         for job, error in failed:
             if not job.future.done():
                 job.future.set_exception(error)
-        rows = sum(p.n_rows for _, _, p in served)
+        rows = sum(p.n_rows for _, _, p in answered)
         metrics.observe("shipyard_batch_rows", (name,), rows)
         metrics.inc("shipyard_predictions", (name, str(version.version)), rows)
         if self.live is not None and calls:
             self.live.append(name, version.version, calls)
         if self.events is not None:
-            self._log(name, version, served, failed)
+            self._log(served.model, version, answered, failed)
 
     def _predict_merged(
         self,
