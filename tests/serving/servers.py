@@ -24,7 +24,7 @@ def free_port() -> int:
 class ServerProcess:
     """One `shipyard serve` process and the URLs to reach it."""
 
-    def __init__(self, home: Path, refs: list[str], *args: str) -> None:
+    def __init__(self, home: Path, refs: list[str], *args: str, env: dict[str, str] | None = None) -> None:
         self.home = home
         self.port = free_port()
         self.grpc_port = free_port()
@@ -32,10 +32,11 @@ class ServerProcess:
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         command = [sys.executable, "-m", "shipyard", "serve", *refs, "--port", str(self.port)]
         command += ["--grpc-port", str(self.grpc_port), *args]
-        env = {**os.environ, "SHIPYARD_HOME": str(home)}
+        env = {**os.environ, "SHIPYARD_HOME": str(home), **(env or {})}
         self.log = home / f"serve-{self.port}.log"
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
+        self.pid = self.process.pid
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
     def wait_ready(self, timeout: float = 90) -> ServerProcess:

@@ -229,22 +229,25 @@ def _prediction_drift(old: _Arm, fresh: _Arm, rules: AnalysisRules) -> Check:
     if before is None or after is None or not before.n_rows or not after.n_rows:
         return Check("prediction drift", "wait", "no answered rows with outputs on one of the arms yet")
     report = drift(before, after)
-    scored = [(c.name, c.stats.get("psi")) for c in report.features if c.stats.get("psi") is not None]
+    scored = []
+    for c in report.features:
+        psi = c.stats.get("psi")
+        if psi is None:
+            continue
+        tests = [c.stats.get(k) for k in ("psi_chi2_p", "ks_p", "chi2_p")]
+        p = min((float(t) for t in tests if isinstance(t, int | float)), default=1.0)
+        scored.append((c.name, float(psi), p))
     if not scored:
         return Check("prediction drift", "wait", "the outputs could not be compared")
-    name, worst = max(scored, key=lambda item: float(item[1] or 0.0))
-    value = float(worst or 0.0)
-    words = (
-        f"PSI of the new version's {name!r} against stable is {value:.3f} "
-        f"(at most {rules.max_prediction_psi:g})"
-    )
-    return Check(
-        "prediction drift",
-        "fail" if value > rules.max_prediction_psi else "pass",
-        words,
-        value,
-        rules.max_prediction_psi,
-    )
+    limit = rules.max_prediction_psi
+    # A PSI over the limit counts only when the shift is also significant: on small windows the
+    # PSI of two samples of one distribution is often large by chance alone.
+    shifted = [x for x in scored if x[1] > limit and x[2] < rules.alpha]
+    name, value, p = max(shifted or scored, key=lambda x: x[1])
+    words = f"PSI of the new version's {name!r} against stable is {value:.3f} (at most {limit:g}; p={p:.3g})"
+    if value > limit and not shifted:
+        words += f", not significant at alpha {rules.alpha:g}"
+    return Check("prediction drift", "fail" if shifted else "pass", words, value, limit)
 
 
 def _agreement(old: _Arm, fresh: _Arm, rules: AnalysisRules, task: str) -> Check:

@@ -163,11 +163,12 @@ class Controller:
         elapsed = (now - rollout.step_started_at).total_seconds()
         if plan.strategy == "blue-green" and rollout.step == 0:
             return self._preview(rollout, elapsed)
-        verdict = self._verdict(rollout, now)
+        due = {"canary": plan.interval, "blue-green": plan.keep_warm, "shadow": plan.duration}[plan.strategy]
+        # Within the step a verdict a few seconds old will do; once it is due, judge what is there now.
+        verdict = self._verdict(rollout, now, fresh=elapsed >= due)
         if verdict.status == "fail":
             ended = self.rollouts.roll_back(rollout, reason=verdict.reason, verdict=verdict.to_dict())
             return _decision(ended, "roll_back", verdict.reason)
-        due = {"canary": plan.interval, "blue-green": plan.keep_warm, "shadow": plan.duration}[plan.strategy]
         if elapsed < due:
             return _decision(
                 rollout, "hold", f"{verdict.status} so far; the step lasts {due - elapsed:.0f}s more"
@@ -177,11 +178,11 @@ class Controller:
             return _decision(rollout, "wait", verdict.reason)
         return self._advance(rollout, verdict.to_dict(), verdict.reason)
 
-    def _verdict(self, rollout: Rollout, now: datetime) -> Verdict:
-        """The step's analysis, at most once per `analysis_seconds`."""
+    def _verdict(self, rollout: Rollout, now: datetime, *, fresh: bool) -> Verdict:
+        """The step's analysis: at most once per `analysis_seconds`, unless `fresh`."""
         key = (rollout.id, rollout.step)
         cached = self._analysed.get(key)
-        if cached is not None and (now - cached[0]).total_seconds() < self.analysis_seconds:
+        if not fresh and cached is not None and (now - cached[0]).total_seconds() < self.analysis_seconds:
             return cached[1]
         deployment = self.rollouts.deployments.get(rollout.deployment)
         version = self.registry.get(ModelRef(deployment.model, version=rollout.version))
