@@ -65,11 +65,18 @@ from shipyard.monitoring.thresholds import DriftSettings, Thresholds
 from shipyard.monitoring.watch import Watcher
 from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
 from shipyard.registry.default import default_registry as _default_registry
+from shipyard.rollout.analysis import Verdict
+from shipyard.rollout.controller import Controller
+from shipyard.rollout.deployments import Arm, Deployment, Deployments
+from shipyard.rollout.plan import AnalysisRules, Plan
+from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.serving.client import Client, ServedPrediction
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnalysisRules",
+    "Arm",
     "ArtifactIntegrityError",
     "Batch",
     "Change",
@@ -79,8 +86,11 @@ __all__ = [
     "Contract",
     "ContractError",
     "ContractViolationError",
+    "Controller",
     "DType",
+    "Deployment",
     "DeploymentNotFoundError",
+    "Deployments",
     "DriftReport",
     "DriftSettings",
     "Evaluation",
@@ -100,6 +110,7 @@ __all__ = [
     "MonitoringError",
     "NotFoundError",
     "NotReadyError",
+    "Plan",
     "Policy",
     "PolicyError",
     "PredictionError",
@@ -112,8 +123,10 @@ __all__ = [
     "RegistryError",
     "RequestTooLargeError",
     "RobustnessSettings",
+    "Rollout",
     "RolloutConflictError",
     "RolloutError",
+    "Rollouts",
     "Rule",
     "ServedPrediction",
     "ServingError",
@@ -127,6 +140,7 @@ __all__ = [
     "UnsupportedMediaError",
     "UntrustedArtifactError",
     "Validation",
+    "Verdict",
     "Violation",
     "Watcher",
     "__version__",

@@ -28,7 +28,7 @@ import pytest
 from servers import ServerProcess
 from sqlalchemy import select
 
-from shipyard import Registry, Settings
+from shipyard import Client, Registry, Settings
 from shipyard.cli.demo import credit_model
 from shipyard.monitoring.events import read_events
 from shipyard.rollout.rollouts import Rollout, Rollouts
@@ -223,6 +223,10 @@ def test_sticky_keys_land_on_one_arm_on_every_replica(fleet: Fleet) -> None:
             assert reply.status_code == 200, reply.text
             assert reply.headers["x-shipyard-version"] == str(reply.json()["version"])
             seen.setdefault(f"user-{k}", set()).add(reply.json()["version"])
+    for k in range(0, 80, 8):  # gRPC carries the key in its metadata, and lands on the same arm
+        with Client(f"grpc://{fleet.servers[k % 2].grpc_target}") as grpc_client:
+            answer = grpc_client.predict("api", [fleet.rows[k]], key=f"user-{k}")
+        seen[f"user-{k}"].add(answer.version)
     assert all(len(v) == 1 for v in seen.values()), "a key was answered by two arms"
     on_canary = sum(v == {version} for v in seen.values())
     assert 5 <= on_canary <= 40  # about a quarter of 80

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -96,7 +99,7 @@ def credit_model(frame: pd.DataFrame) -> Any:
 def demo(
     rows: Annotated[int, typer.Option(help="Rows of synthetic credit data.")] = 5000,
 ) -> None:
-    """Register, validate, evaluate and gate, promote, then serve: everything built so far."""
+    """Register, validate, evaluate and gate, promote, serve, monitor, roll out: everything so far."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -211,17 +214,22 @@ def demo(
             console.print(f"   rejected: {exc.violations[0]}", markup=False, highlight=False)
         evaluation_demo(reg, v2.ref, credit)
         store_url = reg.settings.store_url
+    _operations_demo(
+        credit, [{str(k): v for k, v in r.items()} for r in sample.to_dict("records")], store_url
+    )
+    console.print(f"\n[green]demo finished in {time.perf_counter() - started:.1f}s[/]")
+
+
+def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_url: str) -> None:
+    """Serve, monitor and roll out (steps 8 to 14)."""
+    from shipyard.cli.demo_rollout import rollout_demo  # it imports this module's helpers
+
     drifted = credit_data(400, seed=99)
     drifted["income"] = (drifted["income"] * 3).round(2)  # incomes tripled: the world moved
-    serve_demo(
-        "credit@staging",
-        [{str(k): v for k, v in r.items()} for r in sample.to_dict("records")],
-        store_url,
-        drifted=drifted,
-    )
+    serve_demo("credit@staging", sample, store_url, drifted=drifted)
     with registry() as reg:
         monitoring_demo(reg, "credit@staging")
-    console.print(f"\n[green]demo finished in {time.perf_counter() - started:.1f}s[/]")
+        rollout_demo(reg, credit)
 
 
 DEMO_POLICY = """\
@@ -287,49 +295,20 @@ def serve_demo(
     ref: str, rows: list[dict[str, Any]], store_url: str, *, drifted: pd.DataFrame | None = None
 ) -> None:
     """Start `shipyard serve`, call it over all three protocols, show a rejection and the metrics."""
-    import os
     import signal
-    import socket
-    import subprocess
-    import sys
 
     import httpx
 
     from shipyard.serving.client import Client
 
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-    port, grpc_port = free_port(), free_port()
-    console.print(f"\n8. [bold]shipyard serve {ref} --port {port} --grpc-port {grpc_port}[/]")
-    command = [
-        sys.executable,
-        "-m",
-        "shipyard",
-        "serve",
-        ref,
-        "--port",
-        str(port),
-        "--grpc-port",
-        str(grpc_port),
-    ]
-    server = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    grpc_port = free_port()
+    server, url = start_server([ref, "--grpc-port", str(grpc_port)])
+    console.print(
+        f"\n8. [bold]shipyard serve {ref} --port {url.rsplit(':', 1)[1]} --grpc-port {grpc_port}[/]"
+    )
     name = ref.split("@", 1)[0]
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and server.poll() is None:
-                try:
-                    if http.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                output = server.stdout.read().decode() if server.stdout and server.poll() is not None else ""
-                raise RuntimeError(f"the demo server did not become ready: {output}")
             with Client(url) as client:
                 ours = client.predict(name, rows[:1])
             with Client(f"grpc://127.0.0.1:{grpc_port}") as client:
@@ -390,6 +369,38 @@ def serve_demo(
         server.wait(30)
     segments = list(Path(store_url, "events", name).rglob("*.parquet")) if "://" not in store_url else []
     console.print(f"   stopped with SIGTERM; the prediction log holds {len(segments)} Parquet segment(s)")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `shipyard serve ARGS` on a free port and wait until it is ready; returns it and its URL."""
+    import httpx
+
+    port = free_port()
+    command = [sys.executable, "-m", "shipyard", "serve", *args, "--port", str(port)]
+    server = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if http.get("/readyz").status_code == 200:
+                    return server, url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+    if server.poll() is None:
+        server.kill()
+    output = server.stdout.read().decode(errors="replace") if server.stdout else ""
+    raise RuntimeError(f"the demo server did not become ready: {output}")
 
 
 def _send_drifted(http: Any, name: str, drifted: pd.DataFrame) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -110,6 +110,7 @@ def analyse(
     shadow: bool = False,
     labels: Mapping[tuple[str, int], Any] | None = None,
     task: str = "classification",
+    looks: int = 1,
 ) -> Verdict:
     """Judge the new version against the stable one on `events` (the window's prediction log).
 
@@ -122,7 +123,13 @@ def analyse(
             arm's answers to the same requests are compared row by row.
         labels: ground truth by (request id, row), when some has arrived.
         task: 'classification' or 'regression', for agreement and performance.
+        looks: how many times this step is analysed; a step analysed repeatedly must not roll a
+            good version back on the chance that one of many looks comes out significant, so each
+            look tests at `rules.alpha / looks` (Bonferroni), which keeps a good version's chance
+            of being rolled back in a step at most `rules.alpha` per rule.
     """
+    if looks > 1:
+        rules = replace(rules, alpha=rules.alpha / looks)
     old = _arm(events, stable, shadow_copies=False)
     fresh = _arm(events, new, shadow_copies=shadow)
     checks = [_enough(old, fresh, rules)]
@@ -229,16 +236,20 @@ def _prediction_drift(old: _Arm, fresh: _Arm, rules: AnalysisRules) -> Check:
     if before is None or after is None or not before.n_rows or not after.n_rows:
         return Check("prediction drift", "wait", "no answered rows with outputs on one of the arms yet")
     report = drift(before, after)
-    scored = []
+    scored, tests = [], 0
     for c in report.features:
         psi = c.stats.get("psi")
         if psi is None:
             continue
-        tests = [c.stats.get(k) for k in ("psi_chi2_p", "ks_p", "chi2_p")]
-        p = min((float(t) for t in tests if isinstance(t, int | float)), default=1.0)
-        scored.append((c.name, float(psi), p))
+        found = [
+            float(t) for k in ("psi_chi2_p", "ks_p", "chi2_p") if isinstance(t := c.stats.get(k), int | float)
+        ]
+        tests += len(found)
+        scored.append((c.name, float(psi), min(found, default=1.0)))
     if not scored:
         return Check("prediction drift", "wait", "the outputs could not be compared")
+    # Several outputs and several tests each: the smallest p-value is corrected for their number.
+    scored = [(name, psi, min(1.0, p * max(tests, 1))) for name, psi, p in scored]
     limit = rules.max_prediction_psi
     # A PSI over the limit counts only when the shift is also significant: on small windows the
     # PSI of two samples of one distribution is often large by chance alone.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -41,6 +42,7 @@ from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.registry.registry import Registry
 from shipyard.rollout.analysis import Verdict, analyse
 from shipyard.rollout.lease import Lease
+from shipyard.rollout.plan import Plan
 from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.store.metadata import utcnow
 
@@ -163,7 +165,7 @@ class Controller:
         elapsed = (now - rollout.step_started_at).total_seconds()
         if plan.strategy == "blue-green" and rollout.step == 0:
             return self._preview(rollout, elapsed)
-        due = {"canary": plan.interval, "blue-green": plan.keep_warm, "shadow": plan.duration}[plan.strategy]
+        due = _due(plan)
         # Within the step a verdict a few seconds old will do; once it is due, judge what is there now.
         verdict = self._verdict(rollout, now, fresh=elapsed >= due)
         if verdict.status == "fail":
@@ -203,10 +205,15 @@ class Controller:
             shadow=plan.strategy == "shadow",
             labels=self._labels(since),
             task=version.contract.task,
+            looks=self._looks(rollout),
         )
         self._analysed = {k: v for k, v in self._analysed.items() if k[0] != rollout.id}
         self._analysed[key] = (now, verdict)
         return verdict
+
+    def _looks(self, rollout: Rollout) -> int:
+        """How often a step of this rollout is analysed: every `analysis_seconds`, then once due."""
+        return max(1, math.ceil(_due(rollout.plan) / max(self.analysis_seconds, 1.0))) + 1
 
     def _labels(self, since: datetime) -> dict[tuple[str, int], Any]:
         table = self.feedback.labels(since=since)
@@ -246,6 +253,11 @@ class Controller:
         if key not in self._noted:
             self.rollouts.note(rollout, kind, detail)
             self._noted.add(key)
+
+
+def _due(plan: Plan) -> float:
+    """Seconds a step lasts at least before it may pass (the switched blue/green: keep_warm)."""
+    return {"canary": plan.interval, "blue-green": plan.keep_warm, "shadow": plan.duration}[plan.strategy]
 
 
 def _split_at(events: pa.Table, switch: datetime, *, old: int) -> pa.Table:

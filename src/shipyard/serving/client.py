@@ -102,15 +102,24 @@ class Client:
         if self._channel is not None:
             self._channel.close()
 
-    def predict(self, model: str, rows: Any, *, request_id: str | None = None) -> ServedPrediction:
+    def predict(
+        self, model: str, rows: Any, *, request_id: str | None = None, key: str | None = None
+    ) -> ServedPrediction:
         """Predict `rows` (row objects, a DataFrame or a mapping of columns) with `model`.
+
+        Args:
+            model: the model's name, or the deployment's.
+            rows: what to predict.
+            request_id: the id to log the request under (labels join by it later).
+            key: a deployment's routing key (`X-Shipyard-Key`): the same key lands on the same arm
+                on every replica.
 
         Raises:
             ContractViolationError: some row breaks the contract; every violation is attached.
             ShipyardError: the server refused the request for another reason.
         """
         if self.scheme == "grpc":
-            return self._predict_grpc(model, rows, request_id)
+            return self._predict_grpc(model, rows, request_id, key)
         payload: dict[str, Any]
         if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
             payload = {"instances": list(rows)}
@@ -120,6 +129,8 @@ class Client:
         headers = {"content-type": "application/json"}
         if request_id:
             headers["x-request-id"] = request_id
+        if key is not None:
+            headers["x-shipyard-key"] = key
         response = self._http.post(
             f"/v1/models/{model}/predict", content=json.dumps(payload), headers=headers
         )
@@ -151,7 +162,9 @@ class Client:
         return models
 
     # -- gRPC -------------------------------------------------------------------------------------
-    def _call(self, method: str, request: Any, response_type: Any) -> Any:
+    def _call(
+        self, method: str, request: Any, response_type: Any, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> Any:
         import grpc
 
         call = self._channel.unary_unary(
@@ -160,11 +173,13 @@ class Client:
             response_deserializer=response_type.FromString,
         )
         try:
-            return call(request, timeout=self.timeout)
+            return call(request, timeout=self.timeout, metadata=metadata or None)
         except grpc.RpcError as exc:
             raise _grpc_error(exc) from None
 
-    def _predict_grpc(self, model: str, rows: Any, request_id: str | None) -> ServedPrediction:
+    def _predict_grpc(
+        self, model: str, rows: Any, request_id: str | None, key: str | None
+    ) -> ServedPrediction:
         import numpy as np
 
         from shipyard.serving import oip
@@ -198,7 +213,8 @@ class Client:
                     continue
                 tensor.datatype = "FP64"
                 tensor.contents.fp64_contents.extend(numbers.tolist())
-        response = self._call("ModelInfer", request, pb.ModelInferResponse)
+        metadata = (("x-shipyard-key", key),) if key is not None else ()
+        response = self._call("ModelInfer", request, pb.ModelInferResponse, metadata)
         outputs = {
             o.name: (o, raw) for o, raw in zip(response.outputs, response.raw_output_contents, strict=False)
         }
