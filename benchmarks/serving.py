@@ -2,7 +2,7 @@
 
 Run it with one command (about 15 x DURATION seconds plus set-up, on an idle machine)::
 
-    python benchmarks/serving.py [--duration 10] [--out results.md] [--only profiles]
+    python benchmarks/serving.py [--duration 10] [--out results.md] [--only profiles|routing]
 
 It fits `HistGradientBoostingClassifier(max_iter=100)` on `make_classification(n_samples=50_000,
 n_features=20)`, registers it as `hgb@production` in a fresh temporary Shipyard home, and sends
@@ -20,7 +20,9 @@ single-row requests (`{"instances": [{"x0": ..., "x19": ...}]}`) to one worker o
 HTTP targets are loaded by wrk with one thread (`-t1`) at 1 and 32 connections, gRPC by a Python
 `grpc.aio` process with 1 and 32 concurrent callers; each measured run follows a 2 s warm-up. It then
 measures the cost of live traffic profiles: REST at c=32 with `--no-profile` and with profiles on
-(the default), in three alternating rounds of fresh servers, compared on the median. It then
+(the default), in three alternating rounds of fresh servers, compared on the median; and the cost
+of deployment routing the same way: `serve hgb@production` against `serve --deployment hgb-api`
+with a 90/10 canary of two versions (random split, the rollout controller running). It then
 starts `shipyard serve` with 1 and with 4 workers and sums the PSS and RSS of the process tree
 (from /proc). It prints a markdown report (results, targets with PASS/FAIL, memory) and, with
 `--out`, writes it to a file too. Every server it starts is stopped on exit, error or Ctrl-C.
@@ -55,6 +57,7 @@ import numpy as np
 N_FEATURES = 20
 COLUMNS = [f"x{i}" for i in range(N_FEATURES)]
 MODEL_NAME = "hgb"
+DEPLOYMENT = "hgb-api"
 CONCURRENCY_LOW = 1
 CONCURRENCY_HIGH = 32
 WARMUP_SECONDS = 2
@@ -381,7 +384,13 @@ def helper(role: str, *extra: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--role", role, *extra]
 
 
-def shipyard_command(port: int, grpc_port: int | None, workers: int, extra: Sequence[str] = ()) -> list[str]:
+def shipyard_command(
+    port: int,
+    grpc_port: int | None,
+    workers: int,
+    extra: Sequence[str] = (),
+    serves: Sequence[str] = (f"{MODEL_NAME}@production",),
+) -> list[str]:
     executable = Path(sys.executable).with_name("shipyard")
     found = str(executable) if executable.exists() else shutil.which("shipyard")
     if found is None:
@@ -389,7 +398,7 @@ def shipyard_command(port: int, grpc_port: int | None, workers: int, extra: Sequ
     cmd = [
         found,
         "serve",
-        f"{MODEL_NAME}@production",
+        *serves,
         "--port",
         str(port),
         "--workers",
@@ -524,14 +533,21 @@ class Overhead:
         return 1.0 - float(np.median([load.rps for load in self.on])) / off
 
 
-def rest_rps(setup: Setup, extra: Sequence[str], name: str) -> Load:
+def rest_rps(
+    setup: Setup,
+    extra: Sequence[str],
+    name: str,
+    serves: Sequence[str] = (f"{MODEL_NAME}@production",),
+    path: str = MODEL_NAME,
+) -> Load:
     """One warmed-up c=32 run of a fresh `shipyard serve` started with `extra` options."""
     port = free_port()
     env = {"SHIPYARD_HOME": str(setup.home)}
-    with running(shipyard_command(port, None, 1, extra), name=name, work=setup.work, env=env) as process:
+    command = shipyard_command(port, None, 1, extra, serves)
+    with running(command, name=name, work=setup.work, env=env) as process:
         url = f"http://{HOST}:{port}"
         wait_ready(process, f"{url}/readyz", name=name, work=setup.work)
-        predict = f"{url}/v1/models/{MODEL_NAME}/predict"
+        predict = f"{url}/v1/models/{path}/predict"
         wrk(setup, predict, CONCURRENCY_HIGH, WARMUP_SECONDS)
         return wrk(setup, predict, CONCURRENCY_HIGH, setup.duration)
 
@@ -545,6 +561,38 @@ def bench_live_profiles(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Overhead
         off.append(rest_rps(setup, ["--no-profile"], "shipyard-serve-no-profile"))
         on.append(rest_rps(setup, [], "shipyard-serve-profile"))
     return Overhead("live traffic profiles", off, on)
+
+
+def deploy_canary(setup: Setup, model: Any) -> None:
+    """Deployment `hgb-api`: version 1 stable at 90%, version 2 (the same model) canary at 10%."""
+    import pandas as pd
+    from sklearn.datasets import make_classification
+
+    from shipyard import Arm, Deployments, Registry, Settings
+
+    X, y = make_classification(n_samples=50_000, n_features=N_FEATURES, random_state=0)  # `train`'s data
+    with Registry(Settings.for_home(setup.home)) as r:
+        data = pd.DataFrame(X, columns=COLUMNS).assign(label=y)
+        second = r.register(model, name=MODEL_NAME, train_data=data, target="label")
+        deployments = Deployments(r)
+        deployments.create(DEPLOYMENT, f"{MODEL_NAME}@production")
+        arms = [Arm(1, "stable", 90.0), Arm(second.version, "canary", 10.0)]
+        deployments.set_arms(DEPLOYMENT, arms, reason="benchmark: a 90/10 canary")
+
+
+def bench_routing(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Overhead:
+    """Throughput of `serve --deployment` with a 90/10 canary against `serve MODEL`, alternating."""
+    off: list[Load] = []
+    on: list[Load] = []
+    for i in range(rounds):
+        progress(f"routing, round {i + 1} of {rounds}: one model, then a 90/10 canary (c={CONCURRENCY_HIGH})")
+        off.append(rest_rps(setup, ["--no-profile"], "shipyard-serve-model"))
+        on.append(
+            rest_rps(
+                setup, ["--no-profile"], "shipyard-serve-canary", ("--deployment", DEPLOYMENT), DEPLOYMENT
+            )
+        )
+    return Overhead("deployment routing with a 90/10 canary", off, on)
 
 
 def tree_memory(root: int) -> tuple[int, float, float]:
@@ -770,6 +818,10 @@ def run(duration: int, only: str | None = None) -> str:
         if only == "profiles":
             overhead = bench_live_profiles(setup)
             return "\n".join(["## Serving benchmark: live profiles only", "", *overhead_lines(overhead)])
+        deploy_canary(setup, model)
+        if only == "routing":
+            overhead = bench_routing(setup)
+            return "\n".join(["## Serving benchmark: deployment routing only", "", *overhead_lines(overhead)])
         progress(f"floor: in-process predict_proba for {duration} s")
         floor = Result(
             "floor (in-process predict_proba)", measure_floor(model, np.asarray([setup.row]), duration), None
@@ -784,7 +836,7 @@ def run(duration: int, only: str | None = None) -> str:
             extra=["--model", str(setup.model_path)],
         )
         rest, grpc = bench_shipyard(setup)
-        overheads = [bench_live_profiles(setup)]
+        overheads = [bench_live_profiles(setup), bench_routing(setup)]
         memory = [bench_memory(setup, workers) for workers in MEMORY_WORKERS]
         return render(setup, [floor, echo, fastapi, rest, grpc], memory, overheads)
 
@@ -794,7 +846,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds of each measured run (default 10)")
     parser.add_argument("--out", type=Path, help="also write the markdown report to this file")
     parser.add_argument(
-        "--only", choices=("profiles",), help="measure only the cost of live traffic profiles (~1.5 min)"
+        "--only",
+        choices=("profiles", "routing"),
+        help="measure only the cost of live traffic profiles, or of deployment routing (~1.5 min each)",
     )
     hidden = argparse.SUPPRESS
     parser.add_argument("--role", choices=("echo", "fastapi", "grpc-load"), help=hidden)

@@ -1,0 +1,114 @@
+"""`shipyard deploy`, `shipyard rollout` and `shipyard server` as real processes against a fresh home."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from test_cli import run
+
+from shipyard import Registry, Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
+    """credit:1 (@staging), credit:2, credit:3 (archived), other:1 with other features."""
+    home = tmp_path / "home"
+    with Registry(Settings.for_home(home)) as reg:
+        for _ in range(3):
+            reg.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        reg.set_alias("credit:1", "staging")
+        reg.archive("credit:3")
+    assert run(home, "deploy", "create", "api", "--model", "credit@staging").returncode == 0
+    return home
+
+
+def test_deploy_and_rollout_commands_show_and_steer(home: Path, tmp_path: Path) -> None:
+    shown = json.loads(run(home, "deploy", "show", "api", "--json").stdout)
+    assert (shown["model"], shown["alias"], shown["rollout"]) == ("credit", "staging", None)
+    started = run(
+        home, "rollout", "start", "api", "--to", "credit:2", "--steps", "10,100", "--interval", "90s"
+    )
+    assert started.returncode == 0, started.stderr
+    assert "canary step 1 of 2 (10%)" in started.stdout
+    status = json.loads(run(home, "rollout", "status", "api", "--json").stdout)
+    assert status["rollout"]["state"] == "progressing"
+    assert status["rollout"]["plan"]["interval"] == 90
+    assert [a["weight"] for a in status["deployment"]["arms"]] == [90, 10]
+    assert "stable 1 (90%), canary 2 (10%)" in run(home, "deploy", "list").stdout
+    assert "paused" in run(home, "rollout", "pause", "api", "--reason", "a look").stdout
+    assert "progressing" in run(home, "rollout", "resume", "api").stdout
+    assert "aborted" in run(home, "rollout", "abort", "api", "--reason", "changed my mind").stdout
+    history = json.loads(run(home, "rollout", "history", "api", "--json").stdout)
+    assert [e["kind"] for e in history] == ["start", "step", "pause", "resume", "aborted"]
+    table = run(home, "rollout", "history", "api").stdout
+    assert "changed my mind" in table
+
+
+BAD = [
+    (("rollout", "start", "nope", "--to", "credit:2"), "no deployment named 'nope'"),
+    (("rollout", "start", "api", "--to", "credit:3"), "archived"),
+    (("rollout", "start", "api", "--to", "credit:2", "--steps", "50,10,100"), "must rise"),
+    (("rollout", "start", "api", "--to", "credit:2", "--interval", "soon"), "--interval 'soon'"),
+    (("rollout", "start", "api", "--to", "credit:2", "--strategy", "yolo"), "--strategy is 'yolo'"),
+    (("rollout", "start", "api", "--to", "credit:2", "--min-requests", "0"), "min_requests"),
+    (("rollout", "promote", "api"), "none has run"),
+    (("deploy", "create", "api", "--model", "credit:1"), "exists"),
+    (("deploy", "create", "two", "--model", "credit:1", "--sticky", "cookie:x"), "sticky"),
+]
+
+
+def test_bad_input_is_refused_with_a_clear_error_and_nothing_changes(home: Path) -> None:
+    before = run(home, "deploy", "list", "--json").stdout
+    for args, says in BAD:
+        done = run(home, *args)
+        assert done.returncode == 1, args
+        assert says in done.stderr, (args, done.stderr)
+    assert run(home, "deploy", "list", "--json").stdout == before
+
+
+def test_a_preview_file_must_hold_rows(home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "smoke.jsonl"
+    bad.write_text('{"age": 41}\n[1, 2]\n')
+    done = run(home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green",
+               "--preview-checks", str(bad))  # fmt: skip
+    assert done.returncode == 1
+    assert "smoke.jsonl:2 is a JSON list; expected an object of features" in done.stderr
+
+
+def test_shipyard_server_runs_the_controller_and_stops_on_sigterm(home: Path) -> None:
+    run(home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green", "--interval", "1s")
+    env = os.environ | {"SHIPYARD_HOME": str(home)}
+    env.pop("SHIPYARD_DB_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", "server", "--every", "0.5"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = json.loads(run(home, "rollout", "status", "api", "--json").stdout)
+            if status["rollout"]["step"] == 1:
+                break
+            time.sleep(0.5)
+        # No preview rows and a 1 s preview: the controller switched all traffic to version 2.
+        assert [(a["version"], a["role"], a["weight"]) for a in status["deployment"]["arms"]] == [
+            (2, "stable", 100),
+            (1, "canary", 0),
+        ]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    assert "rollout controller" in output
