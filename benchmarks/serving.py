@@ -21,8 +21,10 @@ HTTP targets are loaded by wrk with one thread (`-t1`) at 1 and 32 connections, 
 `grpc.aio` process with 1 and 32 concurrent callers; each measured run follows a 2 s warm-up. It then
 measures the cost of live traffic profiles: REST at c=32 with `--no-profile` and with profiles on
 (the default), in three alternating rounds of fresh servers, compared on the median; and the cost
-of deployment routing the same way: `serve hgb@production` against `serve --deployment hgb-api`
-with a 90/10 canary of two versions (random split, the rollout controller running). It then
+of deployment routing at a 90/10 canary: `serve --deployment hgb-api` (hgb:1 90%, hgb:2 10%, a
+second fit; random split, the rollout controller running) against the same two models served by
+name with the client sending 10% of requests to the second (the same model calls, no routing),
+and against one model alone (what the second model's calls cost). It then
 starts `shipyard serve` with 1 and with 4 workers and sums the PSS and RSS of the process tree
 (from /proc). It prints a markdown report (results, targets with PASS/FAIL, memory) and, with
 `--out`, writes it to a file too. Every server it starts is stopped on exit, error or Ctrl-C.
@@ -58,6 +60,7 @@ N_FEATURES = 20
 COLUMNS = [f"x{i}" for i in range(N_FEATURES)]
 MODEL_NAME = "hgb"
 DEPLOYMENT = "hgb-api"
+SECOND_MODEL = "hgb-b"
 CONCURRENCY_LOW = 1
 CONCURRENCY_HIGH = 32
 WARMUP_SECONDS = 2
@@ -446,7 +449,31 @@ def parse_wrk(output: str) -> Load:
     )
 
 
-def wrk(setup: Setup, url: str, connections: int, seconds: int) -> Load:
+def write_split_lua(work: Path, body: bytes, name: str, paths: Sequence[tuple[str, float]]) -> Path:
+    """A wrk script whose every request picks its path: the first whose cumulative share covers a
+    uniform draw. Every routing measurement uses such a script, so the client's cost is the same."""
+    script = work / f"{name}.lua"
+    branches = []
+    cumulative = 0.0
+    for path, share in paths[:-1]:
+        cumulative += share
+        branches.append(f'  if x < {cumulative} then return wrk.format(nil, "{path}") end')
+    lines = [
+        'wrk.method = "POST"',
+        'wrk.headers["Content-Type"] = "application/json"',
+        f"wrk.body = [==[{body.decode()}]==]",
+        "request = function()",
+        "  local x = math.random()",
+        *branches,
+        f'  return wrk.format(nil, "{paths[-1][0]}")',
+        "end",
+        "",
+    ]
+    script.write_text("\n".join(lines), encoding="utf-8")
+    return script
+
+
+def wrk(setup: Setup, url: str, connections: int, seconds: int, script: Path | None = None) -> Load:
     cmd = [
         "wrk",
         "-t1",
@@ -456,7 +483,7 @@ def wrk(setup: Setup, url: str, connections: int, seconds: int) -> Load:
         "--timeout",
         "10s",
         "-s",
-        str(setup.lua),
+        str(script or setup.lua),
         url,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -537,8 +564,10 @@ def rest_rps(
     setup: Setup,
     extra: Sequence[str],
     name: str,
+    *,
     serves: Sequence[str] = (f"{MODEL_NAME}@production",),
     path: str = MODEL_NAME,
+    script: Path | None = None,
 ) -> Load:
     """One warmed-up c=32 run of a fresh `shipyard serve` started with `extra` options."""
     port = free_port()
@@ -548,8 +577,8 @@ def rest_rps(
         url = f"http://{HOST}:{port}"
         wait_ready(process, f"{url}/readyz", name=name, work=setup.work)
         predict = f"{url}/v1/models/{path}/predict"
-        wrk(setup, predict, CONCURRENCY_HIGH, WARMUP_SECONDS)
-        return wrk(setup, predict, CONCURRENCY_HIGH, setup.duration)
+        wrk(setup, predict, CONCURRENCY_HIGH, WARMUP_SECONDS, script)
+        return wrk(setup, predict, CONCURRENCY_HIGH, setup.duration, script)
 
 
 def bench_live_profiles(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Overhead:
@@ -563,36 +592,94 @@ def bench_live_profiles(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Overhead
     return Overhead("live traffic profiles", off, on)
 
 
-def deploy_canary(setup: Setup, model: Any) -> None:
-    """Deployment `hgb-api`: version 1 stable at 90%, version 2 (the same model) canary at 10%."""
+def deploy_canary(setup: Setup) -> None:
+    """A second model (another fit) as `hgb:2` and as `hgb-b:1`; deployment `hgb-api` routes 90%
+    of requests to hgb:1 and 10% to hgb:2."""
     import pandas as pd
     from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
 
     from shipyard import Arm, Deployments, Registry, Settings
 
     X, y = make_classification(n_samples=50_000, n_features=N_FEATURES, random_state=0)  # `train`'s data
+    other = HistGradientBoostingClassifier(max_iter=100, random_state=1).fit(X, y)
+    data = pd.DataFrame(X, columns=COLUMNS).assign(label=y)
     with Registry(Settings.for_home(setup.home)) as r:
-        data = pd.DataFrame(X, columns=COLUMNS).assign(label=y)
-        second = r.register(model, name=MODEL_NAME, train_data=data, target="label")
+        second = r.register(other, name=MODEL_NAME, train_data=data, target="label")
+        r.register(other, name=SECOND_MODEL, train_data=data, target="label")
         deployments = Deployments(r)
         deployments.create(DEPLOYMENT, f"{MODEL_NAME}@production")
         arms = [Arm(1, "stable", 90.0), Arm(second.version, "canary", 10.0)]
         deployments.set_arms(DEPLOYMENT, arms, reason="benchmark: a 90/10 canary")
 
 
-def bench_routing(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Overhead:
-    """Throughput of `serve --deployment` with a 90/10 canary against `serve MODEL`, alternating."""
-    off: list[Load] = []
-    on: list[Load] = []
+@dataclass(frozen=True)
+class Routing:
+    """REST at c=32: one model; two models split 90/10 by the client; a deployment's 90/10 canary."""
+
+    one: list[Load]
+    split: list[Load]
+    routed: list[Load]
+
+
+def bench_routing(setup: Setup, rounds: int = OVERHEAD_ROUNDS) -> Routing:
+    """The deployment's routing against the same two models split by the client, alternating."""
+    ours, theirs = f"/v1/models/{MODEL_NAME}/predict", f"/v1/models/{SECOND_MODEL}/predict"
+    split = write_split_lua(setup.work, setup.body, "split", [(theirs, 0.1), (ours, 0.9)])
+    one = write_split_lua(setup.work, setup.body, "one", [(ours, 1.0)])
+    routed = write_split_lua(setup.work, setup.body, "routed", [(f"/v1/models/{DEPLOYMENT}/predict", 1.0)])
+    result = Routing([], [], [])
+    extra = ["--no-profile"]
+    two = (f"{MODEL_NAME}@production", f"{SECOND_MODEL}:1")
+    runs: list[tuple[list[Load], Callable[[], Load]]] = [
+        (result.one, lambda: rest_rps(setup, extra, "serve-one", script=one)),
+        (result.split, lambda: rest_rps(setup, extra, "serve-two", serves=two, script=split)),
+        (
+            result.routed,
+            lambda: rest_rps(
+                setup,
+                extra,
+                "serve-canary",
+                serves=("--deployment", DEPLOYMENT),
+                path=DEPLOYMENT,
+                script=routed,
+            ),
+        ),
+    ]
     for i in range(rounds):
-        progress(f"routing, round {i + 1} of {rounds}: one model, then a 90/10 canary (c={CONCURRENCY_HIGH})")
-        off.append(rest_rps(setup, ["--no-profile"], "shipyard-serve-model"))
-        on.append(
-            rest_rps(
-                setup, ["--no-profile"], "shipyard-serve-canary", ("--deployment", DEPLOYMENT), DEPLOYMENT
-            )
-        )
-    return Overhead("deployment routing with a 90/10 canary", off, on)
+        progress(f"routing, round {i + 1} of {rounds}: one model, two split by the client, a 90/10 canary")
+        for loads, measure_one in runs[i:] + runs[:i]:  # each server goes first in one round
+            loads.append(measure_one())
+    return result
+
+
+def routing_lines(routing: Routing) -> list[str]:
+    """The table of routing's cost, and of a canary's second model for comparison."""
+
+    def median(loads: list[Load]) -> float:
+        return float(np.median([load.rps for load in loads]))
+
+    def cells(loads: list[Load]) -> str:
+        return ", ".join(rate(load.rps) for load in loads)
+
+    drop = 1.0 - median(routing.routed) / median(routing.split)
+    second = 1.0 - median(routing.split) / median(routing.one)
+    return [
+        f"### Cost of deployment routing at a 90/10 canary (Shipyard REST, c={CONCURRENCY_HIGH}, one worker, "
+        f"{len(routing.one)} alternating rounds)",
+        "",
+        "| server | rps per round | median | against |",
+        "|---|---|---:|---|",
+        f"| `serve hgb@production` (one model) | {cells(routing.one)} | {rate(median(routing.one))} | |",
+        f"| `serve hgb@production hgb-b:1`, the client sends 10% to hgb-b | {cells(routing.split)} "
+        f"| {rate(median(routing.split))} | one model: {-second:+.1%} (the second model's own calls) |",
+        f"| `serve --deployment hgb-api` (hgb:1 90%, hgb:2 10%, controller on) | {cells(routing.routed)} "
+        f"| {rate(median(routing.routed))} | the client's split: {-drop:+.1%} |",
+        "",
+        f"Routing's cost (deployment against the same two models split by the client): {drop:.1%}; "
+        f"goal <= {OVERHEAD_TARGET:.0%}: {verdict(drop <= OVERHEAD_TARGET)}.",
+        "",
+    ]
 
 
 def tree_memory(root: int) -> tuple[int, float, float]:
@@ -749,7 +836,11 @@ def overhead_lines(overhead: Overhead) -> list[str]:
 
 
 def render(
-    setup: Setup, results: Sequence[Result], memory: Sequence[Memory], overheads: Sequence[Overhead] = ()
+    setup: Setup,
+    results: Sequence[Result],
+    memory: Sequence[Memory],
+    overheads: Sequence[Overhead] = (),
+    routing: Routing | None = None,
 ) -> str:
     import sklearn
 
@@ -785,6 +876,8 @@ def render(
     lines += ["", "### Targets", "", *targets_table(floor, echo, fastapi, rest, grpc), ""]
     for overhead in overheads:
         lines += overhead_lines(overhead)
+    if routing is not None:
+        lines += routing_lines(routing)
     lines += ["### Memory of `shipyard serve` (parent + workers, after readiness and 2 s of traffic)", ""]
     lines += memory_table(memory)
     lines += [
@@ -818,10 +911,10 @@ def run(duration: int, only: str | None = None) -> str:
         if only == "profiles":
             overhead = bench_live_profiles(setup)
             return "\n".join(["## Serving benchmark: live profiles only", "", *overhead_lines(overhead)])
-        deploy_canary(setup, model)
         if only == "routing":
-            overhead = bench_routing(setup)
-            return "\n".join(["## Serving benchmark: deployment routing only", "", *overhead_lines(overhead)])
+            deploy_canary(setup)
+            lines = routing_lines(bench_routing(setup))
+            return "\n".join(["## Serving benchmark: deployment routing only", "", *lines])
         progress(f"floor: in-process predict_proba for {duration} s")
         floor = Result(
             "floor (in-process predict_proba)", measure_floor(model, np.asarray([setup.row]), duration), None
@@ -836,9 +929,11 @@ def run(duration: int, only: str | None = None) -> str:
             extra=["--model", str(setup.model_path)],
         )
         rest, grpc = bench_shipyard(setup)
-        overheads = [bench_live_profiles(setup), bench_routing(setup)]
+        overheads = [bench_live_profiles(setup)]
+        deploy_canary(setup)
+        routing = bench_routing(setup)
         memory = [bench_memory(setup, workers) for workers in MEMORY_WORKERS]
-        return render(setup, [floor, echo, fastapi, rest, grpc], memory, overheads)
+        return render(setup, [floor, echo, fastapi, rest, grpc], memory, overheads, routing)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
