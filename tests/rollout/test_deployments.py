@@ -9,7 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from shipyard import Registry
-from shipyard.errors import DeploymentNotFoundError, NotFoundError, RolloutConflictError, RolloutError
+from shipyard.errors import (
+    ConflictError,
+    DeploymentNotFoundError,
+    NotFoundError,
+    RolloutConflictError,
+    RolloutError,
+)
 from shipyard.rollout.deployments import Arm, Deployments, check_arms, check_sticky
 from shipyard.store.schema import changes
 
@@ -114,3 +120,16 @@ def test_delete_removes_the_deployment(versions: Registry) -> None:
     deployments.create("credit-api", "credit:1")
     deployments.delete("credit-api")
     assert deployments.list() == []
+
+
+def test_a_version_a_deployment_serves_cannot_be_archived_or_deleted(
+    registry: Registry, credit: Any, credit_pipeline: Any
+) -> None:
+    for _ in range(2):
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+    Deployments(registry).create("api", "credit:1")
+    Deployments(registry).set_arms("api", [Arm(1, "stable", 90.0), Arm(2, "canary", 10.0)], reason="test")
+    for action in (registry.archive, registry.delete):
+        with pytest.raises(ConflictError, match=r"deployment\(s\) api \(canary\) serve it"):
+            action("credit:2")
+    assert registry.get("credit:2").status == "live"

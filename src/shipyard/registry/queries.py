@@ -13,7 +13,7 @@ from shipyard.core.refs import ModelRef
 from shipyard.errors import ConflictError, NotFoundError
 from shipyard.registry.records import LIVE, ModelVersion, RegisteredModel
 from shipyard.store.metadata import as_utc, utcnow
-from shipyard.store.schema import aliases, changes, model_versions, models, tags
+from shipyard.store.schema import aliases, changes, deployment_arms, deployments, model_versions, models, tags
 
 __all__ = [
     "ensure_model",
@@ -22,7 +22,7 @@ __all__ = [
     "read_model",
     "read_version",
     "record_change",
-    "refuse_if_aliased",
+    "refuse_if_in_use",
     "resolve",
     "tag_target",
     "version_query",
@@ -177,7 +177,8 @@ def tag_target(conn: Connection, ref: ModelRef) -> tuple[int, int]:
     return int(row.model_id), int(row.version)
 
 
-def refuse_if_aliased(conn: Connection, row: Row[Any], verb: str) -> None:
+def refuse_if_in_use(conn: Connection, row: Row[Any], verb: str) -> None:
+    """Refuse to archive or delete a version an alias points at or a deployment serves."""
     names = list(
         conn.execute(
             select(aliases.c.alias).where(aliases.c.version_id == row.id).order_by(aliases.c.alias)
@@ -188,6 +189,18 @@ def refuse_if_aliased(conn: Connection, row: Row[Any], verb: str) -> None:
             f"cannot {verb} {row.name}:{row.version}: alias(es) {names} point at it; move them "
             f"to another version or remove them first ('shipyard models unalias "
             f"{row.name}@{names[0]}')"
+        )
+    serving = conn.execute(
+        select(deployments.c.name, deployment_arms.c.role)
+        .join(deployment_arms, deployment_arms.c.deployment_id == deployments.c.id)
+        .where(deployments.c.model == row.name, deployment_arms.c.version == row.version)
+        .order_by(deployments.c.name)
+    ).all()
+    if serving:
+        arms = ", ".join(f"{name} ({role})" for name, role in serving)
+        raise ConflictError(
+            f"cannot {verb} {row.name}:{row.version}: deployment(s) {arms} serve it; roll another "
+            f"version out to them, or abort their rollout, first ('shipyard deploy show {serving[0][0]}')"
         )
 
 

@@ -41,7 +41,7 @@ from shipyard.registry.queries import (
     read_model,
     read_version,
     record_change,
-    refuse_if_aliased,
+    refuse_if_in_use,
     resolve,
     tag_target,
     version_query,
@@ -595,7 +595,7 @@ class Registry:
 
         def change(conn: Connection) -> int:
             row = resolve(conn, parsed)
-            refuse_if_aliased(conn, row, "archive")
+            refuse_if_in_use(conn, row, "archive")
             conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=ARCHIVED))
             self._record(conn, "archive", row.name, row.version, {})
             return int(row.version)
@@ -628,7 +628,7 @@ class Registry:
 
         def change(conn: Connection) -> str:
             row = resolve(conn, parsed)
-            refuse_if_aliased(conn, row, "delete")
+            refuse_if_in_use(conn, row, "delete")
             conn.execute(
                 delete(tags).where(and_(tags.c.model_id == row.model_id, tags.c.version == row.version))
             )

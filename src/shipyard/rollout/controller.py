@@ -157,6 +157,11 @@ class Controller:
                 decisions.append(self._judge(rollout, now or utcnow()))
             except RolloutConflictError:
                 continue  # steered by hand between our read and our move; the next tick sees it
+            except ShipyardError as exc:
+                # One rollout that cannot be judged (its version deleted, the log unreadable) must
+                # not hold up the others; it is retried on the next tick and noted once.
+                log.warning("rollout %d on %s cannot be judged: %s", rollout.id, rollout.deployment, exc)
+                self._note_once(rollout, "error", {"reason": str(exc)})
         return decisions
 
     # -- judging --------------------------------------------------------------------------------

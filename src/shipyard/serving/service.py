@@ -162,10 +162,21 @@ class ServedModel:
             return None
         return header
 
+    def versions(self) -> list[str]:
+        """The versions this name answers with, as a request names them."""
+        return [str(v) for v in self.lanes]
+
     def lane(self, key: str | None, version: str | None = None) -> Lane:
-        """The lane that answers a request: the version asked for, else the router's pick."""
+        """The lane that answers a request: the version asked for, else the router's pick.
+
+        Raises:
+            UnknownModelError: the version asked for left between the routing and the call.
+        """
         if version:
-            return self.lanes[int(version)]  # `find` checked it is one of ours
+            lane = self.lanes.get(int(version)) if version.isdigit() else None
+            if lane is None:
+                raise UnknownModelError(f"version {version} of {self.name!r} stopped being served just now")
+            return lane
         if self.router is None:
             return self.primary
         return self.lanes[self.router.pick(key).version]
@@ -301,14 +312,18 @@ class ModelService:
         if served is None:
             known = ", ".join(sorted(self.models)) or "none"
             raise UnknownModelError(f"this server does not serve a model named {name!r}; it serves: {known}")
-        if version not in (None, "", str(served.version.version)) and not (
-            served.deployment is not None and version.isdigit() and int(version) in served.lanes
-        ):
+        if version in (None, "") or version in served.versions():
+            return served
+        if served.deployment is not None:
+            arms = ", ".join(f"{a.version} ({a.role})" for a in served.deployment.arms)
             raise UnknownModelError(
-                f"version {version!r} of {name!r} is not served here; this server answers with "
-                f"version {served.version.version} ({served.ref}); leave the version out or ask for it"
+                f"version {version!r} of {name!r} is not served here; deployment {name!r} has versions "
+                f"{arms}; leave the version out to be routed, or ask for one of them"
             )
-        return served
+        raise UnknownModelError(
+            f"version {version!r} of {name!r} is not served here; this server answers with "
+            f"version {served.version.version} ({served.ref}); leave the version out or ask for it"
+        )
 
     def route(self, name: str, version: str | None = None) -> ServedModel:
         """The served model `name`, ready to answer.
