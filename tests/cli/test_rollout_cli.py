@@ -43,6 +43,8 @@ def test_deploy_and_rollout_commands_show_and_steer(home: Path, tmp_path: Path) 
     assert status["rollout"]["state"] == "progressing"
     assert status["rollout"]["plan"]["interval"] == 90
     assert [a["weight"] for a in status["deployment"]["arms"]] == [90, 10]
+    assert status["analysis_now"]["verdict"] == "wait"  # no traffic yet
+    assert "analysis of the step now: wait" in run(home, "rollout", "status", "api").stdout
     assert "stable 1 (90%), canary 2 (10%)" in run(home, "deploy", "list").stdout
     assert "paused" in run(home, "rollout", "pause", "api", "--reason", "a look").stdout
     assert "progressing" in run(home, "rollout", "resume", "api").stdout

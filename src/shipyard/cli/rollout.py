@@ -17,6 +17,8 @@ from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.core.durations import parse_duration
 from shipyard.errors import ConfigError, RolloutError
+from shipyard.rollout.analysis import Verdict
+from shipyard.rollout.controller import step_verdict
 from shipyard.rollout.deployments import Deployment, Deployments
 from shipyard.rollout.plan import STRATEGIES, AnalysisRules, Plan, parse_steps
 from shipyard.rollout.rollouts import HistoryEntry, Rollout, Rollouts
@@ -178,13 +180,15 @@ def rollout_status(
     every: Annotated[float, typer.Option(help="Seconds between redraws with --watch.")] = 2.0,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show the deployment's rollout: state, step, arms and the latest verdict."""
+    """Show the deployment's rollout: state, step, arms, the latest verdict and the analysis now."""
     while True:
         with registry() as reg:
             found = Deployments(reg).get(name)
             rollouts = Rollouts(reg)
             current = rollouts.current(name)
             history = rollouts.history(name, limit=20)
+            analysing = current is not None and current.active and current.phase != "preview"
+            now = step_verdict(reg, current) if analysing and current is not None else None
         if json_out:
             verdict = _latest_verdict(history, current)
             emit_json(
@@ -192,12 +196,13 @@ def rollout_status(
                     "deployment": found.to_dict(),
                     "rollout": current.to_dict() if current else None,
                     "latest_verdict": verdict.to_dict() if verdict else None,
+                    "analysis_now": now.to_dict() if now else None,
                 }
             )
         else:
             if watch:
                 console.clear()
-            _show_deployment(found, current, history)
+            _show_deployment(found, current, history, now)
         if not watch or current is None or not current.active:
             return
         time.sleep(every)
@@ -299,7 +304,10 @@ def _steer(name: str, action: str, reason: str) -> None:
 
 
 def _show_deployment(
-    found: Deployment, current: Rollout | None, history: list[HistoryEntry] | None = None
+    found: Deployment,
+    current: Rollout | None,
+    history: list[HistoryEntry] | None = None,
+    now: Verdict | None = None,
 ) -> None:
     pairs: list[tuple[str, Any]] = [
         ("model", found.model + (f" (follows @{found.alias})" if found.alias else "")),
@@ -307,6 +315,7 @@ def _show_deployment(
         ("routing key", found.sticky),
         ("generation", found.generation),
     ]
+    verdict = None
     if current is not None:
         pairs += [
             ("rollout", f"{current.id}: {found.model}:{current.from_version} -> {current.version}"),
@@ -316,8 +325,14 @@ def _show_deployment(
             pairs.append(("step", f"{current.phase}, for {_age(current.step_started_at)}"))
         verdict = _latest_verdict(history or [], current)
         if verdict is not None:
-            pairs.append(("latest verdict", describe(verdict)))
+            pairs.append(("latest verdict", f"{describe(verdict)} (at {verdict.at:%H:%M:%S})"))
     key_values(f"deployment {found.name}", pairs)
+    if now is not None and now.checks:
+        table(
+            f"analysis of the step now: {now.status}",
+            ["rule", "status", "why"],
+            [(c.rule, c.status, c.reason) for c in now.checks],
+        )
 
 
 def _latest_verdict(history: list[HistoryEntry], current: Rollout | None) -> HistoryEntry | None:

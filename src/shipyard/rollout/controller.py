@@ -41,12 +41,13 @@ from shipyard.monitoring.events import read_events
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.registry.registry import Registry
 from shipyard.rollout.analysis import Verdict, analyse
+from shipyard.rollout.deployments import Deployments
 from shipyard.rollout.lease import Lease
 from shipyard.rollout.plan import Plan
 from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.store.metadata import utcnow
 
-__all__ = ["LEASE", "Controller", "Decision", "Preview", "preview_with_registry"]
+__all__ = ["LEASE", "Controller", "Decision", "Preview", "preview_with_registry", "step_verdict"]
 
 log = logging.getLogger("shipyard.rollout")
 
@@ -118,7 +119,6 @@ class Controller:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = Lease(registry.meta, LEASE, self.holder, seconds=lease_seconds)
         self.analysis_seconds = analysis_seconds
-        self.feedback = FeedbackStore(registry.meta)
         self.preview = preview or preview_with_registry(registry)
         self._noted: set[tuple[int, int, str]] = set()  # (rollout, step, kind) already in the history
         self._analysed: dict[tuple[int, int], tuple[datetime, Verdict]] = {}
@@ -191,27 +191,7 @@ class Controller:
         cached = self._analysed.get(key)
         if not fresh and cached is not None and (now - cached[0]).total_seconds() < self.analysis_seconds:
             return cached[1]
-        deployment = self.rollouts.deployments.get(rollout.deployment)
-        version = self.registry.get(ModelRef(deployment.model, version=rollout.version))
-        plan = rollout.plan
-        since = rollout.step_started_at
-        if plan.strategy == "blue-green":
-            # The old version answers nothing after the switch: judge the new one against the
-            # old one's traffic just before it.
-            since -= timedelta(seconds=max(plan.keep_warm, plan.interval))
-        events = read_events(self.registry.settings.store_url, deployment.model, since=since, until=now)
-        if plan.strategy == "blue-green":
-            events = _split_at(events, rollout.step_started_at, old=rollout.from_version)
-        verdict = analyse(
-            events,
-            stable=rollout.from_version,
-            new=rollout.version,
-            rules=plan.rules,
-            shadow=plan.strategy == "shadow",
-            labels=self._labels(since),
-            task=version.contract.task,
-            looks=self._looks(rollout),
-        )
+        verdict = step_verdict(self.registry, rollout, now, looks=self._looks(rollout))
         self._analysed = {k: v for k, v in self._analysed.items() if k[0] != rollout.id}
         self._analysed[key] = (now, verdict)
         return verdict
@@ -219,11 +199,6 @@ class Controller:
     def _looks(self, rollout: Rollout) -> int:
         """How often a step of this rollout is analysed: every `analysis_seconds`, then once due."""
         return max(1, math.ceil(_due(rollout.plan) / max(self.analysis_seconds, 1.0))) + 1
-
-    def _labels(self, since: datetime) -> dict[tuple[str, int], Any]:
-        table = self.feedback.labels(since=since)
-        ids, rows, labels = (table[c].to_pylist() for c in ("request_id", "row", "label"))
-        return {(i, int(r)): json.loads(y) for i, r, y in zip(ids, rows, labels, strict=True)}
 
     def _preview(self, rollout: Rollout, elapsed: float) -> Decision:
         plan = rollout.plan
@@ -258,6 +233,43 @@ class Controller:
         if key not in self._noted:
             self.rollouts.note(rollout, kind, detail)
             self._noted.add(key)
+
+
+def step_verdict(
+    registry: Registry, rollout: Rollout, now: datetime | None = None, *, looks: int = 1
+) -> Verdict:
+    """The analysis of the rollout's current step on its window of the prediction log, now.
+
+    The controller acts on it; `shipyard rollout status` shows it.
+    """
+    now = now or utcnow()
+    deployment = Deployments(registry).get(rollout.deployment)
+    version = registry.get(ModelRef(deployment.model, version=rollout.version))
+    plan = rollout.plan
+    since = rollout.step_started_at
+    if plan.strategy == "blue-green":
+        # The old version answers nothing after the switch: judge the new one against the old
+        # one's traffic just before it.
+        since -= timedelta(seconds=max(plan.keep_warm, plan.interval))
+    events = read_events(registry.settings.store_url, deployment.model, since=since, until=now)
+    if plan.strategy == "blue-green":
+        events = _split_at(events, rollout.step_started_at, old=rollout.from_version)
+    return analyse(
+        events,
+        stable=rollout.from_version,
+        new=rollout.version,
+        rules=plan.rules,
+        shadow=plan.strategy == "shadow",
+        labels=_labels(FeedbackStore(registry.meta), since),
+        task=version.contract.task,
+        looks=looks,
+    )
+
+
+def _labels(store: FeedbackStore, since: datetime) -> dict[tuple[str, int], Any]:
+    table = store.labels(since=since)
+    ids, rows, labels = (table[c].to_pylist() for c in ("request_id", "row", "label"))
+    return {(i, int(r)): json.loads(y) for i, r, y in zip(ids, rows, labels, strict=True)}
 
 
 def _due(plan: Plan) -> float:
