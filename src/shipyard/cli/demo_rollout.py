@@ -76,6 +76,7 @@ def rollout_demo(reg: Registry, credit: pd.DataFrame) -> None:
             colour = "green" if ended.state == "promoted" else "red"
             console.print(f"   [{colour}]{ended.state}[/]: {ended.reason}", highlight=False)
         with httpx.Client(base_url=url, timeout=10) as http:
+            _wait_followed(http, deployments.get("credit-api").generation)
             answer = http.post("/v1/models/credit-api/predict", json={"instances": rows[:1]})
         console.print(
             f"   credit@staging is now {reg.get('credit@staging').ref}; the deployment answers with "
@@ -88,6 +89,16 @@ def rollout_demo(reg: Registry, credit: pd.DataFrame) -> None:
         server.wait(30)
     console.print("\n14. [bold]shipyard rollout history credit-api[/]")
     print_history(rollouts.history("credit-api"))
+
+
+def _wait_followed(http: Any, generation: int, timeout: float = 10) -> None:
+    """Wait until the server routes by `generation` of the arms (it checks every 0.5 s here)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in http.get("/metrics").text.splitlines():
+            if line.startswith("shipyard_deployment_generation{") and float(line.split()[-1]) >= generation:
+                return
+        time.sleep(0.1)
 
 
 def _follow(rollouts: Rollouts, started: Rollout, served: dict[int, int], timeout: float = 120) -> Rollout:
