@@ -139,6 +139,16 @@ _SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
 }
 
 
+# How a gauge combines over workers (sum unless named): readiness and generation show the
+# laggard, so a version counts as ready, and a generation as reached, only once every worker has it.
+_GAUGE_MERGE: dict[str, Any] = {
+    "shipyard_model_ready": min,
+    "shipyard_deployment_generation": min,
+    "shipyard_model_load_seconds": max,
+    "shipyard_arm_weight": max,
+}
+
+
 class Metrics:
     """The figures of one worker, and the merged view of all workers of a server.
 
@@ -173,6 +183,10 @@ class Metrics:
     def set(self, name: str, labels: Labels, value: float) -> None:
         """Set a gauge."""
         self.gauges.setdefault(name, {})[labels] = value
+
+    def set_total(self, name: str, labels: Labels, value: float) -> None:
+        """Set a counter to a running total kept elsewhere (such as the event log's dropped rows)."""
+        self.counters.setdefault(name, {})[labels] = value
 
     def observe(self, name: str, labels: Labels, value: float) -> None:
         """Record one observation in a histogram."""
@@ -235,7 +249,8 @@ class Metrics:
             self.publish()
 
     def merged(self) -> dict[str, Any]:
-        """Every worker's figures summed: this worker live, the others from their snapshots."""
+        """Every worker's figures combined (summed, or as `_GAUGE_MERGE` says): this worker live, the
+        others from their snapshots."""
         snapshots = [self.snapshot()]
         live = 1
         if self.run_dir is not None:
@@ -259,8 +274,12 @@ class Metrics:
                             cells = into.setdefault(labels, [0.0] * len(value))
                             for i, v in enumerate(value):
                                 cells[i] += v
+                        elif labels not in into:
+                            into[labels] = value
+                        elif kind == "gauges" and name in _GAUGE_MERGE:
+                            into[labels] = _GAUGE_MERGE[name](into[labels], value)
                         else:
-                            into[labels] = into.get(labels, 0.0) + value
+                            into[labels] += value
         return total
 
     def render(self) -> bytes:

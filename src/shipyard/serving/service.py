@@ -547,7 +547,7 @@ class ModelService:
                 predictions=predictions,
             )
         )
-        self.metrics.set("shipyard_events_dropped", (), float(self.events.dropped_rows))
+        self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
 
 
 def example_row(contract: Contract) -> dict[str, Any]:
