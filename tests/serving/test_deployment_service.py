@@ -120,3 +120,18 @@ def test_new_arms_replace_the_router_keeping_loaded_lanes(registry: Registry) ->
     assert served.router is not None and served.router.canary == Arm(2, "canary", 50.0)
     metrics = served.service.metrics.gauges["shipyard_model_ready"]
     assert metrics[("api", "2")] == 1.0
+
+
+def test_a_copy_is_logged_only_when_its_callers_request_is(registry: Registry, tmp_path: Path) -> None:
+    events = EventLog(str(tmp_path / "store"), worker="t")
+    served = serve(
+        registry, [Arm(1, "stable", 100.0), Arm(3, "shadow", 100.0)], events=events, log_sample=0.0
+    )
+
+    async def run() -> None:
+        await asyncio.gather(*(ask(served, credit_row(age=20 + i), f"r{i}") for i in range(10)))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert events.flush() == []  # neither the answers nor their copies: pairs stay together
+    assert served.service.metrics.counters["shipyard_shadow_requests"][("api", "3", "answered")] == 10

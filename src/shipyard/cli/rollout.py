@@ -19,7 +19,7 @@ from shipyard.core.durations import parse_duration
 from shipyard.errors import ConfigError, RolloutError
 from shipyard.rollout.analysis import Verdict
 from shipyard.rollout.controller import step_verdict
-from shipyard.rollout.deployments import Deployment, Deployments
+from shipyard.rollout.deployments import Arm, Deployment, Deployments
 from shipyard.rollout.plan import STRATEGIES, AnalysisRules, Plan, parse_steps
 from shipyard.rollout.rollouts import HistoryEntry, Rollout, Rollouts
 from shipyard.store.metadata import utcnow
@@ -188,7 +188,12 @@ def rollout_status(
             current = rollouts.current(name)
             history = rollouts.history(name, limit=20)
             analysing = current is not None and current.active and current.phase != "preview"
-            now = step_verdict(reg, current) if analysing and current is not None else None
+            now, why = None, ""
+            if analysing and current is not None:
+                try:
+                    now = step_verdict(reg, current)
+                except Exception as exc:  # the command you need when a rollout cannot be judged
+                    why = f"{type(exc).__name__}: {exc}"
         if json_out:
             verdict = _latest_verdict(history, current)
             emit_json(
@@ -197,12 +202,15 @@ def rollout_status(
                     "rollout": current.to_dict() if current else None,
                     "latest_verdict": verdict.to_dict() if verdict else None,
                     "analysis_now": now.to_dict() if now else None,
+                    "analysis_error": why or None,
                 }
             )
         else:
             if watch:
                 console.clear()
             _show_deployment(found, current, history, now)
+            if why:
+                console.print(f"the step cannot be analysed now: {why}", markup=False, highlight=False)
         if not watch or current is None or not current.active:
             return
         time.sleep(every)
@@ -267,7 +275,7 @@ def describe(entry: HistoryEntry) -> str:
         plan = detail.get("plan", {})
         parts.append(f"{detail.get('from')} -> {detail.get('to')} by {plan.get('strategy')}")
     if "arms" in detail:
-        parts.append(", ".join(f"{a['role']} {a['version']} {a['weight']:g}%" for a in detail["arms"]))
+        parts.append(", ".join(str(Arm(a["version"], a["role"], a["weight"])) for a in detail["arms"]))
     if "verdict" in detail:
         parts.append(f"{detail['verdict']}: {detail.get('reason', '')}".rstrip(": "))
     elif detail.get("reason"):
@@ -343,7 +351,7 @@ def _latest_verdict(history: list[HistoryEntry], current: Rollout | None) -> His
 
 
 def _arms(found: Deployment) -> str:
-    return ", ".join(f"{a.role} {a.version} ({a.weight:g}%)" for a in found.arms)
+    return ", ".join(map(str, found.arms))
 
 
 def _short(rollout: Rollout) -> str:

@@ -21,7 +21,7 @@ Each tick, for every progressing rollout:
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
 import os
@@ -38,7 +38,7 @@ import pyarrow as pa
 from shipyard.core.refs import ModelRef
 from shipyard.errors import GateError, RolloutConflictError, ShipyardError
 from shipyard.monitoring.events import read_events
-from shipyard.monitoring.feedback import FeedbackStore
+from shipyard.monitoring.feedback import FeedbackStore, decode_labels
 from shipyard.registry.registry import Registry
 from shipyard.rollout.analysis import Verdict, analyse
 from shipyard.rollout.deployments import Deployments
@@ -47,12 +47,22 @@ from shipyard.rollout.plan import Plan
 from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.store.metadata import utcnow
 
-__all__ = ["LEASE", "Controller", "Decision", "Preview", "preview_with_registry", "step_verdict"]
+__all__ = [
+    "ANALYSIS_SECONDS",
+    "LEASE",
+    "Controller",
+    "Decision",
+    "Preview",
+    "preview_with_registry",
+    "step_verdict",
+]
 
 log = logging.getLogger("shipyard.rollout")
 
 #: The lease every controller competes for.
 LEASE = "rollout-controller"
+#: The least time between two analyses of one rollout's step.
+ANALYSIS_SECONDS = 5.0
 
 Action = Literal["advance", "roll_back", "hold", "wait", "paused"]
 
@@ -77,11 +87,14 @@ class Decision:
         )
 
 
-def preview_with_registry(registry: Registry) -> Preview:
+def preview_with_registry(registry: Registry, *, trust_code: bool = False) -> Preview:
     """A preview that loads the version from the registry (digest checked) and predicts each row."""
 
     def preview(ref: ModelRef, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-        loaded = registry.load(ref)
+        try:
+            loaded = registry.load(ref, trust_code=trust_code)
+        except ShipyardError as exc:
+            return [f"{ref} cannot be loaded: {exc}"]
         problems = []
         for i, row in enumerate(rows, start=1):
             try:
@@ -103,6 +116,7 @@ class Controller:
         analysis_seconds: the least time between two analyses of one rollout (each reads the
             step's window of the prediction log).
         preview: how a blue/green preview reaches the new version.
+        trust_code: let the default preview load custom Python models (as `serve --trust-code`).
     """
 
     def __init__(
@@ -111,15 +125,16 @@ class Controller:
         *,
         holder: str | None = None,
         lease_seconds: float = 15.0,
-        analysis_seconds: float = 5.0,
+        analysis_seconds: float = ANALYSIS_SECONDS,
         preview: Preview | None = None,
+        trust_code: bool = False,
     ) -> None:
         self.registry = registry
         self.rollouts = Rollouts(registry, actor="rollout-controller")
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = Lease(registry.meta, LEASE, self.holder, seconds=lease_seconds)
         self.analysis_seconds = analysis_seconds
-        self.preview = preview or preview_with_registry(registry)
+        self.preview = preview or preview_with_registry(registry, trust_code=trust_code)
         self._noted: set[tuple[int, int, str]] = set()  # (rollout, step, kind) already in the history
         self._analysed: dict[tuple[int, int], tuple[datetime, Verdict]] = {}
 
@@ -149,20 +164,29 @@ class Controller:
         """
         if not self.lease.acquire():
             return []
-        decisions = []
-        for rollout in self.rollouts.active():
+        decisions: list[Decision] = []
+        running = self.rollouts.active()
+        self._forget({r.id for r in running})
+        for rollout in running:
             if rollout.state != "progressing":
                 continue
+            if decisions and not self.lease.acquire():
+                break  # renewed before each move: a long tick must not outlive the lease
             try:
                 decisions.append(self._judge(rollout, now or utcnow()))
             except RolloutConflictError:
-                continue  # steered by hand between our read and our move; the next tick sees it
-            except ShipyardError as exc:
-                # One rollout that cannot be judged (its version deleted, the log unreadable) must
-                # not hold up the others; it is retried on the next tick and noted once.
+                continue  # steered by hand, or moved by another controller, since we read it
+            except Exception as exc:  # one rollout that cannot be judged must not hold up the others
                 log.warning("rollout %d on %s cannot be judged: %s", rollout.id, rollout.deployment, exc)
-                self._note_once(rollout, "error", {"reason": str(exc)})
+                # If the store is unavailable too, the warning above says so and the next tick retries.
+                with contextlib.suppress(ShipyardError):
+                    self._note_once(rollout, "error", {"reason": f"{type(exc).__name__}: {exc}"})
         return decisions
+
+    def _forget(self, running: set[int]) -> None:
+        """Drop what is remembered of rollouts that have ended."""
+        self._noted = {k for k in self._noted if k[0] in running}
+        self._analysed = {k: v for k, v in self._analysed.items() if k[0] in running}
 
     # -- judging --------------------------------------------------------------------------------
     def _judge(self, rollout: Rollout, now: datetime) -> Decision:
@@ -191,14 +215,10 @@ class Controller:
         cached = self._analysed.get(key)
         if not fresh and cached is not None and (now - cached[0]).total_seconds() < self.analysis_seconds:
             return cached[1]
-        verdict = step_verdict(self.registry, rollout, now, looks=self._looks(rollout))
+        verdict = step_verdict(self.registry, rollout, now, analysis_seconds=self.analysis_seconds)
         self._analysed = {k: v for k, v in self._analysed.items() if k[0] != rollout.id}
         self._analysed[key] = (now, verdict)
         return verdict
-
-    def _looks(self, rollout: Rollout) -> int:
-        """How often a step of this rollout is analysed: every `analysis_seconds`, then once due."""
-        return max(1, math.ceil(_due(rollout.plan) / max(self.analysis_seconds, 1.0))) + 1
 
     def _preview(self, rollout: Rollout, elapsed: float) -> Decision:
         plan = rollout.plan
@@ -236,12 +256,18 @@ class Controller:
 
 
 def step_verdict(
-    registry: Registry, rollout: Rollout, now: datetime | None = None, *, looks: int = 1
+    registry: Registry,
+    rollout: Rollout,
+    now: datetime | None = None,
+    *,
+    analysis_seconds: float = ANALYSIS_SECONDS,
 ) -> Verdict:
     """The analysis of the rollout's current step on its window of the prediction log, now.
 
-    The controller acts on it; `shipyard rollout status` shows it.
+    The controller acts on it; `shipyard rollout status` shows it. A step is analysed every
+    `analysis_seconds` and once more when it is due, so each look tests at alpha / looks.
     """
+    looks = max(1, math.ceil(_due(rollout.plan) / max(analysis_seconds, 1.0))) + 1
     now = now or utcnow()
     deployment = Deployments(registry).get(rollout.deployment)
     version = registry.get(ModelRef(deployment.model, version=rollout.version))
@@ -260,16 +286,20 @@ def step_verdict(
         new=rollout.version,
         rules=plan.rules,
         shadow=plan.strategy == "shadow",
-        labels=_labels(FeedbackStore(registry.meta), since),
+        labels=_labels(FeedbackStore(registry.meta), since, events),
         task=version.contract.task,
         looks=looks,
     )
 
 
-def _labels(store: FeedbackStore, since: datetime) -> dict[tuple[str, int], Any]:
-    table = store.labels(since=since)
-    ids, rows, labels = (table[c].to_pylist() for c in ("request_id", "row", "label"))
-    return {(i, int(r)): json.loads(y) for i, r, y in zip(ids, rows, labels, strict=True)}
+def _labels(store: FeedbackStore, since: datetime, events: pa.Table) -> dict[tuple[str, int], Any]:
+    """The labels, by (request id, row), of the window's requests."""
+    if events.num_rows == 0 or "request_id" not in events.column_names:
+        return {}
+    table = store.labels(since=since, request_ids=set(events["request_id"].to_pylist()))
+    ids, rows = table["request_id"].to_pylist(), table["row"].to_pylist()
+    labels = decode_labels(table["label"].to_pylist())
+    return {(i, int(r)): y for i, r, y in zip(ids, rows, labels, strict=True)}
 
 
 def _due(plan: Plan) -> float:

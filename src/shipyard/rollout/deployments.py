@@ -52,6 +52,9 @@ class Arm:
         """The arm as JSON-safe data."""
         return {"version": self.version, "role": self.role, "weight": self.weight}
 
+    def __str__(self) -> str:
+        return f"{self.role} {self.version} ({self.weight:g}%)"
+
 
 @dataclass(frozen=True)
 class Deployment:

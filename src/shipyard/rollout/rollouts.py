@@ -282,7 +282,7 @@ class Rollouts:
             "advance",
             "the analysis passed",
             allowed=("progressing",),
-            rollout_id=rollout.id,
+            judged=rollout,
             detail=verdict,
         )
 
@@ -293,7 +293,7 @@ class Rollouts:
             "roll_back",
             reason,
             allowed=("progressing", "paused"),
-            rollout_id=rollout.id,
+            judged=rollout,
             detail=verdict,
         )
 
@@ -314,18 +314,30 @@ class Rollouts:
         reason: str,
         *,
         allowed: tuple[State, ...],
-        rollout_id: int | None = None,
+        judged: Rollout | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> Rollout:
+        """One change of state, in one transaction.
+
+        `judged` is the rollout as the controller analysed it: the move happens only if it is still
+        at that step (a controller that lost its lease mid-tick cannot move a step twice).
+        """
+
         def change(conn: Connection) -> int:
             found = self.deployments.read(conn, deployment)
             rollout = self._newest(conn, deployment)
             if (
                 rollout is None
                 or rollout.state not in allowed
-                or (rollout_id is not None and rollout.id != rollout_id)
+                or (
+                    judged is not None
+                    and (rollout.id, rollout.step, rollout.step_started_at)
+                    != (judged.id, judged.step, judged.step_started_at)
+                )
             ):
                 now_is = "none has run" if rollout is None else f"rollout {rollout.id} is {rollout.state}"
+                if rollout is not None and judged is not None and rollout.state in allowed:
+                    now_is = f"rollout {rollout.id} moved on since step {judged.step + 1} was judged"
                 raise RolloutConflictError(
                     f"cannot {action.replace('_', ' ')} on {deployment!r}: {now_is}; "
                     f"this needs a rollout that is {' or '.join(allowed)}"

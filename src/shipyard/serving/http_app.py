@@ -455,12 +455,7 @@ def _routing_key(served: ServedModel, scope: Scope, columns: Any) -> str | None:
     """The key that keeps a caller on one arm of a deployment (None for a plain model)."""
     if served.router is None:
         return None
-    header = None
-    if served.key_header is not None:
-        for key, value in scope["headers"]:
-            if key == served.key_header:
-                header = str(value.decode("latin-1"))
-                break
+    header = _header(scope, served.key_header) if served.key_header is not None else None
     return served.routing_key(header, columns)
 
 

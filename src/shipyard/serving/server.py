@@ -145,7 +145,7 @@ def serve(
     port = sock.getsockname()[1]
     grpc_part = f", gRPC on {options.host}:{options.grpc_port}" if options.grpc_port is not None else ""
     if isinstance(loaded, _Deployed):
-        arms = ", ".join(f"{a.role} {a.version} ({a.weight:g}%)" for a in loaded.deployment.arms)
+        arms = ", ".join(map(str, loaded.deployment.arms))
         served = f"deployment {loaded.deployment.name} of {loaded.deployment.model} [{arms}]"
     else:
         served = ", ".join(f"{item.ref} (version {item.model.version.version})" for item in loaded)
@@ -345,17 +345,17 @@ async def _worker_main(
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop)
     follower = asyncio.create_task(follow(settings, service, options))
-    controller = (
-        _start_controller(settings) if worker == 0 and options.deployment and options.controller else None
-    )
+    controller = None
+    if worker == 0 and options.deployment and options.controller:
+        controller = _start_controller(settings, trust_code=options.trust_code)
     try:
         await http.serve(sockets=[sock])
     finally:
         follower.cancel()
-        if controller is not None:
-            controller.stop()
         if grpc is not None:
             await grpc.stop(options.shutdown_grace)
+        if controller is not None:
+            await loop.run_in_executor(None, controller.stop)
         if events is not None:
             events.close()
         if live is not None:
@@ -432,10 +432,10 @@ async def _follow_deployment(settings: Settings, service: ModelService, options:
                 if await loop.run_in_executor(None, deployments.generation, name) == generation:
                     continue
                 deployment = await loop.run_in_executor(None, deployments.get, name)
-                started = time.perf_counter()
                 models = {v: lane.loaded for v, lane in served.lanes.items()}
                 for arm in deployment.arms:
                     if arm.version not in models:
+                        started = time.perf_counter()
                         load = functools.partial(
                             _load_warm, registry, deployment.ref(arm), trust_code=options.trust_code
                         )
@@ -448,9 +448,9 @@ async def _follow_deployment(settings: Settings, service: ModelService, options:
                 served.deploy(deployment, {a.version: models[a.version] for a in deployment.arms})
                 service.show(served)
                 generation = deployment.generation
-                arms = ", ".join(f"{a.role} {a.version} {a.weight:g}%" for a in deployment.arms)
+                arms = ", ".join(map(str, deployment.arms))
                 log.warning("deployment %s generation %d: %s", name, generation, arms)
-            except ShipyardError as exc:
+            except Exception as exc:  # a replica that stops following would miss a rollback
                 log.warning("could not follow deployment %s: %s; routing as before", name, exc)
     finally:
         if registry is not None:
@@ -466,11 +466,11 @@ def _load_warm(registry: Registry, ref: ModelRef, *, trust_code: bool) -> Loaded
 class _ControllerThread:
     """The rollout controller on a thread of worker 0; the lease keeps it one across replicas."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, trust_code: bool) -> None:
         from shipyard.rollout.controller import Controller
 
         self.registry = Registry(settings, actor="rollout-controller")
-        self.controller = Controller(self.registry)
+        self.controller = Controller(self.registry, trust_code=trust_code)
         self.stopping = threading.Event()
         self.thread = threading.Thread(
             target=self.controller.run, args=(self.stopping,), name="shipyard-rollouts", daemon=True
@@ -478,14 +478,16 @@ class _ControllerThread:
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop after the current pass (which gives the lease up); blocks, so call it off the loop."""
         self.stopping.set()
         self.thread.join(timeout=30)
-        self.registry.close()
+        if not self.thread.is_alive():
+            self.registry.close()  # else the daemon thread still uses it; the process exit ends both
 
 
-def _start_controller(settings: Settings) -> _ControllerThread | None:
+def _start_controller(settings: Settings, *, trust_code: bool) -> _ControllerThread | None:
     try:
-        return _ControllerThread(settings)
+        return _ControllerThread(settings, trust_code=trust_code)
     except ShipyardError as exc:
         log.warning("the rollout controller could not start: %s; rollouts will not move from here", exc)
         return None

@@ -10,10 +10,12 @@ else's; the other requests in the batch are served as if it had never arrived.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +94,22 @@ class _Job:
     trickles: bool = False
     company: int = 0
     queued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """A request's copy for a shadow arm."""
+
+    served: ServedModel
+    lane: Lane
+    columns: Columns
+    n_rows: int
+    request_id: str
+    logged: bool
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return (self.served.name, str(self.lane.loaded.version.version))
 
 
 class Lane:
@@ -212,6 +230,7 @@ class ServedModel:
         self.key_feature = what if kind == "feature" else None
         self.lanes = lanes
         self.primary = lanes[deployment.stable.version]
+        self.ref = ModelRef(deployment.model, version=deployment.stable.version)
         self.deployment = deployment
         self.router = Router(deployment, ready=lanes.keys())
 
@@ -244,7 +263,9 @@ class ModelService:
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
-        self._shadows = 0  # copies for shadow arms queued or being predicted
+        self._copies: deque[_Copy] = deque()  # copies for shadow arms waiting for idle time
+        self._copies_due = False  # `_run_copies` is scheduled
+        self._shadows = 0  # copies being predicted
         self._id_prefix = uuid.uuid4().hex[:12]
 
     # -- models -----------------------------------------------------------------------------------
@@ -387,32 +408,61 @@ class ModelService:
         if router is not None and router.shadow is not None and not version:
             shadow = router.copy_to_shadow(key)
             if shadow is not None:
-                self._copy(served, served.lanes[shadow.version], columns, n_rows, request_id)
+                self._copy(_Copy(served, served.lanes[shadow.version], columns, n_rows, request_id, logged))
         return answer
 
-    def _copy(self, served: ServedModel, lane: Lane, columns: Columns, n_rows: int, request_id: str) -> None:
+    def _copy(self, copy: _Copy) -> None:
         """Queue a copy of an answered request for the shadow arm; shed it if too many wait.
 
         The copy is queued after the caller's answer is ready and never awaited: its answer goes to
-        the prediction log (protocol 'shadow', the caller's request id) and nowhere else.
+        the prediction log (protocol 'shadow', the caller's request id, logged when the caller's
+        request is) and nowhere else. Copies are predicted only while no caller's request waits for
+        a model call, so they use the worker's idle time; under sustained load they wait, and once
+        `limits.shadow_queue` wait, more are shed and counted.
         """
-        labels = (served.name, str(lane.loaded.version.version))
-        if self._shadows >= self.limits.shadow_queue:
-            self.metrics.inc("shipyard_shadow_requests", (*labels, "shed"))
+        if len(self._copies) + self._shadows >= self.limits.shadow_queue:
+            self.metrics.inc("shipyard_shadow_requests", (*copy.labels, "shed"))
             return
-        self._shadows += 1
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._copies.append(copy)
+        if not self._copies_due:
+            self._copies_due = True
+            asyncio.get_running_loop().call_soon(self._run_copies)
 
-        def done(copy: asyncio.Future[Answer]) -> None:
-            self._shadows -= 1
-            failed = copy.cancelled() or copy.exception() is not None
-            self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
-
-        future.add_done_callback(done)
-        logged = self.events is not None
-        lane.batcher.submit(
-            _Job(columns, n_rows, request_id, "shadow", time.perf_counter(), logged, future, False, 0)
+    def _run_copies(self) -> None:
+        loop = asyncio.get_running_loop()
+        callers_wait = any(
+            lane.batcher.queued
+            for served in self.models.values()
+            for version, lane in served.lanes.items()
+            if served.router is None
+            or served.router.shadow is None
+            or served.router.shadow.version != version
         )
+        if callers_wait:
+            loop.call_later(0.001, self._run_copies)  # callers first
+            return
+        self._copies_due = False
+        while self._copies:
+            copy = self._copies.popleft()
+            self._shadows += 1
+            future: asyncio.Future[Answer] = loop.create_future()
+            future.add_done_callback(functools.partial(self._copied, copy.labels))
+            copy.lane.batcher.submit(
+                _Job(
+                    copy.columns,
+                    copy.n_rows,
+                    copy.request_id,
+                    "shadow",
+                    time.perf_counter(),
+                    copy.logged,
+                    future,
+                )
+            )
+
+    def _copied(self, labels: tuple[str, str], answered: asyncio.Future[Answer]) -> None:
+        self._shadows -= 1
+        failed = answered.cancelled() or answered.exception() is not None
+        self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
 
     def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[_Job]) -> None:
         """Validate and predict the requests of one model call, answering each one."""
