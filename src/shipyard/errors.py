@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArtifactIntegrityError",
+    "BatchError",
     "ConfigError",
     "ConflictError",
     "ContractError",
@@ -203,6 +204,10 @@ class RequestTooLargeError(ServingError):
 
 class UnsupportedMediaError(ServingError):
     """The request's content type is not one the endpoint reads."""
+
+
+class BatchError(ShipyardError):
+    """A batch job cannot run, or failed."""
 
 
 class RolloutError(ShipyardError):

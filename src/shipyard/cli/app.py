@@ -12,6 +12,7 @@ import click
 import typer
 
 from shipyard.cli import contract, models
+from shipyard.cli.batch import batch_app
 from shipyard.cli.demo import demo
 from shipyard.cli.evaluate import evaluate, gates_app
 from shipyard.cli.monitor import feedback_app, monitor_app
@@ -37,6 +38,7 @@ app.add_typer(monitor_app, name="monitor")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(batch_app, name="batch")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)

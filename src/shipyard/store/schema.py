@@ -22,6 +22,8 @@ __all__ = [
     "HEAD_REVISION",
     "alerts",
     "aliases",
+    "batch_jobs",
+    "batch_units",
     "changes",
     "deployment_arms",
     "deployments",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 metadata = MetaData()
 
@@ -235,4 +237,40 @@ leases = Table(
     Column("name", String(128), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# A batch job: the version it scores, its inputs (with fingerprints) and output, and how it ended.
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("ref", String(256), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # running | succeeded | failed
+    Column("holder", String(256), nullable=False),  # host:pid of the process that runs it
+    Column("error", Text, nullable=True),
+    Column("actor", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# The units (Parquet row groups, or fixed runs of CSV/JSON Lines rows) a job finished: written
+# after the unit's parts were renamed into place, so a resume skips exactly these.
+batch_units = Table(
+    "batch_units",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), ForeignKey("batch_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("source", Integer, nullable=False),
+    Column("unit", Integer, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("scored", BigInteger, nullable=False),
+    Column("rejected", BigInteger, nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("job_id", "source", "unit", name="uq_batch_units_unit"),
 )

@@ -1,0 +1,1 @@
+"""Batch prediction: files of any size streamed through the one predict path, resumable."""

@@ -1,0 +1,384 @@
+"""The local batch engine: stream units of rows through the one predict path into output parts.
+
+For each unit of each input (see `sources`): its batches are validated by the version's contract
+and the rows that pass are predicted (`LoadedModel.validate` / `predict_valid`, the calls every
+path makes); predictions go to `<output>/part-SSSSS-UUUUUU.<fmt>` and rejected rows, with their
+reasons, to `<output>/rejects/part-SSSSS-UUUUUU.<fmt>`. Each part is written under a temporary name
+and renamed when the unit is complete, then the unit is recorded as done. Reading runs one unit
+ahead on a thread and writing on another, so reading, predicting and writing overlap; memory is
+bounded by a few batches.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from fsspec.core import url_to_fs
+
+from shipyard.batch.jobs import Job, Jobs, UnitDone
+from shipyard.batch.sources import Source, read_unit
+from shipyard.core.batch import Batch, Predictions
+from shipyard.errors import BatchError, ShipyardError
+from shipyard.registry.loaded import LoadedModel
+
+__all__ = ["OUTPUT_FORMATS", "Progress", "Summary", "run_job"]
+
+OUTPUT_FORMATS = ("parquet", "csv", "jsonl")
+_END = object()
+
+
+@dataclass
+class Progress:
+    """Rows done so far, for a progress bar or log lines (called after every batch)."""
+
+    rows: int = 0
+    scored: int = 0
+    rejected: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def rate(self) -> float:
+        """Rows per second so far."""
+        return self.rows / max(time.perf_counter() - self.started, 1e-9)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """How a run ended: rows in = scored + rejected."""
+
+    job: Job
+    seconds: float
+    rows_this_run: int
+
+    @property
+    def rate(self) -> float:
+        """Rows per second of this run."""
+        return self.rows_this_run / max(self.seconds, 1e-9)
+
+
+def run_job(
+    jobs: Jobs,
+    job: Job,
+    loaded: LoadedModel,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """Score every unit of `job` not yet done, then end it as succeeded or failed.
+
+    The job fails (its finished parts stay) when an input cannot be read, the model fails, or
+    more than `max_reject_share` of the rows were rejected.
+
+    Raises:
+        BatchError: the job failed; the message says why, and the job records it.
+    """
+    options = job.options
+    fs, root = url_to_fs(job.output)
+    fs.makedirs(root, exist_ok=True)
+    progress = Progress()
+    started = time.perf_counter()
+    try:
+        for index, source in enumerate(job.sources):
+            _check_unchanged(source)
+            skip = set(job.done.get(index, frozenset()))
+            offsets = _row_offsets(source, int(options["unit_rows"]))
+            units = read_unit(
+                source,
+                unit_rows=int(options["unit_rows"]),
+                batch_rows=int(options["batch_rows"]),
+                contract=loaded.contract,
+                skip=skip,
+            )
+            for unit, batches in _ahead(units):
+                scoring = _Unit(fs, root, job, loaded, index, unit, offsets(unit))
+                jobs.unit_done(job.id, scoring.score(batches, progress, on_progress))
+    except ShipyardError as exc:
+        ended = jobs.finish(job.id, "failed", str(exc))
+        raise BatchError(
+            f"batch job {job.id} failed: {exc}; fix it and run 'shipyard batch resume {job.id}'"
+        ) from exc
+    except BaseException as exc:  # Ctrl-C or a crash: leave the job resumable, say why
+        jobs.finish(job.id, "failed", f"interrupted: {type(exc).__name__}")
+        raise
+    ended = jobs.get(job.id)
+    share = ended.rejected / ended.rows if ended.rows else 0.0
+    limit = float(options["max_reject_share"])
+    if share > limit:
+        why = (
+            f"{ended.rejected} of {ended.rows} rows ({share:.2%}) were rejected, more than "
+            f"--max-reject-share {limit:.2%}; their reasons are under {job.output.rstrip('/')}/rejects/"
+        )
+        jobs.finish(job.id, "failed", why)
+        raise BatchError(f"batch job {job.id} failed: {why}")
+    ended = jobs.finish(job.id, "succeeded")
+    return Summary(ended, time.perf_counter() - started, progress.rows)
+
+
+def _check_unchanged(source: Source) -> None:
+    from shipyard.batch.sources import discover
+
+    now = discover(source.url)[0]
+    if now.fingerprint != source.fingerprint:
+        raise BatchError(
+            f"input {source.url} changed since the job started (size or modification time); "
+            "a resumed job would mix two versions of it. Start a new job"
+        )
+
+
+def _row_offsets(source: Source, unit_rows: int) -> Callable[[int], int]:
+    """The file row of each unit's first row: row-group sizes for Parquet, fixed units otherwise."""
+    if source.fmt != "parquet":
+        return lambda unit: unit * unit_rows
+    import pyarrow.parquet as pq
+
+    fs, path = url_to_fs(source.url)
+    with fs.open(path, "rb") as handle:
+        meta = pq.ParquetFile(handle).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return lambda unit: int(starts[unit])
+
+
+def _ahead(units: Iterator[tuple[int, Iterator[Batch]]]) -> Iterator[tuple[int, Iterator[Batch]]]:
+    """Read on a thread, two batches ahead of the model, so reading and predicting overlap."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for unit, batches in units:
+                for batch in batches:
+                    while not stop.is_set():
+                        try:
+                            ready.put((unit, batch), timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                ready.put((unit, _END))
+            ready.put((None, _END))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ready.put((None, exc))
+
+    reader = threading.Thread(target=read, name="shipyard-batch-read", daemon=True)
+    reader.start()
+    try:
+        pending: tuple[int, Any] | None = None
+        while True:
+            unit, item = pending or ready.get()
+            pending = None
+            if isinstance(item, BaseException):
+                raise item
+            if unit is None:
+                return
+
+            def batches(first: Any = item, current: int = unit) -> Iterator[Batch]:
+                nonlocal pending
+                item = first
+                while item is not _END:
+                    yield item
+                    got_unit, item = ready.get()
+                    if isinstance(item, BaseException):
+                        raise item
+                    if got_unit != current:  # cannot happen: a unit ends with _END
+                        pending = (got_unit, item)
+                        return
+
+            if item is _END:  # an empty unit
+                yield unit, iter(())
+            else:
+                yield unit, batches()
+    finally:
+        stop.set()
+
+
+class _Writer:
+    """Write one part's tables on a thread, under a temporary name; `commit` renames it into place."""
+
+    def __init__(self, fs: Any, path: str, fmt: str) -> None:
+        self.fs, self.path, self.fmt = fs, path, fmt
+        self.tmp = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.tmp"
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.rows = 0
+        self.thread = threading.Thread(target=self._run, name="shipyard-batch-write", daemon=True)
+        self.thread.start()
+
+    def write(self, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.rows += table.num_rows
+        self.queue.put(table)
+
+    def commit(self) -> None:
+        self.queue.put(_END)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        self.fs.mv(self.tmp, self.path)
+
+    def abandon(self) -> None:
+        self.queue.put(_END)
+        self.thread.join(timeout=30)
+        if self.fs.exists(self.tmp):
+            self.fs.rm(self.tmp)
+
+    def _run(self) -> None:
+        writer: Any = None
+        try:
+            with self.fs.open(self.tmp, "wb") as handle:
+                while (table := self.queue.get()) is not _END:
+                    writer = writer or _open_writer(handle, self.fmt, table.schema)
+                    writer.write_table(table)
+                if writer is not None:
+                    writer.close()
+        except BaseException as exc:
+            self.error = exc
+            while self.queue.get() is not _END:  # let the producer finish its puts
+                pass
+
+
+class _JsonLinesWriter:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def write_table(self, table: pa.Table) -> None:
+        import orjson
+
+        option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+        self.handle.write(b"".join(orjson.dumps(r, option=option) for r in table.to_pylist()))
+
+    def close(self) -> None:
+        return None
+
+
+def _open_writer(handle: Any, fmt: str, schema: pa.Schema) -> Any:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetWriter(handle, schema, compression="zstd")
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        return pcsv.CSVWriter(handle, schema)
+    return _JsonLinesWriter(handle)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One unit being scored: where its parts go and what its rows carry."""
+
+    fs: Any
+    root: str
+    job: Job
+    loaded: LoadedModel
+    source: int
+    unit: int
+    first_row: int
+
+    @property
+    def name(self) -> str:
+        return f"part-{self.source:05d}-{self.unit:06d}.{self.job.options['format']}"
+
+    @property
+    def input_url(self) -> str:
+        return self.job.sources[self.source].url
+
+    def score(
+        self, batches: Iterator[Batch], progress: Progress, on_progress: Callable[[Progress], None] | None
+    ) -> UnitDone:
+        """Validate and predict every batch; commit the parts; count rows in, scored and rejected."""
+        fmt = str(self.job.options["format"])
+        out = _Writer(self.fs, f"{self.root}/{self.name}", fmt)
+        rejects: _Writer | None = None
+        rows = scored = rejected = 0
+        try:
+            for batch in batches:
+                row = np.arange(self.first_row + rows, self.first_row + rows + batch.n_rows, dtype=np.int64)
+                validation = self.loaded.contract.validate(batch)
+                bad = validation.rejected_rows
+                if bad.size == 0:
+                    out.write(self.scored(batch, None, row, self.loaded.predict_valid(validation.batch)))
+                else:
+                    accepted = validation.accepted_rows
+                    if accepted.size:
+                        predictions = self.loaded.predict_valid(validation.batch.take(accepted))
+                        out.write(self.scored(batch, accepted, row[accepted], predictions))
+                    if rejects is None:
+                        self.fs.makedirs(f"{self.root}/rejects", exist_ok=True)
+                        rejects = _Writer(self.fs, f"{self.root}/rejects/{self.name}", fmt)
+                    rejects.write(self.rejected(batch, bad, row[bad], validation.reasons_by_row()))
+                rows += batch.n_rows
+                rejected += int(bad.size)
+                scored += batch.n_rows - int(bad.size)
+                progress.rows += batch.n_rows
+                progress.scored += batch.n_rows - int(bad.size)
+                progress.rejected += int(bad.size)
+                if on_progress is not None:
+                    on_progress(progress)
+            if out.rows == 0:  # every row rejected (or none): an empty part keeps the numbering whole
+                empty = Predictions.empty(self.loaded.contract.classes)
+                out.write(self.scored(Batch({}, 0), None, np.empty(0, np.int64), empty))
+            out.commit()
+            if rejects is not None:
+                rejects.commit()
+        except BaseException:
+            out.abandon()
+            if rejects is not None:
+                rejects.abandon()
+            raise
+        return UnitDone(self.source, self.unit, rows, scored, rejected)
+
+    def scored(self, batch: Batch, accepted: Any, row: Any, predictions: Predictions) -> pa.Table:
+        """The output rows: row number, (input file,) version, pass-through columns, predictions."""
+        n = len(row)
+        columns: dict[str, Any] = {"row": pa.array(row, pa.int64())}
+        if len(self.job.sources) > 1:  # which file the row came from, when there are several
+            columns["input_file"] = _constant(self.input_url, n)
+        columns["model_version"] = _constant(str(self.loaded.version.ref), n)
+        for name in self.job.options.get("passthrough", ()):
+            values = batch.columns.get(name)
+            if values is None:
+                raise BatchError(
+                    f"--passthrough column {name!r} is not in {self.input_url}; its columns are "
+                    f"{list(batch.names)}"
+                )
+            columns[name] = _arrow(values if accepted is None else values[accepted])
+        for name, values in predictions.to_columns().items():
+            columns[name] = _arrow(values)
+        return pa.table(columns)
+
+    def rejected(self, batch: Batch, bad: Any, row: Any, reasons: dict[int, list[str]]) -> pa.Table:
+        """The rejected rows: row number, input file, the reasons, and every input value as text."""
+        columns: dict[str, Any] = {
+            "row": pa.array(row, pa.int64()),
+            "input_file": _constant(self.input_url, len(row)),
+            "reason": pa.array(["; ".join(reasons.get(int(i), ["rejected"])) for i in bad], pa.string()),
+        }
+        for name, values in batch.columns.items():
+            columns[name] = pa.array(
+                [None if _missing(v) else str(v) for v in values[bad].tolist()], pa.string()
+            )
+        return pa.table(columns)
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _arrow(values: Any) -> pa.Array:
+    array = np.asarray(values)
+    if array.dtype.kind == "O":
+        return pa.array(array.tolist(), from_pandas=True)
+    return pa.array(array)

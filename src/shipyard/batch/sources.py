@@ -1,0 +1,224 @@
+"""Batch inputs: files found by paths, globs or fsspec URLs, read as a stream of units.
+
+A *unit* is the piece of an input that a job records as done: a Parquet row group, or a fixed
+number of rows of a CSV or JSON Lines file. Units are numbered the same way on every read of the
+same file, so a resumed job skips exactly the units it finished. A unit is read as one or more
+batches of at most `batch_rows` rows, never the whole file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+from fsspec.core import url_to_fs
+
+from shipyard.core.batch import Batch
+from shipyard.core.contract import Contract
+from shipyard.errors import InputError
+
+__all__ = ["FORMATS", "Source", "discover", "read_unit", "units_of"]
+
+FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+_CSV_BLOCK = 8 << 20  # bytes per CSV block
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file.
+
+    Args:
+        url: where it is (a local path or an fsspec URL).
+        fmt: 'parquet', 'csv' or 'jsonl'.
+        size: its size in bytes when found (a resumed job refuses a file that changed).
+        fingerprint: the size and modification time, hashed.
+    """
+
+    url: str
+    fmt: str
+    size: int
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The source as JSON-safe data (stored with the job)."""
+        return {"url": self.url, "fmt": self.fmt, "size": self.size, "fingerprint": self.fingerprint}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Source:
+        """The source `to_dict` stored."""
+        return cls(data["url"], data["fmt"], int(data["size"]), data["fingerprint"])
+
+
+def discover(patterns: str | Sequence[str]) -> list[Source]:
+    """Every file the paths, globs or URLs name, sorted by name within each pattern.
+
+    Raises:
+        InputError: a pattern matches nothing, or a file's suffix names no supported format.
+    """
+    found: list[Source] = []
+    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+        fs, path = url_to_fs(pattern)
+        matches = sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
+        matches = [m for m in matches if fs.isfile(m)]
+        if not matches:
+            raise InputError(f"--input {pattern!r} matches no file; expected a path, a glob or an fsspec URL")
+        for match in matches:
+            found.append(_source(fs, match))
+    return found
+
+
+def _source(fs: AbstractFileSystem, path: str) -> Source:
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    fmt = FORMATS.get(suffix)
+    if fmt is None:
+        raise InputError(
+            f"input {path} has suffix {suffix or 'none'!r}; expected one of {sorted(FORMATS)} "
+            "(Parquet, CSV or JSON Lines)"
+        )
+    info = fs.info(path)
+    size = int(info.get("size") or 0)
+    if size == 0:
+        raise InputError(f"input {path} is empty; expected rows")
+    modified = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or ""
+    fingerprint = hashlib.sha256(f"{size}:{modified}".encode()).hexdigest()[:16]
+    url = fs.unstrip_protocol(path) if fs.protocol not in ("file", ("file", "local")) else path
+    return Source(url, fmt, size, fingerprint)
+
+
+def units_of(source: Source, *, unit_rows: int) -> int | None:
+    """How many units the file has, when known without reading it (Parquet), else None."""
+    if source.fmt != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    fs, path = url_to_fs(source.url)
+    with fs.open(path, "rb") as handle:
+        return int(pq.ParquetFile(handle).num_row_groups)
+
+
+def read_unit(
+    source: Source, *, unit_rows: int, batch_rows: int, contract: Contract | None, skip: set[int]
+) -> Iterator[tuple[int, Iterator[Batch]]]:
+    """Yield (unit number, its batches of rows) for every unit of `source` not in `skip`.
+
+    A unit's batches must be consumed before the next unit is asked for. Values are left as the
+    file holds them where they do not parse, so the contract rejects the row that holds a bad
+    value, not the whole file.
+
+    Raises:
+        InputError: the file cannot be read as its format (the message names the file).
+    """
+    fs, path = url_to_fs(source.url)
+    try:
+        with fs.open(path, "rb") as handle:
+            if source.fmt == "parquet":
+                yield from _parquet_units(handle, batch_rows, skip)
+                return
+            rows = (
+                _csv_batches(handle, contract) if source.fmt == "csv" else _json_batches(handle, source.url)
+            )
+            yield from _row_units(rows, unit_rows, batch_rows, skip)
+    except InputError:
+        raise
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"cannot read {source.url} as {source.fmt}: {exc}") from None
+
+
+def _parquet_units(handle: Any, batch_rows: int, skip: set[int]) -> Iterator[tuple[int, Iterator[Batch]]]:
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(handle)
+    for group in range(file.num_row_groups):
+        if group in skip:
+            continue
+        batches = file.iter_batches(batch_size=batch_rows, row_groups=[group])
+        yield group, (Batch.from_arrow(b) for b in batches)
+
+
+def _csv_batches(handle: Any, contract: Contract | None) -> Iterator[Batch]:
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    # Every column is read as text, so one bad cell cannot fail the file (a streaming reader
+    # fixes its types on the first block); numbers are parsed per batch in C++, and a batch with
+    # a cell that does not parse leaves that column as text for the contract to reject the row.
+    names = pcsv.open_csv(handle, read_options=pcsv.ReadOptions(block_size=1 << 16)).schema.names
+    handle.seek(0)
+    numeric = {f.name for f in contract.features if f.is_numeric} if contract else set()
+    reader = pcsv.open_csv(
+        handle,
+        read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+        convert_options=pcsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
+        ),
+    )
+    for batch in reader:
+        columns = {}
+        for name, text in zip(batch.schema.names, batch.columns, strict=True):
+            columns[name] = text
+            if name in numeric or not contract:
+                with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    columns[name] = pc.cast(text, pa.float64())
+        yield Batch.from_arrow(pa.record_batch(list(columns.values()), names=list(columns)))
+
+
+def _json_batches(handle: Any, url: str) -> Iterator[Batch]:
+    import orjson
+
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{url} line {number} is not JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{url} line {number} is a JSON {type(record).__name__}; expected one object of "
+                "feature: value per line"
+            )
+        records.append(record)
+        if len(records) >= 8192:
+            yield Batch.from_records(records)
+            records = []
+    if records:
+        yield Batch.from_records(records)
+
+
+def _row_units(
+    batches: Iterator[Batch], unit_rows: int, batch_rows: int, skip: set[int]
+) -> Iterator[tuple[int, Iterator[Batch]]]:
+    """Regroup a stream of batches into units of exactly `unit_rows` rows (the last fewer)."""
+    pending: list[Batch] = []
+    held = 0
+    unit = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.n_rows
+        while held >= unit_rows:
+            whole = Batch.concat(pending) if len(pending) > 1 else pending[0]
+            taken, rest = whole.slice(0, unit_rows), whole.slice(unit_rows, whole.n_rows)
+            pending, held = ([rest] if rest.n_rows else []), held - unit_rows
+            if unit not in skip:
+                yield unit, _rebatch(taken, batch_rows)
+            unit += 1
+    if held and unit not in skip:
+        yield unit, _rebatch(Batch.concat(pending) if len(pending) > 1 else pending[0], batch_rows)
+
+
+def _rebatch(batch: Batch, batch_rows: int) -> Iterator[Batch]:
+    for start in range(0, batch.n_rows, batch_rows):
+        yield batch.slice(start, min(start + batch_rows, batch.n_rows))
