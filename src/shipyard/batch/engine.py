@@ -314,7 +314,8 @@ class _Unit:
                     if rejects is None:
                         self.fs.makedirs(f"{self.root}/rejects", exist_ok=True)
                         rejects = _Writer(self.fs, f"{self.root}/rejects/{self.name}", fmt)
-                    rejects.write(self.rejected(batch, bad, row[bad], validation.reasons_by_row()))
+                    reasons = validation.reasons_by_row(offset=int(row[0]))  # they name the file's rows
+                    rejects.write(self.rejected(batch, bad, row[bad], reasons))
                 rows += batch.n_rows
                 rejected += int(bad.size)
                 scored += batch.n_rows - int(bad.size)

@@ -202,13 +202,23 @@ class Validation:
             self.batch.take(rows), violations, self.counts, self.extra_columns, self._rejected[start:stop]
         )
 
-    def reasons_by_row(self) -> dict[int, list[str]]:
-        """Each rejected row's reasons, for quarantining bad rows with their cause."""
+    def reasons_by_row(self, *, offset: int = 0) -> dict[int, list[str]]:
+        """Each rejected row's reasons, for quarantining bad rows with their cause.
+
+        Args:
+            offset: added to the row numbers the reasons name (the batch's first row in its file);
+                the keys stay the rows' positions in this batch.
+        """
         reasons: dict[int, list[str]] = {}
         for v in self.violations:
             rows = self.rejected_rows.tolist() if v.row is None else [v.row]
             for row in rows:
-                reasons.setdefault(row, []).append(str(v))
+                shown = (
+                    v
+                    if v.row is None or not offset
+                    else Violation(v.row + offset, v.feature, v.value, v.reason)
+                )
+                reasons.setdefault(row, []).append(str(shown))
         return reasons
 
     def message(self, where: str | None = None) -> str:
