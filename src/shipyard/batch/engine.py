@@ -83,6 +83,7 @@ def run_job(
     fs.makedirs(root, exist_ok=True)
     progress = Progress()
     started = time.perf_counter()
+    pending: _Written | None = None
     try:
         for index, source in enumerate(job.sources):
             _check_unchanged(source)
@@ -97,13 +98,24 @@ def run_job(
             )
             for unit, batches in _ahead(units):
                 scoring = _Unit(fs, root, job, loaded, index, unit, offsets(unit))
-                jobs.unit_done(job.id, scoring.score(batches, progress, on_progress))
+                done = scoring.score(batches, progress, on_progress)
+                # The previous unit's parts finished writing meanwhile: rename and record them.
+                if pending is not None:
+                    jobs.unit_done(job.id, pending.commit())
+                pending = done
+        if pending is not None:
+            jobs.unit_done(job.id, pending.commit())
+            pending = None
     except ShipyardError as exc:
+        if pending is not None:
+            pending.abandon()
         ended = jobs.finish(job.id, "failed", str(exc))
         raise BatchError(
             f"batch job {job.id} failed: {exc}; fix it and run 'shipyard batch resume {job.id}'"
         ) from exc
     except BaseException as exc:  # Ctrl-C or a crash: leave the job resumable, say why
+        if pending is not None:
+            pending.abandon()
         jobs.finish(job.id, "failed", f"interrupted: {type(exc).__name__}")
         raise
     ended = jobs.get(job.id)
@@ -208,6 +220,7 @@ class _Writer:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.rows = 0
+        self.finished = False
         self.thread = threading.Thread(target=self._run, name="shipyard-batch-write", daemon=True)
         self.thread.start()
 
@@ -217,15 +230,21 @@ class _Writer:
         self.rows += table.num_rows
         self.queue.put(table)
 
-    def commit(self) -> None:
+    def finish(self) -> None:
+        """No more tables: the thread writes what it holds and closes the file."""
+        self.finished = True
         self.queue.put(_END)
+
+    def commit(self) -> None:
+        """Wait for the file to be complete, then rename it into place."""
         self.thread.join()
         if self.error is not None:
             raise self.error
         self.fs.mv(self.tmp, self.path)
 
     def abandon(self) -> None:
-        self.queue.put(_END)
+        if not self.finished:
+            self.finish()
         self.thread.join(timeout=30)
         if self.fs.exists(self.tmp):
             self.fs.rm(self.tmp)
@@ -272,6 +291,24 @@ def _open_writer(handle: Any, fmt: str, schema: pa.Schema) -> Any:
 
 
 @dataclass(frozen=True)
+class _Written:
+    """A scored unit whose parts are still being written."""
+
+    done: UnitDone
+    writers: list[_Writer]
+
+    def commit(self) -> UnitDone:
+        """Rename the parts into place (outputs last: a part means its rejects are there too)."""
+        for writer in reversed(self.writers):
+            writer.commit()
+        return self.done
+
+    def abandon(self) -> None:
+        for writer in self.writers:
+            writer.abandon()
+
+
+@dataclass(frozen=True)
 class _Unit:
     """One unit being scored: where its parts go and what its rows carry."""
 
@@ -293,8 +330,8 @@ class _Unit:
 
     def score(
         self, batches: Iterator[Batch], progress: Progress, on_progress: Callable[[Progress], None] | None
-    ) -> UnitDone:
-        """Validate and predict every batch; commit the parts; count rows in, scored and rejected."""
+    ) -> _Written:
+        """Validate and predict every batch; its parts finish writing on their threads."""
         fmt = str(self.job.options["format"])
         out = _Writer(self.fs, f"{self.root}/{self.name}", fmt)
         rejects: _Writer | None = None
@@ -327,15 +364,15 @@ class _Unit:
             if out.rows == 0:  # every row rejected (or none): an empty part keeps the numbering whole
                 empty = Predictions.empty(self.loaded.contract.classes)
                 out.write(self.scored(Batch({}, 0), None, np.empty(0, np.int64), empty))
-            out.commit()
-            if rejects is not None:
-                rejects.commit()
         except BaseException:
             out.abandon()
             if rejects is not None:
                 rejects.abandon()
             raise
-        return UnitDone(self.source, self.unit, rows, scored, rejected)
+        writers = [out] if rejects is None else [out, rejects]
+        for writer in writers:
+            writer.finish()
+        return _Written(UnitDone(self.source, self.unit, rows, scored, rejected), writers)
 
     def scored(self, batch: Batch, accepted: Any, row: Any, predictions: Predictions) -> pa.Table:
         """The output rows: row number, (input file,) version, pass-through columns, predictions."""

@@ -167,10 +167,20 @@ class Batch:
             {n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts)
         )
 
-    def to_numpy(self, dtype: npt.DTypeLike = np.float64) -> Array:
-        """All columns as one 2-D array of `dtype` (rows x columns)."""
+    def to_numpy(self, dtype: npt.DTypeLike = np.float64, *, order: str = "C") -> Array:
+        """All columns as one 2-D array of `dtype` (rows x columns).
+
+        Args:
+            order: 'C' (rows contiguous) or 'F' (columns contiguous: a plain copy of each column,
+                several times cheaper for large batches, and what tree ensembles read as fast).
+        """
         if not self.columns:
             return np.empty((self.n_rows, 0), dtype=dtype)
+        if order == "F":
+            out = np.empty((self.n_rows, len(self.columns)), dtype=dtype, order="F")
+            for j, column in enumerate(self.columns.values()):
+                out[:, j] = column
+            return out
         return np.column_stack([c.astype(dtype, copy=False) for c in self.columns.values()])
 
     def to_pandas(self) -> pd.DataFrame:

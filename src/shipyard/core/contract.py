@@ -406,23 +406,24 @@ class Contract:
         if len(features) < 2:
             return {}
         raws = [columns[f.name] for f in features]
-        matrix = np.column_stack(raws).astype(np.float64, copy=False)
-        # Comparisons with NaN are simply False; numpy does not warn for them.
-        odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
-        if ints.any():
-            odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
-        dirty: Array = np.asarray(odd.any(axis=0))
+        if data.n_rows >= _COLUMNWISE_ROWS:
+            # Large batches (batch prediction): a min and a max per column cost less than
+            # stacking every column into one matrix first.
+            dirty = np.array([_odd_column(raw, lo[j], hi[j], bool(ints[j])) for j, raw in enumerate(raws)])
+        else:
+            matrix = np.column_stack(raws).astype(np.float64, copy=False)
+            # Comparisons with NaN are simply False; numpy does not warn for them.
+            odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
+            if ints.any():
+                odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
+            dirty = np.asarray(odd.any(axis=0))
         clean: dict[str, Array] = {}
         for j, f in enumerate(features):
             if dirty[j]:
                 continue
             raw = raws[j]
             if f.dtype is DType.INT:
-                clean[f.name] = (
-                    raw.astype(np.int64, copy=False)
-                    if raw.dtype.kind in "iu"
-                    else matrix[:, j].astype(np.int64)
-                )
+                clean[f.name] = raw.astype(np.int64, copy=False) if raw.dtype.kind in "iu" else _whole(raw)
             else:
                 clean[f.name] = raw.astype(np.float64, copy=False)
         return clean
@@ -501,6 +502,26 @@ class _FeatureCheck:
             self.reject(unseen, f"not one of the contract's categories {shown}")
         else:
             self.count("unseen_category", unseen)
+
+
+_COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one by one
+
+
+def _odd_column(raw: Array, lo: float, hi: float, integer: bool) -> bool:
+    """True when a numeric column has a missing, out-of-range or (integer feature) fractional value."""
+    if raw.size == 0:
+        return False
+    if raw.dtype.kind in "iu":
+        return bool(raw.min() < lo or raw.max() > hi)
+    low, high = raw.min(), raw.max()  # NaN if any value is NaN
+    if np.isnan(low) or np.isnan(high) or low < lo or high > hi:
+        return True
+    return integer and bool(np.any(raw != np.floor(raw)))
+
+
+def _whole(raw: Array) -> Array:
+    """A float column known to hold whole numbers, as int64."""
+    return raw.astype(np.int64)
 
 
 def infer_contract(

@@ -65,7 +65,8 @@ class SklearnPredictor:
         """Predict `batch` (features in contract order)."""
         if batch.n_rows == 0:
             return Predictions.empty(self.classes, scores=self.scores)
-        features = batch.to_pandas() if self.frame_input else batch.to_numpy()
+        # Column order: one copy per column instead of a transposition (scikit-learn takes either).
+        features = batch.to_pandas() if self.frame_input else batch.to_numpy(order="F")
         try:
             if self.scores:
                 probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)
