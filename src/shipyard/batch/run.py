@@ -31,7 +31,7 @@ class BatchOptions:
     format: str = "parquet"
     passthrough: tuple[str, ...] = ()
     max_reject_share: float = 0.01
-    batch_rows: int = 65_536
+    batch_rows: int = 32_768
     unit_rows: int = 1_000_000
 
     def __post_init__(self) -> None:

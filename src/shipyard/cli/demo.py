@@ -99,7 +99,7 @@ def credit_model(frame: pd.DataFrame) -> Any:
 def demo(
     rows: Annotated[int, typer.Option(help="Rows of synthetic credit data.")] = 5000,
 ) -> None:
-    """Register, validate, evaluate and gate, promote, serve, monitor, roll out: everything so far."""
+    """Register, validate, evaluate, gate, serve, monitor, roll out, score in batch: everything so far."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -221,7 +221,8 @@ def demo(
 
 
 def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_url: str) -> None:
-    """Serve, monitor and roll out (steps 8 to 14)."""
+    """Serve, monitor, roll out and score in batch (steps 8 to 15)."""
+    from shipyard.cli.demo_batch import batch_demo
     from shipyard.cli.demo_rollout import rollout_demo  # it imports this module's helpers
 
     drifted = credit_data(400, seed=99)
@@ -230,6 +231,7 @@ def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_u
     with registry() as reg:
         monitoring_demo(reg, "credit@staging")
         rollout_demo(reg, credit)
+        batch_demo(reg, credit_data(5000, seed=7))
 
 
 DEMO_POLICY = """\
