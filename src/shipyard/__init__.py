@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipyard.batch.run import BatchOptions, resume_job, start_job
 from shipyard.config import Settings
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Feature, Validation, Violation
@@ -22,6 +23,7 @@ from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ArtifactIntegrityError,
+    BatchError,
     ConfigError,
     ConflictError,
     ContractError,
@@ -79,6 +81,8 @@ __all__ = [
     "Arm",
     "ArtifactIntegrityError",
     "Batch",
+    "BatchError",
+    "BatchOptions",
     "Change",
     "Client",
     "ConfigError",
@@ -151,7 +155,9 @@ __all__ = [
     "load",
     "monitor_report",
     "register",
+    "resume_job",
     "reweighing_weights",
+    "start_job",
 ]
 
 

@@ -23,8 +23,9 @@ import pyarrow as pa
 from fsspec.core import url_to_fs
 
 from shipyard.batch.jobs import Job, Jobs, UnitDone
+from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import Source, read_unit
-from shipyard.core.batch import Batch, Predictions
+from shipyard.core.batch import Batch
 from shipyard.errors import BatchError, ShipyardError
 from shipyard.registry.loaded import LoadedModel
 
@@ -41,12 +42,20 @@ class Progress:
     rows: int = 0
     scored: int = 0
     rejected: int = 0
+    total: int | None = None  # rows this run will read, when known (Parquet inputs)
     started: float = field(default_factory=time.perf_counter)
 
     @property
     def rate(self) -> float:
         """Rows per second so far."""
         return self.rows / max(time.perf_counter() - self.started, 1e-9)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far, when the total is known."""
+        if self.total is None or self.rows == 0:
+            return None
+        return max(self.total - self.rows, 0) / max(self.rate, 1e-9)
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,13 @@ def run_job(
     loaded: LoadedModel,
     *,
     on_progress: Callable[[Progress], None] | None = None,
+    store_url: str = "",
+    trust_code: bool = False,
 ) -> Summary:
     """Score every unit of `job` not yet done, then end it as succeeded or failed.
+
+    With the job's option `engine: spark`, Spark scores it (on `spark_master`); its executors load
+    the version from the artifact store at `store_url`.
 
     The job fails (its finished parts stay) when an input cannot be read, the model fails, or
     more than `max_reject_share` of the rows were rejected.
@@ -81,11 +95,18 @@ def run_job(
     options = job.options
     fs, root = url_to_fs(job.output)
     fs.makedirs(root, exist_ok=True)
-    progress = Progress()
+    progress = Progress(total=_rows_left(job))
     started = time.perf_counter()
     pending: _Written | None = None
     try:
-        for index, source in enumerate(job.sources):
+        if options.get("engine") == "spark":
+            from shipyard.batch.spark import spark_units
+
+            master = str(options.get("spark_master") or "local[*]")
+            progress.rows, _ = spark_units(
+                jobs, job, loaded, master=master, store_url=store_url, trust_code=trust_code
+            )
+        for index, source in enumerate(job.sources if options.get("engine") != "spark" else ()):
             _check_unchanged(source)
             skip = set(job.done.get(index, frozenset()))
             offsets = _row_offsets(source, int(options["unit_rows"]))
@@ -130,6 +151,22 @@ def run_job(
         raise BatchError(f"batch job {job.id} failed: {why}")
     ended = jobs.finish(job.id, "succeeded")
     return Summary(ended, time.perf_counter() - started, progress.rows)
+
+
+def _rows_left(job: Job) -> int | None:
+    """The rows of the units not done yet, when every input is Parquet (its footer says)."""
+    if any(source.fmt != "parquet" for source in job.sources):
+        return None
+    import pyarrow.parquet as pq
+
+    left = 0
+    for index, source in enumerate(job.sources):
+        fs, path = url_to_fs(source.url)
+        with fs.open(path, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+        done = job.done.get(index, frozenset())
+        left += sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups) if i not in done)
+    return left
 
 
 def _check_unchanged(source: Source) -> None:
@@ -325,8 +362,13 @@ class _Unit:
         return f"part-{self.source:05d}-{self.unit:06d}.{self.job.options['format']}"
 
     @property
-    def input_url(self) -> str:
-        return self.job.sources[self.source].url
+    def scorer(self) -> Scorer:
+        return Scorer(
+            self.loaded,
+            input_url=self.job.sources[self.source].url,
+            passthrough=tuple(self.job.options.get("passthrough", ())),
+            name_input=len(self.job.sources) > 1,
+        )
 
     def score(
         self, batches: Iterator[Batch], progress: Progress, on_progress: Callable[[Progress], None] | None
@@ -339,31 +381,25 @@ class _Unit:
         try:
             for batch in batches:
                 row = np.arange(self.first_row + rows, self.first_row + rows + batch.n_rows, dtype=np.int64)
-                validation = self.loaded.contract.validate(batch)
-                bad = validation.rejected_rows
-                if bad.size == 0:
-                    out.write(self.scored(batch, None, row, self.loaded.predict_valid(validation.batch)))
-                else:
-                    accepted = validation.accepted_rows
-                    if accepted.size:
-                        predictions = self.loaded.predict_valid(validation.batch.take(accepted))
-                        out.write(self.scored(batch, accepted, row[accepted], predictions))
+                good, bad = self.scorer.score(batch, row)
+                if good is not None:
+                    out.write(good)
+                if bad is not None:
                     if rejects is None:
                         self.fs.makedirs(f"{self.root}/rejects", exist_ok=True)
                         rejects = _Writer(self.fs, f"{self.root}/rejects/{self.name}", fmt)
-                    reasons = validation.reasons_by_row(offset=int(row[0]))  # they name the file's rows
-                    rejects.write(self.rejected(batch, bad, row[bad], reasons))
+                    rejects.write(bad)
+                n_bad = 0 if bad is None else bad.num_rows
                 rows += batch.n_rows
-                rejected += int(bad.size)
-                scored += batch.n_rows - int(bad.size)
+                rejected += n_bad
+                scored += batch.n_rows - n_bad
                 progress.rows += batch.n_rows
-                progress.scored += batch.n_rows - int(bad.size)
-                progress.rejected += int(bad.size)
+                progress.scored += batch.n_rows - n_bad
+                progress.rejected += n_bad
                 if on_progress is not None:
                     on_progress(progress)
             if out.rows == 0:  # every row rejected (or none): an empty part keeps the numbering whole
-                empty = Predictions.empty(self.loaded.contract.classes)
-                out.write(self.scored(Batch({}, 0), None, np.empty(0, np.int64), empty))
+                out.write(self.scorer.empty())
         except BaseException:
             out.abandon()
             if rejects is not None:
@@ -373,50 +409,3 @@ class _Unit:
         for writer in writers:
             writer.finish()
         return _Written(UnitDone(self.source, self.unit, rows, scored, rejected), writers)
-
-    def scored(self, batch: Batch, accepted: Any, row: Any, predictions: Predictions) -> pa.Table:
-        """The output rows: row number, (input file,) version, pass-through columns, predictions."""
-        n = len(row)
-        columns: dict[str, Any] = {"row": pa.array(row, pa.int64())}
-        if len(self.job.sources) > 1:  # which file the row came from, when there are several
-            columns["input_file"] = _constant(self.input_url, n)
-        columns["model_version"] = _constant(str(self.loaded.version.ref), n)
-        for name in self.job.options.get("passthrough", ()):
-            values = batch.columns.get(name)
-            if values is None:
-                raise BatchError(
-                    f"--passthrough column {name!r} is not in {self.input_url}; its columns are "
-                    f"{list(batch.names)}"
-                )
-            columns[name] = _arrow(values if accepted is None else values[accepted])
-        for name, values in predictions.to_columns().items():
-            columns[name] = _arrow(values)
-        return pa.table(columns)
-
-    def rejected(self, batch: Batch, bad: Any, row: Any, reasons: dict[int, list[str]]) -> pa.Table:
-        """The rejected rows: row number, input file, the reasons, and every input value as text."""
-        columns: dict[str, Any] = {
-            "row": pa.array(row, pa.int64()),
-            "input_file": _constant(self.input_url, len(row)),
-            "reason": pa.array(["; ".join(reasons.get(int(i), ["rejected"])) for i in bad], pa.string()),
-        }
-        for name, values in batch.columns.items():
-            columns[name] = pa.array(
-                [None if _missing(v) else str(v) for v in values[bad].tolist()], pa.string()
-            )
-        return pa.table(columns)
-
-
-def _constant(value: str, n: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value))
-
-
-def _arrow(values: Any) -> pa.Array:
-    array = np.asarray(values)
-    if array.dtype.kind == "O":
-        return pa.array(array.tolist(), from_pandas=True)
-    return pa.array(array)

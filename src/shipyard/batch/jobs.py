@@ -24,7 +24,7 @@ from shipyard.errors import ConflictError, NotFoundError
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import batch_jobs, batch_units
 
-__all__ = ["Job", "JobState", "Jobs", "UnitDone"]
+__all__ = ["Job", "JobState", "Jobs", "UnitDone", "alive", "this_process"]
 
 JobState = Literal["running", "succeeded", "failed"]
 
@@ -189,7 +189,7 @@ class Jobs:
                 raise NotFoundError(f"no batch job {job_id!r}; 'shipyard batch list' shows the jobs")
             if row.state == "succeeded":
                 raise ConflictError(f"batch job {job_id} succeeded already; nothing to resume")
-            if row.state == "running" and _alive(row.holder):
+            if row.state == "running" and alive(row.holder):
                 raise ConflictError(
                     f"batch job {job_id} is running in process {row.holder}; stop it first, or wait"
                 )
@@ -240,7 +240,7 @@ class Jobs:
         return self.get(job_id)
 
 
-def _alive(holder: str) -> bool:
+def alive(holder: str) -> bool:
     """True when `holder` is a process on this host that still exists."""
     host, _, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():

@@ -26,6 +26,8 @@ class BatchOptions:
         max_reject_share: the job fails when more than this share of its rows is rejected.
         batch_rows: rows per model call.
         unit_rows: rows per resumable unit of a CSV or JSON Lines file (Parquet: its row groups).
+        engine: 'local' (streamed in this process) or 'spark' (Spark executors, `mapInArrow`).
+        spark_master: the Spark master for the spark engine (`local[*]`, `spark://host:7077`, ...).
     """
 
     format: str = "parquet"
@@ -33,12 +35,18 @@ class BatchOptions:
     max_reject_share: float = 0.01
     batch_rows: int = 32_768
     unit_rows: int = 1_000_000
+    engine: str = "local"
+    spark_master: str = "local[*]"
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
             raise BatchError(f"--format is {self.format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
         if not 0 <= self.max_reject_share <= 1 or math.isnan(self.max_reject_share):
             raise BatchError(f"--max-reject-share is {self.max_reject_share}; expected a share from 0 to 1")
+        if self.engine not in ("local", "spark"):
+            raise BatchError(f"--engine is {self.engine!r}; expected local or spark")
+        if self.engine == "spark" and self.format != "parquet":
+            raise BatchError(f"--engine spark writes Parquet; --format {self.format} needs --engine local")
         for name in ("batch_rows", "unit_rows"):
             if getattr(self, name) < 1:
                 raise BatchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 1 or more")
@@ -69,7 +77,8 @@ def start_job(
         ref=str(version.ref), model=version.name, version=version.version, sources=sources, output=output,
         options=asdict(options) | {"passthrough": list(options.passthrough)},
     )  # fmt: skip
-    return run_job(jobs, job, loaded, on_progress=on_progress)
+    store = registry.settings.store_url
+    return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_code=trust_code)
 
 
 def resume_job(
@@ -89,4 +98,5 @@ def resume_job(
     jobs = Jobs(registry.meta, actor=registry.actor)
     job = jobs.claim(job_id)
     loaded = registry.load(ModelRef(job.model, version=job.version), trust_code=trust_code)
-    return run_job(jobs, job, loaded, on_progress=on_progress)
+    store = registry.settings.store_url
+    return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_code=trust_code)

@@ -12,7 +12,7 @@ import click
 import typer
 
 from shipyard.cli import contract, models
-from shipyard.cli.batch import batch_app
+from shipyard.cli.batch import batch_app, schedule_app, scheduler
 from shipyard.cli.demo import demo
 from shipyard.cli.evaluate import evaluate, gates_app
 from shipyard.cli.monitor import feedback_app, monitor_app
@@ -39,11 +39,13 @@ app.add_typer(feedback_app, name="feedback")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(batch_app, name="batch")
+app.add_typer(schedule_app, name="schedule")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)
 app.command()(serve)
 app.command()(server)
+app.command()(scheduler)
 
 
 @app.callback()

@@ -12,7 +12,7 @@ from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.errors import ConfigError
 
-__all__ = ["batch_app"]
+__all__ = ["batch_app", "schedule_app", "scheduler"]
 
 batch_app = typer.Typer(
     help="Batch prediction: stream files through a model, resumable, with rejected rows kept aside.",
@@ -40,20 +40,24 @@ def batch_run(
     unit_rows: Annotated[
         int, typer.Option(help="Rows per resumable unit of a CSV or JSON Lines file (Parquet: row groups).")
     ] = 1_000_000,
+    spark_master: Annotated[
+        str,
+        typer.Option(help="The Spark master for --engine spark (local[*], spark://host:7077, yarn, ...)."),
+    ] = "local[*]",
     trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score every row of the inputs; rows the contract rejects go to OUTPUT/rejects/ with reasons."""
     from shipyard.batch.run import BatchOptions, start_job
 
-    if engine != "local":
-        raise ConfigError(f"--engine {engine!r} is not available yet; use --engine local")
     options = BatchOptions(
         format=format,
         passthrough=tuple(passthrough or ()),
         max_reject_share=max_reject_share,
         batch_rows=batch_rows,
         unit_rows=unit_rows,
+        engine=engine,
+        spark_master=spark_master,
     )
     with registry() as reg:
         summary = start_job(
@@ -137,18 +141,26 @@ def _show_summary(data: dict[str, Any], json_out: bool) -> None:
 
 
 def _reporter(quiet: bool) -> Any:
-    """A rich progress line on a terminal; a plain log line every 10 s otherwise."""
+    """A progress bar (rows/s, ETA) on a terminal; a plain log line every 10 s otherwise."""
     if quiet:
         return None
     if sys.stderr.isatty():
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True)
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
         task = bar.add_task("scoring", total=None)
         bar.start()
 
         def show(progress: Any) -> None:
-            bar.update(task, description=_line(progress))
+            bar.update(task, description=_line(progress), completed=progress.rows, total=progress.total)
+            if progress.total is not None and progress.rows >= progress.total:
+                bar.stop()
 
         return show
     last = [time.monotonic()]
@@ -156,10 +168,151 @@ def _reporter(quiet: bool) -> Any:
     def log(progress: Any) -> None:
         if time.monotonic() - last[0] >= 10:
             last[0] = time.monotonic()
-            typer.echo(f"scored {_line(progress)}", err=True)
+            eta = f", about {progress.eta:,.0f}s left" if progress.eta is not None else ""
+            typer.echo(f"scored {_line(progress)}{eta}", err=True)
 
     return log
 
 
 def _line(progress: Any) -> str:
     return f"{progress.rows:,} rows ({progress.rejected:,} rejected), {progress.rate:,.0f} rows/s"
+
+
+# -- schedules ---------------------------------------------------------------------------------
+schedule_app = typer.Typer(
+    help="Run shipyard commands on a cron schedule ('shipyard scheduler' runs them).", no_args_is_help=True
+)
+
+
+@schedule_app.command("add", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def schedule_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The schedule's name.")],
+    cron: Annotated[str, typer.Option(help="Five cron fields in UTC, e.g. '0 2 * * *'.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Add a schedule: NAME --cron '0 2 * * *' -- batch run REF --input ... --output ..."""
+    from shipyard.batch.schedules import Schedules
+
+    with registry() as reg:
+        added = Schedules(reg.meta, actor=reg.actor).add(name, cron, ctx.args)
+    if json_out:
+        emit_json(added.to_dict())
+        return
+    console.print(
+        f"schedule [bold]{added.name}[/] runs 'shipyard {' '.join(added.args)}' at '{added.cron}' (UTC); "
+        f"next at {added.to_dict()['next_due_at']}; run 'shipyard scheduler' to carry it out",
+        highlight=False,
+    )
+
+
+@schedule_app.command("list")
+def schedule_list(json_out: JsonOpt = False) -> None:
+    """Every schedule, with its last and next due time."""
+    from shipyard.batch.schedules import Schedules
+
+    with registry() as reg:
+        found = [s.to_dict() for s in Schedules(reg.meta, actor=reg.actor).list()]
+    if json_out:
+        emit_json(found)
+        return
+    if not found:
+        console.print("no schedules; add one with 'shipyard schedule add NAME --cron ... -- batch run ...'")
+        return
+    table(
+        None,
+        ["name", "cron (UTC)", "command", "last due", "next due"],
+        [
+            (s["name"], s["cron"], " ".join(s["command"]), s["last_due_at"] or "-", s["next_due_at"])
+            for s in found
+        ],
+    )
+
+
+@schedule_app.command("remove")
+def schedule_remove(name: Annotated[str, typer.Argument(help="The schedule's name.")]) -> None:
+    """Remove a schedule and its history of runs."""
+    from shipyard.batch.schedules import Schedules
+
+    with registry() as reg:
+        Schedules(reg.meta, actor=reg.actor).remove(name)
+    console.print(f"removed schedule {name}")
+
+
+@schedule_app.command("history")
+def schedule_history(
+    name: Annotated[str, typer.Argument(help="The schedule's name.")],
+    limit: Annotated[int, typer.Option(help="The newest runs to show.")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """A schedule's runs, newest first: when due, how they ended."""
+    from shipyard.batch.schedules import Schedules
+
+    with registry() as reg:
+        schedules = Schedules(reg.meta, actor=reg.actor)
+        schedules.get(name)
+        runs = schedules.runs(name, limit=limit)
+    if json_out:
+        emit_json([r.to_dict() for r in runs])
+        return
+    table(
+        f"runs of {name}",
+        ["due", "started", "status", "exit", "output (end)"],
+        [
+            (f"{r.due_at:%Y-%m-%d %H:%M}", f"{r.started_at:%H:%M:%S}", r.status, r.exit_code, r.output[-120:])
+            for r in runs
+        ],
+    )
+
+
+@schedule_app.command("export")
+def schedule_export(
+    name: Annotated[str, typer.Argument(help="The schedule's name.")],
+    k8s: Annotated[
+        bool, typer.Option("--k8s", help="Print a Kubernetes CronJob (the only export so far).")
+    ] = False,
+    image: Annotated[
+        str, typer.Option(help="The container image with shipyard installed.")
+    ] = "shipyard:latest",
+    secret: Annotated[
+        str | None, typer.Option(help="A Secret holding SHIPYARD_DB_URL and SHIPYARD_STORE_URL.")
+    ] = None,
+) -> None:
+    """Print the schedule as a Kubernetes CronJob (YAML) that runs the same command."""
+    import yaml
+
+    from shipyard.batch.schedules import Schedules, kubernetes_cronjob
+
+    if not k8s:
+        raise ConfigError("say what to export as: --k8s (a Kubernetes CronJob)")
+    with registry() as reg:
+        schedule = Schedules(reg.meta, actor=reg.actor).get(name)
+    typer.echo(
+        yaml.safe_dump(kubernetes_cronjob(schedule, image=image, secret=secret), sort_keys=False), nl=False
+    )
+
+
+def scheduler(
+    every: Annotated[float, typer.Option(help="Seconds between checks of the schedules.")] = 30.0,
+    once: Annotated[bool, typer.Option("--once", help="Start what is due, wait for it, and exit.")] = False,
+) -> None:
+    """Run due schedules until SIGTERM: one run at a time per schedule; missed runs run once."""
+    import logging
+    import signal
+    import threading
+
+    from shipyard.batch.schedules import Scheduler, Schedules
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with registry() as reg:
+        runner = Scheduler(Schedules(reg.meta, actor=reg.actor))
+        if once:
+            runner.tick()
+            for run in runner.reap(wait=True):
+                console.print(f"{run.schedule}: {run.status} (exit {run.exit_code})", highlight=False)
+            return
+        stop = threading.Event()
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda *_: stop.set())
+        console.print(f"scheduler running, checking every {every:g}s; Ctrl-C stops it")
+        runner.run(stop, every=every)

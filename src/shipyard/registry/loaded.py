@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Validation
-from shipyard.errors import PredictionError, ShipyardError
+from shipyard.core.dtypes import DType
+from shipyard.errors import ContractViolationError, PredictionError, ShipyardError
 from shipyard.flavors.base import Predictor
 
 if TYPE_CHECKING:
     from shipyard.registry.registry import ModelVersion
 
-__all__ = ["LoadedModel"]
+__all__ = ["LoadedModel", "example_row", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +72,36 @@ class LoadedModel:
             raise PredictionError(
                 f"{self.version.ref} failed to predict {batch.n_rows} row(s): {exc!r}"
             ) from exc
+
+
+def example_row(contract: Contract) -> dict[str, Any]:
+    """A row the contract accepts: mid-range numbers, first categories, false, empty text."""
+    row: dict[str, Any] = {}
+    for f in contract.features:
+        if f.categories:
+            row[f.name] = f.categories[0]
+        elif f.dtype is DType.BOOL:
+            row[f.name] = False
+        elif f.dtype is DType.STRING:
+            row[f.name] = ""
+        else:
+            lo = f.min if f.min is not None else (f.max if f.max is not None else 0.0)
+            hi = f.max if f.max is not None else lo
+            value = (lo + hi) / 2.0
+            row[f.name] = round(value) if f.dtype is DType.INT else value
+    return row
+
+
+def warm_up(loaded: LoadedModel) -> Predictions:
+    """Predict one `example_row` of the contract, so the first caller pays no first-call costs.
+
+    Raises:
+        PredictionError: the model cannot predict a row its contract accepts.
+    """
+    row = example_row(loaded.contract)
+    try:
+        return loaded.predict([row])
+    except ContractViolationError as exc:
+        raise PredictionError(
+            f"{loaded.version.ref} rejected its own warm-up row {row}: {exc}; check the contract"
+        ) from exc

@@ -58,7 +58,7 @@ from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import aliases, changes, model_versions, models, tags
 
-__all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry"]
+__all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry", "load_version"]
 
 
 class Registry:
@@ -359,10 +359,7 @@ class Registry:
             UntrustedArtifactError: loading would run code or types not trusted.
         """
         version = self.get(ref)  # an alias to an archived version is refused here
-        saved = unpack(self.artifacts.get(version.artifact_digest))
-        flavor = flavor_named(saved.flavor)
-        predictor = flavor.load(saved, LoadOptions(trust_code=trust_code))
-        return LoadedModel(version, predictor)
+        return load_version(version, self.artifacts, trust_code=trust_code)
 
     def get_model(self, name: str) -> RegisteredModel:
         """A registered model and the state of its versions.
@@ -650,6 +647,19 @@ class Registry:
         self, conn: Connection, action: str, model: str, version: int | None, detail: dict[str, Any]
     ) -> None:
         record_change(conn, action, actor=self.actor, model=model, version=version, detail=detail)
+
+
+def load_version(version: ModelVersion, artifacts: ArtifactStore, *, trust_code: bool = False) -> LoadedModel:
+    """Load a version from its record and the artifact store alone (no metadata store needed:
+    what a Spark executor does); the artifact's digest is checked.
+
+    Raises:
+        ArtifactIntegrityError: the artifact was changed on storage.
+        UntrustedArtifactError: loading would run code or types not trusted.
+    """
+    saved = unpack(artifacts.get(version.artifact_digest))
+    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_code=trust_code))
+    return LoadedModel(version, predictor)
 
 
 def _os_user() -> str:

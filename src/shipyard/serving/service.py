@@ -24,7 +24,6 @@ import numpy as np
 
 from shipyard.core.batch import Array, Batch, Predictions
 from shipyard.core.contract import Contract
-from shipyard.core.dtypes import DType
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ContractViolationError,
@@ -37,7 +36,7 @@ from shipyard.errors import (
 from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles
-from shipyard.registry.loaded import LoadedModel
+from shipyard.registry.loaded import LoadedModel, example_row, warm_up
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
 from shipyard.rollout.routing import Router
@@ -598,39 +597,6 @@ class ModelService:
             )
         )
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
-
-
-def example_row(contract: Contract) -> dict[str, Any]:
-    """A row the contract accepts: mid-range numbers, first categories, false, empty text."""
-    row: dict[str, Any] = {}
-    for f in contract.features:
-        if f.categories:
-            row[f.name] = f.categories[0]
-        elif f.dtype is DType.BOOL:
-            row[f.name] = False
-        elif f.dtype is DType.STRING:
-            row[f.name] = ""
-        else:
-            lo = f.min if f.min is not None else (f.max if f.max is not None else 0.0)
-            hi = f.max if f.max is not None else lo
-            value = (lo + hi) / 2.0
-            row[f.name] = round(value) if f.dtype is DType.INT else value
-    return row
-
-
-def warm_up(loaded: LoadedModel) -> Predictions:
-    """Predict one `example_row` of the contract, so the first caller pays no first-call costs.
-
-    Raises:
-        PredictionError: the model cannot predict a row its contract accepts.
-    """
-    row = example_row(loaded.contract)
-    try:
-        return loaded.predict([row])
-    except ContractViolationError as exc:
-        raise PredictionError(
-            f"{loaded.version.ref} rejected its own warm-up row {row}: {exc}; check the contract"
-        ) from exc
 
 
 def _violation(message: str, validation: Any) -> ContractViolationError:

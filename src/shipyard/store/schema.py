@@ -36,11 +36,13 @@ __all__ = [
     "models",
     "rollout_history",
     "rollouts",
+    "schedule_runs",
+    "schedules",
     "tags",
 ]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 metadata = MetaData()
 
@@ -273,4 +275,33 @@ batch_units = Table(
     Column("rejected", BigInteger, nullable=False),
     Column("done_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("job_id", "source", "unit", name="uq_batch_units_unit"),
+)
+
+# A schedule: a shipyard command (its arguments) run at the times a cron expression names (UTC).
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("cron", String(128), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("last_due_at", DateTime(timezone=True), nullable=True),  # the latest due time claimed
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+)
+
+# Each due time a scheduler claimed: unique, so two schedulers never both start one.
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("schedule", String(128), ForeignKey("schedules.name", ondelete="CASCADE"), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("holder", String(256), nullable=False),
+    Column("status", String(16), nullable=False),  # running | succeeded | failed | skipped
+    Column("exit_code", Integer, nullable=True),
+    Column("output", Text, nullable=False),
+    UniqueConstraint("schedule", "due_at", name="uq_schedule_runs_due"),
 )

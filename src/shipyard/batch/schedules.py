@@ -1,0 +1,392 @@
+"""Schedules: a `shipyard` command run on a cron expression, stored in the metadata store.
+
+`Scheduler.tick` starts every schedule whose latest due time has not been run yet, as a child
+process (`python -m shipyard ARGS`), and records each run and how it ended. A schedule runs one
+at a time: a due time that finds the previous run still going is recorded as skipped. Due times
+missed while no scheduler ran are run once, for the latest of them, not once each. Two
+schedulers sharing a database cannot both start one due time (a unique key on it).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from shipyard.batch.jobs import alive, this_process
+from shipyard.errors import BatchError, ConflictError, NotFoundError
+from shipyard.store.metadata import MetadataStore, as_utc, utcnow
+from shipyard.store.schema import schedule_runs, schedules
+
+__all__ = ["Schedule", "ScheduleRun", "Scheduler", "Schedules", "kubernetes_cronjob"]
+
+log = logging.getLogger("shipyard.scheduler")
+
+#: The commands a schedule may run (a schedule of `scheduler` or `serve` makes no sense).
+SCHEDULABLE = ("batch", "monitor", "evaluate", "gates", "predict")
+_OUTPUT_TAIL = 4000
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A command and when it runs."""
+
+    name: str
+    cron: str
+    args: tuple[str, ...]
+    enabled: bool
+    last_due_at: datetime | None
+    created_at: datetime
+    actor: str
+
+    def due(self, now: datetime) -> datetime | None:
+        """The latest due time at or before `now` not yet run, or None."""
+        from croniter import croniter
+
+        latest: datetime = croniter(self.cron, now.astimezone(UTC)).get_prev(datetime)
+        if latest <= (self.last_due_at or self.created_at):
+            return None
+        return latest
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first due time after `moment`."""
+        from croniter import croniter
+
+        following: datetime = croniter(self.cron, moment.astimezone(UTC)).get_next(datetime)
+        return following
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schedule as JSON-safe data."""
+        return {
+            "name": self.name,
+            "cron": self.cron,
+            "command": ["shipyard", *self.args],
+            "enabled": self.enabled,
+            "last_due_at": self.last_due_at.isoformat() if self.last_due_at else None,
+            "next_due_at": self.next_after(max(utcnow(), self.last_due_at or self.created_at)).isoformat(),
+            "created_at": self.created_at.isoformat(),
+            "actor": self.actor,
+        }
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    """One run of a schedule: when it was due, how it ended, the end of its output."""
+
+    id: int
+    schedule: str
+    due_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # running | succeeded | failed | skipped
+    exit_code: int | None
+    output: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-safe data."""
+        return {
+            "id": self.id,
+            "schedule": self.schedule,
+            "due_at": self.due_at.isoformat(),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "output": self.output,
+        }
+
+
+def check_cron(cron: str) -> str:
+    """The cron expression, checked.
+
+    Raises:
+        BatchError: it is not five cron fields croniter understands.
+    """
+    from croniter import croniter
+
+    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+        raise BatchError(
+            f"--cron {cron!r} is not a cron expression; expected five fields, minute hour day month "
+            "weekday, e.g. '0 2 * * *' (02:00 UTC every day)"
+        )
+    return cron
+
+
+class Schedules:
+    """Add, list, remove schedules and read their runs.
+
+    Args:
+        meta: the metadata store.
+        actor: who adds schedules, for the record.
+    """
+
+    def __init__(self, meta: MetadataStore, *, actor: str) -> None:
+        self.meta = meta
+        self.actor = actor
+
+    def add(self, name: str, cron: str, args: Sequence[str]) -> Schedule:
+        """A new schedule of `shipyard ARGS`; its first run is at the first due time from now.
+
+        Raises:
+            BatchError: the name, the cron expression or the command is not acceptable.
+            ConflictError: a schedule of that name exists.
+        """
+        from shipyard.core.refs import check_name
+
+        check_name(name)
+        check_cron(cron)
+        args = tuple(args)
+        if not args or args[0] not in SCHEDULABLE:
+            raise BatchError(
+                f"a schedule runs a shipyard command; got {' '.join(args) or 'nothing'!r}. Expected one of "
+                f"{', '.join(SCHEDULABLE)} after '--', e.g. '-- batch run fraud@production --input ... "
+                "--output ...'"
+            )
+
+        def change(conn: Connection) -> None:
+            if conn.execute(select(schedules.c.name).where(schedules.c.name == name)).first():
+                raise ConflictError(f"a schedule named {name!r} exists; remove it first or pick another name")
+            conn.execute(
+                insert(schedules).values(
+                    name=name, cron=cron, args=list(args), enabled=True, last_due_at=None,
+                    created_at=utcnow(), actor=self.actor,
+                )
+            )  # fmt: skip
+
+        self.meta.write(change)
+        return self.get(name)
+
+    def get(self, name: str) -> Schedule:
+        """The schedule `name`.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+        with self.meta.read() as conn:
+            row = conn.execute(select(schedules).where(schedules.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no schedule named {name!r}; 'shipyard schedule list' shows them")
+        return _schedule(row)
+
+    def list(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        with self.meta.read() as conn:
+            return [_schedule(r) for r in conn.execute(select(schedules).order_by(schedules.c.name)).all()]
+
+    def remove(self, name: str) -> None:
+        """Remove a schedule and its history.
+
+        Raises:
+            NotFoundError: there is none.
+        """
+
+        def change(conn: Connection) -> None:
+            if conn.execute(delete(schedules).where(schedules.c.name == name)).rowcount == 0:
+                raise NotFoundError(f"no schedule named {name!r}; 'shipyard schedule list' shows them")
+
+        self.meta.write(change)
+
+    def runs(self, name: str, *, limit: int = 50) -> builtins.list[ScheduleRun]:
+        """The schedule's runs, newest first."""
+        with self.meta.read() as conn:
+            rows = conn.execute(
+                select(schedule_runs)
+                .where(schedule_runs.c.schedule == name)
+                .order_by(schedule_runs.c.due_at.desc())
+                .limit(limit)
+            ).all()
+        return [_run(r) for r in rows]
+
+    def claim(self, name: str, due_at: datetime) -> ScheduleRun | None:
+        """Record the run of `name` due at `due_at` as started, or as skipped when the previous one
+        still runs; None when another scheduler took this due time already."""
+
+        def change(conn: Connection) -> int | None:
+            row = conn.execute(select(schedules).where(schedules.c.name == name)).first()
+            if row is None or (row.last_due_at is not None and as_utc(row.last_due_at) >= due_at):
+                return None
+            conn.execute(update(schedules).where(schedules.c.name == name).values(last_due_at=due_at))
+            running = conn.execute(
+                select(schedule_runs)
+                .where(schedule_runs.c.schedule == name)
+                .where(schedule_runs.c.status == "running")
+            ).all()
+            busy = False
+            for run in running:
+                if alive(run.holder):
+                    busy = True
+                else:  # its scheduler died with it: say so, so it no longer holds the schedule
+                    conn.execute(
+                        update(schedule_runs)
+                        .where(schedule_runs.c.id == run.id)
+                        .values(
+                            status="failed",
+                            finished_at=utcnow(),
+                            output="the scheduler stopped during the run",
+                        )
+                    )
+            now = utcnow()
+            return int(
+                conn.execute(
+                    insert(schedule_runs)
+                    .values(
+                        schedule=name, due_at=due_at, started_at=now, holder=this_process(),
+                        status="skipped" if busy else "running", exit_code=None,
+                        finished_at=now if busy else None,
+                        output="the previous run was still running" if busy else "",
+                    )
+                    .returning(schedule_runs.c.id)
+                ).scalar_one()
+            )  # fmt: skip
+
+        run_id = self.meta.write(change)
+        return None if run_id is None else self._run(run_id)
+
+    def finish(self, run_id: int, *, exit_code: int, output: str) -> ScheduleRun:
+        """Record how a run ended."""
+        self.meta.write(
+            lambda conn: conn.execute(
+                update(schedule_runs)
+                .where(schedule_runs.c.id == run_id)
+                .values(
+                    status="succeeded" if exit_code == 0 else "failed",
+                    exit_code=exit_code,
+                    finished_at=utcnow(),
+                    output=output[-_OUTPUT_TAIL:],
+                )
+            )
+        )
+        return self._run(run_id)
+
+    def _run(self, run_id: int) -> ScheduleRun:
+        with self.meta.read() as conn:
+            return _run(conn.execute(select(schedule_runs).where(schedule_runs.c.id == run_id)).one())
+
+
+@dataclass
+class Scheduler:
+    """Start due schedules as child processes and record how they end.
+
+    Args:
+        schedules: where the schedules live.
+        env: extra environment for the runs (the scheduler's own is passed on).
+    """
+
+    schedules: Schedules
+    env: dict[str, str] = field(default_factory=dict)
+    running: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
+
+    def tick(self, now: datetime | None = None) -> list[ScheduleRun]:
+        """Reap finished runs, then start every due schedule; returns the runs started or skipped."""
+        self.reap()
+        now = now or utcnow()
+        started = []
+        for schedule in self.schedules.list():
+            due = schedule.due(now) if schedule.enabled else None
+            if due is None:
+                continue
+            run = self.schedules.claim(schedule.name, due)
+            if run is None:
+                continue
+            if run.status == "running":
+                command = [sys.executable, "-m", "shipyard", *schedule.args]
+                log.warning("schedule %s (due %s): %s", schedule.name, due.isoformat(), " ".join(command[2:]))
+                self.running[run.id] = subprocess.Popen(
+                    command,
+                    env={**os.environ, **self.env},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            started.append(run)
+        return started
+
+    def reap(self, *, wait: bool = False) -> list[ScheduleRun]:
+        """Record the runs that ended (all of them, with `wait`)."""
+        ended = []
+        for run_id, process in list(self.running.items()):
+            if not wait and process.poll() is None:
+                continue
+            output, _ = process.communicate()
+            del self.running[run_id]
+            ended.append(self.schedules.finish(run_id, exit_code=process.returncode, output=output or ""))
+        return ended
+
+    def run(self, stop: threading.Event, *, every: float = 30.0) -> None:
+        """Tick every `every` seconds until `stop` is set; then wait for the runs started."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # one bad pass must not end the scheduler; the next one retries
+                log.exception("the scheduler's pass failed")
+            stop.wait(every)
+        self.reap(wait=True)
+
+
+def kubernetes_cronjob(schedule: Schedule, *, image: str, secret: str | None) -> dict[str, Any]:
+    """A Kubernetes CronJob that runs the same command on the same schedule.
+
+    `concurrencyPolicy: Forbid` keeps one run at a time, and a starting deadline of one day runs a
+    missed schedule once, as `shipyard scheduler` does.
+    """
+    container: dict[str, Any] = {
+        "name": "shipyard",
+        "image": image,
+        "command": ["shipyard"],
+        "args": list(schedule.args),
+    }
+    if secret:
+        container["envFrom"] = [{"secretRef": {"name": secret}}]  # SHIPYARD_DB_URL, SHIPYARD_STORE_URL
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": schedule.name, "labels": {"app.kubernetes.io/managed-by": "shipyard"}},
+        "spec": {
+            "schedule": schedule.cron,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 86400,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 5,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
+                }
+            },
+        },
+    }
+
+
+def _schedule(row: Any) -> Schedule:
+    return Schedule(
+        name=row.name,
+        cron=row.cron,
+        args=tuple(row.args),
+        enabled=bool(row.enabled),
+        last_due_at=as_utc(row.last_due_at) if row.last_due_at is not None else None,
+        created_at=as_utc(row.created_at),
+        actor=row.actor,
+    )
+
+
+def _run(row: Any) -> ScheduleRun:
+    return ScheduleRun(
+        id=int(row.id),
+        schedule=row.schedule,
+        due_at=as_utc(row.due_at),
+        started_at=as_utc(row.started_at),
+        finished_at=as_utc(row.finished_at) if row.finished_at is not None else None,
+        status=row.status,
+        exit_code=row.exit_code,
+        output=row.output or "",
+    )

@@ -1,0 +1,112 @@
+"""One batch of rows through the contract and the model: the step every batch engine shares.
+
+The local engine and the Spark executors both call `Scorer.score`: validate by the version's
+contract (`LoadedModel.contract.validate`), predict the rows that pass (`predict_valid`, the call
+serving makes too), and lay out the scored rows and the rejected rows, with their reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from shipyard.core.batch import Batch, Predictions
+from shipyard.errors import BatchError
+from shipyard.registry.loaded import LoadedModel
+
+__all__ = ["Scorer"]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Scores batches of one input with one version.
+
+    Args:
+        loaded: the version.
+        input_url: the input the rows come from (named in rejects, and in the output with several).
+        passthrough: input columns copied to the output.
+        name_input: add the input's name to every output row (a job with several inputs).
+    """
+
+    loaded: LoadedModel
+    input_url: str
+    passthrough: tuple[str, ...] = ()
+    name_input: bool = False
+
+    def score(self, batch: Batch, row: Any) -> tuple[pa.Table | None, pa.Table | None]:
+        """The scored rows and the rejected rows of `batch` (None when there are none).
+
+        Args:
+            batch: the input rows.
+            row: each row's number in its input file.
+        """
+        validation = self.loaded.contract.validate(batch)
+        bad = validation.rejected_rows
+        if bad.size == 0:
+            return self.scored(batch, None, row, self.loaded.predict_valid(validation.batch)), None
+        accepted = validation.accepted_rows
+        good = None
+        if accepted.size:
+            predictions = self.loaded.predict_valid(validation.batch.take(accepted))
+            good = self.scored(batch, accepted, row[accepted], predictions)
+        reasons = validation.reasons_by_row(offset=int(row[0]))  # they name the file's rows
+        return good, self.rejected(batch, bad, row[bad], reasons)
+
+    def empty(self) -> pa.Table:
+        """No scored rows, with the output's columns."""
+        return self.scored(
+            Batch({}, 0), None, np.empty(0, np.int64), Predictions.empty(self.loaded.contract.classes)
+        )
+
+    def scored(self, batch: Batch, accepted: Any, row: Any, predictions: Predictions) -> pa.Table:
+        """The output rows: row number, (input file,) version, pass-through columns, predictions."""
+        n = len(row)
+        columns: dict[str, Any] = {"row": pa.array(row, pa.int64())}
+        if self.name_input:
+            columns["input_file"] = _constant(self.input_url, n)
+        columns["model_version"] = _constant(str(self.loaded.version.ref), n)
+        for name in self.passthrough:
+            values = batch.columns.get(name)
+            if values is None:
+                if not batch.columns:  # the empty table of `empty`
+                    columns[name] = pa.array([], pa.string())
+                    continue
+                raise BatchError(
+                    f"--passthrough column {name!r} is not in {self.input_url}; its columns are "
+                    f"{list(batch.names)}"
+                )
+            columns[name] = _arrow(values if accepted is None else values[accepted])
+        for name, values in predictions.to_columns().items():
+            columns[name] = _arrow(values)
+        return pa.table(columns)
+
+    def rejected(self, batch: Batch, bad: Any, row: Any, reasons: dict[int, list[str]]) -> pa.Table:
+        """The rejected rows: row number, input file, the reasons, and every input value as text."""
+        columns: dict[str, Any] = {
+            "row": pa.array(row, pa.int64()),
+            "input_file": _constant(self.input_url, len(row)),
+            "reason": pa.array(["; ".join(reasons.get(int(i), ["rejected"])) for i in bad], pa.string()),
+        }
+        for name, values in batch.columns.items():
+            columns[name] = pa.array(
+                [None if _missing(v) else str(v) for v in values[bad].tolist()], pa.string()
+            )
+        return pa.table(columns)
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([value]))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def _arrow(values: Any) -> pa.Array:
+    array = np.asarray(values)
+    if array.dtype.kind == "O":
+        return pa.array(array.tolist(), from_pandas=True)
+    return pa.array(array)

@@ -1,0 +1,194 @@
+"""The Spark engine: the same scoring step inside Spark executors, on any Spark master.
+
+Each input is read by Spark (Parquet, CSV with every column as text, JSON Lines), numbered in
+file order (`zipWithIndex`), and scored with `mapInArrow`: every Python worker loads the version
+once, from the artifact store by its digest (no metadata store needed on the executors), and
+runs `Scorer.score` on each Arrow batch, the step the local engine runs. Scored rows and
+rejected rows are written by Spark's committer under `<output>/spark-SSSSS/` and
+`<output>/rejects/spark-SSSSS/`; an input is recorded as done (one unit) once both are written, so
+a resumed job rewrites only the inputs not yet done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from shipyard.batch.jobs import Job, Jobs, UnitDone
+from shipyard.batch.scoring import Scorer
+from shipyard.batch.sources import Source
+from shipyard.core.batch import Batch
+from shipyard.errors import MissingDependencyError
+from shipyard.registry.loaded import LoadedModel, warm_up
+from shipyard.registry.records import ModelVersion
+
+__all__ = ["spark_units"]
+
+_ROW = "__shipyard_row"
+_REASON = "__shipyard_reason"
+_LOADED: dict[tuple[str, str], LoadedModel] = {}  # per Python worker: loaded once
+
+
+def spark_units(
+    jobs: Jobs, job: Job, loaded: LoadedModel, *, master: str, store_url: str, trust_code: bool
+) -> tuple[int, float]:
+    """Score every input of `job` not yet done with Spark; returns (rows read, seconds)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise MissingDependencyError(
+            "--engine spark needs pyspark; install it with: pip install 'shipyard[spark]'"
+        ) from None
+    session = (
+        SparkSession.builder.master(master)
+        .appName(f"shipyard batch {job.id}")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(job.options["batch_rows"]))
+        .getOrCreate()
+    )
+    started = time.perf_counter()
+    rows = 0
+    for index, source in enumerate(job.sources):
+        if 0 in job.done.get(index, frozenset()):
+            continue
+        done = _score_source(session, job, loaded, index, source, store_url=store_url, trust_code=trust_code)
+        jobs.unit_done(job.id, done)
+        rows += done.rows
+    return rows, time.perf_counter() - started
+
+
+def _score_source(
+    session: Any,
+    job: Job,
+    loaded: LoadedModel,
+    index: int,
+    source: Source,
+    *,
+    store_url: str,
+    trust_code: bool,
+) -> UnitDone:
+    from pyspark.sql import functions as f
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    frame = _read(session, source)
+    numbered = frame.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
+    numbered_frame = session.createDataFrame(numbered, frame.schema.add(_ROW, "long"))
+    scorer = Scorer(
+        loaded,
+        input_url=source.url,
+        passthrough=tuple(job.options.get("passthrough", ())),
+        name_input=len(job.sources) > 1,
+    )
+    schema = _schema(scorer, frame.columns, frame.schema)
+    score = _scorer(loaded.version, store_url, trust_code, scorer, schema)
+    scored = numbered_frame.mapInArrow(score, from_arrow_schema(schema)).persist()
+    try:
+        output = job.output.rstrip("/")
+        good = scored.where(f.col(_REASON).isNull())
+        good.select(*_output_columns(scorer)).write.mode("overwrite").parquet(f"{output}/spark-{index:05d}")
+        bad = scored.where(f.col(_REASON).isNotNull())
+        n_bad = bad.count()
+        if n_bad:
+            bad.select(f.col(_ROW).alias("row"), f.lit(source.url).alias("input_file"),
+                       f.col(_REASON).alias("reason"), *[f.col(f"in:{c}").alias(c) for c in frame.columns]
+                       ).write.mode("overwrite").parquet(f"{output}/rejects/spark-{index:05d}")  # fmt: skip
+        total = scored.count()
+    finally:
+        scored.unpersist()
+    return UnitDone(index, 0, total, total - n_bad, n_bad)
+
+
+def _read(session: Any, source: Source) -> Any:
+    if source.fmt == "parquet":
+        return session.read.parquet(source.url)
+    if source.fmt == "csv":
+        return session.read.option("header", True).option("inferSchema", False).csv(source.url)
+    return session.read.json(source.url)
+
+
+def _output_columns(scorer: Scorer) -> list[str]:
+    return list(scorer.empty().schema.names)
+
+
+def _schema(scorer: Scorer, columns: list[str], spark_schema: Any) -> pa.Schema:
+    """What the executors return: the output's columns, the reason, and each input as text."""
+    probe = scorer.scored(
+        Batch.from_records([dict.fromkeys(scorer.passthrough, "")]) if scorer.passthrough else Batch({}, 1),
+        None,
+        [0],
+        warm_up(scorer.loaded),
+    )
+    fields = [
+        pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+        for f in probe.schema
+    ]
+    for name in scorer.passthrough:
+        spark_type = spark_schema[name].dataType.typeName()
+        kind = {"long": pa.int64(), "integer": pa.int64(), "double": pa.float64(), "boolean": pa.bool_()}
+        fields = [
+            pa.field(name, kind.get(spark_type, pa.string())) if fd.name == name else fd for fd in fields
+        ]
+    fields.append(pa.field(_REASON, pa.string()))
+    fields += [pa.field(f"in:{c}", pa.string()) for c in columns]
+    return pa.schema(fields)
+
+
+def _scorer(
+    version: ModelVersion, store_url: str, trust_code: bool, template: Scorer, schema: pa.Schema
+) -> Any:
+    """The function each executor runs on its Arrow batches (pickled with what it needs)."""
+    input_url, passthrough, name_input = template.input_url, template.passthrough, template.name_input
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        key = (version.artifact_digest, store_url)
+        loaded = _LOADED.get(key)
+        if loaded is None:
+            from shipyard.registry.registry import load_version
+            from shipyard.store.artifacts import ArtifactStore
+
+            loaded = _LOADED[key] = load_version(version, ArtifactStore(store_url), trust_code=trust_code)
+        scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
+        for record_batch in batches:
+            if record_batch.num_rows == 0:
+                continue
+            row = record_batch.column(_ROW).to_numpy()
+            batch = Batch.from_arrow(record_batch.drop_columns([_ROW]))
+            good, bad = scorer.score(batch, row)
+            for table, rejected in ((good, False), (bad, True)):
+                if table is not None and table.num_rows:
+                    yield _conform(table, schema, rejected)
+
+    return score
+
+
+def _plain(kind: pa.DataType) -> pa.DataType:
+    return kind.value_type if pa.types.is_dictionary(kind) else kind
+
+
+def _conform(table: pa.Table, schema: pa.Schema, rejected: bool) -> pa.RecordBatch:
+    """A scored or rejected table laid out as `schema`, the other side's columns null."""
+    n = table.num_rows
+    columns = []
+    for field in schema:
+        name = field.name
+        if rejected and name == "row":
+            source = table.column("row")
+        elif rejected and name == _REASON:
+            source = table.column("reason")
+        elif rejected and name.startswith("in:"):
+            source = table.column(name[3:]) if name[3:] in table.column_names else None
+        elif not rejected and name in table.column_names and name != _REASON and not name.startswith("in:"):
+            source = table.column(name)
+        else:
+            source = None
+        if source is None:
+            columns.append(pa.nulls(n, field.type))
+            continue
+        array = source.combine_chunks() if isinstance(source, pa.ChunkedArray) else source
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        columns.append(array.cast(field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -1,0 +1,115 @@
+"""Schedules on a real store, run as real processes: due times, missed runs, one at a time, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import update
+
+from shipyard import Registry
+from shipyard.batch.schedules import Scheduler, Schedules, kubernetes_cronjob
+from shipyard.errors import BatchError, ConflictError, NotFoundError
+from shipyard.store.metadata import utcnow
+from shipyard.store.schema import schedules as schedules_table
+
+
+@pytest.fixture
+def schedules(registry: Registry) -> Schedules:
+    return Schedules(registry.meta, actor="tester")
+
+
+def backdate(schedules: Schedules, name: str, days: int) -> None:
+    """Pretend the schedule was added `days` ago (and never run since)."""
+    schedules.meta.write(
+        lambda conn: conn.execute(
+            update(schedules_table)
+            .where(schedules_table.c.name == name)
+            .values(created_at=utcnow() - timedelta(days=days))
+        )
+    )
+
+
+def test_bad_schedules_are_refused(schedules: Schedules) -> None:
+    with pytest.raises(BatchError, match="not a cron expression"):
+        schedules.add("nightly", "99 2 * * *", ["batch", "list"])
+    with pytest.raises(BatchError, match="Expected one of batch"):
+        schedules.add("nightly", "0 2 * * *", ["serve", "fraud@production"])
+    schedules.add("nightly", "0 2 * * *", ["batch", "list"])
+    with pytest.raises(ConflictError, match="exists"):
+        schedules.add("nightly", "0 3 * * *", ["batch", "list"])
+    with pytest.raises(NotFoundError):
+        schedules.remove("weekly")
+    assert [s.name for s in schedules.list()] == ["nightly"]
+
+
+def test_missed_runs_run_once_and_a_due_time_runs_once(registry: Registry, schedules: Schedules) -> None:
+    schedules.add("nightly", "0 2 * * *", ["batch", "list", "--json"])
+    now = utcnow()
+    assert Scheduler(schedules).tick(now) == []  # added now: the first 02:00 is still ahead
+    backdate(schedules, "nightly", days=3)  # three nights without a scheduler
+    env = {"SHIPYARD_HOME": str(registry.settings.home), "SHIPYARD_DB_URL": registry.settings.db_url}
+    runner = Scheduler(schedules, env=env)
+    [started] = runner.tick(now)
+    assert started.status == "running"
+    assert started.due_at == schedules.get("nightly").due(now + timedelta(days=1)) - timedelta(days=1)
+    assert runner.tick(now) == []  # that due time is taken; the missed ones are not run one by one
+    [ended] = runner.reap(wait=True)
+    assert (ended.status, ended.exit_code) == ("succeeded", 0), ended.output
+    assert json.loads(ended.output) == []  # `batch list --json` of an empty store
+    assert [r.status for r in schedules.runs("nightly")] == ["succeeded"]
+    assert Scheduler(schedules).tick(now + timedelta(days=1))[0].due_at == started.due_at + timedelta(days=1)
+
+
+def test_a_schedule_runs_one_at_a_time(schedules: Schedules) -> None:
+    schedules.add("hourly", "0 * * * *", ["batch", "list"])
+    backdate(schedules, "hourly", days=1)
+    now = utcnow()
+    first = schedules.claim("hourly", now - timedelta(hours=1))
+    assert first is not None and first.status == "running"  # held by this live process
+    second = schedules.claim("hourly", now)
+    assert second is not None and second.status == "skipped"
+    assert "still running" in second.output
+    assert schedules.claim("hourly", now) is None  # another scheduler cannot take it again
+
+
+def test_export_as_a_kubernetes_cronjob(schedules: Schedules) -> None:
+    added = schedules.add(
+        "nightly", "0 2 * * *", ["batch", "run", "fraud@production", "--input", "s3://b/*.parquet"]
+    )
+    job = kubernetes_cronjob(added, image="registry.local/shipyard:1", secret="shipyard-store")
+    spec = job["spec"]
+    assert (job["kind"], spec["schedule"], spec["concurrencyPolicy"]) == ("CronJob", "0 2 * * *", "Forbid")
+    container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["batch", "run", "fraud@production", "--input", "s3://b/*.parquet"]
+    assert container["envFrom"] == [{"secretRef": {"name": "shipyard-store"}}]
+
+
+def test_the_schedule_commands(tmp_path: Path) -> None:
+    env = os.environ | {"SHIPYARD_HOME": str(tmp_path / "home")}
+    env.pop("SHIPYARD_DB_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shipyard", *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    added = run("schedule", "add", "nightly", "--cron", "0 2 * * *", "--", "batch", "list", "--json")
+    assert added.returncode == 0, added.stderr
+    [listed] = json.loads(run("schedule", "list", "--json").stdout)
+    assert listed["command"] == ["shipyard", "batch", "list", "--json"]
+    exported = yaml.safe_load(run("schedule", "export", "nightly", "--k8s").stdout)
+    assert exported["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "shipyard"
+    ]
+    bad = run("schedule", "add", "weekly", "--cron", "every monday", "--", "batch", "list")
+    assert bad.returncode == 1 and "not a cron expression" in bad.stderr
+    once = run("scheduler", "--once")
+    assert once.returncode == 0 and "nightly" not in once.stdout  # nothing due yet
+    assert run("schedule", "remove", "nightly").returncode == 0
