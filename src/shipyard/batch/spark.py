@@ -21,7 +21,7 @@ from shipyard.batch.jobs import Job, Jobs, UnitDone
 from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import Source
 from shipyard.core.batch import Batch
-from shipyard.errors import MissingDependencyError
+from shipyard.errors import BatchError, MissingDependencyError, ShipyardError
 from shipyard.registry.loaded import LoadedModel, warm_up
 from shipyard.registry.records import ModelVersion
 
@@ -42,6 +42,9 @@ def spark_units(
         raise MissingDependencyError(
             "--engine spark needs pyspark; install it with: pip install 'shipyard[spark]'"
         ) from None
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
     session = (
         SparkSession.builder.master(master)
         .appName(f"shipyard batch {job.id}")
@@ -49,12 +52,20 @@ def spark_units(
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(job.options["batch_rows"]))
         .getOrCreate()
     )
+    session.sparkContext.setLogLevel("ERROR")
     started = time.perf_counter()
     rows = 0
     for index, source in enumerate(job.sources):
         if 0 in job.done.get(index, frozenset()):
             continue
-        done = _score_source(session, job, loaded, index, source, store_url=store_url, trust_code=trust_code)
+        try:
+            done = _score_source(
+                session, job, loaded, index, source, store_url=store_url, trust_code=trust_code
+            )
+        except Exception as exc:  # Spark's own errors (analysis, executors) name the cause in their text
+            if isinstance(exc, ShipyardError):
+                raise
+            raise BatchError(f"Spark failed on {source.url}: {str(exc).splitlines()[0]}") from exc
         jobs.unit_done(job.id, done)
         rows += done.rows
     return rows, time.perf_counter() - started
@@ -72,17 +83,21 @@ def _score_source(
 ) -> UnitDone:
     from pyspark.sql import functions as f
     from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.types import LongType, StructField, StructType
 
     frame = _read(session, source)
+    columns = list(frame.columns)
     numbered = frame.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
-    numbered_frame = session.createDataFrame(numbered, frame.schema.add(_ROW, "long"))
+    numbered_frame = session.createDataFrame(
+        numbered, StructType([*frame.schema.fields, StructField(_ROW, LongType(), False)])
+    )
     scorer = Scorer(
         loaded,
         input_url=source.url,
         passthrough=tuple(job.options.get("passthrough", ())),
         name_input=len(job.sources) > 1,
     )
-    schema = _schema(scorer, frame.columns, frame.schema)
+    schema = _schema(scorer, columns, frame.schema)
     score = _scorer(loaded.version, store_url, trust_code, scorer, schema)
     scored = numbered_frame.mapInArrow(score, from_arrow_schema(schema)).persist()
     try:
@@ -92,8 +107,8 @@ def _score_source(
         bad = scored.where(f.col(_REASON).isNotNull())
         n_bad = bad.count()
         if n_bad:
-            bad.select(f.col(_ROW).alias("row"), f.lit(source.url).alias("input_file"),
-                       f.col(_REASON).alias("reason"), *[f.col(f"in:{c}").alias(c) for c in frame.columns]
+            bad.select(f.col("row"), f.lit(source.url).alias("input_file"),
+                       f.col(_REASON).alias("reason"), *[f.col(f"in:{c}").alias(c) for c in columns]
                        ).write.mode("overwrite").parquet(f"{output}/rejects/spark-{index:05d}")  # fmt: skip
         total = scored.count()
     finally:

@@ -1,0 +1,47 @@
+"""The Spark engine in local mode gives the local engine's results on the same input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from test_batch import rows, write_parquet
+
+from shipyard import Registry
+from shipyard.batch.run import BatchOptions, start_job
+
+pytest.importorskip("pyspark")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def registry(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> Registry:
+    sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+    return sqlite_registry
+
+
+def read(folder: Path) -> pd.DataFrame:
+    parts = sorted(folder.glob("*.parquet"))  # this folder's parts only, not rejects/
+    frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return frame.astype({"model_version": str}) if "model_version" in frame else frame
+
+
+def test_spark_in_local_mode_scores_like_the_local_engine(registry: Registry, tmp_path: Path) -> None:
+    source = write_parquet(rows(3000, bad=(11, 2900)), tmp_path / "in.parquet", row_group=1000)
+    options = {"passthrough": ("customer",), "max_reject_share": 0.5}
+    local = start_job(registry, "credit:1", str(source), str(tmp_path / "local"), BatchOptions(**options)).job
+    spark = start_job(
+        registry, "credit:1", str(source), str(tmp_path / "spark"),
+        BatchOptions(**options, engine="spark", spark_master="local[2]"),
+    ).job  # fmt: skip
+    assert (spark.state, spark.rows, spark.scored, spark.rejected) == ("succeeded", 3000, 2998, 2)
+    assert (local.rows, local.scored, local.rejected) == (spark.rows, spark.scored, spark.rejected)
+    ours = read(tmp_path / "local").sort_values("row", ignore_index=True)
+    theirs = read(tmp_path / "spark" / "spark-00000").sort_values("row", ignore_index=True)
+    pd.testing.assert_frame_equal(ours, theirs[ours.columns], check_dtype=False)
+    rejected = read(tmp_path / "spark" / "rejects" / "spark-00000").sort_values("row", ignore_index=True)
+    assert rejected["row"].tolist() == [11, 2900]
+    assert rejected["reason"].str.contains("'unknown': expected a number").all()
+    assert rejected["customer"].tolist() == ["c11", "c2900"]
