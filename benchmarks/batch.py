@@ -1,6 +1,6 @@
 """Batch benchmark: `shipyard batch run` on Parquet against a floor measured in the same run.
 
-    python benchmarks/batch.py [--rows 1000000] [--memory-rows 10000000] [--out results.md]
+    python benchmarks/batch.py [--rows 1000000] [--memory-rows 10000000] [--spark] [--out results.md]
 
 It fits the serving benchmark's model (`HistGradientBoostingClassifier(max_iter=100)` on
 `make_classification(n_samples=50_000, n_features=20)`), registers it in a fresh temporary home,
@@ -12,7 +12,8 @@ and writes ROWS x 20 float64 features to Parquet (row groups of 131,072 rows). T
   `--json` reports it) is compared with the floor; the process's time from start to exit
   (interpreter start, imports, model load) is shown beside it;
 - three alternating rounds of both, compared on the medians;
-- memory: the same command on MEMORY-ROWS rows, its peak RSS (ru_maxrss of the child).
+- memory: the same command on MEMORY-ROWS rows, its peak RSS (ru_maxrss of the child);
+- with `--spark`: the same command with `--engine spark` on a local[*] Spark (pyspark installed).
 
 It prints a markdown table; with `--out` it also writes it to a file.
 """
@@ -53,14 +54,25 @@ def write_rows(path: Path, rows: int, seed: int) -> None:
             writer.write_table(pa.table({c: block[:, j] for j, c in enumerate(COLUMNS)}, schema=schema))
 
 
-def shipyard_run(home: Path, source: Path, output: Path) -> tuple[float, float, float]:
+def shipyard_run(home: Path, source: Path, output: Path, *extra: str) -> tuple[float, float, float]:
     """The job's own seconds (read to last rename), the process's seconds, and its peak RSS in MB."""
     import json
     import shutil
 
     shutil.rmtree(output, ignore_errors=True)
     exe = Path(sys.executable).with_name("shipyard")
-    command = [str(exe), "batch", "run", "hgb:1", "--input", str(source), "--output", str(output), "--json"]
+    command = [
+        str(exe),
+        "batch",
+        "run",
+        "hgb:1",
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--json",
+        *extra,
+    ]
     started = time.perf_counter()
     done = subprocess.run(
         command,
@@ -85,6 +97,7 @@ def render(
     memory_rows: int,
     memory_seconds: float | None,
     peak_mb: float | None,
+    spark: tuple[float, float] | None = None,
 ) -> str:
     """The markdown report."""
     floor_rate, rate = rows / floor, rows / seconds
@@ -105,6 +118,12 @@ def render(
         f"| `shipyard batch run`: the process, start to exit | {rows:,} | {process:.2f} "
         f"| {rows / process:,.0f} | {rows / process / floor_rate:.2f}x | |",
     ]
+    if spark is not None:
+        lines.append(
+            f"| `shipyard batch run --engine spark` (local[*]): the job / the process | {rows:,} "
+            f"| {spark[0]:.2f} / {spark[1]:.2f} | {rows / spark[0]:,.0f} "
+            f"| {rows / spark[0] / floor_rate:.2f}x | |"
+        )
     if memory_seconds is not None and peak_mb is not None:
         ok = "PASS" if peak_mb < MEMORY_TARGET_MB else "FAIL"
         lines.append(
@@ -114,11 +133,30 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def extra_runs(
+    args: argparse.Namespace, home: Path, source: Path, work: Path
+) -> tuple[tuple[float, float] | None, tuple[float | None, float | None]]:
+    """The Spark run (job and process seconds) and the memory run (seconds, peak RSS), if asked."""
+    spark = None
+    if args.spark:
+        progress("shipyard batch run --engine spark (local[*])")
+        spark = shipyard_run(home, source, work / "spark", "--engine", "spark")[:2]
+    if not args.memory_rows:
+        return spark, (None, None)
+    big = work / "big.parquet"
+    progress(f"writing {args.memory_rows:,} rows for the memory run")
+    write_rows(big, args.memory_rows, seed=2)
+    progress("shipyard batch run on the large file")
+    seconds, _, peak = shipyard_run(home, big, work / "big-out")
+    return spark, (seconds, peak)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--memory-rows", type=int, default=10_000_000)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--spark", action="store_true", help="also run --engine spark in local mode")
     args = parser.parse_args()
     import pandas as pd
     from sklearn.datasets import make_classification
@@ -160,13 +198,7 @@ def main() -> int:
         if written != args.rows:
             raise SystemExit(f"shipyard wrote {written} rows of {args.rows}")
         floor, seconds, process = (float(np.median(x)) for x in (floors, jobs, processes))
-        rows_memory = peak_memory = None
-        if args.memory_rows:
-            big = work / "big.parquet"
-            progress(f"writing {args.memory_rows:,} rows for the memory run")
-            write_rows(big, args.memory_rows, seed=2)
-            progress("shipyard batch run on the large file")
-            rows_memory, _, peak_memory = shipyard_run(home, big, work / "big-out")
+        spark, (rows_memory, peak_memory) = extra_runs(args, home, source, work)
     report = render(
         args.rows,
         floor=floor,
@@ -175,6 +207,7 @@ def main() -> int:
         memory_rows=args.memory_rows,
         memory_seconds=rows_memory,
         peak_mb=peak_memory,
+        spark=spark,
     )
     print(report)
     if args.out:
