@@ -19,7 +19,7 @@ It prints a markdown table; with `--out` it also writes it to a file.
 """
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -74,18 +74,20 @@ def shipyard_run(home: Path, source: Path, output: Path, *extra: str) -> tuple[f
         *extra,
     ]
     started = time.perf_counter()
-    done = subprocess.run(
-        command,
-        env={"SHIPYARD_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"shipyard batch run failed:\n{done.stderr}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return float(json.loads(done.stdout)["seconds"]), seconds, peak
+    env = {"SHIPYARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
+        # wait4 gives this child's own peak RSS (not the largest of every child so far).
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        raise SystemExit(f"shipyard batch run failed:\n{stderr}")
+    peak = usage.ru_maxrss / 1024
+    return float(json.loads(stdout)["seconds"]), seconds, peak
 
 
 def render(

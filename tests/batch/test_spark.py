@@ -28,8 +28,16 @@ def read(folder: Path) -> pd.DataFrame:
     return frame.astype({"model_version": str}) if "model_version" in frame else frame
 
 
-def test_spark_in_local_mode_scores_like_the_local_engine(registry: Registry, tmp_path: Path) -> None:
-    source = write_parquet(rows(3000, bad=(11, 2900)), tmp_path / "in.parquet", row_group=1000)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_spark_in_local_mode_scores_like_the_local_engine(
+    registry: Registry, tmp_path: Path, fmt: str
+) -> None:
+    frame = rows(3000, bad=(11, 2900))
+    if fmt == "parquet":
+        source = write_parquet(frame, tmp_path / "in.parquet", row_group=1000)
+    else:
+        source = tmp_path / "in.csv"
+        frame.to_csv(source, index=False)
     options = {"passthrough": ("customer",), "max_reject_share": 0.5}
     local = start_job(registry, "credit:1", str(source), str(tmp_path / "local"), BatchOptions(**options)).job
     spark = start_job(

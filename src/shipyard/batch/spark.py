@@ -1,7 +1,8 @@
 """The Spark engine: the same scoring step inside Spark executors, on any Spark master.
 
-Each input is read by Spark (Parquet, CSV with every column as text, JSON Lines), numbered in
-file order (`zipWithIndex`), and scored with `mapInArrow`: every Python worker loads the version
+Each input is read by Spark (Parquet, CSV with every column as text, JSON Lines), its rows
+numbered in file order (Parquet's `_metadata.row_index`; for text files, each partition's offset
+from a count of the partitions before it), and scored with `mapInArrow`: every Python worker loads the version
 once, from the artifact store by its digest (no metadata store needed on the executors), and
 runs `Scorer.score` on each Arrow batch, the step the local engine runs. Scored rows and
 rejected rows are written by Spark's committer under `<output>/spark-SSSSS/` and
@@ -11,10 +12,14 @@ a resumed job rewrites only the inputs not yet done.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from shipyard.batch.jobs import Job, Jobs, UnitDone
@@ -28,6 +33,7 @@ from shipyard.registry.records import ModelVersion
 __all__ = ["spark_units"]
 
 _ROW = "__shipyard_row"
+_PART = "__shipyard_partition"
 _REASON = "__shipyard_reason"
 _LOADED: dict[tuple[str, str], LoadedModel] = {}  # per Python worker: loaded once
 
@@ -45,6 +51,8 @@ def spark_units(
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning, module="pyspark")
+    # Python workers run this interpreter (the one with shipyard installed) unless told otherwise.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master(master)
         .appName(f"shipyard batch {job.id}")
@@ -65,7 +73,7 @@ def spark_units(
         except Exception as exc:  # Spark's own errors (analysis, executors) name the cause in their text
             if isinstance(exc, ShipyardError):
                 raise
-            raise BatchError(f"Spark failed on {source.url}: {str(exc).splitlines()[0]}") from exc
+            raise BatchError(f"Spark failed on {source.url}: {_cause(str(exc))}") from exc
         jobs.unit_done(job.id, done)
         rows += done.rows
     return rows, time.perf_counter() - started
@@ -83,14 +91,20 @@ def _score_source(
 ) -> UnitDone:
     from pyspark.sql import functions as f
     from pyspark.sql.pandas.types import from_arrow_schema
-    from pyspark.sql.types import LongType, StructField, StructType
 
     frame = _read(session, source)
     columns = list(frame.columns)
-    numbered = frame.rdd.zipWithIndex().map(lambda pair: (*pair[0], pair[1]))
-    numbered_frame = session.createDataFrame(
-        numbered, StructType([*frame.schema.fields, StructField(_ROW, LongType(), False)])
-    )
+    offsets: dict[int, int] = {}
+    if source.fmt == "parquet":  # Parquet knows each row's place in its file
+        numbered_frame = frame.select("*", f.col("_metadata.row_index").alias(_ROW))
+    else:
+        # A text file is split into partitions in file order: a row's number is the rows of the
+        # partitions before its own plus its place in its partition.
+        numbered_frame = frame.withColumn(_PART, f.spark_partition_id())
+        counts = dict(numbered_frame.groupBy(_PART).count().collect())
+        total = 0
+        for part in sorted(counts):
+            offsets[int(part)], total = total, total + int(counts[part])
     scorer = Scorer(
         loaded,
         input_url=source.url,
@@ -98,7 +112,14 @@ def _score_source(
         name_input=len(job.sources) > 1,
     )
     schema = _schema(scorer, columns, frame.schema)
-    score = _scorer(loaded.version, store_url, trust_code, scorer, schema)
+    score = _scorer(
+        loaded.version,
+        store_url=store_url,
+        trust_code=trust_code,
+        template=scorer,
+        schema=schema,
+        offsets=offsets,
+    )
     scored = numbered_frame.mapInArrow(score, from_arrow_schema(schema)).persist()
     try:
         output = job.output.rstrip("/")
@@ -114,6 +135,12 @@ def _score_source(
     finally:
         scored.unpersist()
     return UnitDone(index, 0, total, total - n_bad, n_bad)
+
+
+def _cause(text: str) -> str:
+    """The Python error inside a Spark error's text (its last `SomethingError: ...` line)."""
+    found = re.findall(r"^\s*(\w+(?:Error|Exception): .+)$", text, flags=re.MULTILINE)
+    return found[-1].strip() if found else text.strip().splitlines()[0]
 
 
 def _read(session: Any, source: Source) -> Any:
@@ -152,7 +179,13 @@ def _schema(scorer: Scorer, columns: list[str], spark_schema: Any) -> pa.Schema:
 
 
 def _scorer(
-    version: ModelVersion, store_url: str, trust_code: bool, template: Scorer, schema: pa.Schema
+    version: ModelVersion,
+    *,
+    store_url: str,
+    trust_code: bool,
+    template: Scorer,
+    schema: pa.Schema,
+    offsets: dict[int, int],
 ) -> Any:
     """The function each executor runs on its Arrow batches (pickled with what it needs)."""
     input_url, passthrough, name_input = template.input_url, template.passthrough, template.name_input
@@ -166,11 +199,18 @@ def _scorer(
 
             loaded = _LOADED[key] = load_version(version, ArtifactStore(store_url), trust_code=trust_code)
         scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
+        seen = 0  # rows of this partition so far (text inputs)
         for record_batch in batches:
             if record_batch.num_rows == 0:
                 continue
-            row = record_batch.column(_ROW).to_numpy()
-            batch = Batch.from_arrow(record_batch.drop_columns([_ROW]))
+            if _ROW in record_batch.schema.names:
+                row = record_batch.column(_ROW).to_numpy()
+                batch = Batch.from_arrow(record_batch.drop_columns([_ROW]))
+            else:
+                start = offsets[int(record_batch.column(_PART)[0].as_py())] + seen
+                row = np.arange(start, start + record_batch.num_rows, dtype=np.int64)
+                seen += record_batch.num_rows
+                batch = Batch.from_arrow(record_batch.drop_columns([_PART]))
             good, bad = scorer.score(batch, row)
             for table, rejected in ((good, False), (bad, True)):
                 if table is not None and table.num_rows:
