@@ -12,14 +12,13 @@ and writes ROWS x 20 float64 features to Parquet (row groups of 131,072 rows). T
   `--json` reports it) is compared with the floor; the process's time from start to exit
   (interpreter start, imports, model load) is shown beside it;
 - three alternating rounds of both, compared on the medians;
-- memory: the same command on MEMORY-ROWS rows, its peak RSS (ru_maxrss of the child);
+- memory: the same command on MEMORY-ROWS rows, its peak RSS (GNU time's %M);
 - with `--spark`: the same command with `--engine spark` on a local[*] Spark (pyspark installed).
 
 It prints a markdown table; with `--out` it also writes it to a file.
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -75,18 +74,16 @@ def shipyard_run(home: Path, source: Path, output: Path, *extra: str) -> tuple[f
     ]
     started = time.perf_counter()
     env = {"SHIPYARD_HOME": str(home), "PATH": "/usr/bin:/bin"}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
-        # wait4 gives this child's own peak RSS (not the largest of every child so far).
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.NamedTemporaryFile("r") as rss:
+        # /usr/bin/time (GNU time) reports the command's own peak RSS. Taking it from this
+        # process's wait4 would count the fork's copy of this large process before the exec.
+        timed = ["/usr/bin/time", "-f", "%M", "-o", rss.name, *command]
+        done = subprocess.run(timed, env=env, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if process.returncode != 0:
-        raise SystemExit(f"shipyard batch run failed:\n{stderr}")
-    peak = usage.ru_maxrss / 1024
+        peak = int(rss.read().strip().splitlines()[-1]) / 1024 if done.returncode == 0 else 0.0
+    if done.returncode != 0:
+        raise SystemExit(f"shipyard batch run failed:\n{done.stderr}")
+    stdout = done.stdout
     return float(json.loads(stdout)["seconds"]), seconds, peak
 
 

@@ -319,7 +319,7 @@ def _open_writer(handle: Any, fmt: str, schema: pa.Schema) -> Any:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return pq.ParquetWriter(handle, schema, compression="zstd")
+        return pq.ParquetWriter(handle, schema, compression="snappy")
     if fmt == "csv":
         import pyarrow.csv as pcsv
 
