@@ -33,7 +33,7 @@ class BatchOptions:
     format: str = "parquet"
     passthrough: tuple[str, ...] = ()
     max_reject_share: float = 0.01
-    batch_rows: int = 32_768
+    batch_rows: int = 16_384
     unit_rows: int = 1_000_000
     engine: str = "local"
     spark_master: str = "local[*]"

@@ -36,7 +36,7 @@ def batch_run(
         float, typer.Option(help="The job fails when more than this share of rows is rejected.")
     ] = 0.01,
     engine: Annotated[str, typer.Option(help="local, or spark (needs the spark extra).")] = "local",
-    batch_rows: Annotated[int, typer.Option(help="Rows per model call.")] = 32_768,
+    batch_rows: Annotated[int, typer.Option(help="Rows per model call.")] = 16_384,
     unit_rows: Annotated[
         int, typer.Option(help="Rows per resumable unit of a CSV or JSON Lines file (Parquet: row groups).")
     ] = 1_000_000,
