@@ -21,6 +21,7 @@ from fsspec.core import url_to_fs
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Contract
 from shipyard.errors import InputError
+from shipyard.store.tabular import json_lines
 
 __all__ = ["FORMATS", "Source", "discover", "read_unit", "units_of"]
 
@@ -175,21 +176,8 @@ def _csv_batches(handle: Any, contract: Contract | None) -> Iterator[Batch]:
 
 
 def _json_batches(handle: Any, url: str) -> Iterator[Batch]:
-    import orjson
-
     records: list[dict[str, Any]] = []
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"{url} line {number} is not JSON: {exc}") from None
-        if not isinstance(record, dict):
-            raise InputError(
-                f"{url} line {number} is a JSON {type(record).__name__}; expected one object of "
-                "feature: value per line"
-            )
+    for record in json_lines(handle, url):
         records.append(record)
         if len(records) >= 8192:
             yield Batch.from_records(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from shipyard.store.files import atomic_path
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["FORMATS", "read_rows", "write_table"]
+__all__ = ["FORMATS", "json_lines", "read_rows", "write_table"]
 
 FORMATS = {
     ".csv": "csv",
@@ -83,24 +84,34 @@ def _read_csv(file: Path, contract: Contract | None) -> pa.Table:
 
 
 def _read_jsonl(file: Path) -> Batch:
-    records: list[dict[str, Any]] = []
-    with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{file} line {number} is not JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise InputError(
-                    f"{file} line {number} is a JSON {type(record).__name__}; expected one object "
-                    "of feature: value per line"
-                )
-            records.append(record)
+    with file.open("rb") as handle:
+        records = list(json_lines(handle, str(file)))
     if not records:
         raise InputError(f"input file {file} has no rows")
     return Batch.from_records(records)
+
+
+def json_lines(handle: Iterable[bytes | str], where: str) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON Lines stream, one per non-blank line.
+
+    Raises:
+        InputError: a line is not JSON, or not an object; the message names `where` and the line.
+    """
+    import orjson
+
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{where} line {number} is not JSON: {exc}") from None
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{where} line {number} is a JSON {type(record).__name__}; expected one object "
+                "of feature: value per line"
+            )
+        yield record
 
 
 def write_table(table: pa.Table, path: str | os.PathLike[str]) -> Path:
