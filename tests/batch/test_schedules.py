@@ -113,3 +113,23 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     once = run("scheduler", "--once")
     assert once.returncode == 0 and "nightly" not in once.stdout  # nothing due yet
     assert run("schedule", "remove", "nightly").returncode == 0
+
+
+def test_a_run_left_by_a_dead_scheduler_no_longer_holds_the_schedule(schedules: Schedules) -> None:
+    from shipyard.store.schema import schedule_runs
+
+    schedules.add("hourly", "0 * * * *", ["batch", "list"])
+    backdate(schedules, "hourly", days=1)
+    now = utcnow()
+    orphan = schedules.claim("hourly", now - timedelta(hours=1))
+    assert orphan is not None
+    schedules.meta.write(  # its scheduler was a process that no longer exists
+        lambda conn: conn.execute(
+            update(schedule_runs).where(schedule_runs.c.id == orphan.id).values(holder="nohost:999999")
+        )
+    )
+    fresh = schedules.claim("hourly", now)
+    assert fresh is not None and fresh.status == "running"
+    [latest, old] = schedules.runs("hourly")
+    assert latest.id == fresh.id
+    assert (old.status, old.output) == ("failed", "the scheduler stopped during the run")
