@@ -53,3 +53,23 @@ def test_spark_in_local_mode_scores_like_the_local_engine(
     assert rejected["row"].tolist() == [11, 2900]
     assert rejected["reason"].str.contains("'unknown': expected a number").all()
     assert rejected["customer"].tolist() == ["c11", "c2900"]
+
+
+def test_an_executor_failure_fails_the_job_with_its_python_cause(registry: Registry, tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from shipyard.batch.engine import run_job
+    from shipyard.batch.jobs import Jobs
+    from shipyard.batch.sources import discover
+    from shipyard.errors import BatchError
+
+    source = write_parquet(rows(200), tmp_path / "in.parquet", row_group=100)
+    loaded = registry.load("credit:1")
+    jobs = Jobs(registry.meta, actor="t")
+    options = asdict(BatchOptions(engine="spark", spark_master="local[1]")) | {"passthrough": []}
+    job = jobs.create(ref="credit:1", model="credit", version=1, sources=discover(str(source)),
+                      output=str(tmp_path / "out"), options=options)  # fmt: skip
+    cause = r"Spark failed on .*in\.parquet: StoreError: artifact \w+ is missing"
+    with pytest.raises(BatchError, match=cause):
+        run_job(jobs, job, loaded, store_url=str(tmp_path / "no-store"))  # executors find no artifact
+    assert jobs.get(job.id).state == "failed"

@@ -139,7 +139,7 @@ def _score_source(
 
 def _cause(text: str) -> str:
     """The Python error inside a Spark error's text (its last `SomethingError: ...` line)."""
-    found = re.findall(r"^\s*(\w+(?:Error|Exception): .+)$", text, flags=re.MULTILINE)
+    found = re.findall(r"^\s*(?:[\w]+\.)*(\w+(?:Error|Exception): .+)$", text, flags=re.MULTILINE)
     return found[-1].strip() if found else text.strip().splitlines()[0]
 
 
