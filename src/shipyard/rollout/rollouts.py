@@ -404,15 +404,7 @@ class Rollouts:
             return
         row = resolve(conn, ModelRef(found.model, version=rollout.version))
         detail = judge_alias_move(conn, self.registry.settings, row, found.alias, force=False, reason=None)
-        move_alias(conn, row.model_id, found.alias, row.id, utcnow())
-        record_change(
-            conn,
-            "alias",
-            actor=self.actor,
-            model=found.model,
-            version=rollout.version,
-            detail=detail | {"rollout": rollout.id, "deployment": found.name},
-        )
+        self._point_alias(conn, rollout, found, row, detail)
 
     def _restore_alias(self, conn: Connection, rollout: Rollout, found: Deployment) -> None:
         """Point the alias back at the old version, if the switch moved it and nobody moved it since.
@@ -429,19 +421,21 @@ class Rollouts:
         if int(row.version) != rollout.version:
             return
         old = resolve(conn, ModelRef(found.model, version=rollout.from_version))
-        move_alias(conn, old.model_id, found.alias, old.id, utcnow())
+        self._point_alias(conn, rollout, found, old, {"alias": found.alias, "rolled_back": True})
+
+    def _point_alias(
+        self, conn: Connection, rollout: Rollout, found: Deployment, row: Row[Any], detail: dict[str, Any]
+    ) -> None:
+        """Point the deployment's alias at version `row` and record the move in the change log."""
+        assert found.alias is not None
+        move_alias(conn, row.model_id, found.alias, row.id, utcnow())
         record_change(
             conn,
             "alias",
             actor=self.actor,
             model=found.model,
-            version=rollout.from_version,
-            detail={
-                "alias": found.alias,
-                "rollout": rollout.id,
-                "deployment": found.name,
-                "rolled_back": True,
-            },
+            version=int(row.version),
+            detail=detail | {"rollout": rollout.id, "deployment": found.name},
         )
 
     def _set(
