@@ -11,7 +11,7 @@ and writes ROWS x 20 float64 features to Parquet (row groups of 131,072 rows). T
   validate, predict and write Parquet. The job's own time (first read to last rename, as
   `--json` reports it) is compared with the floor; the process's time from start to exit
   (interpreter start, imports, model load) is shown beside it;
-- three alternating rounds of both, compared on the medians;
+- five alternating rounds of both, compared on the medians;
 - memory: the same command on MEMORY-ROWS rows, its peak RSS (GNU time's %M);
 - with `--spark`: the same command with `--engine spark` on a local[*] Spark (pyspark installed).
 
@@ -32,7 +32,7 @@ COLUMNS = [f"x{i}" for i in range(N_FEATURES)]
 ROW_GROUP = 131_072
 RATIO_TARGET = 0.85
 MEMORY_TARGET_MB = 500
-ROUNDS = 3
+ROUNDS = 5
 
 
 def progress(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 
 from shipyard import Registry, Settings
 from shipyard.cli.demo import credit_data, credit_model
+from shipyard.security.signing import SigningKey, new_signing_key
 
 PG_ENV = "SHIPYARD_TEST_PG_URL"
 
@@ -62,9 +64,21 @@ def registry(settings: Settings) -> Iterator[Registry]:
 
 
 @pytest.fixture
-def sqlite_registry(tmp_path: Path) -> Iterator[Registry]:
-    """A registry on SQLite only, for tests of flavors and files rather than databases."""
-    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as reg:
+def signing_key(tmp_path: Path) -> SigningKey:
+    """A new Ed25519 signing key; `sqlite_registry` trusts its public half."""
+    (tmp_path / "keys").mkdir(exist_ok=True)
+    new_signing_key(tmp_path / "keys" / "signing.pem")
+    return SigningKey.from_file(tmp_path / "keys" / "signing.pem")
+
+
+@pytest.fixture
+def sqlite_registry(tmp_path: Path, signing_key: SigningKey) -> Iterator[Registry]:
+    """A registry on SQLite only, for tests of flavors and files rather than databases; it trusts
+    `signing_key`, so a test can sign a custom (pyfunc) model and load it."""
+    settings = replace(
+        Settings.for_home(tmp_path / "home"), trusted_keys=(tmp_path / "keys" / "signing.pub",)
+    )
+    with Registry(settings, actor="tester") as reg:
         yield reg
 
 

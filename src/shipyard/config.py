@@ -4,7 +4,12 @@ Keys: `SHIPYARD_HOME` (default `./.shipyard`), `SHIPYARD_DB_URL` (default SQLite
 `SHIPYARD_STORE_URL` (default the `artifacts` folder in the home; any fsspec URL),
 `SHIPYARD_DB_TIMEOUT` (seconds, default 30), `SHIPYARD_PROTECTED_ALIASES` (comma-separated,
 default `production`; empty for none), `SHIPYARD_GATES_POLICY` (a gates policy file that every
-promotion of a protected alias must have passed).
+promotion of a protected alias must have passed), `SHIPYARD_API_KEY` (the API key the CLI and
+Python API act with; without one, local use is the admin), `SHIPYARD_ENCRYPTION_KEY` or
+`SHIPYARD_ENCRYPTION_KEY_FILE` (the master key for encryption at rest), `SHIPYARD_TRUSTED_KEYS`
+(Ed25519 public keys, PEM files or folders, separated by ':') and `SHIPYARD_REQUIRE_SIGNATURE`
+(1 to load only versions those keys signed), `SHIPYARD_MASKING_KEY` (the secret of the keyed
+hash of pii values in logs; by default a key file in the home).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.errors import ConfigError
@@ -34,6 +39,14 @@ class Settings:
         db_timeout: seconds a writer waits for a lock another process holds.
         protected_aliases: aliases that move only to a version with a passing gate result.
         gates_policy: when set, the policy file a protected alias's gate result must be for.
+        api_key: the API key the CLI and Python API act with; its role and model scope are
+            checked on every action, and its name is the actor in the audit log. Never shown.
+        encryption_key: the master key for encryption at rest (64 hex characters or base64);
+            new artifacts and prediction-log segments are encrypted under it. Never shown.
+        encryption_key_file: a file holding the master key, instead of `encryption_key`.
+        trusted_keys: Ed25519 public keys (PEM files or folders of them) whose signatures loads accept.
+        require_signature: load only versions signed by a trusted key.
+        masking_key: the secret of the keyed hash of pii values; by default a key file in the home.
     """
 
     home: Path
@@ -42,6 +55,12 @@ class Settings:
     db_timeout: float = 30.0
     protected_aliases: tuple[str, ...] = ("production",)
     gates_policy: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+    encryption_key: str | None = field(default=None, repr=False)
+    encryption_key_file: Path | None = None
+    trusted_keys: tuple[Path, ...] = ()
+    require_signature: bool = False
+    masking_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -93,6 +112,12 @@ class Settings:
                     "digits, '-' and '_', starting with a letter) separated by commas"
                 )
         policy = env.get("SHIPYARD_GATES_POLICY")
+        key_file = env.get("SHIPYARD_ENCRYPTION_KEY_FILE")
+        trusted = env.get("SHIPYARD_TRUSTED_KEYS") or ""
+        if key_file and env.get("SHIPYARD_ENCRYPTION_KEY"):
+            raise ConfigError(
+                "both SHIPYARD_ENCRYPTION_KEY and SHIPYARD_ENCRYPTION_KEY_FILE are set; set one of them"
+            )
         return cls(
             home=base.home,
             db_url=db_url,
@@ -100,4 +125,19 @@ class Settings:
             db_timeout=db_timeout,
             protected_aliases=aliases,
             gates_policy=Path(policy).expanduser().absolute() if policy else None,
+            api_key=env.get("SHIPYARD_API_KEY") or None,
+            encryption_key=env.get("SHIPYARD_ENCRYPTION_KEY") or None,
+            encryption_key_file=Path(key_file).expanduser().absolute() if key_file else None,
+            trusted_keys=tuple(Path(p).expanduser().absolute() for p in trusted.split(os.pathsep) if p),
+            require_signature=_flag(env, "SHIPYARD_REQUIRE_SIGNATURE"),
+            masking_key=env.get("SHIPYARD_MASKING_KEY") or None,
         )
+
+
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    value = (env.get(key) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{key} is {value!r}; expected 1 or 0 (true or false)")

@@ -29,11 +29,18 @@ Transports map these to status codes in their own tables; no exception here carr
     ├── RolloutError                 a deployment or rollout cannot be made or changed as asked
     │   ├── DeploymentNotFoundError  no deployment of that name
     │   └── RolloutConflictError     the change contradicts the rollout's state (one already runs)
-    └── ServingError
-        ├── UnknownModelError        the server serves no such model or version
-        ├── NotReadyError            the model is still loading or warming up
-        ├── RequestTooLargeError     the body or the row count is over the server's limit
-        └── UnsupportedMediaError    the body's content type is not one the endpoint reads
+    ├── ServingError
+    │   ├── UnknownModelError        the server serves no such model or version
+    │   ├── NotReadyError            the model is still loading or warming up
+    │   ├── RequestTooLargeError     the body or the row count is over the server's limit
+    │   └── UnsupportedMediaError    the body's content type is not one the endpoint reads
+    └── SecurityError
+        ├── AuthenticationError      no credentials, or a key or token that is unknown, expired,
+        │                            revoked or forged
+        ├── PermissionDeniedError    the caller's role or model scope does not allow the action
+        ├── RateLimitedError         the caller sent more requests than its rate allows
+        ├── EncryptionError          an encrypted artifact cannot be read with the key given
+        └── SignatureError           a version's signature is missing, unknown or does not verify
 """
 
 from __future__ import annotations
@@ -46,12 +53,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArtifactIntegrityError",
+    "AuthenticationError",
     "BatchError",
     "ConfigError",
     "ConflictError",
     "ContractError",
     "ContractViolationError",
     "DeploymentNotFoundError",
+    "EncryptionError",
     "EvaluationError",
     "FeedbackError",
     "FlavorError",
@@ -62,16 +71,20 @@ __all__ = [
     "MonitoringError",
     "NotFoundError",
     "NotReadyError",
+    "PermissionDeniedError",
     "PolicyError",
     "PredictionError",
     "ProfileError",
+    "RateLimitedError",
     "RefError",
     "RegistryError",
     "RequestTooLargeError",
     "RolloutConflictError",
     "RolloutError",
+    "SecurityError",
     "ServingError",
     "ShipyardError",
+    "SignatureError",
     "StoreError",
     "StoreUnavailableError",
     "UnknownFlavorError",
@@ -220,3 +233,36 @@ class DeploymentNotFoundError(RolloutError):
 
 class RolloutConflictError(RolloutError):
     """The change contradicts the state of the deployment or its rollout."""
+
+
+class SecurityError(ShipyardError):
+    """Who is calling, or what they may do, or the keys that protect artifacts, is in question."""
+
+
+class AuthenticationError(SecurityError):
+    """No credentials came, or the key or token is unknown, expired, revoked or forged."""
+
+
+class PermissionDeniedError(SecurityError):
+    """The caller is known, but its role or model scope does not allow the action."""
+
+
+class RateLimitedError(SecurityError):
+    """The caller sent more requests than its rate allows.
+
+    Args:
+        message: what happened and the rate.
+        retry_after: seconds until a request would be accepted again.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EncryptionError(SecurityError):
+    """An encrypted artifact cannot be read: no key, the wrong key, or tampered bytes."""
+
+
+class SignatureError(SecurityError):
+    """A version's signature is missing, made by an untrusted key, or does not match the version."""

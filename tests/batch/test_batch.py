@@ -132,6 +132,38 @@ def test_bad_inputs_and_options_are_refused_before_any_job(registry: Registry, t
     assert Jobs(registry.meta, actor="t").list() == []
 
 
+def test_batches_scored_side_by_side_come_back_in_input_order(registry: Registry, tmp_path: Path) -> None:
+    """Many small batches on four scoring threads give exactly the output of one thread."""
+    source = write_parquet(rows(3000, bad=(5, 2999)), tmp_path / "in.parquet", row_group=700)
+    outputs = []
+    for workers in (1, 4):
+        options = BatchOptions(passthrough=("customer",), batch_rows=37, workers=workers)
+        job = start_job(registry, "credit:1", str(source), str(tmp_path / f"out{workers}"), options).job
+        assert (job.rows, job.scored, job.rejected) == (3000, 2998, 2)
+        outputs.append(read_parts(tmp_path / f"out{workers}"))
+    pd.testing.assert_frame_equal(outputs[0], outputs[1])
+    assert outputs[1]["row"].tolist() == [i for i in range(3000) if i not in (5, 2999)]
+    assert read_parts(tmp_path / "out4" / "rejects")["row"].tolist() == [5, 2999]
+    with pytest.raises(BatchError, match="--workers is -1; expected 0 \\(one per core\\) or more"):
+        BatchOptions(workers=-1)
+
+
+def test_parquet_output_keeps_dictionaries_for_repeating_columns_only(
+    registry: Registry, tmp_path: Path
+) -> None:
+    source = write_parquet(rows(500), tmp_path / "in.parquet", row_group=500)
+    start_job(
+        registry, "credit:1", str(source), str(tmp_path / "out"), BatchOptions(passthrough=("customer",))
+    )
+    [part] = sorted((tmp_path / "out").glob("part-*.parquet"))
+    meta = pq.ParquetFile(part).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    assert "DELTA_BINARY_PACKED" in encodings["row"]
+    assert "RLE_DICTIONARY" in encodings["model_version"]
+    assert "RLE_DICTIONARY" in encodings["prediction"]
+    assert "RLE_DICTIONARY" not in encodings["proba_1"]
+
+
 def test_a_succeeded_job_is_not_resumed(registry: Registry, tmp_path: Path) -> None:
     source = write_parquet(rows(100), tmp_path / "in.parquet", row_group=50)
     job = start_job(registry, "credit:1", str(source), str(tmp_path / "out")).job

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from shipyard import Batch, Contract, ContractError, ContractViolationError, DType, Feature
-from shipyard.core.contract import infer_contract
+from shipyard.core.inference import infer_contract
 
 
 @pytest.fixture
@@ -226,3 +226,50 @@ def test_the_one_pass_numeric_check_gives_the_per_feature_outcome() -> None:
     assert clean.ok
     assert clean.batch.columns["b"].dtype == np.int64
     assert clean.batch.columns["b"].tolist() == [2]
+
+
+def test_large_batches_checked_column_by_column_give_the_small_batch_outcome() -> None:
+    """Batches of thousands of rows take the column-wise path (out-of-range values under 'allow'
+    are only counted there); the findings and values must be those of the row-wise path."""
+    contract = Contract(
+        features=(
+            Feature(name="a", dtype=DType.FLOAT, min=-1.0, max=1.0),
+            Feature(name="b", dtype=DType.FLOAT, min=-1.0, max=1.0, on_out_of_range="reject"),
+            Feature(name="c", dtype=DType.INT, min=0.0, max=5.0),
+            Feature(name="d", dtype=DType.FLOAT, min=-2.0, max=2.0, on_out_of_range="clip"),
+            Feature(name="e", dtype=DType.FLOAT, min=-3.0, max=3.0, nullable=True, on_missing="pass"),
+            Feature(name="f", dtype=DType.INT, min=0.0, max=3.0),
+        ),
+        task="regression",
+    )
+    rng = np.random.default_rng(0)
+    n = 6000
+    columns = {
+        "a": rng.normal(0, 1, n),
+        "b": rng.normal(0, 0.3, n),
+        "c": rng.integers(0, 7, n),
+        "d": rng.normal(0, 1.5, n),
+        "e": rng.normal(0, 1, n),
+        "f": rng.integers(0, 5, n).astype(float),
+    }
+    columns["e"][7] = np.nan
+    columns["f"][9] = 1.5
+    batch = Batch(columns, n)
+    whole = contract.validate(batch)
+    parts = [contract.validate(batch.slice(start, start + 100)) for start in range(0, n, 100)]
+    counts: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for name, found in part.counts.items():
+            for kind, hits in found.items():
+                counts.setdefault(name, {}).setdefault(kind, 0)
+                counts[name][kind] += hits
+    assert whole.counts == counts
+    assert whole.counts["a"]["out_of_range"] > 0
+    offsets = list(range(0, n, 100))
+    assert whole.rejected_rows.tolist() == [
+        int(row) + offset for part, offset in zip(parts, offsets, strict=True) for row in part.rejected_rows
+    ]
+    for name in columns:
+        pieces = np.concatenate([part.batch.columns[name] for part in parts])
+        assert whole.batch.columns[name].dtype == pieces.dtype
+        np.testing.assert_array_equal(whole.batch.columns[name], pieces)

@@ -6,6 +6,7 @@ import pandas as pd
 
 from shipyard import Registry, evaluate, reweighing_weights
 from shipyard.cli.demo import credit_model
+from shipyard.security.signing import SigningKey
 
 
 class FairCredit:
@@ -45,7 +46,11 @@ def test_reweighing_recipe_registers_a_version_to_evaluate(
 
 
 def test_threshold_optimizer_recipe_registers_a_version_to_evaluate(
-    sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: object, holdout: pd.DataFrame
+    sqlite_registry: Registry,
+    credit: pd.DataFrame,
+    credit_pipeline: object,
+    holdout: pd.DataFrame,
+    signing_key: SigningKey,
 ) -> None:
     from fairlearn.postprocessing import ThresholdOptimizer
 
@@ -62,6 +67,7 @@ def test_threshold_optimizer_recipe_registers_a_version_to_evaluate(
         task="classification",
         trust_code=True,
     )
+    sqlite_registry.signatures.sign(v.ref, signing_key)  # custom code loads only when signed
     result = evaluate(
         str(v.ref),
         holdout,

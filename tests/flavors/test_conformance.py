@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from shipyard import ContractViolationError, Registry
+from shipyard.security.signing import SigningKey
 
 
 @dataclass
@@ -118,11 +119,13 @@ def case(request: pytest.FixtureRequest, credit: pd.DataFrame, credit_pipeline: 
 
 
 @pytest.fixture
-def loaded(case: Case, sqlite_registry: Registry) -> Any:
+def loaded(case: Case, sqlite_registry: Registry, signing_key: SigningKey) -> Any:
     version = sqlite_registry.register(
         case.model, name="conform", train_data=case.frame, target=case.target, trust_code=case.trust_code
     )
     assert version.flavor == case.flavor
+    if case.trust_code:  # custom code is unpickled only when signed by a trusted key
+        sqlite_registry.signatures.sign("conform:1", signing_key)
     return sqlite_registry.load("conform:1", trust_code=case.trust_code)
 
 

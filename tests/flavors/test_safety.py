@@ -13,8 +13,10 @@ import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from shipyard import FlavorError, Registry, UntrustedArtifactError
+from shipyard.errors import SignatureError
 from shipyard.flavors import flavor_named
 from shipyard.flavors.base import LoadOptions
+from shipyard.security.signing import SigningKey, new_signing_key
 
 
 class HomeMadeClassifier(ClassifierMixin, BaseEstimator):
@@ -61,13 +63,22 @@ class Custom:
         return frame.iloc[:, 0].to_numpy()
 
 
-def test_custom_code_needs_trust_to_register_and_to_load(sqlite_registry: Registry) -> None:
+def test_custom_code_needs_trust_and_a_trusted_signature_to_load(
+    sqlite_registry: Registry, signing_key: SigningKey, tmp_path: Path
+) -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0], "y": [1.0, 2.0]})
     with pytest.raises(UntrustedArtifactError, match="trust_code=True"):
         sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y")
     sqlite_registry.register(Custom(), name="custom", train_data=frame, target="y", trust_code=True)
     with pytest.raises(UntrustedArtifactError, match="runs its code"):
         sqlite_registry.load("custom:1")
+    with pytest.raises(SignatureError, match="custom:1 is not signed"):
+        sqlite_registry.load("custom:1", trust_code=True)
+    new_signing_key(tmp_path / "stranger.pem")
+    sqlite_registry.signatures.sign("custom:1", SigningKey.from_file(tmp_path / "stranger.pem"))
+    with pytest.raises(SignatureError, match="signed only by untrusted key"):
+        sqlite_registry.load("custom:1", trust_code=True)
+    sqlite_registry.signatures.sign("custom:1", signing_key)
     assert sqlite_registry.load("custom:1", trust_code=True).predict(frame[["a"]]).values.tolist() == [
         1.0,
         2.0,

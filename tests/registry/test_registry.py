@@ -213,7 +213,7 @@ def test_a_failure_inside_the_transaction_leaves_no_version_and_no_row(
         if registry.meta.dialect == "sqlite":
             conn.execute(
                 text(
-                    "CREATE TRIGGER boom BEFORE INSERT ON changes "
+                    "CREATE TRIGGER boom BEFORE INSERT ON audit_log "
                     "BEGIN SELECT RAISE(FAIL, 'crash half-way'); END"
                 )
             )
@@ -225,18 +225,20 @@ def test_a_failure_inside_the_transaction_leaves_no_version_and_no_row(
                 )
             )
             conn.execute(
-                text("CREATE TRIGGER boom BEFORE INSERT ON changes FOR EACH ROW EXECUTE FUNCTION boom()")
+                text("CREATE TRIGGER boom BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION boom()")
             )
     with pytest.raises(StoreError, match="crash half-way"):
         registry.register(
             cancer_model, name="cancer", train_data=cancer, target="label", tags={"a": "b"}, alias="staging"
         )
     with registry.meta.read() as conn:
-        for table in ("models", "model_versions", "aliases", "tags", "changes"):
+        for table in ("models", "model_versions", "aliases", "tags", "audit_log"):
             assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
     with registry.meta.engine.begin() as conn:
         conn.execute(
-            text("DROP TRIGGER boom" if registry.meta.dialect == "sqlite" else "DROP TRIGGER boom ON changes")
+            text(
+                "DROP TRIGGER boom" if registry.meta.dialect == "sqlite" else "DROP TRIGGER boom ON audit_log"
+            )
         )
     assert registry.register(cancer_model, name="cancer", train_data=cancer, target="label").version == 1
 

@@ -17,7 +17,7 @@ from shipyard.errors import (
     RolloutError,
 )
 from shipyard.rollout.deployments import Arm, Deployments, check_arms, check_sticky
-from shipyard.store.schema import changes
+from shipyard.store.schema import audit_log
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_set_arms_replaces_them_bumps_the_generation_and_records_the_change(vers
     assert after.arms == (Arm(1, "stable", 90.0), Arm(2, "canary", 10.0))
     assert after.generation == before.generation + 1 == deployments.generation("credit-api")
     with versions.meta.read() as conn:
-        actions = conn.execute(select(changes.c.action, changes.c.detail).order_by(changes.c.id)).all()
+        actions = conn.execute(select(audit_log.c.action, audit_log.c.detail).order_by(audit_log.c.seq)).all()
     assert actions[-1].action == "deployment.arms"
     assert actions[-1].detail["reason"] == "canary step 1"
 

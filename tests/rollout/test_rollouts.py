@@ -19,7 +19,7 @@ from shipyard.errors import (
 from shipyard.rollout.deployments import Arm, Deployments
 from shipyard.rollout.plan import Plan, parse_steps
 from shipyard.rollout.rollouts import Rollouts
-from shipyard.store.schema import changes
+from shipyard.store.schema import audit_log
 
 CANARY = Plan(strategy="canary", steps=(10, 50, 100), interval=60)
 
@@ -118,7 +118,7 @@ def test_a_protected_alias_refuses_promotion_without_gates_and_nothing_changes(
 
 def test_bad_rollouts_are_refused_and_change_nothing(rollouts: Rollouts) -> None:
     with rollouts.meta.read() as conn:
-        before = conn.execute(select(func.count()).select_from(changes)).scalar_one()
+        before = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
     with pytest.raises(DeploymentNotFoundError):
         rollouts.start("nope", "credit:2", CANARY)
     with pytest.raises(RolloutError, match="archived"):
@@ -130,7 +130,7 @@ def test_bad_rollouts_are_refused_and_change_nothing(rollouts: Rollouts) -> None
     with pytest.raises(RolloutError, match="serves model 'credit'"):
         rollouts.start("api", "other:1", CANARY)
     with rollouts.meta.read() as conn:
-        assert conn.execute(select(func.count()).select_from(changes)).scalar_one() == before
+        assert conn.execute(select(func.count()).select_from(audit_log)).scalar_one() == before
     rollouts.start("api", "credit:2", CANARY)
     with pytest.raises(RolloutConflictError, match="finish it first"):
         rollouts.start("api", "credit:2", CANARY)

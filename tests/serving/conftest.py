@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from servers import ServerProcess
 
+from servers import ServerProcess
 from shipyard import Registry, Settings
 
 

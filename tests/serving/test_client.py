@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from servers import ServerProcess, credit_row
 
 import shipyard
+from servers import ServerProcess, credit_row
 
 ROWS = [credit_row(), credit_row(age=30, country="FR")]
 

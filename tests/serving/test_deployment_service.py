@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from servers import credit_row
 
+from servers import credit_row
 from shipyard import Registry
 from shipyard.monitoring.events import EventLog
 from shipyard.rollout.deployments import Arm, Deployment, Deployments

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servers import ServerProcess, credit_row
 
+from servers import ServerProcess, credit_row
 from shipyard import Registry, Settings
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from servers import ServerProcess, credit_row
 
 ROWS = [credit_row(), credit_row(age=22, employment="unemployed", debt_ratio=0.9, country="ES")]

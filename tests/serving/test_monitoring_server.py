@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from servers import ServerProcess
 
+from servers import ServerProcess
 from shipyard import Registry, Settings
 from shipyard.cli.demo import credit_data
 from shipyard.monitoring.drift import compare

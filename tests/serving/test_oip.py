@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from servers import ServerProcess, credit_row
 from tritonclient.utils import InferenceServerException
+
+from servers import ServerProcess, credit_row
 
 ROWS = [credit_row(), credit_row(age=25, employment="unemployed", debt_ratio=0.8, country="ES")]
 DATATYPES = {

@@ -25,9 +25,9 @@ import httpx
 import pandas as pd
 import pyarrow.compute as pc
 import pytest
-from servers import ServerProcess
 from sqlalchemy import select
 
+from servers import ServerProcess
 from shipyard import Client, Registry, Settings
 from shipyard.cli.demo import credit_model
 from shipyard.monitoring.events import read_events

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servers import ServerProcess, credit_row
 
+from servers import ServerProcess, credit_row
 from shipyard import Registry, Settings
 
 

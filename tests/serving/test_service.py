@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from servers import credit_row
 
+from servers import credit_row
 from shipyard import ContractViolationError, Registry, RequestTooLargeError
 from shipyard.core.refs import ModelRef
 from shipyard.monitoring.events import EventLog

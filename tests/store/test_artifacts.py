@@ -14,7 +14,7 @@ def test_blobs_are_stored_once_under_their_sha256(tmp_path: Path) -> None:
     assert digest == digest_of(b"model bytes")
     assert store.put(b"model bytes") == digest
     assert store.get(digest) == b"model bytes"
-    assert not list((tmp_path / "tmp").iterdir())
+    assert not list(tmp_path.rglob("*.part"))  # written beside the target, then renamed
 
 
 def test_one_changed_byte_on_disk_is_refused_as_an_integrity_error(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from shipyard import Batch, InputError
-from shipyard.core.contract import infer_contract
+from shipyard.core.inference import infer_contract
 from shipyard.store.tabular import read_rows, write_table
 
 

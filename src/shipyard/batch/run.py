@@ -11,6 +11,7 @@ from shipyard.batch.jobs import Jobs
 from shipyard.batch.sources import discover
 from shipyard.core.refs import ModelRef
 from shipyard.errors import BatchError
+from shipyard.registry.loaded import warm_up
 from shipyard.registry.registry import Registry
 
 __all__ = ["BatchOptions", "resume_job", "start_job"]
@@ -28,6 +29,7 @@ class BatchOptions:
         unit_rows: rows per resumable unit of a CSV or JSON Lines file (Parquet: its row groups).
         engine: 'local' (streamed in this process) or 'spark' (Spark executors, `mapInArrow`).
         spark_master: the Spark master for the spark engine (`local[*]`, `spark://host:7077`, ...).
+        workers: threads scoring batches side by side (local engine); 0 is one per core.
     """
 
     format: str = "parquet"
@@ -37,6 +39,7 @@ class BatchOptions:
     unit_rows: int = 1_000_000
     engine: str = "local"
     spark_master: str = "local[*]"
+    workers: int = 0
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
@@ -47,6 +50,8 @@ class BatchOptions:
             raise BatchError(f"--engine is {self.engine!r}; expected local or spark")
         if self.engine == "spark" and self.format != "parquet":
             raise BatchError(f"--engine spark writes Parquet; --format {self.format} needs --engine local")
+        if self.workers < 0:
+            raise BatchError(f"--workers is {self.workers}; expected 0 (one per core) or more")
         for name in ("batch_rows", "unit_rows"):
             if getattr(self, name) < 1:
                 raise BatchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 1 or more")
@@ -71,6 +76,7 @@ def start_job(
     options = options or BatchOptions()
     loaded = registry.load(ref, trust_code=trust_code)
     sources = discover(inputs)
+    warm_up(loaded)  # a model that cannot predict fails here, before a job is recorded
     jobs = Jobs(registry.meta, actor=registry.actor)
     version = loaded.version
     job = jobs.create(
@@ -98,5 +104,6 @@ def resume_job(
     jobs = Jobs(registry.meta, actor=registry.actor)
     job = jobs.claim(job_id)
     loaded = registry.load(ModelRef(job.model, version=job.version), trust_code=trust_code)
+    warm_up(loaded)
     store = registry.settings.store_url
     return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_code=trust_code)

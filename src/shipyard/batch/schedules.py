@@ -24,6 +24,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from shipyard.batch.jobs import alive, this_process
 from shipyard.errors import BatchError, ConflictError, NotFoundError
+from shipyard.security import audit
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import schedule_runs, schedules
 
@@ -161,6 +162,8 @@ class Schedules:
                     created_at=utcnow(), actor=self.actor,
                 )
             )  # fmt: skip
+            detail = {"cron": cron, "args": list(args)}
+            audit.append(conn, "schedule-add", actor=self.actor, target=f"schedule:{name}", detail=detail)
 
         self.meta.write(change)
         return self.get(name)
@@ -192,6 +195,7 @@ class Schedules:
         def change(conn: Connection) -> None:
             if conn.execute(delete(schedules).where(schedules.c.name == name)).rowcount == 0:
                 raise NotFoundError(f"no schedule named {name!r}; 'shipyard schedule list' shows them")
+            audit.append(conn, "schedule-remove", actor=self.actor, target=f"schedule:{name}")
 
         self.meta.write(change)
 

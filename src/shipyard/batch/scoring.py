@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from shipyard.core.batch import Batch, Predictions
+from shipyard.core.contract import PII
 from shipyard.errors import BatchError
 from shipyard.registry.loaded import LoadedModel
 
@@ -84,13 +85,18 @@ class Scorer:
         return pa.table(columns)
 
     def rejected(self, batch: Batch, bad: Any, row: Any, reasons: dict[int, list[str]]) -> pa.Table:
-        """The rejected rows: row number, input file, the reasons, and every input value as text."""
+        """The rejected rows: row number, input file, the reasons, and every input value as text
+        (`<pii>` for a pii feature's)."""
         columns: dict[str, Any] = {
             "row": pa.array(row, pa.int64()),
             "input_file": _constant(self.input_url, len(row)),
             "reason": pa.array(["; ".join(reasons.get(int(i), ["rejected"])) for i in bad], pa.string()),
         }
+        pii = self.loaded.contract.pii_masks
         for name, values in batch.columns.items():
+            if name in pii:  # never written in clear; the row number finds the row
+                columns[name] = pa.array([PII] * len(bad), pa.string())
+                continue
             columns[name] = pa.array(
                 [None if _missing(v) else str(v) for v in values[bad].tolist()], pa.string()
             )

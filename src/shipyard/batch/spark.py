@@ -194,10 +194,15 @@ def _scorer(
         key = (version.artifact_digest, store_url)
         loaded = _LOADED.get(key)
         if loaded is None:
-            from shipyard.registry.registry import load_version
-            from shipyard.store.artifacts import ArtifactStore
+            from dataclasses import replace
 
-            loaded = _LOADED[key] = load_version(version, ArtifactStore(store_url), trust_code=trust_code)
+            from shipyard.config import Settings
+            from shipyard.registry.registry import artifact_store, load_version
+
+            # The executor's own environment gives the master key (spark.executorEnv...), never the task.
+            store = artifact_store(replace(Settings.from_env(), store_url=store_url))
+            # The driver's load verified the signature a pyfunc model needs (or refused it).
+            loaded = _LOADED[key] = load_version(version, store, trust_code=trust_code, signed=trust_code)
         scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
         seen = 0  # rows of this partition so far (text inputs)
         for record_batch in batches:

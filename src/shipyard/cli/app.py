@@ -19,6 +19,7 @@ from shipyard.cli.monitor import feedback_app, monitor_app
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
 from shipyard.cli.rollout import deploy_app, rollout_app, server
+from shipyard.cli.security import audit_app, encryption_app, keys_app, sign, verify
 from shipyard.cli.serve import serve
 from shipyard.errors import ShipyardError
 
@@ -40,12 +41,17 @@ app.add_typer(deploy_app, name="deploy")
 app.add_typer(rollout_app, name="rollout")
 app.add_typer(batch_app, name="batch")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(encryption_app, name="encryption")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)
 app.command()(serve)
 app.command()(server)
 app.command()(scheduler)
+app.command()(sign)
+app.command()(verify)
 
 
 @app.callback()

@@ -11,6 +11,7 @@ import typer
 from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.errors import ConfigError
+from shipyard.security.access import Action
 
 __all__ = ["batch_app", "schedule_app", "scheduler"]
 
@@ -44,6 +45,7 @@ def batch_run(
         str,
         typer.Option(help="The Spark master for --engine spark (local[*], spark://host:7077, yarn, ...)."),
     ] = "local[*]",
+    workers: Annotated[int, typer.Option(help="Threads scoring batches side by side (0: one per core).")] = 0,
     trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -58,6 +60,7 @@ def batch_run(
         unit_rows=unit_rows,
         engine=engine,
         spark_master=spark_master,
+        workers=workers,
     )
     with registry() as reg:
         summary = start_job(
@@ -93,6 +96,7 @@ def batch_status(
     from shipyard.batch.jobs import Jobs
 
     with registry() as reg:
+        reg.allow(Action.READ)
         job = Jobs(reg.meta, actor=reg.actor).get(job_id)
     _show_summary(job.to_dict(), json_out)
 
@@ -106,6 +110,7 @@ def batch_list(
     from shipyard.batch.jobs import Jobs
 
     with registry() as reg:
+        reg.allow(Action.READ)
         jobs = Jobs(reg.meta, actor=reg.actor).list(limit=limit)
     if json_out:
         emit_json([j.to_dict() for j in jobs])
@@ -195,6 +200,7 @@ def schedule_add(
     from shipyard.batch.schedules import Schedules
 
     with registry() as reg:
+        reg.allow(Action.SCHEDULE)
         added = Schedules(reg.meta, actor=reg.actor).add(name, cron, ctx.args)
     if json_out:
         emit_json(added.to_dict())
@@ -212,6 +218,7 @@ def schedule_list(json_out: JsonOpt = False) -> None:
     from shipyard.batch.schedules import Schedules
 
     with registry() as reg:
+        reg.allow(Action.READ)
         found = [s.to_dict() for s in Schedules(reg.meta, actor=reg.actor).list()]
     if json_out:
         emit_json(found)
@@ -235,6 +242,7 @@ def schedule_remove(name: Annotated[str, typer.Argument(help="The schedule's nam
     from shipyard.batch.schedules import Schedules
 
     with registry() as reg:
+        reg.allow(Action.SCHEDULE)
         Schedules(reg.meta, actor=reg.actor).remove(name)
     console.print(f"removed schedule {name}")
 
@@ -249,6 +257,7 @@ def schedule_history(
     from shipyard.batch.schedules import Schedules
 
     with registry() as reg:
+        reg.allow(Action.READ)
         schedules = Schedules(reg.meta, actor=reg.actor)
         schedules.get(name)
         runs = schedules.runs(name, limit=limit)
@@ -286,6 +295,7 @@ def schedule_export(
     if not k8s:
         raise ConfigError("say what to export as: --k8s (a Kubernetes CronJob)")
     with registry() as reg:
+        reg.allow(Action.READ)
         schedule = Schedules(reg.meta, actor=reg.actor).get(name)
     typer.echo(
         yaml.safe_dump(kubernetes_cronjob(schedule, image=image, secret=secret), sort_keys=False), nl=False
@@ -305,6 +315,7 @@ def scheduler(
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with registry() as reg:
+        reg.allow(Action.SCHEDULE)
         runner = Scheduler(Schedules(reg.meta, actor=reg.actor))
         if once:
             runner.tick()

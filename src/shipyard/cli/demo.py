@@ -99,7 +99,7 @@ def credit_model(frame: pd.DataFrame) -> Any:
 def demo(
     rows: Annotated[int, typer.Option(help="Rows of synthetic credit data.")] = 5000,
 ) -> None:
-    """Register, validate, evaluate, gate, serve, monitor, roll out, score in batch: everything so far."""
+    """Register, validate, evaluate, gate, serve, monitor, roll out, score in batch, secure: everything."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -221,9 +221,10 @@ def demo(
 
 
 def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_url: str) -> None:
-    """Serve, monitor, roll out and score in batch (steps 8 to 15)."""
+    """Serve, monitor, roll out, score in batch, and secure it all (steps 8 to 18)."""
     from shipyard.cli.demo_batch import batch_demo
     from shipyard.cli.demo_rollout import rollout_demo  # it imports this module's helpers
+    from shipyard.cli.demo_security import security_demo
 
     drifted = credit_data(400, seed=99)
     drifted["income"] = (drifted["income"] * 3).round(2)  # incomes tripled: the world moved
@@ -232,6 +233,8 @@ def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_u
         monitoring_demo(reg, "credit@staging")
         rollout_demo(reg, credit)
         batch_demo(reg, credit_data(5000, seed=7))
+        console.rule("[bold]Security: keys and roles over TLS, the audit chain, a signed version")
+        security_demo(reg, sample[0])
 
 
 DEMO_POLICY = """\
@@ -382,16 +385,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(args: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `shipyard serve ARGS` on a free port and wait until it is ready; returns it and its URL."""
+def start_server(args: list[str], *, ca: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `shipyard serve ARGS` on a free port and wait until it is ready; returns it and its URL.
+
+    With `ca` the server speaks HTTPS (ARGS give --tls-cert/--tls-key) and `ca` verifies it.
+    """
+    import ssl
+
     import httpx
 
     port = free_port()
     command = [sys.executable, "-m", "shipyard", "serve", *args, "--port", str(port)]
     server = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
+    verify: Any = ssl.create_default_context(cafile=str(ca)) if ca else True
     deadline = time.monotonic() + 60
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30, verify=verify) as http:
         while time.monotonic() < deadline and server.poll() is None:
             try:
                 if http.get("/readyz").status_code == 200:

@@ -12,6 +12,7 @@ import typer
 
 from shipyard.cli.render import console, emit_json, table
 from shipyard.cli.session import registry
+from shipyard.security.access import Action
 
 __all__ = ["feedback_app", "monitor_app", "show_report"]
 
@@ -217,6 +218,7 @@ def load(
         data, id_column=id_column, label_column=label_column, row_column=row_column, source=str(path)
     )
     with registry() as reg:
+        reg.allow(Action.FEEDBACK)
         stored = FeedbackStore(reg.meta).add(labels, source=str(path), actor=reg.actor)
     console.print(f"stored {stored} label(s) from {path}")
 

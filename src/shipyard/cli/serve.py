@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.config import Settings
+from shipyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from shipyard.security.tokens import JwtSettings
+    from shipyard.serving.tls import TlsFiles
 
 __all__ = ["serve"]
 
@@ -57,6 +64,39 @@ def serve(
     shadow_queue: Annotated[
         int, typer.Option(help="Shadow copies waiting at most; more are shed and counted.")
     ] = 1000,
+    auth: Annotated[
+        str, typer.Option(help="required: every call needs an API key or JWT (health stays open); off.")
+    ] = "off",
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(help="Requests per second per caller and worker (429 above); a key's own rate wins."),
+    ] = None,
+    burst: Annotated[
+        float | None, typer.Option(help="Requests a caller may send at once above its rate.")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate: serve HTTPS and gRPC over TLS.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="PEM CA: clients must present a certificate it signed (mutual TLS).")
+    ] = None,
+    jwt_issuer: Annotated[str | None, typer.Option(help="Accept JWTs from this issuer (its 'iss').")] = None,
+    jwt_jwks: Annotated[
+        str | None, typer.Option(help="The issuer's public keys: a JWKS file or https URL.")
+    ] = None,
+    jwt_audience: Annotated[str | None, typer.Option(help="The 'aud' tokens must carry.")] = None,
+    jwt_role_claim: Annotated[str, typer.Option(help="The claim holding the roles.")] = "roles",
+    jwt_role_map: Annotated[
+        str | None, typer.Option(help="Claim values to roles: 'ml-admins=admin,analysts=reader'.")
+    ] = None,
+    jwt_models_claim: Annotated[
+        str | None, typer.Option(help="A claim listing the model patterns a token is limited to.")
+    ] = None,
+    require_signature: Annotated[
+        bool,
+        typer.Option(help="Load only versions signed by a trusted key (SHIPYARD_TRUSTED_KEYS)."),
+    ] = False,
 ) -> None:
     """Serve models over REST and gRPC until SIGTERM; see docs/serving.md."""
     from shipyard.serving.server import ServeOptions
@@ -87,5 +127,49 @@ def serve(
         log_events=not no_log,
         live_profiles=not no_profile,
         trust_code=trust_code,
+        auth=auth,
+        rate_limit=rate_limit,
+        burst=burst,
+        tls=_tls(tls_cert, tls_key, tls_client_ca),
+        jwt=_jwt(jwt_issuer, jwt_jwks, jwt_audience, jwt_role_claim, jwt_role_map, jwt_models_claim),
     )
-    run(Settings.from_env(), options, on_ready=typer.echo)
+    settings = Settings.from_env()
+    if require_signature:
+        settings = replace(settings, require_signature=True)
+    run(settings, options, on_ready=typer.echo)
+
+
+def _tls(cert: Path | None, key: Path | None, client_ca: Path | None) -> TlsFiles | None:
+    from shipyard.serving.tls import TlsFiles
+
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key: mutual TLS is TLS first")
+        return None
+    if cert is None or key is None:
+        raise ConfigError("--tls-cert and --tls-key go together; give both")
+    return TlsFiles(cert=cert, key=key, client_ca=client_ca).check()
+
+
+def _jwt(
+    issuer: str | None,
+    jwks: str | None,
+    audience: str | None,
+    role_claim: str,
+    role_map: str | None,
+    models_claim: str | None,
+) -> JwtSettings | None:
+    from shipyard.security.tokens import JwtSettings, parse_role_map
+
+    if issuer is None and jwks is None:
+        return None
+    if issuer is None or jwks is None:
+        raise ConfigError("--jwt-issuer and --jwt-jwks go together: whose tokens, checked with which keys")
+    return JwtSettings(
+        issuer=issuer,
+        jwks=jwks,
+        audience=audience,
+        role_claim=role_claim,
+        role_map=parse_role_map(role_map),
+        models_claim=models_claim,
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal, cast
 
@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Label, Task
-from shipyard.core.dtypes import DTYPE_WORDS, DType, coerce, finish
+from shipyard.core.dtypes import DTYPE_WORDS, DType, coerce, finish, plain
 from shipyard.errors import ContractError, ContractViolationError
 
 __all__ = [
+    "PII",
     "Contract",
     "Feature",
     "Validation",
     "Violation",
-    "infer_contract",
 ]
 
 MissingAction = Literal["reject", "impute", "pass"]
@@ -50,7 +50,11 @@ class Feature:
         min: the smallest value seen in training (numeric features).
         max: the largest value seen in training (numeric features).
         categories: the allowed values (string and bool features), or None for free text.
-        pii: the value identifies a person; logs mask it.
+        pii: the value identifies a person: it is never written in clear. Error messages and
+            rejects show `<pii>` instead of it, the prediction log keeps `pii_mask` of it, and
+            profiles (so drift) leave the feature out.
+        pii_mask: how the prediction log keeps a pii value: 'hash' (keyed HMAC-SHA256, so equal
+            values still match and joins work) or 'redact' (not at all).
         on_missing: reject the row, impute `impute_value`, or pass the missing value to the model.
         impute_value: the value used when `on_missing` is 'impute'.
         on_out_of_range: reject the row, clip to [min, max], or allow it and count it.
@@ -64,6 +68,7 @@ class Feature:
     max: float | None = None
     categories: tuple[Label, ...] | None = None
     pii: bool = False
+    pii_mask: str = "hash"
     on_missing: MissingAction = "reject"
     impute_value: Label | None = None
     on_out_of_range: RangeAction = "allow"
@@ -76,6 +81,7 @@ class Feature:
         _check_choice(where, "on_missing", self.on_missing, _MISSING_ACTIONS)
         _check_choice(where, "on_out_of_range", self.on_out_of_range, _RANGE_ACTIONS)
         _check_choice(where, "on_unseen_category", self.on_unseen_category, _CATEGORY_ACTIONS)
+        _check_choice(where, "pii_mask", self.pii_mask, ("hash", "redact"))
         if self.on_missing == "impute" and self.impute_value is None:
             raise ContractError(f"{where} imputes missing values but has no impute_value; set one")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -97,6 +103,8 @@ class Feature:
             if value is None or (f.name == "on_out_of_range" and not self.is_numeric):
                 continue
             if f.name == "on_unseen_category" and self.categories is None:
+                continue
+            if f.name == "pii_mask" and not self.pii:
                 continue
             data[f.name] = list(value) if isinstance(value, tuple) else value
         return data
@@ -155,7 +163,7 @@ class Violation:
 
     def to_dict(self) -> dict[str, Any]:
         """The violation as plain JSON-safe data."""
-        return {"row": self.row, "feature": self.feature, "value": _plain(self.value), "reason": self.reason}
+        return {"row": self.row, "feature": self.feature, "value": plain(self.value), "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -276,6 +284,11 @@ class Contract:
             raise ContractError(f"the target {self.target!r} is also listed as a feature")
 
     @property
+    def pii_masks(self) -> dict[str, str]:
+        """The pii features and how the prediction log keeps each ('hash' or 'redact')."""
+        return {f.name: f.pii_mask for f in self.features if f.pii}
+
+    @property
     def names(self) -> tuple[str, ...]:
         """The feature names in order."""
         return tuple(f.name for f in self.features)
@@ -344,8 +357,7 @@ class Contract:
         n = data.n_rows
         rejected = np.zeros(n, dtype=bool)
         violations: list[Violation] = []
-        counts: dict[str, dict[str, int]] = {}
-        clean = self._clean_numeric(data)
+        clean, counts = self._clean_numeric(data)
         columns: dict[str, Array] = {}
         for feature in self.features:
             if feature.name in clean:
@@ -384,14 +396,17 @@ class Contract:
         ints = np.array([f.dtype is DType.INT for f in numeric], dtype=bool)
         return numeric, lo, hi, ints
 
-    def _clean_numeric(self, data: Batch) -> dict[str, Array]:
-        """The numeric columns with nothing to reject, count, clip or impute, checked in one pass.
+    def _clean_numeric(self, data: Batch) -> tuple[dict[str, Array], dict[str, dict[str, int]]]:
+        """The numeric columns with nothing to reject, clip or impute, checked in one pass, and
+        the out-of-range values counted on the way.
 
         The per-feature checks cost a few microseconds each whatever the row count; on the
         serving hot path (a handful of rows, tens of features) that dominated. Numeric columns
         that arrive as numbers are stacked and checked together for missing, fractional (for
         integer features) and out-of-range values; any column with one of those goes through
-        the full per-feature check, so the outcome is exactly the same.
+        the full per-feature check, so the outcome is exactly the same. In large batches a
+        column whose only finding is values out of range, under the policy 'allow', is counted
+        here rather than checked again.
         """
         numeric, lo, hi, ints = self._numeric_plan
         columns = data.columns
@@ -403,13 +418,19 @@ class Contract:
             ]
             features = tuple(numeric[j] for j in keep)
             lo, hi, ints = lo[keep], hi[keep], ints[keep]
+        counts: dict[str, dict[str, int]] = {}
         if len(features) < 2:
-            return {}
+            return {}, counts
         raws = [columns[f.name] for f in features]
         if data.n_rows >= _COLUMNWISE_ROWS:
             # Large batches (batch prediction): a min and a max per column cost less than
             # stacking every column into one matrix first.
-            dirty = np.array([_odd_column(raw, lo[j], hi[j], bool(ints[j])) for j, raw in enumerate(raws)])
+            outside = [
+                _outside(raw, lo[j], hi[j], integer=bool(ints[j]), allow=f.on_out_of_range == "allow")
+                for j, (f, raw) in enumerate(zip(features, raws, strict=True))
+            ]
+            dirty = np.array([n < 0 for n in outside])
+            counts = {f.name: {"out_of_range": n} for f, n in zip(features, outside, strict=True) if n > 0}
         else:
             matrix = np.column_stack(raws).astype(np.float64, copy=False)
             # Comparisons with NaN are simply False; numpy does not warn for them.
@@ -426,7 +447,7 @@ class Contract:
                 clean[f.name] = raw.astype(np.int64, copy=False) if raw.dtype.kind in "iu" else _whole(raw)
             else:
                 clean[f.name] = raw.astype(np.float64, copy=False)
-        return clean
+        return clean, counts
 
 
 class _FeatureCheck:
@@ -442,7 +463,8 @@ class _FeatureCheck:
     def reject(self, mask: Array, reason: str) -> None:
         rows = np.flatnonzero(mask & ~self.rejected)
         self.violations.extend(
-            Violation(int(r), self.feature.name, _plain(self.raw[r]), reason) for r in rows
+            Violation(int(r), self.feature.name, PII if self.feature.pii else plain(self.raw[r]), reason)
+            for r in rows
         )
         self.rejected |= mask
 
@@ -499,119 +521,39 @@ class _FeatureCheck:
             return
         if f.on_unseen_category == "reject":
             shown = list(f.categories[:10]) + (["..."] if len(f.categories) > 10 else [])
-            self.reject(unseen, f"not one of the contract's categories {shown}")
+            listed = f"({len(f.categories)}, not shown: pii)" if f.pii else str(shown)
+            self.reject(unseen, f"not one of the contract's categories {listed}")
         else:
             self.count("unseen_category", unseen)
 
 
+PII = "<pii>"  # what error messages and rejects show in place of a pii feature's value
 _COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one by one
 
 
-def _odd_column(raw: Array, lo: float, hi: float, integer: bool) -> bool:
-    """True when a numeric column has a missing, out-of-range or (integer feature) fractional value."""
+def _outside(raw: Array, lo: float, hi: float, *, integer: bool, allow: bool) -> int:
+    """How many values of a numeric column are out of range, or -1 when it needs the full check.
+
+    The full check is needed for a missing or (integer feature) fractional value, and for a
+    value out of range unless the policy is to `allow` (and count) those.
+    """
     if raw.size == 0:
-        return False
-    if raw.dtype.kind in "iu":
-        return bool(raw.min() < lo or raw.max() > hi)
+        return 0
     low, high = raw.min(), raw.max()  # NaN if any value is NaN
-    if np.isnan(low) or np.isnan(high) or low < lo or high > hi:
-        return True
-    return integer and bool(np.any(raw != np.floor(raw)))
+    if raw.dtype.kind == "f" and (np.isnan(low) or np.isnan(high)):
+        return -1
+    if integer and raw.dtype.kind == "f" and np.any(raw != np.floor(raw)):
+        return -1
+    if low >= lo and high <= hi:
+        return 0
+    if not allow:
+        return -1
+    return int(np.count_nonzero(raw < lo) + np.count_nonzero(raw > hi))
 
 
 def _whole(raw: Array) -> Array:
     """A float column known to hold whole numbers, as int64."""
     return raw.astype(np.int64)
-
-
-def infer_contract(
-    data: Batch,
-    *,
-    task: Task,
-    target: str | None = None,
-    classes: Sequence[Label] | None = None,
-    max_categories: int = MAX_CATEGORIES,
-) -> Contract:
-    """Infer a contract from training rows (without the target column).
-
-    Defaults are what a production team would choose: a wrong type is always rejected; a
-    missing value is rejected unless training data had missing values (then it is passed to
-    the model); an out-of-range value or an unseen category is allowed and counted.
-
-    Raises:
-        ContractError: a column has a type contracts cannot hold (dates, mixed types, objects).
-    """
-    if not data.columns:
-        raise ContractError("the training data has no feature columns; expected at least one")
-    features = [_infer_feature(name, column, max_categories) for name, column in data.columns.items()]
-    return Contract(
-        features=tuple(features),
-        task=task,
-        target=target,
-        classes=None if classes is None else tuple(_plain(c) for c in classes),
-    )
-
-
-def _infer_feature(name: str, column: Array, max_categories: int) -> Feature:
-    kind = column.dtype.kind
-    if kind == "b":
-        dtype = DType.BOOL
-    elif kind in "iu":
-        dtype = DType.INT
-    elif kind == "f":
-        dtype = DType.FLOAT
-    elif kind in "OUS":
-        inferred = pd.api.types.infer_dtype(column, skipna=True)
-        mapping = {
-            "string": DType.STRING,
-            "boolean": DType.BOOL,
-            "integer": DType.INT,
-            "floating": DType.FLOAT,
-            "mixed-integer-float": DType.FLOAT,
-            "empty": DType.FLOAT,
-        }
-        if inferred not in mapping:
-            raise ContractError(
-                f"training column {name!r} holds {inferred} values; a contract holds int, float, "
-                "bool or string features: convert the column before registering"
-            )
-        dtype = mapping[inferred]
-    else:
-        raise ContractError(
-            f"training column {name!r} has type {column.dtype}; a contract holds int, float, "
-            "bool or string features: convert it (e.g. a date to a number) before registering"
-        )
-    values, missing, wrong = coerce(dtype, column)
-    if wrong.any():
-        raise ContractError(f"training column {name!r} mixes {dtype} values with others")
-    present = values[~missing]
-    nullable = bool(missing.any())
-    common: dict[str, Any] = {
-        "name": name,
-        "dtype": dtype,
-        "nullable": nullable,
-        "on_missing": "pass" if nullable else "reject",
-    }
-    if dtype in (DType.INT, DType.FLOAT):
-        finite = present[np.isfinite(present.astype(np.float64))]
-        if len(finite):
-            common["min"] = _plain(finite.min())
-            common["max"] = _plain(finite.max())
-            median = float(np.median(finite))
-            common["impute_value"] = round(median) if dtype is DType.INT else median
-        return Feature(**common)
-    if dtype is DType.BOOL:
-        common["categories"] = (False, True)
-        if len(present):
-            common["impute_value"] = bool(pd.Series(present).mode().iloc[0])
-        return Feature(**common)
-    series = pd.Series(present, dtype=object)
-    uniques = series.unique()
-    if 0 < len(uniques) <= max_categories:
-        common["categories"] = tuple(sorted(str(u) for u in uniques))
-    if len(present):
-        common["impute_value"] = str(series.value_counts().index[0])
-    return Feature(**common)
 
 
 def _check_choice(where: str, key: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -625,17 +567,8 @@ def _as_number(name: object, key: str, value: object) -> float:
     return value
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds; anything else unchanged."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def _show(value: Any) -> str:
-    value = _plain(value)
+    value = plain(value)
     if value is None:
         return "missing"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:

@@ -7,6 +7,7 @@ have the wrong type; `finish` gives the column the dtype the model expects.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Any
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from shipyard.core.batch import Array
 
-__all__ = ["DTYPE_WORDS", "DType", "coerce", "finish"]
+__all__ = ["DTYPE_WORDS", "DType", "coerce", "finish", "plain"]
 
 
 class DType(StrEnum):
@@ -126,3 +127,12 @@ def finish(dtype: DType, values: Array, missing: Array) -> Array:
         out = out.copy()
         out[missing] = None
     return out
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds; anything else unchanged."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -227,7 +227,8 @@ class Profile:
         """Profile `data` (and `predictions`), taking quantile edges from this data: a reference.
 
         Args:
-            data: the rows; with a contract, only its features are profiled.
+            data: the rows; with a contract, only its features are profiled, and not the pii
+                ones (their values are never kept, not even as category counts).
             contract: tells numeric from categorical features; without one, the dtype does.
             predictions: the model's outputs on `data`, profiled as outputs.
             bins: the number of quantile bins for numeric columns.
@@ -235,7 +236,7 @@ class Profile:
         if bins < 2:
             raise ProfileError(f"a profile needs at least 2 bins; got {bins}")
         categorical = _categorical_names(data, contract)
-        names = contract.names if contract is not None else data.names
+        names = [f.name for f in contract.features if not f.pii] if contract is not None else data.names
         columns = data.columns
         features = _columns(
             {n: functools.partial(_build_column, columns[n], n in categorical, bins) for n in names},

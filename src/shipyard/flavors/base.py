@@ -45,10 +45,13 @@ class LoadOptions:
     Args:
         trust_code: allow flavors that run the artifact's Python code (pyfunc).
         trusted_types: extra fully-qualified type names a skops artifact may construct.
+        signed: the version's signature by a trusted key verified (or the bytes were made in
+            this process, as registering does); code is run only with both this and `trust_code`.
     """
 
     trust_code: bool = False
     trusted_types: tuple[str, ...] = ()
+    signed: bool = False
 
 
 @runtime_checkable
@@ -71,6 +74,12 @@ class Flavor(Protocol):
     @property
     def suffixes(self) -> tuple[str, ...]:
         """The file suffixes of the framework's own model files."""
+        ...
+
+    @property
+    def runs_code(self) -> bool:
+        """True when loading runs the artifact's own Python code (it then needs `trust_code`
+        and a verified signature)."""
         ...
 
     def accepts(self, model: object) -> bool:

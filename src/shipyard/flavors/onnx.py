@@ -96,6 +96,7 @@ class ONNXFlavor:
 
     name = "onnx"
     suffixes = (".onnx",)
+    runs_code = False
 
     def accepts(self, model: object) -> bool:
         """True for `onnx.ModelProto` objects."""

@@ -54,6 +54,7 @@ class PyFuncFlavor:
 
     name = "pyfunc"
     suffixes: tuple[str, ...] = ()
+    runs_code = True
 
     def accepts(self, model: object) -> bool:
         """True for any object with a callable `predict`."""
@@ -70,15 +71,20 @@ class PyFuncFlavor:
         return SavedModel(self.name, {_FILE: cloudpickle.dumps(model)}, meta)
 
     def load(self, saved: SavedModel, options: LoadOptions) -> Predictor:
-        """Unpickle the object, which runs its code: refused unless `trust_code`."""
+        """Unpickle the object, which runs its code: refused unless `trust_code` and signed."""
         return PyFuncPredictor(self.read_file(saved.files[_FILE], options), dict(saved.meta))
 
     def read_file(self, data: bytes, options: LoadOptions) -> object:
-        """Unpickle a custom model: refused unless `trust_code`."""
+        """Unpickle a custom model: refused unless `trust_code` and a verified signature."""
         if not options.trust_code:
             raise UntrustedArtifactError(
                 "this is a custom Python model (pyfunc); loading it runs its code. Load it with "
                 "trust_code=True (CLI: --trust-code) only if you trust who registered it"
+            )
+        if not options.signed:
+            raise UntrustedArtifactError(
+                "this is a custom Python model (pyfunc), and unpickling runs its code: it is loaded only "
+                "when its version is signed by a trusted key ('shipyard sign', SHIPYARD_TRUSTED_KEYS)"
             )
         cloudpickle = require("cloudpickle", flavor="pyfunc", extra="pyfunc")
         return cloudpickle.loads(data)

@@ -9,13 +9,13 @@ name and renamed, so a crash leaves whole segments only. Features and outputs ar
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
 import time
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
 from shipyard.core.batch import Batch, Predictions
+from shipyard.security.masking import Masker
+from shipyard.store.artifacts import Cipher, read_sealed, write_sealed
 
 __all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "read_events"]
 
@@ -61,6 +63,8 @@ class EventBatch:
         errors: the reason per request (None when served).
         features: the rows of the served requests, in request order, as the model saw them.
         predictions: the outputs of those rows.
+        masked: the pii features and how to keep them ('hash' or 'redact'); they are masked
+            before anything is written.
     """
 
     time: float
@@ -74,6 +78,7 @@ class EventBatch:
     errors: Sequence[str | None]
     features: Batch
     predictions: Predictions | None
+    masked: Mapping[str, str] = field(default_factory=dict)
 
 
 class EventLog:
@@ -84,6 +89,8 @@ class EventLog:
         worker: a name for this process, part of every segment's file name.
         flush_seconds: how often the background thread writes what has gathered.
         max_pending_rows: rows held in memory before new events are dropped (and counted).
+        cipher: seal each segment at rest (with its key file beside it); None to write plain Parquet.
+        masker: masks the pii features of each batch (see `EventBatch.masked`) before writing.
     """
 
     def __init__(
@@ -93,9 +100,13 @@ class EventLog:
         worker: str = "0",
         flush_seconds: float = 1.0,
         max_pending_rows: int = 1_000_000,
+        cipher: Cipher | None = None,
+        masker: Masker | None = None,
     ) -> None:
         self.fs, root = url_to_fs(store_url)
         self.root = f"{root.rstrip('/')}/events"
+        self.cipher = cipher
+        self.masker = masker
         self.worker = worker
         self.flush_seconds = flush_seconds
         self.max_pending_rows = max_pending_rows
@@ -137,7 +148,7 @@ class EventLog:
                 groups.setdefault((b.model, b.version, day), []).append(b)
             paths = []
             for (model, version, day), batches in groups.items():
-                table = events_table(batches)
+                table = events_table(batches, masker=self.masker)
                 paths.append(self._write(model, version, day, table))
                 self.written_rows += table.num_rows
             return paths
@@ -163,11 +174,12 @@ class EventLog:
         stamp = time.strftime("%H%M%S", time.gmtime())
         name = f"{stamp}-v{version}-{self.worker}-{os.getpid()}-{self._seq:06d}.parquet"
         final = f"{folder}/{name}"
-        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet"
         self.fs.makedirs(folder, exist_ok=True)
-        with self.fs.open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-        self.fs.mv(tmp, final)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        write_sealed(
+            self.fs, final, buffer.getvalue(), name=_segment_name(model, day, name), cipher=self.cipher
+        )
         return final
 
 
@@ -178,12 +190,17 @@ def read_events(
     since: datetime,
     until: datetime,
     version: int | None = None,
+    cipher: Cipher | None = None,
 ) -> pa.Table:
     """The logged events of `model` with since <= time < until, oldest first.
 
     Only the day folders the window touches are read; segments being written (temporary names)
     are skipped. Segments of one model may differ in their feature columns (a new version with
-    new features); their union is returned, absent fields null.
+    new features); their union is returned, absent fields null. Sealed segments are opened
+    with `cipher`.
+
+    Raises:
+        EncryptionError: a segment is sealed and `cipher` is None or holds another key.
     """
     fs, root = url_to_fs(store_url)
     folder = f"{root.rstrip('/')}/events/{model}"
@@ -201,8 +218,16 @@ def read_events(
                 continue
             if version is not None and f"-v{version}-" not in name:
                 continue
-            with fs.open(file, "rb") as fh:
-                tables.append(pq.read_table(fh))
+            sealed_as = _segment_name(model, path.rsplit("date=", 1)[1], name)
+            blob = read_sealed(
+                fs,
+                file,
+                fs.cat_file(file),
+                name=sealed_as,
+                cipher=cipher,
+                what=f"prediction log segment {file}",
+            )
+            tables.append(pq.read_table(io.BytesIO(blob)))
     if not tables:
         return pa.table({"time": pa.array([], pa.timestamp("us", tz="UTC"))})
     table = pa.concat_tables(tables, promote_options="permissive")
@@ -215,8 +240,14 @@ def read_events(
     return table.take(pc.sort_indices(table, [("time", "ascending")]))
 
 
-def events_table(batches: Sequence[EventBatch]) -> pa.Table:
-    """One Arrow table of the events of `batches` (all of one model version)."""
+def _segment_name(model: str, day: str, file: str) -> str:
+    """A segment's name inside the store, the associated data of its encryption."""
+    return f"events/{model}/date={day}/{file}"
+
+
+def events_table(batches: Sequence[EventBatch], *, masker: Masker | None = None) -> pa.Table:
+    """One Arrow table of the events of `batches` (all of one model version); pii features are
+    masked (without a masker, left out)."""
     times: list[Any] = []
     request_ids: list[Any] = []
     row_numbers: list[Any] = []
@@ -268,6 +299,11 @@ def events_table(batches: Sequence[EventBatch]) -> pa.Table:
     # A call whose every request was rejected has no feature columns; Parquet cannot hold an
     # empty struct, so such a segment has no `features` column (readers take the union).
     features = dict(Batch.concat(feature_parts).columns) if feature_parts else {}
+    masks = first.masked
+    if masks and masker is not None:
+        features = masker.columns(features, masks)
+    elif masks:
+        features = {n: c for n, c in features.items() if n not in masks}
     if features:
         columns["features"] = _struct(features, index, missing)
     outputs = Predictions.concat(output_parts).to_columns() if output_parts else {}

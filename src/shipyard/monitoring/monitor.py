@@ -154,7 +154,9 @@ def monitor_report(
     if not 1 <= buckets <= 1000:
         raise MonitoringError(f"buckets must be from 1 to 1000; got {buckets}")
     parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
-    events = read_events(registry.settings.store_url, parsed.name, since=since, until=until)
+    events = read_events(
+        registry.settings.store_url, parsed.name, since=since, until=until, cipher=registry.artifacts.cipher
+    )
     versions = _rows_per_version(events)
     version = _pick(registry, parsed, versions)
     if "version" in events.column_names:

@@ -12,10 +12,12 @@ from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ConflictError, NotFoundError
 from shipyard.registry.records import LIVE, ModelVersion, RegisteredModel
-from shipyard.store.metadata import as_utc, utcnow
-from shipyard.store.schema import aliases, changes, deployment_arms, deployments, model_versions, models, tags
+from shipyard.security import audit
+from shipyard.store.metadata import as_utc
+from shipyard.store.schema import aliases, deployment_arms, deployments, model_versions, models, tags
 
 __all__ = [
+    "as_ref",
     "ensure_model",
     "move_alias",
     "no_model",
@@ -204,12 +206,18 @@ def refuse_if_in_use(conn: Connection, row: Row[Any], verb: str) -> None:
         )
 
 
+def as_ref(ref: str | ModelRef) -> ModelRef:
+    """A reference, parsed when it is text.
+
+    Raises:
+        RefError: the text is not a reference.
+    """
+    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)
+
+
 def record_change(
     conn: Connection, action: str, *, actor: str, model: str, version: int | None, detail: dict[str, Any]
 ) -> None:
-    """Append one entry to the change log, in the caller's transaction."""
-    conn.execute(
-        insert(changes).values(
-            at=utcnow(), actor=actor, action=action, model=model, version=version, detail=detail
-        )
-    )
+    """Append one entry about a model to the audit log, in the caller's transaction."""
+    target = model if version is None else f"{model}:{version}"
+    audit.append(conn, action, actor=actor, target=target, model=model, version=version, detail=detail)

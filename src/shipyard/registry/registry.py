@@ -14,67 +14,116 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from shipyard.config import Settings
 from shipyard.core.batch import Batch, Task
-from shipyard.core.contract import Contract, infer_contract
+from shipyard.core.contract import Contract
+from shipyard.core.inference import infer_contract
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
 from shipyard.errors import (
-    ConflictError,
     ContractError,
     GateError,
     NotFoundError,
-    RegistryError,
+    PermissionDeniedError,
     ShipyardError,
     UntrustedArtifactError,
 )
 from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, pack, unpack
 from shipyard.flavors.base import LoadOptions, SavedModel
+from shipyard.registry.changes import RegistryChanges
 from shipyard.registry.lineage import environment, fingerprint, git_state
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.queries import (
+    as_ref,
     ensure_model,
     move_alias,
     no_model,
     read_model,
     read_version,
-    record_change,
-    refuse_if_in_use,
     resolve,
-    tag_target,
     version_query,
 )
-from shipyard.registry.records import ARCHIVED, LIVE, Change, ModelVersion, RegisteredModel
-from shipyard.registry.results import Results, judge_alias_move
+from shipyard.registry.records import LIVE, Change, ModelVersion, RegisteredModel
+from shipyard.registry.results import Results
+from shipyard.registry.signatures import Signatures
 from shipyard.registry.training import (
     check_feature_names,
     reference_profile,
     split_training,
     task_and_classes,
 )
+from shipyard.security.access import Action, Principal, Role, authorize
+from shipyard.security.audit import deny
+from shipyard.security.encryption import envelope_for
+from shipyard.security.keys import Keys
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
-from shipyard.store.schema import aliases, changes, model_versions, models, tags
+from shipyard.store.schema import audit_log, model_versions, models, tags
 
-__all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry", "load_version"]
+__all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry", "artifact_store", "load_version"]
 
 
-class Registry:
+class Registry(RegistryChanges):
     """The registry over a metadata store and an artifact store.
 
     Args:
         settings: where the stores are; `Settings.from_env()` when omitted.
-        actor: who makes the changes, for the change log (the OS user by default).
+        actor: who makes the changes, for the audit log (the principal's name by default).
+        principal: who acts, for every check (by default the key in `SHIPYARD_API_KEY`, or the
+            OS user as admin when there is none).
     """
 
-    def __init__(self, settings: Settings | None = None, *, actor: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        actor: str | None = None,
+        principal: Principal | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.meta = MetadataStore(self.settings.db_url, busy_timeout=self.settings.db_timeout)
-        self.artifacts = ArtifactStore(self.settings.store_url)
-        self.actor = actor or _os_user()
+        self.artifacts = artifact_store(self.settings)
+        try:
+            self.principal = principal or self._principal(actor)
+        except BaseException:
+            self.meta.close()
+            raise
+        self.actor = actor or self.principal.name
         self.results = Results(self)
+        self.signatures = Signatures(self)
+
+    def _principal(self, actor: str | None) -> Principal:
+        """The key's principal with `SHIPYARD_API_KEY`; else whoever runs this, as admin.
+
+        Direct access to the stores is full control whatever Shipyard checks, so local use
+        without a key is the admin; a key limits it (a CI job holding a deployer key scoped
+        to `fraud*` can do just that), and names it in the audit log.
+        """
+        if self.settings.api_key:
+            return Keys(self.meta, actor="").authenticate(self.settings.api_key)
+        return Principal(actor or _os_user(), Role.ADMIN, via="local")
+
+    def allow(self, action: Action, model: str | None = None) -> None:
+        """Go on if this registry's principal may do `action` (on `model`); else record the
+        denial in the audit log and raise.
+
+        Raises:
+            PermissionDeniedError: the role or the model scope does not allow it.
+        """
+        try:
+            authorize(self.principal, action, model)
+        except PermissionDeniedError as exc:
+            who = self.principal
+            deny(
+                self.meta,
+                who.name,
+                action,
+                model,
+                {"role": str(who.role), "via": who.via, "reason": str(exc)},
+            )
+            raise
 
     def close(self) -> None:
         """Release the database connections."""
@@ -135,6 +184,7 @@ class Registry:
             StoreUnavailableError: the metadata store is locked or unreachable.
         """
         check_name(name)
+        self.allow(Action.REGISTER, name)
         if alias is not None:
             check_alias(alias)
             if alias in self.settings.protected_aliases:
@@ -146,12 +196,13 @@ class Registry:
         for key in tags or {}:
             check_tag_key(key)
         chosen = flavor_named(flavor) if flavor else flavor_for(model)
-        if chosen.name == "pyfunc" and not trust_code:
+        if chosen.runs_code and not trust_code:
             raise UntrustedArtifactError(
                 f"{type(model).__qualname__} is custom Python code (pyfunc flavor); loading it "
                 "later runs that code. Register it with trust_code=True if that is intended"
             )
-        options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types))
+        # The round trip below loads bytes this process just made from `model`: signed by nature.
+        options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types), signed=True)
         features, labels = split_training(train_data, target)
         saved = chosen.save(model)
         resolved_task, classes = task_and_classes(saved.meta, task, labels, contract)
@@ -223,6 +274,7 @@ class Registry:
         """
         from shipyard.errors import InputError
 
+        self.allow(Action.REGISTER, check_name(name))
         file = Path(path)
         chosen = flavor_named(flavor) if flavor else flavor_for_file(file)
         if not file.is_file():
@@ -244,6 +296,7 @@ class Registry:
                 its features are not the same set as before.
         """
         base = self.get(ref)
+        self.allow(Action.EDIT, base.name)
         if set(contract.names) != set(base.contract.names):
             raise ContractError(
                 f"the edited contract has features {sorted(contract.names)}, but {base.ref} takes "
@@ -265,7 +318,7 @@ class Registry:
             flavor=base.flavor,
             artifact=artifact,
             contract=contract,
-            profile=base.profile,
+            profile=_without_pii(base.profile, contract),
             lineage=lineage,
             metrics=dict(base.metrics),
             description=base.description,
@@ -345,21 +398,38 @@ class Registry:
         Raises:
             NotFoundError: no such model, version or alias.
         """
-        parsed = _ref(ref)
+        parsed = as_ref(ref)
+        self.allow(Action.READ, parsed.name)
         with self.meta.read() as conn:
             row = resolve(conn, parsed)
             return read_version(conn, row)
 
-    def load(self, ref: str | ModelRef, *, trust_code: bool = False) -> LoadedModel:
+    def load(
+        self, ref: str | ModelRef, *, trust_code: bool = False, require_signature: bool | None = None
+    ) -> LoadedModel:
         """Load a version to predict with; its artifact's digest is checked first.
+
+        Args:
+            ref: the version.
+            trust_code: allow a custom Python model (pyfunc), whose loading runs its code; it is
+                loaded only when it is also signed by a trusted key.
+            require_signature: refuse a version without a valid signature by a trusted key
+                (`SHIPYARD_TRUSTED_KEYS`); by default `SHIPYARD_REQUIRE_SIGNATURE`.
 
         Raises:
             NotFoundError: no such version.
             ArtifactIntegrityError: the artifact was changed on storage.
+            SignatureError: a signature is required and none by a trusted key verifies.
             UntrustedArtifactError: loading would run code or types not trusted.
         """
         version = self.get(ref)  # an alias to an archived version is refused here
-        return load_version(version, self.artifacts, trust_code=trust_code)
+        self.allow(Action.PREDICT, version.name)
+        required = self.settings.require_signature if require_signature is None else require_signature
+        signed = False
+        if required or (trust_code and flavor_named(version.flavor).runs_code):
+            self.signatures.verify(version)
+            signed = True
+        return load_version(version, self.artifacts, trust_code=trust_code, signed=signed)
 
     def get_model(self, name: str) -> RegisteredModel:
         """A registered model and the state of its versions.
@@ -367,7 +437,7 @@ class Registry:
         Raises:
             NotFoundError: no model has that name.
         """
-        check_name(name)
+        self.allow(Action.READ, check_name(name))
         with self.meta.read() as conn:
             row = conn.execute(select(models).where(models.c.name == name)).first()
             if row is None:
@@ -389,8 +459,9 @@ class Registry:
             alias: only models that have this alias.
         """
         with self.meta.read() as conn:
+            self.allow(Action.READ)
             rows = conn.execute(select(models).order_by(models.c.name)).all()
-            found = [read_model(conn, r) for r in rows]
+            found = [read_model(conn, r) for r in rows if self.principal.sees(r.name)]
             tag_hits: set[int] | None = None
             if tag is not None:
                 key, _, value = tag.partition("=")
@@ -416,7 +487,7 @@ class Registry:
         Raises:
             NotFoundError: no model has that name.
         """
-        check_name(name)
+        self.allow(Action.READ, check_name(name))
         with self.meta.read() as conn:
             model_id = conn.execute(select(models.c.id).where(models.c.name == name)).scalar()
             if model_id is None:
@@ -429,13 +500,16 @@ class Registry:
 
     def history(self, name: str | None = None, *, limit: int = 100) -> list[Change]:
         """The newest recorded changes, newest first, for one model or all."""
-        query = select(changes).order_by(changes.c.id.desc()).limit(limit)
+        self.allow(Action.READ, None if name is None else check_name(name))
+        query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
         if name is not None:
-            query = query.where(changes.c.model == check_name(name))
+            query = query.where(audit_log.c.model == check_name(name))
+        else:
+            query = query.where(audit_log.c.model.is_not(None))
         with self.meta.read() as conn:
             return [
                 Change(
-                    id=r.id,
+                    id=r.seq,
                     at=as_utc(r.at),
                     actor=r.actor,
                     action=r.action,
@@ -446,220 +520,36 @@ class Registry:
                 for r in conn.execute(query)
             ]
 
-    # ---------------------------------------------------------------- changing
 
-    def set_alias(
-        self, ref: str | ModelRef, alias: str, *, force: bool = False, reason: str | None = None
-    ) -> ModelVersion:
-        """Point `alias` at the version `ref` names (moving it if it points elsewhere).
-
-        A protected alias (`Settings.protected_aliases`, `production` by default) moves only to a
-        version whose newest gate result for it passed against the version it points at now.
-
-        Args:
-            ref: the version.
-            alias: the alias to move.
-            force: move a protected alias without a passing gate result; recorded with `reason`.
-            reason: why the gates were overridden (required with `force`).
-
-        Raises:
-            ConflictError: the version is archived.
-            GateError: the alias is protected and the version has no passing, current gate result.
-        """
-        check_alias(alias)
-        parsed = _ref(ref)
-        if force and not (reason and reason.strip()):
-            raise GateError(
-                f"moving {alias!r} with force needs a reason, which is recorded with who moved it; "
-                "e.g. --reason 'hotfix for incident 123'"
-            )
-
-        def change(conn: Connection) -> int:
-            row = resolve(conn, parsed)
-            if row.status != LIVE:
-                raise ConflictError(
-                    f"{row.name}:{row.version} is archived; an alias cannot point at an archived "
-                    "version. Pick a live version"
-                )
-            detail = judge_alias_move(conn, self.settings, row, alias, force=force, reason=reason)
-            move_alias(conn, row.model_id, alias, row.id, utcnow())
-            self._record(conn, "alias", row.name, row.version, detail)
-            return int(row.version)
-
-        number = self.meta.write(change)
-        return self.get(ModelRef(parsed.name, version=number))
-
-    def remove_alias(self, name: str, alias: str, *, force: bool = False, reason: str | None = None) -> None:
-        """Remove `alias` from model `name`.
-
-        Removing a protected alias would let the next version be promoted with no champion to
-        compare with, so it needs `force` and a reason, which are recorded.
-
-        Raises:
-            NotFoundError: the model has no such alias.
-            GateError: the alias is protected and `force` or `reason` is missing.
-        """
-        check_name(name)
-        check_alias(alias)
-        protected = alias in self.settings.protected_aliases
-        if protected and not (force and reason and reason.strip()):
-            raise GateError(
-                f"{alias!r} is a protected alias: removing it leaves the next promotion nothing to be "
-                "compared with. Remove it with force and a reason (--force --reason TEXT), which "
-                "are recorded"
-            )
-
-        def change(conn: Connection) -> None:
-            row = resolve(conn, ModelRef(name, alias=alias))
-            conn.execute(
-                delete(aliases).where(and_(aliases.c.model_id == row.model_id, aliases.c.alias == alias))
-            )
-            detail: dict[str, Any] = {"alias": alias}
-            if protected:
-                detail |= {"forced": True, "reason": reason}
-            self._record(conn, "unalias", name, row.version, detail)
-
-        self.meta.write(change)
-
-    def set_tag(self, ref: str | ModelRef, key: str, value: str) -> None:
-        """Tag a version (`NAME:VERSION`, `NAME@ALIAS`) or, with a bare `NAME`, the model."""
-        check_tag_key(key)
-        parsed = _ref(ref)
-
-        def change(conn: Connection) -> None:
-            model_id, number = tag_target(conn, parsed)
-            conn.execute(
-                delete(tags).where(
-                    and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
-                )
-            )
-            conn.execute(insert(tags).values(model_id=model_id, version=number, key=key, value=str(value)))
-            self._record(conn, "tag", parsed.name, number or None, {"key": key, "value": value})
-
-        self.meta.write(change)
-
-    def remove_tag(self, ref: str | ModelRef, key: str) -> None:
-        """Remove a tag from a version or, with a bare `NAME`, from the model.
-
-        Raises:
-            NotFoundError: there is no such tag.
-        """
-        check_tag_key(key)
-        parsed = _ref(ref)
-
-        def change(conn: Connection) -> None:
-            model_id, number = tag_target(conn, parsed)
-            gone = conn.execute(
-                delete(tags).where(
-                    and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
-                )
-            )
-            if gone.rowcount == 0:
-                raise NotFoundError(f"{parsed} has no tag {key!r}")
-            self._record(conn, "untag", parsed.name, number or None, {"key": key})
-
-        self.meta.write(change)
-
-    def set_description(self, ref: str | ModelRef, description: str) -> None:
-        """Describe a version or, with a bare `NAME`, the model."""
-        parsed = _ref(ref)
-
-        def change(conn: Connection) -> None:
-            model_id, number = tag_target(conn, parsed)
-            if number:
-                conn.execute(
-                    update(model_versions)
-                    .where(and_(model_versions.c.model_id == model_id, model_versions.c.version == number))
-                    .values(description=description)
-                )
-            else:
-                conn.execute(
-                    update(models)
-                    .where(models.c.id == model_id)
-                    .values(description=description, updated_at=utcnow())
-                )
-            self._record(conn, "describe", parsed.name, number or None, {})
-
-        self.meta.write(change)
-
-    def archive(self, ref: str | ModelRef) -> ModelVersion:
-        """Archive a version: hidden from `latest`, never loaded by alias, kept for the record.
-
-        Raises:
-            ConflictError: an alias points at the version.
-        """
-        parsed = _ref(ref)
-
-        def change(conn: Connection) -> int:
-            row = resolve(conn, parsed)
-            refuse_if_in_use(conn, row, "archive")
-            conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=ARCHIVED))
-            self._record(conn, "archive", row.name, row.version, {})
-            return int(row.version)
-
-        number = self.meta.write(change)
-        return self.get(ModelRef(parsed.name, version=number))
-
-    def restore(self, ref: str | ModelRef) -> ModelVersion:
-        """Bring an archived version back to live."""
-        parsed = _ref(ref)
-
-        def change(conn: Connection) -> int:
-            row = resolve(conn, parsed)
-            conn.execute(update(model_versions).where(model_versions.c.id == row.id).values(status=LIVE))
-            self._record(conn, "restore", row.name, row.version, {})
-            return int(row.version)
-
-        number = self.meta.write(change)
-        return self.get(ModelRef(parsed.name, version=number))
-
-    def delete(self, ref: str | ModelRef) -> None:
-        """Delete a version and, when no other version shares it, its artifact.
-
-        Raises:
-            ConflictError: an alias points at the version.
-        """
-        parsed = _ref(ref)
-        if parsed.is_latest:
-            raise RegistryError(f"delete needs an explicit version (e.g. '{parsed.name}:3'), not {parsed}")
-
-        def change(conn: Connection) -> str:
-            row = resolve(conn, parsed)
-            refuse_if_in_use(conn, row, "delete")
-            conn.execute(
-                delete(tags).where(and_(tags.c.model_id == row.model_id, tags.c.version == row.version))
-            )
-            conn.execute(delete(model_versions).where(model_versions.c.id == row.id))
-            self._record(conn, "delete", row.name, row.version, {"digest": row.artifact_digest})
-            return str(row.artifact_digest)
-
-        digest = self.meta.write(change)
-        with self.meta.read() as conn:
-            shared = conn.execute(
-                select(func.count())
-                .select_from(model_versions)
-                .where(model_versions.c.artifact_digest == digest)
-            ).scalar_one()
-        if not shared:
-            self.artifacts.delete(digest)
-
-    def _record(
-        self, conn: Connection, action: str, model: str, version: int | None, detail: dict[str, Any]
-    ) -> None:
-        record_change(conn, action, actor=self.actor, model=model, version=version, detail=detail)
-
-
-def load_version(version: ModelVersion, artifacts: ArtifactStore, *, trust_code: bool = False) -> LoadedModel:
+def load_version(
+    version: ModelVersion, artifacts: ArtifactStore, *, trust_code: bool = False, signed: bool = False
+) -> LoadedModel:
     """Load a version from its record and the artifact store alone (no metadata store needed:
-    what a Spark executor does); the artifact's digest is checked.
+    what a Spark executor does); the artifact's digest is checked. `signed` says the caller
+    verified the version's signature (a pyfunc model is unpickled only then).
 
     Raises:
         ArtifactIntegrityError: the artifact was changed on storage.
         UntrustedArtifactError: loading would run code or types not trusted.
     """
     saved = unpack(artifacts.get(version.artifact_digest))
-    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_code=trust_code))
+    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_code=trust_code, signed=signed))
     return LoadedModel(version, predictor)
+
+
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The artifact store of `settings`, sealing new blobs when a master key is configured."""
+    cipher = envelope_for(settings.encryption_key, settings.encryption_key_file)
+    return ArtifactStore(settings.store_url, cipher=cipher)
+
+
+def _without_pii(profile: Profile | None, contract: Contract) -> Profile | None:
+    """The profile without the features the contract marks pii: their values are not kept."""
+    pii = set(contract.pii_masks)
+    if profile is None or not pii & set(profile.features):
+        return profile
+    kept = {name: column for name, column in profile.features.items() if name not in pii}
+    return Profile(profile.rows, kept, profile.outputs)
 
 
 def _os_user() -> str:
@@ -667,7 +557,3 @@ def _os_user() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def _ref(ref: str | ModelRef) -> ModelRef:
-    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)

@@ -16,8 +16,9 @@ from sqlalchemy import Connection, Row, and_, insert, select
 
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ConfigError, GateError, NotFoundError
-from shipyard.registry.queries import no_model, record_change, resolve
+from shipyard.registry.queries import as_ref, no_model, record_change, resolve
 from shipyard.registry.records import EvaluationRecord, GateRecord
+from shipyard.security.access import Action
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import aliases, evaluations, gate_results, model_versions, models
 
@@ -60,9 +61,10 @@ class Results:
         Returns:
             The stored evaluation, and the champion's when given.
         """
-        parsed = _ref(ref)
-        rival = None if champion is None else (_ref(champion[0]), dict(champion[1]))
+        parsed = as_ref(ref)
+        rival = None if champion is None else (as_ref(champion[0]), dict(champion[1]))
         actor = self._registry.actor
+        self._registry.allow(Action.EVALUATE, parsed.name)
 
         def insert_one(conn: Connection, target: ModelRef, content: dict[str, Any]) -> int:
             row = resolve(conn, target)
@@ -98,8 +100,9 @@ class Results:
         self, ref: str | ModelRef, *, data_fingerprint: str | None = None, limit: int = 20
     ) -> list[EvaluationRecord]:
         """The version's evaluations, newest first, optionally only those on one data set."""
+        self._registry.allow(Action.READ, as_ref(ref).name)
         with self._registry.meta.read() as conn:
-            row = resolve(conn, _ref(ref))
+            row = resolve(conn, as_ref(ref))
             query = (
                 _evaluation_query()
                 .where(and_(evaluations.c.model_id == row.model_id, evaluations.c.version == row.version))
@@ -121,7 +124,8 @@ class Results:
         body: Mapping[str, Any],
     ) -> GateRecord:
         """Store a gate result on the version `ref` names."""
-        parsed = _ref(ref)
+        parsed = as_ref(ref)
+        self._registry.allow(Action.EVALUATE, parsed.name)
         actor = self._registry.actor
 
         def change(conn: Connection) -> int:
@@ -156,7 +160,8 @@ class Results:
         Raises:
             NotFoundError: no such model or version.
         """
-        parsed = _ref(ref)
+        parsed = as_ref(ref)
+        self._registry.allow(Action.READ, parsed.name)
         query = _gate_query().order_by(gate_results.c.id.desc()).limit(limit)
         with self._registry.meta.read() as conn:
             if gate_id is not None:
@@ -319,7 +324,3 @@ def _read_gate(row: Row[Any]) -> GateRecord:
         passed=bool(row.passed),
         body=row.body,
     )
-
-
-def _ref(ref: str | ModelRef) -> ModelRef:
-    return ref if isinstance(ref, ModelRef) else ModelRef.parse(ref)

@@ -277,7 +277,13 @@ def step_verdict(
         # The old version answers nothing after the switch: judge the new one against the old
         # one's traffic just before it.
         since -= timedelta(seconds=max(plan.keep_warm, plan.interval))
-    events = read_events(registry.settings.store_url, deployment.model, since=since, until=now)
+    events = read_events(
+        registry.settings.store_url,
+        deployment.model,
+        since=since,
+        until=now,
+        cipher=registry.artifacts.cipher,
+    )
     if plan.strategy == "blue-green":
         events = _split_at(events, rollout.step_started_at, old=rollout.from_version)
     return analyse(

@@ -22,6 +22,7 @@ from shipyard.errors import DeploymentNotFoundError, RolloutConflictError, Rollo
 from shipyard.registry.queries import read_version, record_change, resolve
 from shipyard.registry.records import LIVE, ModelVersion
 from shipyard.registry.registry import Registry
+from shipyard.security.access import Action
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import deployment_arms, deployments, rollouts
 
@@ -212,6 +213,7 @@ class Deployments:
         check_name(name)
         ref = model if isinstance(model, ModelRef) else ModelRef.parse(model)
         key = check_sticky(sticky)
+        self.registry.allow(Action.DEPLOY, ref.name)
 
         def change(conn: Connection) -> None:
             if conn.execute(select(deployments.c.id).where(deployments.c.name == name)).first():
@@ -253,7 +255,9 @@ class Deployments:
             DeploymentNotFoundError: there is none.
         """
         with self.meta.read() as conn:
-            return self.read(conn, name)
+            found = self.read(conn, name)
+        self.registry.allow(Action.READ, found.model)
+        return found
 
     def generation(self, name: str) -> int:
         """The deployment's generation: a cheap way to notice that it changed.
@@ -269,9 +273,11 @@ class Deployments:
 
     def list(self) -> list[Deployment]:
         """Every deployment, by name."""
+        self.registry.allow(Action.READ)
         with self.meta.read() as conn:
             names = conn.execute(select(deployments.c.name).order_by(deployments.c.name)).scalars().all()
-            return [self.read(conn, n) for n in names]
+            found = [self.read(conn, n) for n in names]
+        return [d for d in found if self.registry.principal.sees(d.model)]
 
     def delete(self, name: str) -> None:
         """Delete a deployment that no rollout is running on.
@@ -280,6 +286,7 @@ class Deployments:
             DeploymentNotFoundError: there is none.
             RolloutConflictError: a rollout is running on it.
         """
+        self.registry.allow(Action.DEPLOY, self.get(name).model)
 
         def change(conn: Connection) -> None:
             found = self.read(conn, name)
@@ -300,6 +307,7 @@ class Deployments:
             DeploymentNotFoundError: there is no such deployment.
             RolloutError: the arms do not make a deployment or a version cannot serve its requests.
         """
+        self.registry.allow(Action.DEPLOY, self.get(name).model)
         self.meta.write(lambda conn: self.write_arms(conn, name, arms, reason=reason))
         return self.get(name)
 

@@ -26,6 +26,7 @@ from shipyard.registry.registry import Registry
 from shipyard.registry.results import judge_alias_move
 from shipyard.rollout.deployments import Arm, Deployment, Deployments
 from shipyard.rollout.plan import Plan
+from shipyard.security.access import Action
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import deployments, rollout_history, rollouts
 
@@ -175,6 +176,7 @@ class Rollouts:
             NotFoundError: no such version.
         """
         ref = to if isinstance(to, ModelRef) else ModelRef.parse(to)
+        self.registry.allow(Action.ROLLOUT, ref.name)
 
         def change(conn: Connection) -> int:
             found = self.deployments.read(conn, deployment)
@@ -247,6 +249,7 @@ class Rollouts:
         Raises:
             RolloutConflictError: no rollout is progressing.
         """
+        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "pause", reason, allowed=("progressing",))
 
     def resume(self, deployment: str, *, reason: str = "") -> Rollout:
@@ -255,6 +258,7 @@ class Rollouts:
         Raises:
             RolloutConflictError: no rollout is paused.
         """
+        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "resume", reason, allowed=("paused",))
 
     def promote(self, deployment: str, *, reason: str = "") -> Rollout:
@@ -264,6 +268,7 @@ class Rollouts:
             RolloutConflictError: no rollout is running.
             GateError: the alias is protected and the version has no passing gate result.
         """
+        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "promote", reason, allowed=("progressing", "paused"))
 
     def abort(self, deployment: str, *, reason: str = "") -> Rollout:
@@ -272,6 +277,7 @@ class Rollouts:
         Raises:
             RolloutConflictError: no rollout is running.
         """
+        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "abort", reason, allowed=("progressing", "paused"))
 
     # -- the controller's moves -----------------------------------------------------------------

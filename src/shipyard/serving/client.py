@@ -11,16 +11,20 @@ Errors come back as the same `ShipyardError` classes the server raised: a contra
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Violation
 from shipyard.errors import (
+    AuthenticationError,
     ContractViolationError,
     InputError,
     NotReadyError,
+    PermissionDeniedError,
     PredictionError,
     RequestTooLargeError,
     ServingError,
@@ -33,6 +37,8 @@ __all__ = ["Client", "ServedPrediction"]
 
 _BY_STATUS: dict[int, type[ShipyardError]] = {
     400: InputError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
     404: UnknownModelError,
     413: RequestTooLargeError,
     415: UnsupportedMediaError,
@@ -67,27 +73,60 @@ class Client:
     """A connection to one Shipyard server.
 
     Args:
-        url: `http://host:port` (our REST API) or `grpc://host:port` (the OIP over gRPC).
+        url: `http(s)://host:port` (our REST API) or `grpc(s)://host:port` (the OIP over gRPC,
+            `grpcs` over TLS).
         timeout: seconds to wait for an answer.
+        api_key: the API key (or a JWT) sent with every call, for a server with `--auth required`.
+        ca: a PEM file of the CA that signed the server's certificate, when it is not a public one.
+        client_cert: (certificate, key) PEM files for a server that requires mutual TLS.
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        api_key: str | None = None,
+        ca: str | os.PathLike[str] | None = None,
+        client_cert: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         scheme = self.url.split("://", 1)[0].lower()
-        if scheme not in ("http", "https", "grpc"):
-            raise ServingError(f"the server URL is {url!r}; expected http://host:port or grpc://host:port")
-        self.scheme = scheme
+        if scheme not in ("http", "https", "grpc", "grpcs"):
+            raise ServingError(
+                f"the server URL is {url!r}; expected http(s)://host:port or grpc(s)://host:port"
+            )
+        self.scheme = "grpc" if scheme.startswith("grpc") else scheme
+        self._auth: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {api_key}"),) if api_key else ()
         self._http: Any = None
         self._channel: Any = None
-        if scheme == "grpc":
+        if self.scheme == "grpc":
             import grpc
 
-            self._channel = grpc.insecure_channel(self.url.split("://", 1)[1])
+            target = self.url.split("://", 1)[1]
+            if scheme == "grpcs":
+                root = None if ca is None else Path(ca).read_bytes()
+                pair = (
+                    (None, None) if client_cert is None else tuple(Path(p).read_bytes() for p in client_cert)
+                )
+                credentials = grpc.ssl_channel_credentials(root, pair[1], pair[0])
+                self._channel = grpc.secure_channel(target, credentials)
+            else:
+                self._channel = grpc.insecure_channel(target)
         else:
+            import ssl
+
             import httpx
 
-            self._http = httpx.Client(base_url=self.url, timeout=timeout)
+            verify: Any = True
+            if ca is not None or client_cert is not None:
+                verify = ssl.create_default_context(cafile=None if ca is None else str(ca))
+                if client_cert is not None:
+                    verify.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+            self._http = httpx.Client(
+                base_url=self.url, timeout=timeout, verify=verify, headers=dict(self._auth)
+            )
 
     def __enter__(self) -> Client:
         return self
@@ -173,7 +212,7 @@ class Client:
             response_deserializer=response_type.FromString,
         )
         try:
-            return call(request, timeout=self.timeout, metadata=metadata or None)
+            return call(request, timeout=self.timeout, metadata=(*self._auth, *metadata) or None)
         except grpc.RpcError as exc:
             raise _grpc_error(exc) from None
 
@@ -270,6 +309,8 @@ def _grpc_error(exc: Any) -> ShipyardError:
                 return ContractViolationError(details, violations)
         return InputError(details)
     kinds = {
+        grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
+        grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
         grpc.StatusCode.NOT_FOUND: UnknownModelError,
         grpc.StatusCode.RESOURCE_EXHAUSTED: RequestTooLargeError,
         grpc.StatusCode.UNAVAILABLE: NotReadyError,

@@ -6,6 +6,7 @@ decodes and encodes. Status codes live in the table below, never on the exceptio
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from importlib.metadata import version as package_version
@@ -16,16 +17,23 @@ import grpc.aio
 import orjson
 
 from shipyard.errors import (
+    AuthenticationError,
     ContractViolationError,
     InputError,
     NotReadyError,
+    PermissionDeniedError,
     PredictionError,
+    RateLimitedError,
     RequestTooLargeError,
+    SecurityError,
     ShipyardError,
     UnknownModelError,
 )
+from shipyard.security.access import Action
+from shipyard.security.guard import credential
 from shipyard.serving import oip
 from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.auth import admit
 from shipyard.serving.client import VIOLATIONS_KEY
 from shipyard.serving.service import ModelService, ServedModel
 
@@ -35,6 +43,9 @@ SERVICE_NAME = "inference.GRPCInferenceService"
 
 # The one table from errors to gRPC status codes; the first matching class wins.
 _CODES: tuple[tuple[type[ShipyardError], grpc.StatusCode], ...] = (
+    (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ContractViolationError, grpc.StatusCode.INVALID_ARGUMENT),
     (InputError, grpc.StatusCode.INVALID_ARGUMENT),
     (RequestTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
@@ -58,6 +69,17 @@ class _Inference:
         self.metrics = service.metrics
         self.version = package_version("shipyard")
 
+    async def _admit(self, context: grpc.aio.ServicerContext, action: Action, target: str | None) -> None:
+        if not self.service.guard.required:
+            return
+        try:
+            await admit(self.service.guard, _credential(context), action, target)
+        except SecurityError as exc:
+            trailing: tuple[tuple[str, str], ...] = ()
+            if isinstance(exc, RateLimitedError):
+                trailing = (("retry-after", str(max(1, math.ceil(exc.retry_after)))),)
+            await context.abort(code_of(exc), str(exc), trailing_metadata=trailing)
+
     async def server_live(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerLiveResponse:
@@ -80,11 +102,13 @@ class _Inference:
     async def server_metadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
+        await self._admit(context, Action.READ, None)
         return pb.ServerMetadataResponse(name="shipyard", version=self.version, extensions=[])
 
     async def model_metadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
+        await self._admit(context, Action.READ, request.name)
         try:
             served = self.service.route(request.name, request.version or None)
         except ShipyardError as exc:
@@ -108,6 +132,8 @@ class _Inference:
         metrics.inflight += 1
         name, version, code = request.model_name, "", grpc.StatusCode.OK
         try:
+            if self.service.guard.required:
+                await admit(self.service.guard, _credential(context), Action.PREDICT, name)
             served = self.service.route(name, request.model_version or None)
             version = str(served.version.version)
             decoded = oip.decode_grpc(request, served.loaded.contract)
@@ -133,7 +159,9 @@ class _Inference:
             )
         except ShipyardError as exc:
             code = code_of(exc)
-            trailing: tuple[tuple[str, bytes], ...] = ()
+            trailing: tuple[tuple[str, Any], ...] = ()
+            if isinstance(exc, RateLimitedError):
+                trailing = (("retry-after", str(max(1, math.ceil(exc.retry_after)))),)
             if isinstance(exc, ContractViolationError):
                 trailing = ((VIOLATIONS_KEY, orjson.dumps([v.to_dict() for v in exc.violations])),)
             await context.abort(code, str(exc), trailing_metadata=trailing)
@@ -144,6 +172,15 @@ class _Inference:
             metrics.observe(
                 "shipyard_request_duration_seconds", (name, "oip-grpc"), time.perf_counter() - arrived
             )
+
+
+def _credential(context: grpc.aio.ServicerContext) -> str | None:
+    """The request's credential, from the `authorization` or `x-api-key` metadata."""
+    found: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        if key in ("authorization", "x-api-key"):
+            found[key] = value if isinstance(value, str) else value.decode("latin-1")
+    return credential(found.get("authorization"), found.get("x-api-key"))
 
 
 def _routing_key(served: ServedModel, context: grpc.aio.ServicerContext, columns: Any) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib.metadata import version as package_version
@@ -18,18 +19,24 @@ from typing import Any
 import orjson
 
 from shipyard.errors import (
+    AuthenticationError,
     ContractViolationError,
     FeedbackError,
     InputError,
     NotReadyError,
+    PermissionDeniedError,
     PredictionError,
+    RateLimitedError,
     RequestTooLargeError,
+    SecurityError,
     ShipyardError,
     UnknownModelError,
     UnsupportedMediaError,
 )
 from shipyard.monitoring.feedback import parse_feedback
+from shipyard.security.guard import credential
 from shipyard.serving import oip
+from shipyard.serving.auth import admit, http_action
 from shipyard.serving.openapi import docs_page, openapi_document
 from shipyard.serving.payloads import (
     decode_mlflow,
@@ -49,6 +56,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 # The one table from errors to HTTP statuses; the first matching class wins.
 _STATUS: tuple[tuple[type[ShipyardError], int], ...] = (
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (RateLimitedError, 429),
     (ContractViolationError, 422),
     (InputError, 400),
     (FeedbackError, 400),
@@ -60,6 +70,9 @@ _STATUS: tuple[tuple[type[ShipyardError], int], ...] = (
 )
 _MLFLOW_CODES = {
     400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    429: "REQUEST_LIMIT_EXCEEDED",
     404: "RESOURCE_DOES_NOT_EXIST",
     413: "BAD_REQUEST",
     415: "BAD_REQUEST",
@@ -119,7 +132,10 @@ class HttpApp:
             path: str = scope["path"]
             method: str = scope["method"]
             parts = path.strip("/").split("/")
-            if method == "POST":
+            refused = await self._refused(scope, send, method, parts)
+            if refused is not None:
+                status = refused
+            elif method == "POST":
                 if parts[0] == "v1" and len(parts) == 4 and parts[1] == "models" and parts[3] == "predict":
                     protocol, model = "rest", parts[2]
                     status, version = await self._ours(scope, receive, send, parts[2], arrived)
@@ -162,6 +178,30 @@ class HttpApp:
             metrics.observe(
                 "shipyard_request_duration_seconds", (model, protocol), time.perf_counter() - arrived
             )
+
+    async def _refused(self, scope: Scope, send: Send, method: str, parts: list[str]) -> int | None:
+        """Ask the guard about the request: None when it may go on, else the status sent."""
+        if not self.service.guard.required:  # auth off: nothing to look up on the hot path
+            return None
+        models = self.service.models
+        single = next(iter(models)) if len(models) == 1 else None
+        action, target = http_action(method, parts, single)
+        if action is None:
+            return None
+        token = credential(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
+        try:
+            await admit(self.service.guard, token, action, target)
+        except SecurityError as exc:
+            status = status_of(exc)
+            extra = []
+            if isinstance(exc, AuthenticationError):
+                extra.append((b"www-authenticate", b'Bearer realm="shipyard"'))
+            if isinstance(exc, RateLimitedError):
+                extra.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
+            error = {"type": _error_type(exc), "message": str(exc)}
+            body = {"error": error, "error_code": _MLFLOW_CODES[status], "message": str(exc)}
+            return await _send(send, status, orjson.dumps(body), _JSON, extra=extra)
+        return None
 
     # -- our API ----------------------------------------------------------------------------------
     async def _ours(

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shipyard.config import Settings
 from shipyard.core.refs import ModelRef
@@ -32,7 +33,14 @@ from shipyard.errors import ConfigError, ShipyardError
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.registry import Registry
 from shipyard.rollout.deployments import Deployment, Deployments
+from shipyard.security.encryption import envelope_for
+from shipyard.security.guard import DenialLog, Guard
+from shipyard.security.keys import Keys
+from shipyard.security.masking import Masker
+from shipyard.security.tokens import JwtSettings, JwtVerifier
 from shipyard.serving.service import Limits, ModelService, warm_up
+from shipyard.serving.tls import TlsFiles
+from shipyard.store.metadata import MetadataStore
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -62,6 +70,13 @@ class ServeOptions:
         deployment: serve this deployment's arms instead of `refs`.
         follow_interval: seconds between checks of the deployment's arms.
         controller: run the rollout controller in worker 0 (one acts across all replicas).
+        auth: 'required' to refuse requests without a valid API key or token; 'off' to serve
+            everyone (health and readiness are always open).
+        jwt: accept JWT bearer tokens from this issuer, beside API keys.
+        rate_limit: requests per second each caller may send to one worker, unless its key
+            says otherwise; None for no limit.
+        burst: requests a caller may send at once above its rate (twice the rate by default).
+        tls: certificate and key (and client CA for mutual TLS) for HTTPS and gRPC over TLS.
     """
 
     refs: tuple[str, ...] = ()
@@ -79,8 +94,20 @@ class ServeOptions:
     deployment: str | None = None
     follow_interval: float = 2.0
     controller: bool = True
+    auth: str = "off"
+    jwt: JwtSettings | None = None
+    rate_limit: float | None = None
+    burst: float | None = None
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
+        if self.auth not in ("off", "required"):
+            raise ConfigError(f"--auth is {self.auth!r}; expected off or required")
+        if self.jwt is not None and self.auth != "required":
+            raise ConfigError("JWT settings need --auth required; without it nobody is asked for a token")
+        for flag, value in (("--rate-limit", self.rate_limit), ("--burst", self.burst)):
+            if value is not None and not value > 0:
+                raise ConfigError(f"{flag} is {value}; expected a number above 0")
         if not self.refs and self.deployment is None:
             raise ConfigError(
                 "nothing to serve; name at least one model, e.g. 'shipyard serve fraud@production', "
@@ -149,7 +176,16 @@ def serve(
         served = f"deployment {loaded.deployment.name} of {loaded.deployment.model} [{arms}]"
     else:
         served = ", ".join(f"{item.ref} (version {item.model.version.version})" for item in loaded)
-    line = f"serving {served} on http://{options.host}:{port}{grpc_part} with {options.workers} worker(s)"
+    scheme = "https" if options.tls is not None else "http"
+    line = f"serving {served} on {scheme}://{options.host}:{port}{grpc_part} with {options.workers} worker(s)"
+    if options.auth == "required":
+        line += ", API keys" + (" and JWTs" if options.jwt else "") + " required"
+        if options.tls is None:
+            log.warning(
+                "--auth required without TLS: API keys and tokens cross the network in clear text, "
+                "where anyone on the path can copy them; add --tls-cert and --tls-key, or terminate "
+                "TLS in front of this server on a network nobody else can read"
+            )
     if on_ready is not None:
         on_ready(line)
     if options.workers == 1:
@@ -269,7 +305,7 @@ def _run_worker(
 class _Uvicorn:
     """uvicorn's server, with signals left to the worker (which must flush its log after it stops)."""
 
-    def __init__(self, app: object, *, limits: Limits) -> None:
+    def __init__(self, app: object, *, limits: Limits, tls: TlsFiles | None = None) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -289,6 +325,7 @@ class _Uvicorn:
             timeout_keep_alive=30,
             timeout_graceful_shutdown=None,
             h11_max_incomplete_event_size=limits.max_body_bytes,
+            **(tls.uvicorn() if tls is not None else {}),
         )
         self.server = Server(config)
 
@@ -305,18 +342,26 @@ async def _worker_main(
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.monitoring.live import LiveProfiles
-    from shipyard.serving.grpc_server import grpc_server
     from shipyard.serving.http_app import HttpApp
     from shipyard.serving.metrics import Metrics
-    from shipyard.store.metadata import MetadataStore
 
     metrics = Metrics(run_dir, worker=worker).start()
-    events = EventLog(settings.store_url, worker=str(worker)).start() if options.log_events else None
+    cipher = envelope_for(settings.encryption_key, settings.encryption_key_file)
+    masker = Masker.for_home(settings.home, settings.masking_key)
+    events = None
+    if options.log_events:
+        events = EventLog(settings.store_url, worker=str(worker), cipher=cipher, masker=masker).start()
     live = LiveProfiles(run_dir, worker=worker).start() if options.live_profiles else None
     metrics.live, metrics.drift_minutes = live, options.limits.drift_minutes
     meta = MetadataStore(settings.db_url, busy_timeout=settings.db_timeout)
+    guard, denials = _guard(options, meta)
     service = ModelService(
-        limits=options.limits, metrics=metrics, events=events, live=live, feedback=FeedbackStore(meta)
+        limits=options.limits,
+        metrics=metrics,
+        events=events,
+        live=live,
+        feedback=FeedbackStore(meta),
+        guard=guard,
     )
     follow = _add_models(service, loaded)
     service.warm_up()
@@ -324,17 +369,8 @@ async def _worker_main(
     # passes, which otherwise stall the loop for tens of milliseconds (the p99 of the benchmark).
     gc.freeze()
     app = HttpApp(service)
-    http = _Uvicorn(app, limits=options.limits).server
-    grpc = None
-    if options.grpc_port is not None:
-        grpc = grpc_server(service, max_message_bytes=options.limits.max_body_bytes)
-        try:
-            grpc.add_insecure_port(f"{options.host}:{options.grpc_port}")
-        except RuntimeError as exc:
-            raise ConfigError(
-                f"cannot listen for gRPC on {options.host}:{options.grpc_port}: {exc}"
-            ) from None
-        await grpc.start()
+    http = _Uvicorn(app, limits=options.limits, tls=options.tls).server
+    grpc = await _start_grpc(service, options) if options.grpc_port is not None else None
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -360,8 +396,43 @@ async def _worker_main(
             events.close()
         if live is not None:
             live.close()
+        if denials is not None:
+            denials.close()
         meta.close()
         metrics.close()
+
+
+async def _start_grpc(service: ModelService, options: ServeOptions) -> Any:
+    """The worker's gRPC server, bound (over TLS when configured) and started."""
+    from shipyard.serving.grpc_server import grpc_server
+
+    grpc = grpc_server(service, max_message_bytes=options.limits.max_body_bytes)
+    address = f"{options.host}:{options.grpc_port}"
+    try:
+        if options.tls is not None:
+            grpc.add_secure_port(address, options.tls.grpc())
+        else:
+            grpc.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
+    await grpc.start()
+    return grpc
+
+
+def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog | None]:
+    """The worker's guard and, with auth on, the log of the requests it refuses."""
+    if options.auth != "required":
+        return Guard(required=False), None
+    denials = DenialLog(meta)
+    guard = Guard(
+        required=True,
+        keys=Keys(meta, actor="server"),
+        jwt=JwtVerifier(options.jwt) if options.jwt is not None else None,
+        rate=options.rate_limit,
+        burst=options.burst,
+        on_denied=denials,
+    )
+    return guard, denials
 
 
 _Follow = Callable[[Settings, ModelService, ServeOptions], Coroutine[None, None, None]]

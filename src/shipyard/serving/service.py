@@ -40,6 +40,7 @@ from shipyard.registry.loaded import LoadedModel, example_row, warm_up
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
 from shipyard.rollout.routing import Router
+from shipyard.security.guard import Guard
 from shipyard.serving.batcher import AdaptiveBatcher
 from shipyard.serving.metrics import Metrics
 
@@ -243,6 +244,7 @@ class ModelService:
         events: the prediction log, or None to log nothing.
         live: live profiles of the traffic for drift, or None to keep none.
         feedback: where labels posted to `/v1/feedback` go, or None to refuse them.
+        guard: who may call (off by default: every request is anonymous with every role).
     """
 
     def __init__(
@@ -253,12 +255,14 @@ class ModelService:
         events: EventLog | None = None,
         live: LiveProfiles | None = None,
         feedback: FeedbackStore | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.limits = limits
         self.metrics = metrics
         self.events = events
         self.live = live
         self.feedback = feedback
+        self.guard = guard or Guard(required=False)
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
@@ -594,6 +598,7 @@ class ModelService:
                 errors=[None] * len(logged) + [str(f[1]) for f in rejected],
                 features=features,
                 predictions=predictions,
+                masked=version.contract.pii_masks,
             )
         )
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -22,9 +23,10 @@ __all__ = [
     "HEAD_REVISION",
     "alerts",
     "aliases",
+    "api_keys",
+    "audit_log",
     "batch_jobs",
     "batch_units",
-    "changes",
     "deployment_arms",
     "deployments",
     "evaluations",
@@ -38,11 +40,12 @@ __all__ = [
     "rollouts",
     "schedule_runs",
     "schedules",
+    "signatures",
     "tags",
 ]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0008"
 
 metadata = MetaData()
 
@@ -99,16 +102,57 @@ tags = Table(
     UniqueConstraint("model_id", "version", "key", name="uq_tags_model_version_key"),
 )
 
-changes = Table(
-    "changes",
+# The audit log (security/audit.py): every change, hash-chained. `seq` counts from 1 without
+# gaps; `hash` covers the entry and `prev_hash`, the hash of the entry before it.
+audit_log = Table(
+    "audit_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(128), nullable=False),
     Column("action", String(64), nullable=False),
-    Column("model", String(128), nullable=False),
+    Column("target", String(256), nullable=False),
+    Column("model", String(128), nullable=True),
     Column("version", Integer, nullable=True),
     Column("detail", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_model", "model", "seq"),
+)
+
+# Signatures of versions (security/signing.py): Ed25519 over the version's manifest.
+signatures = Table(
+    "signatures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("signed_at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    UniqueConstraint("model", "version", "key_id", name="uq_signatures_version_key"),
+)
+
+# API keys (security/keys.py): only a slow hash of the secret is kept; `prefix` finds the row.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("salt", String(64), nullable=False),
+    Column("hash", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("models", JSON, nullable=False),
+    Column("rate", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
 )
 
 evaluations = Table(

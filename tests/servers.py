@@ -24,11 +24,21 @@ def free_port() -> int:
 class ServerProcess:
     """One `shipyard serve` process and the URLs to reach it."""
 
-    def __init__(self, home: Path, refs: list[str], *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        refs: list[str],
+        *args: str,
+        env: dict[str, str] | None = None,
+        ca: Path | None = None,
+        client_cert: tuple[Path, Path] | None = None,
+    ) -> None:
+        """Start it; with `ca` it serves HTTPS (pass --tls-cert/--tls-key in `args`), and the
+        client trusts `ca` and presents `client_cert` (certificate, key) when given."""
         self.home = home
         self.port = free_port()
         self.grpc_port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         command = [sys.executable, "-m", "shipyard", "serve", *refs, "--port", str(self.port)]
         command += ["--grpc-port", str(self.grpc_port), *args]
@@ -37,7 +47,14 @@ class ServerProcess:
         self._log_file = self.log.open("wb")
         self.process = subprocess.Popen(command, env=env, stdout=self._log_file, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        verify: Any = True
+        if ca is not None:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=str(ca))
+            if client_cert is not None:
+                verify.load_cert_chain(str(client_cert[0]), str(client_cert[1]))
+        self.http = httpx.Client(base_url=self.url, timeout=30, verify=verify)
 
     def wait_ready(self, timeout: float = 90) -> ServerProcess:
         deadline = time.monotonic() + timeout

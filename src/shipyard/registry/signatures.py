@@ -1,0 +1,122 @@
+"""Signatures of versions in the metadata store: sign, list, verify (`registry.signatures`)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from shipyard.core.refs import ModelRef
+from shipyard.registry.queries import as_ref, read_version, record_change, resolve
+from shipyard.registry.records import ModelVersion
+from shipyard.security.access import Action
+from shipyard.security.signing import SigningKey, TrustedKeys, manifest
+from shipyard.store.metadata import as_utc, utcnow
+from shipyard.store.schema import signatures
+
+if TYPE_CHECKING:
+    from shipyard.registry.registry import Registry
+
+__all__ = ["SignatureRecord", "Signatures", "version_manifest"]
+
+
+@dataclass(frozen=True)
+class SignatureRecord:
+    """One signature of a version."""
+
+    key_id: str
+    signature: str
+    signed_at: datetime
+    actor: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "signature": self.signature,
+            "signed_at": self.signed_at.isoformat(),
+            "actor": self.actor,
+        }
+
+
+def version_manifest(version: ModelVersion) -> bytes:
+    """The bytes a signature of `version` covers."""
+    return manifest(
+        name=version.name,
+        version=version.version,
+        flavor=version.flavor,
+        artifact_digest=version.artifact_digest,
+        artifact_size=version.artifact_size,
+        contract=version.contract.to_dict(),
+    )
+
+
+class Signatures:
+    """Sign versions and check their signatures against trusted keys."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def sign(self, ref: str | ModelRef, key: SigningKey) -> SignatureRecord:
+        """Sign the version `ref` names with `key` (again: the new signature replaces the old).
+
+        Raises:
+            PermissionDeniedError: the principal may not sign (deployer and up).
+            NotFoundError: no such version.
+        """
+        parsed = as_ref(ref)
+        registry = self._registry
+        registry.allow(Action.SIGN, parsed.name)
+        actor = registry.actor
+
+        def change(conn: Connection) -> SignatureRecord:
+            version = read_version(conn, resolve(conn, parsed))
+            body = version_manifest(version)
+            record = SignatureRecord(key.id, key.sign(body), utcnow(), actor)
+            conn.execute(
+                delete(signatures).where(
+                    signatures.c.model == version.name,
+                    signatures.c.version == version.version,
+                    signatures.c.key_id == key.id,
+                )
+            )
+            digest = hashlib.sha256(body).hexdigest()
+            row = {
+                "model": version.name, "version": version.version, "key_id": record.key_id,
+                "signature": record.signature, "manifest_sha256": digest,
+                "signed_at": record.signed_at, "actor": actor,
+            }  # fmt: skip
+            conn.execute(insert(signatures).values(**row))
+            record_change(
+                conn, "sign", actor=actor, model=version.name, version=version.version,
+                detail={"key_id": key.id, "manifest_sha256": digest},
+            )  # fmt: skip
+            return record
+
+        return registry.meta.write(change)
+
+    def list(self, version: ModelVersion) -> list[SignatureRecord]:
+        """The signatures of `version`, oldest first."""
+        with self._registry.meta.read() as conn:
+            rows = conn.execute(
+                select(signatures)
+                .where(signatures.c.model == version.name, signatures.c.version == version.version)
+                .order_by(signatures.c.id)
+            ).all()
+        return [SignatureRecord(r.key_id, r.signature, as_utc(r.signed_at), r.actor) for r in rows]
+
+    def verify(self, version: ModelVersion, trusted: TrustedKeys | None = None) -> str:
+        """The id of the trusted key whose signature of `version` verifies.
+
+        Args:
+            version: the version.
+            trusted: the keys to accept; by default those of `SHIPYARD_TRUSTED_KEYS`.
+
+        Raises:
+            SignatureError: unsigned, signed by no trusted key, or changed since it was signed.
+        """
+        keys = trusted or TrustedKeys.from_paths(self._registry.settings.trusted_keys)
+        pairs = [(s.key_id, s.signature) for s in self.list(version)]
+        return keys.check(version_manifest(version), pairs, what=str(version.ref))

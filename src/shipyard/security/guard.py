@@ -1,0 +1,223 @@
+"""What a server asks of every request: who is it, may it, and does its rate allow it?
+
+Transports hand over the credential they found (`Authorization: Bearer ...` or `X-API-Key` on
+REST, the same keys in gRPC metadata) and the action the route means; `Guard` answers with the
+principal or raises. API keys (`sy_...`) are checked against the metadata store, other bearer
+tokens as JWTs. Each principal has a token bucket: its key's rate, or the server's default.
+
+With authentication off every request is `anonymous` with every role, as before Shipyard had
+keys; health and readiness are always open.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shipyard.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    SecurityError,
+    ShipyardError,
+)
+from shipyard.security.access import Action, Principal, Role, authorize
+from shipyard.security.audit import deny
+from shipyard.security.keys import Keys, is_api_key
+from shipyard.security.tokens import JwtVerifier
+from shipyard.store.metadata import MetadataStore
+
+__all__ = ["ANONYMOUS", "DenialLog", "Guard", "credential"]
+
+log = logging.getLogger(__name__)
+_THROTTLED = 10_000  # refusals remembered for throttling before the quiet ones are forgotten
+
+ANONYMOUS = Principal("anonymous", Role.ADMIN, via="none")
+Denied = Callable[[str, str, str | None, str], None]  # actor, action, target, reason
+
+
+def credential(authorization: str | None, api_key: str | None) -> str | None:
+    """The credential of a request: `X-API-Key`, or the token of `Authorization: Bearer TOKEN`."""
+    if api_key and api_key.strip():
+        return api_key.strip()
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return None
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class Guard:
+    """A server's authentication, authorization and rate limits.
+
+    Args:
+        required: refuse requests without valid credentials; off, everyone is `ANONYMOUS`.
+        keys: the API keys (None: keys are not accepted).
+        jwt: the JWT verifier (None: tokens are not accepted).
+        rate: requests per second each principal may send, unless its key says otherwise.
+        burst: requests a principal may send at once above its rate (twice the rate by default).
+        on_denied: called with (actor, action, target, reason) for each refused request, to
+            audit it.
+    """
+
+    def __init__(
+        self,
+        *,
+        required: bool,
+        keys: Keys | None = None,
+        jwt: JwtVerifier | None = None,
+        rate: float | None = None,
+        burst: float | None = None,
+        on_denied: Denied | None = None,
+    ) -> None:
+        self.required = required
+        self.keys = keys
+        self.jwt = jwt
+        self.rate = rate
+        self.burst = burst
+        self.on_denied = on_denied
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def quick(self, token: str | None) -> Principal | None:
+        """The principal when it is known without I/O (off, or a key or token seen recently)."""
+        if not self.required:
+            return ANONYMOUS
+        if token is None:
+            return None
+        if is_api_key(token):
+            return None if self.keys is None else self.keys.cached(token)
+        return None if self.jwt is None else self.jwt.cached(token)
+
+    def identify(self, token: str | None, *, action: Action, target: str | None) -> Principal:
+        """Who the credential stands for; may read the metadata store (run it off the event loop).
+
+        Raises:
+            AuthenticationError: no credential, or one that does not verify.
+            PermissionDeniedError: a valid token with no role.
+        """
+        try:
+            if not self.required:
+                return ANONYMOUS
+            if token is None:
+                raise AuthenticationError(
+                    "this server requires credentials: send 'Authorization: Bearer <API key or token>' "
+                    "or 'X-API-Key: <API key>'"
+                )
+            if is_api_key(token):
+                if self.keys is None:
+                    raise AuthenticationError("this server does not accept API keys")
+                return self.keys.authenticate(token)
+            if self.jwt is None:
+                raise AuthenticationError(
+                    "the credential is not a Shipyard API key (sy_...), and this server accepts no JWTs"
+                )
+            return self.jwt.verify(token)
+        except SecurityError as exc:
+            self._denied(_shown(token), action, target, str(exc))
+            raise
+
+    def admit(self, principal: Principal, action: Action, target: str | None) -> None:
+        """Allow the request or raise: the principal's role and scope, then its rate.
+
+        Raises:
+            PermissionDeniedError: the role or the model scope does not allow the action.
+            RateLimitedError: the principal is over its rate; `retry_after` says for how long.
+        """
+        try:
+            authorize(principal, action, target)
+            self._take(principal)
+        except (PermissionDeniedError, RateLimitedError) as exc:
+            if isinstance(exc, PermissionDeniedError):
+                self._denied(principal.name, action, target, str(exc))
+            raise
+
+    def _take(self, principal: Principal) -> None:
+        rate = principal.rate or self.rate
+        if rate is None or principal is ANONYMOUS:
+            return
+        capacity = self.burst if self.burst is not None else max(2.0 * rate, 1.0)
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(principal.name)
+            if bucket is None:
+                bucket = self._buckets[principal.name] = _Bucket(capacity, now)
+            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.at) * rate)
+            bucket.at = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return
+            wait = (1.0 - bucket.tokens) / rate
+        raise RateLimitedError(
+            f"{principal.name} sent more than {rate:g} requests per second (burst {capacity:g}); "
+            f"retry after {wait:.2f} s",
+            retry_after=wait,
+        )
+
+    def _denied(self, actor: str, action: Action, target: str | None, reason: str) -> None:
+        if self.on_denied is not None:
+            self.on_denied(actor, str(action), target, reason)
+
+
+def _shown(token: str | None) -> str:
+    """Who a refused credential claimed to be, without the secret: a key's prefix, else anonymous."""
+    if token and is_api_key(token):
+        return f"key:{token.strip()[3:13]}"
+    return "anonymous"
+
+
+class DenialLog:
+    """Audit refused requests from a server without slowing it or letting a flood fill the log.
+
+    Each (actor, action, target) is written at most once per `every` seconds, with how many
+    were refused meanwhile; writes happen on a thread of their own, so a request never waits.
+
+    Args:
+        meta: the metadata store holding the audit log.
+        every: seconds between entries for the same refusal.
+    """
+
+    def __init__(self, meta: MetadataStore, *, every: float = 60.0) -> None:
+        self.meta = meta
+        self.every = every
+        self._last: dict[tuple[str, str, str | None], tuple[float, int]] = {}
+        self._queue: queue.SimpleQueue[tuple[str, str, str | None, str, int] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="shipyard-denials", daemon=True)
+        self._thread.start()
+
+    def __call__(self, actor: str, action: str, target: str | None, reason: str) -> None:
+        key = (actor, action, target)
+        now = time.monotonic()
+        if len(self._last) >= _THROTTLED and key not in self._last:
+            # A flood of made-up keys or paths must not grow this table without end: forget the
+            # refusals whose quiet period is over (their counts were written with them).
+            self._last = {k: v for k, v in self._last.items() if now - v[0] < self.every}
+        last, held = self._last.get(key, (-self.every, 0))
+        if now - last < self.every:
+            self._last[key] = (last, held + 1)
+            return
+        self._last[key] = (now, 0)
+        self._queue.put((actor, action, target, reason, held + 1))
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _write(self) -> None:
+        while (item := self._queue.get()) is not None:
+            actor, action, target, reason, times = item
+            try:
+                deny(self.meta, actor, action, target, {"reason": reason, "refused": times, "via": "server"})
+            except ShipyardError:  # the audit store is down: the refusal itself still stands
+                log.warning("could not audit a refused request by %s", actor, exc_info=True)

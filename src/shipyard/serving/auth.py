@@ -1,0 +1,64 @@
+"""What each route of the server is, as an action to authorize, and the one async step that
+asks the guard about a request (off the event loop when it must read the metadata store).
+
+| route | action |
+| --- | --- |
+| health, readiness, `/version`, OIP `health/*` and `models/*/ready` | open |
+| `POST .../predict`, `/invocations`, OIP `infer`, gRPC `ModelInfer` | predict (on the model) |
+| `POST /v1/feedback` | feedback |
+| every other `GET` (models, metadata, drift, `/metrics`, `/docs`) | read |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+
+from shipyard.security.access import Action, Principal
+from shipyard.security.guard import Guard
+
+__all__ = ["admit", "http_action"]
+
+_OPEN = frozenset({"healthz", "readyz", "ping", "health", "version"})
+
+
+def http_action(method: str, parts: list[str], single_model: str | None) -> tuple[Action | None, str | None]:
+    """The action and model a request means; (None, None) for the open routes.
+
+    Args:
+        method: the HTTP method.
+        parts: the path split at '/'.
+        single_model: the model `/invocations` answers for, when the server serves one.
+    """
+    head = parts[0] if parts else ""
+    if method == "POST":
+        if head == "v1" and parts[1:2] == ["feedback"]:
+            return Action.FEEDBACK, None
+        if head == "invocations":
+            return Action.PREDICT, single_model
+        if head in ("v1", "v2") and len(parts) >= 3 and parts[1] == "models":
+            return Action.PREDICT, parts[2]
+        return Action.PREDICT, None
+    if len(parts) == 1 and head in _OPEN:
+        return None, None
+    if head == "v2" and len(parts) >= 2 and (parts[1] == "health" or parts[-1] == "ready"):
+        return None, None
+    if head in ("v1", "v2") and len(parts) >= 3 and parts[1] == "models":
+        return Action.READ, parts[2]
+    return Action.READ, None
+
+
+async def admit(guard: Guard, token: str | None, action: Action, target: str | None) -> Principal:
+    """The request's principal once the guard allows it.
+
+    Raises:
+        AuthenticationError, PermissionDeniedError, RateLimitedError: as `Guard` decides.
+    """
+    principal = guard.quick(token)
+    if principal is None:
+        loop = asyncio.get_running_loop()
+        principal = await loop.run_in_executor(
+            None, functools.partial(guard.identify, token, action=action, target=target)
+        )
+    guard.admit(principal, action, target)
+    return principal

@@ -1,0 +1,135 @@
+"""The role x action matrix: the table itself, then every role through the real Python API and CLI.
+
+Each role gets an API key; a registry opened with it (`SHIPYARD_API_KEY`) performs one real
+call per action. Allowed calls go through; denied ones raise `PermissionDeniedError` naming the
+role needed, change nothing, and leave a `denied` entry in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from shipyard import Deployments, Plan, Registry, Rollouts, Settings
+from shipyard.cli.app import main
+from shipyard.errors import PermissionDeniedError
+from shipyard.security.access import ACTIONS, Action, Principal, Role, authorize
+from shipyard.security.audit import AuditLog
+from shipyard.security.keys import Keys
+
+
+def test_the_table_allows_each_action_from_its_role_up() -> None:
+    for role in Role:
+        for action, least in ACTIONS.items():
+            principal = Principal("p", role)
+            if role >= least:
+                authorize(principal, action, "fraud")
+            else:
+                with pytest.raises(PermissionDeniedError, match=f"needs the {least} role"):
+                    authorize(principal, action, "fraud")
+
+
+def test_a_scoped_principal_acts_only_on_its_models() -> None:
+    scoped = Principal("bot", Role.ADMIN, ("fraud*",))
+    authorize(scoped, Action.DELETE, "fraud-eu")
+    with pytest.raises(PermissionDeniedError, match="limited to models fraud\\*"):
+        authorize(scoped, Action.PREDICT, "churn")
+    with pytest.raises(PermissionDeniedError, match="actions on no single model"):
+        authorize(scoped, Action.MANAGE_KEYS)
+    authorize(scoped, Action.READ)  # listings: filtered to its models
+
+
+@pytest.fixture
+def world(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> tuple[Settings, dict[str, str]]:
+    """A registry with credit:1 (alias staging, a deployment), credit:2 and 3, and a key per role."""
+    settings = replace(Settings.for_home(tmp_path / "home"), protected_aliases=())
+    with Registry(settings, actor="admin") as registry:
+        registry.register(
+            credit_pipeline, name="credit", train_data=credit, target="default", alias="staging"
+        )
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        Deployments(registry).create("credit-api", "credit:1")
+        keys = Keys(registry.meta, actor="admin")
+        secrets = {str(role): keys.create(f"{role}-key", role=role).secret for role in Role}
+    return settings, secrets
+
+
+CANARY = Plan(strategy="canary", steps=(50, 100))
+CALLS: dict[Action, Callable[[Registry, Any], object]] = {
+    Action.READ: lambda reg, _: reg.get("credit:1"),
+    Action.PREDICT: lambda reg, _: reg.load("credit:1"),
+    Action.REGISTER: lambda reg, data: reg.register(
+        data[1], name="credit", train_data=data[0], target="default"
+    ),
+    Action.EDIT: lambda reg, _: reg.set_tag("credit:1", "team", "risk"),
+    Action.MOVE_ALIAS: lambda reg, _: reg.set_alias("credit:2", "staging"),
+    Action.EVALUATE: lambda reg, _: reg.results.add_gate_result(
+        "credit:2", alias="production", champion_version=None, policy_digest="0" * 64, passed=True, body={}
+    ),
+    Action.DEPLOY: lambda reg, _: Deployments(reg).create("credit-api-2", "credit:1"),
+    Action.ROLLOUT: lambda reg, _: Rollouts(reg).start(
+        "credit-api", "credit:2", Plan(strategy="canary", steps=(50, 100))
+    ),
+    Action.ARCHIVE: lambda reg, _: reg.archive("credit:3"),
+    Action.OVERRIDE_GATES: lambda reg, _: reg.set_alias("credit:1", "staging", force=True, reason="test"),
+    Action.DELETE: lambda reg, _: reg.delete("credit:3"),
+}
+
+
+@pytest.mark.parametrize("role", list(Role), ids=str)
+def test_every_role_through_the_python_api(
+    world: tuple[Settings, dict[str, str]], credit: pd.DataFrame, credit_pipeline: Any, role: Role
+) -> None:
+    settings, secrets = world
+    acting = replace(settings, api_key=secrets[str(role)])
+    for action, call in CALLS.items():
+        with Registry(acting) as registry:
+            assert registry.actor == f"{role}-key"
+            head = AuditLog(registry.meta).head()
+            if role >= ACTIONS[action]:
+                call(registry, (credit, credit_pipeline))
+                continue
+            with pytest.raises(PermissionDeniedError, match=f"needs the {ACTIONS[action]} role"):
+                call(registry, (credit, credit_pipeline))
+            after = AuditLog(registry.meta).list(limit=2)
+            assert after[0].seq == head[0] + 1 and after[0].action == "denied"  # and nothing else
+            assert after[0].actor == f"{role}-key" and after[0].detail["action"] == str(action)
+
+
+@pytest.mark.parametrize(
+    ("args", "action"),
+    [
+        (["keys", "list"], Action.MANAGE_KEYS),
+        (["audit", "verify"], Action.AUDIT),
+        (["schedule", "add", "nightly", "--cron", "0 2 * * *", "--", "gates", "--help"], Action.SCHEDULE),
+        (["batch", "list"], Action.READ),
+    ],
+)
+def test_every_role_through_the_cli(
+    world: tuple[Settings, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    action: Action,
+) -> None:
+    settings, secrets = world
+    monkeypatch.setenv("SHIPYARD_HOME", str(settings.home))
+    monkeypatch.setenv("SHIPYARD_PROTECTED_ALIASES", "")
+    for role in Role:
+        monkeypatch.setenv("SHIPYARD_API_KEY", secrets[str(role)])
+        if args[0] == "schedule":
+            args = [*args[:2], f"nightly-{role}", *args[3:]]
+        with pytest.raises(SystemExit) as code:
+            main(args)
+        err = capsys.readouterr().err
+        if role >= ACTIONS[action]:
+            assert code.value.code == 0, err
+        else:
+            assert code.value.code == 1
+            assert f"needs the {ACTIONS[action]} role" in err
