@@ -139,9 +139,15 @@ def read_unit(
 
 
 def _open(fs: AbstractFileSystem, path: str, *, native: bool) -> Any:
-    """The file for reading: Arrow's own file for a local path (its reads skip Python), else fsspec's."""
+    """The file for reading: a local path is memory-mapped, else fsspec's file.
+
+    Arrow decodes a mapped file straight from the page cache. Reading it instead copied every
+    column chunk into fresh memory, which the kernel zeroed first: on the benchmark that was
+    one CPU-second in twenty, and the job ran 3 to 5% faster mapped. A job refuses an input
+    whose size or modification time changed since it started (see `Source.fingerprint`).
+    """
     if native and isinstance(fs, LocalFileSystem):
-        return pa.OSFile(path, "rb")
+        return pa.memory_map(path, "r")
     return fs.open(path, "rb")
 
 
