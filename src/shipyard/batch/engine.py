@@ -277,11 +277,31 @@ class _Scoring:
         self.pool = ThreadPoolExecutor(
             self.workers, thread_name_prefix="shipyard-batch-score", initializer=_one_openmp_thread
         )
-        self._blas = threadpool_limits(1, user_api="blas")  # process-wide: restored by `close`
+        # Process-wide, both restored by `close`.
+        self._blas = threadpool_limits(1, user_api="blas")
+        self._arrow_pool = _streaming_memory_pool()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self._blas.restore_original_limits()
+        if self._arrow_pool is not None:
+            pa.set_memory_pool(self._arrow_pool)
+
+
+def _streaming_memory_pool() -> pa.MemoryPool | None:
+    """Use jemalloc for Arrow's buffers while the job runs, when Arrow has it and the user has
+    not chosen a pool (`ARROW_DEFAULT_MEMORY_POOL`); the pool in use before is returned.
+
+    The reader allocates every batch and other threads free it. Arrow's default, mimalloc,
+    kept taking fresh memory for the next batches, which the kernel zeroes first: 5.6% of the
+    benchmark job's CPU went to zeroing pages, 2.5% with jemalloc, and the job ran 2 to 3%
+    faster. Buffers remember their pool, so the switch is safe at any time.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or "jemalloc" not in pa.supported_memory_backends():
+        return None
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.jemalloc_memory_pool())
+    return previous
 
 
 def _one_openmp_thread() -> None:
