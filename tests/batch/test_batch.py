@@ -148,6 +148,28 @@ def test_batches_scored_side_by_side_come_back_in_input_order(registry: Registry
         BatchOptions(workers=-1)
 
 
+@pytest.mark.skipif("jemalloc" not in pa.supported_memory_backends(), reason="Arrow built without jemalloc")
+def test_a_job_takes_arrow_buffers_from_jemalloc_and_gives_the_pool_back(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_parquet(rows(300), tmp_path / "in.parquet", row_group=100)
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    before = pa.default_memory_pool().backend_name
+    seen: list[str] = []
+
+    def on_progress(_: Any) -> None:
+        seen.append(pa.default_memory_pool().backend_name)
+
+    start_job(registry, "credit:1", str(source), str(tmp_path / "out"), on_progress=on_progress)
+    assert set(seen) == {"jemalloc"}
+    assert pa.default_memory_pool().backend_name == before
+    # A pool the user chose is left alone.
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", before)
+    seen.clear()
+    start_job(registry, "credit:1", str(source), str(tmp_path / "out2"), on_progress=on_progress)
+    assert set(seen) == {before}
+
+
 def test_parquet_output_keeps_dictionaries_for_repeating_columns_only(
     registry: Registry, tmp_path: Path
 ) -> None:

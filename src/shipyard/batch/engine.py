@@ -300,6 +300,8 @@ def _streaming_memory_pool() -> pa.MemoryPool | None:
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or "jemalloc" not in pa.supported_memory_backends():
         return None
     previous = pa.default_memory_pool()
+    if previous.backend_name == "jemalloc":  # another job in this process switched it
+        return None
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     return previous
 
