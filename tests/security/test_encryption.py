@@ -14,9 +14,10 @@ import pytest
 
 from shipyard import Batch, Registry, Settings
 from shipyard.cli.app import main
-from shipyard.errors import ConfigError, EncryptionError
+from shipyard.errors import ArtifactIntegrityError, ConfigError, EncryptionError
 from shipyard.monitoring.events import EventBatch, EventLog, read_events
-from shipyard.security.encryption import Envelope, MasterKey, new_master_key, rotate
+from shipyard.security.audit import AuditLog
+from shipyard.security.encryption import Envelope, MasterKey, new_master_key, rotate, seal_existing
 from shipyard.store.artifacts import SEALED
 from shipyard.store.metadata import utcnow
 
@@ -123,3 +124,54 @@ def test_prediction_log_segments_are_sealed_and_read_back(
     assert table.num_rows == 5
     with pytest.raises(EncryptionError, match="prediction log segment .* is encrypted"):
         read_events(settings.store_url, "credit", **window)
+
+
+def test_objects_stored_before_encryption_are_sealed_in_place_and_still_load(
+    tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = Settings.for_home(tmp_path / "home")
+    with Registry(plain, actor="t") as registry:
+        version = registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        path = Path(registry.artifacts.path_of(version.artifact_digest))
+        loaded = registry.load("credit:1")
+    batch = loaded.contract.validate(Batch.from_pandas(credit.drop(columns="default").head(3))).batch
+    log = EventLog(plain.store_url)
+    log.append(
+        EventBatch(
+            time=time.time(), model="credit", version=1, request_ids=["r1"], rows=[3], protocols=["rest"],
+            latencies_ms=[3.0], statuses=["ok"], errors=[None], features=batch,
+            predictions=loaded.predict_valid(batch),
+        )
+    )  # fmt: skip
+    [segment] = log.flush()
+    assert not path.read_bytes().startswith(SEALED)
+    monkeypatch.setenv("SHIPYARD_HOME", str(plain.home))
+    with pytest.raises(SystemExit) as refused:  # no key: nothing to seal with
+        main(["encryption", "seal"])
+    assert refused.value.code != 0 and not path.read_bytes().startswith(SEALED)
+    monkeypatch.setenv("SHIPYARD_ENCRYPTION_KEY", KEY)
+    with pytest.raises(SystemExit) as done:
+        main(["encryption", "seal"])
+    assert done.value.code == 0
+    assert path.read_bytes().startswith(SEALED) and Path(segment).read_bytes().startswith(SEALED)
+    sealed = replace(plain, encryption_key=KEY)
+    with Registry(sealed) as registry:
+        assert registry.load("credit:1").version.version == 1
+        assert AuditLog(registry.meta).list(action="encryption-seal")
+    window = {"since": utcnow() - timedelta(hours=1), "until": utcnow() + timedelta(hours=1)}
+    envelope = Envelope(MasterKey.parse(KEY, where="k"))
+    assert read_events(sealed.store_url, "credit", cipher=envelope, **window).num_rows == 3
+    assert seal_existing(sealed.store_url, envelope.master) == (0, 2)  # a second run finds nothing
+
+
+def test_a_damaged_plain_artifact_is_not_sealed(
+    tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    plain = Settings.for_home(tmp_path / "home")
+    with Registry(plain, actor="t") as registry:
+        version = registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        path = Path(registry.artifacts.path_of(version.artifact_digest))
+    path.write_bytes(path.read_bytes() + b"x")
+    with pytest.raises(ArtifactIntegrityError, match="no longer matches its digest; it was not sealed"):
+        seal_existing(plain.store_url, MasterKey.parse(KEY, where="k"))
+    assert not path.read_bytes().startswith(SEALED)

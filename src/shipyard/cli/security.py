@@ -20,7 +20,10 @@ __all__ = ["audit_app", "encryption_app", "keys_app", "sign", "verify"]
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log: every change, hash-chained.", no_args_is_help=True)
-encryption_app = typer.Typer(help="Encryption at rest: make a master key, rotate it.", no_args_is_help=True)
+encryption_app = typer.Typer(
+    help="Encryption at rest: make a master key, seal what is stored plain, rotate the key.",
+    no_args_is_help=True,
+)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -207,6 +210,33 @@ def encryption_rotate(
         f"re-wrapped {done} data key(s) from master key {current.master.id} to {new.id} "
         f"({already} already under it); now set SHIPYARD_ENCRYPTION_KEY_FILE={new_key_file.absolute()}"
     )
+
+
+@encryption_app.command("seal")
+def encryption_seal() -> None:
+    """Encrypt the artifacts and prediction-log segments stored before encryption was turned on.
+
+    The key comes from SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE. Objects sealed
+    already are left as they are; a run stopped half-way is finished by running it again.
+    """
+    from shipyard.security.access import Action
+    from shipyard.security.audit import append
+    from shipyard.security.encryption import envelope_for, seal_existing
+
+    with registry() as reg:
+        reg.allow(Action.ROTATE_KEYS)
+        current = envelope_for(reg.settings.encryption_key, reg.settings.encryption_key_file)
+        if current is None:
+            raise ConfigError(
+                "no master key: set SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE to the key "
+                "to seal with ('shipyard encryption new-key' makes one)"
+            )
+        done, already = seal_existing(reg.settings.store_url, current.master)
+        detail = {"key": current.master.id, "sealed": done, "already": already}
+        reg.meta.write(
+            lambda conn: append(conn, "encryption-seal", actor=reg.actor, target="store", detail=detail)
+        )
+    typer.echo(f"sealed {done} object(s) under master key {current.master.id} ({already} sealed already)")
 
 
 def _key_row(k: ApiKey) -> tuple[object, ...]:

@@ -22,11 +22,12 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from shipyard.errors import ConfigError, EncryptionError
 from shipyard.store.artifacts import SEALED
 
-__all__ = ["Envelope", "MasterKey", "envelope_for", "new_master_key", "rotate"]
+__all__ = ["Envelope", "MasterKey", "envelope_for", "new_master_key", "rotate", "seal_existing"]
 _NONCE = 12
 
 
@@ -201,26 +202,75 @@ def rotate(store_url: str, old: MasterKey, new: MasterKey) -> tuple[int, int]:
     Raises:
         EncryptionError: a key file is under a third key, or damaged.
     """
-    from fsspec.core import url_to_fs
-
     from shipyard.store.artifacts import write_whole
+
+    fs, objects = _stored_objects(store_url)
+    envelope = Envelope(new, previous=(old,))
+    done = already = 0
+    for path, name, has_key in objects:
+        if not has_key:
+            continue
+        rewrapped = envelope.rewrap(name, fs.cat_file(f"{path}.key"))
+        if rewrapped is None:
+            already += 1
+            continue
+        write_whole(fs, f"{path}.key", rewrapped)
+        done += 1
+    return done, already
+
+
+def seal_existing(store_url: str, master: MasterKey) -> tuple[int, int]:
+    """Encrypt every object stored plain (before encryption was turned on) under `master`.
+
+    An artifact is checked against its digest before it is sealed, so damaged bytes are never
+    sealed as if they were good. Each object is sealed like a new one (its key file first, then
+    the object, each under a temporary name, then renamed): readers see either the plain object
+    or the sealed one, and a run stopped half-way is finished by running it again.
+
+    Returns:
+        How many objects were sealed, and how many were sealed already.
+
+    Raises:
+        ArtifactIntegrityError: a plain artifact no longer matches its digest.
+    """
+    from shipyard.errors import ArtifactIntegrityError
+    from shipyard.store.artifacts import digest_of, write_sealed
+
+    fs, objects = _stored_objects(store_url)
+    envelope = Envelope(master)
+    done = already = 0
+    for path, name, _ in objects:
+        blob: bytes = fs.cat_file(path)
+        if blob.startswith(SEALED):
+            already += 1
+            continue
+        if not name.startswith("events/") and digest_of(blob) != name:
+            raise ArtifactIntegrityError(
+                f"artifact {name[:12]} at {path} no longer matches its digest; it was not sealed. "
+                "Restore it from a backup, then run 'shipyard encryption seal' again"
+            )
+        write_sealed(fs, path, blob, name=name, cipher=envelope)
+        done += 1
+    return done, already
+
+
+def _stored_objects(store_url: str) -> tuple[Any, list[tuple[str, str, bool]]]:
+    """The store's filesystem and its objects, artifacts and prediction-log segments: each one's
+    path, its name as sealed (an artifact's digest, a segment's path in the store), and whether
+    it has a key file. Key files and temporaries are not objects."""
+    from fsspec.core import url_to_fs
 
     fs, root = url_to_fs(store_url)
     root = root.rstrip("/")
-    envelope = Envelope(new, previous=(old,))
-    done = already = 0
+    objects = []
     for top in ("sha256", "events"):
         if not fs.exists(f"{root}/{top}"):
             continue
-        for path in sorted(fs.find(f"{root}/{top}")):
-            if not path.endswith(".key") or path.rsplit("/", 1)[-1].startswith("."):
+        files = set(fs.find(f"{root}/{top}"))
+        for path in sorted(files):
+            if path.endswith(".key") or path.rsplit("/", 1)[-1].startswith("."):
                 continue
-            relative = path[len(root) + 1 : -len(".key")]
+            relative = path[len(root) + 1 :]
             name = relative.rsplit("/", 1)[-1] if top == "sha256" else relative
-            rewrapped = envelope.rewrap(name, fs.cat_file(path))
-            if rewrapped is None:
-                already += 1
-                continue
-            write_whole(fs, path, rewrapped)
-            done += 1
-    return done, already
+            objects.append((path, name, f"{path}.key" in files))
+    return fs, objects
