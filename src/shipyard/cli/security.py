@@ -14,6 +14,8 @@ from shipyard.cli.session import registry
 from shipyard.errors import ConfigError
 
 if TYPE_CHECKING:
+    from shipyard.registry.registry import Registry
+    from shipyard.security.encryption import Envelope
     from shipyard.security.keys import ApiKey
 
 __all__ = ["audit_app", "encryption_app", "keys_app", "sign", "verify"]
@@ -186,18 +188,11 @@ def encryption_rotate(
     The current key comes from SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE; switch
     those to the new key once this finishes.
     """
-    from shipyard.security.access import Action
     from shipyard.security.audit import append
-    from shipyard.security.encryption import MasterKey, envelope_for, rotate
+    from shipyard.security.encryption import MasterKey, rotate
 
     with registry() as reg:
-        reg.allow(Action.ROTATE_KEYS)
-        current = envelope_for(reg.settings.encryption_key, reg.settings.encryption_key_file)
-        if current is None:
-            raise ConfigError(
-                "no current master key: set SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE "
-                "to the key the store is encrypted with"
-            )
+        current = _master_key(reg, "the key the store is encrypted with")
         new = MasterKey.from_file(new_key_file)
         done, already = rotate(reg.settings.store_url, current.master, new)
         detail = {"from": current.master.id, "to": new.id, "rewrapped": done, "already": already}
@@ -219,24 +214,36 @@ def encryption_seal() -> None:
     The key comes from SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE. Objects sealed
     already are left as they are; a run stopped half-way is finished by running it again.
     """
-    from shipyard.security.access import Action
     from shipyard.security.audit import append
-    from shipyard.security.encryption import envelope_for, seal_existing
+    from shipyard.security.encryption import seal_existing
 
     with registry() as reg:
-        reg.allow(Action.ROTATE_KEYS)
-        current = envelope_for(reg.settings.encryption_key, reg.settings.encryption_key_file)
-        if current is None:
-            raise ConfigError(
-                "no master key: set SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE to the key "
-                "to seal with ('shipyard encryption new-key' makes one)"
-            )
+        current = _master_key(reg, "the key to seal with ('shipyard encryption new-key' makes one)")
         done, already = seal_existing(reg.settings.store_url, current.master)
         detail = {"key": current.master.id, "sealed": done, "already": already}
         reg.meta.write(
             lambda conn: append(conn, "encryption-seal", actor=reg.actor, target="store", detail=detail)
         )
     typer.echo(f"sealed {done} object(s) under master key {current.master.id} ({already} sealed already)")
+
+
+def _master_key(reg: Registry, which: str) -> Envelope:
+    """The configured master key, for an admin; `which` says what key the command needs.
+
+    Raises:
+        PermissionDeniedError: the caller is not an admin.
+        ConfigError: no master key is configured.
+    """
+    from shipyard.security.access import Action
+    from shipyard.security.encryption import envelope_for
+
+    reg.allow(Action.ROTATE_KEYS)
+    current = envelope_for(reg.settings.encryption_key, reg.settings.encryption_key_file)
+    if current is None:
+        raise ConfigError(
+            f"no master key: set SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE to {which}"
+        )
+    return current
 
 
 def _key_row(k: ApiKey) -> tuple[object, ...]:
