@@ -7,9 +7,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from alembic.config import Config
 from sqlalchemy import text
 
+from databases import database_at
 from shipyard import Registry, Settings
 from shipyard.security.audit import GENESIS, AuditLog
 from shipyard.security.keys import Keys
@@ -63,16 +63,8 @@ def test_entries_deleted_from_the_end_are_caught_with_the_head_kept_earlier(chan
 
 
 def test_a_change_log_from_before_is_chained_by_the_migration(tmp_path: Path) -> None:
-    from alembic import command
-    from sqlalchemy import create_engine
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    config = Config()
-    config.set_main_option("script_location", "shipyard.store:migrations")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0006")
+    with database_at(url, "0006") as conn:
         for i, action in enumerate(("register", "set-alias")):
             conn.execute(
                 text(
@@ -80,7 +72,6 @@ def test_a_change_log_from_before_is_chained_by_the_migration(tmp_path: Path) ->
                     f"('2026-01-0{i + 1} 10:00:00.000000', 'ana', '{action}', 'credit', 1, '{{\"x\": {i}}}')"
                 )
             )
-    engine.dispose()
     with Registry(Settings(home=tmp_path, db_url=url, store_url=str(tmp_path / "a"))) as reg:
         log = AuditLog(reg.meta)
         assert [(e.seq, e.action, e.target, dict(e.detail)) for e in reversed(log.list())] == [

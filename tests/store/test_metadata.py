@@ -4,18 +4,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from databases import database_at, migrations
 from shipyard import Registry, Settings, StoreUnavailableError
 from shipyard.store.metadata import MetadataStore
 from shipyard.store.schema import HEAD_REVISION
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:
-    config = Config()
-    config.set_main_option("script_location", "shipyard.store:migrations")
-    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    assert ScriptDirectory.from_config(migrations()).get_current_head() == HEAD_REVISION
 
 
 def test_store_migrates_a_fresh_database_and_reopens_it(tmp_path: Path) -> None:
@@ -28,23 +26,16 @@ def test_store_migrates_a_fresh_database_and_reopens_it(tmp_path: Path) -> None:
 
 
 def test_a_database_at_the_first_revision_is_upgraded_with_its_rows_kept(tmp_path: Path) -> None:
-    from alembic import command
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    config = Config()
-    config.set_main_option("script_location", "shipyard.store:migrations")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001")
+    with database_at(url, "0001") as conn:
         conn.execute(
             text(
                 "insert into models (name, description, next_version, created_at, updated_at) "
                 "values ('kept', '', 1, '2026-01-01', '2026-01-01')"
             )
         )
-    engine.dispose()
     with Registry(Settings(home=tmp_path, db_url=url, store_url=str(tmp_path / "a"))) as reg:
         assert [m.name for m in reg.list_models()] == ["kept"]
         with reg.meta.read() as conn:
