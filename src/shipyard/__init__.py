@@ -189,6 +189,6 @@ def register(model: object, *, name: str, **kwargs: Any) -> ModelVersion:
     return _default_registry().register(model, name=name, **kwargs)
 
 
-def load(ref: str | ModelRef, *, trust_code: bool = False) -> LoadedModel:
+def load(ref: str | ModelRef, *, trust_pickle: bool = False) -> LoadedModel:
     """Load a version from the default registry (`'fraud@staging'`, `'fraud:3'`, `'fraud'`)."""
-    return _default_registry().load(ref, trust_code=trust_code)
+    return _default_registry().load(ref, trust_pickle=trust_pickle)

@@ -58,6 +58,24 @@ def registered(home: Path, tmp_path: Path, credit: pd.DataFrame, credit_pipeline
     return tmp_path
 
 
+def test_a_joblib_file_registers_only_with_trust_pickle(
+    home: Path, tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    import joblib
+
+    joblib.dump(credit_pipeline, tmp_path / "model.joblib")
+    credit.to_parquet(tmp_path / "train.parquet")
+    args = ("models", "register", str(tmp_path / "model.joblib"), "--name", "fraud")
+    args += ("--train-data", str(tmp_path / "train.parquet"), "--target", "default")
+    refused = run(home, *args)
+    assert refused.returncode == 1
+    assert "--trust-pickle" in refused.stderr
+    assert json.loads(run(home, "models", "list", "--json").stdout) == []
+    done = run(home, *args, "--trust-pickle")
+    assert done.returncode == 0, done.stderr
+    assert "registered fraud:1 (sklearn" in done.stdout
+
+
 def test_register_list_show_alias_tag_archive(home: Path, registered: Path) -> None:
     listed = json.loads(run(home, "models", "list", "--json").stdout)
     assert [(m["name"], m["latest_version"], m["aliases"]) for m in listed] == [("fraud", 1, {"staging": 1})]

@@ -65,7 +65,7 @@ def test_threshold_optimizer_recipe_registers_a_version_to_evaluate(
         train_data=credit,
         target="default",
         task="classification",
-        trust_code=True,
+        trust_pickle=True,
     )
     sqlite_registry.signatures.sign(v.ref, signing_key)  # custom code loads only when signed
     result = evaluate(
@@ -75,7 +75,7 @@ def test_threshold_optimizer_recipe_registers_a_version_to_evaluate(
         sensitive=["country"],
         robust=False,
         resamples=0,
-        trust_code=True,
+        trust_pickle=True,
         registry=sqlite_registry,
     )
     assert result.fairness["country"]["equalized_odds_difference"] is not None

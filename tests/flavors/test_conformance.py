@@ -22,7 +22,7 @@ class Case:
     expected: Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray | None]]
     flavor: str
     tolerance: float = 1e-9
-    trust_code: bool = False
+    trust_pickle: bool = False
 
 
 class MeanModel:
@@ -105,7 +105,7 @@ def pyfunc_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
         "y",
         lambda x: (model.predict(x), None),
         "pyfunc",
-        trust_code=True,
+        trust_pickle=True,
     )
 
 
@@ -121,12 +121,12 @@ def case(request: pytest.FixtureRequest, credit: pd.DataFrame, credit_pipeline: 
 @pytest.fixture
 def loaded(case: Case, sqlite_registry: Registry, signing_key: SigningKey) -> Any:
     version = sqlite_registry.register(
-        case.model, name="conform", train_data=case.frame, target=case.target, trust_code=case.trust_code
+        case.model, name="conform", train_data=case.frame, target=case.target, trust_pickle=case.trust_pickle
     )
     assert version.flavor == case.flavor
-    if case.trust_code:  # custom code is unpickled only when signed by a trusted key
+    if case.trust_pickle:  # custom code is unpickled only when signed by a trusted key
         sqlite_registry.signatures.sign("conform:1", signing_key)
-    return sqlite_registry.load("conform:1", trust_code=case.trust_code)
+    return sqlite_registry.load("conform:1", trust_pickle=case.trust_pickle)
 
 
 def _features(case: Case, rows: int | None = None) -> pd.DataFrame:

@@ -244,7 +244,8 @@ def test_a_good_canary_promotes_and_moves_the_alias(fleet: Fleet) -> None:
     with Registry(fleet.settings) as reg:
         assert reg.get("credit@staging").version == version
     history = fleet.cli("rollout", "history", "api", "--json")
-    kinds = [e["kind"] for e in json.loads(history) if e["rollout"] == done.id]
+    # A look with too few requests yet is noted as a wait; what matters is no step twice.
+    kinds = [e["kind"] for e in json.loads(history) if e["rollout"] == done.id and e["kind"] != "wait"]
     assert kinds == ["start", "step", "step", "promoted"]
     fleet.followed(fleet.deployment()["generation"])
     fleet.answers.clear()

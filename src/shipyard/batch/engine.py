@@ -83,7 +83,7 @@ def run_job(
     *,
     on_progress: Callable[[Progress], None] | None = None,
     store_url: str = "",
-    trust_code: bool = False,
+    trust_pickle: bool = False,
 ) -> Summary:
     """Score every unit of `job` not yet done, then end it as succeeded or failed.
 
@@ -109,7 +109,7 @@ def run_job(
 
             master = str(options.get("spark_master") or "local[*]")
             progress.rows, _ = spark_units(
-                jobs, job, loaded, master=master, store_url=store_url, trust_code=trust_code
+                jobs, job, loaded, master=master, store_url=store_url, trust_pickle=trust_pickle
             )
         for index, source in enumerate(job.sources if options.get("engine") != "spark" else ()):
             _check_unchanged(source)

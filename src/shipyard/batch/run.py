@@ -64,7 +64,7 @@ def start_job(
     output: str,
     options: BatchOptions | None = None,
     *,
-    trust_code: bool = False,
+    trust_pickle: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Summary:
     """Score `inputs` with the version `ref` names now, into `output`; the job is recorded first.
@@ -74,7 +74,7 @@ def start_job(
         BatchError: the job failed (it stays resumable with `resume_job`).
     """
     options = options or BatchOptions()
-    loaded = registry.load(ref, trust_code=trust_code)
+    loaded = registry.load(ref, trust_pickle=trust_pickle)
     sources = discover(inputs)
     warm_up(loaded)  # a model that cannot predict fails here, before a job is recorded
     jobs = Jobs(registry.meta, actor=registry.actor)
@@ -84,14 +84,14 @@ def start_job(
         options=asdict(options) | {"passthrough": list(options.passthrough)},
     )  # fmt: skip
     store = registry.settings.store_url
-    return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_code=trust_code)
+    return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_pickle=trust_pickle)
 
 
 def resume_job(
     registry: Registry,
     job_id: str,
     *,
-    trust_code: bool = False,
+    trust_pickle: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Summary:
     """Finish a stopped or failed job: its finished units are kept, the others written once.
@@ -103,7 +103,7 @@ def resume_job(
     """
     jobs = Jobs(registry.meta, actor=registry.actor)
     job = jobs.claim(job_id)
-    loaded = registry.load(ModelRef(job.model, version=job.version), trust_code=trust_code)
+    loaded = registry.load(ModelRef(job.model, version=job.version), trust_pickle=trust_pickle)
     warm_up(loaded)
     store = registry.settings.store_url
-    return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_code=trust_code)
+    return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_pickle=trust_pickle)

@@ -39,7 +39,7 @@ _LOADED: dict[tuple[str, str], LoadedModel] = {}  # per Python worker: loaded on
 
 
 def spark_units(
-    jobs: Jobs, job: Job, loaded: LoadedModel, *, master: str, store_url: str, trust_code: bool
+    jobs: Jobs, job: Job, loaded: LoadedModel, *, master: str, store_url: str, trust_pickle: bool
 ) -> tuple[int, float]:
     """Score every input of `job` not yet done with Spark; returns (rows read, seconds)."""
     try:
@@ -68,7 +68,7 @@ def spark_units(
             continue
         try:
             done = _score_source(
-                session, job, loaded, index, source, store_url=store_url, trust_code=trust_code
+                session, job, loaded, index, source, store_url=store_url, trust_pickle=trust_pickle
             )
         except Exception as exc:  # Spark's own errors (analysis, executors) name the cause in their text
             if isinstance(exc, ShipyardError):
@@ -87,7 +87,7 @@ def _score_source(
     source: Source,
     *,
     store_url: str,
-    trust_code: bool,
+    trust_pickle: bool,
 ) -> UnitDone:
     from pyspark.sql import functions as f
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -115,7 +115,7 @@ def _score_source(
     score = _scorer(
         loaded.version,
         store_url=store_url,
-        trust_code=trust_code,
+        trust_pickle=trust_pickle,
         template=scorer,
         schema=schema,
         offsets=offsets,
@@ -182,7 +182,7 @@ def _scorer(
     version: ModelVersion,
     *,
     store_url: str,
-    trust_code: bool,
+    trust_pickle: bool,
     template: Scorer,
     schema: pa.Schema,
     offsets: dict[int, int],
@@ -202,7 +202,9 @@ def _scorer(
             # The executor's own environment gives the master key (spark.executorEnv...), never the task.
             store = artifact_store(replace(Settings.from_env(), store_url=store_url))
             # The driver's load verified the signature a pyfunc model needs (or refused it).
-            loaded = _LOADED[key] = load_version(version, store, trust_code=trust_code, signed=trust_code)
+            loaded = _LOADED[key] = load_version(
+                version, store, trust_pickle=trust_pickle, signed=trust_pickle
+            )
         scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
         seen = 0  # rows of this partition so far (text inputs)
         for record_batch in batches:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shipyard.cli.options import JsonOpt, TrustPickleOpt
 from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.errors import ConfigError
@@ -19,7 +20,6 @@ batch_app = typer.Typer(
     help="Batch prediction: stream files through a model, resumable, with rejected rows kept aside.",
     no_args_is_help=True,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 @batch_app.command("run")
@@ -46,7 +46,7 @@ def batch_run(
         typer.Option(help="The Spark master for --engine spark (local[*], spark://host:7077, yarn, ...)."),
     ] = "local[*]",
     workers: Annotated[int, typer.Option(help="Threads scoring batches side by side (0: one per core).")] = 0,
-    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
+    trust_pickle: TrustPickleOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score every row of the inputs; rows the contract rejects go to OUTPUT/rejects/ with reasons."""
@@ -64,7 +64,7 @@ def batch_run(
     )
     with registry() as reg:
         summary = start_job(
-            reg, ref, input, output, options, trust_code=trust_code, on_progress=_reporter(json_out)
+            reg, ref, input, output, options, trust_pickle=trust_pickle, on_progress=_reporter(json_out)
         )
     _show_summary(
         summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
@@ -74,14 +74,14 @@ def batch_run(
 @batch_app.command("resume")
 def batch_resume(
     job_id: Annotated[str, typer.Argument(help="The job's id (from 'batch run' or 'batch list').")],
-    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
+    trust_pickle: TrustPickleOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Finish a job that was stopped or failed: units already done are skipped, the rest written once."""
     from shipyard.batch.run import resume_job
 
     with registry() as reg:
-        summary = resume_job(reg, job_id, trust_code=trust_code, on_progress=_reporter(json_out))
+        summary = resume_job(reg, job_id, trust_pickle=trust_pickle, on_progress=_reporter(json_out))
     _show_summary(
         summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shipyard.cli.options import JsonOpt, TrustPickleOpt
 from shipyard.cli.render import console, emit_json, table
 from shipyard.cli.session import registry
 
@@ -37,7 +38,6 @@ ReportOpt = Annotated[
     Path | None, typer.Option("--report", help="Write the self-contained HTML report here.")
 ]
 JsonFileOpt = Annotated[Path | None, typer.Option("--json-out", help="Write the same numbers as JSON here.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 def _options(
@@ -85,7 +85,7 @@ def evaluate(
         ),
     ] = "production",
     policy: Annotated[Path | None, typer.Option(help="Also check this gates policy.")] = None,
-    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models (runs their code).")] = False,
+    trust_pickle: TrustPickleOpt = False,
     report: ReportOpt = None,
     json_out: JsonFileOpt = None,
     json: JsonOpt = False,
@@ -101,7 +101,7 @@ def evaluate(
     compare = rules.champion if rules is not None else (champion or None)
     with registry() as reg:
         result = run(
-            ref, data, target=target, champion=compare, trust_code=trust_code, registry=reg, **options
+            ref, data, target=target, champion=compare, trust_pickle=trust_pickle, registry=reg, **options
         )
         gates = None
         if rules is not None:

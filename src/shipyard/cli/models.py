@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shipyard.cli.options import JsonOpt, TrustPickleOpt
 from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.core.refs import ModelRef
@@ -17,8 +18,6 @@ from shipyard.store.tabular import read_rows
 __all__ = ["app"]
 
 app = typer.Typer(help="Register models and manage their versions, aliases and tags.", no_args_is_help=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 def _pairs(items: list[str] | None) -> dict[str, str]:
@@ -84,7 +83,10 @@ def _categories(categories: tuple[object, ...] | None) -> str:
 
 @app.command()
 def register(
-    path: Annotated[Path, typer.Argument(help="Model file: .skops, .ubj, .txt/.lgb or .onnx.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="Model file: .skops, .ubj, .txt/.lgb, .onnx; .pkl/.joblib with --trust-pickle."),
+    ],
     name: Annotated[str, typer.Option(help="The model's name.")],
     train_data: Annotated[
         Path | None,
@@ -96,7 +98,7 @@ def register(
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE; repeatable.")] = None,
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
-    trust_code: Annotated[bool, typer.Option(help="Allow custom Python code.")] = False,
+    trust_pickle: TrustPickleOpt = False,
     trust_type: Annotated[
         list[str] | None, typer.Option(help="A type name a skops file may construct; repeatable.")
     ] = None,
@@ -115,7 +117,7 @@ def register(
             description=description,
             tags=_pairs(tag),
             alias=alias,
-            trust_code=trust_code,
+            trust_pickle=trust_pickle,
             trusted_types=tuple(trust_type or ()),
         )
     if json:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from shipyard.cli.options import TrustPickleOpt
 from shipyard.cli.render import console, emit_json, table
 from shipyard.cli.session import registry
 from shipyard.store.tabular import read_rows, write_table
@@ -22,14 +23,14 @@ def predict(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write predictions here (.parquet, .csv, .jsonl).")
     ] = None,
-    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
+    trust_pickle: TrustPickleOpt = False,
     json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """Predict every row of a file; any row that breaks the contract rejects the whole file."""
     import pyarrow as pa
 
     with registry() as reg:
-        loaded = reg.load(ref, trust_code=trust_code)
+        loaded = reg.load(ref, trust_pickle=trust_pickle)
     rows = read_rows(input, contract=loaded.contract)
     predictions = loaded.predict(rows)
     if output is not None:

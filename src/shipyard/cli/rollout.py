@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shipyard.cli.options import JsonOpt
 from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.core.durations import parse_duration
@@ -34,7 +35,6 @@ rollout_app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 Name = Annotated[str, typer.Argument(help="The deployment's name.")]
 Reason = Annotated[str, typer.Option(help="Why, for the history and the audit trail.")]
 

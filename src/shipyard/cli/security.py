@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shipyard.cli.options import JsonOpt
 from shipyard.cli.render import emit_json, error, key_values, table
 from shipyard.cli.session import registry
 from shipyard.errors import ConfigError
@@ -26,7 +27,6 @@ encryption_app = typer.Typer(
     help="Encryption at rest: make a master key, seal what is stored plain, rotate the key.",
     no_args_is_help=True,
 )
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
 @keys_app.command("create")

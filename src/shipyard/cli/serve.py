@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shipyard.cli.options import TrustPickleOpt
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
 
@@ -51,7 +52,7 @@ def serve(
     model_threads: Annotated[
         int, typer.Option(help="Threads each worker's model may use (OpenMP, BLAS).")
     ] = 1,
-    trust_code: Annotated[bool, typer.Option(help="Allow custom Python models.")] = False,
+    trust_pickle: TrustPickleOpt = False,
     follow_interval: Annotated[
         float, typer.Option(help="Seconds between checks of the deployment's arms and weights.")
     ] = 2.0,
@@ -126,7 +127,7 @@ def serve(
         model_threads=model_threads,
         log_events=not no_log,
         live_profiles=not no_profile,
-        trust_code=trust_code,
+        trust_pickle=trust_pickle,
         auth=auth,
         rate_limit=rate_limit,
         burst=burst,

@@ -170,7 +170,7 @@ def evaluate(
     robust: RobustnessSettings | bool = True,
     champion: str | None = DEFAULT_CHAMPION,
     store: bool = True,
-    trust_code: bool = False,
+    trust_pickle: bool = False,
     registry: Registry | None = None,
 ) -> Evaluation:
     """Evaluate a version on labelled rows and store the result on the version.
@@ -190,7 +190,7 @@ def evaluate(
         robust: the robustness budgets, True for the defaults, False to skip.
         champion: the alias of the version to compare with (None: no comparison).
         store: keep the evaluation on the version in the registry.
-        trust_code: allow loading custom Python models (pyfunc), which runs their code.
+        trust_pickle: allow loading custom Python models (pyfunc), which runs their code.
         registry: the registry (the default one from the environment when omitted).
 
     Raises:
@@ -201,7 +201,7 @@ def evaluate(
     from shipyard.registry.default import default_registry
 
     reg = registry or default_registry()
-    loaded = reg.load(ref, trust_code=trust_code)
+    loaded = reg.load(ref, trust_pickle=trust_pickle)
     version = loaded.version
     source = str(data) if isinstance(data, str | os.PathLike) else type(data).__name__
     batch = _read(data, loaded)
@@ -233,7 +233,7 @@ def evaluate(
         if holder is not None and holder.version != version.version:
             try:
                 rival = _evaluate_loaded(
-                    reg.load(holder.ref, trust_code=trust_code), batch, options, source, rows_id
+                    reg.load(holder.ref, trust_pickle=trust_pickle), batch, options, source, rows_id
                 )
             except ShipyardError as exc:
                 rival_error = f"{holder.ref} ({champion}) cannot be evaluated on these rows: {exc}"

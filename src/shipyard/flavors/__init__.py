@@ -12,6 +12,7 @@ from shipyard.errors import FlavorError, UnknownFlavorError
 from shipyard.flavors.base import Flavor, LoadOptions, Predictor, SavedModel, pack, unpack
 from shipyard.flavors.lightgbm import LightGBMFlavor
 from shipyard.flavors.onnx import ONNXFlavor
+from shipyard.flavors.pickled import PICKLE_SUFFIXES
 from shipyard.flavors.pyfunc import PyFuncFlavor
 from shipyard.flavors.sklearn import SklearnFlavor
 from shipyard.flavors.xgboost import XGBoostFlavor
@@ -36,7 +37,6 @@ FLAVORS: tuple[Flavor, ...] = (
     ONNXFlavor(),
     PyFuncFlavor(),
 )
-_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
 
 def flavor_named(name: str) -> Flavor:
@@ -63,7 +63,7 @@ def flavor_for(model: object) -> Flavor:
     raise UnknownFlavorError(
         f"no flavor accepts a {type(model).__module__}.{type(model).__qualname__}; expected a "
         "scikit-learn, XGBoost, LightGBM or ONNX model, or an object with a predict method "
-        "(registered with trust_code=True)"
+        "(registered with trust_pickle=True: it is stored as a pickle)"
     )
 
 
@@ -74,11 +74,11 @@ def flavor_for_file(path: Path) -> Flavor:
         FlavorError: the suffix is a pickle's, or no flavor reads it.
     """
     suffix = path.suffix.lower()
-    if suffix in _PICKLE_SUFFIXES:
+    if suffix in PICKLE_SUFFIXES:
         raise FlavorError(
-            f"{path} is a pickle; loading a pickle runs arbitrary code, so Shipyard does not read "
-            "one. Save scikit-learn models with skops (skops.io.dump(model, 'model.skops')) or "
-            "register the Python object with shipyard.register(...)"
+            f"{path} is a pickle, which no flavor reads; register it with trust_pickle=True "
+            "(CLI: --trust-pickle) if you trust who made it, or save the model with skops "
+            "(skops.io.dump(model, 'model.skops'))"
         )
     for flavor in FLAVORS:
         if suffix in flavor.suffixes:

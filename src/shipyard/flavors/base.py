@@ -43,13 +43,13 @@ class LoadOptions:
     """What the caller trusts when loading.
 
     Args:
-        trust_code: allow flavors that run the artifact's Python code (pyfunc).
+        trust_pickle: allow flavors that unpickle their artifact (pyfunc), which runs its code.
         trusted_types: extra fully-qualified type names a skops artifact may construct.
         signed: the version's signature by a trusted key verified (or the bytes were made in
-            this process, as registering does); code is run only with both this and `trust_code`.
+            this process, as registering does); nothing is unpickled without both this and `trust_pickle`.
     """
 
-    trust_code: bool = False
+    trust_pickle: bool = False
     trusted_types: tuple[str, ...] = ()
     signed: bool = False
 
@@ -77,8 +77,8 @@ class Flavor(Protocol):
         ...
 
     @property
-    def runs_code(self) -> bool:
-        """True when loading runs the artifact's own Python code (it then needs `trust_code`
+    def unpickles(self) -> bool:
+        """True when loading unpickles the artifact, running its code (it then needs `trust_pickle`
         and a verified signature)."""
         ...
 

@@ -69,7 +69,7 @@ class LightGBMFlavor:
 
     name = "lightgbm"
     suffixes = (".lgb", ".txt")
-    runs_code = False
+    unpickles = False
 
     def accepts(self, model: object) -> bool:
         """True for LightGBM scikit-learn wrappers and Boosters."""

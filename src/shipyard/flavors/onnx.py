@@ -96,7 +96,7 @@ class ONNXFlavor:
 
     name = "onnx"
     suffixes = (".onnx",)
-    runs_code = False
+    unpickles = False
 
     def accepts(self, model: object) -> bool:
         """True for `onnx.ModelProto` objects."""

@@ -1,6 +1,6 @@
 """Custom Python models: any object with `predict`, stored with cloudpickle.
 
-Loading such a model runs its code, so both registering and loading need `trust_code=True`.
+Loading such a model runs its code, so both registering and loading need `trust_pickle=True`.
 """
 
 from __future__ import annotations
@@ -50,11 +50,11 @@ class PyFuncPredictor:
 
 
 class PyFuncFlavor:
-    """Custom code; only with `trust_code=True`, because loading it runs it."""
+    """Custom code; only with `trust_pickle=True`, because loading it runs it."""
 
     name = "pyfunc"
     suffixes: tuple[str, ...] = ()
-    runs_code = True
+    unpickles = True
 
     def accepts(self, model: object) -> bool:
         """True for any object with a callable `predict`."""
@@ -71,15 +71,15 @@ class PyFuncFlavor:
         return SavedModel(self.name, {_FILE: cloudpickle.dumps(model)}, meta)
 
     def load(self, saved: SavedModel, options: LoadOptions) -> Predictor:
-        """Unpickle the object, which runs its code: refused unless `trust_code` and signed."""
+        """Unpickle the object, which runs its code: refused unless `trust_pickle` and signed."""
         return PyFuncPredictor(self.read_file(saved.files[_FILE], options), dict(saved.meta))
 
     def read_file(self, data: bytes, options: LoadOptions) -> object:
-        """Unpickle a custom model: refused unless `trust_code` and a verified signature."""
-        if not options.trust_code:
+        """Unpickle a custom model: refused unless `trust_pickle` and a verified signature."""
+        if not options.trust_pickle:
             raise UntrustedArtifactError(
                 "this is a custom Python model (pyfunc); loading it runs its code. Load it with "
-                "trust_code=True (CLI: --trust-code) only if you trust who registered it"
+                "trust_pickle=True (CLI: --trust-pickle) only if you trust who registered it"
             )
         if not options.signed:
             raise UntrustedArtifactError(

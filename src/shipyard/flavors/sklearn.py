@@ -85,7 +85,7 @@ class SklearnFlavor:
 
     name = "sklearn"
     suffixes = (".skops",)
-    runs_code = False
+    unpickles = False
 
     def accepts(self, model: object) -> bool:
         """True for objects from scikit-learn (estimators, pipelines)."""

@@ -77,7 +77,7 @@ class XGBoostFlavor:
 
     name = "xgboost"
     suffixes = (".ubj", ".xgb")
-    runs_code = False
+    unpickles = False
 
     def accepts(self, model: object) -> bool:
         """True for XGBoost scikit-learn wrappers and Boosters."""

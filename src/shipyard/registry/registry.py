@@ -32,6 +32,7 @@ from shipyard.errors import (
 )
 from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, pack, unpack
 from shipyard.flavors.base import LoadOptions, SavedModel
+from shipyard.flavors.pickled import is_pickle, read_pickle
 from shipyard.registry.changes import RegistryChanges
 from shipyard.registry.lineage import environment, fingerprint, git_state
 from shipyard.registry.loaded import LoadedModel
@@ -152,13 +153,13 @@ class Registry(RegistryChanges):
         params: Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         alias: str | None = None,
-        trust_code: bool = False,
+        trust_pickle: bool = False,
         trusted_types: Sequence[str] = (),
     ) -> ModelVersion:
         """Register `model` as the next version of `name`.
 
         Args:
-            model: a scikit-learn, XGBoost, LightGBM or ONNX model, or (with `trust_code`) any
+            model: a scikit-learn, XGBoost, LightGBM or ONNX model, or (with `trust_pickle`) any
                 object with `predict`.
             name: the model's name.
             train_data: the training rows (DataFrame, Arrow table, records), target included
@@ -173,7 +174,7 @@ class Registry(RegistryChanges):
             metrics: numbers to keep with the version.
             alias: move this alias to the new version in the same transaction (not a protected
                 one: a new version has passed no gates).
-            trust_code: allow a custom Python model (pyfunc), whose loading runs its code.
+            trust_pickle: allow a custom Python model (pyfunc), whose loading runs its code.
             trusted_types: extra type names a skops artifact may construct.
 
         Raises:
@@ -196,13 +197,13 @@ class Registry(RegistryChanges):
         for key in tags or {}:
             check_tag_key(key)
         chosen = flavor_named(flavor) if flavor else flavor_for(model)
-        if chosen.runs_code and not trust_code:
+        if chosen.unpickles and not trust_pickle:
             raise UntrustedArtifactError(
                 f"{type(model).__qualname__} is custom Python code (pyfunc flavor); loading it "
-                "later runs that code. Register it with trust_code=True if that is intended"
+                "later runs that code. Register it with trust_pickle=True if that is intended"
             )
         # The round trip below loads bytes this process just made from `model`: signed by nature.
-        options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types), signed=True)
+        options = LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types), signed=True)
         features, labels = split_training(train_data, target)
         saved = chosen.save(model)
         resolved_task, classes = task_and_classes(saved.meta, task, labels, contract)
@@ -262,30 +263,48 @@ class Registry(RegistryChanges):
         *,
         name: str,
         flavor: str | None = None,
-        trust_code: bool = False,
+        trust_pickle: bool = False,
         trusted_types: Sequence[str] = (),
         **kwargs: Any,
     ) -> ModelVersion:
         """Register a model file (`.skops`, `.ubj`, `.txt`/`.lgb`, `.onnx`); see `register`.
 
+        A pickle or joblib file (`.pkl`, `.pickle`, `.joblib`) is read only with `trust_pickle`;
+        the object it holds is then stored like any other, so a scikit-learn model in it goes
+        through skops and loads without pickle from then on.
+
         Raises:
-            FlavorError: the file is not a model of its suffix's format, or a pickle.
+            FlavorError: the file is not a model of its suffix's format.
+            UntrustedArtifactError: the file is a pickle and `trust_pickle` is not set.
             InputError: the file does not exist.
         """
         from shipyard.errors import InputError
 
         self.allow(Action.REGISTER, check_name(name))
         file = Path(path)
-        chosen = flavor_named(flavor) if flavor else flavor_for_file(file)
         if not file.is_file():
             raise InputError(f"model file {file} does not exist")
-        options = LoadOptions(trust_code=trust_code, trusted_types=tuple(trusted_types))
+        options = LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types))
+        if flavor is None and is_pickle(file):
+            return self.register(
+                read_pickle(file, options),
+                name=name,
+                trust_pickle=trust_pickle,
+                trusted_types=trusted_types,
+                **kwargs,
+            )
+        chosen = flavor_named(flavor) if flavor else flavor_for_file(file)
         try:
             model = chosen.read_file(file.read_bytes(), options)
         except ShipyardError as exc:
             raise type(exc)(f"{file} is not a usable {chosen.name} model: {exc}") from None
         return self.register(
-            model, name=name, flavor=chosen.name, trust_code=trust_code, trusted_types=trusted_types, **kwargs
+            model,
+            name=name,
+            flavor=chosen.name,
+            trust_pickle=trust_pickle,
+            trusted_types=trusted_types,
+            **kwargs,
         )
 
     def edit_contract(self, ref: str | ModelRef, contract: Contract) -> ModelVersion:
@@ -405,13 +424,13 @@ class Registry(RegistryChanges):
             return read_version(conn, row)
 
     def load(
-        self, ref: str | ModelRef, *, trust_code: bool = False, require_signature: bool | None = None
+        self, ref: str | ModelRef, *, trust_pickle: bool = False, require_signature: bool | None = None
     ) -> LoadedModel:
         """Load a version to predict with; its artifact's digest is checked first.
 
         Args:
             ref: the version.
-            trust_code: allow a custom Python model (pyfunc), whose loading runs its code; it is
+            trust_pickle: allow a custom Python model (pyfunc), whose loading runs its code; it is
                 loaded only when it is also signed by a trusted key.
             require_signature: refuse a version without a valid signature by a trusted key
                 (`SHIPYARD_TRUSTED_KEYS`); by default `SHIPYARD_REQUIRE_SIGNATURE`.
@@ -426,10 +445,10 @@ class Registry(RegistryChanges):
         self.allow(Action.PREDICT, version.name)
         required = self.settings.require_signature if require_signature is None else require_signature
         signed = False
-        if required or (trust_code and flavor_named(version.flavor).runs_code):
+        if required or (trust_pickle and flavor_named(version.flavor).unpickles):
             self.signatures.verify(version)
             signed = True
-        return load_version(version, self.artifacts, trust_code=trust_code, signed=signed)
+        return load_version(version, self.artifacts, trust_pickle=trust_pickle, signed=signed)
 
     def get_model(self, name: str) -> RegisteredModel:
         """A registered model and the state of its versions.
@@ -522,7 +541,7 @@ class Registry(RegistryChanges):
 
 
 def load_version(
-    version: ModelVersion, artifacts: ArtifactStore, *, trust_code: bool = False, signed: bool = False
+    version: ModelVersion, artifacts: ArtifactStore, *, trust_pickle: bool = False, signed: bool = False
 ) -> LoadedModel:
     """Load a version from its record and the artifact store alone (no metadata store needed:
     what a Spark executor does); the artifact's digest is checked. `signed` says the caller
@@ -533,7 +552,7 @@ def load_version(
         UntrustedArtifactError: loading would run code or types not trusted.
     """
     saved = unpack(artifacts.get(version.artifact_digest))
-    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_code=trust_code, signed=signed))
+    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_pickle=trust_pickle, signed=signed))
     return LoadedModel(version, predictor)
 
 

@@ -87,12 +87,12 @@ class Decision:
         )
 
 
-def preview_with_registry(registry: Registry, *, trust_code: bool = False) -> Preview:
+def preview_with_registry(registry: Registry, *, trust_pickle: bool = False) -> Preview:
     """A preview that loads the version from the registry (digest checked) and predicts each row."""
 
     def preview(ref: ModelRef, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         try:
-            loaded = registry.load(ref, trust_code=trust_code)
+            loaded = registry.load(ref, trust_pickle=trust_pickle)
         except ShipyardError as exc:
             return [f"{ref} cannot be loaded: {exc}"]
         problems = []
@@ -116,7 +116,7 @@ class Controller:
         analysis_seconds: the least time between two analyses of one rollout (each reads the
             step's window of the prediction log).
         preview: how a blue/green preview reaches the new version.
-        trust_code: let the default preview load custom Python models (as `serve --trust-code`).
+        trust_pickle: let the default preview load custom Python models (as `serve --trust-pickle`).
     """
 
     def __init__(
@@ -127,14 +127,14 @@ class Controller:
         lease_seconds: float = 15.0,
         analysis_seconds: float = ANALYSIS_SECONDS,
         preview: Preview | None = None,
-        trust_code: bool = False,
+        trust_pickle: bool = False,
     ) -> None:
         self.registry = registry
         self.rollouts = Rollouts(registry, actor="rollout-controller")
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = Lease(registry.meta, LEASE, self.holder, seconds=lease_seconds)
         self.analysis_seconds = analysis_seconds
-        self.preview = preview or preview_with_registry(registry, trust_code=trust_code)
+        self.preview = preview or preview_with_registry(registry, trust_pickle=trust_pickle)
         self._noted: set[tuple[int, int, str]] = set()  # (rollout, step, kind) already in the history
         self._analysed: dict[tuple[int, int], tuple[datetime, Verdict]] = {}
 

@@ -65,7 +65,7 @@ class ServeOptions:
         model_threads: threads each worker's model may use (OpenMP, BLAS).
         log_events: write the prediction log.
         live_profiles: keep live profiles of the traffic for drift on `/metrics`.
-        trust_code: allow loading custom Python models (pyfunc).
+        trust_pickle: allow loading custom Python models (pyfunc).
         shutdown_grace: seconds SIGTERM waits for accepted requests to finish.
         deployment: serve this deployment's arms instead of `refs`.
         follow_interval: seconds between checks of the deployment's arms.
@@ -89,7 +89,7 @@ class ServeOptions:
     model_threads: int = 1
     log_events: bool = True
     live_profiles: bool = True
-    trust_code: bool = False
+    trust_pickle: bool = False
     shutdown_grace: float = 30.0
     deployment: str | None = None
     follow_interval: float = 2.0
@@ -165,9 +165,9 @@ def serve(
     loaded: list[_Loaded] | _Deployed
     with Registry(settings) as registry:
         if options.deployment is not None:
-            loaded = _load_deployment(registry, options.deployment, trust_code=options.trust_code)
+            loaded = _load_deployment(registry, options.deployment, trust_pickle=options.trust_pickle)
         else:
-            loaded = [_load(registry, ref, trust_code=options.trust_code) for ref in refs]
+            loaded = [_load(registry, ref, trust_pickle=options.trust_pickle) for ref in refs]
     sock = _bind(options.host, options.port)
     port = sock.getsockname()[1]
     grpc_part = f", gRPC on {options.host}:{options.grpc_port}" if options.grpc_port is not None else ""
@@ -198,17 +198,17 @@ def serve(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _load(registry: Registry, ref: ModelRef, *, trust_code: bool) -> _Loaded:
+def _load(registry: Registry, ref: ModelRef, *, trust_pickle: bool) -> _Loaded:
     started = time.perf_counter()
-    model = registry.load(ref, trust_code=trust_code)
+    model = registry.load(ref, trust_pickle=trust_pickle)
     return _Loaded(ref, model, time.perf_counter() - started)
 
 
-def _load_deployment(registry: Registry, name: str, *, trust_code: bool) -> _Deployed:
+def _load_deployment(registry: Registry, name: str, *, trust_pickle: bool) -> _Deployed:
     started = time.perf_counter()
     deployment = Deployments(registry).get(name)
     models = {
-        arm.version: registry.load(deployment.ref(arm), trust_code=trust_code) for arm in deployment.arms
+        arm.version: registry.load(deployment.ref(arm), trust_pickle=trust_pickle) for arm in deployment.arms
     }
     return _Deployed(deployment, models, time.perf_counter() - started)
 
@@ -383,7 +383,7 @@ async def _worker_main(
     follower = asyncio.create_task(follow(settings, service, options))
     controller = None
     if worker == 0 and options.deployment and options.controller:
-        controller = _start_controller(settings, trust_code=options.trust_code)
+        controller = _start_controller(settings, trust_pickle=options.trust_pickle)
     try:
         await http.serve(sockets=[sock])
     finally:
@@ -467,7 +467,7 @@ async def _follow_aliases(settings: Settings, service: ModelService, options: Se
                         continue
                     started = time.perf_counter()
                     pinned = ModelRef.parse(f"{served.name}:{current.version}")
-                    load = functools.partial(registry.load, pinned, trust_code=options.trust_code)
+                    load = functools.partial(registry.load, pinned, trust_pickle=options.trust_pickle)
                     model = await loop.run_in_executor(None, load)
                     warm_up(model)
                     served.swap(model, time.perf_counter() - started)
@@ -508,7 +508,7 @@ async def _follow_deployment(settings: Settings, service: ModelService, options:
                     if arm.version not in models:
                         started = time.perf_counter()
                         load = functools.partial(
-                            _load_warm, registry, deployment.ref(arm), trust_code=options.trust_code
+                            _load_warm, registry, deployment.ref(arm), trust_pickle=options.trust_pickle
                         )
                         models[arm.version] = await loop.run_in_executor(None, load)
                         service.metrics.set(
@@ -528,8 +528,8 @@ async def _follow_deployment(settings: Settings, service: ModelService, options:
             registry.close()
 
 
-def _load_warm(registry: Registry, ref: ModelRef, *, trust_code: bool) -> LoadedModel:
-    model = registry.load(ref, trust_code=trust_code)
+def _load_warm(registry: Registry, ref: ModelRef, *, trust_pickle: bool) -> LoadedModel:
+    model = registry.load(ref, trust_pickle=trust_pickle)
     warm_up(model)
     return model
 
@@ -537,11 +537,11 @@ def _load_warm(registry: Registry, ref: ModelRef, *, trust_code: bool) -> Loaded
 class _ControllerThread:
     """The rollout controller on a thread of worker 0; the lease keeps it one across replicas."""
 
-    def __init__(self, settings: Settings, *, trust_code: bool) -> None:
+    def __init__(self, settings: Settings, *, trust_pickle: bool) -> None:
         from shipyard.rollout.controller import Controller
 
         self.registry = Registry(settings, actor="rollout-controller")
-        self.controller = Controller(self.registry, trust_code=trust_code)
+        self.controller = Controller(self.registry, trust_pickle=trust_pickle)
         self.stopping = threading.Event()
         self.thread = threading.Thread(
             target=self.controller.run, args=(self.stopping,), name="shipyard-rollouts", daemon=True
@@ -556,9 +556,9 @@ class _ControllerThread:
             self.registry.close()  # else the daemon thread still uses it; the process exit ends both
 
 
-def _start_controller(settings: Settings, *, trust_code: bool) -> _ControllerThread | None:
+def _start_controller(settings: Settings, *, trust_pickle: bool) -> _ControllerThread | None:
     try:
-        return _ControllerThread(settings, trust_code=trust_code)
+        return _ControllerThread(settings, trust_pickle=trust_pickle)
     except ShipyardError as exc:
         log.warning("the rollout controller could not start: %s; rollouts will not move from here", exc)
         return None
