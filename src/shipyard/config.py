@@ -9,7 +9,9 @@ Python API act with; without one, local use is the admin), `SHIPYARD_ENCRYPTION_
 `SHIPYARD_ENCRYPTION_KEY_FILE` (the master key for encryption at rest), `SHIPYARD_TRUSTED_KEYS`
 (Ed25519 public keys, PEM files or folders, separated by ':') and `SHIPYARD_REQUIRE_SIGNATURE`
 (1 to load only versions those keys signed), `SHIPYARD_MASKING_KEY` (the secret of the keyed
-hash of pii values in logs; by default a key file in the home).
+hash of pii values in logs; by default a key file in the home), `SHIPYARD_RUN_AS` (set by the
+scheduler: the principal that added a schedule, which its runs act as; it can only narrow what
+the CLI may do).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from pathlib import Path
 
 from shipyard.errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "hide_password"]
 
 _ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb")
+_PASSWORD = re.compile(r"(://[^/:@]*:)[^@/]*@")  # the password of a URL, never shown
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +50,8 @@ class Settings:
         trusted_keys: Ed25519 public keys (PEM files or folders of them) whose signatures loads accept.
         require_signature: load only versions signed by a trusted key.
         masking_key: the secret of the keyed hash of pii values; by default a key file in the home.
+        run_as: the principal (as JSON) a scheduled run acts as: the one that added the schedule.
+            It narrows the CLI's own principal (the key's, or local admin) and never widens it.
     """
 
     home: Path
@@ -61,6 +66,7 @@ class Settings:
     trusted_keys: tuple[Path, ...] = ()
     require_signature: bool = False
     masking_key: str | None = field(default=None, repr=False)
+    run_as: str | None = None
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -85,7 +91,8 @@ class Settings:
         scheme = db_url.split(":", 1)[0].split("+", 1)[0].lower()
         if scheme not in _DB_SCHEMES:
             raise ConfigError(
-                f"SHIPYARD_DB_URL is {db_url!r}; expected a SQLAlchemy URL starting with one of "
+                f"SHIPYARD_DB_URL is {hide_password(db_url)!r}; expected a SQLAlchemy URL "
+                "starting with one of "
                 f"{', '.join(s + '://' for s in _DB_SCHEMES)}"
             )
         if db_url.startswith(("postgresql://", "postgres://")):
@@ -131,7 +138,13 @@ class Settings:
             trusted_keys=tuple(Path(p).expanduser().absolute() for p in trusted.split(os.pathsep) if p),
             require_signature=_flag(env, "SHIPYARD_REQUIRE_SIGNATURE"),
             masking_key=env.get("SHIPYARD_MASKING_KEY") or None,
+            run_as=env.get("SHIPYARD_RUN_AS") or None,
         )
+
+
+def hide_password(url: str) -> str:
+    """`url` with its password, if it has one, shown as ***."""
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 def _flag(env: Mapping[str, str], key: str) -> bool:

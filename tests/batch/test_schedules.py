@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -110,6 +111,15 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     ]
     bad = run("schedule", "add", "weekly", "--cron", "every monday", "--", "batch", "list")
     assert bad.returncode == 1 and "not a cron expression" in bad.stderr
+    from shipyard import Settings
+    from shipyard.security.keys import Keys
+
+    with Registry(Settings.from_env(env)) as reg:
+        env["SHIPYARD_API_KEY"] = Keys(reg.meta, actor="t").create("dep", role="deployer").secret
+    command = ("--", "monitor", "watch", "credit", "--on-drift", "touch /tmp/x")
+    code = run("schedule", "add", "retrain", "--cron", "0 3 * * *", *command)
+    assert code.returncode == 1 and "may not run-commands" in code.stderr  # the scheduler would run it
+    del env["SHIPYARD_API_KEY"]
     once = run("scheduler", "--once")
     assert once.returncode == 0 and "nightly" not in once.stdout  # nothing due yet
     assert run("schedule", "remove", "nightly").returncode == 0
@@ -133,3 +143,48 @@ def test_a_run_left_by_a_dead_scheduler_no_longer_holds_the_schedule(schedules: 
     [latest, old] = schedules.runs("hourly")
     assert latest.id == fresh.id
     assert (old.status, old.output) == ("failed", "the scheduler stopped during the run")
+
+
+def test_a_run_acts_as_whoever_added_its_schedule_and_stops_with_its_key(
+    registry: Registry, credit: Any, credit_pipeline: Any, tmp_path: Path
+) -> None:
+    from shipyard.security.keys import Keys
+
+    registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+    credit.drop(columns=["default"]).head(50).to_parquet(tmp_path / "rows.parquet")
+    keys = Keys(registry.meta, actor="admin")
+    bot = keys.authenticate(keys.create("fraud-bot", role="deployer", models=["fraud*"]).secret)
+    schedules = Schedules(registry.meta, actor=bot.name, principal=bot)
+    args = ["batch", "run", "credit:1", "--input", str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "o")]
+    schedules.add("nightly", "0 2 * * *", args)
+    assert schedules.get("nightly").to_dict()["runs_as"] == "fraud-bot (deployer, models fraud*)"
+    backdate(schedules, "nightly", days=1)
+    env = {"SHIPYARD_HOME": str(registry.settings.home), "SHIPYARD_DB_URL": registry.settings.db_url}
+    runner = Scheduler(schedules, env=env)  # the scheduler itself runs as the local admin
+    runner.tick()
+    [ended] = runner.reap(wait=True)
+    assert ended.status == "failed"
+    assert "fraud-bot (deployer, models fraud*) may not read model 'credit'" in ended.output
+    assert not (tmp_path / "o").exists()
+    keys.revoke("fraud-bot", reason="left")
+    [refused] = runner.tick(utcnow() + timedelta(days=1))
+    assert (refused.status, refused.exit_code) == ("failed", 126)
+    assert "'fraud-bot' that added this schedule is revoked" in refused.output
+    assert runner.running == {}  # nothing was started
+
+
+def test_a_run_cannot_ask_to_act_as_more_than_its_own_principal(registry: Registry) -> None:
+    from dataclasses import replace
+
+    from shipyard.errors import PermissionDeniedError
+    from shipyard.security.keys import Keys
+
+    keys = Keys(registry.meta, actor="admin")
+    secret = keys.create("reader-bot", role="reader").secret
+    wider = json.dumps({"name": "reader-bot", "role": "admin", "models": []})
+    settings = replace(registry.settings, api_key=secret, run_as=wider)
+    with pytest.raises(PermissionDeniedError, match="no stronger than its own"):
+        Registry(settings)
+    narrower = json.dumps({"name": "reader-bot", "role": "reader", "models": ["fraud*"]})
+    with Registry(replace(registry.settings, api_key=secret, run_as=narrower)) as reg:
+        assert str(reg.principal) == "reader-bot (reader, models fraud*)"

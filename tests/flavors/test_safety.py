@@ -43,6 +43,20 @@ def test_skops_file_with_an_unknown_type_is_refused_until_trusted(
         flavor_named("sklearn").read_file(path.read_bytes(), LoadOptions())
 
 
+def test_types_trusted_at_registration_are_trusted_again_only_with_a_signature(
+    tmp_path: Path, sqlite_registry: Registry, cancer: pd.DataFrame, signing_key: SigningKey
+) -> None:
+    path = tmp_path / "model.skops"
+    X = cancer.drop(columns=["label"])
+    sio.dump(HomeMadeClassifier().fit(X, cancer["label"]), path)
+    trusted = [t for t in sio.get_untrusted_types(file=path) if "HomeMade" in t]
+    sqlite_registry.register_file(path, name="home", train_data=cancer, target="label", trusted_types=trusted)
+    with pytest.raises(UntrustedArtifactError, match="only when signed by a trusted key"):
+        sqlite_registry.load("home:1")  # a registrant alone cannot widen what every load constructs
+    sqlite_registry.signatures.sign("home:1", signing_key)
+    assert sqlite_registry.load("home:1").predict(X.head(3)).values.tolist() == [0, 0, 0]
+
+
 def test_pickle_files_are_refused(tmp_path: Path, sqlite_registry: Registry) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(b"\x80\x04K\x01.")

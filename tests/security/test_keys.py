@@ -33,12 +33,15 @@ def test_a_wrong_unknown_or_malformed_key_is_refused_without_echoing_it(registry
     keys = Keys(registry.meta, actor="admin")
     new = keys.create("ci-bot", role="reader")
     wrong = new.secret[:-4] + ("AAAA" if not new.secret.endswith("AAAA") else "BBBB")
-    with pytest.raises(AuthenticationError, match="secret of API key .* is wrong") as caught:
+    with pytest.raises(AuthenticationError, match="is not valid") as caught:
         keys.authenticate(wrong)
     assert wrong.split("_", 2)[2] not in str(caught.value)
     unknown = "sy_" + "a" * 10 + "_" + new.secret.split("_", 2)[2]
-    with pytest.raises(AuthenticationError, match="no API key has the prefix"):
+    with pytest.raises(AuthenticationError, match="is not valid") as unknown_caught:
         keys.authenticate(unknown)
+    prefix, other = new.secret.split("_")[1], "a" * 10
+    # the words do not tell an unknown prefix from a wrong secret
+    assert str(unknown_caught.value).replace(other, prefix) == str(caught.value)
     with pytest.raises(AuthenticationError, match="not a Shipyard API key"):
         keys.authenticate("Bearer hello")
 

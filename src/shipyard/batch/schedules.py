@@ -5,11 +5,18 @@ process (`python -m shipyard ARGS`), and records each run and how it ended. A sc
 at a time: a due time that finds the previous run still going is recorded as skipped. Due times
 missed while no scheduler ran are run once, for the latest of them, not once each. Two
 schedulers sharing a database cannot both start one due time (a unique key on it).
+
+A run acts as the principal that added its schedule (`SHIPYARD_RUN_AS`), not as the scheduler:
+a deployer's schedule can do what that deployer can, and no more; a schedule added with an API
+key stops running when the key is revoked or expires. Options that run code or call out (a
+retraining command, webhooks, pickles, extra skops types) need the admin role to schedule,
+since the scheduler's machine would run them.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import os
 import subprocess
@@ -25,16 +32,19 @@ from sqlalchemy import Connection, delete, insert, select, update
 from shipyard.batch.jobs import alive, this_process
 from shipyard.errors import BatchError, ConflictError, NotFoundError
 from shipyard.security import audit
+from shipyard.security.access import Principal
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import schedule_runs, schedules
 
-__all__ = ["Schedule", "ScheduleRun", "Scheduler", "Schedules", "kubernetes_cronjob"]
+__all__ = ["Schedule", "ScheduleRun", "Scheduler", "Schedules", "kubernetes_cronjob", "runs_commands"]
 
 log = logging.getLogger("shipyard.scheduler")
 
 #: The commands a schedule may run (a schedule of `scheduler` or `serve` makes no sense).
 SCHEDULABLE = ("batch", "monitor", "evaluate", "gates", "predict")
 _OUTPUT_TAIL = 4000
+#: Options whose runs execute code or reach other hosts from the scheduler's machine.
+COMMAND_OPTIONS = ("--on-drift", "--alert", "--trust-pickle", "--trust-type")
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Schedule:
     last_due_at: datetime | None
     created_at: datetime
     actor: str
+    run_as: Principal | None = None  # None: added before schedules kept it; runs as the scheduler
 
     def due(self, now: datetime) -> datetime | None:
         """The latest due time at or before `now` not yet run, or None."""
@@ -76,6 +87,7 @@ class Schedule:
             "next_due_at": self.next_after(max(utcnow(), self.last_due_at or self.created_at)).isoformat(),
             "created_at": self.created_at.isoformat(),
             "actor": self.actor,
+            "runs_as": str(self.run_as) if self.run_as else None,
         }
 
 
@@ -128,11 +140,13 @@ class Schedules:
     Args:
         meta: the metadata store.
         actor: who adds schedules, for the record.
+        principal: who adds schedules; their runs act as it (None: as the scheduler).
     """
 
-    def __init__(self, meta: MetadataStore, *, actor: str) -> None:
+    def __init__(self, meta: MetadataStore, *, actor: str, principal: Principal | None = None) -> None:
         self.meta = meta
         self.actor = actor
+        self.principal = principal
 
     def add(self, name: str, cron: str, args: Sequence[str]) -> Schedule:
         """A new schedule of `shipyard ARGS`; its first run is at the first due time from now.
@@ -160,6 +174,7 @@ class Schedules:
                 insert(schedules).values(
                     name=name, cron=cron, args=list(args), enabled=True, last_due_at=None,
                     created_at=utcnow(), actor=self.actor,
+                    run_as=self.principal.to_dict() if self.principal else None,
                 )
             )  # fmt: skip
             detail = {"cron": cron, "args": list(args)}
@@ -302,17 +317,45 @@ class Scheduler:
             if run is None:
                 continue
             if run.status == "running":
-                command = [sys.executable, "-m", "shipyard", *schedule.args]
-                log.warning("schedule %s (due %s): %s", schedule.name, due.isoformat(), " ".join(command[2:]))
+                refusal = self._refusal(schedule)
+                if refusal is not None:
+                    log.warning("schedule %s (due %s) not run: %s", schedule.name, due.isoformat(), refusal)
+                    started.append(self.schedules.finish(run.id, exit_code=126, output=refusal))
+                    continue
+                # The arguments may hold URLs with tokens: the log names the command only.
+                log.warning(
+                    "schedule %s (due %s): shipyard %s", schedule.name, due.isoformat(), schedule.args[0]
+                )
+                env = {**os.environ, **self.env}
+                if schedule.run_as is not None:
+                    env["SHIPYARD_RUN_AS"] = json.dumps(schedule.run_as.to_dict())
                 self.running[run.id] = subprocess.Popen(
-                    command,
-                    env={**os.environ, **self.env},
+                    [sys.executable, "-m", "shipyard", *schedule.args],
+                    env=env,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
                 )
             started.append(run)
         return started
+
+    def _refusal(self, schedule: Schedule) -> str | None:
+        """Why a due run may not start (its key was revoked or expired), or None."""
+        who = schedule.run_as
+        if who is None or who.via != "api-key":
+            return None
+        from shipyard.security.keys import Keys
+
+        try:
+            key = Keys(self.schedules.meta, actor="scheduler").get(who.name)
+        except NotFoundError:
+            return f"the API key {who.name!r} that added this schedule no longer exists"
+        if key.state != "active":
+            return (
+                f"the API key {who.name!r} that added this schedule is {key.state}; add the schedule "
+                "again with a key that is active"
+            )
+        return None
 
     def reap(self, *, wait: bool = False) -> list[ScheduleRun]:
         """Record the runs that ended (all of them, with `wait`)."""
@@ -380,7 +423,13 @@ def _schedule(row: Any) -> Schedule:
         last_due_at=as_utc(row.last_due_at) if row.last_due_at is not None else None,
         created_at=as_utc(row.created_at),
         actor=row.actor,
+        run_as=Principal.from_dict(row.run_as) if row.run_as else None,
     )
+
+
+def runs_commands(args: Sequence[str]) -> bool:
+    """Whether a scheduled command has options that run code or call out (admin only)."""
+    return any(a.split("=", 1)[0] in COMMAND_OPTIONS for a in args)
 
 
 def _run(row: Any) -> ScheduleRun:

@@ -116,6 +116,7 @@ def _score_source(
         loaded.version,
         store_url=store_url,
         trust_pickle=trust_pickle,
+        signed=loaded.signed,
         template=scorer,
         schema=schema,
         offsets=offsets,
@@ -183,6 +184,7 @@ def _scorer(
     *,
     store_url: str,
     trust_pickle: bool,
+    signed: bool,
     template: Scorer,
     schema: pa.Schema,
     offsets: dict[int, int],
@@ -201,10 +203,8 @@ def _scorer(
 
             # The executor's own environment gives the master key (spark.executorEnv...), never the task.
             store = artifact_store(replace(Settings.from_env(), store_url=store_url))
-            # The driver's load verified the signature a pyfunc model needs (or refused it).
-            loaded = _LOADED[key] = load_version(
-                version, store, trust_pickle=trust_pickle, signed=trust_pickle
-            )
+            # The driver's load verified the signature (a pyfunc model needs one), or refused it.
+            loaded = _LOADED[key] = load_version(version, store, trust_pickle=trust_pickle, signed=signed)
         scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
         seen = 0  # rows of this partition so far (text inputs)
         for record_batch in batches:

@@ -197,11 +197,13 @@ def schedule_add(
     json_out: JsonOpt = False,
 ) -> None:
     """Add a schedule: NAME --cron '0 2 * * *' -- batch run REF --input ... --output ..."""
-    from shipyard.batch.schedules import Schedules
+    from shipyard.batch.schedules import Schedules, runs_commands
 
     with registry() as reg:
         reg.allow(Action.SCHEDULE)
-        added = Schedules(reg.meta, actor=reg.actor).add(name, cron, ctx.args)
+        if runs_commands(ctx.args):  # the scheduler's machine would run them
+            reg.allow(Action.RUN_COMMANDS)
+        added = Schedules(reg.meta, actor=reg.actor, principal=reg.principal).add(name, cron, ctx.args)
     if json_out:
         emit_json(added.to_dict())
         return

@@ -113,9 +113,20 @@ class SklearnFlavor:
         return SavedModel(self.name, {_FILE: data}, meta)
 
     def load(self, saved: SavedModel, options: LoadOptions) -> Predictor:
-        """Load with skops, refusing types outside the trusted list."""
-        extra = tuple(saved.meta.get("trusted_types", ())) + options.trusted_types
-        model = _loads(saved.files[_FILE], LoadOptions(trusted_types=extra))
+        """Load with skops, refusing types outside the trusted list.
+
+        The types a version declared trusted when it was registered are trusted again only
+        when its signature by a trusted key verified: whoever registers must not be able to
+        widen what every later load constructs.
+        """
+        declared = tuple(saved.meta.get("trusted_types", ()))
+        if declared and not options.signed:
+            raise UntrustedArtifactError(
+                f"this scikit-learn version was registered trusting extra types {list(declared)}; "
+                "it loads only when signed by a trusted key ('shipyard sign REF --key ...', "
+                "SHIPYARD_TRUSTED_KEYS)"
+            )
+        model = _loads(saved.files[_FILE], LoadOptions(trusted_types=declared + options.trusted_types))
         return SklearnPredictor(model, dict(saved.meta))
 
     def read_file(self, data: bytes, options: LoadOptions) -> object:

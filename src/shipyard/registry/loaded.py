@@ -24,10 +24,12 @@ class LoadedModel:
     Args:
         version: the registry's record of the version.
         predictor: the flavor's predictor.
+        signed: the version's signature by a trusted key was verified when it was loaded.
     """
 
     version: ModelVersion
     predictor: Predictor
+    signed: bool = False
 
     @property
     def contract(self) -> Contract:

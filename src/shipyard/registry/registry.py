@@ -23,6 +23,7 @@ from shipyard.core.inference import infer_contract
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
 from shipyard.errors import (
+    ConfigError,
     ContractError,
     GateError,
     NotFoundError,
@@ -103,8 +104,23 @@ class Registry(RegistryChanges):
         to `fraud*` can do just that), and names it in the audit log.
         """
         if self.settings.api_key:
-            return Keys(self.meta, actor="").authenticate(self.settings.api_key)
-        return Principal(actor or _os_user(), Role.ADMIN, via="local")
+            own = Keys(self.meta, actor="").authenticate(self.settings.api_key)
+        else:
+            own = Principal(actor or _os_user(), Role.ADMIN, via="local")
+        if self.settings.run_as is None:
+            return own
+        import json
+
+        try:
+            delegate = Principal.from_dict(json.loads(self.settings.run_as))
+        except ValueError as exc:
+            raise ConfigError(f"SHIPYARD_RUN_AS is not a principal's JSON: {exc}") from None
+        if not delegate.within(own):
+            raise PermissionDeniedError(
+                f"SHIPYARD_RUN_AS asks to act as {delegate}, which may do more than {own} may; "
+                "a run can only act as a principal no stronger than its own"
+            )
+        return delegate
 
     def allow(self, action: Action, model: str | None = None) -> None:
         """Go on if this registry's principal may do `action` (on `model`); else record the
@@ -444,10 +460,11 @@ class Registry(RegistryChanges):
         version = self.get(ref)  # an alias to an archived version is refused here
         self.allow(Action.PREDICT, version.name)
         required = self.settings.require_signature if require_signature is None else require_signature
-        signed = False
         if required or (trust_pickle and flavor_named(version.flavor).unpickles):
             self.signatures.verify(version)
             signed = True
+        else:  # a valid signature also lets an artifact that declares extra skops types load
+            signed = self.signatures.verifies(version)
         return load_version(version, self.artifacts, trust_pickle=trust_pickle, signed=signed)
 
     def get_model(self, name: str) -> RegisteredModel:
@@ -553,7 +570,7 @@ def load_version(
     """
     saved = unpack(artifacts.get(version.artifact_digest))
     predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_pickle=trust_pickle, signed=signed))
-    return LoadedModel(version, predictor)
+    return LoadedModel(version, predictor, signed=signed)
 
 
 def artifact_store(settings: Settings) -> ArtifactStore:

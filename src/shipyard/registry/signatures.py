@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, insert, select
 
 from shipyard.core.refs import ModelRef
+from shipyard.errors import SignatureError
 from shipyard.registry.queries import as_ref, read_version, record_change, resolve
 from shipyard.registry.records import ModelVersion
 from shipyard.security.access import Action
@@ -120,3 +121,14 @@ class Signatures:
         keys = trusted or TrustedKeys.from_paths(self._registry.settings.trusted_keys)
         pairs = [(s.key_id, s.signature) for s in self.list(version)]
         return keys.check(version_manifest(version), pairs, what=str(version.ref))
+
+    def verifies(self, version: ModelVersion) -> bool:
+        """Whether a trusted key's signature of `version` verifies (False when no key is trusted,
+        or the version is unsigned), without raising."""
+        if not self._registry.settings.trusted_keys or not self.list(version):
+            return False
+        try:
+            self.verify(version)
+        except SignatureError:
+            return False
+        return True

@@ -9,7 +9,8 @@ decides. Roles are ordered, each allowing everything the one below it does:
     deployer   + register versions, move aliases (protected ones too), deploy and roll out,
                evaluate, record gates, sign versions, schedule jobs, archive
     admin      + delete versions, override gates, manage API keys, read and verify the
-               audit log, rotate encryption keys
+               audit log, rotate encryption keys, schedule commands that run code or call
+               out (a retraining command, webhooks, pickles)
 
 A principal may be scoped to model name patterns (`fraud*`); an action on another model is
 denied, and actions that concern no model (keys, the audit log) need an unscoped principal.
@@ -60,6 +61,7 @@ class Action(StrEnum):
     MANAGE_KEYS = "manage-keys"
     AUDIT = "audit"
     ROTATE_KEYS = "rotate-keys"
+    RUN_COMMANDS = "run-commands"
 
 
 ACTIONS: dict[Action, Role] = {
@@ -80,6 +82,7 @@ ACTIONS: dict[Action, Role] = {
     Action.MANAGE_KEYS: Role.ADMIN,
     Action.AUDIT: Role.ADMIN,
     Action.ROTATE_KEYS: Role.ADMIN,
+    Action.RUN_COMMANDS: Role.ADMIN,
 }
 
 _PATTERN = re.compile(r"[A-Za-z0-9._*?\[\]-]{1,128}")
@@ -116,6 +119,36 @@ class Principal:
     def sees(self, model: str) -> bool:
         """Whether a listing shows `model` to this principal."""
         return not self.models or any(fnmatch.fnmatchcase(model, p) for p in self.models)
+
+    def within(self, other: Principal) -> bool:
+        """Whether this principal may do no more than `other` (same or lower role, and a scope
+        inside the other's: every pattern of it is one of the other's, when the other has any)."""
+        if self.role > other.role:
+            return False
+        return not other.models or (bool(self.models) and set(self.models) <= set(other.models))
+
+    def to_dict(self) -> dict[str, object]:
+        """The principal as JSON-safe data (for a schedule that runs as it)."""
+        return {"name": self.name, "role": str(self.role), "models": list(self.models), "via": self.via}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Principal:
+        """A principal from `to_dict`'s data.
+
+        Raises:
+            ConfigError: the data is not a principal.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise ConfigError(f"expected a principal like {{'name': ..., 'role': ...}}; got {data!r}")
+        models = data.get("models") or []
+        if not isinstance(models, list):
+            raise ConfigError(f"a principal's models are a list of patterns; got {models!r}")
+        return cls(
+            data["name"],
+            parse_role(str(data.get("role")), where="the principal's role"),
+            check_patterns(models),
+            via=str(data.get("via") or "local"),
+        )
 
     def __str__(self) -> str:
         scope = f", models {', '.join(self.models)}" if self.models else ""

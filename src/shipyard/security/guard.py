@@ -11,6 +11,7 @@ keys; health and readiness are always open.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -35,6 +36,7 @@ __all__ = ["ANONYMOUS", "DenialLog", "Guard", "credential"]
 
 log = logging.getLogger(__name__)
 _THROTTLED = 10_000  # refusals remembered for throttling before the quiet ones are forgotten
+_FAILED_RATE, _FAILED_BURST = 1.0, 10.0  # failed credentials a client may send: per second, at once
 
 ANONYMOUS = Principal("anonymous", Role.ADMIN, via="none")
 Denied = Callable[[str, str, str | None, str], None]  # actor, action, target, reason
@@ -87,6 +89,7 @@ class Guard:
         self.burst = burst
         self.on_denied = on_denied
         self._buckets: dict[str, _Bucket] = {}
+        self._failures: dict[str, _Bucket] = {}  # per client address: credentials that failed
         self._lock = threading.Lock()
 
     def quick(self, token: str | None) -> Principal | None:
@@ -99,12 +102,23 @@ class Guard:
             return None if self.keys is None else self.keys.cached(token)
         return None if self.jwt is None else self.jwt.cached(token)
 
-    def identify(self, token: str | None, *, action: Action, target: str | None) -> Principal:
+    @property
+    def active(self) -> bool:
+        """Whether requests need looking at: authentication is on, or a rate limit is set."""
+        return self.required or self.rate is not None
+
+    def identify(
+        self, token: str | None, *, action: Action, target: str | None, client: str | None = None
+    ) -> Principal:
         """Who the credential stands for; may read the metadata store (run it off the event loop).
+
+        A client whose credentials failed more than `_FAILED_BURST` times lately is refused
+        before its next one is checked, so made-up keys cannot keep the server hashing.
 
         Raises:
             AuthenticationError: no credential, or one that does not verify.
             PermissionDeniedError: a valid token with no role.
+            RateLimitedError: the client sent too many credentials that failed.
         """
         try:
             if not self.required:
@@ -114,21 +128,30 @@ class Guard:
                     "this server requires credentials: send 'Authorization: Bearer <API key or token>' "
                     "or 'X-API-Key: <API key>'"
                 )
-            if is_api_key(token):
-                if self.keys is None:
-                    raise AuthenticationError("this server does not accept API keys")
-                return self.keys.authenticate(token)
-            if self.jwt is None:
-                raise AuthenticationError(
-                    "the credential is not a Shipyard API key (sy_...), and this server accepts no JWTs"
-                )
-            return self.jwt.verify(token)
+            self._fill(self._failures, f"client:{client}", _FAILED_RATE, _FAILED_BURST, take=False)
+            try:
+                if is_api_key(token):
+                    if self.keys is None:
+                        raise AuthenticationError("this server does not accept API keys")
+                    return self.keys.authenticate(token)
+                if self.jwt is None:
+                    raise AuthenticationError(
+                        "the credential is not a Shipyard API key (sy_...), and this server accepts no JWTs"
+                    )
+                return self.jwt.verify(token)
+            except AuthenticationError:
+                with contextlib.suppress(RateLimitedError):
+                    self._fill(self._failures, f"client:{client}", _FAILED_RATE, _FAILED_BURST)
+                raise
         except SecurityError as exc:
             self._denied(_shown(token), action, target, str(exc))
             raise
 
-    def admit(self, principal: Principal, action: Action, target: str | None) -> None:
-        """Allow the request or raise: the principal's role and scope, then its rate.
+    def admit(
+        self, principal: Principal, action: Action, target: str | None, *, client: str | None = None
+    ) -> None:
+        """Allow the request or raise: the principal's role and scope, then its rate (with
+        authentication off, each client address has the server's rate).
 
         Raises:
             PermissionDeniedError: the role or the model scope does not allow the action.
@@ -136,33 +159,47 @@ class Guard:
         """
         try:
             authorize(principal, action, target)
-            self._take(principal)
+            rate = principal.rate or self.rate
+            if rate is not None:
+                capacity = self.burst if self.burst is not None else max(2.0 * rate, 1.0)
+                who = f"client:{client}" if principal is ANONYMOUS else principal.name
+                self._fill(self._buckets, who, rate, capacity)
         except (PermissionDeniedError, RateLimitedError) as exc:
             if isinstance(exc, PermissionDeniedError):
                 self._denied(principal.name, action, target, str(exc))
             raise
 
-    def _take(self, principal: Principal) -> None:
-        rate = principal.rate or self.rate
-        if rate is None or principal is ANONYMOUS:
-            return
-        capacity = self.burst if self.burst is not None else max(2.0 * rate, 1.0)
+    def _fill(
+        self, buckets: dict[str, _Bucket], who: str, rate: float, capacity: float, *, take: bool = True
+    ) -> None:
+        """Take a token from `who`'s bucket (or, with take=False, only check one is left).
+
+        Raises:
+            RateLimitedError: the bucket is empty; `retry_after` says for how long.
+        """
         now = time.monotonic()
         with self._lock:
-            bucket = self._buckets.get(principal.name)
+            bucket = buckets.get(who)
             if bucket is None:
-                bucket = self._buckets[principal.name] = _Bucket(capacity, now)
+                if len(buckets) >= _THROTTLED:  # made-up callers must not grow this without end
+                    buckets.clear()
+                bucket = buckets[who] = _Bucket(capacity, now)
             bucket.tokens = min(capacity, bucket.tokens + (now - bucket.at) * rate)
             bucket.at = now
             if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
+                bucket.tokens -= 1.0 if take else 0.0
                 return
             wait = (1.0 - bucket.tokens) / rate
-        raise RateLimitedError(
-            f"{principal.name} sent more than {rate:g} requests per second (burst {capacity:g}); "
-            f"retry after {wait:.2f} s",
-            retry_after=wait,
-        )
+        if buckets is self._failures:
+            message = (
+                f"too many credentials from {who.removeprefix('client:')} failed; retry after {wait:.2f} s"
+            )
+        else:
+            message = (
+                f"{who.removeprefix('client:')} sent more than {rate:g} requests per second "
+                f"(burst {capacity:g}); retry after {wait:.2f} s"
+            )
+        raise RateLimitedError(message, retry_after=wait)
 
     def _denied(self, actor: str, action: Action, target: str | None, reason: str) -> None:
         if self.on_denied is not None:

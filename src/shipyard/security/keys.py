@@ -279,11 +279,17 @@ class Keys:
 
     def _verify(self, prefix: str, secret: str) -> ApiKey:
         row = self._select(prefix)
+        # An unknown prefix costs the same hash and gets the same words as a wrong secret, so
+        # neither the time nor the message tells which prefixes exist.
+        refused = AuthenticationError(
+            f"API key {prefix} is not valid: no key has that prefix or its secret is wrong; check "
+            "the key 'shipyard keys create' printed"
+        )
         if row is None:
-            _slow_hash(secret, _DUMMY_SALT)  # the same time as a wrong secret: prefixes stay secret
-            raise AuthenticationError(f"no API key has the prefix {prefix}")
+            _slow_hash(secret, _DUMMY_SALT)
+            raise refused
         if not hmac.compare_digest(_slow_hash(secret, row.salt), row.hash):
-            raise AuthenticationError(f"the secret of API key {prefix} is wrong")
+            raise refused
         return _key(row)
 
     def _touch(self, key: ApiKey, now: float) -> None:

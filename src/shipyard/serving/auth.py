@@ -48,8 +48,13 @@ def http_action(method: str, parts: list[str], single_model: str | None) -> tupl
     return Action.READ, None
 
 
-async def admit(guard: Guard, token: str | None, action: Action, target: str | None) -> Principal:
+async def admit(
+    guard: Guard, token: str | None, action: Action, target: str | None, *, client: str | None
+) -> Principal:
     """The request's principal once the guard allows it.
+
+    Args:
+        client: the caller's address, for the limits of callers without a principal.
 
     Raises:
         AuthenticationError, PermissionDeniedError, RateLimitedError: as `Guard` decides.
@@ -58,7 +63,7 @@ async def admit(guard: Guard, token: str | None, action: Action, target: str | N
     if principal is None:
         loop = asyncio.get_running_loop()
         principal = await loop.run_in_executor(
-            None, functools.partial(guard.identify, token, action=action, target=target)
+            None, functools.partial(guard.identify, token, action=action, target=target, client=client)
         )
-    guard.admit(principal, action, target)
+    guard.admit(principal, action, target, client=client)
     return principal

@@ -70,10 +70,16 @@ class _Inference:
         self.version = package_version("shipyard")
 
     async def _admit(self, context: grpc.aio.ServicerContext, action: Action, target: str | None) -> None:
-        if not self.service.guard.required:
+        if not self.service.guard.active:
             return
         try:
-            await admit(self.service.guard, _credential(context), action, target)
+            await admit(
+                self.service.guard,
+                _credential(context),
+                action,
+                self.service.model_of(target),
+                client=_peer(context),
+            )
         except SecurityError as exc:
             trailing: tuple[tuple[str, str], ...] = ()
             if isinstance(exc, RateLimitedError):
@@ -132,8 +138,14 @@ class _Inference:
         metrics.inflight += 1
         name, version, code = request.model_name, "", grpc.StatusCode.OK
         try:
-            if self.service.guard.required:
-                await admit(self.service.guard, _credential(context), Action.PREDICT, name)
+            if self.service.guard.active:
+                await admit(
+                    self.service.guard,
+                    _credential(context),
+                    Action.PREDICT,
+                    self.service.model_of(name),
+                    client=_peer(context),
+                )
             served = self.service.route(name, request.model_version or None)
             version = str(served.version.version)
             decoded = oip.decode_grpc(request, served.loaded.contract)
@@ -181,6 +193,16 @@ def _credential(context: grpc.aio.ServicerContext) -> str | None:
         if key in ("authorization", "x-api-key"):
             found[key] = value if isinstance(value, str) else value.decode("latin-1")
     return credential(found.get("authorization"), found.get("x-api-key"))
+
+
+def _peer(context: grpc.aio.ServicerContext) -> str | None:
+    """The caller's address without its port (`ipv4:10.0.0.7:5123` -> `10.0.0.7`)."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        host = rest.rsplit(":", 1)[0]
+        return host.strip("[]") or None
+    return peer or None
 
 
 def _routing_key(served: ServedModel, context: grpc.aio.ServicerContext, columns: Any) -> str | None:

@@ -181,7 +181,7 @@ class HttpApp:
 
     async def _refused(self, scope: Scope, send: Send, method: str, parts: list[str]) -> int | None:
         """Ask the guard about the request: None when it may go on, else the status sent."""
-        if not self.service.guard.required:  # auth off: nothing to look up on the hot path
+        if not self.service.guard.active:  # no auth, no rate limit: nothing to look at on the hot path
             return None
         models = self.service.models
         single = next(iter(models)) if len(models) == 1 else None
@@ -190,7 +190,14 @@ class HttpApp:
             return None
         token = credential(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
         try:
-            await admit(self.service.guard, token, action, target)
+            client = scope.get("client")
+            await admit(
+                self.service.guard,
+                token,
+                action,
+                self.service.model_of(target),
+                client=client[0] if client else None,
+            )
         except SecurityError as exc:
             status = status_of(exc)
             extra = []
@@ -457,26 +464,23 @@ class HttpApp:
                 f"the request body has {int(declared)} bytes; this server takes at most {limit} "
                 "(--max-body-bytes)"
             )
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGoneError
-        body: bytes = message.get("body", b"")
-        if not message.get("more_body"):
-            return body
-        chunks, size = [body], len(body)
+        # A chunked body has no length to check first: count what arrives, the first message
+        # included (the server may have buffered the whole body into it).
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise _ClientGoneError
-            chunk = message.get("body", b"")
+            chunk: bytes = message.get("body", b"")
             size += len(chunk)
             if size > limit:
                 raise RequestTooLargeError(
                     f"the request body is over {limit} bytes, the most this server takes (--max-body-bytes)"
                 )
-            chunks.append(chunk)
             if not message.get("more_body"):
-                return b"".join(chunks)
+                return chunk if not chunks else b"".join([*chunks, chunk])
+            chunks.append(chunk)
 
 
 def _describe(served: ServedModel) -> dict[str, Any]:

@@ -297,6 +297,12 @@ class ModelService:
         self.show(served)
         return served
 
+    def model_of(self, name: str | None) -> str | None:
+        """The registered model a route's name stands for, to authorize: a deployment's name
+        stands for the model its arms serve; any other name for itself."""
+        served = self.models.get(name) if name is not None else None
+        return served.ref.name if served is not None else name
+
     def show(self, served: ServedModel) -> None:
         """Set the gauges that describe a deployment's routing (generation and arm weights)."""
         deployment = served.deployment

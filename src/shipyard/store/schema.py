@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # The newest migration; a test keeps it equal to the head of `migrations/versions`.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 metadata = MetaData()
 
@@ -332,6 +332,7 @@ schedules = Table(
     Column("last_due_at", DateTime(timezone=True), nullable=True),  # the latest due time claimed
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("actor", String(128), nullable=False),
+    Column("run_as", JSON, nullable=True),  # the principal that added it, which its runs act as
 )
 
 # Each due time a scheduler claimed: unique, so two schedulers never both start one.
