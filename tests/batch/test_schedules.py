@@ -155,7 +155,8 @@ def test_a_run_acts_as_whoever_added_its_schedule_and_stops_with_its_key(
     keys = Keys(registry.meta, actor="admin")
     bot = keys.authenticate(keys.create("fraud-bot", role="deployer", models=["fraud*"]).secret)
     schedules = Schedules(registry.meta, actor=bot.name, principal=bot)
-    args = ["batch", "run", "credit:1", "--input", str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "o")]
+    args = ["batch", "run", "credit:1", "--input", str(tmp_path / "rows.parquet")]
+    args += ["--output", str(tmp_path / "o")]
     schedules.add("nightly", "0 2 * * *", args)
     assert schedules.get("nightly").to_dict()["runs_as"] == "fraud-bot (deployer, models fraud*)"
     backdate(schedules, "nightly", days=1)
