@@ -1,7 +1,8 @@
 """JWT bearer tokens from an identity provider: verified against its public keys, mapped to roles.
 
-The issuer's public keys come from a JWKS document, a file or an `https://` URL (fetched and
-cached by PyJWT; a token naming an unknown key id refetches it, for key rotation). Only
+The issuer's public keys come from a JWKS document, a file or an `https://` URL (plain http
+only from this machine), fetched with a 10 s timeout and cached by PyJWT; a token naming an
+unknown key id refetches them, for key rotation, at most every 30 s. Only
 asymmetric algorithms are accepted (RS*, PS*, ES*, EdDSA): never `none`, never an HMAC that a
 public key could be abused as the secret of. A token must carry `exp`, `iss` (the configured
 issuer), `sub` (the principal's name) and, when an audience is configured, that `aud`.
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from shipyard.errors import AuthenticationError, ConfigError, PermissionDeniedError
 from shipyard.security.access import Principal, Role, check_patterns, parse_role
@@ -28,6 +30,8 @@ __all__ = ["ALGORITHMS", "JwtSettings", "JwtVerifier", "parse_role_map"]
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _CACHE = 10_000  # verified tokens remembered, until they expire
+_FETCH_TIMEOUT = 10.0  # seconds a JWKS fetch may take
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")  # a JWKS over plain http only from this machine
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +46,8 @@ class JwtSettings:
         role_map: claim values to roles, beside the role names themselves.
         models_claim: a claim listing model patterns the token is limited to; None for none.
         leeway: seconds of clock skew allowed on `exp` and `nbf`.
+        refetch_after: seconds after a fetch of a JWKS URL before a token naming an unknown key
+            id may fetch it again (a flood of made-up key ids must not flood the issuer).
     """
 
     issuer: str
@@ -51,6 +57,7 @@ class JwtSettings:
     role_map: Mapping[str, Role] = field(default_factory=dict)
     models_claim: str | None = None
     leeway: float = 30.0
+    refetch_after: float = 30.0
 
 
 class JwtVerifier:
@@ -63,8 +70,19 @@ class JwtVerifier:
         source = settings.jwks
         self._client: Any = None
         self._keys: Any = None
+        if source.startswith("http://") and urlsplit(source).hostname not in _LOOPBACK:
+            raise ConfigError(
+                f"the JWKS URL {source} is plain http: anyone on the way could swap the issuer's "
+                "keys for their own and mint tokens; use its https:// URL"
+            )
         if source.startswith(("https://", "http://")):
-            self._client = jwt.PyJWKClient(source, cache_keys=True, lifespan=300)
+            self._client = jwt.PyJWKClient(
+                source,
+                cache_keys=True,
+                lifespan=300,
+                timeout=_FETCH_TIMEOUT,
+                cooldown_duration=settings.refetch_after,
+            )
         else:
             path = Path(source).expanduser()
             try:
@@ -129,9 +147,11 @@ class JwtVerifier:
             raise jwt.InvalidAlgorithmError(
                 f"algorithm {header.get('alg')!r} is not accepted; expected one of {', '.join(ALGORITHMS)}"
             )
-        if self._client is not None:
-            return self._client.get_signing_key_from_jwt_header(header).key
         kid = header.get("kid")
+        if self._client is not None:
+            if not isinstance(kid, str):
+                raise jwt.InvalidKeyError("the token names no key id (kid) of the issuer's keys")
+            return self._client.get_signing_key(kid).key  # an unknown id refetches the keys
         candidates = [k for k in self._keys.keys if kid is None or k.key_id == kid]
         if not candidates:
             raise jwt.InvalidKeyError(f"the issuer's keys hold no key with id {kid!r}")
