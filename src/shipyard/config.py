@@ -6,7 +6,9 @@ Keys: `SHIPYARD_HOME` (default `./.shipyard`), `SHIPYARD_DB_URL` (default SQLite
 default `production`; empty for none), `SHIPYARD_GATES_POLICY` (a gates policy file that every
 promotion of a protected alias must have passed), `SHIPYARD_API_KEY` (the API key the CLI and
 Python API act with; without one, local use is the admin), `SHIPYARD_ENCRYPTION_KEY` or
-`SHIPYARD_ENCRYPTION_KEY_FILE` (the master key for encryption at rest), `SHIPYARD_TRUSTED_KEYS`
+`SHIPYARD_ENCRYPTION_KEY_FILE` (the master key for encryption at rest),
+`SHIPYARD_ENCRYPTION_PREVIOUS_KEYS` (older or upcoming master keys, keys or key files separated
+by ',', that open objects but never seal new ones: for a rotation), `SHIPYARD_TRUSTED_KEYS`
 (Ed25519 public keys, PEM files or folders, separated by ':') and `SHIPYARD_REQUIRE_SIGNATURE`
 (1 to load only versions those keys signed), `SHIPYARD_MASKING_KEY` (the secret of the keyed
 hash of pii values in logs; by default a key file in the home), `SHIPYARD_RUN_AS` (set by the
@@ -47,6 +49,8 @@ class Settings:
         encryption_key: the master key for encryption at rest (64 hex characters or base64);
             new artifacts and prediction-log segments are encrypted under it. Never shown.
         encryption_key_file: a file holding the master key, instead of `encryption_key`.
+        encryption_previous_keys: more master keys (hex, base64 or a key file's path) that open
+            objects but seal none: the old key after a rotation, or the next one before it.
         trusted_keys: Ed25519 public keys (PEM files or folders of them) whose signatures loads accept.
         require_signature: load only versions signed by a trusted key.
         masking_key: the secret of the keyed hash of pii values; by default a key file in the home.
@@ -63,6 +67,7 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     encryption_key: str | None = field(default=None, repr=False)
     encryption_key_file: Path | None = None
+    encryption_previous_keys: tuple[str, ...] = field(default=(), repr=False)
     trusted_keys: tuple[Path, ...] = ()
     require_signature: bool = False
     masking_key: str | None = field(default=None, repr=False)
@@ -121,6 +126,7 @@ class Settings:
         policy = env.get("SHIPYARD_GATES_POLICY")
         key_file = env.get("SHIPYARD_ENCRYPTION_KEY_FILE")
         trusted = env.get("SHIPYARD_TRUSTED_KEYS") or ""
+        previous = env.get("SHIPYARD_ENCRYPTION_PREVIOUS_KEYS") or ""
         if key_file and env.get("SHIPYARD_ENCRYPTION_KEY"):
             raise ConfigError(
                 "both SHIPYARD_ENCRYPTION_KEY and SHIPYARD_ENCRYPTION_KEY_FILE are set; set one of them"
@@ -135,6 +141,7 @@ class Settings:
             api_key=env.get("SHIPYARD_API_KEY") or None,
             encryption_key=env.get("SHIPYARD_ENCRYPTION_KEY") or None,
             encryption_key_file=Path(key_file).expanduser().absolute() if key_file else None,
+            encryption_previous_keys=tuple(k.strip() for k in previous.split(",") if k.strip()),
             trusted_keys=tuple(Path(p).expanduser().absolute() for p in trusted.split(os.pathsep) if p),
             require_signature=_flag(env, "SHIPYARD_REQUIRE_SIGNATURE"),
             masking_key=env.get("SHIPYARD_MASKING_KEY") or None,

@@ -56,7 +56,7 @@ def test_without_the_key_or_with_another_one_the_error_says_which_key(sealed: tu
         Registry(replace(settings, encryption_key=OTHER)) as registry,
         pytest.raises(
             EncryptionError,
-            match=f"encrypted under master key {MasterKey.parse(KEY, where='k').id}.*is {wrong}",
+            match=f"encrypted under master key {MasterKey.parse(KEY, where='k').id}.*are {wrong}",
         ),
     ):
         registry.load("credit:1")
@@ -97,8 +97,44 @@ def test_rotation_rewraps_the_data_keys_and_leaves_the_artifacts_untouched(
         assert registry.load("credit:1").version.version == 1
     with Registry(settings) as registry, pytest.raises(EncryptionError, match="encrypted under master key"):
         registry.load("credit:1")
-    old, new = MasterKey.parse(KEY, where="k"), MasterKey.from_file(new_file)
+    old, new = Envelope(MasterKey.parse(KEY, where="k")), MasterKey.from_file(new_file)
     assert rotate(settings.store_url, old, new) == (0, 1)  # a second run finds nothing to do
+
+
+def test_during_a_rotation_the_previous_keys_open_what_either_key_sealed(
+    sealed: tuple[Settings, Path], tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    settings, _ = sealed
+    new_file = tmp_path / "next.key"
+    new_file.write_text(OTHER)
+    # 1. every process learns the next key first (it opens, it does not seal) ...
+    learning = replace(settings, encryption_previous_keys=(str(new_file),))
+    with Registry(learning) as registry:
+        assert registry.load("credit:1").version.version == 1
+    # 2. ... so the rotation breaks no reader still on the old key
+    assert (
+        rotate(
+            settings.store_url, Envelope(MasterKey.parse(KEY, where="k")), MasterKey.parse(OTHER, where="k")
+        )[0]
+        == 1
+    )
+    with Registry(learning) as registry:
+        assert registry.load("credit:1").version.version == 1
+        registry.register(credit_pipeline, name="straggler", train_data=credit, target="default")  # under KEY
+    # 3. the switch: the new key seals, the old one still opens what stragglers wrote meanwhile
+    switched = replace(settings, encryption_key=OTHER, encryption_previous_keys=(KEY,))
+    with Registry(switched) as registry:
+        assert registry.load("straggler:1").version.version == 1
+    # 4. rotating again moves the stragglers over, and the old key can go
+    assert (
+        rotate(
+            settings.store_url, Envelope(MasterKey.parse(KEY, where="k")), MasterKey.parse(OTHER, where="k")
+        )[0]
+        == 1
+    )
+    with Registry(replace(settings, encryption_key=OTHER)) as registry:
+        assert registry.load("straggler:1").version.version == 1
+        assert registry.load("credit:1").version.version == 1
 
 
 def test_prediction_log_segments_are_sealed_and_read_back(

@@ -194,7 +194,7 @@ def encryption_rotate(
     with registry() as reg:
         current = _master_key(reg, "the key the store is encrypted with")
         new = MasterKey.from_file(new_key_file)
-        done, already = rotate(reg.settings.store_url, current.master, new)
+        done, already = rotate(reg.settings.store_url, current, new)
         detail = {"from": current.master.id, "to": new.id, "rewrapped": done, "already": already}
         reg.meta.write(
             lambda conn: append(
@@ -238,7 +238,7 @@ def _master_key(reg: Registry, which: str) -> Envelope:
     from shipyard.security.encryption import envelope_for
 
     reg.allow(Action.ROTATE_KEYS)
-    current = envelope_for(reg.settings.encryption_key, reg.settings.encryption_key_file)
+    current = envelope_for(reg.settings)
     if current is None:
         raise ConfigError(
             f"no master key: set SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE to {which}"

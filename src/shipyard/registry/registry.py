@@ -575,7 +575,7 @@ def load_version(
 
 def artifact_store(settings: Settings) -> ArtifactStore:
     """The artifact store of `settings`, sealing new blobs when a master key is configured."""
-    cipher = envelope_for(settings.encryption_key, settings.encryption_key_file)
+    cipher = envelope_for(settings)
     return ArtifactStore(settings.store_url, cipher=cipher)
 
 

@@ -24,6 +24,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from shipyard.config import Settings
 from shipyard.errors import ConfigError, EncryptionError
 from shipyard.store.artifacts import SEALED
 
@@ -79,17 +80,36 @@ class MasterKey:
         return cls.parse(text, where=f"the encryption key file {path}")
 
 
-def envelope_for(key: str | None, key_file: str | os.PathLike[str] | None) -> Envelope | None:
-    """The envelope for the configured master key, or None when encryption at rest is off.
+def envelope_for(settings: Settings) -> Envelope | None:
+    """The envelope for the configured master key (and the previous keys it also opens with),
+    or None when encryption at rest is off.
 
     Raises:
-        ConfigError: the key or its file is malformed.
+        ConfigError: a key or a key file is malformed.
     """
-    if key:
-        return Envelope(MasterKey.parse(key, where="SHIPYARD_ENCRYPTION_KEY"))
-    if key_file:
-        return Envelope(MasterKey.from_file(key_file))
-    return None
+    if settings.encryption_key:
+        master = MasterKey.parse(settings.encryption_key, where="SHIPYARD_ENCRYPTION_KEY")
+    elif settings.encryption_key_file:
+        master = MasterKey.from_file(settings.encryption_key_file)
+    else:
+        if settings.encryption_previous_keys:
+            raise ConfigError(
+                "SHIPYARD_ENCRYPTION_PREVIOUS_KEYS is set but no master key is: set "
+                "SHIPYARD_ENCRYPTION_KEY or SHIPYARD_ENCRYPTION_KEY_FILE too"
+            )
+        return None
+    previous = tuple(_previous(text, i) for i, text in enumerate(settings.encryption_previous_keys))
+    return Envelope(master, previous=previous)
+
+
+def _previous(text: str, index: int) -> MasterKey:
+    """A key of SHIPYARD_ENCRYPTION_PREVIOUS_KEYS: a key itself, or the path of a key file."""
+    where = f"entry {index + 1} of SHIPYARD_ENCRYPTION_PREVIOUS_KEYS"
+    if len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return MasterKey.parse(text, where=where)
+    if os.path.isfile(os.path.expanduser(text)):
+        return MasterKey.from_file(os.path.expanduser(text))
+    return MasterKey.parse(text, where=where + " (neither a key nor a key file)")
 
 
 def new_master_key() -> str:
@@ -108,6 +128,11 @@ class Envelope:
     def __init__(self, master: MasterKey, *, previous: tuple[MasterKey, ...] = ()) -> None:
         self.master = master
         self._keys = {k.id: k for k in (*previous, master)}
+
+    @property
+    def keys(self) -> tuple[MasterKey, ...]:
+        """Every key this envelope opens with, the master key last."""
+        return tuple(self._keys.values())
 
     def seal(self, name: str, plaintext: bytes) -> tuple[bytes, bytes]:
         """The encrypted object and its sidecar (the wrapped data key), for object `name`."""
@@ -176,9 +201,11 @@ class Envelope:
             raise EncryptionError(f"the key file of {name} is damaged; restore it from a backup") from None
         master = self._keys.get(kek)
         if master is None:
+            given = ", ".join(self._keys)
             raise EncryptionError(
-                f"{name} was encrypted under master key {kek}, but the key given is {self.master.id}; "
-                "set SHIPYARD_ENCRYPTION_KEY (or SHIPYARD_ENCRYPTION_KEY_FILE) to the key it was written with"
+                f"{name} was encrypted under master key {kek}, but the keys given are {given}; set "
+                "SHIPYARD_ENCRYPTION_KEY (or SHIPYARD_ENCRYPTION_KEY_FILE) to the key it was written "
+                "with, or add that key to SHIPYARD_ENCRYPTION_PREVIOUS_KEYS during a rotation"
             )
         try:
             return AESGCM(master.secret).decrypt(nonce, wrapped, b"shipyard-dek\n" + _aad(name))
@@ -190,8 +217,9 @@ def _aad(name: str) -> bytes:
     return name.encode()
 
 
-def rotate(store_url: str, old: MasterKey, new: MasterKey) -> tuple[int, int]:
-    """Wrap every data key in the store under `new` instead of `old`; the objects stay as they are.
+def rotate(store_url: str, old: Envelope, new: MasterKey) -> tuple[int, int]:
+    """Wrap every data key in the store under `new` instead of `old`'s keys; the objects stay as
+    they are.
 
     Each key file is replaced whole (a temporary name, then a rename), so a rotation stopped
     half-way leaves every object readable with one key or the other; run it again to finish.
@@ -205,7 +233,7 @@ def rotate(store_url: str, old: MasterKey, new: MasterKey) -> tuple[int, int]:
     from shipyard.store.artifacts import write_whole
 
     fs, objects = _stored_objects(store_url)
-    envelope = Envelope(new, previous=(old,))
+    envelope = Envelope(new, previous=old.keys)
     done = already = 0
     for path, name, has_key in objects:
         if not has_key:

@@ -346,7 +346,7 @@ async def _worker_main(
     from shipyard.serving.metrics import Metrics
 
     metrics = Metrics(run_dir, worker=worker).start()
-    cipher = envelope_for(settings.encryption_key, settings.encryption_key_file)
+    cipher = envelope_for(settings)
     masker = Masker.for_home(settings.home, settings.masking_key)
     events = None
     if options.log_events:
