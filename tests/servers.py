@@ -74,6 +74,9 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
     def terminate(self, timeout: float = 60) -> int:
+        # Close the idle keep-alive connection first: over TLS the server's close would wait for
+        # this client's close_notify, which an idle client never reads (asyncio waits 30 s).
+        self.http.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
@@ -81,7 +84,6 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             code = self.process.wait()
-        self.http.close()
         self._log_file.close()
         return code
 

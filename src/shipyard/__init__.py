@@ -12,15 +12,10 @@ d = shipyard.drift(train_df, todays_df)
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from shipyard.batch.run import BatchOptions, resume_job, start_job
 from shipyard.config import Settings
-from shipyard.core.batch import Batch, Predictions
-from shipyard.core.contract import Contract, Feature, Validation, Violation
-from shipyard.core.dtypes import DType
-from shipyard.core.profile import Profile
-from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ArtifactIntegrityError,
     AuthenticationError,
@@ -62,27 +57,91 @@ from shipyard.errors import (
     UnsupportedMediaError,
     UntrustedArtifactError,
 )
-from shipyard.evaluation.evaluate import Evaluation, evaluate
-from shipyard.evaluation.gates import GateResult, Policy, check_gates
-from shipyard.evaluation.mitigation import reweighing_weights
-from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
-from shipyard.monitoring.alerts import Rule
-from shipyard.monitoring.drift import DriftReport, drift
-from shipyard.monitoring.monitor import MonitorReport, monitor_report
-from shipyard.monitoring.thresholds import DriftSettings, Thresholds
-from shipyard.monitoring.watch import Watcher
-from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
-from shipyard.registry.default import default_registry as _default_registry
-from shipyard.rollout.analysis import Verdict
-from shipyard.rollout.controller import Controller
-from shipyard.rollout.deployments import Arm, Deployment, Deployments
-from shipyard.rollout.plan import AnalysisRules, Plan
-from shipyard.rollout.rollouts import Rollout, Rollouts
-from shipyard.security.access import Action, Principal, Role
-from shipyard.security.audit import AuditLog
-from shipyard.security.keys import Keys
-from shipyard.security.signing import SigningKey, TrustedKeys
-from shipyard.serving.client import Client, ServedPrediction
+
+if TYPE_CHECKING:
+    from shipyard.batch.run import BatchOptions, resume_job, start_job
+    from shipyard.core.batch import Batch, Predictions
+    from shipyard.core.contract import Contract, Feature, Validation, Violation
+    from shipyard.core.dtypes import DType
+    from shipyard.core.profile import Profile
+    from shipyard.core.refs import ModelRef
+    from shipyard.evaluation.evaluate import Evaluation, evaluate
+    from shipyard.evaluation.gates import GateResult, Policy, check_gates
+    from shipyard.evaluation.mitigation import reweighing_weights
+    from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
+    from shipyard.monitoring.alerts import Rule
+    from shipyard.monitoring.drift import DriftReport, drift
+    from shipyard.monitoring.monitor import MonitorReport, monitor_report
+    from shipyard.monitoring.thresholds import DriftSettings, Thresholds
+    from shipyard.monitoring.watch import Watcher
+    from shipyard.registry import Change, LoadedModel, ModelVersion, RegisteredModel, Registry
+    from shipyard.rollout.analysis import Verdict
+    from shipyard.rollout.controller import Controller
+    from shipyard.rollout.deployments import Arm, Deployment, Deployments
+    from shipyard.rollout.plan import AnalysisRules, Plan
+    from shipyard.rollout.rollouts import Rollout, Rollouts
+    from shipyard.security.access import Action, Principal, Role
+    from shipyard.security.audit import AuditLog
+    from shipyard.security.keys import Keys
+    from shipyard.security.signing import SigningKey, TrustedKeys
+    from shipyard.serving.client import Client, ServedPrediction
+
+# The public names beyond errors and settings, by the module that defines them. They are
+# imported on first use (PEP 562), so `import shipyard` and the CLI's start stay fast: a
+# command pays for pandas, scikit-learn or SciPy only when it uses them.
+_LAZY: dict[str, str] = {
+    "Action": "shipyard.security.access",
+    "AnalysisRules": "shipyard.rollout.plan",
+    "Arm": "shipyard.rollout.deployments",
+    "AuditLog": "shipyard.security.audit",
+    "Batch": "shipyard.core.batch",
+    "BatchOptions": "shipyard.batch.run",
+    "Change": "shipyard.registry",
+    "Client": "shipyard.serving.client",
+    "Contract": "shipyard.core.contract",
+    "Controller": "shipyard.rollout.controller",
+    "DType": "shipyard.core.dtypes",
+    "Deployment": "shipyard.rollout.deployments",
+    "Deployments": "shipyard.rollout.deployments",
+    "DriftReport": "shipyard.monitoring.drift",
+    "DriftSettings": "shipyard.monitoring.thresholds",
+    "Evaluation": "shipyard.evaluation.evaluate",
+    "Feature": "shipyard.core.contract",
+    "GateResult": "shipyard.evaluation.gates",
+    "Keys": "shipyard.security.keys",
+    "LoadedModel": "shipyard.registry",
+    "ModelRef": "shipyard.core.refs",
+    "ModelVersion": "shipyard.registry",
+    "MonitorReport": "shipyard.monitoring.monitor",
+    "Plan": "shipyard.rollout.plan",
+    "Policy": "shipyard.evaluation.gates",
+    "Predictions": "shipyard.core.batch",
+    "Principal": "shipyard.security.access",
+    "Profile": "shipyard.core.profile",
+    "RegisteredModel": "shipyard.registry",
+    "Registry": "shipyard.registry",
+    "RobustnessSettings": "shipyard.evaluation.robustness",
+    "Role": "shipyard.security.access",
+    "Rollout": "shipyard.rollout.rollouts",
+    "Rollouts": "shipyard.rollout.rollouts",
+    "Rule": "shipyard.monitoring.alerts",
+    "ServedPrediction": "shipyard.serving.client",
+    "SigningKey": "shipyard.security.signing",
+    "Thresholds": "shipyard.monitoring.thresholds",
+    "TrustedKeys": "shipyard.security.signing",
+    "Validation": "shipyard.core.contract",
+    "Verdict": "shipyard.rollout.analysis",
+    "Violation": "shipyard.core.contract",
+    "Watcher": "shipyard.monitoring.watch",
+    "adversarial_examples": "shipyard.evaluation.robustness",
+    "check_gates": "shipyard.evaluation.gates",
+    "drift": "shipyard.monitoring.drift",
+    "evaluate": "shipyard.evaluation.evaluate",
+    "monitor_report": "shipyard.monitoring.monitor",
+    "resume_job": "shipyard.batch.run",
+    "reweighing_weights": "shipyard.evaluation.mitigation",
+    "start_job": "shipyard.batch.run",
+}
 
 __version__ = "0.1.0"
 
@@ -186,9 +245,27 @@ __all__ = [
 
 def register(model: object, *, name: str, **kwargs: Any) -> ModelVersion:
     """Register `model` in the default registry; see `Registry.register` for the options."""
-    return _default_registry().register(model, name=name, **kwargs)
+    from shipyard.registry.default import default_registry
+
+    return default_registry().register(model, name=name, **kwargs)
 
 
 def load(ref: str | ModelRef, *, trust_pickle: bool = False) -> LoadedModel:
     """Load a version from the default registry (`'fraud@staging'`, `'fraud:3'`, `'fraud'`)."""
-    return _default_registry().load(ref, trust_pickle=trust_pickle)
+    from shipyard.registry.default import default_registry
+
+    return default_registry().load(ref, trust_pickle=trust_pickle)
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

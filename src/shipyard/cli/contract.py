@@ -10,7 +10,6 @@ import yaml
 
 from shipyard.cli.render import console, emit_json
 from shipyard.cli.session import registry
-from shipyard.core.contract import Contract
 from shipyard.errors import ContractError, InputError
 
 __all__ = ["app"]
@@ -48,6 +47,8 @@ def edit(
         data = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ContractError(f"{file} is not valid YAML: {exc}") from None
+    from shipyard.core.contract import Contract
+
     contract = Contract.from_dict(data)
     with registry() as reg:
         version = reg.edit_contract(ref, contract)

@@ -19,10 +19,11 @@ from shipyard.cli.render import console, table
 from shipyard.cli.session import registry
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ContractViolationError, GateError
-from shipyard.registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from shipyard.registry import Registry
 
 __all__ = ["credit_data", "credit_model", "demo"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,8 +12,9 @@ from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.core.refs import ModelRef
 from shipyard.errors import RefError
-from shipyard.registry import ModelVersion
-from shipyard.store.tabular import read_rows
+
+if TYPE_CHECKING:
+    from shipyard.registry import ModelVersion
 
 __all__ = ["app"]
 
@@ -105,6 +106,8 @@ def register(
     json: JsonOpt = False,
 ) -> None:
     """Register a model file as the next version of NAME."""
+    from shipyard.store.tabular import read_rows
+
     data = read_rows(train_data) if train_data is not None else None
     with registry() as reg:
         version = reg.register_file(

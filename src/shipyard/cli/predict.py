@@ -10,7 +10,6 @@ import typer
 from shipyard.cli.options import TrustPickleOpt
 from shipyard.cli.render import console, emit_json, table
 from shipyard.cli.session import registry
-from shipyard.store.tabular import read_rows, write_table
 
 __all__ = ["predict"]
 
@@ -28,6 +27,8 @@ def predict(
 ) -> None:
     """Predict every row of a file; any row that breaks the contract rejects the whole file."""
     import pyarrow as pa
+
+    from shipyard.store.tabular import read_rows, write_table
 
     with registry() as reg:
         loaded = reg.load(ref, trust_pickle=trust_pickle)

@@ -9,7 +9,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,12 +18,11 @@ from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.core.durations import parse_duration
 from shipyard.errors import ConfigError, RolloutError
-from shipyard.rollout.analysis import Verdict
-from shipyard.rollout.controller import step_verdict
-from shipyard.rollout.deployments import Arm, Deployment, Deployments
-from shipyard.rollout.plan import STRATEGIES, AnalysisRules, Plan, parse_steps
-from shipyard.rollout.rollouts import HistoryEntry, Rollout, Rollouts
-from shipyard.store.metadata import utcnow
+
+if TYPE_CHECKING:  # the commands import what they use, so the CLI starts without SciPy
+    from shipyard.rollout.analysis import Verdict
+    from shipyard.rollout.deployments import Deployment
+    from shipyard.rollout.rollouts import HistoryEntry, Rollout
 
 __all__ = ["deploy_app", "rollout_app", "server"]
 
@@ -53,6 +52,8 @@ def deploy_create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a deployment with one stable arm: the version MODEL names now."""
+    from shipyard.rollout.deployments import Deployments
+
     with registry() as reg:
         created = Deployments(reg).create(name, model, sticky=sticky)
     if json_out:
@@ -68,6 +69,9 @@ def deploy_create(
 @deploy_app.command("list")
 def deploy_list(json_out: JsonOpt = False) -> None:
     """List deployments and their arms."""
+    from shipyard.rollout.deployments import Deployments
+    from shipyard.rollout.rollouts import Rollouts
+
     with registry() as reg:
         found = Deployments(reg).list()
         running = {r.deployment: r for r in Rollouts(reg).active()}
@@ -96,6 +100,9 @@ def deploy_list(json_out: JsonOpt = False) -> None:
 @deploy_app.command("show")
 def deploy_show(name: Name, json_out: JsonOpt = False) -> None:
     """Show a deployment: its arms, routing key and rollout."""
+    from shipyard.rollout.deployments import Deployments
+    from shipyard.rollout.rollouts import Rollouts
+
     with registry() as reg:
         found = Deployments(reg).get(name)
         current = Rollouts(reg).current(name)
@@ -108,6 +115,8 @@ def deploy_show(name: Name, json_out: JsonOpt = False) -> None:
 @deploy_app.command("delete")
 def deploy_delete(name: Name) -> None:
     """Delete a deployment (refused while a rollout runs on it)."""
+    from shipyard.rollout.deployments import Deployments
+
     with registry() as reg:
         Deployments(reg).delete(name)
     console.print(f"deleted deployment {name}")
@@ -145,6 +154,10 @@ def rollout_start(
     json_out: JsonOpt = False,
 ) -> None:
     """Start rolling a version out; the controller (in `serve --deployment` or `server`) moves it."""
+    from shipyard.rollout.deployments import Deployments
+    from shipyard.rollout.plan import STRATEGIES, AnalysisRules, Plan, parse_steps
+    from shipyard.rollout.rollouts import Rollouts
+
     if strategy not in STRATEGIES:
         raise RolloutError(f"--strategy is {strategy!r}; expected one of {', '.join(STRATEGIES)}")
     thresholds = _rules(rules)
@@ -181,6 +194,10 @@ def rollout_status(
     json_out: JsonOpt = False,
 ) -> None:
     """Show the deployment's rollout: state, step, arms, the latest verdict and the analysis now."""
+    from shipyard.rollout.controller import step_verdict
+    from shipyard.rollout.deployments import Deployments
+    from shipyard.rollout.rollouts import Rollouts
+
     while True:
         with registry() as reg:
             found = Deployments(reg).get(name)
@@ -247,6 +264,8 @@ def rollout_history(
     json_out: JsonOpt = False,
 ) -> None:
     """Every step, verdict and decision of the deployment's rollouts, oldest first."""
+    from shipyard.rollout.rollouts import Rollouts
+
     with registry() as reg:
         entries = Rollouts(reg).history(name, limit=limit)
     if json_out:
@@ -269,6 +288,8 @@ def print_history(entries: list[HistoryEntry]) -> None:
 
 def describe(entry: HistoryEntry) -> str:
     """One line for a history entry: the arms it set and the verdict or reason behind it."""
+    from shipyard.rollout.deployments import Arm
+
     detail = entry.detail
     parts = []
     if entry.kind == "start":
@@ -305,6 +326,9 @@ def server(
 
 # -- helpers -------------------------------------------------------------------------------------
 def _steer(name: str, action: str, reason: str) -> None:
+    from shipyard.rollout.deployments import Deployments
+    from shipyard.rollout.rollouts import Rollouts
+
     with registry() as reg:
         moved: Rollout = getattr(Rollouts(reg), action)(name, reason=reason)
         found = Deployments(reg).get(name)
@@ -359,6 +383,8 @@ def _short(rollout: Rollout) -> str:
 
 
 def _age(since: datetime) -> str:
+    from shipyard.store.metadata import utcnow
+
     seconds = int((utcnow() - since).total_seconds())
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 

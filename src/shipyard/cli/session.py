@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shipyard.config import Settings
-from shipyard.registry import Registry
+
+if TYPE_CHECKING:
+    from shipyard.registry import Registry
 
 __all__ = ["registry"]
 
 
 def registry() -> Registry:
-    """A registry from `SHIPYARD_HOME` / `SHIPYARD_DB_URL` / `SHIPYARD_STORE_URL`; use with `with`."""
+    """A registry from `SHIPYARD_HOME` / `SHIPYARD_DB_URL` / `SHIPYARD_STORE_URL`; use with `with`.
+
+    The registry (SQLAlchemy, pandas, the flavors) is imported here, on a command's first use of
+    it, so `shipyard --help` and `shipyard version` start at once.
+    """
+    from shipyard.registry import Registry
+
     return Registry(Settings.from_env())
