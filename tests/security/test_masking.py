@@ -93,3 +93,28 @@ def test_pii_mask_is_checked(pii_registry: Registry) -> None:
     with pytest.raises(ContractError, match="pii_mask='scramble'"):
         contract.replace_feature("age", pii=True, pii_mask="scramble")
     assert replace(contract.features[0]).to_dict().get("pii_mask") is None  # only written for pii features
+
+
+def test_evaluation_groups_pii_features_by_keyed_hashes_in_results_and_reports(
+    pii_registry: Registry, credit: pd.DataFrame, tmp_path: Path
+) -> None:
+    import json
+
+    from shipyard.evaluation.evaluate import evaluate
+    from shipyard.evaluation.report import write_report
+
+    countries = set(credit["country"])
+    holdout = credit.sample(400, random_state=3)
+    result = evaluate(
+        "credit:2", holdout, target="default", sensitive=["country"], slices=["country", "age:3"],
+        resamples=0, robust=False, champion=None, store=False, registry=pii_registry,
+    )  # fmt: skip
+    groups = [g["value"] for g in result.slices["country"]["groups"]]
+    assert groups and all(str(g).startswith("hmac:") for g in groups)
+    assert len(result.fairness["country"]["groups"]) == len(countries)  # still one group per value
+    written = json.dumps(result.to_dict())
+    assert not any(f'"{c}"' in written for c in countries)
+    write_report(tmp_path / "report.html", result)
+    html = (tmp_path / "report.html").read_text()
+    assert not any(f">{c}<" in html for c in countries)
+    assert len(result.slices["age:3"]["groups"]) == 3  # numeric bins of other features as before

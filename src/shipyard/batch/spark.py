@@ -58,6 +58,9 @@ def spark_units(
         .appName(f"shipyard batch {job.id}")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(job.options["batch_rows"]))
+        # Spark's own pattern misses SHIPYARD_ENCRYPTION_KEY and SHIPYARD_MASKING_KEY, which
+        # executors get through spark.executorEnv: keep them out of its logs and event files too.
+        .config("spark.redaction.regex", _REDACTED)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
@@ -177,6 +180,9 @@ def _schema(scorer: Scorer, columns: list[str], spark_schema: Any) -> pa.Schema:
     fields.append(pa.field(_REASON, pa.string()))
     fields += [pa.field(f"in:{c}", pa.string()) for c in columns]
     return pa.schema(fields)
+
+
+_REDACTED = r"(?i)secret|password|token|access[.]?key|encryption|masking|api.?key"
 
 
 def _scorer(

@@ -188,7 +188,12 @@ def alerts(
     from shipyard.monitoring.alerts import AlertBook
 
     with registry() as reg:
-        found = AlertBook(reg.meta).list(model=model, state=state, limit=limit)
+        reg.allow(Action.READ, model)
+        found = [
+            a
+            for a in AlertBook(reg.meta).list(model=model, state=state, limit=limit)
+            if reg.principal.sees(a.model)
+        ]
     if json:
         emit_json([a.to_dict() for a in found])
         return

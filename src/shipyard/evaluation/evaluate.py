@@ -34,6 +34,7 @@ from shipyard.evaluation.metrics import (
 )
 from shipyard.evaluation.robustness import RobustnessSettings, robustness
 from shipyard.evaluation.slices import SliceSpec, grouping
+from shipyard.security.masking import Masker
 
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
@@ -222,6 +223,8 @@ def evaluate(
     from shipyard.registry.lineage import fingerprint
 
     rows_id = fingerprint(batch)  # hashed once: the champion is evaluated on the same rows
+    if loaded.contract.pii_masks:  # group labels of pii features are keyed hashes, never values
+        options = replace(options, masker=Masker.for_home(reg.settings.home, reg.settings.masking_key))
     result = _evaluate_loaded(loaded, batch, options, source, rows_id)
     rival: Evaluation | None = None
     rival_error: str | None = None
@@ -264,6 +267,7 @@ class _Options:
     seed: int
     level: float
     robust: RobustnessSettings | None
+    masker: Masker | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -354,9 +358,10 @@ def _evaluate_loaded(
     if rejected:
         data_info["violations"] = [str(v) for v in validation.violations[:_SHOWN_VIOLATIONS]]
 
-    def column(name: str) -> Array:
+    def column(name: str, spec: SliceSpec | None = None) -> Array:
         values = batch.columns[name]
-        return values if len(accepted) == batch.n_rows else values[accepted]
+        values = values if len(accepted) == batch.n_rows else values[accepted]
+        return _group_values(values, name, spec, options, loaded.contract.pii_masks)
 
     out: dict[str, Any] = {"data": data_info}
     if task == "classification":
@@ -367,7 +372,9 @@ def _evaluate_loaded(
         headline = HeadlineWeights(cdata)
         out["curves"] = _curves(cdata)
         out["slices"] = {
-            str(spec): _sliced(column(spec.feature), spec, lambda rows: _class_slice(cdata, rows, options))
+            str(spec): _sliced(
+                column(spec.feature, spec), spec, lambda rows: _class_slice(cdata, rows, options)
+            )
             for spec in options.specs
         }
         positive = _positive(classes, options.positive, where) if options.sensitive else None
@@ -386,7 +393,7 @@ def _evaluate_loaded(
         out["curves"] = {}
         out["slices"] = {
             str(spec): _sliced(
-                column(spec.feature), spec, lambda rows: regression_metrics(y_true[rows], y_hat[rows])
+                column(spec.feature, spec), spec, lambda rows: regression_metrics(y_true[rows], y_hat[rows])
             )
             for spec in options.specs
         }
@@ -453,6 +460,17 @@ def _positive(classes: tuple[Any, ...], positive: Any, where: str) -> int:
         return int(positions([positive], classes, what="the positive class")[0])
     except ValueError as exc:
         raise EvaluationError(str(exc)) from None
+
+
+def _group_values(
+    values: Array, name: str, spec: SliceSpec | None, options: _Options, pii: Mapping[str, str]
+) -> Array:
+    """A feature's values to group by; a pii feature grouped by value (not cut into numeric
+    bins) is grouped by its keyed hashes, so results and reports never show its values."""
+    binned = spec is not None and (spec.bins is not None or spec.edges is not None)
+    if name in pii and not binned and options.masker is not None:
+        return options.masker.column(values, "hash")
+    return values
 
 
 def _groups(column: Array, name: str) -> Array:

@@ -372,15 +372,25 @@ class Webhook:
                     return True
                 retry = response.status_code == 429 or response.status_code >= 500
                 reason = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                retry, reason = True, f"{type(exc).__name__}: {exc}"
+            except httpx.HTTPError as exc:  # its text may repeat the URL, with its token
+                retry, reason = True, type(exc).__name__
+            # Webhook URLs often carry a token in their path or query: the log shows the host only.
+            where = _host_of(self.url)
             if not retry or attempt == self.attempts:
-                log.error("webhook %s refused the alert after %d attempt(s): %s", self.url, attempt, reason)
+                log.error("webhook %s refused the alert after %d attempt(s): %s", where, attempt, reason)
                 return False
-            log.warning("webhook %s failed (%s); retrying in %.1fs", self.url, reason, delay)
+            log.warning("webhook %s failed (%s); retrying in %.1fs", where, reason, delay)
             sleep(delay)
             delay *= 2
         return False
+
+
+def _host_of(url: str) -> str:
+    """`https://hooks.example.com/...`: a URL with its credentials, path and query left out."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{f':{parts.port}' if parts.port else ''}/..."
 
 
 def _alert(row: Any) -> Alert:

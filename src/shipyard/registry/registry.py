@@ -537,24 +537,33 @@ class Registry(RegistryChanges):
     def history(self, name: str | None = None, *, limit: int = 100) -> list[Change]:
         """The newest recorded changes, newest first, for one model or all."""
         self.allow(Action.READ, None if name is None else check_name(name))
-        query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+        query = select(audit_log).order_by(audit_log.c.seq.desc())
         if name is not None:
             query = query.where(audit_log.c.model == check_name(name))
         else:
             query = query.where(audit_log.c.model.is_not(None))
+        sees = self.principal.sees  # a principal scoped to some models sees only their changes
+        if name is not None or not self.principal.models:
+            query = query.limit(limit)
+        found: list[Change] = []
         with self.meta.read() as conn:
-            return [
-                Change(
-                    id=r.seq,
-                    at=as_utc(r.at),
-                    actor=r.actor,
-                    action=r.action,
-                    model=r.model,
-                    version=r.version,
-                    detail=r.detail,
-                )
-                for r in conn.execute(query)
-            ]
+            for r in conn.execute(query.execution_options(yield_per=500)):
+                if len(found) >= limit:
+                    break
+                if sees(r.model):
+                    at = as_utc(r.at)
+                    found.append(
+                        Change(
+                            id=r.seq,
+                            at=at,
+                            actor=r.actor,
+                            action=r.action,
+                            model=r.model,
+                            version=r.version,
+                            detail=r.detail,
+                        )
+                    )
+        return found
 
 
 def load_version(

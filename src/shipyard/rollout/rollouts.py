@@ -134,16 +134,23 @@ class Rollouts:
             DeploymentNotFoundError: no such deployment.
         """
         with self.meta.read() as conn:
-            self.deployments.read(conn, deployment)
-            return self._newest(conn, deployment)
+            found = self.deployments.read(conn, deployment)
+            newest = self._newest(conn, deployment)
+        self.registry.allow(Action.READ, found.model)
+        return newest
 
     def active(self) -> list[Rollout]:
-        """Every rollout that runs or is paused."""
+        """Every rollout that runs or is paused (of the deployments the principal may see)."""
+        self.registry.allow(Action.READ)
         with self.meta.read() as conn:
             rows = conn.execute(
-                self._query().where(rollouts.c.active.is_not(None)).order_by(rollouts.c.id)
+                self._query()
+                .add_columns(deployments.c.model.label("deployment_model"))
+                .where(rollouts.c.active.is_not(None))
+                .order_by(rollouts.c.id)
             ).all()
-            return [_rollout(r) for r in rows]
+        sees = self.registry.principal.sees
+        return [_rollout(r) for r in rows if sees(r.deployment_model)]
 
     def history(self, deployment: str, *, limit: int = 1000) -> list[HistoryEntry]:
         """The deployment's rollout history, oldest first.
@@ -151,6 +158,7 @@ class Rollouts:
         Raises:
             DeploymentNotFoundError: no such deployment.
         """
+        self.deployments.get(deployment)  # which checks that the principal may read it
         with self.meta.read() as conn:
             deployment_id = self.deployments.row(conn, deployment).id
             rows = conn.execute(

@@ -227,7 +227,7 @@ class DenialLog:
     def __init__(self, meta: MetadataStore, *, every: float = 60.0) -> None:
         self.meta = meta
         self.every = every
-        self._last: dict[tuple[str, str, str | None], tuple[float, int]] = {}
+        self._last: dict[tuple[str, str, str | None], tuple[float, int, str]] = {}
         self._queue: queue.SimpleQueue[tuple[str, str, str | None, str, int] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name="shipyard-denials", daemon=True)
         self._thread.start()
@@ -237,19 +237,28 @@ class DenialLog:
         now = time.monotonic()
         if len(self._last) >= _THROTTLED and key not in self._last:
             # A flood of made-up keys or paths must not grow this table without end: forget the
-            # refusals whose quiet period is over (their counts were written with them).
-            self._last = {k: v for k, v in self._last.items() if now - v[0] < self.every}
-        last, held = self._last.get(key, (-self.every, 0))
+            # refusals whose quiet period is over, writing the counts held back for them first.
+            quiet = [k for k, v in self._last.items() if now - v[0] >= self.every]
+            self._flush(quiet)
+        last, held, _ = self._last.get(key, (-self.every, 0, reason))
         if now - last < self.every:
-            self._last[key] = (last, held + 1)
+            self._last[key] = (last, held + 1, reason)
             return
-        self._last[key] = (now, 0)
+        self._last[key] = (now, 0, reason)
         self._queue.put((actor, action, target, reason, held + 1))
 
     def close(self) -> None:
-        """Write what is queued, then stop."""
+        """Write the refusals held back since their last entry, and what is queued; then stop."""
+        self._flush(list(self._last))
         self._queue.put(None)
         self._thread.join(timeout=10)
+
+    def _flush(self, keys: list[tuple[str, str, str | None]]) -> None:
+        """Queue an entry for each of `keys` that has refusals held back, and forget them."""
+        for key in keys:
+            _, held, reason = self._last.pop(key)
+            if held:
+                self._queue.put((*key, reason, held))
 
     def _write(self) -> None:
         while (item := self._queue.get()) is not None:

@@ -34,6 +34,7 @@ from shipyard.errors import (
     UnsupportedMediaError,
 )
 from shipyard.monitoring.feedback import parse_feedback
+from shipyard.security.access import Principal
 from shipyard.security.guard import credential
 from shipyard.serving import oip
 from shipyard.serving.auth import admit, http_action
@@ -162,7 +163,7 @@ class HttpApp:
                     raise _NoRouteError(f"no POST route {path}")
             elif method in ("GET", "HEAD"):
                 protocol = "ops"
-                status = await self._get(parts, path, send)
+                status = await self._get(scope, parts, path, send)
             else:
                 raise _NoRouteError(f"method {method} is not allowed on {path}; use GET or POST", 405)
         except _ClientGoneError:
@@ -191,7 +192,7 @@ class HttpApp:
         token = credential(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
         try:
             client = scope.get("client")
-            await admit(
+            scope["shipyard.principal"] = await admit(
                 self.service.guard,
                 token,
                 action,
@@ -252,9 +253,7 @@ class HttpApp:
             loop = asyncio.get_running_loop()
             stored = await loop.run_in_executor(
                 None,
-                functools.partial(
-                    store.add, labels, source="api", actor=_header(scope, b"user-agent") or "api"
-                ),
+                functools.partial(store.add, labels, source="api", actor=_actor(scope)),
             )
         except ShipyardError as exc:
             status = status_of(exc)
@@ -353,7 +352,7 @@ class HttpApp:
         return 200, str(answer.version.version)
 
     # -- GET routes -------------------------------------------------------------------------------
-    async def _get(self, parts: list[str], path: str, send: Send) -> int:
+    async def _get(self, scope: Scope, parts: list[str], path: str, send: Send) -> int:
         service = self.service
         head = parts[0]
         if head == "healthz" and len(parts) == 1:
@@ -374,8 +373,10 @@ class HttpApp:
         if head == "version" and len(parts) == 1:
             return await _json(send, 200, {"shipyard": self.version})
         if head == "v1" and len(parts) >= 2 and parts[1] == "models":
-            if len(parts) == 2:
-                return await _json(send, 200, {"models": [_describe(m) for m in service.models.values()]})
+            if len(parts) == 2:  # a principal scoped to some models is shown only those
+                who: Principal | None = scope.get("shipyard.principal")
+                shown = [m for m in service.models.values() if who is None or who.sees(m.ref.name)]
+                return await _json(send, 200, {"models": [_describe(m) for m in shown]})
             if len(parts) == 4 and parts[3] == "drift":
                 return await self._drift(parts[2], send)
             if len(parts) == 3:
@@ -520,6 +521,15 @@ def _content_type(scope: Scope) -> bytes:
         if key == b"content-type":
             return bytes(value.split(b";", 1)[0].strip().lower())
     return b""
+
+
+def _actor(scope: Scope) -> str:
+    """Who sent a request, for the record: its principal's name when authentication is on (a
+    header anyone can set is only the fallback of an open server)."""
+    who: Principal | None = scope.get("shipyard.principal")
+    if who is not None and who.via != "none":
+        return who.name
+    return _header(scope, b"user-agent") or "api"
 
 
 def _check_type(scope: Scope, accepted: tuple[bytes, ...]) -> None:

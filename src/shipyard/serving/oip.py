@@ -236,7 +236,8 @@ def _from_json(data: Any, datatype: str, name: str) -> Array:
         return _strings(flat, name)
     if any(isinstance(v, (str, list, dict)) or v is None for v in flat):
         bad = next(v for v in flat if isinstance(v, (str, list, dict)) or v is None)
-        raise InputError(f"input {name!r} is {datatype} but holds {bad!r}; expected numbers only")
+        held = "null" if bad is None else f"a {type(bad).__name__}"  # never the value: it may be pii
+        raise InputError(f"input {name!r} is {datatype} but holds {held}; expected numbers only")
     try:
         return np.asarray(flat, dtype=DATATYPES[datatype])
     except (ValueError, TypeError, OverflowError) as exc:

@@ -216,5 +216,7 @@ def _kind(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """What a value is, without its content (which may be personal data): its shape, not its text."""
+    if isinstance(value, list):
+        return f"a list of {len(value)} values"
+    return f"a JSON {_kind(value)}"

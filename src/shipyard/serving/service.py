@@ -601,13 +601,21 @@ class ModelService:
                 protocols=[j.protocol for j in jobs],
                 latencies_ms=[(now - j.arrived) * 1000.0 for j in jobs],
                 statuses=["ok"] * len(logged) + ["rejected"] * len(rejected),
-                errors=[None] * len(logged) + [str(f[1]) for f in rejected],
+                errors=[None] * len(logged) + [_logged_error(f[1], version) for f in rejected],
                 features=features,
                 predictions=predictions,
                 masked=version.contract.pii_masks,
             )
         )
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
+
+
+def _logged_error(exc: ShipyardError, version: ModelVersion) -> str:
+    """A refusal as the prediction log keeps it. A model's own message may quote the inputs it
+    failed on, so with pii features in the contract only its kind is kept (the caller got it all)."""
+    if isinstance(exc, PredictionError) and version.contract.pii_masks:
+        return f"{type(exc).__name__}: the model failed on these rows (its message may hold pii: not logged)"
+    return str(exc)
 
 
 def _violation(message: str, validation: Any) -> ContractViolationError:
