@@ -115,6 +115,48 @@ def test_a_key_limited_to_other_models_cannot_touch_this_one(
     assert "limited to models other*" in response.json()["message"]
     listing = call(server, "GET", "/v1/models", keys["scoped"])
     assert listing.status_code == 200
+    assert listing.json()["models"] == []  # it is not shown the models outside its scope
+    assert [m["name"] for m in call(server, "GET", "/v1/models", keys["reader"]).json()["models"]] == [
+        "credit"
+    ]
+
+
+def test_refused_calls_change_nothing(server: ServerProcess, keys: dict[str, str], home: Path) -> None:
+    from shipyard.store.schema import feedback
+
+    def labels() -> int:
+        with Registry(Settings.for_home(home), actor="admin") as registry, registry.meta.read() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {feedback.name}")).scalar_one())
+
+    before = labels()
+    label = {"request_id": "r-refused", "label": 1}
+    assert call(server, "POST", "/v1/feedback", None, label).status_code == 401
+    assert call(server, "POST", "/v1/feedback", keys["reader"], label).status_code == 403
+    assert call(server, "POST", "/v1/feedback", keys["revoked"] + "x", label).status_code == 401
+    assert labels() == before
+    assert call(server, "POST", "/v1/feedback", keys["predictor"], label).status_code == 202
+    assert labels() == before + 1
+    with Registry(Settings.for_home(home), actor="admin") as registry, registry.meta.read() as conn:
+        actor = conn.execute(
+            text(f"SELECT actor FROM {feedback.name} WHERE request_id = 'r-refused'")
+        ).scalar_one()
+    assert actor == "predictor-key"  # the principal, not a header anyone can set
+
+
+def test_a_chunked_body_over_the_limit_is_refused(server: ServerProcess, keys: dict[str, str]) -> None:
+    import json
+
+    body = json.dumps({"instances": [credit_row()] * 400}).encode()  # about 60 KB; the limit is 20 KB
+
+    def chunks() -> Iterator[bytes]:
+        yield body  # no Content-Length: the server can only count what arrives
+
+    response = server.http.post(
+        "/v1/models/credit/predict",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {keys['predictor']}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
 
 
 def test_forged_unknown_and_malformed_keys_are_refused(server: ServerProcess, keys: dict[str, str]) -> None:
@@ -219,11 +261,14 @@ def test_the_python_client_sends_the_key_over_https_and_grpcs(
     from shipyard import Client
     from shipyard.errors import AuthenticationError, PermissionDeniedError
 
-    for url in (server.url, f"grpcs://{server.grpc_target}"):
-        with Client(url, api_key=keys["predictor"], ca=pki.ca) as client:
-            assert client.predict("credit", [credit_row()]).model == "credit"
-        with Client(url, api_key=keys["reader"], ca=pki.ca) as client, pytest.raises(PermissionDeniedError):
-            client.predict("credit", [credit_row()])
+    for url in (server.url, f"grpcs://{server.grpc_target}"):  # gRPC: ModelInfer by every role
+        for role in ROLES:
+            with Client(url, api_key=keys[role], ca=pki.ca) as client:
+                if role == "reader":
+                    with pytest.raises(PermissionDeniedError, match="needs the predictor role"):
+                        client.predict("credit", [credit_row()])
+                else:
+                    assert client.predict("credit", [credit_row()]).model == "credit"
         with Client(url, ca=pki.ca) as client, pytest.raises(AuthenticationError):
             client.predict("credit", [credit_row()])
 
@@ -252,3 +297,33 @@ def test_path_traversal_in_urls_reaches_no_file(
     answer = call(server, "POST", path, keys["admin"], body)
     assert answer.status_code == 404, answer.text
     assert "root:" not in answer.text
+
+
+def test_a_client_sending_made_up_keys_is_slowed_before_any_is_checked(
+    server: ServerProcess, keys: dict[str, str]
+) -> None:
+    statuses = []
+    for i in range(16):
+        made_up = f"sy_{'b' * 10}_{str(i) * 43}"[:57]
+        statuses.append(call(server, "GET", "/v1/models/credit", made_up))
+    throttled = [r for r in statuses if r.status_code == 429]
+    assert throttled, [r.status_code for r in statuses]  # 10 at once, then one a second
+    assert "too many credentials" in throttled[0].json()["message"]
+    time.sleep(float(throttled[-1].headers["retry-after"]) + 0.5)
+    with Registry(Settings.for_home(server.home), actor="admin") as registry:
+        fresh = Keys(registry.meta, actor="admin").create("after-the-flood", role="reader").secret
+    assert call(server, "GET", "/v1/models/credit", fresh).status_code == 200
+
+
+def test_a_rate_limit_without_authentication_holds_each_client_to_it(home: Path) -> None:
+    process = ServerProcess(home, ["credit@production"], "--rate-limit", "1", "--burst", "3", "--no-log")
+    try:
+        process.wait_ready()
+        body = {"instances": [credit_row()]}
+        statuses = [process.http.post("/v1/models/credit/predict", json=body) for _ in range(8)]
+        assert [r.status_code for r in statuses].count(200) <= 4, [r.status_code for r in statuses]
+        limited = next(r for r in statuses if r.status_code == 429)
+        assert "127.0.0.1 sent more than 1 requests per second" in limited.json()["message"]
+        assert int(limited.headers["retry-after"]) >= 1
+    finally:
+        process.terminate()

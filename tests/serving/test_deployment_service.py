@@ -56,6 +56,13 @@ async def ask(
     )
 
 
+def test_a_deployment_is_authorized_as_the_model_it_serves(registry: Registry) -> None:
+    served = serve(registry, [Arm(1, "stable", 100.0)])
+    assert served.service.model_of("api") == "credit"  # a key scoped to credit* may call 'api'
+    assert served.service.model_of("elsewhere") == "elsewhere"
+    assert served.service.model_of(None) is None
+
+
 def test_a_feature_key_keeps_each_value_on_one_arm_with_the_canary_share(registry: Registry) -> None:
     served = serve(registry, [Arm(1, "stable", 70.0), Arm(2, "canary", 30.0)])
     countries = ["DE", "FR", "ES", "IT", "NL"]

@@ -73,8 +73,8 @@ class ServeOptions:
         auth: 'required' to refuse requests without a valid API key or token; 'off' to serve
             everyone (health and readiness are always open).
         jwt: accept JWT bearer tokens from this issuer, beside API keys.
-        rate_limit: requests per second each caller may send to one worker, unless its key
-            says otherwise; None for no limit.
+        rate_limit: requests per second each caller (its key or token; without authentication,
+            its address) may send to one worker, unless its key says otherwise; None for no limit.
         burst: requests a caller may send at once above its rate (twice the rate by default).
         tls: certificate and key (and client CA for mutual TLS) for HTTPS and gRPC over TLS.
     """
@@ -421,8 +421,8 @@ async def _start_grpc(service: ModelService, options: ServeOptions) -> Any:
 
 def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog | None]:
     """The worker's guard and, with auth on, the log of the requests it refuses."""
-    if options.auth != "required":
-        return Guard(required=False), None
+    if options.auth != "required":  # a rate limit still holds, per client address
+        return Guard(required=False, rate=options.rate_limit, burst=options.burst), None
     denials = DenialLog(meta)
     guard = Guard(
         required=True,
