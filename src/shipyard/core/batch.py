@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["Batch", "Label", "Predictions", "Task"]
+__all__ = ["PROBA_PREFIX", "Batch", "Label", "Predictions", "Task"]
+
+PROBA_PREFIX = "proba_"  # the column of each class's probability: proba_<class>
 
 Task = Literal["classification", "regression"]
 Label = str | int | float | bool
@@ -265,7 +267,7 @@ class Predictions:
         columns: dict[str, Array] = {"prediction": self.values}
         if self.probabilities is not None and self.classes is not None:
             for j, label in enumerate(self.classes):
-                columns[f"proba_{label}"] = self.probabilities[:, j]
+                columns[f"{PROBA_PREFIX}{label}"] = self.probabilities[:, j]
         return columns
 
     def to_pandas(self) -> pd.DataFrame:
