@@ -62,6 +62,26 @@ def test_entries_deleted_from_the_end_are_caught_with_the_head_kept_earlier(chan
     assert not report.ok and report.problem is not None and head in report.problem
 
 
+def test_an_inserted_entry_is_named_by_verify(changed: Registry) -> None:
+    log = AuditLog(changed.meta)
+    head = log.verify()
+    forged = {
+        "seq": head.head_seq + 1, "prev": head.head_hash, "hash": "f" * 64, "detail": "{}",
+    }  # fmt: skip
+    with changed.meta.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO audit_log (seq, at, actor, action, target, model, version, detail, "
+                "prev_hash, hash) VALUES (:seq, CURRENT_TIMESTAMP, 'admin', 'alias', 'credit:1', "
+                "'credit', 1, :detail, :prev, :hash)"
+            ),
+            forged,
+        )
+    report = log.verify()
+    assert not report.ok
+    assert report.problem is not None and f"entry {forged['seq']} " in report.problem
+
+
 def test_a_change_log_from_before_is_chained_by_the_migration(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with database_at(url, "0006") as conn:
