@@ -107,17 +107,13 @@ def test_during_a_rotation_the_previous_keys_open_what_either_key_sealed(
     settings, _ = sealed
     new_file = tmp_path / "next.key"
     new_file.write_text(OTHER)
+    old_key, next_key = Envelope(MasterKey.parse(KEY, where="k")), MasterKey.parse(OTHER, where="k")
     # 1. every process learns the next key first (it opens, it does not seal) ...
     learning = replace(settings, encryption_previous_keys=(str(new_file),))
     with Registry(learning) as registry:
         assert registry.load("credit:1").version.version == 1
     # 2. ... so the rotation breaks no reader still on the old key
-    assert (
-        rotate(
-            settings.store_url, Envelope(MasterKey.parse(KEY, where="k")), MasterKey.parse(OTHER, where="k")
-        )[0]
-        == 1
-    )
+    assert rotate(settings.store_url, old_key, next_key)[0] == 1
     with Registry(learning) as registry:
         assert registry.load("credit:1").version.version == 1
         registry.register(credit_pipeline, name="straggler", train_data=credit, target="default")  # under KEY
@@ -126,12 +122,7 @@ def test_during_a_rotation_the_previous_keys_open_what_either_key_sealed(
     with Registry(switched) as registry:
         assert registry.load("straggler:1").version.version == 1
     # 4. rotating again moves the stragglers over, and the old key can go
-    assert (
-        rotate(
-            settings.store_url, Envelope(MasterKey.parse(KEY, where="k")), MasterKey.parse(OTHER, where="k")
-        )[0]
-        == 1
-    )
+    assert rotate(settings.store_url, old_key, next_key)[0] == 1
     with Registry(replace(settings, encryption_key=OTHER)) as registry:
         assert registry.load("straggler:1").version.version == 1
         assert registry.load("credit:1").version.version == 1
