@@ -8,7 +8,6 @@ data, stores the artifact by digest, then writes every row in one transaction.
 from __future__ import annotations
 
 import fnmatch
-import getpass
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,6 @@ from shipyard.core.inference import infer_contract
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
 from shipyard.errors import (
-    ConfigError,
     ContractError,
     GateError,
     NotFoundError,
@@ -56,10 +54,10 @@ from shipyard.registry.training import (
     split_training,
     task_and_classes,
 )
-from shipyard.security.access import Action, Principal, Role, authorize
+from shipyard.security.access import Action, Principal, authorize
 from shipyard.security.audit import deny
 from shipyard.security.encryption import envelope_for
-from shipyard.security.keys import Keys
+from shipyard.security.identity import acting_principal
 from shipyard.store.artifacts import ArtifactStore
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import audit_log, model_versions, models, tags
@@ -73,8 +71,8 @@ class Registry(RegistryChanges):
     Args:
         settings: where the stores are; `Settings.from_env()` when omitted.
         actor: who makes the changes, for the audit log (the principal's name by default).
-        principal: who acts, for every check (by default the key in `SHIPYARD_API_KEY`, or the
-            OS user as admin when there is none).
+        principal: who acts, for every check; by default `security.identity.acting_principal`
+            (the key in `SHIPYARD_API_KEY`, or the OS user as admin, narrowed by `SHIPYARD_RUN_AS`).
     """
 
     def __init__(
@@ -88,39 +86,13 @@ class Registry(RegistryChanges):
         self.meta = MetadataStore(self.settings.db_url, busy_timeout=self.settings.db_timeout)
         self.artifacts = artifact_store(self.settings)
         try:
-            self.principal = principal or self._principal(actor)
+            self.principal = principal or acting_principal(self.meta, self.settings, actor=actor)
         except BaseException:
             self.meta.close()
             raise
         self.actor = actor or self.principal.name
         self.results = Results(self)
         self.signatures = Signatures(self)
-
-    def _principal(self, actor: str | None) -> Principal:
-        """The key's principal with `SHIPYARD_API_KEY`; else whoever runs this, as admin.
-
-        Direct access to the stores is full control whatever Shipyard checks, so local use
-        without a key is the admin; a key limits it (a CI job holding a deployer key scoped
-        to `fraud*` can do just that), and names it in the audit log.
-        """
-        if self.settings.api_key:
-            own = Keys(self.meta, actor="").authenticate(self.settings.api_key)
-        else:
-            own = Principal(actor or _os_user(), Role.ADMIN, via="local")
-        if self.settings.run_as is None:
-            return own
-        import json
-
-        try:
-            delegate = Principal.from_dict(json.loads(self.settings.run_as))
-        except ValueError as exc:
-            raise ConfigError(f"SHIPYARD_RUN_AS is not a principal's JSON: {exc}") from None
-        if not delegate.within(own):
-            raise PermissionDeniedError(
-                f"SHIPYARD_RUN_AS asks to act as {delegate}, which may do more than {own} may; "
-                "a run can only act as a principal no stronger than its own"
-            )
-        return delegate
 
     def allow(self, action: Action, model: str | None = None) -> None:
         """Go on if this registry's principal may do `action` (on `model`); else record the
@@ -595,10 +567,3 @@ def _without_pii(profile: Profile | None, contract: Contract) -> Profile | None:
         return profile
     kept = {name: column for name, column in profile.features.items() if name not in pii}
     return Profile(profile.rows, kept, profile.outputs)
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
