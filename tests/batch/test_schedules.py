@@ -159,6 +159,10 @@ def test_a_run_acts_as_whoever_added_its_schedule_and_stops_with_its_key(
     args += ["--output", str(tmp_path / "o")]
     schedules.add("nightly", "0 2 * * *", args)
     assert schedules.get("nightly").to_dict()["runs_as"] == "fraud-bot (deployer, models fraud*)"
+    from shipyard.errors import PermissionDeniedError
+
+    with pytest.raises(PermissionDeniedError, match="run-commands"):  # the Python API checks it too
+        schedules.add("retrain", "0 3 * * *", ["monitor", "watch", "fraud", "--on-drift", "true"])
     backdate(schedules, "nightly", days=1)
     env = {"SHIPYARD_HOME": str(registry.settings.home), "SHIPYARD_DB_URL": registry.settings.db_url}
     runner = Scheduler(schedules, env=env)  # the scheduler itself runs as the local admin

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from shipyard.batch.jobs import alive, this_process
 from shipyard.errors import BatchError, ConflictError, NotFoundError
 from shipyard.security import audit
-from shipyard.security.access import Principal
+from shipyard.security.access import Action, Principal, authorize
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import schedule_runs, schedules
 
@@ -154,6 +154,8 @@ class Schedules:
         Raises:
             BatchError: the name, the cron expression or the command is not acceptable.
             ConflictError: a schedule of that name exists.
+            PermissionDeniedError: the principal may not schedule, or not a command that runs
+                code or calls out.
         """
         from shipyard.core.refs import check_name
 
@@ -166,6 +168,11 @@ class Schedules:
                 f"{', '.join(SCHEDULABLE)} after '--', e.g. '-- batch run fraud@production --input ... "
                 "--output ...'"
             )
+
+        if self.principal is not None:  # the scheduler's machine would run what the schedule says
+            authorize(self.principal, Action.SCHEDULE)
+            if runs_commands(args):
+                authorize(self.principal, Action.RUN_COMMANDS)
 
         def change(conn: Connection) -> None:
             if conn.execute(select(schedules.c.name).where(schedules.c.name == name)).first():

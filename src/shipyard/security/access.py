@@ -13,7 +13,8 @@ decides. Roles are ordered, each allowing everything the one below it does:
                out (a retraining command, webhooks, pickles)
 
 A principal may be scoped to model name patterns (`fraud*`); an action on another model is
-denied, and actions that concern no model (keys, the audit log) need an unscoped principal.
+denied, and actions that concern no model (keys, the audit log) need an unscoped principal,
+except reading, predicting, labels and scheduling (whose runs act as the principal).
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class Principal:
             return False
         if not self.models:
             return True
-        if model is None:
-            return action in (Action.READ, Action.PREDICT, Action.FEEDBACK)
+        if model is None:  # a schedule's runs are checked as this principal, model by model
+            return action in (Action.READ, Action.PREDICT, Action.FEEDBACK, Action.SCHEDULE)
         return self.sees(model)
 
     def sees(self, model: str) -> bool:

@@ -11,7 +11,6 @@ keys; health and readiness are always open.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -128,7 +127,11 @@ class Guard:
                     "this server requires credentials: send 'Authorization: Bearer <API key or token>' "
                     "or 'X-API-Key: <API key>'"
                 )
-            self._fill(self._failures, f"client:{client}", _FAILED_RATE, _FAILED_BURST, take=False)
+            wait = self._wait(self._failures, str(client), _FAILED_RATE, _FAILED_BURST, take=False)
+            if wait is not None:
+                raise RateLimitedError(
+                    f"too many credentials from {client} failed; retry after {wait:.2f} s", retry_after=wait
+                )
             try:
                 if is_api_key(token):
                     if self.keys is None:
@@ -140,8 +143,7 @@ class Guard:
                     )
                 return self.jwt.verify(token)
             except AuthenticationError:
-                with contextlib.suppress(RateLimitedError):
-                    self._fill(self._failures, f"client:{client}", _FAILED_RATE, _FAILED_BURST)
+                self._wait(self._failures, str(client), _FAILED_RATE, _FAILED_BURST)
                 raise
         except SecurityError as exc:
             self._denied(_shown(token), action, target, str(exc))
@@ -162,21 +164,27 @@ class Guard:
             rate = principal.rate or self.rate
             if rate is not None:
                 capacity = self.burst if self.burst is not None else max(2.0 * rate, 1.0)
-                who = f"client:{client}" if principal is ANONYMOUS else principal.name
-                self._fill(self._buckets, who, rate, capacity)
+                # Without authentication each address has a bucket, apart from any key's names.
+                who, bucket = (
+                    (client, f"client:{client}") if principal is ANONYMOUS else (principal.name,) * 2
+                )
+                wait = self._wait(self._buckets, bucket, rate, capacity)
+                if wait is not None:
+                    raise RateLimitedError(
+                        f"{who} sent more than {rate:g} requests per second (burst {capacity:g}); "
+                        f"retry after {wait:.2f} s",
+                        retry_after=wait,
+                    )
         except (PermissionDeniedError, RateLimitedError) as exc:
             if isinstance(exc, PermissionDeniedError):
                 self._denied(principal.name, action, target, str(exc))
             raise
 
-    def _fill(
+    def _wait(
         self, buckets: dict[str, _Bucket], who: str, rate: float, capacity: float, *, take: bool = True
-    ) -> None:
-        """Take a token from `who`'s bucket (or, with take=False, only check one is left).
-
-        Raises:
-            RateLimitedError: the bucket is empty; `retry_after` says for how long.
-        """
+    ) -> float | None:
+        """Take a token from `who`'s bucket (with take=False, only look for one): None when there
+        was one, else the seconds until there is."""
         now = time.monotonic()
         with self._lock:
             bucket = buckets.get(who)
@@ -188,18 +196,8 @@ class Guard:
             bucket.at = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0 if take else 0.0
-                return
-            wait = (1.0 - bucket.tokens) / rate
-        if buckets is self._failures:
-            message = (
-                f"too many credentials from {who.removeprefix('client:')} failed; retry after {wait:.2f} s"
-            )
-        else:
-            message = (
-                f"{who.removeprefix('client:')} sent more than {rate:g} requests per second "
-                f"(burst {capacity:g}); retry after {wait:.2f} s"
-            )
-        raise RateLimitedError(message, retry_after=wait)
+                return None
+            return (1.0 - bucket.tokens) / rate
 
     def _denied(self, actor: str, action: Action, target: str | None, reason: str) -> None:
         if self.on_denied is not None:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from typing import TYPE_CHECKING
 
 from shipyard.security.access import Action, Principal
-from shipyard.security.guard import Guard
+
+if TYPE_CHECKING:
+    from shipyard.serving.service import ModelService
 
 __all__ = ["admit", "http_action"]
 
@@ -49,16 +52,19 @@ def http_action(method: str, parts: list[str], single_model: str | None) -> tupl
 
 
 async def admit(
-    guard: Guard, token: str | None, action: Action, target: str | None, *, client: str | None
+    service: ModelService, token: str | None, action: Action, name: str | None, *, client: str | None
 ) -> Principal:
-    """The request's principal once the guard allows it.
+    """The request's principal once the service's guard allows it.
 
     Args:
+        name: the model or deployment the route names; a deployment is authorized as the
+            model it serves.
         client: the caller's address, for the limits of callers without a principal.
 
     Raises:
         AuthenticationError, PermissionDeniedError, RateLimitedError: as `Guard` decides.
     """
+    guard, target = service.guard, service.model_of(name)
     principal = guard.quick(token)
     if principal is None:
         loop = asyncio.get_running_loop()

@@ -73,13 +73,7 @@ class _Inference:
         if not self.service.guard.active:
             return
         try:
-            await admit(
-                self.service.guard,
-                _credential(context),
-                action,
-                self.service.model_of(target),
-                client=_peer(context),
-            )
+            await admit(self.service, _credential(context), action, target, client=_peer(context))
         except SecurityError as exc:
             trailing: tuple[tuple[str, str], ...] = ()
             if isinstance(exc, RateLimitedError):
@@ -139,13 +133,7 @@ class _Inference:
         name, version, code = request.model_name, "", grpc.StatusCode.OK
         try:
             if self.service.guard.active:
-                await admit(
-                    self.service.guard,
-                    _credential(context),
-                    Action.PREDICT,
-                    self.service.model_of(name),
-                    client=_peer(context),
-                )
+                await admit(self.service, _credential(context), Action.PREDICT, name, client=_peer(context))
             served = self.service.route(name, request.model_version or None)
             version = str(served.version.version)
             decoded = oip.decode_grpc(request, served.loaded.contract)

@@ -193,11 +193,7 @@ class HttpApp:
         try:
             client = scope.get("client")
             scope["shipyard.principal"] = await admit(
-                self.service.guard,
-                token,
-                action,
-                self.service.model_of(target),
-                client=client[0] if client else None,
+                self.service, token, action, target, client=client[0] if client else None
             )
         except SecurityError as exc:
             status = status_of(exc)
