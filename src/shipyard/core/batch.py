@@ -173,8 +173,8 @@ class Batch:
         """All columns as one 2-D array of `dtype` (rows x columns).
 
         Args:
-            order: 'C' (rows contiguous) or 'F' (columns contiguous: a plain copy of each column,
-                several times cheaper for large batches, and what tree ensembles read as fast).
+            order: 'C' (rows contiguous: what models that walk rows, such as trees, read fastest)
+                or 'F' (columns contiguous: a plain copy of each column, a few times cheaper).
         """
         if not self.columns:
             return np.empty((self.n_rows, 0), dtype=dtype)
