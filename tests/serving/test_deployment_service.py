@@ -18,7 +18,8 @@ from shipyard.monitoring.events import EventLog
 from shipyard.rollout.deployments import Arm, Deployment, Deployments
 from shipyard.rollout.routing import point
 from shipyard.serving.metrics import Metrics
-from shipyard.serving.service import Answer, Limits, ModelService, ServedModel
+from shipyard.serving.served import Answer, Limits, ServedModel
+from shipyard.serving.service import ModelService
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from shipyard import ContractViolationError, Registry, RequestTooLargeError
 from shipyard.core.refs import ModelRef
 from shipyard.monitoring.events import EventLog
 from shipyard.serving.metrics import ROWS_BUCKETS, Metrics
-from shipyard.serving.service import Limits, ModelService
+from shipyard.serving.served import Limits
+from shipyard.serving.service import ModelService
 
 
 @pytest.fixture

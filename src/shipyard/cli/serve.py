@@ -100,9 +100,9 @@ def serve(
     ] = False,
 ) -> None:
     """Serve models over REST and gRPC until SIGTERM; see docs/serving.md."""
+    from shipyard.serving.served import Limits
     from shipyard.serving.server import ServeOptions
     from shipyard.serving.server import serve as run
-    from shipyard.serving.service import Limits
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = ServeOptions(

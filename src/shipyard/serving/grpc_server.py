@@ -35,7 +35,8 @@ from shipyard.serving import oip
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
 from shipyard.serving.client import VIOLATIONS_KEY
-from shipyard.serving.service import ModelService, ServedModel
+from shipyard.serving.served import ServedModel
+from shipyard.serving.service import ModelService
 
 __all__ = ["SERVICE_NAME", "code_of", "grpc_server"]
 

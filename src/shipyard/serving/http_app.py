@@ -46,7 +46,8 @@ from shipyard.serving.payloads import (
     encode_mlflow,
     encode_ours,
 )
-from shipyard.serving.service import ModelService, ServedModel
+from shipyard.serving.served import ServedModel
+from shipyard.serving.service import ModelService
 
 __all__ = ["HttpApp", "status_of"]
 

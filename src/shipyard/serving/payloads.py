@@ -12,7 +12,7 @@ from typing import Any
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Contract
 from shipyard.errors import InputError
-from shipyard.serving.service import Answer
+from shipyard.serving.served import Answer
 
 __all__ = [
     "decode_mlflow",

@@ -38,7 +38,8 @@ from shipyard.security.guard import DenialLog, Guard
 from shipyard.security.keys import Keys
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
-from shipyard.serving.service import Limits, ModelService, warm_up
+from shipyard.serving.served import Limits
+from shipyard.serving.service import ModelService, warm_up
 from shipyard.serving.tls import TlsFiles
 from shipyard.store.metadata import MetadataStore
 

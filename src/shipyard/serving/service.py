@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,61 +39,11 @@ from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel, example_row, warm_up
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
-from shipyard.rollout.routing import Router
 from shipyard.security.guard import Guard
-from shipyard.serving.batcher import AdaptiveBatcher
 from shipyard.serving.metrics import Metrics
+from shipyard.serving.served import Answer, Columns, Lane, Limits, Pending, ServedModel
 
-__all__ = ["Answer", "Lane", "Limits", "ModelService", "ServedModel", "example_row", "warm_up"]
-
-Columns = Mapping[str, Sequence[Any] | Array]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """How much one request may ask, and how requests are batched.
-
-    Args:
-        max_body_bytes: the largest request body accepted (413 above it).
-        max_rows: the most rows one request may carry (413 above it).
-        max_batch_rows: the most rows one model call may take.
-        max_wait_ms: how long a queue may wait for more requests under load.
-        log_sample: the share of requests written to the prediction log (0 to 1).
-        drift_minutes: the window of live traffic that drift on `/metrics` is computed over.
-        shadow_queue: copies for a shadow arm waiting or being predicted at most; more are shed
-            (and counted), so a slow shadow never holds up the callers.
-    """
-
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_rows: int = 10_000
-    max_batch_rows: int = 256
-    max_wait_ms: float = 5.0
-    log_sample: float = 1.0
-    drift_minutes: int = 15
-    shadow_queue: int = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A served request: which version answered and what it said."""
-
-    request_id: str
-    version: ModelVersion
-    predictions: Predictions
-
-
-@dataclass(slots=True, eq=False)
-class _Job:
-    columns: Columns
-    n_rows: int
-    request_id: str
-    protocol: str
-    arrived: float
-    logged: bool
-    future: asyncio.Future[Answer]
-    trickles: bool = False
-    company: int = 0
-    queued: float = field(default_factory=time.perf_counter)
+__all__ = ["ModelService", "example_row", "warm_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,129 +60,6 @@ class _Copy:
     @property
     def labels(self) -> tuple[str, str]:
         return (self.served.name, str(self.lane.loaded.version.version))
-
-
-class Lane:
-    """One loaded version of a served model and the batcher that feeds it."""
-
-    def __init__(self, served: ServedModel, loaded: LoadedModel) -> None:
-        self.loaded = loaded
-        limits = served.service.limits
-        service = served.service
-        self.batcher: AdaptiveBatcher[_Job] = AdaptiveBatcher(
-            lambda jobs: service.run_batch(served, loaded, jobs),
-            max_batch_rows=limits.max_batch_rows,
-            max_wait_ms=limits.max_wait_ms,
-        )
-
-
-class ServedModel:
-    """One name a server answers for: a model reference, or a deployment and its arms.
-
-    A model reference (`fraud@production`) has one lane, the version loaded now. A deployment has
-    one lane per arm, every one loaded and warmed before its router can pick it, and a router that
-    picks the arm of each request (sticky by a key) and the requests copied to a shadow arm.
-
-    Args:
-        ref: what the server was asked to serve (`fraud@production`, `fraud:3`), or the deployment's
-            stable version.
-        loaded: the version loaded for it (the deployment's stable version).
-        service: the service it belongs to.
-        name: the name it answers under (the model's name, or the deployment's).
-    """
-
-    def __init__(
-        self, ref: ModelRef, loaded: LoadedModel, service: ModelService, *, name: str | None = None
-    ) -> None:
-        self.ref = ref
-        self.name = name or ref.name
-        self.model = ref.name  # the prediction log's folder: monitoring reads it by model name
-        self.service = service
-        self.primary = Lane(self, loaded)
-        self.lanes: dict[int, Lane] = {loaded.version.version: self.primary}
-        self.deployment: Deployment | None = None
-        self.router: Router | None = None
-        self.key_header: bytes | None = None  # the routing key's header, lower case
-        self.key_feature: str | None = None  # or the feature whose first value is the key
-        self.ready = False
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The version answering now (a deployment's stable version); its contract decodes requests."""
-        return self.primary.loaded
-
-    @property
-    def batcher(self) -> AdaptiveBatcher[_Job]:
-        """The batcher of the version answering now."""
-        return self.primary.batcher
-
-    @property
-    def version(self) -> ModelVersion:
-        """The version answering now (a deployment's stable version)."""
-        return self.primary.loaded.version
-
-    def routing_key(self, header: str | None, columns: Columns) -> str | None:
-        """The key that keeps a caller on one arm: the sticky feature's first value, or the header."""
-        if self.key_feature is not None:
-            values = columns.get(self.key_feature)
-            if values is not None and len(values):
-                return str(values[0])
-            return None
-        return header
-
-    def versions(self) -> list[str]:
-        """The versions this name answers with, as a request names them."""
-        return [str(v) for v in self.lanes]
-
-    def lane(self, key: str | None, version: str | None = None) -> Lane:
-        """The lane that answers a request: the version asked for, else the router's pick.
-
-        Raises:
-            UnknownModelError: the version asked for left between the routing and the call.
-        """
-        if version:
-            lane = self.lanes.get(int(version)) if version.isdigit() else None
-            if lane is None:
-                raise UnknownModelError(f"version {version} of {self.name!r} stopped being served just now")
-            return lane
-        if self.router is None:
-            return self.primary
-        return self.lanes[self.router.pick(key).version]
-
-    def swap(self, loaded: LoadedModel, load_seconds: float) -> None:
-        """Answer with `loaded` from now on; requests already queued finish on the old version."""
-        old = self.loaded
-        self.primary = Lane(self, loaded)
-        self.lanes = {loaded.version.version: self.primary}
-        metrics = self.service.metrics
-        metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
-        metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
-        metrics.set("shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds)
-        if self.service.live is not None:
-            self.service.live.track(self.name, loaded.version.version, loaded.version.profile)
-
-    def deploy(self, deployment: Deployment, loaded: Mapping[int, LoadedModel]) -> None:
-        """Answer by `deployment`'s arms from now on; `loaded` holds every arm's version, warmed.
-
-        Lanes of versions still in the deployment are kept (their queues and batch statistics);
-        requests queued on a dropped version finish on it.
-        """
-        lanes = {v: self.lanes.get(v) or Lane(self, model) for v, model in loaded.items()}
-        metrics = self.service.metrics
-        for version in self.lanes.keys() - lanes.keys():
-            metrics.set("shipyard_model_ready", (self.name, str(version)), 0.0)
-        for version in lanes.keys() - self.lanes.keys():
-            metrics.set("shipyard_model_ready", (self.name, str(version)), 1.0)
-            if self.service.live is not None:
-                self.service.live.track(self.name, version, loaded[version].version.profile)
-        kind, _, what = deployment.sticky.partition(":")
-        self.key_header = what.lower().encode() if kind == "header" else None
-        self.key_feature = what if kind == "feature" else None
-        self.lanes = lanes
-        self.primary = lanes[deployment.stable.version]
-        self.ref = ModelRef(deployment.model, version=deployment.stable.version)
-        self.deployment = deployment
-        self.router = Router(deployment, ready=lanes.keys())
 
 
 class ModelService:
@@ -410,7 +237,7 @@ class ModelService:
         company = self.metrics.inflight - 1
         lane = served.lane(key, version)
         lane.batcher.submit(
-            _Job(columns, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
+            Pending(columns, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
         )
         answer = await future
         router = served.router
@@ -457,7 +284,7 @@ class ModelService:
             future: asyncio.Future[Answer] = loop.create_future()
             future.add_done_callback(functools.partial(self._copied, copy.labels))
             copy.lane.batcher.submit(
-                _Job(
+                Pending(
                     copy.columns,
                     copy.n_rows,
                     copy.request_id,
@@ -473,7 +300,7 @@ class ModelService:
         failed = answered.cancelled() or answered.exception() is not None
         self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
 
-    def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[_Job]) -> None:
+    def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[Pending]) -> None:
         """Validate and predict the requests of one model call, answering each one."""
         started = time.perf_counter()
         name = served.name
@@ -483,8 +310,8 @@ class ModelService:
             metrics.observe("shipyard_queue_seconds", (name,), started - job.queued)
         contract = loaded.contract
         names = contract.names
-        answered: list[tuple[_Job, Batch, Predictions]] = []
-        failed: list[tuple[_Job, ShipyardError]] = []
+        answered: list[tuple[Pending, Batch, Predictions]] = []
+        failed: list[tuple[Pending, ShipyardError]] = []
         whole = []
         for job in jobs:
             if all(n in job.columns for n in names):
@@ -514,9 +341,9 @@ class ModelService:
     def _predict_merged(
         self,
         loaded: LoadedModel,
-        jobs: Sequence[_Job],
-        served: list[tuple[_Job, Batch, Predictions]],
-        failed: list[tuple[_Job, ShipyardError]],
+        jobs: Sequence[Pending],
+        served: list[tuple[Pending, Batch, Predictions]],
+        failed: list[tuple[Pending, ShipyardError]],
     ) -> list[tuple[Batch, Predictions]]:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
         where = str(loaded.version.ref)
@@ -576,8 +403,8 @@ class ModelService:
         self,
         name: str,
         version: ModelVersion,
-        served: Sequence[tuple[_Job, Batch, Predictions]],
-        failed: Sequence[tuple[_Job, ShipyardError]],
+        served: Sequence[tuple[Pending, Batch, Predictions]],
+        failed: Sequence[tuple[Pending, ShipyardError]],
     ) -> None:
         assert self.events is not None
         logged = [s for s in served if s[0].logged]
@@ -622,7 +449,7 @@ def _violation(message: str, validation: Any) -> ContractViolationError:
     return ContractViolationError(message, validation.violations)
 
 
-def _merge(contract: Contract, jobs: Sequence[_Job]) -> Batch:
+def _merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
     """The contract's columns of every request, end to end, types kept as the callers sent them."""
     if len(jobs) == 1:
         job = jobs[0]
