@@ -112,10 +112,8 @@ class Batch:
             chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
             if pat.is_dictionary(chunked.type):
                 chunked = chunked.cast(chunked.type.value_type)
-            if pat.is_string(chunked.type) or pat.is_large_string(chunked.type):
-                columns[name] = np.asarray(chunked.to_pylist(), dtype=object)
-            else:
-                columns[name] = chunked.to_numpy()
+            # Text becomes an object array of str and None (in C: twice as fast as a list).
+            columns[name] = chunked.to_numpy()
         return cls(columns, table.num_rows)
 
     @classmethod
