@@ -26,6 +26,8 @@ Transports map these to status codes in their own tables; no exception here carr
     ├── MonitoringError              drift, performance or alerts cannot be computed as asked
     │   ├── MonitorConfigError       drift thresholds or alert rules are malformed
     │   └── FeedbackError            labels cannot be read, matched or stored
+    ├── BatchError                   a batch job cannot run, or failed
+    │   └── UnresumableJobError      the job can never succeed as started (its input changed)
     ├── RolloutError                 a deployment or rollout cannot be made or changed as asked
     │   ├── DeploymentNotFoundError  no deployment of that name
     │   └── RolloutConflictError     the change contradicts the rollout's state (one already runs)
@@ -89,6 +91,7 @@ __all__ = [
     "StoreUnavailableError",
     "UnknownFlavorError",
     "UnknownModelError",
+    "UnresumableJobError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
 ]
@@ -221,6 +224,11 @@ class UnsupportedMediaError(ServingError):
 
 class BatchError(ShipyardError):
     """A batch job cannot run, or failed."""
+
+
+class UnresumableJobError(BatchError):
+    """A batch job can never succeed as it was started (its input changed, it names a column the
+    input lacks): resuming it would fail the same way; a new job is needed."""
 
 
 class RolloutError(ShipyardError):

@@ -20,7 +20,7 @@ import pytest
 from shipyard import Registry
 from shipyard.batch.jobs import Jobs
 from shipyard.batch.run import BatchOptions, resume_job, start_job
-from shipyard.errors import BatchError, ConflictError, InputError
+from shipyard.errors import BatchError, ConflictError, InputError, UnresumableJobError
 
 
 @pytest.fixture
@@ -216,6 +216,11 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
     process.wait()
     killed = jobs.get(found[0].id)
     assert killed.state == "running" and 4 <= killed.units_done < 30  # killed mid-way, nothing ended it
+    status = subprocess.run(
+        [sys.executable, "-m", "shipyard", "batch", "status", killed.id],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert "stopped (its process" in " ".join(status.stdout.split())  # not shown as running
     done = subprocess.run(
         [sys.executable, "-m", "shipyard", "batch", "resume", killed.id, "--json"],
         env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -239,3 +244,52 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
         read_parts(tmp_path / "killed" / "rejects"), read_parts(tmp_path / "whole" / "rejects")
     )
     assert not list((tmp_path / "killed").rglob(".*.tmp"))
+
+
+def test_a_csv_file_is_read_whole_every_time(registry: Registry, tmp_path: Path) -> None:
+    # The header was once read by a second reader on the rows' own handle, whose read-ahead
+    # could move it: some runs lost rows or took a line from the middle as the header.
+    source = tmp_path / "in.csv"
+    rows(40_000).to_csv(source, index=False)
+    for attempt in range(4):
+        job = start_job(registry, "credit:1", str(source), str(tmp_path / f"out{attempt}")).job
+        assert (job.rows, job.scored, job.rejected) == (40_000, 40_000, 0)
+
+
+def test_the_output_is_absolute_new_or_overwritten_and_never_a_file(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_parquet(rows(500), tmp_path / "in.parquet", row_group=250)
+    monkeypatch.chdir(tmp_path)
+    job = start_job(registry, "credit:1", str(source), "out").job
+    assert job.output == str(tmp_path / "out")  # a resume from another folder writes here too
+    with pytest.raises(BatchError, match=r"--output .*out already holds 2 part\(s\) of another job"):
+        start_job(registry, "credit:1", str(source), "out")
+    (tmp_path / "out" / "notes.txt").write_text("kept")
+    again = start_job(registry, "credit:1", write_parquet(rows(300), tmp_path / "b.parquet", row_group=300),
+                      "out", overwrite=True).job  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt", "part-00000-000000.parquet"]
+    assert again.rows == 300 and len(read_parts(tmp_path / "out")) == 300
+    with pytest.raises(BatchError, match=r"--output .*in.parquet is a file; expected a folder"):
+        start_job(registry, "credit:1", str(source), str(source))
+
+
+def test_a_file_that_is_not_parquet_fails_the_job_naming_it(registry: Registry, tmp_path: Path) -> None:
+    fake = tmp_path / "fake.parquet"
+    fake.write_text("customer,age\nc1,30\n")
+    with pytest.raises(BatchError, match=r"cannot read .*fake.parquet as parquet"):
+        start_job(registry, "credit:1", str(fake), str(tmp_path / "out"))
+    [job] = Jobs(registry.meta, actor="t").list()
+    assert job.state == "failed" and "fake.parquet" in (job.error or "")
+
+
+def test_a_job_whose_input_changed_is_not_offered_a_resume(registry: Registry, tmp_path: Path) -> None:
+    source = write_parquet(rows(400), tmp_path / "in.parquet", row_group=200)
+    options = BatchOptions(passthrough=("nope",))
+    with pytest.raises(UnresumableJobError, match="start a new job without it"):
+        start_job(registry, "credit:1", str(source), str(tmp_path / "out"), options)
+    [job] = Jobs(registry.meta, actor="t").list()
+    write_parquet(rows(401), source, row_group=200)
+    with pytest.raises(UnresumableJobError, match="changed since the job started") as raised:
+        resume_job(registry, job.id)
+    assert "batch resume" not in str(raised.value)

@@ -68,6 +68,21 @@ def test_missed_runs_run_once_and_a_due_time_runs_once(registry: Registry, sched
     assert Scheduler(schedules).tick(now + timedelta(days=1))[0].due_at == started.due_at + timedelta(days=1)
 
 
+def test_a_run_reads_the_files_of_its_due_day(
+    registry: Registry, schedules: Schedules, tmp_path: Path
+) -> None:
+    args = ["batch", "run", "m:1", "--input", f"{tmp_path}/{{yesterday}}.parquet", "--output", "p/{today}"]
+    schedules.add("nightly", "0 2 * * *", args)
+    backdate(schedules, "nightly", days=3)
+    env = {"SHIPYARD_HOME": str(registry.settings.home), "SHIPYARD_DB_URL": registry.settings.db_url}
+    runner = Scheduler(schedules, env=env)
+    [started] = runner.tick(utcnow())
+    [ended] = runner.reap(wait=True)
+    day = started.due_at.date()
+    # No such file: the refusal names the pattern as the run read it, dated by its due time.
+    assert f"{tmp_path}/{day - timedelta(days=1)}.parquet' matches no file" in ended.output
+
+
 def test_a_schedule_runs_one_at_a_time(schedules: Schedules) -> None:
     schedules.add("hourly", "0 * * * *", ["batch", "list"])
     backdate(schedules, "hourly", days=1)
@@ -90,6 +105,10 @@ def test_export_as_a_kubernetes_cronjob(schedules: Schedules) -> None:
     container = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["batch", "run", "fraud@production", "--input", "s3://b/*.parquet"]
     assert container["envFrom"] == [{"secretRef": {"name": "shipyard-store"}}]
+    odd_name = schedules.add("Nightly_Fraud", "0 2 * * *", ["batch", "list"])
+    odd = kubernetes_cronjob(odd_name, image="i", secret=None)
+    assert odd["metadata"]["name"] == "nightly-fraud"  # what Kubernetes takes (RFC 1123, lower case)
+    assert odd["metadata"]["annotations"] == {"shipyard.dev/schedule": "Nightly_Fraud"}
 
 
 def test_the_schedule_commands(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from shipyard.batch.jobs import Job, Jobs, UnitDone
 from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import Source, read_unit
 from shipyard.core.batch import PROBA_PREFIX, Batch
-from shipyard.errors import BatchError, ShipyardError
+from shipyard.errors import BatchError, InputError, ShipyardError, UnresumableJobError
 from shipyard.registry.loaded import LoadedModel
 
 __all__ = ["OUTPUT_FORMATS", "Progress", "Summary", "run_job"]
@@ -97,13 +97,13 @@ def run_job(
         BatchError: the job failed; the message says why, and the job records it.
     """
     options = job.options
-    fs, root = url_to_fs(job.output)
-    fs.makedirs(root, exist_ok=True)
-    progress = Progress(total=_rows_left(job))
     started = time.perf_counter()
     pending: _Written | None = None
+    progress = Progress()
     threads = _Scoring(int(options.get("workers") or 0))
     try:
+        fs, root = _output_root(job)
+        progress.total = _rows_left(job)
         if options.get("engine") == "spark":
             from shipyard.batch.spark import spark_units
 
@@ -135,20 +135,39 @@ def run_job(
     except ShipyardError as exc:
         if pending is not None:
             pending.abandon()
-        ended = jobs.finish(job.id, "failed", str(exc))
+        jobs.finish(job.id, "failed", str(exc))
+        if isinstance(exc, UnresumableJobError):
+            raise UnresumableJobError(f"batch job {job.id} failed: {exc}") from exc
         raise BatchError(
             f"batch job {job.id} failed: {exc}; fix it and run 'shipyard batch resume {job.id}'"
         ) from exc
     except BaseException as exc:  # Ctrl-C or a crash: leave the job resumable, say why
         if pending is not None:
             pending.abandon()
-        jobs.finish(job.id, "failed", f"interrupted: {type(exc).__name__}")
+        why = f"unexpected {type(exc).__name__}: {exc}" if isinstance(exc, Exception) else "interrupted"
+        jobs.finish(job.id, "failed", why)
         raise
     finally:
         threads.close()
+    ended = _end(jobs, job)
+    return Summary(ended, time.perf_counter() - started, progress.rows)
+
+
+def _output_root(job: Job) -> tuple[Any, str]:
+    """The output's filesystem and folder, made if new."""
+    fs, root = url_to_fs(job.output)
+    try:
+        fs.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"cannot make the output folder {job.output}: {exc}") from None
+    return fs, root
+
+
+def _end(jobs: Jobs, job: Job) -> Job:
+    """End a job whose every unit is done: failed past the reject share, else succeeded."""
     ended = jobs.get(job.id)
     share = ended.rejected / ended.rows if ended.rows else 0.0
-    limit = float(options["max_reject_share"])
+    limit = float(job.options["max_reject_share"])
     if share > limit:
         why = (
             f"{ended.rejected} of {ended.rows} rows ({share:.2%}) were rejected, more than "
@@ -156,24 +175,36 @@ def run_job(
         )
         jobs.finish(job.id, "failed", why)
         raise BatchError(f"batch job {job.id} failed: {why}")
-    ended = jobs.finish(job.id, "succeeded")
-    return Summary(ended, time.perf_counter() - started, progress.rows)
+    return jobs.finish(job.id, "succeeded")
 
 
 def _rows_left(job: Job) -> int | None:
     """The rows of the units not done yet, when every input is Parquet (its footer says)."""
     if any(source.fmt != "parquet" for source in job.sources):
         return None
-    import pyarrow.parquet as pq
 
     left = 0
     for index, source in enumerate(job.sources):
-        fs, path = url_to_fs(source.url)
-        with fs.open(path, "rb") as handle:
-            meta = pq.ParquetFile(handle).metadata
+        meta = _parquet_metadata(source)
         done = job.done.get(index, frozenset())
         left += sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups) if i not in done)
     return left
+
+
+def _parquet_metadata(source: Source) -> Any:
+    """A Parquet input's footer: its row groups and their sizes.
+
+    Raises:
+        InputError: the file is not Parquet (the message names it).
+    """
+    import pyarrow.parquet as pq
+
+    fs, path = url_to_fs(source.url)
+    try:
+        with fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).metadata
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read {source.url} as parquet: {exc}") from None
 
 
 def _check_unchanged(source: Source) -> None:
@@ -181,7 +212,7 @@ def _check_unchanged(source: Source) -> None:
 
     now = discover(source.url)[0]
     if now.fingerprint != source.fingerprint:
-        raise BatchError(
+        raise UnresumableJobError(
             f"input {source.url} changed since the job started (size or modification time); "
             "a resumed job would mix two versions of it. Start a new job"
         )
@@ -191,12 +222,8 @@ def _row_offsets(source: Source, unit_rows: int) -> Callable[[int], int]:
     """The file row of each unit's first row: row-group sizes for Parquet, fixed units otherwise."""
     if source.fmt != "parquet":
         return lambda unit: unit * unit_rows
-    import pyarrow.parquet as pq
-
-    fs, path = url_to_fs(source.url)
-    with fs.open(path, "rb") as handle:
-        meta = pq.ParquetFile(handle).metadata
-        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    meta = _parquet_metadata(source)
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return lambda unit: int(starts[unit])
 

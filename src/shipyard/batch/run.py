@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 
 from shipyard.batch.engine import OUTPUT_FORMATS, Progress, Summary, run_job
 from shipyard.batch.jobs import Jobs
@@ -14,7 +16,7 @@ from shipyard.errors import BatchError
 from shipyard.registry.loaded import warm_up
 from shipyard.registry.registry import Registry
 
-__all__ = ["BatchOptions", "resume_job", "start_job"]
+__all__ = ["BatchOptions", "dated", "resume_job", "start_job"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,22 +62,29 @@ class BatchOptions:
 def start_job(
     registry: Registry,
     ref: str | ModelRef,
-    inputs: str | Sequence[str],
+    inputs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     output: str,
     options: BatchOptions | None = None,
     *,
+    overwrite: bool = False,
     trust_pickle: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Summary:
     """Score `inputs` with the version `ref` names now, into `output`; the job is recorded first.
 
+    Args:
+        output: a folder (a local path, kept as an absolute one, or an fsspec URL); it must hold
+            no parts of another job, unless `overwrite` removes them first.
+
     Raises:
         InputError: an input matches no file or is not Parquet, CSV or JSON Lines.
-        BatchError: the job failed (it stays resumable with `resume_job`).
+        BatchError: the output is a file or holds another job's parts, or the job failed (it
+            stays resumable with `resume_job`).
     """
     options = options or BatchOptions()
+    sources = discover(inputs)  # before the model's load: a missing file is told at once
+    output = _output_folder(output, overwrite=overwrite)
     loaded = registry.load(ref, trust_pickle=trust_pickle)
-    sources = discover(inputs)
     warm_up(loaded)  # a model that cannot predict fails here, before a job is recorded
     jobs = Jobs(registry.meta, actor=registry.actor)
     version = loaded.version
@@ -107,3 +116,37 @@ def resume_job(
     warm_up(loaded)
     store = registry.settings.store_url
     return run_job(jobs, job, loaded, on_progress=on_progress, store_url=store, trust_pickle=trust_pickle)
+
+
+def dated(text: str, day: date) -> str:
+    """`text` with `{today}` and `{yesterday}` replaced by `day` and the day before (YYYY-MM-DD),
+    for commands that run every day (`shipyard schedule`)."""
+    yesterday = day - timedelta(days=1)
+    return text.replace("{today}", day.isoformat()).replace("{yesterday}", yesterday.isoformat())
+
+
+_PARTS = ("part-", "spark-", "rejects", ".part-")
+
+
+def _output_folder(output: str, *, overwrite: bool) -> str:
+    """The output folder, absolute when local (a resume from elsewhere writes to the same place),
+    checked to hold no parts of another job; with `overwrite`, those parts are removed first."""
+    from fsspec.core import url_to_fs
+
+    if "://" not in output:
+        output = os.path.abspath(os.path.expanduser(output))
+    fs, root = url_to_fs(output)
+    if fs.isfile(root):
+        raise BatchError(f"--output {output} is a file; expected a folder (new or empty) for the parts")
+    if not fs.isdir(root):
+        return output
+    found = [p for p in fs.ls(root, detail=False) if p.rstrip("/").rsplit("/", 1)[-1].startswith(_PARTS)]
+    if found and not overwrite:
+        raise BatchError(
+            f"--output {output} already holds {len(found)} part(s) of another job "
+            f"(e.g. {found[0].rsplit('/', 1)[-1]}); expected a new or empty folder. Choose another "
+            "folder (a schedule can name one per day with {today}), or pass --overwrite to remove them"
+        )
+    for path in found:
+        fs.rm(path, recursive=True)
+    return output

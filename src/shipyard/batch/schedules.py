@@ -16,9 +16,11 @@ since the scheduler's machine would run them.
 from __future__ import annotations
 
 import builtins
+import itertools
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -330,10 +332,10 @@ class Scheduler:
                     started.append(self.schedules.finish(run.id, exit_code=126, output=refusal))
                     continue
                 # The arguments may hold URLs with tokens: the log names the command only.
-                log.warning(
-                    "schedule %s (due %s): shipyard %s", schedule.name, due.isoformat(), schedule.args[0]
+                log.info(
+                    "schedule %s (due %s): shipyard %s", schedule.name, due.isoformat(), _command(schedule)
                 )
-                env = {**os.environ, **self.env}
+                env = {**os.environ, **self.env, "SHIPYARD_SCHEDULED_FOR": due.isoformat()}
                 if schedule.run_as is not None:
                     env["SHIPYARD_RUN_AS"] = json.dumps(schedule.run_as.to_dict())
                 self.running[run.id] = subprocess.Popen(
@@ -372,7 +374,15 @@ class Scheduler:
                 continue
             output, _ = process.communicate()
             del self.running[run_id]
-            ended.append(self.schedules.finish(run_id, exit_code=process.returncode, output=output or ""))
+            run = self.schedules.finish(run_id, exit_code=process.returncode, output=output or "")
+            log.info(
+                "schedule %s (due %s) %s, exit %s",
+                run.schedule,
+                run.due_at.isoformat(),
+                run.status,
+                run.exit_code,
+            )
+            ended.append(run)
         return ended
 
     def run(self, stop: threading.Event, *, every: float = 30.0) -> None:
@@ -403,7 +413,11 @@ def kubernetes_cronjob(schedule: Schedule, *, image: str, secret: str | None) ->
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": schedule.name, "labels": {"app.kubernetes.io/managed-by": "shipyard"}},
+        "metadata": {
+            "name": _cronjob_name(schedule.name),
+            "labels": {"app.kubernetes.io/managed-by": "shipyard"},
+            "annotations": {"shipyard.dev/schedule": schedule.name},
+        },
         "spec": {
             "schedule": schedule.cron,
             "timeZone": "Etc/UTC",
@@ -419,6 +433,18 @@ def kubernetes_cronjob(schedule: Schedule, *, image: str, secret: str | None) ->
             },
         },
     }
+
+
+def _command(schedule: Schedule) -> str:
+    """The command's words before its first argument (`batch run`), which hold no secrets."""
+    words = list(itertools.takewhile(lambda a: re.fullmatch(r"[a-z][a-z-]*", a) is not None, schedule.args))
+    return " ".join(words or schedule.args[:1])
+
+
+def _cronjob_name(name: str) -> str:
+    """A schedule's name as Kubernetes takes it: lower case, letters, digits and '-', at most 52."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:52].rstrip("-")
+    return safe or "shipyard-schedule"
 
 
 def _schedule(row: Any) -> Schedule:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import PII
-from shipyard.errors import BatchError
+from shipyard.errors import UnresumableJobError
 from shipyard.registry.loaded import LoadedModel
 
 __all__ = ["Scorer"]
@@ -75,9 +75,9 @@ class Scorer:
                 if not batch.columns:  # the empty table of `empty`
                     columns[name] = pa.array([], pa.string())
                     continue
-                raise BatchError(
+                raise UnresumableJobError(
                     f"--passthrough column {name!r} is not in {self.input_url}; its columns are "
-                    f"{list(batch.names)}"
+                    f"{list(batch.names)}; start a new job without it"
                 )
             columns[name] = _arrow(values if accepted is None else values[accepted])
         for name, values in predictions.to_columns().items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from shipyard.core.contract import Contract
 from shipyard.errors import InputError
 from shipyard.store.tabular import json_lines
 
-__all__ = ["FORMATS", "Source", "discover", "read_unit", "units_of"]
+__all__ = ["FORMATS", "Source", "csv_nulls", "discover", "read_unit", "units_of"]
 
 FORMATS = {
     ".parquet": "parquet",
@@ -63,14 +64,15 @@ class Source:
         return cls(data["url"], data["fmt"], int(data["size"]), data["fingerprint"])
 
 
-def discover(patterns: str | Sequence[str]) -> list[Source]:
+def discover(patterns: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Source]:
     """Every file the paths, globs or URLs name, sorted by name within each pattern.
 
     Raises:
         InputError: a pattern matches nothing, or a file's suffix names no supported format.
     """
     found: list[Source] = []
-    for pattern in [patterns] if isinstance(patterns, str) else list(patterns):
+    given = [patterns] if isinstance(patterns, str | os.PathLike) else list(patterns)
+    for pattern in (str(os.fspath(p)) for p in given):
         fs, path = url_to_fs(pattern)
         matches = sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
         matches = [m for m in matches if fs.isfile(m)]
@@ -129,7 +131,9 @@ def read_unit(
                 yield from _parquet_units(handle, batch_rows, skip)
                 return
             rows = (
-                _csv_batches(handle, contract) if source.fmt == "csv" else _json_batches(handle, source.url)
+                _csv_batches(handle, _csv_names(fs, path), contract)
+                if source.fmt == "csv"
+                else _json_batches(handle, source.url)
             )
             yield from _row_units(rows, unit_rows, batch_rows, skip)
     except InputError:
@@ -166,21 +170,59 @@ def _parquet_units(handle: Any, batch_rows: int, skip: set[int]) -> Iterator[tup
         yield group, (Batch.from_arrow(b) for b in batches)
 
 
-def _csv_batches(handle: Any, contract: Contract | None) -> Iterator[Batch]:
+def _csv_names(fs: AbstractFileSystem, path: str) -> list[str]:
+    """The header's column names, read through a handle of their own.
+
+    Arrow's CSV reader reads ahead on a thread: a reader opened only for the header, on the
+    handle the rows are then read from, could still move that handle after a seek to its start,
+    and the rows' reader then took a line from the middle of the file as its header.
+    """
+    import pyarrow.csv as pcsv
+
+    with _open(fs, path, native=True) as handle:
+        reader = pcsv.open_csv(handle, read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False))
+        names = list(reader.schema.names)
+        reader.close()
+    return names
+
+
+def csv_nulls(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A CSV batch read as text with the cells that mean "missing" (empty, NA, n/a, null, NaN,
+    ...: Arrow's CSV reader's list, which the local engine reads with) made null, for a reader
+    that knows only empty cells (Spark's)."""
+    import pyarrow.compute as pc
+
+    nulls = pa.array(_csv_null_values(), pa.string())
+    columns = [
+        pc.if_else(pc.is_in(c, value_set=nulls), pa.scalar(None, c.type), c)
+        if pa.types.is_string(c.type)
+        else c
+        for c in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)
+
+
+def _csv_null_values() -> list[str]:
+    import pyarrow.csv as pcsv
+
+    return list(pcsv.ConvertOptions().null_values)
+
+
+def _csv_batches(handle: Any, names: list[str], contract: Contract | None) -> Iterator[Batch]:
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
     # Every column is read as text, so one bad cell cannot fail the file (a streaming reader
     # fixes its types on the first block); numbers are parsed per batch in C++, and a batch with
     # a cell that does not parse leaves that column as text for the contract to reject the row.
-    names = pcsv.open_csv(handle, read_options=pcsv.ReadOptions(block_size=1 << 16)).schema.names
-    handle.seek(0)
     numeric = {f.name for f in contract.features if f.is_numeric} if contract else set()
     reader = pcsv.open_csv(
         handle,
         read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
         convert_options=pcsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=_csv_null_values(),
+            strings_can_be_null=True,
         ),
     )
     for batch in reader:

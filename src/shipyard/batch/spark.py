@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from shipyard.batch.jobs import Job, Jobs, UnitDone
 from shipyard.batch.scoring import Scorer
-from shipyard.batch.sources import Source
+from shipyard.batch.sources import Source, csv_nulls
 from shipyard.core.batch import Batch
 from shipyard.errors import BatchError, MissingDependencyError, ShipyardError
 from shipyard.registry.loaded import LoadedModel, warm_up
@@ -123,6 +123,7 @@ def _score_source(
         template=scorer,
         schema=schema,
         offsets=offsets,
+        text=source.fmt == "csv",
     )
     scored = numbered_frame.mapInArrow(score, from_arrow_schema(schema)).persist()
     try:
@@ -194,6 +195,7 @@ def _scorer(
     template: Scorer,
     schema: pa.Schema,
     offsets: dict[int, int],
+    text: bool,
 ) -> Any:
     """The function each executor runs on its Arrow batches (pickled with what it needs)."""
     input_url, passthrough, name_input = template.input_url, template.passthrough, template.name_input
@@ -213,9 +215,10 @@ def _scorer(
             loaded = _LOADED[key] = load_version(version, store, trust_pickle=trust_pickle, signed=signed)
         scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
         seen = 0  # rows of this partition so far (text inputs)
-        for record_batch in batches:
-            if record_batch.num_rows == 0:
+        for given in batches:
+            if given.num_rows == 0:
                 continue
+            record_batch = csv_nulls(given) if text else given  # missing cells as the local engine reads them
             if _ROW in record_batch.schema.names:
                 row = record_batch.column(_ROW).to_numpy()
                 batch = Batch.from_arrow(record_batch.drop_columns([_ROW]))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -46,11 +48,18 @@ def batch_run(
         typer.Option(help="The Spark master for --engine spark (local[*], spark://host:7077, yarn, ...)."),
     ] = "local[*]",
     workers: Annotated[int, typer.Option(help="Threads scoring batches side by side (0: one per core).")] = 0,
+    overwrite: Annotated[
+        bool, typer.Option(help="Remove the parts of an earlier job from OUTPUT first (refused otherwise).")
+    ] = False,
     trust_pickle: TrustPickleOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Score every row of the inputs; rows the contract rejects go to OUTPUT/rejects/ with reasons."""
-    from shipyard.batch.run import BatchOptions, start_job
+    """Score every row of the inputs; rows the contract rejects go to OUTPUT/rejects/ with reasons.
+
+    {today} and {yesterday} in --input and --output become dates (YYYY-MM-DD, UTC): of the run's
+    due time when the scheduler starts it, else of now.
+    """
+    from shipyard.batch.run import BatchOptions, dated, start_job
 
     options = BatchOptions(
         format=format,
@@ -62,9 +71,17 @@ def batch_run(
         spark_master=spark_master,
         workers=workers,
     )
+    day = _run_day()
     with registry() as reg:
         summary = start_job(
-            reg, ref, input, output, options, trust_pickle=trust_pickle, on_progress=_reporter(json_out)
+            reg,
+            ref,
+            [dated(pattern, day) for pattern in input],
+            dated(output, day),
+            options,
+            overwrite=overwrite,
+            trust_pickle=trust_pickle,
+            on_progress=_reporter(json_out),
         )
     _show_summary(
         summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
@@ -98,7 +115,7 @@ def batch_status(
     with registry() as reg:
         reg.allow(Action.READ)
         job = Jobs(reg.meta, actor=reg.actor).get(job_id)
-    _show_summary(job.to_dict(), json_out)
+    _show_summary(job.to_dict() | {"state": _state(job)}, json_out)
 
 
 @batch_app.command("list")
@@ -122,10 +139,33 @@ def batch_list(
         None,
         ["id", "model", "state", "rows", "scored", "rejected", "started"],
         [
-            (j.id, j.ref, j.state, j.rows, j.scored, j.rejected, f"{j.created_at:%Y-%m-%d %H:%M:%S}")
+            (j.id, j.ref, _state(j, short=True), j.rows, j.scored, j.rejected, f"{j.created_at:%F %T}")
             for j in jobs
         ],
     )
+
+
+def _state(job: Any, *, short: bool = False) -> str:
+    """A job's state; a running job whose process on this host is gone (killed) shows as stopped."""
+    import socket
+
+    from shipyard.batch.jobs import alive
+
+    here = job.holder.rpartition(":")[0] == socket.gethostname()
+    if job.state != "running" or not here or alive(job.holder):
+        return str(job.state)
+    if short:
+        return "stopped"
+    return f"stopped (its process {job.holder} is gone; 'shipyard batch resume {job.id}' finishes it)"
+
+
+def _run_day() -> date:
+    """The day a run is for: its due time's when the scheduler started it (a missed run started
+    late still reads its own day's files), else today's, in UTC."""
+    due = os.environ.get("SHIPYARD_SCHEDULED_FOR")
+    if due:
+        return datetime.fromisoformat(due).astimezone(UTC).date()
+    return datetime.now(UTC).date()
 
 
 def _show_summary(data: dict[str, Any], json_out: bool) -> None:
@@ -316,6 +356,7 @@ def scheduler(
     from shipyard.batch.schedules import Scheduler, Schedules
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("shipyard.scheduler").setLevel(logging.INFO)  # each run started and ended
     with registry() as reg:
         reg.allow(Action.SCHEDULE)
         runner = Scheduler(Schedules(reg.meta, actor=reg.actor))

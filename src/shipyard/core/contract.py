@@ -365,14 +365,9 @@ class Contract:
                 continue
             raw = data.columns.get(feature.name)
             if raw is None:
-                violations.append(
-                    Violation(
-                        None,
-                        feature.name,
-                        None,
-                        f"the column is missing; expected a {feature.dtype} column named {feature.name!r}",
-                    )
-                )
+                kind = f"{_article(str(feature.dtype))} {feature.dtype}"
+                why = f"the column is missing; expected {kind} column named {feature.name!r}"
+                violations.append(Violation(None, feature.name, None, why))
                 rejected[:] = True
                 columns[feature.name] = np.full(n, None, dtype=object)
                 continue
@@ -575,3 +570,7 @@ def _show(value: Any) -> str:
         return str(int(value))
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
