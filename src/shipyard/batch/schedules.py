@@ -128,12 +128,29 @@ def check_cron(cron: str) -> str:
     """
     from croniter import croniter
 
-    if len(cron.split()) != 5 or not croniter.is_valid(cron):
+    fields = cron.split()
+    if len(fields) != 5 or not croniter.is_valid(cron):
+        bad = ""
+        for i, (value, (name, span)) in enumerate(zip(fields, _CRON_FIELDS, strict=False)):
+            probe = ["*"] * 5
+            probe[i] = value
+            if not croniter.is_valid(" ".join(probe)):
+                bad = f" (field {i + 1}, the {name}, is {value!r}; expected {span})"
+                break
         raise BatchError(
-            f"--cron {cron!r} is not a cron expression; expected five fields, minute hour day month "
-            "weekday, e.g. '0 2 * * *' (02:00 UTC every day)"
+            f"--cron {cron!r} is not a cron expression{bad}; expected five fields, minute hour day "
+            "month weekday, e.g. '0 2 * * *' (02:00 UTC every day)"
         )
     return cron
+
+
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of the month", "1-31"),
+    ("month", "1-12 or jan-dec"),
+    ("weekday", "0-6 or sun-sat"),
+)
 
 
 class Schedules:
