@@ -54,6 +54,7 @@ from shipyard.errors import (
     StoreUnavailableError,
     UnknownFlavorError,
     UnknownModelError,
+    UnresumableJobError,
     UnsupportedMediaError,
     UntrustedArtifactError,
 )
@@ -223,6 +224,7 @@ __all__ = [
     "TrustedKeys",
     "UnknownFlavorError",
     "UnknownModelError",
+    "UnresumableJobError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
     "Validation",
