@@ -220,7 +220,7 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
         [sys.executable, "-m", "shipyard", "batch", "status", killed.id],
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    assert "stopped (its process" in " ".join(status.stdout.split())  # not shown as running
+    assert "stopped: its process" in " ".join(status.stdout.split())  # not shown as running
     done = subprocess.run(
         [sys.executable, "-m", "shipyard", "batch", "resume", killed.id, "--json"],
         env=env, capture_output=True, text=True, timeout=300, check=False,

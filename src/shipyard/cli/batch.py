@@ -115,7 +115,7 @@ def batch_status(
     with registry() as reg:
         reg.allow(Action.READ)
         job = Jobs(reg.meta, actor=reg.actor).get(job_id)
-    _show_summary(job.to_dict() | {"state": _state(job)}, json_out)
+    _show_summary(job.to_dict() | {"process_gone": _process_gone(job)}, json_out)
 
 
 @batch_app.command("list")
@@ -139,24 +139,28 @@ def batch_list(
         None,
         ["id", "model", "state", "rows", "scored", "rejected", "started"],
         [
-            (j.id, j.ref, _state(j, short=True), j.rows, j.scored, j.rejected, f"{j.created_at:%F %T}")
+            (
+                j.id,
+                j.ref,
+                "stopped" if _process_gone(j) else j.state,
+                j.rows,
+                j.scored,
+                j.rejected,
+                f"{j.created_at:%Y-%m-%d %H:%M:%S}",
+            )
             for j in jobs
         ],
     )
 
 
-def _state(job: Any, *, short: bool = False) -> str:
-    """A job's state; a running job whose process on this host is gone (killed) shows as stopped."""
+def _process_gone(job: Any) -> bool:
+    """A job left running by a process on this host that is gone (killed): shown as stopped."""
     import socket
 
     from shipyard.batch.jobs import alive
 
     here = job.holder.rpartition(":")[0] == socket.gethostname()
-    if job.state != "running" or not here or alive(job.holder):
-        return str(job.state)
-    if short:
-        return "stopped"
-    return f"stopped (its process {job.holder} is gone; 'shipyard batch resume {job.id}' finishes it)"
+    return bool(job.state == "running" and here and not alive(job.holder))
 
 
 def _run_day() -> date:
@@ -172,9 +176,13 @@ def _show_summary(data: dict[str, Any], json_out: bool) -> None:
     if json_out:
         emit_json(data)
         return
+    state = data["state"] + (f": {data['error']}" if data.get("error") else "")
+    if data.get("process_gone"):
+        resume = f"'shipyard batch resume {data['id']}'"
+        state = f"stopped: its process {data['holder']} is gone; {resume} finishes it"
     pairs: list[tuple[str, Any]] = [
         ("model", data["ref"] + f" (version {data['version']})"),
-        ("state", data["state"] + (f": {data['error']}" if data.get("error") else "")),
+        ("state", state),
         ("inputs", ", ".join(data["inputs"])),
         ("output", data["output"]),
         ("rows", f"{data['rows']:,} = {data['scored']:,} scored + {data['rejected']:,} rejected"),
