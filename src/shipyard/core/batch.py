@@ -167,20 +167,11 @@ class Batch:
             {n: np.concatenate([p.columns[n] for p in parts]) for n in names}, sum(p.n_rows for p in parts)
         )
 
-    def to_numpy(self, dtype: npt.DTypeLike = np.float64, *, order: str = "C") -> Array:
-        """All columns as one 2-D array of `dtype` (rows x columns).
-
-        Args:
-            order: 'C' (rows contiguous: what models that walk rows, such as trees, read fastest)
-                or 'F' (columns contiguous: a plain copy of each column, a few times cheaper).
-        """
+    def to_numpy(self, dtype: npt.DTypeLike = np.float64) -> Array:
+        """All columns as one 2-D array of `dtype` (rows x columns), rows contiguous: what models
+        that walk rows, such as trees, read fastest."""
         if not self.columns:
             return np.empty((self.n_rows, 0), dtype=dtype)
-        if order == "F":
-            out = np.empty((self.n_rows, len(self.columns)), dtype=dtype, order="F")
-            for j, column in enumerate(self.columns.values()):
-                out[:, j] = column
-            return out
         return np.column_stack([c.astype(dtype, copy=False) for c in self.columns.values()])
 
     def to_pandas(self) -> pd.DataFrame:
