@@ -124,7 +124,10 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     [listed] = json.loads(run("schedule", "list", "--json").stdout)
     assert listed["command"] == ["shipyard", "batch", "list", "--json"]
-    exported = yaml.safe_load(run("schedule", "export", "nightly", "--k8s").stdout)
+    unsafe = run("schedule", "export", "nightly", "--k8s")
+    assert "warning: no --secret" in unsafe.stderr  # its pod would score against an empty registry
+    exported = yaml.safe_load(unsafe.stdout)
+    assert "warning" not in run("schedule", "export", "nightly", "--k8s", "--secret", "store").stderr
     assert exported["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
         "shipyard"
     ]

@@ -347,6 +347,13 @@ def schedule_export(
     with registry() as reg:
         reg.allow(Action.READ)
         schedule = Schedules(reg.meta, actor=reg.actor).get(name)
+    if not secret:  # a pod has no home of ours: without the store's URLs it starts an empty registry
+        typer.echo(
+            "warning: no --secret: the CronJob's pod gets no SHIPYARD_DB_URL or SHIPYARD_STORE_URL and "
+            "would run against an empty registry in its own home; pass --secret NAME, a Secret holding "
+            "both",
+            err=True,
+        )
     typer.echo(
         yaml.safe_dump(kubernetes_cronjob(schedule, image=image, secret=secret), sort_keys=False), nl=False
     )
