@@ -32,10 +32,15 @@ def batch_demo(reg: Registry, rows: pd.DataFrame) -> None:
     output = folder / "scored"
     console.print(
         f"\n15. [bold]shipyard batch run credit@staging --input {source.name} --output scored/ "
-        "--passthrough application[/]"
+        "--passthrough application --overwrite[/]"
     )
-    summary = start_job(
-        reg, "credit@staging", str(source), str(output), BatchOptions(passthrough=("application",))
+    summary = start_job(  # overwrite: the folder is the demo's own, and an earlier demo left its parts
+        reg,
+        "credit@staging",
+        str(source),
+        str(output),
+        BatchOptions(passthrough=("application",)),
+        overwrite=True,
     )
     job = summary.job
     console.print(

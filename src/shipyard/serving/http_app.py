@@ -33,7 +33,7 @@ from shipyard.errors import (
     UnknownModelError,
     UnsupportedMediaError,
 )
-from shipyard.monitoring.feedback import parse_feedback
+from shipyard.monitoring.feedback import parse_feedback, refusal, server_check
 from shipyard.security.access import Principal
 from shipyard.security.guard import credential
 from shipyard.serving import oip
@@ -248,13 +248,23 @@ class HttpApp:
                 raise FeedbackError("this server takes no feedback (it was started without a metadata store)")
             labels = parse_feedback(await self._json_body(scope, receive, _JSON_TYPES))
             loop = asyncio.get_running_loop()
+            check = server_check(store.meta, self.service.events)
+            good, refused = await loop.run_in_executor(None, check.check, labels)
+            if any(r.kind == "unknown_request" for r in refused):
+                await asyncio.sleep(check.settle_seconds)  # the other workers' unwritten requests
+                good, refused = await loop.run_in_executor(None, check.check, labels)
+            if refused:
+                raise refusal(refused, total=len(labels), source="the body")
             stored = await loop.run_in_executor(
                 None,
-                functools.partial(store.add, labels, source="api", actor=_actor(scope)),
+                functools.partial(store.add, good, source="api", actor=_actor(scope)),
             )
         except ShipyardError as exc:
             status = status_of(exc)
-            await _json(send, status, {"error": {"type": _error_type(exc), "message": str(exc)}})
+            error: dict[str, Any] = {"type": _error_type(exc), "message": str(exc)}
+            if isinstance(exc, FeedbackError) and exc.refused:
+                error["refused"] = list(exc.refused)
+            await _json(send, status, {"error": error})
             return status
         return await _json(send, 202, {"accepted": stored})
 

@@ -363,18 +363,20 @@ class _DriftCollector:
             if report is None:
                 continue
             key = [model, str(version)]
-            for c in report.features:
+            rows.add_metric(key, float(report.current_rows))
+            if not report.judged:
+                continue  # like /drift: nothing is published until there are min_rows rows
+            for c in (c for c in report.features if c.judged):
                 if c.stats.get("psi") is not None:
                     psi.add_metric([*key, c.name], float(c.stats["psi"] or 0.0))
                 if c.stats.get("js") is not None:
                     js.add_metric([*key, c.name], float(c.stats["js"] or 0.0))
                 drifted.add_metric([*key, c.name], 1.0 if c.drifted else 0.0)
-            for c in report.outputs:
+            for c in (c for c in report.outputs if c.judged):
                 if c.stats.get("psi") is not None:
                     output_psi.add_metric([*key, c.name], float(c.stats["psi"] or 0.0))
             share.add_metric(key, report.share)
             dataset.add_metric(key, 1.0 if report.dataset_drift else 0.0)
-            rows.add_metric(key, float(report.current_rows))
         yield from (psi, js, drifted, output_psi, share, dataset, rows)
 
 
