@@ -12,17 +12,24 @@ slower than a call, so it never waits. Some transports hand requests over one pe
 loop (gRPC does), so neither "whatever is queued now" nor the arrival rate shows the load; for
 those, a request that arrives while others are in flight holds the queue for the whole
 `max_wait_ms`. A lone gRPC client has no company, so it never waits either.
+
+A model call that raises fails the requests of that call and nothing else: each one still
+waiting is failed with the error (`Queued.fail`), the error is logged, and the loop goes on with
+the next queue. A request is never left without an answer, whatever `run` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["AdaptiveBatcher", "Queued"]
+
+log = logging.getLogger("shipyard.serve")
 
 
 class Queued(Protocol):
@@ -41,6 +48,10 @@ class Queued(Protocol):
         """Other requests in flight on this worker when this one arrived."""
         ...
 
+    def fail(self, error: BaseException) -> None:
+        """Answer the request with `error`, unless it was answered already."""
+        ...
+
 
 J = TypeVar("J", bound=Queued)
 
@@ -49,7 +60,8 @@ class AdaptiveBatcher(Generic[J]):
     """Gather queued requests into model calls.
 
     Args:
-        run: called with the requests of one model call; it answers each of them itself.
+        run: called with the requests of one model call; it answers each of them itself. When it
+            raises, every request of the call it left unanswered is failed with the error.
         max_batch_rows: the most rows one call may take (a single larger request runs alone).
         max_wait_ms: how long a queue may wait for more requests while the server is under load;
             0 never waits.
@@ -119,6 +131,16 @@ class AdaptiveBatcher(Generic[J]):
         started = time.perf_counter()
         try:
             self._run(jobs)
+        except BaseException as exc:
+            # `run` answers its requests itself; when it raises, the ones it left would wait for
+            # ever (their callers holding their bodies and the in-flight count), so fail them.
+            log.error(
+                "a model call of %d request(s) failed; answering them with its error", len(jobs), exc_info=exc
+            )
+            for job in jobs:
+                job.fail(exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             self._call = 0.8 * self._call + 0.2 * (time.perf_counter() - started)
             if self._queue and self._handle is None:

@@ -5,6 +5,14 @@ path) and, once a second, writes a snapshot to the server's run folder under a t
 and a rename. `/metrics` in any worker renders its own live figures plus every other worker's
 latest snapshot, so the figures of other workers are at most `snapshot_seconds` old. The text is
 produced by prometheus-client from a registry made per app, never the global one.
+
+Every label's values are bounded by what the server serves, never by what a caller writes: a
+request can name any model, and a series per name would let anyone grow `/metrics` without
+limit. The models (and versions) served are `track`ed; a request counted for a model or version
+not tracked is counted under `UNKNOWN` instead (the empty string stays: a request that named no
+model, such as one to an unknown path). Every other figure is counted or set by the server for
+a model it serves. The other labels take values from fixed sets: protocol, status (an HTTP
+status or a gRPC code name), outcome, role; paths and methods are no labels at all.
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from prometheus_client.core import (
 
 from shipyard.monitoring.live import LiveProfiles
 
-__all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "UNKNOWN", "Metrics"]
+
+UNKNOWN = "__unknown__"  # the label value of every model or version not served (no name can be it)
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -139,6 +149,12 @@ _SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
 }
 
 
+# The figures a transport counts per request, whose model (and version) it takes from what the
+# request named: name -> whether the second label is the version. The service counts the others
+# by the served model that answered, so their labels are bounded already.
+_BOUNDED: dict[str, bool] = {"shipyard_requests": True, "shipyard_request_duration_seconds": False}
+
+
 # How a gauge combines over workers (sum unless named): readiness and generation show the
 # laggard, so a version counts as ready, and a generation as reached, only once every worker has it.
 _GAUGE_MERGE: dict[str, Any] = {
@@ -169,14 +185,34 @@ class Metrics:
         # name -> labels -> [bucket counts..., sum, count]
         self.histograms: dict[str, dict[Labels, list[float]]] = {}
         self.inflight = 0
+        self.served: dict[str, set[str]] = {}  # model -> versions: the label values counted as they are
         self.live: LiveProfiles | None = None
         self.drift_minutes = 15
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def track(self, model: str, version: str) -> None:
+        """Count `model` and this version of it under their own label values from now on."""
+        self.served.setdefault(model, set()).add(version)
+
+    def _bounded(self, name: str, labels: Labels) -> Labels:
+        """`labels` with a model (and version) that is not served replaced by `UNKNOWN`."""
+        with_version = _BOUNDED.get(name)
+        if with_version is None or not labels:
+            return labels
+        versions = self.served.get(labels[0])
+        if versions is None:
+            if not labels[0]:
+                return labels
+            return (UNKNOWN, "", *labels[2:]) if with_version else (UNKNOWN, *labels[1:])
+        if with_version and labels[1] and labels[1] not in versions:
+            return (labels[0], UNKNOWN, *labels[2:])
+        return labels
+
     # -- the hot path ---------------------------------------------------------------------------
     def inc(self, name: str, labels: Labels, value: float = 1.0) -> None:
-        """Add `value` to a counter."""
+        """Add `value` to a counter (an unserved model or version counted as `UNKNOWN`)."""
+        labels = self._bounded(name, labels)
         series = self.counters.setdefault(name, {})
         series[labels] = series.get(labels, 0.0) + value
 
@@ -189,7 +225,8 @@ class Metrics:
         self.counters.setdefault(name, {})[labels] = value
 
     def observe(self, name: str, labels: Labels, value: float) -> None:
-        """Record one observation in a histogram."""
+        """Record one observation in a histogram (an unserved model counted as `UNKNOWN`)."""
+        labels = self._bounded(name, labels)
         series = self.histograms.setdefault(name, {})
         cells = series.get(labels)
         buckets = _SPECS[name][3]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Array, Predictions
 from shipyard.core.refs import ModelRef
-from shipyard.errors import UnknownModelError
+from shipyard.errors import ServingError, ShipyardError, UnknownModelError
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
@@ -67,7 +67,7 @@ class Answer:
 class Pending:
     """One request waiting in a lane's batcher for its model call, and where its answer goes."""
 
-    columns: Columns
+    columns: Mapping[str, Array]  # the contract's columns, one value per row (`one_value_per_row`)
     n_rows: int
     request_id: str
     protocol: str
@@ -77,6 +77,19 @@ class Pending:
     trickles: bool = False
     company: int = 0
     queued: float = field(default_factory=time.perf_counter)
+
+    def fail(self, error: BaseException) -> None:
+        """Answer with `error` unless answered already; an error that is not Shipyard's own is a
+        fault of the server (5xx), told without its text, which may quote the inputs."""
+        if self.future.done():
+            return
+        if not isinstance(error, ShipyardError):
+            error = ServingError(
+                f"the server failed while answering request {self.request_id} "
+                f"({type(error).__name__}); the fault is the server's, not the request's, and its "
+                "log has the details"
+            )
+        self.future.set_exception(error)
 
 
 class Lane:
@@ -172,6 +185,7 @@ class ServedModel:
         self.primary = Lane(self, loaded)
         self.lanes = {loaded.version.version: self.primary}
         metrics = self.service.metrics
+        metrics.track(self.name, str(loaded.version.version))
         metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
         metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
         metrics.set("shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds)
@@ -188,6 +202,8 @@ class ServedModel:
         metrics = self.service.metrics
         for version in self.lanes.keys() - lanes.keys():
             metrics.set("shipyard_model_ready", (self.name, str(version)), 0.0)
+        for version in lanes:
+            metrics.track(self.name, str(version))
         for version in lanes.keys() - self.lanes.keys():
             metrics.set("shipyard_model_ready", (self.name, str(version)), 1.0)
             if self.service.live is not None:

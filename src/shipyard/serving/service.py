@@ -1,10 +1,14 @@
 """The data plane every transport calls: route, batch, validate, predict, log, count.
 
 Transports decode a request into columns and call `ModelService.predict`; they encode what comes
-back. Requests for one version are merged by the adaptive batcher, validated together by the
-version's contract (one vectorised pass), and only the requests whose rows all pass are
-predicted. A request with a bad row gets every violation of its own rows and nothing of anyone
-else's; the other requests in the batch are served as if it had never arrived.
+back. Each request's columns are read into arrays, one value per row, before it is queued, so a
+request that cannot be read as rows gets its own error and never reaches a model call. Requests
+for one version are merged by the adaptive batcher, validated together by the version's contract
+(one vectorised pass), and only the requests whose rows all pass are predicted. A request with a
+bad row gets every violation of its own rows and nothing of anyone else's; the other requests in
+the batch are served as if it had never arrived. Should a merged call fail in a way nobody
+foresaw, each of its requests is tried alone, so only the one at fault gets the error (a 5xx:
+the fault is the server's); the batcher answers any request a call leaves unanswered.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
 import random
 import time
 import uuid
@@ -23,10 +28,12 @@ from typing import Any
 import numpy as np
 
 from shipyard.core.batch import Array, Batch, Predictions
-from shipyard.core.contract import Contract
+from shipyard.core.contract import PII, Contract, Validation, Violation
+from shipyard.core.dtypes import DTYPE_WORDS, DType
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ContractViolationError,
+    InputError,
     NotReadyError,
     PredictionError,
     RequestTooLargeError,
@@ -44,6 +51,19 @@ from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Answer, Columns, Lane, Limits, Pending, ServedModel
 
 __all__ = ["ModelService", "example_row", "warm_up"]
+
+log = logging.getLogger("shipyard.serve")
+
+# What a caller may have put where one value belongs (a JSON array or object).
+_NESTED: dict[type, str] = {
+    list: "a JSON array",
+    tuple: "a JSON array",
+    np.ndarray: "a JSON array",
+    dict: "a JSON object",
+}
+
+
+_Call = tuple[Batch, Predictions]  # one model call: its rows and its outputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +123,7 @@ class ModelService:
         """Serve `loaded` under its model name; `warm_up` makes it ready."""
         served = ServedModel(ref, loaded, self)
         self.models[ref.name] = served
+        self.metrics.track(ref.name, str(loaded.version.version))
         if self.live is not None:
             self.live.track(ref.name, loaded.version.version, loaded.version.profile)
         self.metrics.set("shipyard_model_load_seconds", (ref.name, str(loaded.version.version)), load_seconds)
@@ -223,8 +244,10 @@ class ModelService:
 
         Raises:
             RequestTooLargeError: more rows than `limits.max_rows`.
+            InputError: a column does not hold one value per row.
             ContractViolationError: some of this request's rows break the contract.
             PredictionError: the model failed on this request's rows.
+            ServingError: the server failed on this request (a fault of the server).
         """
         if n_rows > self.limits.max_rows:
             raise RequestTooLargeError(
@@ -236,8 +259,9 @@ class ModelService:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         company = self.metrics.inflight - 1
         lane = served.lane(key, version)
+        rows = one_value_per_row(lane.loaded, columns, n_rows)
         lane.batcher.submit(
-            Pending(columns, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
+            Pending(rows, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
         )
         answer = await future
         router = served.router
@@ -283,9 +307,14 @@ class ModelService:
             self._shadows += 1
             future: asyncio.Future[Answer] = loop.create_future()
             future.add_done_callback(functools.partial(self._copied, copy.labels))
+            try:  # the shadow's contract reads the caller's columns, which may not suit it
+                rows = one_value_per_row(copy.lane.loaded, copy.columns, copy.n_rows)
+            except ShipyardError as exc:
+                future.set_exception(exc)
+                continue
             copy.lane.batcher.submit(
                 Pending(
-                    copy.columns,
+                    rows,
                     copy.n_rows,
                     copy.request_id,
                     "shadow",
@@ -301,28 +330,37 @@ class ModelService:
         self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
 
     def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[Pending]) -> None:
-        """Validate and predict the requests of one model call, answering each one."""
+        """Validate and predict the requests of one model call, answering each one.
+
+        Raises:
+            Exception: an unforeseen failure on a lone request (the batcher answers it with a
+                server fault), or in the bookkeeping after every request was answered.
+        """
         started = time.perf_counter()
         name = served.name
         metrics = self.metrics
         metrics.observe("shipyard_batch_requests", (name,), len(jobs))
         for job in jobs:
             metrics.observe("shipyard_queue_seconds", (name,), started - job.queued)
-        contract = loaded.contract
-        names = contract.names
-        answered: list[tuple[Pending, Batch, Predictions]] = []
-        failed: list[tuple[Pending, ShipyardError]] = []
-        whole = []
-        for job in jobs:
-            if all(n in job.columns for n in names):
-                whole.append(job)
-                continue
-            # Missing columns: validate alone, so the message names them for this caller only.
-            validation = contract.validate(Batch.from_columns(job.columns))
-            failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
-        calls: list[tuple[Batch, Predictions]] = []  # each model call's rows and outputs
-        if whole:
-            calls = self._predict_merged(loaded, whole, answered, failed)
+        try:
+            answered, failed, calls = self._answer(loaded, jobs)
+        except Exception:
+            if len(jobs) == 1:
+                raise
+            log.exception(
+                "a model call of %d requests to %s failed; answering each request alone", len(jobs), name
+            )
+            answered, failed, calls = [], [], []
+            for job in jobs:
+                try:
+                    alone = self._answer(loaded, [job])
+                except Exception as exc:
+                    log.error("request %s to %s failed", job.request_id, name, exc_info=exc)
+                    job.fail(exc)
+                    continue
+                answered += alone[0]
+                failed += alone[1]
+                calls += alone[2]
         version = loaded.version
         for job, _, predictions in answered:
             if not job.future.done():
@@ -338,17 +376,37 @@ class ModelService:
         if self.events is not None:
             self._log(served.model, version, answered, failed)
 
+    def _answer(
+        self, loaded: LoadedModel, jobs: Sequence[Pending]
+    ) -> tuple[list[tuple[Pending, Batch, Predictions]], list[tuple[Pending, ShipyardError]], list[_Call]]:
+        """The answers to `jobs` (served with their rows and outputs, or failed with their error),
+        and the model calls made, as (rows, outputs); answers nobody yet."""
+        contract = loaded.contract
+        names = contract.names
+        answered: list[tuple[Pending, Batch, Predictions]] = []
+        failed: list[tuple[Pending, ShipyardError]] = []
+        whole = []
+        for job in jobs:
+            if all(n in job.columns for n in names):
+                whole.append(job)
+                continue
+            # Missing columns: validate alone, so the message names them for this caller only.
+            validation = contract.validate(Batch(dict(job.columns), job.n_rows))
+            failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
+        calls = self._predict_merged(loaded, whole, answered, failed) if whole else []
+        return answered, failed, calls
+
     def _predict_merged(
         self,
         loaded: LoadedModel,
         jobs: Sequence[Pending],
         served: list[tuple[Pending, Batch, Predictions]],
         failed: list[tuple[Pending, ShipyardError]],
-    ) -> list[tuple[Batch, Predictions]]:
+    ) -> list[_Call]:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
         where = str(loaded.version.ref)
         batch = _merge(loaded.contract, jobs)
-        validation = loaded.contract.validate(batch)
+        validation = _finite(loaded.contract, loaded.contract.validate(batch))
         offsets = np.cumsum([0] + [j.n_rows for j in jobs])
         good: list[int] = []
         if validation.ok:
@@ -447,6 +505,90 @@ def _logged_error(exc: ShipyardError, version: ModelVersion) -> str:
 
 def _violation(message: str, validation: Any) -> ContractViolationError:
     return ContractViolationError(message, validation.violations)
+
+
+def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Array]:
+    """The contract's columns of one request as one-dimensional arrays, one value per row.
+
+    Read before the request is queued, so what is wrong with it fails it alone. A list or an
+    object where one value belongs (which numpy would read as another dimension of the column,
+    and which no feature type accepts) breaks the contract at its row and feature.
+
+    Raises:
+        InputError: a column does not hold `n_rows` values.
+        ContractViolationError: a value is a list or an object.
+    """
+    contract = loaded.contract
+    picked = {n: columns[n] for n in contract.names if n in columns}
+    try:
+        arrays = dict(Batch.from_columns(picked).columns)
+    except InputError:
+        arrays = {n: _column(v) for n, v in picked.items()}
+    violations: list[Violation] = []
+    rejected = np.zeros(n_rows, dtype=bool)
+    for name, array in arrays.items():
+        if len(array) != n_rows:
+            raise InputError(
+                f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); expected one value per row"
+            )
+        if array.dtype.kind != "O" or set(map(type, array)).isdisjoint(_NESTED):
+            continue
+        feature = contract.feature(name)
+        for row, value in enumerate(array):
+            nested = _NESTED.get(type(value))
+            if nested is not None:
+                reason = f"expected {DTYPE_WORDS[feature.dtype]}, one value per row, not {nested}"
+                violations.append(Violation(row, name, PII if feature.pii else value, reason))
+                rejected[row] = True
+    if violations:
+        violations.sort(key=lambda v: v.row or 0)
+        validation = Validation(Batch(arrays, n_rows), tuple(violations), {}, (), rejected)
+        raise _violation(validation.message(str(loaded.version.ref)), validation)
+    return arrays
+
+
+def _finite(contract: Contract, validation: Validation) -> Validation:
+    """`validation` with the infinite values of float features rejected too.
+
+    The contract passes infinity where no range is enforced, and most models fail on it (or
+    answer from a number they were never trained near); the server never gives it to a model.
+    """
+    columns = validation.batch.columns
+    found: list[Violation] = []
+    rejected: Array | None = None
+    for feature in contract.features:
+        column = columns[feature.name]
+        if feature.dtype is not DType.FLOAT or column.dtype.kind != "f":
+            continue
+        infinite = np.isinf(column)
+        if not infinite.any():
+            continue
+        if rejected is None:
+            rejected = np.zeros(validation.batch.n_rows, dtype=bool)
+            rejected[validation.rejected_rows] = True
+        rejected |= infinite
+        for row in np.flatnonzero(infinite).tolist():
+            value = PII if feature.pii else float(column[row])
+            found.append(Violation(row, feature.name, value, "expected a finite number, not infinity"))
+    if rejected is None:
+        return validation
+    violations = sorted((*validation.violations, *found), key=lambda v: -1 if v.row is None else v.row)
+    return Validation(
+        validation.batch, tuple(violations), validation.counts, validation.extra_columns, rejected
+    )
+
+
+def _column(values: Sequence[Any] | Array) -> Array:
+    """One column as a one-dimensional array even when its values are lists (kept as values)."""
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values
+    try:
+        return Batch.from_columns({"": values}).columns[""]
+    except InputError:
+        out = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values):
+            out[i] = value
+        return out
 
 
 def _merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:

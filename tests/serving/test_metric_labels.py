@@ -1,0 +1,78 @@
+"""Label values on `/metrics` are bounded by what the server serves, whatever callers ask for."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from servers import ServerProcess, credit_row
+from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.metrics import UNKNOWN, Metrics
+
+ASKED = 100  # distinct unknown names per route: a series each would add about 500 KB
+
+
+def test_requests_for_models_not_served_are_counted_under_one_label_value() -> None:
+    metrics = Metrics()
+    metrics.track("credit", "3")
+    for name in ("nope", "credit-2", "x" * 128):
+        metrics.inc("shipyard_requests", (name, "", "rest", "404"))
+        metrics.observe("shipyard_request_duration_seconds", (name, "rest"), 0.001)
+    metrics.inc("shipyard_requests", ("credit", "9", "oip-rest", "404"))
+    metrics.inc("shipyard_requests", ("credit", "3", "rest", "200"))
+    metrics.inc("shipyard_requests", ("", "", "http", "404"))
+    assert metrics.counters["shipyard_requests"] == {
+        (UNKNOWN, "", "rest", "404"): 3,
+        ("credit", UNKNOWN, "oip-rest", "404"): 1,
+        ("credit", "3", "rest", "200"): 1,
+        ("", "", "http", "404"): 1,
+    }
+    assert list(metrics.histograms["shipyard_request_duration_seconds"]) == [(UNKNOWN, "rest")]
+
+
+@pytest.fixture(scope="module")
+def metrics_size(credit_server: ServerProcess) -> int:
+    """The size of `/metrics` once every route has answered one good request."""
+    http = credit_server.http
+    assert http.post("/v1/models/credit/predict", json={"instances": [credit_row()]}).status_code == 200
+    assert http.post("/invocations", json={"dataframe_records": [credit_row()]}).status_code == 200
+    return len(http.get("/metrics").content)
+
+
+def test_unknown_models_paths_and_methods_leave_metrics_bounded(
+    credit_server: ServerProcess, metrics_size: int
+) -> None:
+    http = credit_server.http
+    with grpc.insecure_channel(credit_server.grpc_target) as channel:
+        infer = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        for i in range(ASKED):
+            name = f"nope-{i}"
+            assert http.post(f"/v1/models/{name}/predict", json={"instances": [{}]}).status_code == 404
+            assert http.post(f"/v2/models/{name}/infer", json={"inputs": []}).status_code == 404
+            assert (
+                http.post(f"/v2/models/credit/versions/{i + 7}/infer", json={"inputs": []}).status_code == 404
+            )
+            assert http.get(f"/v2/models/{name}/ready").status_code == 404
+            assert http.post(f"/{name}", json={}).status_code in (404, 405)
+            for method in ("PUT", "DELETE", "PATCH"):
+                assert http.request(method, f"/v1/models/{name}/predict").status_code in (404, 405)
+            with pytest.raises(grpc.RpcError) as caught:
+                infer(pb.ModelInferRequest(model_name=name), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    text = http.get("/metrics").text
+    assert len(text.encode()) < metrics_size + 10_000, "every unknown name grew /metrics"
+    assert "nope-" not in text
+    counted = {
+        (s.labels["model"], s.labels["version"], s.labels["protocol"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "shipyard_requests"
+        for s in family.samples
+    }
+    assert counted[(UNKNOWN, "", "rest", "404")] == ASKED
+    assert counted[(UNKNOWN, "", "oip-rest", "404")] == ASKED
+    assert counted[(UNKNOWN, "", "oip-grpc", "NOT_FOUND")] == ASKED
