@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -17,38 +20,34 @@ from shipyard.flavors.base import (
     plain_labels,
     require,
 )
+from shipyard.flavors.trust import partial_targets, untrusted
 
-__all__ = ["TRUSTED_MODULES", "SklearnFlavor", "SklearnPredictor"]
+__all__ = ["SklearnFlavor", "SklearnPredictor"]
 
-# A skops artifact may construct types from these modules (their functions are referenced by
-# name, never called at load); any other type must be listed by the caller, by name.
-TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
-TRUSTED_TYPES = frozenset({"functools.partial"})
 _FILE = "model.skops"
 
 
-def _untrusted(data: bytes, extra: tuple[str, ...]) -> list[str]:
-    sio = require("skops.io", flavor="sklearn", extra="sklearn")
-    found: list[str] = sio.get_untrusted_types(data=data)
-    return [
-        t for t in found if not t.startswith(TRUSTED_MODULES) and t not in TRUSTED_TYPES and t not in extra
-    ]
-
-
 def _loads(data: bytes, options: LoadOptions) -> Any:
+    """Load a skops file, refusing any name the trust policy (`shipyard.flavors.trust`) refuses."""
     sio = require("skops.io", flavor="sklearn", extra="sklearn")
     try:
-        untrusted = _untrusted(data, options.trusted_types)
+        reported: list[str] = sio.get_untrusted_types(data=data)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            partials = partial_targets(json.loads(archive.read("schema.json")))
     except Exception as exc:
         raise FlavorError(f"the data is not a skops model file ({exc})") from None
-    if untrusted:
+    refused = untrusted(reported, partials=partials, extra=options.trusted_types)
+    if refused:
+        listed = "; ".join(f"{name} ({why})" for name, why in refused.items())
+        flags = " ".join(f"--trust-type {name}" for name in refused)
         raise UntrustedArtifactError(
-            f"the skops artifact would construct types nobody declared trusted: {untrusted}; "
-            "if you trust them, register again with trusted_types=[...] "
-            "(CLI: --trust-type NAME)"
+            f"the skops file would construct or call what Shipyard does not trust: {listed}. "
+            "Trusted without asking are scikit-learn classes, numpy and scipy data types and a "
+            "reviewed list of maths functions (docs/security.md); a function stored in a model runs "
+            "on every prediction, so trust these only if you know where the file comes from: "
+            f"register again with trusted_types={sorted(refused)!r} (CLI: {flags})"
         )
-    trusted = sio.get_untrusted_types(data=data)
-    return sio.loads(data, trusted=trusted)
+    return sio.loads(data, trusted=reported)
 
 
 class SklearnPredictor:
