@@ -5,10 +5,12 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 
 from databases import database_at, migrations
-from shipyard import Registry, Settings, StoreUnavailableError
+from shipyard import Registry, Settings, StoreError, StoreUnavailableError
 from shipyard.store.metadata import MetadataStore
+from shipyard.store.races import ATTEMPTS
 from shipyard.store.schema import HEAD_REVISION
 
 
@@ -64,3 +66,45 @@ def test_locked_database_is_reported_and_nothing_is_written(
             holder.execute("ROLLBACK")
             holder.close()
         assert registry.list_models() == []
+
+
+def _attempts_of(store: MetadataStore, statement: str) -> tuple[int, StoreError]:
+    """Run a change that executes `statement` until the store gives up; how often it ran, and why."""
+    from sqlalchemy import text
+
+    runs = 0
+
+    def change(conn: Connection) -> None:
+        nonlocal runs
+        runs += 1
+        conn.execute(text(statement))
+
+    with pytest.raises(StoreError) as caught:
+        store.write(change)
+    return runs, caught.value
+
+
+def test_a_key_that_stays_taken_is_tried_a_bounded_number_of_times_then_named(settings: Settings) -> None:
+    store = MetadataStore(settings.db_url)
+    now = "'2026-01-01 00:00:00+00'"
+    row = f"('taken', '', 1, {now}, {now})"
+    store.write(
+        lambda conn: conn.exec_driver_sql(
+            f"INSERT INTO models (name, description, next_version, created_at, updated_at) VALUES {row}"
+        )
+    )
+    runs, error = _attempts_of(
+        store, f"INSERT INTO models (name, description, next_version, created_at, updated_at) VALUES {row}"
+    )
+    store.close()
+    assert runs == ATTEMPTS
+    assert f"refused the change {ATTEMPTS} times in" in str(error)
+    assert "nothing was written" in str(error)
+
+
+def test_an_error_that_is_no_race_is_not_tried_again(settings: Settings) -> None:
+    store = MetadataStore(settings.db_url)
+    runs, error = _attempts_of(store, "INSERT INTO models (name) VALUES (NULL)")
+    store.close()
+    assert runs == 1
+    assert "refused the change (" in str(error)

@@ -8,8 +8,10 @@ Deleting the newest entries leaves a shorter chain that is still whole, so `veri
 head (sequence and hash) for you to keep elsewhere and compare (`--expect-head`).
 
 Entries are appended in the caller's transaction (`append`), so a change and its entry are
-written together or not at all. Two writers that race for the same sequence number collide on
-its unique key; the metadata store retries the loser's whole change.
+written together or not at all. Write transactions queue (`MetadataStore.write`), so `append`
+reads the newest head. Should two writers still race for a sequence number (one outside the
+queue), they collide on its unique key and the store runs the loser's whole change again,
+re-reading the head.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """The metadata store: SQLAlchemy over SQLite (default) or PostgreSQL, migrated by Alembic.
 
-Every change runs in one transaction (`MetadataStore.write`). On SQLite a write transaction
-starts with `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing half-way; on
-PostgreSQL row locks serialise the version counter.
+Every change runs in one transaction (`MetadataStore.write`), and write transactions queue: on
+SQLite one starts with `BEGIN IMMEDIATE`, on PostgreSQL with a transaction-level advisory lock
+(one per schema). Each change thus reads the newest committed state (the audit chain's head,
+version counters, a rollout's step) with no other writer between its read and its commit. A
+change that loses a race all the same (a writer outside this queue, a deadlock, a locked SQLite
+file) runs again whole, a bounded number of times with jittered backoff (`shipyard.store.races`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from shipyard.errors import StoreError, StoreUnavailableError
+from shipyard.store.permissions import DEFAULT_FILE_MODE, create_file
+from shipyard.store.races import ATTEMPTS, backoff, lost_race
 from shipyard.store.schema import HEAD_REVISION
 
 __all__ = ["MetadataStore", "utcnow"]
@@ -27,7 +32,9 @@ __all__ = ["MetadataStore", "utcnow"]
 T = TypeVar("T")
 _WRITE = "shipyard_write"
 _MIGRATION_LOCK = 0x5348_4950  # "SHIP": the advisory lock key for migrations on PostgreSQL
-_RETRIES = 8
+# Writers queue on an advisory lock named for the schema, so stores in other schemas of the same
+# database do not wait for each other.
+_WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('shipyard-writes:' || current_schema(), 0))"
 
 
 def utcnow() -> datetime:
@@ -46,19 +53,24 @@ class MetadataStore:
     Args:
         url: a SQLAlchemy URL (`sqlite:///path`, `postgresql+psycopg://...`).
         busy_timeout: seconds a writer waits for a lock held by another process.
+        file_mode: the mode a new SQLite file and its folders are created with (its journal
+            files follow it); None to leave it to the umask.
 
     Raises:
         StoreUnavailableError: the database cannot be reached or migrated.
     """
 
-    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, busy_timeout: float = 30.0, file_mode: int | None = DEFAULT_FILE_MODE
+    ) -> None:
         self.url = url
+        self.busy_timeout = busy_timeout
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self.shown_url = parsed.render_as_string(hide_password=True)
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                create_file(Path(parsed.database), file_mode=file_mode)
             self.engine = create_engine(url, connect_args={"timeout": busy_timeout})
             _use_explicit_sqlite_transactions(self.engine, busy_timeout)
         else:
@@ -81,47 +93,73 @@ class MetadataStore:
             yield conn
 
     def write(self, change: Callable[[Connection], T]) -> T:
-        """Run `change` in one write transaction, retrying when a concurrent writer won a race.
+        """Run `change` in one write transaction, again whole when a concurrent writer won a race.
 
-        The change must be a function of the connection only, so that retrying it is safe.
+        The change must be a function of the connection only, so that running it again is safe.
+        It runs at most `races.ATTEMPTS` times, and not again once `busy_timeout` has passed.
 
         Raises:
-            StoreUnavailableError: the database is locked past the timeout or unreachable.
+            StoreUnavailableError: the database stayed locked or busy, or is unreachable.
+            StoreError: the database refused the change.
         """
-        for attempt in range(_RETRIES):
+        started = time.monotonic()
+        for attempt in range(1, ATTEMPTS + 1):
             try:
-                with self._translated(), self._write_engine.begin() as conn:
+                with self._write_engine.begin() as conn:
+                    if self.dialect == "postgresql":
+                        self._queue(conn)
                     return change(conn)
-            except sa_exc.IntegrityError as exc:
-                # Another writer inserted the same unique key between our read and our write.
-                if attempt == _RETRIES - 1:
-                    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-                    raise StoreError(
-                        f"the metadata store {self.shown_url} refused the change ({detail}); "
-                        "nothing was written"
-                    ) from None
-                time.sleep(0.01 * (attempt + 1))
+            except sa_exc.DBAPIError as exc:
+                race = lost_race(exc)
+                waited = time.monotonic() - started
+                if race is None or attempt == ATTEMPTS or waited >= self.busy_timeout:
+                    raise self._given_up(exc, race, attempt, waited) from None
+            time.sleep(backoff(attempt))
         raise AssertionError("unreachable")
+
+    def _queue(self, conn: Connection) -> None:
+        """Wait (at most `busy_timeout`) until no other write transaction runs on this schema."""
+        conn.execute(
+            text("SELECT set_config('lock_timeout', :ms, true)"), {"ms": f"{int(self.busy_timeout * 1000)}"}
+        )
+        conn.execute(text(_WRITE_LOCK))
+
+    def _given_up(self, exc: sa_exc.DBAPIError, race: str | None, attempts: int, waited: float) -> StoreError:
+        """The error to raise for `exc`, after `attempts` attempts over `waited` seconds."""
+        if race is None:
+            return self._error(exc)
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        tried = f"{attempts} time{'s' if attempts > 1 else ''} in {waited:.1f} s"
+        if isinstance(exc, sa_exc.IntegrityError):
+            return StoreError(
+                f"the metadata store {self.shown_url} refused the change {tried} ({detail}): other "
+                "writers kept taking the same key first, or the change conflicts with a row already "
+                "there; nothing was written"
+            )
+        return StoreUnavailableError(
+            f"the metadata store {self.shown_url} stayed busy: the change lost to {race} {tried} "
+            f"({detail}); nothing was written: try again when it is free"
+        )
 
     @contextmanager
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except sa_exc.IntegrityError:
-            raise
-        except sa_exc.OperationalError as exc:
-            raise StoreUnavailableError(self._explain(exc)) from None
-        except sa_exc.InterfaceError as exc:
-            raise StoreUnavailableError(self._explain(exc)) from None
         except sa_exc.DBAPIError as exc:
-            detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StoreError(
-                f"the metadata store {self.shown_url} refused the change ({detail}); nothing was written"
-            ) from None
+            raise self._error(exc) from None
+
+    def _error(self, exc: sa_exc.DBAPIError) -> StoreError:
+        """The error to raise for a database error that is not a lost race."""
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return StoreUnavailableError(self._explain(exc))
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return StoreError(
+            f"the metadata store {self.shown_url} refused the change ({detail}); nothing was written"
+        )
 
     def _explain(self, exc: sa_exc.DBAPIError) -> str:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        if "locked" in detail or "busy" in detail:
+        if "locked" in detail or "busy" in detail or "lock timeout" in detail:
             return (
                 f"the metadata store {self.shown_url} is locked by another process ({detail}); "
                 "nothing was written: try again when it is free"
