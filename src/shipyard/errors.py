@@ -47,8 +47,8 @@ Transports map these to status codes in their own tables; no exception here carr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shipyard.core.contract import Violation
@@ -199,7 +199,16 @@ class MonitorConfigError(MonitoringError):
 
 
 class FeedbackError(MonitoringError):
-    """Labels cannot be read, matched to predictions or stored."""
+    """Labels cannot be read, matched to predictions or stored; `refused` lists every label refused.
+
+    Args:
+        message: the summary, naming the first labels refused and why.
+        refused: each refused label as data (where, request_id, row, label, reason, expected).
+    """
+
+    def __init__(self, message: str, refused: Sequence[Mapping[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.refused: tuple[Mapping[str, Any], ...] = tuple(refused)
 
 
 class ServingError(ShipyardError):

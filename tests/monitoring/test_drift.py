@@ -475,3 +475,16 @@ def test_profile_written_without_tail_sums_loads_and_still_drifts(reference: Pro
     assert column.level == "drift"
     assert np.isfinite(stat(column, "wasserstein"))
     assert stat(column, "wasserstein") == pytest.approx(0.8, rel=0.15)
+
+
+def test_the_headline_names_drifted_features_before_the_data_set_verdict() -> None:
+    reference = {"a": normal(60, 3000), "b": normal(61, 3000), "c": normal(62, 3000)}
+    current = {"a": normal(63, 3000, loc=2.0), "b": normal(64, 3000), "c": normal(65, 3000)}
+    report = drift(reference, current)
+    assert not report.dataset_drift  # one feature of three: below the data set's share
+    assert report.headline.startswith("drift in 1 feature (a); below the data set verdict (33% of")
+    assert report.to_dict()["headline"] == report.headline
+    calm = drift(reference, {"a": normal(66, 3000), "b": normal(67, 3000), "c": normal(68, 3000)})
+    assert calm.headline == "no drift"
+    few = drift(reference, {"a": normal(69, 40, loc=2.0), "b": normal(70, 40), "c": normal(71, 40)})
+    assert few.headline == "not judged: 40 current rows; at least 100 are needed"

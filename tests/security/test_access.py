@@ -150,6 +150,27 @@ CLI_CALLS = [
 ]
 
 
+def _log_request(settings: Settings, request_id: str) -> None:
+    """One request answered by credit:1 in the prediction log, to be labelled."""
+    import time
+
+    from shipyard.cli.demo import credit_data
+    from shipyard.monitoring.events import EventBatch, EventLog
+
+    with Registry(settings, actor="admin") as registry:
+        loaded = registry.load("credit:1")
+    batch = loaded.validate(credit_data(1, seed=2).drop(columns=["default"])).batch
+    log = EventLog(settings.store_url)
+    log.append(
+        EventBatch(
+            time=time.time(), model="credit", version=1, request_ids=[request_id], rows=[1],
+            protocols=["rest"], latencies_ms=[1.0], statuses=["ok"], errors=[None], features=batch,
+            predictions=loaded.predict_valid(batch),
+        )
+    )  # fmt: skip
+    log.flush()
+
+
 @pytest.mark.parametrize(
     ("args", "action"), CLI_CALLS, ids=[" ".join(a[:2]) + f" ({x})" for a, x in CLI_CALLS]
 )
@@ -166,6 +187,8 @@ def test_every_role_through_the_cli(
     monkeypatch.setenv("SHIPYARD_PROTECTED_ALIASES", "")
     labels, key = tmp_path / "labels.csv", tmp_path / "next.key"
     labels.write_text("request_id,label\nr-1,1\n")
+    if action is Action.FEEDBACK:
+        _log_request(settings, "r-1")  # labels are checked against the prediction log
     key.write_text("0" * 64)
     for role in Role:
         monkeypatch.setenv("SHIPYARD_API_KEY", secrets[str(role)])

@@ -129,7 +129,12 @@ def test_refused_calls_change_nothing(server: ServerProcess, keys: dict[str, str
             return int(conn.execute(text(f"SELECT count(*) FROM {feedback.name}")).scalar_one())
 
     before = labels()
-    label = {"request_id": "r-refused", "label": 1}
+    # Labels are checked against the prediction log: label a request the server answered.
+    answer = call(
+        server, "POST", "/v1/models/credit/predict", keys["predictor"], {"instances": [credit_row()]}
+    )
+    request_id = answer.json()["request_id"]
+    label = {"request_id": request_id, "label": 1}
     assert call(server, "POST", "/v1/feedback", None, label).status_code == 401
     assert call(server, "POST", "/v1/feedback", keys["reader"], label).status_code == 403
     assert call(server, "POST", "/v1/feedback", keys["revoked"] + "x", label).status_code == 401
@@ -138,7 +143,7 @@ def test_refused_calls_change_nothing(server: ServerProcess, keys: dict[str, str
     assert labels() == before + 1
     with Registry(Settings.for_home(home), actor="admin") as registry, registry.meta.read() as conn:
         actor = conn.execute(
-            text(f"SELECT actor FROM {feedback.name} WHERE request_id = 'r-refused'")
+            text(f"SELECT actor FROM {feedback.name} WHERE request_id = :id"), {"id": request_id}
         ).scalar_one()
     assert actor == "predictor-key"  # the principal, not a header anyone can set
 

@@ -6,13 +6,16 @@ import json as json_lib
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from shipyard.cli.render import console, emit_json, table
+from shipyard.cli.render import console, emit_json, error, table
 from shipyard.cli.session import registry
 from shipyard.security.access import Action
+
+if TYPE_CHECKING:
+    from shipyard.evaluation.gates import Policy
 
 __all__ = ["feedback_app", "monitor_app", "show_report"]
 
@@ -108,11 +111,28 @@ def watch(
         typer.Option("--eval-data", help="Labelled rows the gates evaluate a retrained version on."),
     ] = None,
     target: Annotated[str | None, typer.Option(help="The label column of --eval-data.")] = None,
+    sensitive: Annotated[
+        str | None,
+        typer.Option(
+            "--sensitive", help="Sensitive features for the gates' fairness rules, comma-separated."
+        ),
+    ] = None,
+    slices: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slice",
+            help="Evaluate by FEATURE, FEATURE:N bins or FEATURE:E1,E2 for the gates' slice rules "
+            "(repeatable).",
+        ),
+    ] = None,
     thresholds: SettingsOpt = None,
     once: Annotated[bool, typer.Option("--once", help="Check once and exit (for cron).")] = False,
     checks: Annotated[int | None, typer.Option(help="Stop after this many checks.")] = None,
 ) -> None:
-    """Check a model on a schedule; alert once per episode; retrain, gate and promote on drift."""
+    """Check a model on a schedule; alert once per episode; retrain, gate and promote on drift.
+
+    Exits 1 when a check failed (with --once or --checks), 2 when the options cannot work.
+    """
     from shipyard.errors import MonitorConfigError
     from shipyard.monitoring.alerts import DEFAULT_RULES, Rule, Webhook
     from shipyard.monitoring.monitor import parse_duration
@@ -127,21 +147,28 @@ def watch(
         if kind != "webhook" or not url:
             raise MonitorConfigError(f"--alert {target_text!r}: expected webhook=URL")
         hooks.append(Webhook(url))
-    if promote is not None and eval_data is None:
-        raise MonitorConfigError(
-            "--promote needs --eval-data and --target, so the gates can evaluate the new version"
-        )
+    if promote is not None and (eval_data is None or target is None):
+        _usage("--promote needs --eval-data and --target, so the gates can evaluate the new version")
+    if eval_data is not None and target is None:
+        _usage("--eval-data needs --target, the label column the gates evaluate against")
     settings = DriftSettings.read(thresholds) if thresholds is not None else None
+    extra: dict[str, Any] = {
+        "sensitive": [s.strip() for s in (sensitive or "").split(",") if s.strip()],
+        "slices": slices or [],
+    }
     with registry() as reg:
+        gates = _gates_policy(policy or reg.settings.gates_policy) if eval_data is not None else None
 
         def gate_and_promote(version: Any) -> dict[str, Any]:
             from shipyard.evaluation.gates import check_gates
 
-            if eval_data is None:
+            if eval_data is None or gates is None:
                 return {"gates": "not checked (no --eval-data)", "promoted": False}
-            result = check_gates(str(version.ref), policy, data=str(eval_data), target=target, registry=reg)
+            result = check_gates(
+                str(version.ref), gates, data=str(eval_data), target=target, registry=reg, **extra
+            )
             out: dict[str, Any] = {"gates": "passed" if result.passed else "failed", "promoted": False}
-            out["failed_rules"] = [str(r.rule) for r in result.results if not r.passed]
+            out["failed_rules"] = [str(r) for r in result.failed]
             if result.passed and promote:
                 reg.set_alias(version.ref, promote)
                 out["promoted"] = True
@@ -172,9 +199,12 @@ def watch(
             for a in check.resolved:
                 console.print(f"  [green]resolved[/] {a.rule}")
             if check.retrain is not None:
-                console.print(f"  retrain: {json_lib.dumps(check.retrain, default=str)[:600]}")
+                _show_retrain(check.retrain)
 
-        watcher.run(parse_duration(every), iterations=1 if once else checks, on_check=show)
+        failed = watcher.run(parse_duration(every), iterations=1 if once else checks, on_check=show)
+    if failed:
+        error(f"{failed} monitoring check(s) of {ref} failed; see the log above")
+        raise typer.Exit(1)
 
 
 @monitor_app.command("alerts")
@@ -213,19 +243,44 @@ def load(
     row_column: Annotated[
         str | None, typer.Option(help="The column of row numbers within a request (default: row 0).")
     ] = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Store the good rows and list the bad ones (default: store none)."),
+    ] = False,
+    lookback: Annotated[
+        str, typer.Option(help="How far back the prediction log is searched for the requests: 30d, 12w.")
+    ] = "30d",
 ) -> None:
-    """Store labels for served requests in one transaction (all or nothing)."""
-    from shipyard.monitoring.feedback import FeedbackStore, labels_from_batch
+    """Store labels for served requests in one transaction; every bad row is listed, and then none
+    is stored unless --skip-bad."""
+    from shipyard.monitoring.events import find_requests
+    from shipyard.monitoring.feedback import FeedbackStore, LabelCheck, labels_from_batch, refusal
+    from shipyard.monitoring.monitor import parse_duration
     from shipyard.store.tabular import read_rows
 
+    back = parse_duration(lookback)
     data = read_rows(path)
-    labels = labels_from_batch(
+    labels, refused = labels_from_batch(
         data, id_column=id_column, label_column=label_column, row_column=row_column, source=str(path)
     )
     with registry() as reg:
         reg.allow(Action.FEEDBACK)
-        stored = FeedbackStore(reg.meta).add(labels, source=str(path), actor=reg.actor)
+        store_url, cipher = reg.settings.store_url, reg.artifacts.cipher
+        check = LabelCheck(
+            reg.meta,
+            find=lambda ids: find_requests(store_url, ids, lookback=back, cipher=cipher),
+            lookback=back,
+        )
+        good, bad = check.check(labels)
+        refused = sorted([*refused, *bad], key=lambda r: int(r.where.split()[-1]))
+        if refused and not skip_bad:
+            raise refusal(refused, total=data.n_rows, source=str(path))
+        stored = FeedbackStore(reg.meta).add(good, source=str(path), actor=reg.actor)
     console.print(f"stored {stored} label(s) from {path}")
+    if refused:
+        console.print(f"[yellow]skipped {len(refused)} row(s)[/] that cannot be used:")
+        for r in refused:
+            console.print(f"  {r}", markup=False, highlight=False)
 
 
 def show_report(data: dict[str, Any]) -> None:
@@ -238,15 +293,22 @@ def show_report(data: dict[str, Any]) -> None:
     if drift is None:
         console.print("no drift: the version has no reference profile")
     else:
-        verdict = "[red]DRIFT[/]" if drift["dataset_drift"] else "[green]no dataset drift[/]"
-        weighted = " (importance-weighted)" if drift["weighted"] else ""
-        console.print(f"{verdict}: {drift['share']:.0%} of features drifted{weighted}")
+        console.print(_headline(drift))
         rows = [
             [c["name"], c["level"], _n(c["stats"].get("psi")), _n(c["stats"].get("ks")),
              _n(c["stats"].get("wasserstein_norm")), _n(c["stats"].get("js")), "; ".join(c["reasons"])[:70]]
             for c in drift["features"] + drift["outputs"]
         ]  # fmt: skip
         table("drift (most severe first)", ["column", "level", "PSI", "KS", "W/std", "JS", "why"], rows)
+    aside = data.get("set_aside") or {}
+    for reason in aside.get("reasons", []):
+        examples = ", ".join(str(e) for e in reason["examples"])
+        console.print(
+            f"set aside {reason['labels']} label(s) that cannot be used: {reason['reason']} "
+            f"(e.g. {examples})",
+            markup=False,
+            style="yellow",
+        )
     perf = data.get("performance")
     if perf:
         rows = [
@@ -266,6 +328,62 @@ def show_report(data: dict[str, Any]) -> None:
         )
     for d in data.get("detections", []):
         console.print(f"[yellow]{d['detector']}[/] signalled {d['kind']} at {d['time'][:19]}")
+
+
+def _headline(drift: dict[str, Any]) -> str:
+    """The drift headline, red when anything drifted: what drifted is named before any verdict."""
+    from rich.markup import escape
+
+    features = [c for c in drift["features"] if c["level"] == "drift"]
+    outputs = [c for c in drift["outputs"] if c["level"] == "drift"]
+    warned = any(c["level"] == "warn" for c in drift["features"] + drift["outputs"])
+    text = escape(drift.get("headline") or "")
+    if features or outputs:
+        return f"[bold red]{text}[/]"
+    if text.startswith("not judged"):
+        return f"[dim]{text}[/]"
+    return f"[yellow]{text}[/]" if warned else f"[green]{text}[/]"
+
+
+def _gates_policy(source: Path | None) -> Policy:
+    """The policy retrained versions are gated by, read before the watch starts (exit 2 if none):
+    a version the command registers must never be left ungated for want of a policy."""
+    from shipyard.errors import PolicyError
+    from shipyard.evaluation.gates import Policy
+
+    if source is None:
+        _usage(
+            "gating a retrained version needs a policy: pass --policy gates.yaml or set "
+            "SHIPYARD_GATES_POLICY (see docs/evaluation.md)"
+        )
+    try:
+        return Policy.read(source)
+    except PolicyError as exc:
+        _usage(f"the gates policy cannot be used: {exc}")
+
+
+def _usage(message: str) -> NoReturn:
+    error(message)
+    raise typer.Exit(2)
+
+
+def _show_retrain(retrain: dict[str, Any]) -> None:
+    if "error" in retrain:
+        console.print(f"  retrain: {retrain['error']}", markup=False)
+        return
+    line = f"  retrain: exit {retrain.get('exit_code')} in {retrain.get('seconds')}s"
+    if retrain.get("new_version") is None:
+        console.print(f"{line}, no new version registered", markup=False)
+        return
+    console.print(f"{line}, registered version {retrain['new_version']}", markup=False)
+    promotion = retrain.get("promotion") or {}
+    if "error" in promotion:
+        console.print(f"  gates could not be checked: {promotion['error']}", markup=False)
+    elif promotion:
+        moved = f", moved to {promotion['alias']}" if promotion.get("promoted") else ", not promoted"
+        console.print(f"  gates {promotion.get('gates')}{moved}", markup=False)
+        for text in promotion.get("failed_rules", []):
+            console.print(f"    failed: {text}", markup=False)
 
 
 def _n(value: Any) -> str:

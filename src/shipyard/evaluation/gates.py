@@ -68,6 +68,7 @@ _PATTERNS = (
     ),
 )
 _TOP_KEYS = ("champion", "description", "rules")
+_NEGATED = {">=": "<", "<=": ">", ">": "<=", "<": ">="}
 
 
 def metric_names() -> list[str]:
@@ -98,6 +99,9 @@ class Rule:
     relative: str | None = None
     feature: str | None = None
     group: str | None = None
+
+    def __str__(self) -> str:
+        return self.text.strip()
 
     def limit(self, champion: float) -> float:
         """The bound of a relative rule, given the champion's value."""
@@ -211,6 +215,18 @@ class RuleResult:
     champion: float | None = None
     reason: str = ""
 
+    def __str__(self) -> str:
+        """The result in words: `roc_auc 0.71 < 0.8 (min)`, or the rule and why it has no value."""
+        rule = self.rule
+        where = "" if rule.feature is None else f" on {rule.feature}={rule.group}"
+        if self.value is None or self.limit is None:
+            verdict = "passed" if self.passed else "failed"
+            return f"{rule}: {verdict}, {self.reason}" if self.reason else f"{rule}: {verdict}"
+        op = rule.op if self.passed else _NEGATED[rule.op]
+        kind = "min" if rule.op in (">=", ">") else "max"
+        against = "" if self.champion is None else f", champion {_num(self.champion)}"
+        return f"{rule.metric}{where} {_num(self.value)} {op} {_num(self.limit)} ({kind}{against})"
+
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-safe data."""
         return {
@@ -224,6 +240,7 @@ class RuleResult:
             "champion": self.champion,
             "passed": self.passed,
             "reason": self.reason,
+            "text": str(self),
         }
 
 
@@ -497,3 +514,7 @@ def _alias(value: str, where: str) -> str:
         return check_alias(value)
     except RefError as exc:
         raise PolicyError(f"{where}: champion {exc}") from None
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"

@@ -65,6 +65,7 @@ __all__ = [
 ]
 
 Level = Literal["ok", "warn", "drift", "insufficient", "ignored"]
+_NAMED = 5  # drifted columns a headline names before "..."
 _LEVEL_ORDER = {"drift": 0, "warn": 1, "ok": 2, "insufficient": 3, "ignored": 4}
 
 
@@ -104,6 +105,11 @@ class ColumnDrift:
     def drifted(self) -> bool:
         """True when the column drifted."""
         return self.level == "drift"
+
+    @property
+    def judged(self) -> bool:
+        """True when the column was judged: enough current rows, and not ignored."""
+        return self.level not in ("insufficient", "ignored")
 
     def to_dict(self) -> dict[str, Any]:
         """The column's drift as JSON-safe data."""
@@ -158,6 +164,43 @@ class DriftReport:
         """True when any model output drifted."""
         return any(c.drifted for c in self.outputs)
 
+    @property
+    def judged(self) -> bool:
+        """True when some feature or output had enough rows to be judged."""
+        return any(c.judged for c in (*self.features, *self.outputs))
+
+    @property
+    def headline(self) -> str:
+        """One line that names what drifted first: `drift in 2 features (income, age) and the prediction`."""
+        if not self.judged:
+            need = self.settings.defaults.min_rows
+            return f"not judged: {self.current_rows} current rows; at least {need} are needed"
+        features = [c.name for c in self.features if c.drifted]
+        outputs = [c.name for c in self.outputs if c.drifted]
+        parts = []
+        if features:
+            shown = ", ".join(features[:_NAMED]) + (", ..." if len(features) > _NAMED else "")
+            parts.append(f"{len(features)} feature{'s' if len(features) != 1 else ''} ({shown})")
+        if outputs:
+            parts.append(
+                "the prediction" if outputs == ["prediction"] else f"the outputs ({', '.join(outputs)})"
+            )
+        weighted = " importance-weighted" if self.weighted else ""
+        verdict = (
+            f"the data set drifted ({self.share:.0%} of features{weighted})"
+            if self.dataset_drift
+            else f"below the data set verdict ({self.share:.0%} of features{weighted} drifted; "
+            f"{self.settings.dataset_share:.0%} needed)"
+        )
+        if parts:
+            return f"drift in {' and '.join(parts)}; {verdict}"
+        warned = [c.name for c in (*self.features, *self.outputs) if c.level == "warn"]
+        if warned:
+            return f"no drift; a warning for {', '.join(warned[:_NAMED])}" + (
+                ", ..." if len(warned) > _NAMED else ""
+            )
+        return "no drift"
+
     def column(self, name: str) -> ColumnDrift:
         """The drift of one feature or output.
 
@@ -177,6 +220,7 @@ class DriftReport:
             "weighted": self.weighted,
             "drifted_features": self.drifted_features,
             "prediction_drift": self.prediction_drift,
+            "headline": self.headline,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "features": [c.to_dict() for c in self.features],

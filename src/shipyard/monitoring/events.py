@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,8 +28,9 @@ from fsspec.core import url_to_fs
 from shipyard.core.batch import Batch, Predictions
 from shipyard.security.masking import Masker
 from shipyard.store.artifacts import Cipher, read_sealed, write_sealed
+from shipyard.store.permissions import DEFAULT_FILE_MODE, make_folders
 
-__all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "read_events"]
+__all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "LoggedRequest", "find_requests", "read_events"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,23 @@ class EventBatch:
     masked: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """What the prediction log holds about one request id.
+
+    Args:
+        model: the model that answered (a deployment's model, not the deployment's name).
+        version: the version that answered.
+        rows: the rows served (0 when the request was rejected).
+        status: 'ok' or 'rejected'.
+    """
+
+    model: str
+    version: int
+    rows: int
+    status: str
+
+
 class EventLog:
     """Append events from the hot path; a background thread writes them as Parquet segments.
 
@@ -91,6 +109,8 @@ class EventLog:
         max_pending_rows: rows held in memory before new events are dropped (and counted).
         cipher: seal each segment at rest (with its key file beside it); None to write plain Parquet.
         masker: masks the pii features of each batch (see `EventBatch.masked`) before writing.
+        file_mode: the mode of segments on a local disk (their folders get the matching mode;
+            owner-only by default); None to leave it to the umask.
     """
 
     def __init__(
@@ -102,8 +122,10 @@ class EventLog:
         max_pending_rows: int = 1_000_000,
         cipher: Cipher | None = None,
         masker: Masker | None = None,
+        file_mode: int | None = DEFAULT_FILE_MODE,
     ) -> None:
         self.fs, root = url_to_fs(store_url)
+        self.file_mode = file_mode
         self.root = f"{root.rstrip('/')}/events"
         self.cipher = cipher
         self.masker = masker
@@ -153,6 +175,25 @@ class EventLog:
                 self.written_rows += table.num_rows
             return paths
 
+    def pending(self, ids: Iterable[str]) -> dict[str, LoggedRequest]:
+        """The requests among `ids` still waiting in this log's buffer (not yet in a segment)."""
+        wanted = set(ids)
+        found: dict[str, LoggedRequest] = {}
+        for b in list(self._pending):  # a copy: the writer swaps the list, never edits it in place
+            for rid, n, status in zip(b.request_ids, b.rows, b.statuses, strict=True):
+                if rid in wanted:
+                    found[rid] = LoggedRequest(b.model, b.version, n if status == "ok" else 0, status)
+        return found
+
+    def find(self, ids: Iterable[str], *, lookback: timedelta) -> dict[str, LoggedRequest]:
+        """The requests among `ids` in this log: its buffer first, then the segments of `lookback`."""
+        wanted = set(ids)
+        found = self.pending(wanted)
+        rest = wanted - set(found)
+        if rest:
+            found.update(_find(self.fs, self.root, rest, lookback=lookback, cipher=self.cipher))
+        return found
+
     def close(self) -> None:
         """Stop the writer and flush what is left (the SIGTERM path)."""
         self._stop.set()
@@ -174,11 +215,16 @@ class EventLog:
         stamp = time.strftime("%H%M%S", time.gmtime())
         name = f"{stamp}-v{version}-{self.worker}-{os.getpid()}-{self._seq:06d}.parquet"
         final = f"{folder}/{name}"
-        self.fs.makedirs(folder, exist_ok=True)
+        make_folders(self.fs, folder, file_mode=self.file_mode)
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         write_sealed(
-            self.fs, final, buffer.getvalue(), name=_segment_name(model, day, name), cipher=self.cipher
+            self.fs,
+            final,
+            buffer.getvalue(),
+            name=_segment_name(model, day, name),
+            cipher=self.cipher,
+            file_mode=self.file_mode,
         )
         return final
 
@@ -238,6 +284,68 @@ def read_events(
         keep = pc.and_(keep, pc.equal(table["version"], version))
     table = table.filter(keep)
     return table.take(pc.sort_indices(table, [("time", "ascending")]))
+
+
+def find_requests(
+    store_url: str, ids: Iterable[str], *, lookback: timedelta, cipher: Cipher | None = None
+) -> dict[str, LoggedRequest]:
+    """The requests among `ids` in the prediction log of every model, over the last `lookback`.
+
+    Days are read newest first, and only the columns that say who answered; the search stops
+    once every id is found, so labels for recent requests cost one day's ids. An id that two
+    requests shared (callers may send their own `X-Request-ID`) names the newest.
+
+    Raises:
+        EncryptionError: a segment is sealed and `cipher` is None or holds another key.
+    """
+    fs, root = url_to_fs(store_url)
+    return _find(fs, f"{root.rstrip('/')}/events", set(ids), lookback=lookback, cipher=cipher)
+
+
+def _find(
+    fs: Any, root: str, wanted: set[str], *, lookback: timedelta, cipher: Cipher | None
+) -> dict[str, LoggedRequest]:
+    found: dict[str, LoggedRequest] = {}
+    if not wanted or not fs.isdir(root):
+        return found
+    models = [p.rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)]
+    today = datetime.now(UTC).date()
+    day = today
+    while wanted and day >= today - timedelta(days=max(lookback.days, 0)):
+        for model in models:
+            folder = f"{root}/{model}/date={day.isoformat()}"
+            if not fs.isdir(folder):
+                continue
+            for file in sorted(fs.ls(folder, detail=False)):
+                name = file.rsplit("/", 1)[-1]
+                if name.startswith(".") or not name.endswith(".parquet"):
+                    continue
+                blob = read_sealed(
+                    fs,
+                    file,
+                    fs.cat_file(file),
+                    name=_segment_name(model, day.isoformat(), name),
+                    cipher=cipher,
+                    what=f"prediction log segment {file}",
+                )
+                table = pq.read_table(io.BytesIO(blob), columns=["request_id", "row", "version", "status"])
+                hits = table.filter(pc.is_in(table["request_id"], pa.array(sorted(wanted), pa.string())))
+                for rid, row, version, status in zip(
+                    hits["request_id"].to_pylist(),
+                    hits["row"].to_pylist(),
+                    hits["version"].to_pylist(),
+                    hits["status"].to_pylist(),
+                    strict=True,
+                ):
+                    # A request is one event per row; files are read oldest first within a day.
+                    rows = (row + 1) if status == "ok" and row is not None else 0
+                    old = found.get(rid)
+                    if old is not None and old.model == model and old.version == version and status == "ok":
+                        rows = max(rows, old.rows)
+                    found[rid] = LoggedRequest(model, int(version), rows, str(status))
+        wanted -= set(found)
+        day -= timedelta(days=1)
+    return found
 
 
 def _segment_name(model: str, day: str, file: str) -> str:

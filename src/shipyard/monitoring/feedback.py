@@ -5,16 +5,22 @@ either way one call is one transaction, so a label that was accepted is stored a
 fails stores nothing. Labels are kept as JSON text, so `1`, `"fraud"` and `0.5` keep their type
 until they are matched to the model's classes. A later label for the same request and row
 supersedes an earlier one.
+
+Before they are stored, labels are checked (`LabelCheck`): the request id must be a request
+the prediction log holds (served, not rejected, with that row), and the label must fit the
+version that answered: one of a classifier's classes, or a finite number for a regressor. A
+label that passes is stored as the class itself (`"1"` for a classifier of `0`/`1` is stored
+as `1`), so reports need no guessing.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,14 +28,34 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from shipyard.core.batch import Batch
-from shipyard.errors import FeedbackError
+from shipyard.core.refs import ModelRef
+from shipyard.errors import FeedbackError, NotFoundError
+from shipyard.monitoring.events import EventLog, LoggedRequest
 from shipyard.store.metadata import MetadataStore, utcnow
 from shipyard.store.schema import feedback
 
-__all__ = ["FeedbackStore", "Label", "decode_labels", "labels_from_batch", "parse_feedback"]
+if TYPE_CHECKING:
+    from shipyard.core.contract import Contract
+
+__all__ = [
+    "LOOKBACK",
+    "FeedbackStore",
+    "Label",
+    "LabelCheck",
+    "RefusedLabel",
+    "decode_labels",
+    "fit_label",
+    "labels_from_batch",
+    "parse_feedback",
+    "refusal",
+    "server_check",
+]
 
 MAX_REQUEST_ID = 128
+#: How far back the prediction log is searched for the request a label is for.
+LOOKBACK = timedelta(days=30)
 _INSERT_CHUNK = 10_000
+_SHOWN = 20  # refused labels named in an error's message (all of them are in `FeedbackError.refused`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +66,54 @@ class Label:
         request_id: the id the server answered with (`request_id` in the response).
         row: the row of that request (0 for one-row requests).
         label: the true class or value.
+        where: the item or file row it came from, to name in errors (`item 2`, `row 7`).
     """
 
     request_id: str
     row: int
     label: Any
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedLabel:
+    """A label that cannot be used, and why.
+
+    Args:
+        where: the item or file row it came from.
+        request_id: its request id.
+        row: its row within the request.
+        label: the label as it arrived.
+        reason: why it was refused, in words.
+        expected: what would have fitted (the classes, or 'a finite number'), when known.
+        kind: what is wrong: 'unknown_request', 'rejected_request', 'row', 'label', or 'input'
+            (the item itself is malformed: no id, no label).
+    """
+
+    where: str
+    request_id: str
+    row: int
+    label: Any
+    reason: str
+    expected: Any = None
+    kind: str = "label"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The refusal as JSON-safe data."""
+        return {
+            "where": self.where,
+            "request_id": self.request_id,
+            "row": self.row,
+            "label": self.label,
+            "reason": self.reason,
+            "expected": self.expected,
+            "kind": self.kind,
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"{self.where}: request {self.request_id!r} row {self.row}, label {self.label!r}: {self.reason}"
+        )
 
 
 def parse_feedback(payload: Any) -> list[Label]:
@@ -85,58 +154,197 @@ def parse_feedback(payload: Any) -> list[Label]:
             if not isinstance(labels, list) or not labels or "row" in item:
                 raise FeedbackError(f"{where}: 'labels' must be a non-empty list, one per row, without 'row'")
             for row, value in enumerate(labels):
-                out.append(Label(request_id, row, _scalar(value, f"{where}: labels[{row}]")))
+                at = f"{where}: labels[{row}]"
+                out.append(Label(request_id, row, _scalar(value, at), at))
             continue
         row = item.get("row", 0)
         if not isinstance(row, int) or isinstance(row, bool) or row < 0:
             raise FeedbackError(f"{where}: row must be a whole number >= 0; got {row!r}")
-        out.append(Label(request_id, row, _scalar(item["label"], f"{where}: label")))
+        out.append(Label(request_id, row, _scalar(item["label"], f"{where}: label"), where))
     return out
 
 
 def labels_from_batch(
     data: Batch, *, id_column: str, label_column: str, row_column: str | None = None, source: str = "the file"
-) -> list[Label]:
-    """Labels from the columns of a table (a CSV, Parquet or JSON Lines file).
+) -> tuple[list[Label], list[RefusedLabel]]:
+    """Labels from the columns of a table (a CSV, Parquet or JSON Lines file), and the rows refused.
+
+    Every row is read; a row without an id or a label, or with a bad row number, is refused
+    with its row number (counted from 1, after the header) rather than stopping the read.
 
     Raises:
-        FeedbackError: a column is missing, or a row has no id or no label; the message names
-            the row (counted from 1, after the header).
+        FeedbackError: a column is missing.
     """
     wanted = [id_column, label_column] + ([row_column] if row_column else [])
     absent = [c for c in wanted if c not in data.columns]
     if absent:
         raise FeedbackError(f"{source} has no column {absent[0]!r}; its columns are {list(data.names)}")
-    ids = pd.Series(data.columns[id_column], dtype=object)
-    labels = pd.Series(data.columns[label_column], dtype=object)
-    bad_id = ids.isna() | (ids.astype(str).str.len() == 0)
-    if bad_id.any():
-        raise FeedbackError(f"{source}: row {int(np.flatnonzero(bad_id)[0]) + 1} has no {id_column!r}")
-    bad_label = labels.isna()
-    if bad_label.any():
-        raise FeedbackError(f"{source}: row {int(np.flatnonzero(bad_label)[0]) + 1} has no {label_column!r}")
-    if row_column:
-        rows = pd.to_numeric(pd.Series(data.columns[row_column], dtype=object), errors="coerce")
-        bad_row = rows.isna() | (rows < 0) | (rows % 1 != 0)
-        if bad_row.any():
-            first = int(np.flatnonzero(bad_row)[0])
-            raise FeedbackError(
-                f"{source}: row {first + 1} has {row_column!r} = {data.columns[row_column][first]!r}; "
-                "expected a whole number >= 0"
+    ids = pd.Series(data.columns[id_column], dtype=object).tolist()
+    values = pd.Series(data.columns[label_column], dtype=object).tolist()
+    rows: list[Any] = (
+        pd.Series(data.columns[row_column], dtype=object).tolist() if row_column else [0] * data.n_rows
+    )
+    good: list[Label] = []
+    refused: list[RefusedLabel] = []
+    for i, (rid, row, raw) in enumerate(zip(ids, rows, values, strict=True)):
+        where = f"row {i + 1}"
+        rid_text = "" if rid is None or (isinstance(rid, float) and math.isnan(rid)) else str(rid)
+        value = raw.item() if hasattr(raw, "item") else raw
+        number = pd.to_numeric(pd.Series([row], dtype=object), errors="coerce").iloc[0]
+        reason = None
+        if not rid_text:
+            reason = f"it has no {id_column!r}"
+        elif len(rid_text) > MAX_REQUEST_ID:
+            reason = f"its {id_column!r} is longer than {MAX_REQUEST_ID} characters; is it a request id?"
+        elif pd.isna(number) or number < 0 or number % 1 != 0:
+            reason = f"its {row_column!r} is {row!r}; expected a whole number >= 0"
+        elif value is None or (isinstance(value, float) and math.isnan(value)):
+            reason = f"it has no {label_column!r}"
+        elif isinstance(value, float) and not math.isfinite(value):
+            reason = "the label is not a finite number"
+        elif isinstance(value, Mapping | list):
+            reason = "the label is not a single class or value"
+        if reason is not None:
+            row_number = 0 if pd.isna(number) else int(number)
+            refused.append(RefusedLabel(where, rid_text, row_number, value, reason, kind="input"))
+        else:
+            good.append(Label(rid_text, int(number), value, where))
+    return good, refused
+
+
+def fit_label(value: Any, contract: Contract) -> tuple[Any, str | None]:
+    """The label as the model's own class or value, or None and why it does not fit.
+
+    A classifier's label must equal one of its classes. Values of another type are matched
+    only when exactly one class is equal to them: the text `"1"` is the class `1` and the
+    number `1` the class `"1"`; `1.0` is `1`; `true`/`false` match only true/false classes
+    (never `1`/`0`). A regressor's label must be a finite number (numeric text is read as one).
+    """
+    if contract.task == "regression":
+        number = _number(value)
+        if number is None or not math.isfinite(number):
+            return None, f"a regressor's label must be a finite number; got {value!r}"
+        return number, None
+    classes = contract.classes
+    if classes is None:  # a classifier whose classes were never recorded: any class is taken as is
+        return value, None
+    exact = [c for c in classes if _same(value, c)]
+    if len(exact) == 1:
+        return exact[0], None
+    loose = [c for c in classes if _alike(value, c)]
+    if len(loose) == 1:
+        return loose[0], None
+    if len(loose) > 1:
+        return None, f"{value!r} could be any of the classes {loose}; send the class itself"
+    return None, f"{value!r} is not one of the classes {list(classes)}"
+
+
+class LabelCheck:
+    """Checks labels against the prediction log and the versions that answered.
+
+    Args:
+        meta: the metadata store (for the contract of the version that answered).
+        find: the requests among some ids that the prediction log holds.
+        lookback: how far back `find` searches, to say so in refusals.
+    """
+
+    def __init__(
+        self,
+        meta: MetadataStore,
+        *,
+        find: Callable[[set[str]], Mapping[str, LoggedRequest]],
+        lookback: timedelta = LOOKBACK,
+    ) -> None:
+        self.meta = meta
+        self.find = find
+        self.lookback = lookback
+        self.settle_seconds = 0.0
+        self._contracts: dict[tuple[str, int], Contract | None] = {}
+
+    def check(self, labels: Sequence[Label]) -> tuple[list[Label], list[RefusedLabel]]:
+        """The labels that fit (as the model's classes) and those refused, each with its reason."""
+        found = self.find({x.request_id for x in labels}) if labels else {}
+        good: list[Label] = []
+        refused: list[RefusedLabel] = []
+        for x in labels:
+            served = found.get(x.request_id)
+            reason, kind = self._why_not(x, served)
+            expected = None
+            if reason is None:
+                assert served is not None
+                contract = self._contract(served)
+                assert contract is not None
+                value, reason = fit_label(x.label, contract)
+                expected = _expected(contract)
+                if reason is None:
+                    good.append(Label(x.request_id, x.row, value, x.where))
+                    continue
+                reason = f"{reason} ({served.model}:{served.version} answered this request)"
+            refused.append(RefusedLabel(x.where, x.request_id, x.row, x.label, reason, expected, kind))
+        return good, refused
+
+    def _why_not(self, label: Label, served: LoggedRequest | None) -> tuple[str | None, str]:
+        if served is None:
+            days = self.lookback.days
+            return (
+                f"no request with this id is in the prediction log of the last {days} days; send the "
+                "request_id a prediction's response carried (requests the server did not log, "
+                "--log-sample, cannot be labelled)",
+                "unknown_request",
             )
-        row_numbers = rows.astype(np.int64).tolist()
-    else:
-        row_numbers = [0] * data.n_rows
-    long_ids = ids.astype(str).str.len() > MAX_REQUEST_ID
-    if long_ids.any():
+        ref = f"{served.model}:{served.version}"
+        if served.status != "ok":
+            return f"the request was rejected by {ref}, so it has no prediction to label", "rejected_request"
+        if label.row >= served.rows:
+            return f"row {label.row} is past the request's {served.rows} row(s) (counted from 0)", "row"
+        if self._contract(served) is None:
+            return f"{ref} answered this request but is no longer in the registry", "unknown_request"
+        return None, "label"
+
+    def _contract(self, served: LoggedRequest) -> Contract | None:
+        from shipyard.registry.queries import read_version, resolve
+
+        key = (served.model, served.version)
+        if key not in self._contracts:
+            try:
+                with self.meta.read() as conn:
+                    version = read_version(
+                        conn, resolve(conn, ModelRef(served.model, version=served.version))
+                    )
+                self._contracts[key] = version.contract
+            except NotFoundError:
+                self._contracts[key] = None
+        return self._contracts[key]
+
+
+def server_check(meta: MetadataStore, log: EventLog | None, *, lookback: timedelta = LOOKBACK) -> LabelCheck:
+    """The check of a server's `/v1/feedback`: its own unwritten requests, then the log's segments.
+
+    Raises:
+        FeedbackError: the server writes no prediction log, so no label can be matched.
+    """
+    if log is None:
         raise FeedbackError(
-            f"{source}: row {int(np.flatnonzero(long_ids)[0]) + 1} has a {id_column!r} longer than "
-            f"{MAX_REQUEST_ID} characters; is it the request id the server answered with?"
+            "this server writes no prediction log (--no-log), so labels cannot be matched to its "
+            "predictions; serve with the log on"
         )
-    return [
-        Label(str(i), int(r), _plain(v))
-        for i, r, v in zip(ids.tolist(), row_numbers, labels.tolist(), strict=True)
-    ]
+    check = LabelCheck(meta, find=lambda ids: log.find(ids, lookback=lookback), lookback=lookback)
+    # Another worker's requests reach the log's segments within one flush: a server looks once
+    # more after that long before it calls an id unknown.
+    check.settle_seconds = log.flush_seconds + 0.5
+    return check
+
+
+def refusal(refused: Sequence[RefusedLabel], *, total: int, source: str) -> FeedbackError:
+    """The error that names every refused label (the first ones in the message, all in `refused`)."""
+    lines = [str(r) for r in refused[:_SHOWN]]
+    more = f"\n  ... and {len(refused) - _SHOWN} more" if len(refused) > _SHOWN else ""
+    return FeedbackError(
+        f"{len(refused)} of {total} label(s) from {source} cannot be used, so none were stored:\n  "
+        + "\n  ".join(lines)
+        + more,
+        refused=[r.to_dict() for r in refused],
+    )
 
 
 class FeedbackStore:
@@ -223,10 +431,45 @@ def _scalar(value: Any, where: str) -> Any:
     )
 
 
-def _plain(value: Any) -> Any:
-    value = value.item() if hasattr(value, "item") else value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise FeedbackError(f"a label is {value!r}; expected a finite number or a class")
-    if isinstance(value, Mapping | list):
-        raise FeedbackError(f"a label is {value!r}; expected a single class or value")
-    return value
+def _expected(contract: Contract) -> Any:
+    if contract.task == "regression":
+        return "a finite number"
+    return None if contract.classes is None else list(contract.classes)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return "number"
+    return "text" if isinstance(value, str) else "other"
+
+
+def _same(value: Any, cls: Any) -> bool:
+    """Equal and of one kind (so `True` is not the class `1`)."""
+    return _kind(value) == _kind(cls) and bool(value == cls)
+
+
+def _alike(value: Any, cls: Any) -> bool:
+    """Equal once text is read as the class's kind: `"1"` and `1`, `1` and `"1"`, `"true"` and True."""
+    kinds = (_kind(value), _kind(cls))
+    if kinds == ("text", "number"):
+        number = _number(value)
+        return number is not None and number == cls
+    if kinds == ("number", "text"):
+        number = _number(cls)
+        return number is not None and number == value
+    if kinds == ("text", "bool"):
+        return str(value).strip().lower() == str(bool(cls)).lower()
+    return False
+
+
+def _number(value: Any) -> float | None:
+    if _kind(value) == "number":
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None

@@ -28,7 +28,7 @@ from shipyard.errors import MonitoringError
 from shipyard.monitoring.concept import detect, estimate_accuracy, performance
 from shipyard.monitoring.drift import DriftReport, compare
 from shipyard.monitoring.events import read_events
-from shipyard.monitoring.feedback import FeedbackStore, decode_labels
+from shipyard.monitoring.feedback import FeedbackStore, decode_labels, fit_label
 from shipyard.monitoring.thresholds import DriftSettings
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class MonitorReport:
         estimate: the label-free accuracy estimate on the rows without labels (classifiers).
         timeline: one entry per bucket of the window.
         versions: rows served per version of the model in the window (the others too).
+        set_aside: labels of served rows that cannot be used (stored before labels were checked,
+            or against another version's classes): how many, and per reason how many and examples.
         seconds: how long the report took.
     """
 
@@ -80,6 +82,7 @@ class MonitorReport:
     estimate: Mapping[str, Any] | None
     timeline: tuple[Mapping[str, Any], ...]
     versions: Mapping[int, int] = field(default_factory=dict)
+    set_aside: Mapping[str, Any] = field(default_factory=lambda: {"labels": 0, "reasons": []})
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +106,7 @@ class MonitorReport:
                 "estimate": self.estimate,
                 "timeline": list(self.timeline),
                 "versions": {str(k): v for k, v in self.versions.items()},
+                "set_aside": self.set_aside,
                 "seconds": self.seconds,
             }
         )
@@ -237,7 +241,7 @@ class _Window:
                     bucket_drift[int(b)] = compare(
                         reference, part, settings=self.settings, importance=importance, threads=1
                     )
-        labelled = self._labelled()
+        labelled, set_aside = self._labelled()
         perf, detections, per_bucket_perf = self._performance(labelled)
         estimate, per_bucket_estimate = self._estimate(labelled)
         timeline = self._timeline(bucket_drift, per_bucket_perf, per_bucket_estimate)
@@ -259,17 +263,21 @@ class _Window:
             estimate=estimate,
             timeline=tuple(timeline),
             versions=dict(versions),
+            set_aside=set_aside,
             seconds=time.perf_counter() - started,
         )
 
     # -- labels -----------------------------------------------------------------------------------
-    def _labelled(self) -> pd.DataFrame:
-        """Served rows with a label: position among the ok rows, bucket, time and the label."""
+    def _labelled(self) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """Served rows with a usable label (position among the ok rows, the label as the model's
+        class), and the labels set aside: labels stored before they were checked may not fit."""
+        none: dict[str, Any] = {"labels": 0, "reasons": []}
+        empty = pd.DataFrame(columns=["position", "label"])
         if not len(self.ok_index):
-            return pd.DataFrame(columns=["position", "label"])
+            return empty, none
         labels = FeedbackStore(self.registry.meta).labels(since=self.since)
         if labels.num_rows == 0:
-            return pd.DataFrame(columns=["position", "label"])
+            return empty, none
         served = pd.DataFrame(
             {
                 "request_id": self.request_ids[self.ok_index],
@@ -280,8 +288,27 @@ class _Window:
         table = labels.to_pandas()[["request_id", "row", "label"]]
         table["row"] = table["row"].astype("int64")
         joined = served.merge(table, on=["request_id", "row"], how="inner").sort_values("position")
-        joined["label"] = decode_labels(joined["label"].tolist())
-        return joined
+        contract = self.version.contract
+        fitted = [fit_label(v, contract) for v in decode_labels(joined["label"].tolist())]
+        usable = np.array([why is None for _, why in fitted], dtype=bool)
+        reasons: dict[str, list[Any]] = {}
+        expected = (
+            "not a finite number"
+            if contract.task == "regression"
+            else f"not one of the classes {list(contract.classes or ())}"
+        )
+        for (_, why), raw in zip(fitted, joined["label"].tolist(), strict=True):
+            if why is not None:
+                reasons.setdefault(expected, []).append(raw)
+        joined = joined[usable].copy()
+        joined["label"] = [value for value, why in fitted if why is None]
+        set_aside = {
+            "labels": int((~usable).sum()),
+            "reasons": [
+                {"reason": k, "labels": len(v), "examples": sorted(set(v))[:5]} for k, v in reasons.items()
+            ],
+        }
+        return joined, set_aside
 
     def _performance(
         self, labelled: pd.DataFrame

@@ -94,12 +94,16 @@ def _summary(r: Mapping[str, Any]) -> str:
         "requests": f"{requests:,}" + ("" if requests else " <span class='muted'>(no traffic)</span>"),
         "rows served": _n(r.get("rows")),
         "rejected": f"{rejected:,}" + (f" ({_pct(rejected / requests)})" if requests else ""),
-        "dataset drift": "<span class='muted'>not measured: no reference profile</span>",
+        "drift": "<span class='muted'>not measured: no reference profile</span>",
     }
     if drift := r.get("drift"):
-        verdict = _badge("drift", "DRIFT") if drift.get("dataset_drift") else _badge("ok", "no drift")
-        weighted = "weighted by importance" if drift.get("weighted") else "unweighted"
         named = drift.get("drifted_features")
+        # What drifted comes first: a feature can drift while the data set as a whole does not.
+        anything = bool(named) or bool(drift.get("prediction_drift"))
+        badge = _badge("drift", "DRIFT") if anything else _badge("ok", "no drift")
+        rows["drift"] = f"{badge} {_e(str(drift.get('headline') or ''))}"
+        verdict = _badge("drift", "DRIFT") if drift.get("dataset_drift") else _badge("ok", "below threshold")
+        weighted = "weighted by importance" if drift.get("weighted") else "unweighted"
         which = f": {_e(', '.join(map(str, named)))}" if isinstance(named, list) and named else ""
         rows["dataset drift"] = (
             f"{verdict} {_pct(drift.get('share'))} of features drifted ({weighted}){which}"
@@ -111,6 +115,10 @@ def _summary(r: Mapping[str, Any]) -> str:
     which = f" ({_e(', '.join(f'{k} {v}' for k, v in counts.items()))})" if counts else ""
     rows["detector signals"] = f"{len(detections)}{which}"
     rows["performance vs evaluation"] = _change(r.get("performance"))
+    aside = r.get("set_aside") or {}
+    if aside.get("labels"):
+        reasons = "; ".join(f"{x.get('labels')} {x.get('reason')}" for x in aside.get("reasons") or [])
+        rows["labels set aside"] = _e(f"{aside['labels']} ({reasons})")
     if estimate := r.get("estimate"):
         rows["estimated accuracy"] = (
             f"{_n(estimate.get('accuracy'))} on {_n(estimate.get('rows'))} unlabelled row(s) "

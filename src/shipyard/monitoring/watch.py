@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.refs import ModelRef
-from shipyard.errors import MonitorConfigError
+from shipyard.errors import MonitorConfigError, ShipyardError
 from shipyard.monitoring.alerts import Alert, AlertBook, Firing, Rule, Webhook
 from shipyard.monitoring.monitor import MonitorReport, monitor_report
 from shipyard.monitoring.thresholds import DriftSettings
@@ -131,22 +131,31 @@ class Watcher:
         iterations: int | None = None,
         on_check: Callable[[Check], None] | None = None,
         stop: threading.Event | None = None,
-    ) -> None:
-        """Check every `every` until stopped (or `iterations` checks); a failed check is logged."""
+    ) -> int:
+        """Check every `every` until stopped (or `iterations` checks); returns how many checks failed.
+
+        A failed check is logged and the watch goes on: an expected error (a `ShipyardError`,
+        such as an unreadable log) as one line naming the cause, anything else with its traceback.
+        """
         stop = stop or threading.Event()
-        done = 0
+        done = failed = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
                 result = self.check()
                 if on_check is not None:
                     on_check(result)
+            except ShipyardError as exc:
+                failed += 1
+                log.error("monitoring check of %s failed: %s", self.ref, exc)
             except Exception:  # one bad check (a database hiccup) must not end the watch
+                failed += 1
                 log.exception("monitoring check of %s failed; trying again at the next one", self.ref)
             done += 1
             if iterations is not None and done >= iterations:
-                return
+                return failed
             stop.wait(max(0.0, every.total_seconds() - (time.monotonic() - started)))
+        return failed
 
     def _retrain(self, report: MonitorReport, opened: Sequence[Alert]) -> dict[str, Any]:
         assert self.command is not None
@@ -195,7 +204,11 @@ class Watcher:
         version = self.registry.get(ModelRef(name, version=after))
         result["new_version"] = after
         if self.on_new_version is not None:
-            result["promotion"] = self.on_new_version(version)
+            try:
+                result["promotion"] = self.on_new_version(version)
+            except ShipyardError as exc:  # e.g. the evaluation data no longer fits: say so, promote nothing
+                log.error("gates of %s could not be checked: %s", version.ref, exc)
+                result["promotion"] = {"error": str(exc), "promoted": False}
         return result
 
 

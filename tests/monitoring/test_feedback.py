@@ -1,0 +1,137 @@
+"""Labels: checked against the prediction log and the version that answered, and set aside by reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from shipyard import Registry, Settings
+from shipyard.cli.demo import credit_data
+from shipyard.core.contract import Contract
+from shipyard.monitoring.events import EventBatch, EventLog, find_requests
+from shipyard.monitoring.feedback import FeedbackStore, Label, LabelCheck, fit_label
+from shipyard.monitoring.monitor import monitor_report
+
+PLACEHOLDER = "649efc5abf3a000000000001"  # the README's example id: no server ever answered it
+
+
+@pytest.fixture
+def reg(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Iterator[Registry]:
+    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as registry:
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        yield registry
+
+
+def _append(log: EventLog, reg: Registry, frame: pd.DataFrame, *, rows_per_request: int = 1) -> list[str]:
+    """Log `frame`'s rows as served by credit:1, `rows_per_request` per request; the request ids."""
+    loaded = reg.load("credit:1")
+    batch = loaded.validate(frame.drop(columns=["default"])).batch
+    n = batch.n_rows // rows_per_request
+    ids = [f"r{i}" for i in range(n)]
+    log.append(
+        EventBatch(
+            time=time.time() - 60,
+            model="credit",
+            version=1,
+            request_ids=[*ids, "refused-1"],
+            rows=[rows_per_request] * n + [1],
+            protocols=["rest"] * (n + 1),
+            latencies_ms=[4.0] * (n + 1),
+            statuses=["ok"] * n + ["rejected"],
+            errors=[None] * n + ["contract"],
+            features=batch,
+            predictions=loaded.predict_valid(batch),
+        )
+    )
+    return ids
+
+
+def _check(reg: Registry) -> LabelCheck:
+    url, cipher = reg.settings.store_url, reg.artifacts.cipher
+    return LabelCheck(
+        reg.meta, find=lambda ids: find_requests(url, ids, lookback=timedelta(days=30), cipher=cipher)
+    )
+
+
+def test_labels_for_unknown_requests_rows_and_classes_are_refused_naming_each(reg: Registry) -> None:
+    log = EventLog(reg.settings.store_url)
+    _append(log, reg, credit_data(20, seed=3), rows_per_request=2)
+    log.flush()
+    labels = [
+        Label("r0", 0, 1, "item 0"),
+        Label("r0", 1, "0", "item 1"),  # text of a class: taken as the class 0
+        Label("r1", 0, "maybe", "item 2"),
+        Label(PLACEHOLDER, 0, 1, "item 3"),
+        Label("r2", 2, 1, "item 4"),
+        Label("refused-1", 0, 1, "item 5"),
+        Label("r3", 0, True, "item 6"),  # true is not the class 1
+    ]
+    good, refused = _check(reg).check(labels)
+    assert [(x.request_id, x.row, x.label) for x in good] == [("r0", 0, 1), ("r0", 1, 0)]
+    assert type(good[1].label) is int
+    by_item = {r.where: r for r in refused}
+    assert sorted(by_item) == ["item 2", "item 3", "item 4", "item 5", "item 6"]
+    assert by_item["item 2"].kind == "label" and by_item["item 2"].expected == [0, 1]
+    assert "'maybe' is not one of the classes [0, 1]" in by_item["item 2"].reason
+    assert "credit:1 answered this request" in by_item["item 2"].reason
+    assert by_item["item 3"].kind == "unknown_request"
+    assert "no request with this id is in the prediction log" in by_item["item 3"].reason
+    assert by_item["item 4"].kind == "row" and "past the request's 2 row(s)" in by_item["item 4"].reason
+    assert by_item["item 5"].kind == "rejected_request"
+    assert by_item["item 6"].kind == "label"
+
+
+def test_a_request_still_in_the_buffer_is_found_before_it_is_written(reg: Registry) -> None:
+    log = EventLog(reg.settings.store_url)
+    ids = _append(log, reg, credit_data(5, seed=4))
+    found = log.find({ids[0], PLACEHOLDER}, lookback=timedelta(days=30))
+    assert set(found) == {ids[0]} and found[ids[0]].model == "credit" and found[ids[0]].rows == 1
+    assert find_requests(reg.settings.store_url, {ids[0]}, lookback=timedelta(days=30)) == {}
+
+
+@pytest.mark.parametrize(
+    ("classes", "label", "fitted"),
+    [((0, 1), 1, 1), ((0, 1), "1", 1), ((0, 1), 1.0, 1), ((0, 1), " 0 ", 0), (("no", "yes"), "yes", "yes"),
+     (("0", "1"), 1, "1"), ((True, False), "true", True), ((0, 1), True, None), ((0, 1), "maybe", None),
+     (("no", "yes"), 1, None), (("1", "01"), "01", "01"), (("1", "01"), 1, None), ((0, 1), 2, None)],
+)  # fmt: skip
+def test_a_classifiers_label_must_be_exactly_one_of_its_classes(
+    classes: tuple[Any, ...], label: Any, fitted: Any
+) -> None:
+    value, why = fit_label(label, Contract(task="classification", features=(), classes=classes))
+    assert value == fitted and type(value) is type(fitted)
+    assert (why is None) == (fitted is not None)
+
+
+@pytest.mark.parametrize(
+    ("label", "fitted"),
+    [(2.5, 2.5), (3, 3.0), ("4.25", 4.25), ("x", None), (True, None), (float("inf"), None)],
+)
+def test_a_regressors_label_must_be_a_finite_number(label: Any, fitted: float | None) -> None:
+    value, why = fit_label(label, Contract(task="regression", features=()))
+    assert value == fitted and (why is None) == (fitted is not None)
+
+
+def test_a_report_sets_aside_stored_labels_it_cannot_use_and_says_why(reg: Registry) -> None:
+    frame = credit_data(200, seed=5)
+    log = EventLog(reg.settings.store_url)
+    ids = _append(log, reg, frame)
+    log.flush()
+    truth = frame["default"].tolist()
+    labels = [Label(rid, 0, int(truth[i])) for i, rid in enumerate(ids)]
+    # Stored straight into the store, as labels were before they were checked.
+    labels[:3] = [Label(ids[0], 0, "maybe"), Label(ids[1], 0, 7), Label(ids[2], 0, "maybe")]
+    FeedbackStore(reg.meta).add(labels, source="old", actor="tester")
+    report = monitor_report(reg, "credit", window=timedelta(hours=1))
+    assert report.performance is not None and report.performance["rows"] == 197
+    assert report.set_aside == {
+        "labels": 3,
+        "reasons": [{"reason": "not one of the classes [0, 1]", "labels": 3, "examples": ['"maybe"', "7"]}],
+    }
+    assert report.to_dict()["set_aside"]["labels"] == 3
