@@ -13,7 +13,8 @@ by ',', that open objects but never seal new ones: for a rotation), `SHIPYARD_TR
 (1 to load only versions those keys signed), `SHIPYARD_MASKING_KEY` (the secret of the keyed
 hash of pii values in logs; by default a key file in the home), `SHIPYARD_RUN_AS` (set by the
 scheduler: the principal that added a schedule, which its runs act as; it can only narrow what
-the CLI may do).
+the CLI may do), `SHIPYARD_FILE_MODE` (the mode of the metadata file, artifacts and prediction-log
+segments on a local disk: octal, default 0600, folders to match; `umask` to leave it to the umask).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class Settings:
         masking_key: the secret of the keyed hash of pii values; by default a key file in the home.
         run_as: the principal (as JSON) a scheduled run acts as: the one that added the schedule.
             It narrows the CLI's own principal (the key's, or local admin) and never widens it.
+        file_mode: the mode of new local files holding models, metadata and logged predictions
+            (folders made for them get the matching mode: 0600 gives 0700); None leaves it to
+            the umask.
     """
 
     home: Path
@@ -72,6 +76,7 @@ class Settings:
     require_signature: bool = False
     masking_key: str | None = field(default=None, repr=False)
     run_as: str | None = None
+    file_mode: int | None = 0o600
 
     @classmethod
     def for_home(cls, home: str | os.PathLike[str]) -> Settings:
@@ -146,12 +151,32 @@ class Settings:
             require_signature=_flag(env, "SHIPYARD_REQUIRE_SIGNATURE"),
             masking_key=env.get("SHIPYARD_MASKING_KEY") or None,
             run_as=env.get("SHIPYARD_RUN_AS") or None,
+            file_mode=_file_mode(env.get("SHIPYARD_FILE_MODE")),
         )
 
 
 def hide_password(url: str) -> str:
     """`url` with its password, if it has one, shown as ***."""
     return _PASSWORD.sub(r"\1***@", url)
+
+
+def _file_mode(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return 0o600
+    text = value.strip().lower()
+    if text == "umask":
+        return None
+    try:
+        mode = int(text.removeprefix("0o"), 8)
+    except ValueError:
+        mode = -1
+    if mode & ~0o666 or mode & 0o600 != 0o600:
+        raise ConfigError(
+            f"SHIPYARD_FILE_MODE is {value!r}; expected an octal file mode that lets the owner read "
+            "and write and sets no execute bits (0600, the default; 0640 or 0660 to share with the "
+            "group), or 'umask' to leave modes to the umask"
+        )
+    return mode
 
 
 def _flag(env: Mapping[str, str], key: str) -> bool:

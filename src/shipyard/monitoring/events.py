@@ -28,6 +28,7 @@ from fsspec.core import url_to_fs
 from shipyard.core.batch import Batch, Predictions
 from shipyard.security.masking import Masker
 from shipyard.store.artifacts import Cipher, read_sealed, write_sealed
+from shipyard.store.permissions import DEFAULT_FILE_MODE, make_folders
 
 __all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "LoggedRequest", "find_requests", "read_events"]
 
@@ -108,6 +109,8 @@ class EventLog:
         max_pending_rows: rows held in memory before new events are dropped (and counted).
         cipher: seal each segment at rest (with its key file beside it); None to write plain Parquet.
         masker: masks the pii features of each batch (see `EventBatch.masked`) before writing.
+        file_mode: the mode of segments on a local disk (their folders get the matching mode;
+            owner-only by default); None to leave it to the umask.
     """
 
     def __init__(
@@ -119,8 +122,10 @@ class EventLog:
         max_pending_rows: int = 1_000_000,
         cipher: Cipher | None = None,
         masker: Masker | None = None,
+        file_mode: int | None = DEFAULT_FILE_MODE,
     ) -> None:
         self.fs, root = url_to_fs(store_url)
+        self.file_mode = file_mode
         self.root = f"{root.rstrip('/')}/events"
         self.cipher = cipher
         self.masker = masker
@@ -210,11 +215,16 @@ class EventLog:
         stamp = time.strftime("%H%M%S", time.gmtime())
         name = f"{stamp}-v{version}-{self.worker}-{os.getpid()}-{self._seq:06d}.parquet"
         final = f"{folder}/{name}"
-        self.fs.makedirs(folder, exist_ok=True)
+        make_folders(self.fs, folder, file_mode=self.file_mode)
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         write_sealed(
-            self.fs, final, buffer.getvalue(), name=_segment_name(model, day, name), cipher=self.cipher
+            self.fs,
+            final,
+            buffer.getvalue(),
+            name=_segment_name(model, day, name),
+            cipher=self.cipher,
+            file_mode=self.file_mode,
         )
         return final
 

@@ -83,7 +83,9 @@ class Registry(RegistryChanges):
         principal: Principal | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self.meta = MetadataStore(self.settings.db_url, busy_timeout=self.settings.db_timeout)
+        self.meta = MetadataStore(
+            self.settings.db_url, busy_timeout=self.settings.db_timeout, file_mode=self.settings.file_mode
+        )
         self.artifacts = artifact_store(self.settings)
         try:
             self.principal = principal or acting_principal(self.meta, self.settings, actor=actor)
@@ -557,7 +559,7 @@ def load_version(
 def artifact_store(settings: Settings) -> ArtifactStore:
     """The artifact store of `settings`, sealing new blobs when a master key is configured."""
     cipher = envelope_for(settings)
-    return ArtifactStore(settings.store_url, cipher=cipher)
+    return ArtifactStore(settings.store_url, cipher=cipher, file_mode=settings.file_mode)
 
 
 def _without_pii(profile: Profile | None, contract: Contract) -> Profile | None:

@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -38,6 +37,7 @@ from shipyard.security.guard import DenialLog, Guard
 from shipyard.security.keys import Keys
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
+from shipyard.serving.run_dirs import new_run_dir, remove_stale_run_dirs
 from shipyard.serving.served import Limits
 from shipyard.serving.service import ModelService, warm_up
 from shipyard.serving.tls import TlsFiles
@@ -189,10 +189,11 @@ def serve(
             )
     if on_ready is not None:
         on_ready(line)
+    remove_stale_run_dirs()  # a server killed with SIGKILL could not remove its own
     if options.workers == 1:
         _run_worker(settings, options, loaded, sock, worker=0, run_dir=None)
         return
-    run_dir = Path(tempfile.mkdtemp(prefix="shipyard-serve-"))
+    run_dir = new_run_dir()
     try:
         _supervise(settings, options, loaded, sock, run_dir)
     finally:
@@ -351,7 +352,9 @@ async def _worker_main(
     masker = Masker.for_home(settings.home, settings.masking_key)
     events = None
     if options.log_events:
-        events = EventLog(settings.store_url, worker=str(worker), cipher=cipher, masker=masker).start()
+        events = EventLog(
+            settings.store_url, worker=str(worker), cipher=cipher, masker=masker, file_mode=settings.file_mode
+        ).start()
     live = LiveProfiles(run_dir, worker=worker).start() if options.live_profiles else None
     metrics.live, metrics.drift_minutes = live, options.limits.drift_minutes
     meta = MetadataStore(settings.db_url, busy_timeout=settings.db_timeout)

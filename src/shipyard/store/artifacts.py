@@ -3,16 +3,22 @@
 With a `Cipher` (encryption at rest, see `security/encryption.py`), blobs are stored sealed,
 each with a small key file beside it (`<digest>.key`); the digest is still that of the plain
 bytes, checked after opening. Blobs stored before encryption was turned on stay readable.
+
+On a local disk, blobs, key files and the folders made for them get `file_mode` (owner-only by
+default; see `shipyard.store.permissions`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import uuid
 from typing import Any, Protocol
 
 from shipyard.errors import ArtifactIntegrityError, EncryptionError, StoreError
+from shipyard.store.permissions import DEFAULT_FILE_MODE, is_local, make_folders
 
 __all__ = ["SEALED", "ArtifactStore", "Cipher", "digest_of", "read_sealed", "write_sealed", "write_whole"]
 
@@ -41,13 +47,18 @@ class ArtifactStore:
     Args:
         url: a local folder or any fsspec URL (`s3://bucket/prefix`, `memory://x`).
         cipher: seal new blobs at rest; None to store them plain.
+        file_mode: the mode of new files on a local disk (folders get the matching folder
+            mode); None to leave it to the umask.
     """
 
-    def __init__(self, url: str, *, cipher: Cipher | None = None) -> None:
+    def __init__(
+        self, url: str, *, cipher: Cipher | None = None, file_mode: int | None = DEFAULT_FILE_MODE
+    ) -> None:
         from fsspec.core import url_to_fs
 
         self.url = url
         self.cipher = cipher
+        self.file_mode = file_mode
         self.fs: Any
         self.fs, self.root = url_to_fs(url)
         self.root = self.root.rstrip("/")
@@ -68,8 +79,8 @@ class ArtifactStore:
         final = self.path_of(digest)
         if self.fs.exists(final):
             return digest
-        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
-        write_sealed(self.fs, final, data, name=digest, cipher=self.cipher)
+        make_folders(self.fs, final.rsplit("/", 1)[0], file_mode=self.file_mode)
+        write_sealed(self.fs, final, data, name=digest, cipher=self.cipher, file_mode=self.file_mode)
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -111,13 +122,15 @@ class ArtifactStore:
                 self.fs.rm(file)
 
 
-def write_sealed(fs: Any, path: str, data: bytes, *, name: str, cipher: Cipher | None) -> None:
+def write_sealed(
+    fs: Any, path: str, data: bytes, *, name: str, cipher: Cipher | None, file_mode: int | None = None
+) -> None:
     """Write `data` whole at `path`; with a cipher, sealed as `name` with its key file beside it
-    (written first, so an object never lacks its key)."""
+    (written first, so an object never lacks its key). `file_mode` as in `write_whole`."""
     if cipher is not None:
         data, sidecar = cipher.seal(name, data)
-        write_whole(fs, f"{path}.key", sidecar)
-    write_whole(fs, path, data)
+        write_whole(fs, f"{path}.key", sidecar, file_mode=file_mode)
+    write_whole(fs, path, data, file_mode=file_mode)
 
 
 def read_sealed(fs: Any, path: str, blob: bytes, *, name: str, cipher: Cipher | None, what: str) -> bytes:
@@ -140,14 +153,32 @@ def read_sealed(fs: Any, path: str, blob: bytes, *, name: str, cipher: Cipher | 
     return cipher.open(name, blob, sidecar)
 
 
-def write_whole(fs: Any, path: str, data: bytes) -> None:
-    """Write `data` to `path` on `fs` under a temporary name beside it, then rename it into place."""
+def write_whole(fs: Any, path: str, data: bytes, *, file_mode: int | None = None) -> None:
+    """Write `data` to `path` on `fs` under a temporary name beside it, then rename it into place.
+
+    On a local disk the file gets `file_mode` from its creation on (never readable by others
+    even while it is written); with None, the mode of the file it replaces, or the umask's.
+    """
     folder, name = path.rsplit("/", 1)
     tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.part"
     try:
-        fs.pipe_file(tmp, data)
+        if is_local(fs):
+            _write_local(tmp, data, file_mode=file_mode, like=path)
+        else:
+            fs.pipe_file(tmp, data)
         fs.mv(tmp, path)
     except Exception:
         if fs.exists(tmp):
             fs.rm(tmp)
         raise
+
+
+def _write_local(tmp: str, data: bytes, *, file_mode: int | None, like: str) -> None:
+    if file_mode is None:
+        with contextlib.suppress(FileNotFoundError):  # a new file: the umask decides, as with open()
+            file_mode = os.stat(like).st_mode & 0o777
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if file_mode is None else file_mode)
+    with open(fd, "wb") as file:
+        if file_mode is not None:
+            os.fchmod(fd, file_mode)  # the umask may have taken bits a shared mode asked for
+        file.write(data)
