@@ -332,3 +332,57 @@ def test_a_rate_limit_without_authentication_holds_each_client_to_it(home: Path)
         assert int(limited.headers["retry-after"]) >= 1
     finally:
         process.terminate()
+
+
+def test_readiness_names_the_models_only_to_a_caller_with_a_credential(
+    server: ServerProcess, keys: dict[str, str]
+) -> None:
+    assert call(server, "GET", "/readyz", None).json() == {"status": "ready"}  # a probe: the status
+    assert call(server, "GET", "/ping", None).json() == {"status": "ready"}
+    assert call(server, "GET", "/readyz", "sy_made_up_key").json() == {"status": "ready"}
+    named = {"status": "ready", "models": {"credit": 1}}
+    assert call(server, "GET", "/readyz", keys["reader"]).json() == named
+    assert call(server, "GET", "/readyz", keys["scoped"]).json() == {"status": "ready", "models": {}}
+    assert call(server, "GET", "/v2/health/ready", None).json() == {"ready": True}
+
+
+@pytest.mark.parametrize(
+    ("path", "served"),
+    [
+        ("/v2/models/credit/ready", True),
+        ("/v2/models/nope/ready", False),
+        ("/v2/models/credit/versions/1/ready", True),
+        ("/v2/models/credit/versions/9/ready", False),
+    ],
+)
+def test_a_models_readiness_needs_a_credential_so_served_names_do_not_leak(
+    server: ServerProcess, keys: dict[str, str], path: str, served: bool
+) -> None:
+    anonymous = call(server, "GET", path, None)
+    assert anonymous.status_code == 401  # the same for a served model and an unknown one
+    assert call(server, "GET", path, keys["reader"]).status_code == (200 if served else 404)
+
+
+def test_grpc_model_readiness_needs_a_credential(
+    server: ServerProcess, keys: dict[str, str], pki: Any
+) -> None:
+    credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
+    with grpc.secure_channel(server.grpc_target, credentials) as channel:
+        server_ready = channel.unary_unary(
+            "/inference.GRPCInferenceService/ServerReady",
+            request_serializer=pb.ServerReadyRequest.SerializeToString,
+            response_deserializer=pb.ServerReadyResponse.FromString,
+        )
+        model_ready = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelReady",
+            request_serializer=pb.ModelReadyRequest.SerializeToString,
+            response_deserializer=pb.ModelReadyResponse.FromString,
+        )
+        assert server_ready(pb.ServerReadyRequest()).ready  # a bare yes or no: open
+        for name in ("credit", "nope"):
+            with pytest.raises(grpc.RpcError) as caught:
+                model_ready(pb.ModelReadyRequest(name=name))
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        reader = [("authorization", f"Bearer {keys['reader']}")]
+        assert model_ready(pb.ModelReadyRequest(name="credit"), metadata=reader).ready
+        assert not model_ready(pb.ModelReadyRequest(name="nope"), metadata=reader).ready

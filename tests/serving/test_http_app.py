@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -137,6 +138,31 @@ def test_too_large_a_body_is_413_naming_the_limit(credit_server: ServerProcess) 
 def test_unknown_route_and_method_are_clear_4xx(credit_server: ServerProcess) -> None:
     assert credit_server.http.get("/nowhere").status_code == 404
     assert credit_server.http.delete("/v1/models/credit/predict").status_code == 405
+    wrong = credit_server.http.get("/invocations")
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+
+
+@pytest.mark.parametrize("value", [1e308, 2**63, 10**24])
+def test_an_integer_past_int64_is_a_violation_on_invocations(
+    credit_server: ServerProcess, value: Any
+) -> None:
+    content = json.dumps({"dataframe_records": [credit_row(months_employed=value)]})
+    response = credit_server.http.post(
+        "/invocations", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert "feature 'months_employed' of row 0" in response.json()["message"]
+    assert "int64" in response.json()["message"]
+
+
+def test_a_bare_nan_on_invocations_is_named_with_the_fix(credit_server: ServerProcess) -> None:
+    content = json.dumps({"dataframe_records": [credit_row(income=float("nan"))]})
+    response = credit_server.http.post(
+        "/invocations", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "NaN is not JSON" in response.json()["message"]
+    assert "send null for a missing value" in response.json()["message"]
 
 
 def test_health_and_readiness(credit_server: ServerProcess) -> None:

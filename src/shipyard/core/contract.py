@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Label, Task
-from shipyard.core.dtypes import DTYPE_WORDS, DType, coerce, finish, plain
+from shipyard.core.dtypes import DTYPE_WORDS, INT64_RANGE, DType, beyond_int64, coerce, finish, plain
+from shipyard.core.echo import capped, echo
 from shipyard.errors import ContractError, ContractViolationError
 
 __all__ = [
@@ -163,7 +164,8 @@ class Violation:
 
     def to_dict(self) -> dict[str, Any]:
         """The violation as plain JSON-safe data."""
-        return {"row": self.row, "feature": self.feature, "value": plain(self.value), "reason": self.reason}
+        value = capped(plain(self.value))
+        return {"row": self.row, "feature": self.feature, "value": value, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -431,7 +433,8 @@ class Contract:
             # Comparisons with NaN are simply False; numpy does not warn for them.
             odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
             if ints.any():
-                odd[:, ints] |= matrix[:, ints] != np.floor(matrix[:, ints])
+                whole = matrix[:, ints]
+                odd[:, ints] |= (whole != np.floor(whole)) | (whole >= _INT64_END) | (whole < -_INT64_END)
             dirty = np.asarray(odd.any(axis=0))
         clean: dict[str, Array] = {}
         for j, f in enumerate(features):
@@ -473,6 +476,11 @@ class _FeatureCheck:
         values, missing, wrong = coerce(f.dtype, self.raw)
         if wrong.any():
             self.reject(wrong, f"expected {DTYPE_WORDS[f.dtype]}")
+        if f.dtype is DType.INT:
+            beyond = beyond_int64(values, ~missing & ~wrong)
+            if beyond.any():
+                self.reject(beyond, _BEYOND_INT64)
+                values = np.where(beyond, 0.0, values)  # rejected: never cast, never predicted
         if missing.any():
             if f.on_missing == "reject":
                 self.reject(missing, "the value is missing and the feature does not allow that")
@@ -523,6 +531,11 @@ class _FeatureCheck:
 
 
 PII = "<pii>"  # what error messages and rejects show in place of a pii feature's value
+_BEYOND_INT64 = (
+    f"outside the range of an integer feature (int64) [{INT64_RANGE[0]}, {INT64_RANGE[1]}]; "
+    "a larger value cannot reach the model unchanged"
+)
+_INT64_END = float(2**63)  # the first float past int64 (comparisons in float64)
 _COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one by one
 
 
@@ -537,7 +550,13 @@ def _outside(raw: Array, lo: float, hi: float, *, integer: bool, allow: bool) ->
     low, high = raw.min(), raw.max()  # NaN if any value is NaN
     if raw.dtype.kind == "f" and (np.isnan(low) or np.isnan(high)):
         return -1
-    if integer and raw.dtype.kind == "f" and np.any(raw != np.floor(raw)):
+    if (
+        integer
+        and raw.dtype.kind == "f"
+        and (high >= _INT64_END or low < -_INT64_END or np.any(raw != np.floor(raw)))
+    ):
+        return -1
+    if integer and raw.dtype.kind == "u" and high > INT64_RANGE[1]:
         return -1
     if low >= lo and high <= hi:
         return 0
@@ -568,8 +587,7 @@ def _show(value: Any) -> str:
         return "missing"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return echo(value)
 
 
 def _article(word: str) -> str:

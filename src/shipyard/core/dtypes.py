@@ -2,7 +2,9 @@
 
 `coerce` converts only where it is safe (int to float, numeric text to numbers, 'true'/'false'
 and 0/1 to booleans; never 'abc' to a number) and reports which values are missing and which
-have the wrong type; `finish` gives the column the dtype the model expects.
+have the wrong type; `beyond_int64` finds the values an integer feature cannot hold (a cast
+would wrap them silently: 2**63 becomes -2**63); `finish` gives the column the dtype the model
+expects.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import pandas as pd
 
 from shipyard.core.batch import Array
 
-__all__ = ["DTYPE_WORDS", "DType", "coerce", "finish", "plain"]
+__all__ = ["DTYPE_WORDS", "INT64_RANGE", "DType", "beyond_int64", "coerce", "finish", "plain"]
+
+INT64_RANGE = (-(2**63), 2**63 - 1)  # what an integer feature holds
+_INT64_END = float(2**63)  # the first float past the range (2**63 - 1 is not a float)
 
 
 class DType(StrEnum):
@@ -54,8 +59,10 @@ def coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
         kind = "O"
     if dtype in (DType.INT, DType.FLOAT):
         if kind in "iu":
-            values = raw.astype(np.float64) if dtype is DType.FLOAT else raw.astype(np.int64)
-            return values, none, none
+            if dtype is DType.FLOAT or (kind == "u" and raw.size and raw.max() > INT64_RANGE[1]):
+                # Past int64 (2**63 as uint64): as floats, so `beyond_int64` sees them unwrapped.
+                return raw.astype(np.float64), none, none
+            return raw.astype(np.int64), none, none
         if kind == "f":
             values = raw.astype(np.float64, copy=False)
             missing = np.isnan(values)
@@ -100,6 +107,22 @@ def coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
         missing = np.isnan(raw)
         return raw.astype(object), missing, ~missing
     return raw.astype(object), none, ~none
+
+
+def beyond_int64(values: Array, usable: Array) -> Array:
+    """Where an integer feature's values lie outside int64 (infinities included).
+
+    The comparison is in float64, as the values travel: a Python int near 2**63 among text or
+    missing values is a float by then, and one that rounds past int64 cannot reach the model.
+
+    Args:
+        values: the column as `coerce` gave it for `DType.INT` (int64, or float64).
+        usable: the values to look at (present and of the right type).
+    """
+    if values.dtype.kind != "f":
+        return np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return usable & ((values >= _INT64_END) | (values < -_INT64_END))
 
 
 def _types(raw: Array) -> Array:

@@ -3,10 +3,15 @@ asks the guard about a request (off the event loop when it must read the metadat
 
 | route | action |
 | --- | --- |
-| health, readiness, `/version`, OIP `health/*` and `models/*/ready` | open |
+| health, readiness, `/version`, OIP `health/*`, gRPC `ServerLive`, `ServerReady` | open |
 | `POST .../predict`, `/invocations`, OIP `infer`, gRPC `ModelInfer` | predict (on the model) |
 | `POST /v1/feedback` | feedback |
-| every other `GET` (models, metadata, drift, `/metrics`, `/docs`) | read |
+| every other `GET` (models, drift, `/metrics`, `/docs`, OIP `models/*` and `models/*/ready`) | read |
+| gRPC `ModelReady`, `ModelMetadata`, `ServerMetadata` | read |
+
+The open routes answer with a bare status: which models are served is for callers who may read
+(`/readyz` adds its `models` only for a credential that verifies), and a model's own readiness
+needs one, so that an unknown name and a served one look the same to a stranger (401 both).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def http_action(method: str, parts: list[str], single_model: str | None) -> tupl
         return Action.PREDICT, None
     if len(parts) == 1 and head in _OPEN:
         return None, None
-    if head == "v2" and len(parts) >= 2 and (parts[1] == "health" or parts[-1] == "ready"):
+    if head == "v2" and len(parts) >= 2 and parts[1] == "health":
         return None, None
     if head in ("v1", "v2") and len(parts) >= 3 and parts[1] == "models":
         return Action.READ, parts[2]

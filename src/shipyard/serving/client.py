@@ -11,6 +11,7 @@ Errors come back as the same `ShipyardError` classes the server raised: a contra
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -161,17 +162,17 @@ class Client:
             return self._predict_grpc(model, rows, request_id, key)
         payload: dict[str, Any]
         if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
-            payload = {"instances": list(rows)}
+            payload = {"instances": [_json_row(row, i) for i, row in enumerate(rows)]}
         else:
             batch = Batch.coerce(rows)
-            payload = {"inputs": {n: c.tolist() for n, c in batch.columns.items()}}
+            payload = {"inputs": {n: _json_column(c, n) for n, c in batch.columns.items()}}
         headers = {"content-type": "application/json"}
         if request_id:
             headers["x-request-id"] = request_id
         if key is not None:
             headers["x-shipyard-key"] = key
         response = self._http.post(
-            f"/v1/models/{model}/predict", content=json.dumps(payload), headers=headers
+            f"/v1/models/{model}/predict", content=json.dumps(payload, allow_nan=False), headers=headers
         )
         body = _json(response)
         if response.status_code != 200:
@@ -272,6 +273,44 @@ class Client:
             predictions=predictions,
             probabilities=probabilities,
         )
+
+
+def _json_value(value: Any, row: int, feature: str) -> Any:
+    """A value as JSON has it: a missing one (NaN, None, pandas' NA) is null, numpy's are Python's.
+
+    Raises:
+        InputError: an infinity, which JSON cannot carry.
+    """
+    if value is None:
+        return None
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            raise InputError(
+                f"feature {feature!r} of row {row} is {value}; JSON has no infinity, so it cannot be sent "
+                "over HTTP: send a finite number, None for a missing value, or use grpc://"
+            )
+        return value
+    if type(value).__name__ in ("NAType", "NaTType"):  # pandas' missing markers
+        return None
+    return value
+
+
+def _json_row(row: Any, i: int) -> Any:
+    """One row of `instances`, JSON-ready (row objects and value lists alike)."""
+    if isinstance(row, Mapping):
+        return {k: _json_value(v, i, str(k)) for k, v in row.items()}
+    if isinstance(row, Sequence) and not isinstance(row, str | bytes):
+        return [_json_value(v, i, f"#{j}") for j, v in enumerate(row)]
+    return _json_value(row, i, "#0")
+
+
+def _json_column(column: Any, name: str) -> list[Any]:
+    """One column of `inputs`, JSON-ready."""
+    return [_json_value(v, i, name) for i, v in enumerate(column.tolist())]
 
 
 def _json(response: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import grpc.aio
 import orjson
+from google.protobuf.message import DecodeError
 
 from shipyard.errors import (
     AuthenticationError,
@@ -94,6 +95,7 @@ class _Inference:
     async def model_ready(
         self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelReadyResponse:
+        await self._admit(context, Action.READ, request.name)  # which models are served is not open
         try:
             served = self.service.find(request.name, request.version or None)
         except ShipyardError:
@@ -155,7 +157,7 @@ class _Inference:
                 answer.predictions,
                 model=name,
                 version=answer.version.version,
-                request_id=decoded.id,
+                request_id=request_id,  # the id the prediction log keeps, made here if none came
                 wanted=decoded.outputs,
             )
         except ShipyardError as exc:
@@ -208,11 +210,34 @@ def _routing_key(served: ServedModel, context: grpc.aio.ServicerContext, columns
     return served.routing_key(header, columns)
 
 
+class _Malformed:
+    """A request whose bytes are not the RPC's protobuf message (the handler refuses it)."""
+
+    def __init__(self, kind: str, size: int, error: str) -> None:
+        self.message = (
+            f"the request is not a valid {kind} protobuf message ({size} bytes): {error}; "
+            "expected the message of inference.GRPCInferenceService's grpc_service.proto"
+        )
+
+
 def _unary(
     fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], request: Any, response: Any
 ) -> grpc.RpcMethodHandler:
+    # grpc answers a request its deserializer raised on with UNKNOWN; the caller's bytes are at
+    # fault, so they reach the handler as `_Malformed` and are refused as INVALID_ARGUMENT.
+    def read(data: bytes) -> Any:
+        try:
+            return request.FromString(data)
+        except DecodeError as exc:
+            return _Malformed(request.DESCRIPTOR.name, len(data), str(exc) or "cannot be parsed")
+
+    async def handle(message: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(message, _Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message.message)
+        return await fn(message, context)
+
     return grpc.unary_unary_rpc_method_handler(
-        fn, request_deserializer=request.FromString, response_serializer=response.SerializeToString
+        handle, request_deserializer=read, response_serializer=response.SerializeToString
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from shipyard.core.echo import echo
 from shipyard.errors import (
     AuthenticationError,
     ContractViolationError,
@@ -34,8 +35,8 @@ from shipyard.errors import (
     UnsupportedMediaError,
 )
 from shipyard.monitoring.feedback import parse_feedback, refusal, server_check
-from shipyard.security.access import Principal
-from shipyard.security.guard import credential
+from shipyard.security.access import Action, Principal
+from shipyard.security.guard import ANONYMOUS, credential
 from shipyard.serving import oip
 from shipyard.serving.auth import admit, http_action
 from shipyard.serving.openapi import docs_page, openapi_document
@@ -45,6 +46,7 @@ from shipyard.serving.payloads import (
     decode_ours,
     encode_mlflow,
     encode_ours,
+    parse_json,
 )
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
@@ -85,6 +87,9 @@ _MLFLOW_CODES = {
 _JSON = b"application/json"
 _VERSION = b"x-shipyard-version"  # the version that answered, on every prediction
 _JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"*/*", b"")
+_GET_METHODS = ("GET", "HEAD")
+_POST_METHODS = ("POST",)
+_GET_ROUTES = frozenset({"healthz", "readyz", "ping", "health", "metrics", "openapi.json", "docs", "version"})
 
 
 def status_of(error: ShipyardError) -> int:
@@ -100,11 +105,7 @@ class _ClientGoneError(Exception):
 
 
 class _NoRouteError(Exception):
-    """No route answers to the path (or not to its method)."""
-
-    def __init__(self, message: str, status: int = 404) -> None:
-        super().__init__(message)
-        self.status = status
+    """No route answers to the path (or not to its method: `__call__` tells which, by `_allowed`)."""
 
 
 class HttpApp:
@@ -156,22 +157,21 @@ class HttpApp:
                     protocol, model = "oip-rest", parts[2]
                     wanted = parts[4] if len(parts) == 6 and parts[3] == "versions" else None
                     if len(parts) == 6 and parts[3] != "versions":
-                        raise _NoRouteError(f"no route {path}")
+                        raise _NoRouteError
                     status, version = await self._oip_infer(
                         scope, receive, send, name=parts[2], wanted=wanted, arrived=arrived
                     )
                 else:
-                    raise _NoRouteError(f"no POST route {path}")
-            elif method in ("GET", "HEAD"):
+                    raise _NoRouteError
+            elif method in _GET_METHODS:
                 protocol = "ops"
-                status = await self._get(scope, parts, path, send)
+                status = await self._get(scope, parts, send)
             else:
-                raise _NoRouteError(f"method {method} is not allowed on {path}; use GET or POST", 405)
+                raise _NoRouteError
         except _ClientGoneError:
             status = 499
-        except _NoRouteError as exc:
-            status = exc.status
-            await _json(send, status, {"error": f"{exc}; see /docs for the routes"})
+        except _NoRouteError:
+            status = await _no_route(send, scope["method"], scope["path"])
         finally:
             self.metrics.inflight -= 1
         if protocol != "ops":
@@ -343,7 +343,7 @@ class HttpApp:
                 answer.predictions,
                 model=name,
                 version=answer.version.version,
-                request_id=request.id,
+                request_id=request_id,
                 wanted=request.outputs,
                 binary=request.binary_outputs,
             )
@@ -359,17 +359,20 @@ class HttpApp:
         return 200, str(answer.version.version)
 
     # -- GET routes -------------------------------------------------------------------------------
-    async def _get(self, scope: Scope, parts: list[str], path: str, send: Send) -> int:
+    async def _get(self, scope: Scope, parts: list[str], send: Send) -> int:
         service = self.service
         head = parts[0]
         if head == "healthz" and len(parts) == 1:
             return await _json(send, 200, {"status": "alive"})
         if head in ("readyz", "ping", "health") and len(parts) == 1:
             ready = service.ready
-            models = {m.name: m.version.version for m in service.models.values()}
-            return await _json(
-                send, 200 if ready else 503, {"status": "ready" if ready else "loading", "models": models}
-            )
+            status: dict[str, Any] = {"status": "ready" if ready else "loading"}
+            reader = await self._reader(scope)
+            if reader is not None:  # what is served is for callers who may read it
+                status["models"] = {
+                    m.name: m.version.version for m in service.models.values() if reader.sees(m.ref.name)
+                }
+            return await _json(send, 200 if ready else 503, status)
         if head == "metrics" and len(parts) == 1:
             body = self.metrics.render()
             return await _send(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8")
@@ -396,7 +399,22 @@ class HttpApp:
                 return await _json(send, 200, _describe(served))
         if head == "v2":
             return await self._oip_get(parts, send)
-        raise _NoRouteError(f"no GET route {path}")
+        raise _NoRouteError
+
+    async def _reader(self, scope: Scope) -> Principal | None:
+        """Who may see what is served, on an open route: anyone when authentication is off, else
+        the caller's principal if its credential verifies (None: show only the status)."""
+        guard = self.service.guard
+        if not guard.required:
+            return ANONYMOUS
+        token = credential(_header(scope, b"authorization"), _header(scope, b"x-api-key"))
+        if token is None:  # a probe without credentials: no lookup, no audit record
+            return None
+        client = scope.get("client")
+        try:
+            return await admit(self.service, token, Action.READ, None, client=client[0] if client else None)
+        except SecurityError:
+            return None
 
     async def _drift(self, name: str, send: Send) -> int:
         service = self.service
@@ -453,16 +471,12 @@ class HttpApp:
                 return await _json(
                     send, 200, oip.model_metadata(version.contract, name, version.version, version.flavor)
                 )
-        raise _NoRouteError(f"no OIP route /{'/'.join(parts)}")
+        raise _NoRouteError
 
     # -- bodies -----------------------------------------------------------------------------------
     async def _json_body(self, scope: Scope, receive: Receive, accepted: tuple[bytes, ...]) -> Any:
         _check_type(scope, accepted)
-        body = await self._body(scope, receive)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"the request body is not valid JSON: {exc}") from None
+        return parse_json(await self._body(scope, receive))
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.service.limits.max_body_bytes
@@ -489,6 +503,44 @@ class HttpApp:
             if not message.get("more_body"):
                 return chunk if not chunks else b"".join([*chunks, chunk])
             chunks.append(chunk)
+
+
+def _allowed(parts: list[str]) -> tuple[str, ...]:
+    """The methods a path answers to; () when no route has that path."""
+    n, head = len(parts), parts[0]
+    if n == 1 and head in _GET_ROUTES:
+        return _GET_METHODS
+    if parts in (["invocations"], ["v1", "feedback"]):
+        return _POST_METHODS
+    if head == "v1" and n >= 2 and parts[1] == "models":
+        if n in (2, 3) or (n == 4 and parts[3] == "drift"):
+            return _GET_METHODS
+        if n == 4 and parts[3] == "predict":
+            return _POST_METHODS
+    if head == "v2":
+        if n == 1 or (n == 3 and parts[1] == "health" and parts[2] in ("live", "ready")):
+            return _GET_METHODS
+        if n >= 3 and parts[1] == "models":
+            rest = parts[3:]
+            if len(rest) >= 2 and rest[0] == "versions":
+                rest = rest[2:]
+            if rest in ([], ["ready"]):
+                return _GET_METHODS
+            if rest == ["infer"]:
+                return _POST_METHODS
+    return ()
+
+
+async def _no_route(send: Send, method: str, path: str) -> int:
+    """404 for a path no route has; 405 with `Allow` for a method the path's route does not take."""
+    allowed = _allowed(path.strip("/").split("/"))
+    if not allowed:
+        message = f"no route {echo(path)}; see /docs for the routes"
+        return await _json(send, 404, {"error": message})
+    listed = ", ".join(allowed)
+    message = f"method {echo(method)} is not allowed on {echo(path)}; use {listed} (see /docs)"
+    body = orjson.dumps({"error": message})
+    return await _send(send, 405, body, _JSON, extra=[(b"allow", listed.encode())])
 
 
 def _describe(served: ServedModel) -> dict[str, Any]:

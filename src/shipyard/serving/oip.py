@@ -10,6 +10,7 @@ tensor extension (`Inference-Header-Content-Length`), which Triton's client uses
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from typing import Any
 import numpy as np
 
 from shipyard.core.batch import Array, Predictions
-from shipyard.core.contract import Contract
+from shipyard.core.contract import Contract, Violation
 from shipyard.core.dtypes import DType
-from shipyard.errors import InputError
+from shipyard.core.echo import echo
+from shipyard.errors import ContractViolationError, InputError
 from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.payloads import parse_json
 
 __all__ = [
     "DATATYPES",
@@ -66,6 +69,15 @@ _CONTENTS_FIELD = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
+# The integer datatypes and what each holds: a value outside is refused, never wrapped.
+_INTEGERS = {
+    name: (int(np.iinfo(DATATYPES[name]).min), int(np.iinfo(DATATYPES[name]).max))
+    for name in ("UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64")
+}
+_MAX_VALUES = 2**63 - 1  # a shape holding more values than an int64 counts is refused by name
+_MAX_ID = 128  # characters of a request id (it is echoed in the X-Request-Id header)
+_MAX_NAME = 256  # characters of a tensor name
+_SHOWN_VIOLATIONS = 10  # lines of a message; the error carries every violation
 _FEATURE_DATATYPE = {DType.INT: "INT64", DType.FLOAT: "FP64", DType.BOOL: "BOOL", DType.STRING: "BYTES"}
 
 
@@ -126,25 +138,22 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
     Raises:
         InputError: malformed JSON, tensors or binary sizes; the message names the tensor.
     """
-    import orjson
-
     head = body if header_length is None else body[:header_length]
     if header_length is not None and not 0 <= header_length <= len(body):
         raise InputError(
             f"Inference-Header-Content-Length is {header_length} but the body has {len(body)} bytes"
         )
-    try:
-        request = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        raise InputError(f"the request body is not valid JSON: {exc}") from None
+    request = parse_json(head)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise InputError(
             'the inference request has no \'inputs\' list; expected {"inputs": [{"name": ..., '
             '"shape": [...], "datatype": ..., "data": [...]}]}'
         )
+    request_id = _request_id(request.get("id"))
     binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
     offset = 0
     tensors = []
+    violations: list[Violation] = []
     for i, spec in enumerate(request["inputs"]):
         if not isinstance(spec, dict):
             raise InputError(f"input {i} is not an object; expected name, shape, datatype and data")
@@ -154,7 +163,7 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise InputError(
-                    f"input {name!r} says binary_data_size={size!r}, but only {len(binary) - offset} "
+                    f"input {name!r} says binary_data_size={echo(size)}, but only {len(binary) - offset} "
                     "bytes of binary data remain"
                 )
             values = from_raw(bytes(binary[offset : offset + size]), datatype, name)
@@ -162,21 +171,19 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
         else:
             if "data" not in spec:
                 raise InputError(
-                    f"input {name!r} has no 'data'; expected a list of {int(np.prod(shape))} values"
+                    f"input {name!r} has no 'data'; expected a list of {math.prod(shape)} values"
                 )
             values = _from_json(spec["data"], datatype, name)
-        tensors.append(_checked(Tensor(name, datatype, shape, values)))
+        tensors.append(_narrowed(_checked(Tensor(name, datatype, shape, values)), contract, violations))
+    _raise_if(violations)
     outputs, binary_outputs = [], bool(_param(request.get("parameters"), "binary_data_output"))
     for spec in request.get("outputs") or []:
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            raise InputError(f"an entry of 'outputs' is {spec!r}; expected an object with a 'name'")
+            raise InputError(f"an entry of 'outputs' is {echo(spec)}; expected an object with a 'name'")
         outputs.append(spec["name"])
         binary_outputs = binary_outputs or bool(_param(spec.get("parameters"), "binary_data"))
     columns, n = _to_columns(tensors, contract)
-    request_id = request.get("id")
-    return OipRequest(
-        str(request_id) if request_id is not None else "", columns, n, tuple(outputs), binary_outputs
-    )
+    return OipRequest(request_id, columns, n, tuple(outputs), binary_outputs)
 
 
 def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest:
@@ -191,7 +198,9 @@ def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest
             f"the request has {len(request.inputs)} inputs but {len(raw)} raw_input_contents; "
             "expected one raw buffer per input"
         )
+    request_id = _request_id(request.id)
     tensors = []
+    violations: list[Violation] = []
     for i, spec in enumerate(request.inputs):
         name, datatype, shape = _header(spec.name, spec.datatype, list(spec.shape), i)
         if raw:
@@ -205,24 +214,53 @@ def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest
             items = getattr(spec.contents, field)
             if datatype == "BYTES":
                 values = _strings(list(items), name)
+            elif datatype in _INTEGERS:
+                # INT8 and INT16 travel in int32 fields (UINT8, UINT16 in uint32): read them
+                # wide, so that `_narrowed` refuses 1000 as INT8 instead of wrapping it to -24.
+                values = np.asarray(items, dtype=np.uint64 if datatype[0] == "U" else np.int64)
             else:
                 values = np.asarray(items, dtype=DATATYPES[datatype])
-        tensors.append(_checked(Tensor(name, datatype, shape, values)))
+        tensors.append(_narrowed(_checked(Tensor(name, datatype, shape, values)), contract, violations))
+    _raise_if(violations)
     columns, n = _to_columns(tensors, contract)
-    return OipRequest(request.id, columns, n, tuple(o.name for o in request.outputs), False)
+    return OipRequest(request_id, columns, n, tuple(o.name for o in request.outputs), False)
+
+
+def _request_id(value: Any) -> str:
+    """The caller's request id ('' for none): printable text, since answers echo it in a header.
+
+    Raises:
+        InputError: the id holds a control character (CR, LF, ...) or is too long.
+    """
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > _MAX_ID or not text.isprintable():
+        raise InputError(
+            f"the request's id is {echo(text)}; expected printable text of at most {_MAX_ID} characters "
+            "(no control characters such as CR or LF), or no id to have one made"
+        )
+    return text
 
 
 def _header(name: Any, datatype: Any, shape: Any, i: int) -> tuple[str, str, tuple[int, ...]]:
-    if not isinstance(name, str) or not name:
-        raise InputError(f"input {i} has name {name!r}; expected a non-empty string")
+    if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
+        raise InputError(
+            f"input {i} has name {echo(name)}; expected a non-empty string of at most {_MAX_NAME} characters"
+        )
     if datatype not in DATATYPES:
-        raise InputError(f"input {name!r} has datatype {datatype!r}; expected one of {sorted(DATATYPES)}")
+        raise InputError(f"input {name!r} has datatype {echo(datatype)}; expected one of {sorted(DATATYPES)}")
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= 2
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
-        raise InputError(f"input {name!r} has shape {shape!r}; expected [rows] or [rows, columns]")
+        raise InputError(f"input {name!r} has shape {echo(shape)}; expected [rows] or [rows, columns]")
+    if math.prod(shape) > _MAX_VALUES:
+        raise InputError(
+            f"input {name!r} has shape {shape}, {math.prod(shape)} values: more than any request holds; "
+            "expected the shape of the values sent"
+        )
     return name, str(datatype), tuple(shape)
 
 
@@ -239,6 +277,10 @@ def _from_json(data: Any, datatype: str, name: str) -> Array:
         held = "null" if bad is None else f"a {type(bad).__name__}"  # never the value: it may be pii
         raise InputError(f"input {name!r} is {datatype} but holds {held}; expected numbers only")
     try:
+        if datatype in _INTEGERS:
+            # As they came (int64, uint64, float64 or, for mixed big ints, object): `_narrowed`
+            # then refuses 1.5 or 1e308 as INT64 instead of casting it to 1 or to -2**63.
+            return np.asarray(flat)
         return np.asarray(flat, dtype=DATATYPES[datatype])
     except (ValueError, TypeError, OverflowError) as exc:
         raise InputError(f"input {name!r} cannot be read as {datatype}: {exc}") from None
@@ -284,13 +326,68 @@ def _strings(items: Sequence[Any], name: str) -> Array:
 
 
 def _checked(tensor: Tensor) -> Tensor:
-    expected = int(np.prod(tensor.shape))
+    expected = math.prod(tensor.shape)
     if tensor.values.size != expected:
         raise InputError(
             f"input {tensor.name!r} has shape {list(tensor.shape)} ({expected} values) but "
             f"{tensor.values.size} values arrived"
         )
     return tensor
+
+
+def _narrowed(tensor: Tensor, contract: Contract, violations: list[Violation]) -> Tensor:
+    """The tensor with its values in its datatype; values the datatype cannot hold (1000 as INT8,
+    1.5 or 1e308 as INT64) are added to `violations`, by row and feature, instead of cast."""
+    bounds = _INTEGERS.get(tensor.datatype)
+    values = tensor.values
+    target = np.dtype(DATATYPES[tensor.datatype])
+    if bounds is None or values.dtype == target:
+        return tensor
+    lo, hi = bounds
+    kind = values.dtype.kind
+    if kind == "b":
+        return Tensor(tensor.name, tensor.datatype, tensor.shape, values.astype(target))
+    if kind in "iu":
+        bad = (values < lo) | (values > hi)
+        whole = np.ones(len(values), dtype=bool)
+    elif kind == "f":
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(values) & (values == np.floor(values))
+            bad = ~whole | (values < float(lo)) | (values >= float(hi) + 1.0)
+    else:  # object: integers past uint64 mixed with others; compare them exactly
+        whole = np.array([isinstance(v, int | np.integer) or float(v).is_integer() for v in values])
+        bad = np.array([not w or not lo <= int(v) <= hi for v, w in zip(values, whole, strict=True)])
+    if not bad.any():
+        return Tensor(tensor.name, tensor.datatype, tensor.shape, values.astype(target))
+    names = contract.names
+    columns = tensor.shape[1] if len(tensor.shape) == 2 else 1
+    matrix = columns > 1 or (len(tensor.shape) == 2 and tensor.name not in names)
+    for i in np.flatnonzero(bad):
+        row, j = divmod(int(i), columns)
+        feature = names[j] if matrix and j < len(names) else tensor.name
+        value = values[i].item() if isinstance(values[i], np.generic) else values[i]
+        why = (
+            f"outside the range of the input's datatype {tensor.datatype} [{lo}, {hi}]"
+            if whole[i]
+            else f"not an integer, and input {tensor.name!r} is {tensor.datatype}"
+        )
+        violations.append(Violation(row, feature, value, why))
+    return tensor
+
+
+def _raise_if(violations: list[Violation]) -> None:
+    """Raise the values that do not fit their tensors' datatypes, every tensor's together.
+
+    Raises:
+        ContractViolationError: with the violations attached.
+    """
+    if violations:
+        lines = [f"{len(violations)} value(s) do not fit their input's datatype:"]
+        lines += [f"  {v}" for v in violations[:_SHOWN_VIOLATIONS]]
+        if len(violations) > _SHOWN_VIOLATIONS:
+            lines.append(f"  ... and {len(violations) - _SHOWN_VIOLATIONS} more")
+        lines.append("fix the values, or send the input with a datatype that holds them (INT64, FP64)")
+        raise ContractViolationError("\n".join(lines), violations)
 
 
 def _to_columns(tensors: Sequence[Tensor], contract: Contract) -> tuple[dict[str, Array], int]:
@@ -371,7 +468,7 @@ def _outputs(
         known = {o[0] for o in outputs}
         unknown = [w for w in wanted if w not in known]
         if unknown:
-            raise InputError(f"outputs {unknown} do not exist; this model returns {sorted(known)}")
+            raise InputError(f"outputs {echo(unknown)} do not exist; this model returns {sorted(known)}")
         outputs = [o for o in outputs if o[0] in wanted]
     return outputs
 

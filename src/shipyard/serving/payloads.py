@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Contract
+from shipyard.core.echo import echo
 from shipyard.errors import InputError
 from shipyard.serving.served import Answer
 
@@ -20,10 +23,46 @@ __all__ = [
     "decode_ours",
     "encode_mlflow",
     "encode_ours",
+    "parse_json",
     "rows_to_columns",
 ]
 
 Columns = dict[str, Any]
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a request body.
+
+    Raises:
+        InputError: the body is not JSON; a bare NaN or Infinity (which Python's `json` and
+            pandas write, but JSON has not) is named, with the fix.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        literal = _non_json_number(body, exc.pos)
+        if literal == "NaN":
+            raise InputError(
+                f"the request body is not valid JSON: NaN is not JSON (at character {exc.pos}); send null "
+                "for a missing value (Python's json.dumps writes NaN unless allow_nan=False)"
+            ) from None
+        if literal is not None:
+            raise InputError(
+                f"the request body is not valid JSON: {literal} is not JSON (at character {exc.pos}); "
+                "JSON numbers are finite: send a finite number, or null for a missing value"
+            ) from None
+        raise InputError(f"the request body is not valid JSON: {exc}") from None
+
+
+def _non_json_number(body: bytes, pos: int) -> str | None:
+    """The NaN or Infinity literal where orjson stopped (`pos` counts characters, not bytes)."""
+    text = body.decode("utf-8", errors="replace")
+    if pos >= 1 and text.startswith("-Infinity", pos - 1):  # orjson stops just after the sign
+        return "-Infinity"
+    for literal in ("NaN", "Infinity"):
+        if text.startswith(literal, pos):
+            return literal
+    return None
 
 
 def decode_ours(body: Any, contract: Contract) -> tuple[Columns, int]:
@@ -95,11 +134,11 @@ def decode_mlflow(body: Any, contract: Contract) -> tuple[Columns, int]:
         if names is None:
             names = list(contract.names)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise InputError(f"'dataframe_split.columns' is {names!r}; expected a list of column names")
+            raise InputError(f"'dataframe_split.columns' is {echo(names)}; expected a list of column names")
         for i, row in enumerate(data):
             if not isinstance(row, list) or len(row) != len(names):
                 raise InputError(
-                    f"row {i} of 'dataframe_split.data' is {row!r}; expected a list of {len(names)} "
+                    f"row {i} of 'dataframe_split.data' is {_short(row)}; expected a list of {len(names)} "
                     f"values, one per column {names}"
                 )
         if not data:
