@@ -19,7 +19,6 @@ from servers import ServerProcess, credit_row
 from shipyard import ConfigError, Registry, Settings
 from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.serving.run_dirs import PREFIX, new_run_dir, remove_stale_run_dirs
-from shipyard.store.artifacts import ArtifactStore
 
 
 @pytest.fixture(autouse=True)
@@ -100,11 +99,6 @@ def test_a_bad_file_mode_is_refused_naming_the_setting() -> None:
     for value in ("0755", "0400", "rw"):
         with pytest.raises(ConfigError, match=f"SHIPYARD_FILE_MODE is '{value}'; expected an octal"):
             Settings.from_env({"SHIPYARD_FILE_MODE": value})
-
-
-def test_an_object_store_without_modes_is_written_as_before() -> None:
-    store = ArtifactStore("memory://shipyard-permissions")
-    assert store.get(store.put(b"abc")) == b"abc"
 
 
 def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
