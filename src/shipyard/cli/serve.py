@@ -41,6 +41,28 @@ def serve(
     reload_interval: Annotated[
         float, typer.Option(help="Seconds between checks of the served aliases; a moved alias is swapped in.")
     ] = 10.0,
+    keep_alive_timeout: Annotated[
+        float, typer.Option(help="Seconds an idle keep-alive connection is kept between requests.")
+    ] = 5.0,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's headers may take to arrive (408 after).")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a request's body may take after its headers, before --body-min-rate (408)."
+        ),
+    ] = 30.0,
+    body_min_rate: Annotated[
+        float, typer.Option(help="Bytes per second that earn a body one more second (0: none).")
+    ] = 64 * 1024,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            help="Connections one worker holds; beyond, the longest-idle is closed, or 503 with "
+            "Retry-After. Default 1000, or fewer under a low 'ulimit -n'."
+        ),
+    ] = None,
     log_sample: Annotated[float, typer.Option(help="Share of requests written to the prediction log.")] = 1.0,
     no_log: Annotated[bool, typer.Option("--no-log", help="Write no prediction log.")] = False,
     no_profile: Annotated[
@@ -100,6 +122,7 @@ def serve(
     ] = False,
 ) -> None:
     """Serve models over REST and gRPC until SIGTERM; see docs/serving.md."""
+    from shipyard.serving.connections import ConnectionLimits
     from shipyard.serving.served import Limits
     from shipyard.serving.server import ServeOptions
     from shipyard.serving.server import serve as run
@@ -122,6 +145,13 @@ def serve(
             max_wait_ms=max_wait_ms,
             log_sample=log_sample,
             shadow_queue=shadow_queue,
+        ),
+        connections=ConnectionLimits(
+            keep_alive_timeout=keep_alive_timeout,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            body_min_rate=body_min_rate,
+            max_connections=max_connections,
         ),
         reload_interval=reload_interval,
         model_threads=model_threads,

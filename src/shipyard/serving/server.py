@@ -37,6 +37,7 @@ from shipyard.security.guard import DenialLog, Guard
 from shipyard.security.keys import Keys
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
+from shipyard.serving.connections import ConnectionLimits, http_protocol
 from shipyard.serving.run_dirs import new_run_dir, remove_stale_run_dirs
 from shipyard.serving.served import Limits
 from shipyard.serving.service import ModelService, warm_up
@@ -50,6 +51,13 @@ log = logging.getLogger("shipyard.serve")
 # Thread pools of the numeric libraries, pinned per worker (the issue's "one per worker").
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
+# With one listening socket shared by every worker, the worker that wakes first takes each new
+# connection, and a busy one keeps winning (one took 98% of a soak's keep-alive connections). On
+# Linux each worker listens on its own socket with SO_REUSEPORT instead, and the kernel spreads the
+# connections over them by a hash of the client's address and port; elsewhere (where SO_REUSEPORT
+# does not balance) the workers share one socket.
+_BALANCED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeOptions:
@@ -62,6 +70,7 @@ class ServeOptions:
         grpc_port: the gRPC port, or None for no gRPC.
         workers: worker processes sharing the ports.
         limits: request limits and batching.
+        connections: deadlines for slow and idle clients, and the connections one worker holds.
         reload_interval: seconds between checks of the aliases being served.
         model_threads: threads each worker's model may use (OpenMP, BLAS).
         log_events: write the prediction log.
@@ -86,6 +95,7 @@ class ServeOptions:
     grpc_port: int | None = None
     workers: int = 1
     limits: Limits = field(default_factory=Limits)
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     reload_interval: float = 10.0
     model_threads: int = 1
     log_events: bool = True
@@ -169,8 +179,13 @@ def serve(
             loaded = _load_deployment(registry, options.deployment, trust_pickle=options.trust_pickle)
         else:
             loaded = [_load(registry, ref, trust_pickle=options.trust_pickle) for ref in refs]
-    sock = _bind(options.host, options.port)
+    # With balanced workers the parent only holds the port (bound, not listening: the kernel hands
+    # connections to listening sockets only); each worker listens on its own socket once ready.
+    balanced = _balanced(options)
+    sock = _bind(options.host, options.port, reuse_port=balanced, listen=not balanced)
     port = sock.getsockname()[1]
+    if (warning := options.connections.descriptor_warning()) is not None:
+        log.warning("%s", warning)
     grpc_part = f", gRPC on {options.host}:{options.grpc_port}" if options.grpc_port is not None else ""
     if isinstance(loaded, _Deployed):
         arms = ", ".join(map(str, loaded.deployment.arms))
@@ -215,10 +230,28 @@ def _load_deployment(registry: Registry, name: str, *, trust_pickle: bool) -> _D
     return _Deployed(deployment, models, time.perf_counter() - started)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _balanced(options: ServeOptions) -> bool:
+    """Whether each worker listens on its own socket of the port (SO_REUSEPORT) rather than a shared one."""
+    return options.workers > 1 and _BALANCED
+
+
+def _bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A socket bound to `host:port`, listening unless told not to.
+
+    Args:
+        host: the address.
+        port: the port (0 picks a free one).
+        reuse_port: one of several sockets of the port (SO_REUSEPORT), one per worker.
+        listen: listen (a socket only holding the port for its workers does not).
+
+    Raises:
+        ConfigError: the address cannot be bound.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -226,7 +259,8 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
         ) from None
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -257,6 +291,9 @@ def _supervise(
                 sys.stderr.flush()
                 os._exit(code)
         children[pid] = worker
+        if stopping:  # SIGTERM came while this worker was being started: stop it with the others
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -281,7 +318,8 @@ def _supervise(
                 continue
             log.warning("worker %d (pid %d) exited with status %d; starting a new one", worker, pid, status)
             time.sleep(0.5)
-            spawn(worker)
+            if not stopping:
+                spawn(worker)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -304,10 +342,25 @@ def _run_worker(
         uvloop.run(_worker_main(settings, options, loaded, sock, worker=worker, run_dir=run_dir))
 
 
+def _listener(sock: socket.socket, options: ServeOptions) -> socket.socket:
+    """The socket a worker accepts on: the shared one, or its own socket of the port when balanced.
+
+    A balanced worker calls this once warmed up: until it listens, the kernel sends the port's
+    connections to the other workers. The inherited socket only holds the port for the parent.
+    """
+    if not _balanced(options):
+        return sock
+    port = sock.getsockname()[1]
+    sock.close()
+    return _bind(options.host, port, reuse_port=True)
+
+
 class _Uvicorn:
     """uvicorn's server, with signals left to the worker (which must flush its log after it stops)."""
 
-    def __init__(self, app: object, *, limits: Limits, tls: TlsFiles | None = None) -> None:
+    def __init__(
+        self, app: object, *, limits: Limits, connections: ConnectionLimits, tls: TlsFiles | None = None
+    ) -> None:
         import uvicorn
 
         class Server(uvicorn.Server):
@@ -317,14 +370,15 @@ class _Uvicorn:
 
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]  # HttpApp is an ASGI 3 callable; uvicorn's alias is narrower
-            http="httptools",
+            http=http_protocol(connections),
+            ws="none",  # the app answers HTTP only; an Upgrade header is read as plain HTTP
             lifespan="off",
             access_log=False,
             log_level="warning",
             server_header=False,
             proxy_headers=False,
             date_header=False,
-            timeout_keep_alive=30,
+            timeout_keep_alive=connections.keep_alive_timeout,  # type: ignore[arg-type]  # uvicorn passes it to call_later, which takes a float
             timeout_graceful_shutdown=None,
             h11_max_incomplete_event_size=limits.max_body_bytes,
             **(tls.uvicorn() if tls is not None else {}),
@@ -373,7 +427,7 @@ async def _worker_main(
     # passes, which otherwise stall the loop for tens of milliseconds (the p99 of the benchmark).
     gc.freeze()
     app = HttpApp(service)
-    http = _Uvicorn(app, limits=options.limits, tls=options.tls).server
+    http = _Uvicorn(app, limits=options.limits, connections=options.connections, tls=options.tls).server
     grpc = await _start_grpc(service, options) if options.grpc_port is not None else None
     loop = asyncio.get_running_loop()
 
@@ -389,7 +443,7 @@ async def _worker_main(
     if worker == 0 and options.deployment and options.controller:
         controller = _start_controller(settings, trust_pickle=options.trust_pickle)
     try:
-        await http.serve(sockets=[sock])
+        await http.serve(sockets=[_listener(sock, options)])
     finally:
         follower.cancel()
         if grpc is not None:
