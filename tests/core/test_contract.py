@@ -273,3 +273,41 @@ def test_large_batches_checked_column_by_column_give_the_small_batch_outcome() -
         pieces = np.concatenate([part.batch.columns[name] for part in parts])
         assert whole.batch.columns[name].dtype == pieces.dtype
         np.testing.assert_array_equal(whole.batch.columns[name], pieces)
+
+
+@pytest.mark.parametrize("rows", [2, 5000], ids=["row-wise", "column-wise"])
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.array([3.0, 1e308]),
+        np.array([3, 2**63], dtype=np.uint64),
+        np.array([3.0, float("inf")]),
+        np.array([3.0, -1e300]),
+        np.array([3, 10**24], dtype=object),
+        np.array([3, "9223372036854775808"], dtype=object),
+    ],
+    ids=["1e308", "2**63 uint64", "inf", "-1e300", "10**24", "text 2**63"],
+)
+def test_an_integer_past_int64_is_a_violation_never_a_wrapped_value(rows: int, column: np.ndarray) -> None:
+    """What batch scoring reads from Parquet or CSV (uint64, float64 columns) and what JSON brings:
+    a cast to int64 would hand the model -9223372036854775808."""
+    contract = Contract(
+        features=(Feature(name="n", dtype=DType.INT), Feature(name="m", dtype=DType.INT)),
+        task="regression",
+    )
+    values = np.resize(column, rows)  # the bad value at every odd row
+    batch = Batch({"n": values, "m": np.arange(rows)}, rows)
+    result = contract.validate(batch)
+    assert [v.row for v in result.violations] == list(range(1, rows, 2))
+    assert {v.feature for v in result.violations} == {"n"}
+    assert "outside the range of an integer feature (int64)" in result.violations[0].reason
+    assert "9223372036854775807" in result.violations[0].reason
+    assert result.batch.columns["n"][0] == 3
+
+
+def test_a_huge_value_is_echoed_capped() -> None:
+    contract = Contract(features=(Feature(name="n", dtype=DType.INT),), task="regression")
+    result = contract.validate(Batch.from_columns({"n": ["x" * 1_000_000]}))
+    (violation,) = result.violations
+    assert violation.to_dict()["value"] == "x" * 80 + "... (1000000 characters)"
+    assert len(str(violation)) < 200

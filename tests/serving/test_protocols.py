@@ -184,6 +184,16 @@ def test_a_grpc_int8_tensor_refuses_what_int8_cannot_hold(server: ServerProcess)
     assert (violation["row"], violation["feature"], violation["value"]) == (0, "age", 1000)
 
 
+def test_many_violations_over_grpc_still_arrive_as_violations(server: ServerProcess) -> None:
+    """300 violations do not fit gRPC's 8 KiB of metadata: the trailer keeps those that fit."""
+    bad = {"age": "x" * 100, "income": "y" * 100, "months_employed": "z" * 100}
+    with Client(f"grpc://{server.grpc_target}") as client, pytest.raises(ContractViolationError) as caught:
+        client.predict("credit", [credit_row(**bad) for _ in range(50)])
+    assert "150 violation(s)" in str(caught.value)
+    assert 10 <= len(caught.value.violations) < 150
+    assert caught.value.violations[0].feature == "age"
+
+
 # -- malformed requests get an answer -------------------------------------------------------------
 @pytest.mark.parametrize(
     ("tensor", "shown"),
