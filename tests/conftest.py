@@ -21,6 +21,16 @@ from shipyard.security.signing import SigningKey, new_signing_key
 PG_ENV = "SHIPYARD_TEST_PG_URL"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `postgres` every test that asks for a PostgreSQL schema, so `-m postgres` selects it.
+
+    Tests on both databases (the `settings` fixture) carry the mark on their PostgreSQL case only.
+    """
+    for item in items:
+        if "pg_schema_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
 def pg_url() -> str | None:
     """The PostgreSQL URL tests may use, in psycopg 3 form, or None."""
     url = os.environ.get(PG_ENV)
@@ -46,7 +56,7 @@ def pg_schema_url() -> Iterator[str]:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings on SQLite, then on PostgreSQL (skipped with a reason when it is not configured)."""
     base = Settings.for_home(tmp_path / "home")

@@ -35,7 +35,7 @@ from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.store.metadata import utcnow
 from shipyard.store.schema import leases
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 PG_ENV = "SHIPYARD_TEST_PG_URL"
 GOOD = (1, 2, 4, 5)  # versions trained like version 1
