@@ -246,6 +246,27 @@ def test_an_echoed_value_is_capped(server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize(
+    "body",
+    [
+        {"instances": [credit_row()], "inputs": {}, "k" * 10_000_000: 1},  # in "has keys [...]"
+        {"inputs": {"age": [1], "c" * 10_000_000: [1, 2]}},  # a column name, in "differ in length"
+    ],
+    ids=["key", "column"],
+)
+def test_an_echoed_name_is_capped(server: ServerProcess, body: dict[str, Any]) -> None:
+    response = server.http.post("/v1/models/credit/predict", json=body)
+    assert response.status_code == 400
+    assert len(response.content) < 5_000
+    assert "kkkkk..." in response.text or "ccccc..." in response.text
+
+
+def test_openapi_says_integer_features_are_int64(server: ServerProcess) -> None:
+    document = server.http.get("/openapi.json").json()
+    schemas = json.dumps(document)
+    assert '"type": "integer", "format": "int64"' in schemas
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("GET", "/v1/models/credit/predict", "POST"),

@@ -19,6 +19,8 @@ _JSON_TYPES = {DType.INT: "integer", DType.FLOAT: "number", DType.BOOL: "boolean
 def feature_schema(feature: Feature) -> dict[str, Any]:
     """The JSON Schema of one feature's value, from its contract."""
     schema: dict[str, Any] = {"type": _JSON_TYPES[feature.dtype]}
+    if feature.dtype is DType.INT:
+        schema["format"] = "int64"  # beyond it a value is a violation, never wrapped
     if feature.nullable or feature.on_missing != "reject":
         schema["type"] = [schema["type"], "null"]
     if feature.on_out_of_range == "reject":

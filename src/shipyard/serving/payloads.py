@@ -80,7 +80,7 @@ def decode_ours(body: Any, contract: Contract) -> tuple[Columns, int]:
     if has_rows == has_columns:
         keys = sorted(body)
         raise InputError(
-            f"the request body has keys {keys}; expected exactly one of 'instances' (a list of rows) "
+            f"the request body has keys {echo(keys)}; expected exactly one of 'instances' (a list of rows) "
             "or 'inputs' (an object of column name to values)"
         )
     if has_rows:
@@ -118,7 +118,7 @@ def decode_mlflow(body: Any, contract: Contract) -> tuple[Columns, int]:
     unknown = sorted(set(body) - set(formats) - {"params"})
     if len(present) != 1 or unknown:
         raise InputError(
-            f"the request body has keys {sorted(body)}; expected exactly one of {list(formats)} "
+            f"the request body has keys {echo(sorted(body))}; expected exactly one of {list(formats)} "
             "(and optionally 'params'), as MLflow's scoring server reads them"
         )
     key = present[0]
@@ -230,11 +230,12 @@ def _columns(value: Any, *, where: str) -> tuple[Columns, int]:
     for name, column in value.items():
         if not isinstance(column, list):
             raise InputError(
-                f"column {name!r} of {where} is a JSON {_kind(column)}; expected a list of values"
+                f"column {echo(name)} of {where} is a JSON {_kind(column)}; expected a list of values"
             )
         lengths[name] = len(column)
     if len(set(lengths.values())) > 1:
-        raise InputError(f"the columns of {where} differ in length ({lengths}); expected one length for all")
+        shown = echo(lengths, limit=200)
+        raise InputError(f"the columns of {where} differ in length ({shown}); expected one length for all")
     return dict(value), next(iter(lengths.values()), 0)
 
 
