@@ -140,6 +140,11 @@ def test_grpc_answers_carry_the_request_id_the_server_made(server: ServerProcess
     assert first.request_id and second.request_id
     assert first.request_id != second.request_id
     assert named.request_id == "mine-1"
+    # It is the id the prediction log keeps: a label sent for it is joined, not refused.
+    label = server.http.post("/v1/feedback", json={"request_id": first.request_id, "label": 0})
+    assert label.status_code == 202, label.text
+    unknown = server.http.post("/v1/feedback", json={"request_id": "never-answered", "label": 0})
+    assert unknown.status_code == 400, unknown.text
 
 
 def test_oip_rest_answers_carry_the_request_id_the_server_made(server: ServerProcess) -> None:
