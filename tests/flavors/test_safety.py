@@ -324,3 +324,35 @@ def test_a_function_trusted_by_name_loads_only_with_a_signature(
         sqlite_registry.load("flip:1")
     sqlite_registry.signatures.sign("flip:1", signing_key)
     assert len(sqlite_registry.load("flip:1").predict(X.head(2)).values) == 2
+
+
+def _bad_tree(X: pd.DataFrame, y: pd.Series) -> Any:
+    """A decision tree whose root splits on a feature one past the input's last."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)
+    state = model.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["feature"][0] = X.shape[1]
+    model.tree_.__setstate__(state | {"nodes": nodes})
+    return model
+
+
+def _looping_boosted_trees(X: pd.DataFrame, y: pd.Series) -> Any:
+    """Gradient boosting whose first tree's root is its own left child: predicting never ends."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(X, y)
+    model._predictors[0][0].nodes["left"][0] = 0
+    return model
+
+
+@pytest.mark.parametrize("craft", [_bad_tree, _looping_boosted_trees])
+def test_a_tree_that_points_outside_its_arrays_is_refused_before_it_predicts(
+    tmp_path: Path, sqlite_registry: Registry, cancer: pd.DataFrame, craft: Callable[..., Any]
+) -> None:
+    path = tmp_path / "model.skops"
+    sio.dump(craft(cancer.drop(columns=["label"]), cancer["label"]), path)
+    with pytest.raises(UntrustedArtifactError, match=r"the fitted tree at \S+ is malformed"):
+        sqlite_registry.register_file(path, name="crafted", train_data=cancer, target="label")
+    assert sqlite_registry.list_models() == []

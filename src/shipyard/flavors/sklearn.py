@@ -20,6 +20,7 @@ from shipyard.flavors.base import (
     plain_labels,
     require,
 )
+from shipyard.flavors.trees import check_trees
 from shipyard.flavors.trust import partial_targets, untrusted
 
 __all__ = ["SklearnFlavor", "SklearnPredictor"]
@@ -47,7 +48,9 @@ def _loads(data: bytes, options: LoadOptions) -> Any:
             "on every prediction, so trust these only if you know where the file comes from: "
             f"register again with trusted_types={sorted(refused)!r} (CLI: {flags})"
         )
-    return sio.loads(data, trusted=reported)
+    model = sio.loads(data, trusted=reported)
+    check_trees(model)
+    return model
 
 
 class SklearnPredictor:
