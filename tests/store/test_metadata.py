@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,28 @@ def test_an_error_that_is_no_race_is_not_tried_again(settings: Settings) -> None
     store.close()
     assert runs == 1
     assert "refused the change (" in str(error)
+
+
+def test_writers_queue_and_one_that_waited_past_its_timeout_is_told_the_store_is_locked(
+    settings: Settings,
+) -> None:
+    first, second = MetadataStore(settings.db_url), MetadataStore(settings.db_url, busy_timeout=0.5)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(conn: Connection) -> None:
+        holding.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=first.write, args=(hold,))
+    holder.start()
+    try:
+        assert holding.wait(30)
+        with pytest.raises(StoreUnavailableError, match="locked") as caught:
+            second.write(lambda conn: conn.exec_driver_sql("DELETE FROM leases"))
+        assert "nothing was written" in str(caught.value)
+    finally:
+        release.set()
+        holder.join(30)
+    second.write(lambda conn: conn.exec_driver_sql("DELETE FROM leases"))  # the queue moved on
+    first.close()
+    second.close()
