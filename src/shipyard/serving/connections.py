@@ -105,8 +105,8 @@ class ConnectionLimits:
         return (
             f"--max-connections is {self.max_connections}, but the descriptor limit ({soft}, "
             f"'ulimit -n') leaves each worker room for about {room} connections; beyond them new "
-            "connections wait in the kernel's queue instead of being answered 503: raise the "
-            "limit or lower --max-connections"
+            "connections fail (the worker cannot accept them) instead of being answered 503: "
+            "raise the limit or lower --max-connections"
         )
 
 
