@@ -114,6 +114,16 @@ def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
+def _idle(folder: Path) -> Path:
+    """Make `folder` and what it holds look untouched for an hour, as a dead server's would be."""
+    folder.mkdir()
+    (folder / "metrics-0-1.json").write_text("{}")
+    hour_ago = time.time() - 3600
+    for path in (folder / "metrics-0-1.json", folder):
+        os.utime(path, (hour_ago, hour_ago))
+    return folder
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -121,15 +131,16 @@ def _dead_pid() -> int:
 
 
 def test_run_folders_of_dead_servers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    dead = tmp_path / f"{PREFIX}{_dead_pid()}-abc"
-    live = tmp_path / f"{PREFIX}{os.getpid()}-def"
-    nameless = tmp_path / f"{PREFIX}xyz123"  # an older version's: no pid, so left alone
-    for folder in (dead, live, nameless):
-        folder.mkdir()
-        (folder / "metrics-0.json").write_text("{}")
+    dead = _idle(tmp_path / f"{PREFIX}{_dead_pid()}-abc")
+    live = _idle(tmp_path / f"{PREFIX}{os.getpid()}-def")
+    nameless = _idle(tmp_path / f"{PREFIX}xyz123")  # an older version's: no pid, so left alone
+    # A pid this namespace does not see, but a file written a moment ago: a server elsewhere.
+    busy = tmp_path / f"{PREFIX}{_dead_pid()}-ghi"
+    busy.mkdir()
+    (busy / "metrics-0-1.json").write_text("{}")
     assert remove_stale_run_dirs(tmp_path) == [dead]
     assert not dead.exists()
-    assert live.exists() and nameless.exists()
+    assert live.exists() and nameless.exists() and busy.exists()
 
 
 def test_a_new_run_folder_is_private_and_named_for_its_server(tmp_path: Path) -> None:
@@ -147,10 +158,8 @@ def test_a_server_cleans_dead_run_folders_at_start_and_logs_owner_only(
     home = tmp_path / "home"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    dead = scratch / f"{PREFIX}{_dead_pid()}-abc"
-    live = scratch / f"{PREFIX}{os.getpid()}-def"
-    dead.mkdir()
-    live.mkdir()
+    dead = _idle(scratch / f"{PREFIX}{_dead_pid()}-abc")
+    live = _idle(scratch / f"{PREFIX}{os.getpid()}-def")
     settings = replace(Settings.for_home(home), protected_aliases=())
     with Registry(settings, actor="tester") as registry:
         registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
