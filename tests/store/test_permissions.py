@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,7 +20,7 @@ import pytest
 from servers import ServerProcess, credit_row
 from shipyard import ConfigError, Registry, Settings
 from shipyard.monitoring.events import EventBatch, EventLog
-from shipyard.serving.run_dirs import PREFIX, new_run_dir, remove_stale_run_dirs
+from shipyard.serving.run_dirs import LOCK, PREFIX, new_run_dir, remove_stale_run_dirs
 
 
 @pytest.fixture(autouse=True)
@@ -115,7 +117,7 @@ def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
 
 
 def _idle(folder: Path) -> Path:
-    """Make `folder` and what it holds look untouched for an hour, as a dead server's would be."""
+    """Make `folder` and what it holds look untouched for an hour."""
     folder.mkdir()
     (folder / "metrics-0-1.json").write_text("{}")
     hour_ago = time.time() - 3600
@@ -130,47 +132,79 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_run_folders_of_dead_servers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    dead = _idle(tmp_path / f"{PREFIX}{_dead_pid()}-abc")
-    live = _idle(tmp_path / f"{PREFIX}{os.getpid()}-def")
-    nameless = _idle(tmp_path / f"{PREFIX}xyz123")  # an older version's: no pid, so left alone
-    # A pid this namespace does not see, but a file written a moment ago: a server elsewhere.
-    busy = tmp_path / f"{PREFIX}{_dead_pid()}-ghi"
-    busy.mkdir()
-    (busy / "metrics-0-1.json").write_text("{}")
-    assert remove_stale_run_dirs(tmp_path) == [dead]
-    assert not dead.exists()
-    assert live.exists() and nameless.exists() and busy.exists()
+def _locked(folder: Path) -> int:
+    """Hold `folder`'s lock as a running server does; the descriptor to close."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
 
 
-def test_a_new_run_folder_is_private_and_named_for_its_server(tmp_path: Path) -> None:
-    folder = new_run_dir()
+def test_run_folders_nobody_holds_are_removed_and_held_ones_kept(tmp_path: Path) -> None:
+    dead = tmp_path / f"{PREFIX}{_dead_pid()}-abc"  # killed a moment ago: its lock is free
+    dead.mkdir()
+    (dead / LOCK).touch()
+    held = tmp_path / f"{PREFIX}{_dead_pid()}-def"  # its pid gone here, its lock held elsewhere
+    held.mkdir()
+    fd = _locked(held)
+    old_dead = _idle(tmp_path / f"{PREFIX}{_dead_pid()}-ghi")  # an older version's, idle
+    old_busy = tmp_path / f"{PREFIX}{_dead_pid()}-jkl"  # an older version's, written just now
+    old_busy.mkdir()
+    old_live = _idle(tmp_path / f"{PREFIX}{os.getpid()}-mno")
+    nameless = _idle(tmp_path / f"{PREFIX}xyz123")
     try:
-        assert folder.name.startswith(f"{PREFIX}{os.getpid()}-")
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert sorted(remove_stale_run_dirs(tmp_path)) == sorted([dead, old_dead])
     finally:
-        folder.rmdir()
+        os.close(fd)
+    assert not dead.exists() and not old_dead.exists()
+    assert held.exists() and old_busy.exists() and old_live.exists() and nameless.exists()
 
 
-def test_a_server_cleans_dead_run_folders_at_start_and_logs_owner_only(
+def test_a_new_run_folder_is_private_named_for_its_server_and_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = new_run_dir()
+    assert folder.parent == tmp_path
+    assert folder.name.startswith(f"{PREFIX}{os.getpid()}-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert remove_stale_run_dirs(tmp_path) == []  # this process holds it
+
+
+def _workers(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds a server's workers in /proc")
+def test_the_next_server_removes_the_run_folder_of_one_killed_with_sigkill_and_logs_owner_only(
     tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any
 ) -> None:
+    import signal
+
     home = tmp_path / "home"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    dead = _idle(scratch / f"{PREFIX}{_dead_pid()}-abc")
-    live = _idle(scratch / f"{PREFIX}{os.getpid()}-def")
     settings = replace(Settings.for_home(home), protected_aliases=())
     with Registry(settings, actor="tester") as registry:
         registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    server = ServerProcess(home, ["credit:1"], env={"TMPDIR": str(scratch)})
+    env = {"TMPDIR": str(scratch)}
+    killed = ServerProcess(home, ["credit:1"], "--workers", "2", env=env).wait_ready()
+    for pid in [*_workers(killed.pid), killed.pid]:
+        os.kill(pid, signal.SIGKILL)
+    killed.terminate()
+    [left] = list(scratch.glob(f"{PREFIX}{killed.pid}-*"))
+    held = scratch / f"{PREFIX}{_dead_pid()}-def"  # a server this test stands in for
+    held.mkdir()
+    fd = _locked(held)
+    server = ServerProcess(home, ["credit:1"], env=env)
     try:
         server.wait_ready()
-        assert not dead.exists(), "the run folder of a dead server was left behind"
-        assert live.exists(), "the run folder of a live process was removed"
+        assert not left.exists(), "the run folder of the killed server was left behind"
+        assert held.exists(), "the run folder of a live server was removed"
         answer = server.http.post("/v1/models/credit/predict", json={"instances": [credit_row()]})
         assert answer.status_code == 200, answer.text
     finally:
+        os.close(fd)
         assert server.terminate() == 0, server.output()
     assert list((home / "artifacts" / "events").rglob("*.parquet")), server.output()
     assert_modes(home, file=0o600, folder=0o700)

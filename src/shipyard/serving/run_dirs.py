@@ -3,14 +3,17 @@
 A server with several workers keeps their metrics and live profiles in a temporary folder named
 `shipyard-serve-<pid>-<random>` after its supervisor's pid. A server stopped by SIGTERM removes
 its folder; one killed with SIGKILL cannot, so each server removes, when it starts, the folders
-whose supervisor is gone. A folder is removed only when it is the current user's, no process has
-its pid, and nothing in it changed for `IDLE_SECONDS` (live workers rewrite their metrics every
-second): a live server's folder, even one in another pid namespace sharing this temporary
-folder, or one of another user, is never touched.
+no live server uses. The supervisor holds an exclusive `flock` on the folder's `lock` file for
+its lifetime, and its forked workers share it, so the lock is free exactly when the supervisor
+and every worker are gone, whatever pid namespace they ran in. A folder without a lock file
+(made by an older version) is removed only when it is named for a pid no process has and nothing
+in it changed for `IDLE_SECONDS`. A folder of another user is never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
@@ -18,21 +21,29 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["IDLE_SECONDS", "PREFIX", "new_run_dir", "remove_stale_run_dirs"]
+__all__ = ["IDLE_SECONDS", "LOCK", "PREFIX", "new_run_dir", "remove_stale_run_dirs"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "shipyard-serve-"
+LOCK = "lock"
 IDLE_SECONDS = 60.0
 
 
 def new_run_dir() -> Path:
-    """A new run folder for this server (mode 0700), named after its pid."""
-    return Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    """A new run folder for this server (mode 0700), named after its pid and locked by it.
+
+    The lock's descriptor stays open for the life of this process and of the workers it forks
+    (they inherit it); it is what tells a later server that this folder is in use.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file nobody else has opened
+    return folder
 
 
 def remove_stale_run_dirs(parent: Path | None = None) -> list[Path]:
-    """Remove the run folders under `parent` (the temporary folder) whose server process is gone.
+    """Remove the run folders under `parent` (the temporary folder) that no live server uses.
 
     Returns:
         The folders removed.
@@ -44,39 +55,51 @@ def remove_stale_run_dirs(parent: Path | None = None) -> list[Path]:
     except OSError:
         return removed
     for folder in entries:
-        pid = _pid_of(folder)
-        if pid is None or _alive(pid):
-            continue
         try:
             info = folder.lstat()
         except OSError:
             continue
         if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid():
             continue
-        if _last_change(folder, info.st_mtime) > time.time() - IDLE_SECONDS:
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        log.info("removed %s, left behind by server process %d, which is gone", folder, pid)
-        removed.append(folder)
+        if _remove_if_unlocked(folder) or (
+            not (folder / LOCK).exists() and _abandoned(folder, info.st_mtime) and _remove(folder)
+        ):
+            removed.append(folder)
     return removed
 
 
-def _pid_of(folder: Path) -> int | None:
-    """The supervisor pid in a run folder's name; None for a name without one (made by an
-    older version, or not ours), which is then left alone."""
-    head = folder.name[len(PREFIX) :].split("-", 1)[0]
-    return int(head) if head.isdigit() and int(head) > 0 else None
-
-
-def _last_change(folder: Path, mtime: float) -> float:
-    """When the folder or a file in it last changed."""
-    latest = mtime
+def _remove_if_unlocked(folder: Path) -> bool:
+    """Remove `folder` when its lock file exists and nobody holds it."""
     try:
+        fd = os.open(folder / LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live supervisor or worker holds it
+        return _remove(folder)
+    finally:
+        os.close(fd)
+
+
+def _remove(folder: Path) -> bool:
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("removed %s, left behind by a server that is gone", folder)
+    return True
+
+
+def _abandoned(folder: Path, mtime: float) -> bool:
+    """For a folder without a lock: named for a pid no process has, and idle for a while."""
+    head = folder.name[len(PREFIX) :].split("-", 1)[0]
+    if not head.isdigit() or int(head) <= 0 or _alive(int(head)):
+        return False
+    latest = mtime
+    with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             latest = max(latest, entry.stat(follow_symlinks=False).st_mtime)
-    except OSError:
-        pass
-    return latest
+    return latest < time.time() - IDLE_SECONDS
 
 
 def _alive(pid: int) -> bool:
