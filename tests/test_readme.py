@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,30 +82,34 @@ def test_the_readme_has_blocks_to_run() -> None:
 
 def run_block(block: Block, *, folder: Path, env: dict[str, str]) -> None:
     """Run `block` in `folder`; fail with its line and output when it fails, kill what it left."""
-    process = subprocess.Popen(
-        [*RUNNERS[block.language], block.code],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group: servers it started go with it
-    )
-    try:
-        output, _ = process.communicate(timeout=BLOCK_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        _kill_group(process.pid)
-        output, _ = process.communicate()
+    # A file, not a pipe: a server the block left in the background would hold a pipe open.
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as out:
+        process = subprocess.Popen(
+            [*RUNNERS[block.language], block.code],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: what it started goes with it
+        )
+        try:
+            code: int | None = process.wait(timeout=BLOCK_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            _kill_group(process.pid)
+            process.wait()
+        out.seek(0)
+        output = out.read()
+    if code is None:
         pytest.fail(
             f"README.md line {block.line}: the {block.language} block still ran after {BLOCK_TIMEOUT} s "
             f"(expected it to end by itself); its output:\n{output}"
         )
-    finally:
-        _kill_group(process.pid)
-    if process.returncode != 0:
+    if code != 0:
         pytest.fail(
-            f"README.md line {block.line}: the {block.language} block failed with exit code "
-            f"{process.returncode}; its output:\n{output}"
+            f"README.md line {block.line}: the {block.language} block failed with exit code {code}; "
+            f"its output:\n{output}"
         )
 
 
