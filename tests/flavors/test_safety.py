@@ -356,3 +356,26 @@ def test_a_tree_that_points_outside_its_arrays_is_refused_before_it_predicts(
     with pytest.raises(UntrustedArtifactError, match=r"the fitted tree at \S+ is malformed"):
         sqlite_registry.register_file(path, name="crafted", train_data=cancer, target="label")
     assert sqlite_registry.list_models() == []
+
+
+@pytest.mark.parametrize("source", ["filename", "file"])
+def test_a_text_vectorizer_that_reads_files_is_refused(
+    tmp_path: Path, sqlite_registry: Registry, source: str
+) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    frame = pd.DataFrame(
+        {"text": ["good day", "bad day", "good night", "bad night"] * 5, "y": [1, 0, 1, 0] * 5}
+    )
+    model = make_pipeline(ColumnTransformer([("words", TfidfVectorizer(), "text")]), LogisticRegression())
+    model.fit(frame[["text"]], frame["y"])
+    model[0].transformers_[0][1].input = source  # would read /etc/passwd for a request saying so
+    sio.dump(model, tmp_path / "model.skops")
+    with pytest.raises(UntrustedArtifactError, match=f"has input='{source}'"):
+        sqlite_registry.register_file(tmp_path / "model.skops", name="text", train_data=frame, target="y")
+    model[0].transformers_[0][1].input = "content"
+    sio.dump(model, tmp_path / "model.skops")
+    sqlite_registry.register_file(tmp_path / "model.skops", name="text", train_data=frame, target="y")

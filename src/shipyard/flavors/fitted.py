@@ -1,12 +1,16 @@
-"""The fitted trees of a scikit-learn model read from a file are checked before they predict.
+"""What a scikit-learn model read from a file holds is checked where skops's type check cannot.
 
-scikit-learn walks a tree's node array in compiled code without bounds checks, so a crafted
+Trees: scikit-learn walks a tree's node array in compiled code without bounds checks, so a crafted
 file whose nodes point past the array, back up the tree or at a feature the input lacks makes
 prediction read memory it does not own (a crash, or garbage) or loop for ever. skops leaves
 `Tree` and `TreePredictor` out of its defaults for that reason; Shipyard trusts them (every
 tree model holds them) and checks each one instead: every child lies after its parent and
 inside the array, every split's feature inside the estimator's input, every categorical split
 inside its bitsets.
+
+Text vectorizers: `CountVectorizer`, `TfidfVectorizer` and `HashingVectorizer` built with
+`input='filename'` or `input='file'` open or read whatever their input names, so a model file
+could make each prediction read a file of the caller's choosing; only `input='content'` loads.
 """
 
 from __future__ import annotations
@@ -17,18 +21,20 @@ import numpy as np
 
 from shipyard.errors import UntrustedArtifactError
 
-__all__ = ["check_trees"]
+__all__ = ["check_fitted"]
 
 _LEAF = -1  # sklearn.tree._tree.TREE_LEAF
 
 
-def check_trees(model: object) -> None:
-    """Check every fitted tree reachable from `model`.
+def check_fitted(model: object) -> None:
+    """Check every fitted tree and text vectorizer reachable from `model`.
 
     Raises:
-        UntrustedArtifactError: a tree's nodes point outside their arrays or the input.
+        UntrustedArtifactError: a tree's nodes point outside their arrays or the input, or a
+            vectorizer reads files.
     """
     from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    from sklearn.feature_extraction.text import _VectorizerMixin
     from sklearn.tree._tree import Tree
 
     seen: set[int] = set()
@@ -42,13 +48,19 @@ def check_trees(model: object) -> None:
             _check_tree(item, where, _n_features(owner))
         elif isinstance(item, TreePredictor):
             _check_predictor(item, where, owner)
+        elif isinstance(item, _VectorizerMixin) and getattr(item, "input", "content") != "content":
+            raise UntrustedArtifactError(
+                f"the text vectorizer at {where} has input={getattr(item, 'input', None)!r}: it would "
+                "open or read whatever each request names instead of taking the text itself; only "
+                "input='content' loads"
+            )
         elif isinstance(item, list | tuple):
             stack.extend((v, f"{where}[{i}]", owner) for i, v in enumerate(item))
         elif isinstance(item, dict):
             stack.extend((v, f"{where}[{k!r}]", owner) for k, v in item.items())
         elif isinstance(item, np.ndarray) and item.dtype == object:
             stack.extend((v, f"{where}[{i}]", owner) for i, v in enumerate(item.ravel()))
-        elif type(item).__module__.startswith("sklearn.") and hasattr(item, "__dict__"):
+        if type(item).__module__.startswith("sklearn.") and hasattr(item, "__dict__"):
             stack.extend((v, f"{where}.{k}", item) for k, v in vars(item).items())
 
 

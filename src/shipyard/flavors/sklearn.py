@@ -20,7 +20,7 @@ from shipyard.flavors.base import (
     plain_labels,
     require,
 )
-from shipyard.flavors.trees import check_trees
+from shipyard.flavors.fitted import check_fitted
 from shipyard.flavors.trust import partial_targets, untrusted
 
 __all__ = ["SklearnFlavor", "SklearnPredictor"]
@@ -49,7 +49,7 @@ def _loads(data: bytes, options: LoadOptions) -> Any:
             f"register again with trusted_types={sorted(refused)!r} (CLI: {flags})"
         )
     model = sio.loads(data, trusted=reported)
-    check_trees(model)
+    check_fitted(model)
     return model
 
 
