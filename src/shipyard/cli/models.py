@@ -101,7 +101,8 @@ def register(
     alias: Annotated[str | None, typer.Option(help="Point this alias at the new version.")] = None,
     trust_pickle: TrustPickleOpt = False,
     trust_type: Annotated[
-        list[str] | None, typer.Option(help="A type name a skops file may construct; repeatable.")
+        list[str] | None,
+        typer.Option(help="A type or function a skops file may use beyond the trusted ones; repeatable."),
     ] = None,
     json: JsonOpt = False,
 ) -> None:
