@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -148,6 +150,23 @@ def test_sigterm_answers_accepted_requests_and_flushes_the_log(home: Path) -> No
     assert not [p for p in segments if p.name.startswith(".tmp-")]
     logged = set(pq.ParquetDataset(segments).read(columns=["request_id"]).column("request_id").to_pylist())
     assert set(answered) <= logged
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds a server's workers in /proc")
+def test_workers_stop_when_their_supervisor_is_killed(two_workers: ServerProcess) -> None:
+    pid = two_workers.pid
+    workers = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    assert len(workers) == 2
+    os.kill(pid, signal.SIGKILL)  # it forwards no SIGTERM now
+    two_workers.process.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    # A zombie has no command line: only a live process keeps one.
+    alive = [
+        w for w in workers if Path(f"/proc/{w}/cmdline").exists() and Path(f"/proc/{w}/cmdline").read_bytes()
+    ]
+    assert not alive, f"workers {alive} kept serving after their supervisor was killed"
 
 
 def _unguarded(home: Path) -> Settings:

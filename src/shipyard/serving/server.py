@@ -275,6 +275,8 @@ def _supervise(
     children: dict[int, int] = {}
     stopping = False
 
+    supervisor = os.getpid()
+
     def spawn(worker: int) -> None:
         pid = os.fork()
         if pid == 0:  # the worker
@@ -282,7 +284,9 @@ def _supervise(
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _run_worker(settings, options, loaded, sock, worker=worker, run_dir=run_dir)
+                _run_worker(
+                    settings, options, loaded, sock, worker=worker, run_dir=run_dir, supervisor=supervisor
+                )
             except BaseException:
                 log.exception("worker %d failed", worker)
                 code = 1
@@ -334,12 +338,32 @@ def _run_worker(
     *,
     worker: int,
     run_dir: Path | None,
+    supervisor: int | None = None,
 ) -> None:
     import uvloop
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=options.model_threads):
-        uvloop.run(_worker_main(settings, options, loaded, sock, worker=worker, run_dir=run_dir))
+        main = _worker_main(
+            settings, options, loaded, sock, worker=worker, run_dir=run_dir, supervisor=supervisor
+        )
+        uvloop.run(main)
+
+
+async def _watch_supervisor(supervisor: int | None, stop: Callable[[], None]) -> None:
+    """Stop the worker once its supervisor is gone: killed with SIGKILL, it forwards no SIGTERM,
+    and a worker left behind would serve on (and hold the run folder) with nobody to restart it.
+
+    Args:
+        supervisor: the supervisor's pid, or None for a lone worker (nothing to watch).
+        stop: what SIGTERM calls.
+    """
+    if supervisor is None:
+        return
+    while os.getppid() == supervisor:
+        await asyncio.sleep(1.0)
+    log.warning("the supervisor (pid %d) is gone; this worker stops as after SIGTERM", supervisor)
+    stop()
 
 
 def _listener(sock: socket.socket, options: ServeOptions) -> socket.socket:
@@ -359,7 +383,13 @@ class _Uvicorn:
     """uvicorn's server, with signals left to the worker (which must flush its log after it stops)."""
 
     def __init__(
-        self, app: object, *, limits: Limits, connections: ConnectionLimits, tls: TlsFiles | None = None
+        self,
+        app: object,
+        *,
+        limits: Limits,
+        connections: ConnectionLimits,
+        shutdown_grace: float,
+        tls: TlsFiles | None = None,
     ) -> None:
         import uvicorn
 
@@ -379,7 +409,9 @@ class _Uvicorn:
             proxy_headers=False,
             date_header=False,
             timeout_keep_alive=connections.keep_alive_timeout,  # type: ignore[arg-type]  # uvicorn passes it to call_later, which takes a float
-            timeout_graceful_shutdown=None,
+            # SIGTERM waits this long for accepted requests, then closes what is left: a request
+            # that never finished must not keep the worker alive for ever.
+            timeout_graceful_shutdown=max(1, round(shutdown_grace)),
             h11_max_incomplete_event_size=limits.max_body_bytes,
             **(tls.uvicorn() if tls is not None else {}),
         )
@@ -394,6 +426,7 @@ async def _worker_main(
     *,
     worker: int,
     run_dir: Path | None,
+    supervisor: int | None,
 ) -> None:
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
@@ -427,7 +460,13 @@ async def _worker_main(
     # passes, which otherwise stall the loop for tens of milliseconds (the p99 of the benchmark).
     gc.freeze()
     app = HttpApp(service)
-    http = _Uvicorn(app, limits=options.limits, connections=options.connections, tls=options.tls).server
+    http = _Uvicorn(
+        app,
+        limits=options.limits,
+        connections=options.connections,
+        shutdown_grace=options.shutdown_grace,
+        tls=options.tls,
+    ).server
     grpc = await _start_grpc(service, options) if options.grpc_port is not None else None
     loop = asyncio.get_running_loop()
 
@@ -438,14 +477,18 @@ async def _worker_main(
 
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop)
-    follower = asyncio.create_task(follow(settings, service, options))
+    background = [
+        asyncio.create_task(follow(settings, service, options)),
+        asyncio.create_task(_watch_supervisor(supervisor, stop)),
+    ]
     controller = None
     if worker == 0 and options.deployment and options.controller:
         controller = _start_controller(settings, trust_pickle=options.trust_pickle)
     try:
         await http.serve(sockets=[_listener(sock, options)])
     finally:
-        follower.cancel()
+        for task in background:
+            task.cancel()
         if grpc is not None:
             await grpc.stop(options.shutdown_grace)
         if controller is not None:
