@@ -196,16 +196,25 @@ def expected(mixed_home: Path) -> list[int]:
 
 
 def post(server: ServerProcess, path: str, body: str) -> httpx.Response | str:
-    """The answer, or what went wrong instead of one (a hang shows as a timeout)."""
-    try:
-        return server.http.post(
-            path,
-            content=body.encode(),
-            headers={"content-type": "application/json"},
-            timeout=ANSWER_WITHIN,
-        )
-    except httpx.HTTPError as exc:
-        return f"no answer within {ANSWER_WITHIN}s ({type(exc).__name__})"
+    """The answer, or what went wrong instead of one (a hang shows as a timeout).
+
+    A timeout is tried once more: a hang hangs again, while a test machine busy with other
+    suites may stall a process for a moment.
+    """
+    error: httpx.HTTPError | None = None
+    for _ in range(2):
+        try:
+            return server.http.post(
+                path,
+                content=body.encode(),
+                headers={"content-type": "application/json"},
+                timeout=ANSWER_WITHIN,
+            )
+        except httpx.TimeoutException as exc:
+            error = exc
+        except httpx.HTTPError as exc:
+            return f"no answer ({type(exc).__name__})"
+    return f"no answer within {ANSWER_WITHIN}s, twice ({type(error).__name__})"
 
 
 def inflight(server: ServerProcess) -> float:
@@ -287,11 +296,14 @@ def test_every_grpc_type_in_every_feature_is_answered_and_never_internal(server:
                 if name == "3 raw bytes":
                     request.raw_input_contents.extend([b"\x00\x00\x00"] * len(request.inputs))
                 where = f"gRPC {name} ({datatype}) in {feature!r}"
-                try:
-                    infer(request, timeout=ANSWER_WITHIN)
-                    code = grpc.StatusCode.OK
-                except grpc.RpcError as exc:
-                    code = exc.code()
+                for _ in range(2):  # a deadline is tried once more, as `post` does
+                    try:
+                        infer(request, timeout=ANSWER_WITHIN)
+                        code = grpc.StatusCode.OK
+                    except grpc.RpcError as exc:
+                        code = exc.code()
+                    if code != grpc.StatusCode.DEADLINE_EXCEEDED:
+                        break
                 ok = code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT)
                 if not ok or (bad and code != grpc.StatusCode.INVALID_ARGUMENT):
                     wrong.append(f"{where}: {code.name}")
