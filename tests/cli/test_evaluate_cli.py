@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from commands import shipyard_cli
 from shipyard import Registry, Settings
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"SHIPYARD_HOME": str(home), "COLUMNS": "200"}
-    for key in ("SHIPYARD_DB_URL", "SHIPYARD_PROTECTED_ALIASES", "SHIPYARD_GATES_POLICY"):
-        env.pop(key, None)
-    return subprocess.run(
-        [sys.executable, "-m", "shipyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    return shipyard_cli(home, *args, timeout=180)
 
 
 @pytest.fixture

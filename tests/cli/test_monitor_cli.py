@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,26 +11,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from commands import shipyard_cli
 from shipyard import Registry, Settings
 from shipyard.cli.demo import credit_data
-from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.feedback import FeedbackStore, Label
+from traffic import log_requests
 
 PLACEHOLDER = "649efc5abf3a000000000001"
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"SHIPYARD_HOME": str(home), "COLUMNS": "200", "SHIPYARD_PROTECTED_ALIASES": ""}
-    for key in ("SHIPYARD_DB_URL", "SHIPYARD_GATES_POLICY"):
-        env.pop(key, None)
-    return subprocess.run(
-        [sys.executable, "-m", "shipyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    return shipyard_cli(home, *args, env={"SHIPYARD_PROTECTED_ALIASES": ""})
 
 
 @pytest.fixture
@@ -46,26 +35,7 @@ def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
         )
         frame = credit_data(300, seed=21)
         frame["income"] = frame["income"] * 3
-        loaded = registry.load("credit:1")
-        batch = loaded.validate(frame.drop(columns=["default"])).batch
-        log = EventLog(settings.store_url)
-        n = batch.n_rows
-        log.append(
-            EventBatch(
-                time=time.time() - 60,
-                model="credit",
-                version=1,
-                request_ids=[f"r{i}" for i in range(n)],
-                rows=[1] * n,
-                protocols=["rest"] * n,
-                latencies_ms=[4.0] * n,
-                statuses=["ok"] * n,
-                errors=[None] * n,
-                features=batch,
-                predictions=loaded.predict_valid(batch),
-            )
-        )
-        log.flush()
+        log_requests(registry, "credit:1", frame, target="default")
         frame.to_parquet(tmp_path / "truth.parquet")
     return home
 

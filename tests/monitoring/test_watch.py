@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,8 +19,8 @@ from shipyard import Registry, Settings
 from shipyard.cli.demo import credit_data
 from shipyard.errors import MonitorConfigError
 from shipyard.monitoring.alerts import AlertBook, Rule, Webhook
-from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.watch import Watcher
+from traffic import log_requests
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -59,29 +58,6 @@ def reg(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Iterator[
         yield registry
 
 
-def _log(reg: Registry, frame: pd.DataFrame) -> None:
-    loaded = reg.load("credit:1")
-    batch = loaded.validate(frame.drop(columns=["default"])).batch
-    log = EventLog(reg.settings.store_url)
-    n = batch.n_rows
-    log.append(
-        EventBatch(
-            time=time.time() - 60,
-            model="credit",
-            version=1,
-            request_ids=[f"r{i}" for i in range(n)],
-            rows=[1] * n,
-            protocols=["rest"] * n,
-            latencies_ms=[4.0] * n,
-            statuses=["ok"] * n,
-            errors=[None] * n,
-            features=batch,
-            predictions=loaded.predict_valid(batch),
-        )
-    )
-    log.flush()
-
-
 def _drifted() -> pd.DataFrame:
     frame = credit_data(500, seed=21)
     frame["income"] = frame["income"] * 3
@@ -89,7 +65,7 @@ def _drifted() -> pd.DataFrame:
 
 
 def test_a_lasting_drift_alerts_once_and_resolves_when_it_stops(reg: Registry, hook: str) -> None:
-    _log(reg, _drifted())
+    log_requests(reg, "credit:1", _drifted(), target="default")
     watcher = Watcher(
         reg,
         "credit",
@@ -118,7 +94,7 @@ def test_a_lasting_drift_alerts_once_and_resolves_when_it_stops(reg: Registry, h
 def test_the_retraining_command_runs_when_an_alert_opens_and_its_version_is_handed_on(
     reg: Registry, tmp_path: Path, credit: pd.DataFrame
 ) -> None:
-    _log(reg, _drifted())
+    log_requests(reg, "credit:1", _drifted(), target="default")
     credit.to_parquet(tmp_path / "train.parquet")
     script = tmp_path / "retrain.py"
     script.write_text(
@@ -161,7 +137,7 @@ def test_performance_drop_needs_the_interval_below_the_evaluation(
 
     evaluate("credit:1", holdout, target="default", registry=reg, resamples=0, robust=False)
     frame = credit_data(500, seed=22)
-    _log(reg, frame)
+    log_requests(reg, "credit:1", frame, target="default")
     flipped = (1 - frame["default"]).tolist()  # the world turned: every label is the opposite
     FeedbackStore(reg.meta).add(
         [Label(f"r{i}", 0, int(v)) for i, v in enumerate(flipped)], source="t", actor="t"
