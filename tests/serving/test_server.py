@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -74,6 +75,18 @@ def test_metrics_are_summed_over_workers(two_workers: ServerProcess) -> None:
         time.sleep(0.2)
     assert rest_requests(text) == 40
     assert gauge(text, "shipyard_workers") == 2
+
+
+def test_a_counter_never_goes_down_whichever_worker_answers_the_scrape(two_workers: ServerProcess) -> None:
+    seen: list[float] = []
+    for i in range(60):
+        # Fresh connections, so requests and scrapes land on both workers in turn.
+        httpx.post(
+            f"{two_workers.url}/v1/models/credit/predict", json={"instances": [credit_row(age=20 + i)]}
+        )
+        seen.append(rest_requests(httpx.get(f"{two_workers.url}/metrics").text))
+    drops = [(a, b) for a, b in itertools.pairwise(seen) if b < a]
+    assert not drops, f"shipyard_requests_total went down between scrapes: {drops} in {seen}"
 
 
 def test_a_moved_alias_is_swapped_in_without_failing_a_request(

@@ -190,6 +190,9 @@ class Metrics:
         self.drift_minutes = 15
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Snapshots are written in the order they are taken (the publishing thread and a scrape
+        # both write), so the file never goes back to older figures.
+        self._publishing = threading.Lock()
 
     def track(self, model: str, version: str) -> None:
         """Count `model` and this version of it under their own label values from now on."""
@@ -248,14 +251,16 @@ class Metrics:
             "histograms": _encode(self.histograms),
         }
 
-    def publish(self) -> None:
-        """Write this worker's snapshot for the others (temporary name, then rename)."""
-        if self.run_dir is None:
-            return
-        path = self.run_dir / self._file_name
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.snapshot()))
-        os.replace(tmp, path)
+    def publish(self) -> dict[str, Any]:
+        """Write this worker's snapshot for the others (temporary name, then rename), and return it."""
+        with self._publishing:
+            snapshot = self.snapshot()
+            if self.run_dir is not None:
+                path = self.run_dir / self._file_name
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(snapshot))
+                os.replace(tmp, path)
+        return snapshot
 
     @property
     def _file_name(self) -> str:
@@ -287,8 +292,13 @@ class Metrics:
 
     def merged(self) -> dict[str, Any]:
         """Every worker's figures combined (summed, or as `_GAUGE_MERGE` says): this worker live, the
-        others from their snapshots."""
-        snapshots = [self.snapshot()]
+        others from their snapshots.
+
+        This worker publishes what it shows before it shows it: a later scrape answered by another
+        worker then reads these figures or newer ones, so a counter never goes down between two
+        scrapes, whichever workers answer them.
+        """
+        snapshots = [self.publish()]
         live = 1
         if self.run_dir is not None:
             now = time.time()
