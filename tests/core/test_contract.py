@@ -285,8 +285,9 @@ def test_large_batches_checked_column_by_column_give_the_small_batch_outcome() -
         np.array([3.0, -1e300]),
         np.array([3, 10**24], dtype=object),
         np.array([3, "9223372036854775808"], dtype=object),
+        np.array([3.0, float(-(2**63) - 1)]),  # what a JSON parser makes of -2**63 - 1
     ],
-    ids=["1e308", "2**63 uint64", "inf", "-1e300", "10**24", "text 2**63"],
+    ids=["1e308", "2**63 uint64", "inf", "-1e300", "10**24", "text 2**63", "-2**63-1 as a float"],
 )
 def test_an_integer_past_int64_is_a_violation_never_a_wrapped_value(rows: int, column: np.ndarray) -> None:
     """What batch scoring reads from Parquet or CSV (uint64, float64 columns) and what JSON brings:

@@ -155,7 +155,7 @@ def test_oip_rest_answers_carry_the_request_id_the_server_made(server: ServerPro
 
 
 # -- integers that must not wrap ------------------------------------------------------------------
-@pytest.mark.parametrize("value", [1e308, 2**63, 10**24, -(2**64), -1e300])
+@pytest.mark.parametrize("value", [1e308, 2**63, 10**24, -(2**64), -1e300, -(2**63) - 1])
 def test_an_integer_past_int64_is_a_violation_on_our_api(server: ServerProcess, value: Any) -> None:
     body = json.dumps({"instances": [credit_row(), credit_row(age=value)]})
     response = server.http.post(
@@ -175,6 +175,39 @@ def test_an_oip_json_integer_tensor_refuses_fractions_and_overflow(server: Serve
     message = response.json()["error"]
     assert "feature 'age' of row 0 is 1.5: not an integer" in message
     assert "feature 'months_employed' of row 0 is 1e+308: outside the range" in message
+    below = server.http.post(
+        "/v2/models/credit/infer", json=oip_body(credit_row(), age={"data": [-(2**63) - 1]})
+    )
+    assert below.status_code == 422, below.text
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"age": {"data": [True]}}, "input 'age' is INT64 but holds a bool; expected numbers only"),
+        ({"debt_ratio": {"data": [False]}}, "input 'debt_ratio' is FP64 but holds a bool"),
+        ({"age": {"data": [[40]]}}, "input 'age' has shape [1] but its data is nested otherwise"),
+    ],
+    ids=["true as INT64", "false as FP64", "nested past its shape"],
+)
+def test_an_oip_json_tensor_holds_only_what_its_datatype_and_shape_say(
+    server: ServerProcess, changes: dict[str, Any], says: str
+) -> None:
+    response = server.http.post("/v2/models/credit/infer", json=oip_body(credit_row(), **changes))
+    assert response.status_code == 400, response.text
+    assert says in response.json()["error"]
+
+
+def test_an_oip_json_matrix_may_come_as_rows(server: ServerProcess) -> None:
+    body = {
+        "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP64", "data": [[1, 2, 3, 4], [5, 6, 7, 8]]}]
+    }
+    flat = {"inputs": [{**body["inputs"][0], "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}
+    rows = server.http.post("/v2/models/square/infer", json=body)
+    assert rows.status_code == 200, rows.text
+    assert rows.json()["outputs"] == server.http.post("/v2/models/square/infer", json=flat).json()["outputs"]
+    ragged = {"inputs": [{**body["inputs"][0], "data": [[1, 2, 3], [4, 5, 6, 7, 8]]}]}
+    assert server.http.post("/v2/models/square/infer", json=ragged).status_code == 400
 
 
 def test_a_grpc_int8_tensor_refuses_what_int8_cannot_hold(server: ServerProcess) -> None:

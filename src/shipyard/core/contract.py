@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Label, Task
-from shipyard.core.dtypes import DTYPE_WORDS, INT64_RANGE, DType, beyond_int64, coerce, finish, plain
+from shipyard.core.dtypes import (
+    DTYPE_WORDS,
+    INT64_FLOAT_END,
+    INT64_RANGE,
+    DType,
+    beyond_int64,
+    coerce,
+    finish,
+    plain,
+)
 from shipyard.core.echo import capped, echo
 from shipyard.errors import ContractError, ContractViolationError
 
@@ -434,7 +443,9 @@ class Contract:
             odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
             if ints.any():
                 whole = matrix[:, ints]
-                odd[:, ints] |= (whole != np.floor(whole)) | (whole >= _INT64_END) | (whole < -_INT64_END)
+                odd[:, ints] |= (
+                    (whole != np.floor(whole)) | (whole >= INT64_FLOAT_END) | (whole <= -INT64_FLOAT_END)
+                )
             dirty = np.asarray(odd.any(axis=0))
         clean: dict[str, Array] = {}
         for j, f in enumerate(features):
@@ -535,7 +546,6 @@ _BEYOND_INT64 = (
     f"outside the range of an integer feature (int64) [{INT64_RANGE[0]}, {INT64_RANGE[1]}]; "
     "a larger value cannot reach the model unchanged"
 )
-_INT64_END = float(2**63)  # the first float past int64 (comparisons in float64)
 _COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one by one
 
 
@@ -553,7 +563,7 @@ def _outside(raw: Array, lo: float, hi: float, *, integer: bool, allow: bool) ->
     if (
         integer
         and raw.dtype.kind == "f"
-        and (high >= _INT64_END or low < -_INT64_END or np.any(raw != np.floor(raw)))
+        and (high >= INT64_FLOAT_END or low <= -INT64_FLOAT_END or np.any(raw != np.floor(raw)))
     ):
         return -1
     if integer and raw.dtype.kind == "u" and high > INT64_RANGE[1]:

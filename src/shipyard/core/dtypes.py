@@ -18,10 +18,21 @@ import pandas as pd
 
 from shipyard.core.batch import Array
 
-__all__ = ["DTYPE_WORDS", "INT64_RANGE", "DType", "beyond_int64", "coerce", "finish", "plain"]
+__all__ = [
+    "DTYPE_WORDS",
+    "INT64_FLOAT_END",
+    "INT64_RANGE",
+    "DType",
+    "beyond_int64",
+    "coerce",
+    "finish",
+    "plain",
+]
 
 INT64_RANGE = (-(2**63), 2**63 - 1)  # what an integer feature holds
-_INT64_END = float(2**63)  # the first float past the range (2**63 - 1 is not a float)
+# The first float past the range (2**63 - 1 is not a float); a float is an integer feature's
+# value only strictly between -INT64_FLOAT_END and INT64_FLOAT_END (see `beyond_int64`).
+INT64_FLOAT_END = float(2**63)
 
 
 class DType(StrEnum):
@@ -114,6 +125,8 @@ def beyond_int64(values: Array, usable: Array) -> Array:
 
     The comparison is in float64, as the values travel: a Python int near 2**63 among text or
     missing values is a float by then, and one that rounds past int64 cannot reach the model.
+    A float of exactly -2**63 is refused too: -2**63 - 1 parses to it (JSON parsers turn integers
+    past int64 into floats), and the one value it could also be is the very end of the range.
 
     Args:
         values: the column as `coerce` gave it for `DType.INT` (int64, or float64).
@@ -122,7 +135,7 @@ def beyond_int64(values: Array, usable: Array) -> Array:
     if values.dtype.kind != "f":
         return np.zeros(len(values), dtype=bool)
     with np.errstate(invalid="ignore"):
-        return usable & ((values >= _INT64_END) | (values < -_INT64_END))
+        return usable & ((values >= INT64_FLOAT_END) | (values <= -INT64_FLOAT_END))
 
 
 def _types(raw: Array) -> Array:

@@ -173,7 +173,7 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
                 raise InputError(
                     f"input {name!r} has no 'data'; expected a list of {math.prod(shape)} values"
                 )
-            values = _from_json(spec["data"], datatype, name)
+            values = _from_json(spec["data"], datatype, name, shape)
         tensors.append(_narrowed(_checked(Tensor(name, datatype, shape, values)), contract, violations))
     _raise_if(violations)
     outputs, binary_outputs = [], bool(_param(request.get("parameters"), "binary_data_output"))
@@ -264,18 +264,16 @@ def _header(name: Any, datatype: Any, shape: Any, i: int) -> tuple[str, str, tup
     return name, str(datatype), tuple(shape)
 
 
-def _from_json(data: Any, datatype: str, name: str) -> Array:
-    if not isinstance(data, list):
-        data = [data]
-    flat: list[Any] = data
-    while flat and isinstance(flat[0], list):
-        flat = [v for row in flat for v in (row if isinstance(row, list) else [row])]
+def _from_json(data: Any, datatype: str, name: str, shape: tuple[int, ...]) -> Array:
+    flat = _flattened(data if isinstance(data, list) else [data], name, shape)
     if datatype == "BYTES":
         return _strings(flat, name)
-    if any(isinstance(v, (str, list, dict)) or v is None for v in flat):
-        bad = next(v for v in flat if isinstance(v, (str, list, dict)) or v is None)
+    wrong = _not_bool if datatype == "BOOL" else _not_number
+    bad = next((v for v in flat if wrong(v)), _NOTHING)
+    if bad is not _NOTHING:
         held = "null" if bad is None else f"a {type(bad).__name__}"  # never the value: it may be pii
-        raise InputError(f"input {name!r} is {datatype} but holds {held}; expected numbers only")
+        expected = "true or false only" if datatype == "BOOL" else "numbers only"
+        raise InputError(f"input {name!r} is {datatype} but holds {held}; expected {expected}")
     try:
         if datatype in _INTEGERS:
             # As they came (int64, uint64, float64 or, for mixed big ints, object): `_narrowed`
@@ -284,6 +282,38 @@ def _from_json(data: Any, datatype: str, name: str) -> Array:
         return np.asarray(flat, dtype=DATATYPES[datatype])
     except (ValueError, TypeError, OverflowError) as exc:
         raise InputError(f"input {name!r} cannot be read as {datatype}: {exc}") from None
+
+
+_NOTHING = object()  # no bad value found (None is a bad value of its own)
+
+
+# JSON's true and false are no numbers, and a BOOL holds nothing but them (or 0 and 1).
+def _not_bool(value: Any) -> bool:
+    return not (isinstance(value, bool) or (type(value) is int and value in (0, 1)))
+
+
+def _not_number(value: Any) -> bool:
+    return isinstance(value, (str, list, dict, bool)) or value is None
+
+
+def _flattened(data: list[Any], name: str, shape: tuple[int, ...]) -> list[Any]:
+    """`data` as one flat list: sent flat, or (for a 2-D shape) as rows of `shape[1]` values.
+
+    Raises:
+        InputError: the data is nested otherwise than its shape says.
+    """
+    if not any(isinstance(v, list) for v in data):
+        return data
+    if len(shape) == 2 and all(
+        isinstance(row, list) and len(row) == shape[1] and not any(isinstance(v, list) for v in row)
+        for row in data
+    ):
+        return [v for row in data for v in row]
+    rows = f" or {shape[0]} lists of {shape[1]} values" if len(shape) == 2 else ""
+    raise InputError(
+        f"input {name!r} has shape {list(shape)} but its data is nested otherwise; expected a flat "
+        f"list of {math.prod(shape)} values{rows}"
+    )
 
 
 def from_raw(raw: bytes, datatype: str, name: str) -> Array:
@@ -353,7 +383,10 @@ def _narrowed(tensor: Tensor, contract: Contract, violations: list[Violation]) -
     elif kind == "f":
         with np.errstate(invalid="ignore"):
             whole = np.isfinite(values) & (values == np.floor(values))
-            bad = ~whole | (values < float(lo)) | (values >= float(hi) + 1.0)
+            # A float of exactly -2**63 may be -2**63 - 1 rounded (JSON parsers make floats of
+            # integers past int64): it is refused, as the contract refuses it.
+            low = (values <= float(lo)) if lo <= -(2**63) else (values < float(lo))
+            bad = ~whole | low | (values >= float(hi) + 1.0)
     else:  # object: integers past uint64 mixed with others; compare them exactly
         whole = np.array([isinstance(v, int | np.integer) or float(v).is_integer() for v in values])
         bad = np.array([not w or not lo <= int(v) <= hi for v, w in zip(values, whole, strict=True)])
