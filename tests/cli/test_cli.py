@@ -78,6 +78,21 @@ def test_a_joblib_file_registers_only_with_trust_pickle(
     assert "registered fraud:1 (sklearn" in done.stdout
 
 
+@pytest.mark.parametrize("args", [["version"], ["models", "list"], ["models", "list", "--json"]])
+def test_a_reader_that_goes_away_stops_the_command_quietly_as_sigpipe_would(
+    home: Path, args: list[str]
+) -> None:
+    env = os.environ | {"SHIPYARD_HOME": str(home)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shipyard", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # `shipyard ... | head` after head has exited
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr  # 128 + SIGPIPE, as a shell reports it
+    assert stderr == ""
+
+
 def test_register_list_show_alias_tag_archive(home: Path, registered: Path) -> None:
     listed = json.loads(run(home, "models", "list", "--json").stdout)
     assert [(m["name"], m["latest_version"], m["aliases"]) for m in listed] == [("fraud", 1, {"staging": 1})]

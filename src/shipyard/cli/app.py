@@ -5,6 +5,8 @@ Exit codes: 0 ok, 1 failed (a clear one-line error), 2 usage. `--debug` shows tr
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from typing import Annotated
 
@@ -76,7 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         # Outside standalone mode click returns an `Exit`'s code instead of raising it.
-        code = command.main(args, prog_name="shipyard", standalone_mode=False)
+        try:
+            code = command.main(args, prog_name="shipyard", standalone_mode=False)
+        except SystemExit as exc:
+            # click (and Typer's copy of it) meets a reader that went away with a silent exit 1,
+            # having wrapped stdout to mute it.
+            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                raise BrokenPipeError from None
+            raise
+        sys.stdout.flush()  # here, where a reader that went away is handled, not at exit
         if isinstance(code, int) and code:
             sys.exit(code)
     except (typer.Exit, click.exceptions.Exit) as exc:
@@ -92,6 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         error("interrupted")
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`shipyard ... | head`): stop quietly, as a command killed by SIGPIPE
+        # does, and keep the interpreter's last flush from writing to the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(128 + signal.SIGPIPE)
     except Exception as exc:
         # Typer carries its own copy of click, so usage errors are recognised by their shape.
         show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)

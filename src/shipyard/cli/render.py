@@ -13,7 +13,16 @@ from rich.table import Table
 
 __all__ = ["console", "emit_json", "error", "key_values", "table"]
 
-console = Console(highlight=False)
+
+class _Console(Console):
+    """rich's console, leaving a reader that went away (`| head`) to `cli.app.main`: rich itself
+    would exit 1 without a word, which reads as a failure."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
+console = _Console(highlight=False)
 
 
 def emit_json(data: Any) -> None:
