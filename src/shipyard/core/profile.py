@@ -86,8 +86,13 @@ class NumericProfile:
         counts = np.diff(bounds)
         if not n:
             return cls(edges=edges, counts=tuple(int(c) for c in counts), missing=missing)
-        mean = float(present.mean())
-        deviations = present - mean
+        # Values near float64's limits (1e308 is a valid float feature) make the moments infinite:
+        # that is the true answer in float64, not a fault to print a warning about per batch.
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = float(present.mean())
+            deviations = present - mean
+            m2 = float(np.dot(deviations, deviations))
+            tails = (float(present[: bounds[1]].sum()), float(present[bounds[-2] :].sum()))
         return cls(
             edges=edges,
             counts=tuple(int(c) for c in counts),
@@ -96,10 +101,8 @@ class NumericProfile:
             min=float(present[0]),
             max=float(present[-1]),
             mean=mean,
-            m2=float(np.dot(deviations, deviations)),
-            tail_sums=(float(present[: bounds[1]].sum()), float(present[bounds[-2] :].sum()))
-            if edges
-            else (0.0, 0.0),
+            m2=m2,
+            tail_sums=tails if edges else (0.0, 0.0),
         )
 
     def __add__(self, other: NumericProfile) -> NumericProfile:
