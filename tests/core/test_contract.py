@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -304,6 +306,20 @@ def test_an_integer_past_int64_is_a_violation_never_a_wrapped_value(rows: int, c
     assert "outside the range of an integer feature (int64)" in result.violations[0].reason
     assert "9223372036854775807" in result.violations[0].reason
     assert result.batch.columns["n"][0] == 3
+
+
+@pytest.mark.parametrize("rows", [2, 5000], ids=["row-wise", "column-wise"])
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), "inf"], ids=["inf", "-inf", "text inf"])
+def test_infinity_in_a_float_feature_is_a_violation_on_every_path(rows: int, bad: Any) -> None:
+    """No range is set, so only the finiteness rule can stop it; batch and serving share it."""
+    contract = Contract(
+        features=(Feature(name="x", dtype=DType.FLOAT), Feature(name="m", dtype=DType.FLOAT)),
+        task="regression",
+    )
+    values = np.resize(np.array([1.5, bad], dtype=object if isinstance(bad, str) else np.float64), rows)
+    result = contract.validate(Batch({"x": values, "m": np.ones(rows)}, rows))
+    assert [v.row for v in result.violations] == list(range(1, rows, 2))
+    assert result.violations[0].reason == "expected a finite number, not infinity"
 
 
 def test_a_huge_value_is_echoed_capped() -> None:

@@ -439,8 +439,9 @@ class Contract:
             counts = {f.name: {"out_of_range": n} for f, n in zip(features, outside, strict=True) if n > 0}
         else:
             matrix = np.column_stack(raws).astype(np.float64, copy=False)
-            # Comparisons with NaN are simply False; numpy does not warn for them.
-            odd = np.isnan(matrix) | (matrix < lo) | (matrix > hi)
+            # Comparisons with NaN are simply False; numpy does not warn for them. Missing and
+            # infinite values both take the full check.
+            odd = ~np.isfinite(matrix) | (matrix < lo) | (matrix > hi)
             if ints.any():
                 whole = matrix[:, ints]
                 odd[:, ints] |= (
@@ -492,6 +493,10 @@ class _FeatureCheck:
             if beyond.any():
                 self.reject(beyond, _BEYOND_INT64)
                 values = np.where(beyond, 0.0, values)  # rejected: never cast, never predicted
+        elif f.dtype is DType.FLOAT and values.dtype.kind == "f":
+            infinite = np.isinf(values) & ~wrong
+            if infinite.any():
+                self.reject(infinite, _INFINITE)
         if missing.any():
             if f.on_missing == "reject":
                 self.reject(missing, "the value is missing and the feature does not allow that")
@@ -546,6 +551,8 @@ _BEYOND_INT64 = (
     f"outside the range of an integer feature (int64) [{INT64_RANGE[0]}, {INT64_RANGE[1]}]; "
     "a larger value cannot reach the model unchanged"
 )
+# Most models fail on infinity, or answer from a number they were never trained near.
+_INFINITE = "expected a finite number, not infinity"
 _COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one by one
 
 
@@ -558,8 +565,8 @@ def _outside(raw: Array, lo: float, hi: float, *, integer: bool, allow: bool) ->
     if raw.size == 0:
         return 0
     low, high = raw.min(), raw.max()  # NaN if any value is NaN
-    if raw.dtype.kind == "f" and (np.isnan(low) or np.isnan(high)):
-        return -1
+    if raw.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+        return -1  # a missing or infinite value
     if (
         integer
         and raw.dtype.kind == "f"

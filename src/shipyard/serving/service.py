@@ -29,7 +29,7 @@ import numpy as np
 
 from shipyard.core.batch import Array, Batch, Predictions
 from shipyard.core.contract import PII, Contract, Validation, Violation
-from shipyard.core.dtypes import DTYPE_WORDS, DType
+from shipyard.core.dtypes import DTYPE_WORDS
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ContractViolationError,
@@ -406,7 +406,7 @@ class ModelService:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
         where = str(loaded.version.ref)
         batch = _merge(loaded.contract, jobs)
-        validation = _finite(loaded.contract, loaded.contract.validate(batch))
+        validation = loaded.contract.validate(batch)
         offsets = np.cumsum([0] + [j.n_rows for j in jobs])
         good: list[int] = []
         if validation.ok:
@@ -545,37 +545,6 @@ def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dic
         validation = Validation(Batch(arrays, n_rows), tuple(violations), {}, (), rejected)
         raise _violation(validation.message(str(loaded.version.ref)), validation)
     return arrays
-
-
-def _finite(contract: Contract, validation: Validation) -> Validation:
-    """`validation` with the infinite values of float features rejected too.
-
-    The contract passes infinity where no range is enforced, and most models fail on it (or
-    answer from a number they were never trained near); the server never gives it to a model.
-    """
-    columns = validation.batch.columns
-    found: list[Violation] = []
-    rejected: Array | None = None
-    for feature in contract.features:
-        column = columns[feature.name]
-        if feature.dtype is not DType.FLOAT or column.dtype.kind != "f":
-            continue
-        infinite = np.isinf(column)
-        if not infinite.any():
-            continue
-        if rejected is None:
-            rejected = np.zeros(validation.batch.n_rows, dtype=bool)
-            rejected[validation.rejected_rows] = True
-        rejected |= infinite
-        for row in np.flatnonzero(infinite).tolist():
-            value = PII if feature.pii else float(column[row])
-            found.append(Violation(row, feature.name, value, "expected a finite number, not infinity"))
-    if rejected is None:
-        return validation
-    violations = sorted((*validation.violations, *found), key=lambda v: -1 if v.row is None else v.row)
-    return Validation(
-        validation.batch, tuple(violations), validation.counts, validation.extra_columns, rejected
-    )
 
 
 def _column(values: Sequence[Any] | Array) -> Array:
