@@ -202,14 +202,25 @@ def _as_array(values: Sequence[Any] | Array) -> Array:
             try:
                 array = np.asarray(items)
             except (ValueError, TypeError):
-                array = np.empty(len(items), dtype=object)
-                array[:] = items
+                array = _objects(items)
+            if array.ndim != 1:
+                # Lists or objects where one value belongs (JSON `[[1], [2]]`): numpy read them
+                # as another dimension. Kept as values, they are the contract's to refuse by row.
+                array = _objects(items)
             # numpy turns [True, 2.5] into [1.0, 2.5]; keep the booleans visible to the contract.
             if array.dtype.kind in "US" or (array.dtype.kind in "iuf" and bool in set(map(type, items))):
                 array = np.empty(len(items), dtype=object)
                 array[:] = items
     if array.ndim != 1:
         raise InputError(f"a column has shape {array.shape}; expected one value per row")
+    return array
+
+
+def _objects(items: list[Any]) -> Array:
+    """`items` as a one-dimensional object array, each item one value (lists stay lists)."""
+    array = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):  # `array[:] = items` would broadcast nested lists
+        array[i] = item
     return array
 
 

@@ -60,6 +60,14 @@ _BOOL_WORDS: dict[Any, bool] = {
 }
 
 
+def _bool_word(value: Any) -> bool | None:
+    """The boolean a value stands for, or None (also for unhashable values such as lists)."""
+    try:
+        return _BOOL_WORDS.get(value)
+    except TypeError:
+        return None
+
+
 def coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
     """Return (values, missing mask, wrong-type mask), converting only where it is safe."""
     kind = raw.dtype.kind
@@ -103,7 +111,11 @@ def coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
             return numbers == 1, missing, ~missing & (numbers != 0) & (numbers != 1)
         if kind == "O":
             missing = pd.isna(raw)
-            mapped = pd.Series(raw, dtype=object).map(_BOOL_WORDS)
+            series = pd.Series(raw, dtype=object)
+            try:
+                mapped = series.map(_BOOL_WORDS)
+            except TypeError:  # a list or an object among the values: no word, so wrong
+                mapped = series.map(_bool_word)
             wrong = ~missing & mapped.isna().to_numpy()
             return mapped.fillna(False).to_numpy(dtype=bool), missing, wrong
         return np.zeros(n, dtype=bool), none, ~none

@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.core.batch import Array, Batch, Predictions
-from shipyard.core.contract import PII, Contract, Validation, Violation
-from shipyard.core.dtypes import DTYPE_WORDS
+from shipyard.core.contract import Contract
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ContractViolationError,
@@ -53,15 +52,6 @@ from shipyard.serving.served import Answer, Columns, Lane, Limits, Pending, Serv
 __all__ = ["ModelService", "example_row", "warm_up"]
 
 log = logging.getLogger("shipyard.serve")
-
-# What a caller may have put where one value belongs (a JSON array or object).
-_NESTED: dict[type, str] = {
-    list: "a JSON array",
-    tuple: "a JSON array",
-    np.ndarray: "a JSON array",
-    dict: "a JSON object",
-}
-
 
 _Call = tuple[Batch, Predictions]  # one model call: its rows and its outputs
 
@@ -510,54 +500,21 @@ def _violation(message: str, validation: Any) -> ContractViolationError:
 def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Array]:
     """The contract's columns of one request as one-dimensional arrays, one value per row.
 
-    Read before the request is queued, so what is wrong with it fails it alone. A list or an
-    object where one value belongs (which numpy would read as another dimension of the column,
-    and which no feature type accepts) breaks the contract at its row and feature.
+    Read before the request is queued, so a request of the wrong shape fails alone. A list or an
+    object where one value belongs stays one value, for the contract to refuse at its row and
+    feature with the others of the merged call.
 
     Raises:
         InputError: a column does not hold `n_rows` values.
-        ContractViolationError: a value is a list or an object.
     """
-    contract = loaded.contract
-    picked = {n: columns[n] for n in contract.names if n in columns}
-    try:
-        arrays = dict(Batch.from_columns(picked).columns)
-    except InputError:
-        arrays = {n: _column(v) for n, v in picked.items()}
-    violations: list[Violation] = []
-    rejected = np.zeros(n_rows, dtype=bool)
+    picked = {n: columns[n] for n in loaded.contract.names if n in columns}
+    arrays = dict(Batch.from_columns(picked).columns)
     for name, array in arrays.items():
         if len(array) != n_rows:
             raise InputError(
                 f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); expected one value per row"
             )
-        if array.dtype.kind != "O" or set(map(type, array)).isdisjoint(_NESTED):
-            continue
-        feature = contract.feature(name)
-        for row, value in enumerate(array):
-            nested = _NESTED.get(type(value))
-            if nested is not None:
-                reason = f"expected {DTYPE_WORDS[feature.dtype]}, one value per row, not {nested}"
-                violations.append(Violation(row, name, PII if feature.pii else value, reason))
-                rejected[row] = True
-    if violations:
-        violations.sort(key=lambda v: v.row or 0)
-        validation = Validation(Batch(arrays, n_rows), tuple(violations), {}, (), rejected)
-        raise _violation(validation.message(str(loaded.version.ref)), validation)
     return arrays
-
-
-def _column(values: Sequence[Any] | Array) -> Array:
-    """One column as a one-dimensional array even when its values are lists (kept as values)."""
-    if isinstance(values, np.ndarray) and values.ndim == 1:
-        return values
-    try:
-        return Batch.from_columns({"": values}).columns[""]
-    except InputError:
-        out = np.empty(len(values), dtype=object)
-        for i, value in enumerate(values):
-            out[i] = value
-        return out
 
 
 def _merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
