@@ -322,6 +322,21 @@ def test_infinity_in_a_float_feature_is_a_violation_on_every_path(rows: int, bad
     assert result.violations[0].reason == "expected a finite number, not infinity"
 
 
+def test_lists_and_objects_where_one_value_belongs_are_refused_by_row_for_every_type() -> None:
+    """Equal-length lists would become a second dimension; each stays one value to refuse."""
+    contract = Contract(
+        features=tuple(
+            Feature(name=t.value, dtype=t) for t in (DType.INT, DType.FLOAT, DType.BOOL, DType.STRING)
+        ),
+        task="regression",
+    )
+    nested = {f.name: [[1, 2], {"k": 1}] for f in contract.features}
+    result = contract.validate(Batch.from_columns(nested))
+    assert sorted((v.row, v.feature) for v in result.violations) == sorted(
+        (row, f.name) for row in (0, 1) for f in contract.features
+    )
+
+
 def test_a_huge_value_is_echoed_capped() -> None:
     contract = Contract(features=(Feature(name="n", dtype=DType.INT),), task="regression")
     result = contract.validate(Batch.from_columns({"n": ["x" * 1_000_000]}))
