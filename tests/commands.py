@@ -12,7 +12,7 @@ _OUTSIDE = ("SHIPYARD_DB_URL", "SHIPYARD_GATES_POLICY", "SHIPYARD_PROTECTED_ALIA
 
 
 def shipyard_cli(
-    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    home: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run `shipyard ARGS` with `home` as its home and `env` over the environment; never raises on exit."""
     merged = {k: v for k, v in os.environ.items() if k not in _OUTSIDE}
@@ -22,6 +22,7 @@ def shipyard_cli(
         capture_output=True,
         text=True,
         env=merged,
+        cwd=cwd,
         timeout=timeout,
         check=False,
     )

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
+from commands import shipyard_cli
+
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
@@ -22,17 +24,7 @@ def home(tmp_path: Path) -> Path:
 def run(
     home: Path, *args: str, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"SHIPYARD_HOME": str(home), "COLUMNS": "200"}
-    env.pop("SHIPYARD_DB_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "shipyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
+    return shipyard_cli(home, *args, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture
