@@ -88,6 +88,17 @@ class ServerProcess:
         return code
 
 
+# The OIP datatype of each feature of the credit model, in contract order.
+CREDIT_DATATYPES = {
+    "age": "INT64",
+    "income": "FP64",
+    "debt_ratio": "FP64",
+    "months_employed": "INT64",
+    "country": "BYTES",
+    "employment": "BYTES",
+}
+
+
 def credit_row(**overrides: Any) -> dict[str, Any]:
     """One valid credit application."""
     row: dict[str, Any] = {

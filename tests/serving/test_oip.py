@@ -11,17 +11,10 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
+from servers import CREDIT_DATATYPES as DATATYPES
 from servers import ServerProcess, credit_row
 
 ROWS = [credit_row(), credit_row(age=25, employment="unemployed", debt_ratio=0.8, country="ES")]
-DATATYPES = {
-    "age": "INT64",
-    "income": "FP64",
-    "debt_ratio": "FP64",
-    "months_employed": "INT64",
-    "country": "BYTES",
-    "employment": "BYTES",
-}
 
 
 def feature_inputs(module: Any, rows: list[dict[str, Any]], *, binary: bool | None = None) -> list[Any]:

@@ -17,20 +17,13 @@ import orjson
 import pandas as pd
 import pytest
 
+from servers import CREDIT_DATATYPES as DATATYPES
 from servers import ServerProcess, credit_row
 from shipyard import Client, Registry, Settings
 from shipyard.errors import ContractViolationError
 from shipyard.serving import oip_v2_pb2 as pb
 
 INFER = "/inference.GRPCInferenceService/ModelInfer"
-DATATYPES = {
-    "age": "INT64",
-    "income": "FP64",
-    "debt_ratio": "FP64",
-    "months_employed": "INT64",
-    "country": "BYTES",
-    "employment": "BYTES",
-}
 
 
 @pytest.fixture(scope="module")
