@@ -1,0 +1,86 @@
+"""Who acts, where: the one small context every store of the public API takes.
+
+A store (`Registry`, `Keys`, `AuditLog`, `Jobs`, `Schedules`, `FeedbackStore`, `AlertBook`,
+`Deployments`, `Rollouts`, ...) is handed a `Context` and checks each action itself with
+`context.allow(...)`, so the Python API is guarded exactly as the CLI and the servers are.
+A refusal is written to the audit log before it is raised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shipyard.config import Settings
+from shipyard.errors import PermissionDeniedError
+from shipyard.security.access import Action, Principal, authorize
+from shipyard.security.audit import deny
+from shipyard.security.identity import acting_principal
+from shipyard.store.metadata import MetadataStore
+
+__all__ = ["Context"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Settings, the metadata store, and the principal who acts.
+
+    Attributes:
+        settings: where the stores are.
+        meta: the open metadata store (the context does not own it unless it opened it).
+        principal: who acts; every `allow` checks its role and model scope.
+        actor: the name written to the audit log and to the rows a change writes
+            (the principal's name unless a caller names itself, as the scheduler does).
+    """
+
+    settings: Settings
+    meta: MetadataStore
+    principal: Principal
+    actor: str
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        principal: Principal | None = None,
+        actor: str | None = None,
+    ) -> Context:
+        """Open the metadata store of `settings` and find who acts.
+
+        The principal is `security.identity.acting_principal` unless given: the key in
+        `SHIPYARD_API_KEY`, or the OS user as admin, narrowed by `SHIPYARD_RUN_AS`.
+        Close it with `close()` (or use it in a `with` block).
+        """
+        settings = settings or Settings.from_env()
+        meta = MetadataStore(settings.db_url, busy_timeout=settings.db_timeout, file_mode=settings.file_mode)
+        try:
+            who = principal or acting_principal(meta, settings, actor=actor)
+        except BaseException:
+            meta.close()
+            raise
+        return cls(settings, meta, who, actor or who.name)
+
+    def allow(self, action: Action, model: str | None = None) -> None:
+        """Go on if the principal may do `action` (on `model`); else record the denial in the
+        audit log and raise.
+
+        Raises:
+            PermissionDeniedError: the role or the model scope does not allow it.
+        """
+        try:
+            authorize(self.principal, action, model)
+        except PermissionDeniedError as exc:
+            who = self.principal
+            detail = {"role": str(who.role), "via": who.via, "reason": str(exc)}
+            deny(self.meta, who.name, action, model, detail)
+            raise
+
+    def close(self) -> None:
+        """Release the metadata store's connections."""
+        self.meta.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
