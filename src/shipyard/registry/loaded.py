@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Validation
@@ -14,7 +18,38 @@ from shipyard.flavors.base import Predictor
 if TYPE_CHECKING:
     from shipyard.registry.registry import ModelVersion
 
-__all__ = ["LoadedModel", "example_row", "warm_up"]
+__all__ = ["Accept", "LoadedModel", "Scored", "example_row", "warm_up"]
+
+Rows = npt.NDArray[np.intp]
+Accept = Callable[[Validation], Rows]
+"""A rejection policy: from a validation, the rows (ascending indices) to predict."""
+
+
+def passed(validation: Validation) -> Rows:
+    """Quarantine: predict every row that passed the contract; the rest are left out."""
+    return validation.accepted_rows
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What the one scoring step gives back.
+
+    Attributes:
+        validation: the contract's verdict on every row given (with the rows as validated).
+        accepted: the indices of the rows that were predicted, ascending.
+        batch: those rows, as validated (typed and in the contract's order).
+        predictions: their predictions, one per accepted row; None when no row was accepted.
+    """
+
+    validation: Validation
+    accepted: Rows
+    batch: Batch
+    predictions: Predictions | None
+
+    @property
+    def whole(self) -> bool:
+        """Every row given was predicted."""
+        return len(self.accepted) == self.validation.batch.n_rows
 
 
 @dataclass(frozen=True)
@@ -49,6 +84,28 @@ class LoadedModel:
         """
         return self.contract.validate(Batch.coerce(data))
 
+    def score(self, data: Any, *, accept: Accept = passed) -> Scored:
+        """The one scoring step: validate `data` by the contract, keep the rows `accept` chooses,
+        and predict them in one model call.
+
+        Serving, batch, evaluation, robustness and `predict` all score through here; each passes
+        its own rejection policy (`accept`): quarantine the rows that fail (the default), reject a
+        whole request, or raise.
+
+        Args:
+            data: a DataFrame, Arrow table, list of row objects, mapping of columns or Batch.
+            accept: from the validation, the rows to predict (ascending indices); it may raise.
+
+        Raises:
+            PredictionError: the model failed on the accepted rows.
+        """
+        validation = self.validate(data)
+        accepted = accept(validation)
+        whole = len(accepted) == validation.batch.n_rows
+        rows = validation.batch if whole else validation.batch.take(accepted)
+        predictions = self.predict_valid(rows) if len(accepted) else None
+        return Scored(validation, accepted, rows, predictions)
+
     def predict(self, data: Any) -> Predictions:
         """Validate `data` by the contract and predict; the request is rejected whole or served whole.
 
@@ -56,9 +113,14 @@ class LoadedModel:
             ContractViolationError: some row breaks the contract; every violation is listed.
             PredictionError: the model failed on valid input.
         """
-        validation = self.validate(data)
+        scored = self.score(data, accept=self._all_or_raise)
+        if scored.predictions is None:  # no rows at all: the model still answers, with nothing
+            return self.predict_valid(scored.batch)
+        return scored.predictions
+
+    def _all_or_raise(self, validation: Validation) -> Rows:
         validation.raise_if_invalid(str(self.version.ref))
-        return self.predict_valid(validation.batch)
+        return np.arange(validation.batch.n_rows, dtype=np.intp)
 
     def predict_valid(self, batch: Batch) -> Predictions:
         """Predict a batch that already passed the contract.
