@@ -1,8 +1,9 @@
 """One batch of rows through the contract and the model: the step every batch engine shares.
 
-The local engine and the Spark executors both call `Scorer.score`: validate by the version's
-contract (`LoadedModel.contract.validate`), predict the rows that pass (`predict_valid`, the call
-serving makes too), and lay out the scored rows and the rejected rows, with their reasons.
+The local engine and the Spark executors both call `Scorer.score`: the version scores the batch
+(`LoadedModel.score`, the step serving takes too) with the quarantine policy, so the rows that pass
+are predicted and the rest are set aside; then the scored rows and the rejected rows, with their
+reasons, are laid out as tables.
 """
 
 from __future__ import annotations
@@ -44,16 +45,16 @@ class Scorer:
             batch: the input rows.
             row: each row's number in its input file.
         """
-        validation = self.loaded.contract.validate(batch)
-        bad = validation.rejected_rows
-        if bad.size == 0:
-            return self.scored(batch, None, row, self.loaded.predict_valid(validation.batch)), None
-        accepted = validation.accepted_rows
+        scored = self.loaded.score(batch)  # quarantine: predict the rows that pass, set the rest aside
         good = None
-        if accepted.size:
-            predictions = self.loaded.predict_valid(validation.batch.take(accepted))
-            good = self.scored(batch, accepted, row[accepted], predictions)
-        reasons = validation.reasons_by_row(offset=int(row[0]))  # they name the file's rows
+        if scored.predictions is not None and scored.whole:
+            good = self.scored(batch, None, row, scored.predictions)
+        elif scored.predictions is not None:
+            good = self.scored(batch, scored.accepted, row[scored.accepted], scored.predictions)
+        if scored.whole:
+            return good, None
+        bad = scored.validation.rejected_rows
+        reasons = scored.validation.reasons_by_row(offset=int(row[0]))  # they name the file's rows
         return good, self.rejected(batch, bad, row[bad], reasons)
 
     def empty(self) -> pa.Table:

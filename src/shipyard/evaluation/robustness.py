@@ -78,16 +78,14 @@ class _Probe:
 
     def __call__(self, batch: Batch) -> tuple[Array, Array, Array | None]:
         """(accepted mask, predicted values of accepted rows, their probabilities)."""
-        validation = self.contract.validate(batch)
-        accepted = np.ones(batch.n_rows, dtype=bool)
-        accepted[validation.rejected_rows] = False
+        scored = self.loaded.score(batch)  # quarantine: the rows the contract rejects are sanitised
+        accepted = np.zeros(batch.n_rows, dtype=bool)
+        accepted[scored.accepted] = True
         self.queries += batch.n_rows
-        self.sanitised += int((~accepted).sum())
-        clean = validation.batch if accepted.all() else validation.batch.take(np.flatnonzero(accepted))
-        if clean.n_rows == 0:
+        self.sanitised += batch.n_rows - len(scored.accepted)
+        if scored.predictions is None:
             return accepted, np.empty(0, dtype=object), None
-        predictions = self.loaded.predict_valid(clean)
-        return accepted, predictions.values, predictions.probabilities
+        return accepted, scored.predictions.values, scored.predictions.probabilities
 
 
 def robustness(

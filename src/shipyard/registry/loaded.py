@@ -38,7 +38,8 @@ class Scored:
         validation: the contract's verdict on every row given (with the rows as validated).
         accepted: the indices of the rows that were predicted, ascending.
         batch: those rows, as validated (typed and in the contract's order).
-        predictions: their predictions, one per accepted row; None when no row was accepted.
+        predictions: their predictions, one per accepted row; None when rows were given and the
+            policy accepted none of them (an empty input is predicted: zero predictions).
     """
 
     validation: Validation
@@ -97,13 +98,17 @@ class LoadedModel:
             accept: from the validation, the rows to predict (ascending indices); it may raise.
 
         Raises:
-            PredictionError: the model failed on the accepted rows.
+            InputError: `data` cannot be read as rows.
+            PredictionError: the model failed on the accepted rows; its context names the model,
+                version and rows.
+            ShipyardError: whatever `accept` raises, and any error of the flavor's, with that context.
         """
         validation = self.validate(data)
         accepted = accept(validation)
         whole = len(accepted) == validation.batch.n_rows
         rows = validation.batch if whole else validation.batch.take(accepted)
-        predictions = self.predict_valid(rows) if len(accepted) else None
+        # An empty input still goes to the model, which answers with zero predictions of its shape.
+        predictions = self.predict_valid(rows) if whole or len(accepted) else None
         return Scored(validation, accepted, rows, predictions)
 
     def predict(self, data: Any) -> Predictions:
@@ -113,10 +118,9 @@ class LoadedModel:
             ContractViolationError: some row breaks the contract; every violation is listed.
             PredictionError: the model failed on valid input.
         """
-        scored = self.score(data, accept=self._all_or_raise)
-        if scored.predictions is None:  # no rows at all: the model still answers, with nothing
-            return self.predict_valid(scored.batch)
-        return scored.predictions
+        predictions = self.score(data, accept=self._all_or_raise).predictions
+        assert predictions is not None  # every row was accepted, so every row was predicted
+        return predictions
 
     def _all_or_raise(self, validation: Validation) -> Rows:
         validation.raise_if_invalid(str(self.version.ref))
@@ -125,17 +129,23 @@ class LoadedModel:
     def predict_valid(self, batch: Batch) -> Predictions:
         """Predict a batch that already passed the contract.
 
+        Any error on the way out names the model, version and number of rows in its `context`.
+
         Raises:
-            PredictionError: the model failed.
+            PredictionError: the model failed (a framework's own exception is wrapped in one).
+            ShipyardError: another error of the flavor's (a missing framework, ...).
         """
         try:
             return self.predictor.predict(batch)
-        except ShipyardError:
+        except ShipyardError as exc:
+            exc.add_context(**self._context(batch))
             raise
         except Exception as exc:
-            raise PredictionError(
-                f"{self.version.ref} failed to predict {batch.n_rows} row(s): {exc!r}"
-            ) from exc
+            error = PredictionError(f"the {self.version.flavor} model failed to predict: {exc!r}")
+            raise error.add_context(**self._context(batch)) from exc
+
+    def _context(self, batch: Batch) -> dict[str, Any]:
+        return {"model": self.version.name, "version": self.version.version, "rows": batch.n_rows}
 
 
 def example_row(contract: Contract) -> dict[str, Any]:
