@@ -10,14 +10,27 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from shipyard.core.batch import Batch, Predictions
+import numpy as np
+
+from shipyard.core.batch import Array, Batch, Label, Predictions
 from shipyard.errors import FlavorError, MissingDependencyError
 
-__all__ = ["Flavor", "LoadOptions", "Predictor", "SavedModel", "pack", "require", "unpack"]
+__all__ = [
+    "Flavor",
+    "LoadOptions",
+    "Predictor",
+    "SavedModel",
+    "by_class",
+    "classified",
+    "labels_of",
+    "pack",
+    "require",
+    "unpack",
+]
 
 _MANIFEST = "shipyard.json"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -168,3 +181,31 @@ def jsonable(value: Any) -> Any:
 def plain_labels(classes: Any) -> list[Any]:
     """Class labels as plain Python values (numpy scalars unwrapped)."""
     return [c.item() if hasattr(c, "item") else c for c in list(classes)]
+
+
+def by_class(probabilities: Array) -> Array:
+    """Probabilities as rows x classes: a binary model's one column (the positive class's) becomes
+    two, the negative class's first."""
+    scores = np.asarray(probabilities, dtype=np.float64)
+    return np.column_stack([1.0 - scores, scores]) if scores.ndim == 1 else scores
+
+
+def labels_of(probabilities: Array, classes: Sequence[Label] | Array) -> Array:
+    """Each row's most probable class: `classes[argmax]` over the row's probabilities.
+
+    Args:
+        probabilities: rows x classes, in the order of `classes`.
+        classes: the class labels; a numpy array keeps its dtype, anything else gives objects.
+    """
+    table = classes if isinstance(classes, np.ndarray) else np.asarray(classes, dtype=object)
+    return np.asarray(table[probabilities.argmax(axis=1)])
+
+
+def classified(probabilities: Array, classes: tuple[Label, ...]) -> Predictions:
+    """A scoring classifier's predictions: each row's label is its most probable class.
+
+    Args:
+        probabilities: rows x classes, in the order of `classes`.
+        classes: the class labels.
+    """
+    return Predictions("classification", labels_of(probabilities, classes), probabilities, classes)

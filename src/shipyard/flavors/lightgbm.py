@@ -12,6 +12,8 @@ from shipyard.flavors.base import (
     LoadOptions,
     Predictor,
     SavedModel,
+    by_class,
+    classified,
     jsonable,
     module_of,
     plain_labels,
@@ -48,9 +50,8 @@ class LightGBMPredictor:
             raise PredictionError(f"the LightGBM model failed to predict: {exc}") from exc
         if self.classes is None:
             return Predictions("regression", raw)
-        probabilities = np.column_stack([1.0 - raw, raw]) if raw.ndim == 1 else raw
-        labels = np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)]
-        return Predictions("classification", labels, probabilities, self.classes)
+        probabilities = by_class(raw)
+        return classified(probabilities, self.classes)
 
     def _features(self, batch: Batch) -> Any:
         strings = [n for n, c in batch.columns.items() if c.dtype == object]

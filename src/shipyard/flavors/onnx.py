@@ -8,7 +8,7 @@ import numpy as np
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.errors import FlavorError, PredictionError
-from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, module_of, require
+from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, classified, module_of, require
 
 __all__ = ["ONNXFlavor"]
 
@@ -71,8 +71,7 @@ class ONNXPredictor:
             probabilities = table[:, order]
         else:
             probabilities = np.asarray(raw, dtype=np.float64)
-        labels = np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)]
-        return Predictions("classification", labels, probabilities, self.classes)
+        return classified(probabilities, self.classes)
 
     def _feeds(self, batch: Batch) -> dict[str, Any]:
         if self.single:

@@ -11,7 +11,7 @@ import numpy as np
 
 from shipyard.core.batch import Batch, Predictions, Task
 from shipyard.errors import PredictionError, UntrustedArtifactError
-from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, plain_labels, require
+from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, classified, plain_labels, require
 
 __all__ = ["PyFuncFlavor"]
 
@@ -34,10 +34,9 @@ class PyFuncPredictor:
             return Predictions.empty(self.classes, scores=self.scores)
         frame = batch.to_pandas()
         try:
-            if self.scores:
+            if self.scores and self.classes is not None:
                 probabilities = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
-                labels = np.asarray(self.classes, dtype=object)[probabilities.argmax(axis=1)]
-                return Predictions(task, labels, probabilities, self.classes)
+                return classified(probabilities, self.classes)
             values = np.asarray(self.model.predict(frame))
         except Exception as exc:
             raise PredictionError(f"the custom model's predict raised: {exc!r}") from exc

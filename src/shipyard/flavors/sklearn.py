@@ -16,6 +16,7 @@ from shipyard.flavors.base import (
     Predictor,
     SavedModel,
     jsonable,
+    labels_of,
     module_of,
     plain_labels,
     require,
@@ -75,7 +76,7 @@ class SklearnPredictor:
         try:
             if self.scores:
                 probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)
-                labels = self.model.classes_[probabilities.argmax(axis=1)]
+                labels = labels_of(probabilities, self.model.classes_)
                 return Predictions("classification", labels, probabilities, self.classes)
             values = np.asarray(self.model.predict(features))
         except (ValueError, TypeError, KeyError, IndexError) as exc:

@@ -14,6 +14,8 @@ from shipyard.flavors.base import (
     LoadOptions,
     Predictor,
     SavedModel,
+    by_class,
+    classified,
     jsonable,
     module_of,
     plain_labels,
@@ -54,13 +56,11 @@ class XGBoostPredictor:
                 raw = self.model.predict(features)
         except (ValueError, TypeError, xgb.core.XGBoostError) as exc:
             raise PredictionError(f"the XGBoost model failed to predict: {exc}") from exc
-        values = np.asarray(raw, dtype=np.float64)
         if self.classes is None:
+            values = np.asarray(raw, dtype=np.float64)
             return Predictions("regression", values.reshape(len(values), -1)[:, 0])
-        if values.ndim == 1:
-            values = np.column_stack([1.0 - values, values])
-        labels = np.asarray(self.classes, dtype=object)[values.argmax(axis=1)]
-        return Predictions("classification", labels, values, self.classes)
+        probabilities = by_class(raw)
+        return classified(probabilities, self.classes)
 
 
 def _categorical_frame(batch: Batch) -> Any:
