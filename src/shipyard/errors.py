@@ -1,6 +1,13 @@
 """Every error Shipyard raises, one root and one base per area.
 
-Transports map these to status codes in their own tables; no exception here carries one.
+Transports map these to status codes in their own tables; no exception here carries one. An error
+travels between processes by its type name (`type_name`: `RateLimitedError` is `rate_limited`), and
+`error_class` reads that name back.
+
+An error gathers context as it passes up, as httpx attaches the request to its errors: a layer that
+knows where the error happened (the model, version and rows a flavor was predicting) adds it with
+`add_context`, and `str()` names it after the message. A fact already there is kept, so an error
+that passes the same layer twice is not described twice.
 
     ShipyardError
     ├── ConfigError                  a setting in the environment or a file is wrong
@@ -48,7 +55,8 @@ Transports map these to status codes in their own tables; no exception here carr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from shipyard.core.contract import Violation
@@ -94,11 +102,42 @@ __all__ = [
     "UnresumableJobError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
+    "error_class",
+    "type_name",
 ]
 
 
 class ShipyardError(Exception):
-    """The root of every error Shipyard raises on purpose."""
+    """The root of every error Shipyard raises on purpose.
+
+    Attributes:
+        context: facts added as the error passed up (`model`, `version`, `rows`, ...), in the order
+            they were added; empty until a layer adds one.
+    """
+
+    context: Mapping[str, Any] = MappingProxyType({})
+
+    def add_context(self, **facts: Any) -> Self:
+        """Record where the error passed; facts it already has keep their values.
+
+        Args:
+            facts: what the layer knows, e.g. `model='credit', version=3, rows=500`.
+
+        Returns:
+            The error itself, to re-raise.
+        """
+        merged = dict(self.context)
+        for key, value in facts.items():
+            merged.setdefault(key, value)
+        self.context = merged
+        return self
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        if not self.context:
+            return message
+        facts = ", ".join(f"{key}={value!r}" for key, value in self.context.items())
+        return f"{message} ({facts})"
 
 
 class ConfigError(ShipyardError):
@@ -283,3 +322,24 @@ class EncryptionError(SecurityError):
 
 class SignatureError(SecurityError):
     """A version's signature is missing, made by an untrusted key, or does not match the version."""
+
+
+def type_name(kind: type[ShipyardError]) -> str:
+    """The name an error travels under in a response body: `RateLimitedError` is `rate_limited`."""
+    name = kind.__name__.removesuffix("Error")
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def error_class(name: str) -> type[ShipyardError] | None:
+    """The error class of this module that travels under `name` (see `type_name`), if any.
+
+    Args:
+        name: a type name from a response body, e.g. `rate_limited`.
+    """
+    kinds: list[type[ShipyardError]] = [ShipyardError]
+    while kinds:
+        kind = kinds.pop()
+        if kind.__module__ == __name__ and type_name(kind) == name:
+            return kind
+        kinds.extend(kind.__subclasses__())
+    return None
