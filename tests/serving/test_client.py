@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -53,3 +57,39 @@ def test_violations_come_back_as_contract_violation_error(client: shipyard.Clien
 def test_unknown_model_is_unknown_model_error(client: shipyard.Client) -> None:
     with pytest.raises(shipyard.UnknownModelError):
         client.predict("nope", ROWS)
+
+
+def test_too_many_rows_is_request_too_large_error(client: shipyard.Client) -> None:
+    with pytest.raises(shipyard.RequestTooLargeError, match="at most 50"):
+        client.predict("credit", [credit_row()] * 51)  # the server takes 50 (--max-rows)
+
+
+@pytest.fixture(scope="module")
+def limited_server(credit_home: Path) -> Iterator[ServerProcess]:
+    """The credit model behind a rate limit of one request a second, two at once, for anyone."""
+    server = ServerProcess(
+        credit_home, ["credit@production"], "--rate-limit", "1", "--burst", "2", "--no-log"
+    )
+    try:
+        yield server.wait_ready()
+    finally:
+        server.terminate()
+
+
+def _flood(client: shipyard.Client) -> None:
+    """Ten calls at once: the server takes two at once, then one a second, so the third is refused."""
+    for _ in range(10):
+        client.predict("credit", ROWS)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_rate_limited_call_is_rate_limited_error_with_its_retry_after(
+    limited_server: ServerProcess, protocol: str
+) -> None:
+    url = limited_server.url if protocol == "http" else f"grpc://{limited_server.grpc_target}"
+    with shipyard.Client(url) as client, pytest.raises(shipyard.RateLimitedError) as caught:
+        _flood(client)
+    assert not isinstance(caught.value, shipyard.RequestTooLargeError)
+    assert "sent more than 1 requests per second" in str(caught.value)
+    assert caught.value.retry_after >= 1
+    time.sleep(caught.value.retry_after + 0.5)  # the next test starts with a full burst

@@ -4,8 +4,12 @@
         answer = client.predict("fraud", [{"age": 41, "income": 5200, "country": "DE"}])
         answer.predictions, answer.probabilities, answer.version, answer.request_id
 
-Errors come back as the same `ShipyardError` classes the server raised: a contract violation is a
-`ContractViolationError` carrying every violation, an unknown model an `UnknownModelError`.
+Errors come back as the same `ShipyardError` classes the server raised, read from the `type` its
+error body names (`shipyard.errors.error_class`; the status decides only when no type came): a
+contract violation is a `ContractViolationError` carrying every violation, an unknown model an
+`UnknownModelError`, a refusal for sending too fast a `RateLimitedError` with its `retry_after`.
+Over gRPC, where the status is all there is, RESOURCE_EXHAUSTED with a `retry-after` trailer is the
+rate limit, and without one a request over the server's size limit.
 """
 
 from __future__ import annotations
@@ -27,15 +31,18 @@ from shipyard.errors import (
     NotReadyError,
     PermissionDeniedError,
     PredictionError,
+    RateLimitedError,
     RequestTooLargeError,
     ServingError,
     ShipyardError,
     UnknownModelError,
     UnsupportedMediaError,
+    error_class,
 )
 
 __all__ = ["Client", "ServedPrediction"]
 
+# For answers whose body names no Shipyard error type (a proxy's, an unknown path's).
 _BY_STATUS: dict[int, type[ShipyardError]] = {
     400: InputError,
     401: AuthenticationError,
@@ -44,11 +51,13 @@ _BY_STATUS: dict[int, type[ShipyardError]] = {
     413: RequestTooLargeError,
     415: UnsupportedMediaError,
     422: ContractViolationError,
+    429: RateLimitedError,
     500: PredictionError,
     503: NotReadyError,
 }
 _GRPC_METHOD = "/inference.GRPCInferenceService/"
 VIOLATIONS_KEY = "shipyard-violations-bin"
+_RETRY_AFTER = "retry-after"
 
 
 @dataclass(frozen=True)
@@ -176,7 +185,7 @@ class Client:
         )
         body = _json(response)
         if response.status_code != 200:
-            raise _http_error(response.status_code, body)
+            raise _http_error(response.status_code, body, response.headers.get(_RETRY_AFTER))
         return ServedPrediction(
             model=body["model"],
             version=int(body["version"]),
@@ -198,7 +207,10 @@ class Client:
         if self.scheme == "grpc":
             raise ServingError("listing models needs the HTTP API; connect with http://host:port")
         response = self._http.get("/v1/models")
-        models: list[dict[str, Any]] = _json(response)["models"]
+        body = _json(response)
+        if response.status_code != 200:
+            raise _http_error(response.status_code, body, response.headers.get(_RETRY_AFTER))
+        models: list[dict[str, Any]] = body["models"]
         return models
 
     # -- gRPC -------------------------------------------------------------------------------------
@@ -323,30 +335,49 @@ def _json(response: Any) -> Any:
         ) from None
 
 
-def _http_error(status: int, body: Mapping[str, Any]) -> ShipyardError:
+def _http_error(status: int, body: Mapping[str, Any], retry_after: str | None) -> ShipyardError:
+    """The error an HTTP answer reports: the class its body's `type` names, else the status's."""
     error = body.get("error")
-    message = error.get("message") if isinstance(error, Mapping) else str(error)
-    kind = _BY_STATUS.get(status, ServingError)
-    if kind is ContractViolationError and isinstance(error, Mapping):
+    details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
+    message = details.get("message", error)
+    named = error_class(details["type"]) if isinstance(details.get("type"), str) else None
+    kind = named or _BY_STATUS.get(status, ServingError)
+    if issubclass(kind, ContractViolationError):
         violations = [
-            Violation(v["row"], v["feature"], v["value"], v["reason"]) for v in error.get("violations", [])
+            Violation(v["row"], v["feature"], v["value"], v["reason"]) for v in details.get("violations", [])
         ]
-        return ContractViolationError(str(message), violations)
+        return kind(str(message), violations)
+    if issubclass(kind, RateLimitedError):
+        return kind(f"{message} (HTTP {status})", retry_after=_seconds(retry_after))
     return kind(f"{message} (HTTP {status})")
+
+
+def _seconds(retry_after: str | None) -> float:
+    """A `retry-after` value in seconds; 0 when none came or it is not a number."""
+    try:
+        return float(retry_after) if retry_after is not None else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _grpc_error(exc: Any) -> ShipyardError:
     import grpc
 
     code, details = exc.code(), exc.details()
+    trailer = dict(exc.trailing_metadata() or ())
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        for key, value in exc.trailing_metadata() or ():
-            if key == VIOLATIONS_KEY:
-                violations = [
-                    Violation(v["row"], v["feature"], v["value"], v["reason"]) for v in json.loads(value)
-                ]
-                return ContractViolationError(details, violations)
+        if VIOLATIONS_KEY in trailer:
+            violations = [
+                Violation(v["row"], v["feature"], v["value"], v["reason"])
+                for v in json.loads(trailer[VIOLATIONS_KEY])
+            ]
+            return ContractViolationError(details, violations)
         return InputError(details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _RETRY_AFTER in trailer:
+        # The server's rate limit: it alone says when to come back (a size limit has no later).
+        return RateLimitedError(
+            f"{details} (gRPC {code.name})", retry_after=_seconds(str(trailer[_RETRY_AFTER]))
+        )
     kinds = {
         grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
         grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
