@@ -12,8 +12,6 @@ from shipyard.errors import (
     PredictionError,
     RateLimitedError,
     ShipyardError,
-    error_class,
-    type_name,
 )
 
 
@@ -59,14 +57,15 @@ def test_adding_context_gives_back_the_error_itself_to_re_raise() -> None:
     ],
 )
 def test_an_error_travels_under_its_snake_case_name(kind: type[ShipyardError], name: str) -> None:
-    assert type_name(kind) == name
-    assert error_class(name) is kind
+    assert kind.type_name() == name
+    assert ShipyardError.for_type_name(name) is kind
 
 
 def test_every_error_class_is_found_by_its_name_and_nothing_else_is() -> None:
     for name in errors.__all__:
         kind = getattr(errors, name)
         if isinstance(kind, type):
-            assert error_class(type_name(kind)) is kind
-    assert error_class("NOT_FOUND") is None
-    assert error_class("too_many_connections") is None
+            assert ShipyardError.for_type_name(kind.type_name()) is kind
+    assert ShipyardError.for_type_name("NOT_FOUND") is None
+    assert ShipyardError.for_type_name("too_many_connections") is None
+    assert RateLimitedError.for_type_name("contract_violation") is None  # only its own subclasses

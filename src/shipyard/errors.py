@@ -1,8 +1,8 @@
 """Every error Shipyard raises, one root and one base per area.
 
 Transports map these to status codes in their own tables; no exception here carries one. An error
-travels between processes by its type name (`type_name`: `RateLimitedError` is `rate_limited`), and
-`error_class` reads that name back.
+travels between processes by its type name (`RateLimitedError.type_name()` is `rate_limited`), and
+`ShipyardError.for_type_name` reads that name back.
 
 An error gathers context as it passes up, as httpx attaches the request to its errors: a layer that
 knows where the error happened (the model, version and rows a flavor was predicting) adds it with
@@ -102,8 +102,6 @@ __all__ = [
     "UnresumableJobError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
-    "error_class",
-    "type_name",
 ]
 
 
@@ -131,6 +129,27 @@ class ShipyardError(Exception):
             merged.setdefault(key, value)
         self.context = merged
         return self
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The name the error travels under in a response body: `RateLimitedError` is `rate_limited`."""
+        name = cls.__name__.removesuffix("Error")
+        return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+    @classmethod
+    def for_type_name(cls, name: str) -> type[ShipyardError] | None:
+        """The class of this module, this one or below it, that travels under `name`, if any.
+
+        Args:
+            name: a type name from a response body, e.g. `rate_limited`.
+        """
+        kinds: list[type[ShipyardError]] = [cls]
+        while kinds:
+            kind = kinds.pop()
+            if kind.__module__ == __name__ and kind.type_name() == name:
+                return kind
+            kinds.extend(kind.__subclasses__())
+        return None
 
     def __str__(self) -> str:
         message = super().__str__()
@@ -322,24 +341,3 @@ class EncryptionError(SecurityError):
 
 class SignatureError(SecurityError):
     """A version's signature is missing, made by an untrusted key, or does not match the version."""
-
-
-def type_name(kind: type[ShipyardError]) -> str:
-    """The name an error travels under in a response body: `RateLimitedError` is `rate_limited`."""
-    name = kind.__name__.removesuffix("Error")
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-def error_class(name: str) -> type[ShipyardError] | None:
-    """The error class of this module that travels under `name` (see `type_name`), if any.
-
-    Args:
-        name: a type name from a response body, e.g. `rate_limited`.
-    """
-    kinds: list[type[ShipyardError]] = [ShipyardError]
-    while kinds:
-        kind = kinds.pop()
-        if kind.__module__ == __name__ and type_name(kind) == name:
-            return kind
-        kinds.extend(kind.__subclasses__())
-    return None

@@ -5,7 +5,7 @@
         answer.predictions, answer.probabilities, answer.version, answer.request_id
 
 Errors come back as the same `ShipyardError` classes the server raised, read from the `type` its
-error body names (`shipyard.errors.error_class`; the status decides only when no type came): a
+error body names (`ShipyardError.for_type_name`; the status decides only when no type came): a
 contract violation is a `ContractViolationError` carrying every violation, an unknown model an
 `UnknownModelError`, a refusal for sending too fast a `RateLimitedError` with its `retry_after`.
 Over gRPC, where the status is all there is, RESOURCE_EXHAUSTED with a `retry-after` trailer is the
@@ -37,7 +37,6 @@ from shipyard.errors import (
     ShipyardError,
     UnknownModelError,
     UnsupportedMediaError,
-    error_class,
 )
 
 __all__ = ["Client", "ServedPrediction"]
@@ -340,7 +339,8 @@ def _http_error(status: int, body: Mapping[str, Any], retry_after: str | None) -
     error = body.get("error")
     details: Mapping[str, Any] = error if isinstance(error, Mapping) else {}
     message = details.get("message", error)
-    named = error_class(details["type"]) if isinstance(details.get("type"), str) else None
+    kind_name = details.get("type")
+    named = ShipyardError.for_type_name(kind_name) if isinstance(kind_name, str) else None
     kind = named or _BY_STATUS.get(status, ServingError)
     if issubclass(kind, ContractViolationError):
         violations = [
