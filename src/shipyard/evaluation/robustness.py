@@ -106,36 +106,34 @@ def robustness(
     """
     # Many calls on a few hundred rows: a thread pool's start-up costs more than it saves.
     with threadpool_limits(1):
-        return _robustness(loaded, batch, y_true, classes, settings)
-
-
-def _robustness(
-    loaded: LoadedModel,
-    batch: Batch,
-    y_true: Array | None,
-    classes: tuple[Any, ...] | None,
-    settings: RobustnessSettings,
-) -> dict[str, Any]:
-    rng = np.random.default_rng(settings.seed)
-    n = batch.n_rows
-    sample = np.sort(rng.choice(n, size=min(n, settings.rows), replace=False))
-    base = batch.take(sample)
-    probe = _Probe(loaded)
-    _, reference, _ = probe(base)
-    spreads = _spreads(loaded, batch)
-    out: dict[str, Any] = {"settings": settings.to_dict(), "rows": len(sample)}
-    out["noise"] = _noise(
-        probe, base, reference, spreads=spreads, settings=settings, rng=rng, classifier=classes is not None
-    )
-    out["swap"] = _swaps(probe, base, reference, rng)
-    if classes is not None and y_true is not None:
-        attack = _attack(loaded, batch, y_true, classes=classes, spreads=spreads, settings=settings, rng=rng)
-        attack.pop("_rows")
-        attack.pop("_batch")
-        out["attack"] = attack
-    else:
-        out["attack"] = {"skipped": "the attack changes a class; it applies to classifiers"}
-    return out
+        rng = np.random.default_rng(settings.seed)
+        n = batch.n_rows
+        sample = np.sort(rng.choice(n, size=min(n, settings.rows), replace=False))
+        base = batch.take(sample)
+        probe = _Probe(loaded)
+        _, reference, _ = probe(base)
+        spreads = _spreads(loaded, batch)
+        out: dict[str, Any] = {"settings": settings.to_dict(), "rows": len(sample)}
+        out["noise"] = _noise(
+            probe,
+            base,
+            reference,
+            spreads=spreads,
+            settings=settings,
+            rng=rng,
+            classifier=classes is not None,
+        )
+        out["swap"] = _swaps(probe, base, reference, rng)
+        if classes is not None and y_true is not None:
+            attack = _attack(
+                loaded, batch, y_true, classes=classes, spreads=spreads, settings=settings, rng=rng
+            )
+            attack.pop("_rows")
+            attack.pop("_batch")
+            out["attack"] = attack
+        else:
+            out["attack"] = {"skipped": "the attack changes a class; it applies to classifiers"}
+        return out
 
 
 def adversarial_examples(

@@ -25,10 +25,12 @@ __all__ = [
     "Predictor",
     "SavedModel",
     "by_class",
+    "classes_of",
     "classified",
     "labels_of",
     "pack",
     "require",
+    "task_meta",
     "unpack",
 ]
 
@@ -181,6 +183,23 @@ def jsonable(value: Any) -> Any:
 def plain_labels(classes: Any) -> list[Any]:
     """Class labels as plain Python values (numpy scalars unwrapped)."""
     return [c.item() if hasattr(c, "item") else c for c in list(classes)]
+
+
+def task_meta(classes: Any) -> dict[str, Any]:
+    """What a saved model records of its task: a classifier's classes (as plain labels), or regression.
+
+    Args:
+        classes: the fitted model's classes, or None for a regressor.
+    """
+    if classes is None:
+        return {"task": "regression"}
+    return {"task": "classification", "classes": plain_labels(classes)}
+
+
+def classes_of(meta: Mapping[str, Any]) -> tuple[Label, ...] | None:
+    """The classes a saved model recorded (`task_meta`), or None for a regressor."""
+    classes = meta.get("classes")
+    return tuple(classes) if classes is not None else None
 
 
 def by_class(probabilities: Array) -> Array:

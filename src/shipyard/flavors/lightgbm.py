@@ -13,11 +13,12 @@ from shipyard.flavors.base import (
     Predictor,
     SavedModel,
     by_class,
+    classes_of,
     classified,
     jsonable,
     module_of,
-    plain_labels,
     require,
+    task_meta,
 )
 
 __all__ = ["LightGBMFlavor"]
@@ -34,8 +35,7 @@ class LightGBMPredictor:
 
     def __init__(self, booster: Any, meta: dict[str, Any]) -> None:
         self.model = booster
-        classes = meta.get("classes")
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = classes_of(meta)
         categorical = getattr(booster, "pandas_categorical", None) or []
         self._categories = [list(c) for c in categorical]
 
@@ -83,10 +83,7 @@ class LightGBMFlavor:
         lgb = _lgb()
         booster: Any = model.booster_ if hasattr(model, "booster_") else model
         meta: dict[str, Any] = {"framework": "lightgbm", "framework_version": lgb.__version__}
-        classes = getattr(model, "classes_", None)
-        meta["task"] = "classification" if classes is not None else "regression"
-        if classes is not None:
-            meta["classes"] = plain_labels(classes)
+        meta.update(task_meta(getattr(model, "classes_", None)))
         if hasattr(model, "get_params"):
             meta["params"] = jsonable(model.get_params())
         return SavedModel(self.name, {_FILE: booster.model_to_string().encode()}, meta)

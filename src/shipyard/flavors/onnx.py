@@ -8,7 +8,15 @@ import numpy as np
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.errors import FlavorError, PredictionError
-from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, classified, module_of, require
+from shipyard.flavors.base import (
+    LoadOptions,
+    Predictor,
+    SavedModel,
+    classes_of,
+    classified,
+    module_of,
+    require,
+)
 
 __all__ = ["ONNXFlavor"]
 
@@ -38,8 +46,7 @@ class ONNXPredictor:
 
     def __init__(self, session: Any, meta: dict[str, Any]) -> None:
         self.model = session
-        classes = meta.get("classes")
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = classes_of(meta)
         self.inputs = session.get_inputs()
         self.single = len(self.inputs) == 1 and len(meta.get("feature_names", [])) != 1
         outputs = session.get_outputs()

@@ -11,7 +11,15 @@ import numpy as np
 
 from shipyard.core.batch import Batch, Predictions, Task
 from shipyard.errors import PredictionError, UntrustedArtifactError
-from shipyard.flavors.base import LoadOptions, Predictor, SavedModel, classified, plain_labels, require
+from shipyard.flavors.base import (
+    LoadOptions,
+    Predictor,
+    SavedModel,
+    classes_of,
+    classified,
+    plain_labels,
+    require,
+)
 
 __all__ = ["PyFuncFlavor"]
 
@@ -23,8 +31,7 @@ class PyFuncPredictor:
 
     def __init__(self, model: Any, meta: dict[str, Any]) -> None:
         self.model = model
-        classes = meta.get("classes")
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = classes_of(meta)
         self.scores = self.classes is not None and hasattr(model, "predict_proba")
 
     def predict(self, batch: Batch) -> Predictions:

@@ -15,11 +15,12 @@ from shipyard.flavors.base import (
     LoadOptions,
     Predictor,
     SavedModel,
+    classes_of,
     jsonable,
     labels_of,
     module_of,
-    plain_labels,
     require,
+    task_meta,
 )
 from shipyard.flavors.fitted import check_fitted
 from shipyard.flavors.trust import partial_targets, untrusted
@@ -60,8 +61,7 @@ class SklearnPredictor:
     def __init__(self, model: Any, meta: dict[str, Any]) -> None:
         self.model = model
         self.frame_input = bool(meta.get("frame_input", False))
-        classes = meta.get("classes")
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = classes_of(meta)
         self.scores = self.classes is not None and hasattr(model, "predict_proba")
 
     def predict(self, batch: Batch) -> Predictions:
@@ -105,11 +105,7 @@ class SklearnFlavor:
 
         data: bytes = sio.dumps(model)
         meta: dict[str, Any] = {"framework": "scikit-learn", "framework_version": sklearn.__version__}
-        if is_classifier(model) and hasattr(model, "classes_"):
-            meta["classes"] = plain_labels(model.classes_)
-            meta["task"] = "classification"
-        else:
-            meta["task"] = "regression"
+        meta.update(task_meta(getattr(model, "classes_", None) if is_classifier(model) else None))
         names = getattr(model, "feature_names_in_", None)
         meta["frame_input"] = names is not None
         if names is not None:

@@ -15,11 +15,12 @@ from shipyard.flavors.base import (
     Predictor,
     SavedModel,
     by_class,
+    classes_of,
     classified,
     jsonable,
     module_of,
-    plain_labels,
     require,
+    task_meta,
 )
 
 __all__ = ["XGBoostFlavor"]
@@ -37,8 +38,7 @@ class XGBoostPredictor:
 
     def __init__(self, model: Any, meta: dict[str, Any]) -> None:
         self.model = model
-        classes = meta.get("classes")
-        self.classes = tuple(classes) if classes is not None else None
+        self.classes = classes_of(meta)
         self.frame_input = bool(meta.get("frame_input", False))
 
     def predict(self, batch: Batch) -> Predictions:
@@ -99,10 +99,7 @@ class XGBoostFlavor:
             "framework_version": xgb.__version__,
             "wrapper": wrapper,
         }
-        classes = getattr(model, "classes_", None) if wrapper else None
-        meta["task"] = "classification" if classes is not None else "regression"
-        if classes is not None:
-            meta["classes"] = plain_labels(classes)
+        meta.update(task_meta(getattr(model, "classes_", None) if wrapper else None))
         names = getattr(model, "feature_names_in_", None)
         meta["frame_input"] = names is not None
         if hasattr(model, "get_params"):
