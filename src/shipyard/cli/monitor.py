@@ -49,7 +49,8 @@ def report(
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Drift, prediction drift, performance on labels and the timeline of a window of the log."""
-    from shipyard.monitoring.monitor import monitor_report, parse_duration
+    from shipyard.core.durations import parse_duration
+    from shipyard.monitoring.monitor import monitor_report
     from shipyard.monitoring.report import write_report
     from shipyard.monitoring.thresholds import DriftSettings
     from shipyard.store.files import atomic_path
@@ -133,9 +134,9 @@ def watch(
 
     Exits 1 when a check failed (with --once or --checks), 2 when the options cannot work.
     """
+    from shipyard.core.durations import parse_duration
     from shipyard.errors import MonitorConfigError
     from shipyard.monitoring.alerts import DEFAULT_RULES, Rule, Webhook
-    from shipyard.monitoring.monitor import parse_duration
     from shipyard.monitoring.thresholds import DriftSettings
     from shipyard.monitoring.watch import Check, Watcher
 
@@ -253,9 +254,9 @@ def load(
 ) -> None:
     """Store labels for served requests in one transaction; every bad row is listed, and then none
     is stored unless --skip-bad."""
+    from shipyard.core.durations import parse_duration
     from shipyard.monitoring.events import find_requests
     from shipyard.monitoring.feedback import FeedbackStore, LabelCheck, labels_from_batch, refusal
-    from shipyard.monitoring.monitor import parse_duration
     from shipyard.store.tabular import read_rows
 
     back = parse_duration(lookback)

@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shipyard.core.batch import Array, Batch
-from shipyard.core.durations import parse_duration
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.refs import ModelRef
 from shipyard.errors import MonitoringError
@@ -36,7 +35,7 @@ if TYPE_CHECKING:
     from shipyard.registry.records import EvaluationRecord, ModelVersion
     from shipyard.registry.registry import Registry
 
-__all__ = ["MonitorReport", "model_importance", "monitor_report", "parse_duration"]
+__all__ = ["MonitorReport", "model_importance", "monitor_report"]
 
 _BUCKET_RESAMPLES = 100
 
