@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.core import metric_table
 from shipyard.errors import EvaluationError, NotFoundError, PolicyError
 from shipyard.evaluation.evaluate import DEFAULT_CHAMPION, Evaluation, evaluate
 
@@ -45,17 +46,16 @@ _RULE = re.compile(
     rf"(?:(?P<number>{_NUMBER})|champion\s*(?:(?P<rel>[-+*])\s*(?P<amount>{_NUMBER}))?)"
     rf"(?:\s+on\s+(?P<feature>[^=\s]+)\s*=\s*(?P<group>.+?))?\s*$"
 )
-_CLASSIFICATION = {
-    "rows", "accuracy", "precision", "recall", "f1", "precision_macro", "recall_macro", "f1_macro",
-    "precision_weighted", "recall_weighted", "f1_weighted", "roc_auc", "pr_auc", "log_loss", "brier",
-    "ece_uniform", "ece_quantile",
-}  # fmt: skip
-_REGRESSION = {"rows", "mae", "rmse", "r2", "mape"}
+_CLASSIFICATION = {"rows", *metric_table.metric_names("classification")}
+_REGRESSION = {"rows", *metric_table.metric_names("regression")}
+_INTERVALS = "|".join(
+    metric_table.interval_metrics("classification") + metric_table.interval_metrics("regression")
+)
 _PATTERNS = (
     re.compile(r"at_threshold\.(accuracy|precision|recall|f1)"),
     re.compile(r"per_class\..+\.(precision|recall|f1|support)"),
     re.compile(r"residual_quantiles\.[0-9.]+"),
-    re.compile(r"ci\.(accuracy|f1_macro|roc_auc|brier|mae|rmse|r2)\.(low|high)"),
+    re.compile(rf"ci\.({_INTERVALS})\.(low|high)"),
     re.compile(r"data\.(rejected_share|rejected|evaluated)"),
     re.compile(
         r"fairness\.[^.]+\.(demographic_parity_difference|demographic_parity_ratio|"

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.metric_table import headline_metrics, lower_is_better
 from shipyard.evaluation.evaluate import Evaluation
 from shipyard.evaluation.gates import GateResult
 from shipyard.store.files import atomic_path
@@ -23,12 +24,6 @@ from shipyard.store.files import atomic_path
 __all__ = ["render_report", "report_json", "write_report"]
 
 _COLORS = ("#1f6feb", "#d97706")
-_CLASSIFICATION_ROWS = (
-    "accuracy", "precision", "recall", "f1", "f1_macro", "f1_weighted", "roc_auc", "pr_auc",
-    "log_loss", "brier", "ece_uniform", "ece_quantile",
-)  # fmt: skip
-_REGRESSION_ROWS = ("mae", "rmse", "r2", "mape")
-_LOWER_IS_BETTER = {"log_loss", "brier", "ece_uniform", "ece_quantile", "mae", "rmse", "mape"}
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
 color:#1c2128;padding:0 1rem}
@@ -135,7 +130,7 @@ def _gates(gates: GateResult) -> str:
 
 
 def _headline(ev: Evaluation, rival: Evaluation | None) -> str:
-    names = _CLASSIFICATION_ROWS if ev.task == "classification" else _REGRESSION_ROWS
+    names = headline_metrics("regression" if ev.task == "regression" else "classification")
     head = "<tr><th>metric</th><th>challenger</th><th>95% interval</th>"
     if rival is not None:
         head += "<th>champion</th><th>interval</th><th>change</th>"
@@ -149,7 +144,7 @@ def _headline(ev: Evaluation, rival: Evaluation | None) -> str:
             theirs = rival.metrics.get(name)
             row += f"<td>{_n(theirs)}</td><td>{_interval(rival, name)}</td>"
             if isinstance(theirs, int | float):
-                better = (mine < theirs) if name in _LOWER_IS_BETTER else (mine > theirs)
+                better = (mine < theirs) if lower_is_better(name) else (mine > theirs)
                 css = "pass" if better else ("fail" if mine != theirs else "")
                 row += f"<td class='{css}'>{mine - theirs:+.4f}</td>"
             else:
@@ -284,7 +279,7 @@ def _slices(ev: Evaluation) -> str:
         if key_metric is not None and groups:
             scored = [g for g in groups if isinstance(g["metrics"].get(key_metric), int | float)]
             if scored:
-                pick = max if key_metric in _LOWER_IS_BETTER else min
+                pick = max if lower_is_better(key_metric) else min
                 worst = pick(scored, key=lambda g: g["metrics"][key_metric])["value"]
         head = "<tr><th>group</th><th>rows</th>" + "".join(f"<th>{n}</th>" for n in shown) + "</tr>"
         rows = [

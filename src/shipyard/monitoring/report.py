@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.metric_table import is_worse, primary_metric
 from shipyard.store.files import atomic_path
 
 __all__ = ["render_report", "write_report"]
 
 _REFERENCE, _CURRENT = "#1f6feb", "#d97706"
 _SIGNAL = "#cf222e"
-_HEADLINE = {"classification": "accuracy", "regression": "mae"}
-_LOWER_IS_BETTER = {"log_loss", "brier", "ece_uniform", "ece_quantile", "mae", "rmse", "mape"}
 _SMALL = "font-size='10' text-anchor='end'"
 _HALO = "stroke='#fff' stroke-width='3' paint-order='stroke'"  # text stays legible over lines
 _MAX_BARS = 20  # categories beyond this are summed into one 'other' bar
@@ -151,7 +150,7 @@ def _delta(metric: str, change: Any) -> str:
     """A change against the baseline, red when it is for the worse."""
     if not _num(change) or not change:
         return _n(change, "+.4f")
-    worse = change > 0 if metric in _LOWER_IS_BETTER else change < 0
+    worse = is_worse(metric, change)
     return f"<span class='{'fail' if worse else 'pass'}'>{change:+.4f}</span>"
 
 
@@ -333,7 +332,7 @@ def _performance(r: Mapping[str, Any]) -> str:
 
 def _headline_metric(r: Mapping[str, Any]) -> str:
     """Accuracy for classifiers, MAE for regressors; else the first metric the data has."""
-    wanted = _HEADLINE.get(str(r.get("task")), "accuracy")
+    wanted = primary_metric(str(r.get("task")))
     found = [
         m for t in (r, *(r.get("timeline") or [])) for m in (t.get("performance") or {}).get("metrics") or {}
     ]
