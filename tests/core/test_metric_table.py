@@ -18,8 +18,8 @@ from shipyard.core.metric_table import (
     primary_metric,
 )
 from shipyard.core.scores import ClassificationData, HeadlineWeights
-from shipyard.evaluation.evaluate import Evaluation
 from shipyard.evaluation.report import render_report as render_evaluation
+from shipyard.evaluation.result import Evaluation
 from shipyard.monitoring.alerts import Rule
 from shipyard.monitoring.monitor import MonitorReport
 from shipyard.monitoring.report import render_report as render_monitoring

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core import metric_table
 from shipyard.errors import EvaluationError, NotFoundError, PolicyError
-from shipyard.evaluation.evaluate import DEFAULT_CHAMPION, Evaluation, evaluate
+from shipyard.evaluation.evaluate import DEFAULT_CHAMPION, evaluate
+from shipyard.evaluation.result import Evaluation
 
 if TYPE_CHECKING:
     from shipyard.registry.registry import Registry

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.core.metric_table import headline_metrics, lower_is_better
-from shipyard.evaluation.evaluate import Evaluation
 from shipyard.evaluation.gates import GateResult
+from shipyard.evaluation.result import Evaluation
 from shipyard.store.files import atomic_path
 
 __all__ = ["render_report", "report_json", "write_report"]
