@@ -67,8 +67,9 @@ if TYPE_CHECKING:
     from shipyard.core.profile import Profile
     from shipyard.core.refs import ModelRef
     from shipyard.evaluation.evaluate import evaluate
-    from shipyard.evaluation.gates import GateResult, Policy, check_gates
+    from shipyard.evaluation.gates import GateResult, check_gates
     from shipyard.evaluation.mitigation import reweighing_weights
+    from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.result import Evaluation
     from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
     from shipyard.monitoring.alerts import Rule
@@ -116,7 +117,7 @@ _LAZY: dict[str, str] = {
     "ModelVersion": "shipyard.registry",
     "MonitorReport": "shipyard.monitoring.monitor",
     "Plan": "shipyard.rollout.plan",
-    "Policy": "shipyard.evaluation.gates",
+    "Policy": "shipyard.evaluation.policy",
     "Predictions": "shipyard.core.batch",
     "Principal": "shipyard.security.access",
     "Profile": "shipyard.core.profile",

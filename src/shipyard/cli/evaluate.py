@@ -87,7 +87,8 @@ def evaluate(
 ) -> None:
     """Evaluate a version on labelled data and store the result on it (and the champion's)."""
     from shipyard.evaluation.evaluate import evaluate as run
-    from shipyard.evaluation.gates import Policy, check_gates
+    from shipyard.evaluation.gates import check_gates
+    from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.report import report_json, write_report
 
     options = _options(sensitive, slices, positive, threshold, bins, resamples, seed, robustness)

@@ -15,7 +15,7 @@ from shipyard.cli.session import registry
 from shipyard.security.access import Action
 
 if TYPE_CHECKING:
-    from shipyard.evaluation.gates import Policy
+    from shipyard.evaluation.policy import Policy
 
 __all__ = ["feedback_app", "monitor_app", "show_report"]
 
@@ -350,7 +350,7 @@ def _gates_policy(source: Path | None) -> Policy:
     """The policy retrained versions are gated by, read before the watch starts (exit 2 if none):
     a version the command registers must never be left ungated for want of a policy."""
     from shipyard.errors import PolicyError
-    from shipyard.evaluation.gates import Policy
+    from shipyard.evaluation.policy import Policy
 
     if source is None:
         _usage(
