@@ -6,7 +6,6 @@ import json
 import re
 
 from shipyard.core.html_kit import document, json_script, number, percent, runs, short, ticks, when
-from shipyard.core.svg_charts import Series, time_chart, unit_chart
 
 
 def test_numbers_are_written_one_way() -> None:
@@ -38,11 +37,3 @@ def test_a_document_has_the_base_style_and_escapes_its_title() -> None:
     page = document("Report of <x>", ".extra{}", ["<p>body</p>"])
     assert page.startswith("<!doctype html>") and page.endswith("</body></html>")
     assert "<h1>Report of &lt;x&gt;</h1>" in page and ".extra{}" in page and "<p>body</p>" in page
-
-
-def test_charts_draw_their_series_and_leave_gaps() -> None:
-    curve = unit_chart([("roc", [0.0, 0.5, 1.0], [0.0, 0.8, 1.0], "#000")], "fpr", "tpr", "up")
-    assert curve.count("<polyline") == 1 and "stroke-dasharray='4 3'" in curve
-    line = time_chart(["a", "b", "c"], [Series("s", [1.0, None, 2.0], "#000")])
-    assert line.count("<polyline") == 2  # one run either side of the gap
-    assert time_chart(["a"], [Series("s", [None], "#000")]) == "<p class='muted'>no data in this window</p>"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.core.batch import Array, Batch
+from shipyard.core.jsonsafe import json_safe
 from shipyard.errors import EvaluationError
 from shipyard.evaluation.fairness import group_fairness
 from shipyard.evaluation.metrics import (
@@ -64,7 +65,7 @@ class MeasureOptions:
             "target": self.target,
             "sensitive": list(self.sensitive),
             "slices": [str(s) for s in self.specs],
-            "positive": _plain(self.positive),
+            "positive": json_safe(self.positive),
             "threshold": self.threshold,
             "bins": self.bins,
             "resamples": self.resamples,
@@ -147,7 +148,7 @@ def measure(
         positive = _positive(classes, options.positive, where) if options.sensitive else None
         out["fairness"] = {
             name: group_fairness(_groups(column(name), name), truth == positive, y_pred == positive)
-            | {"positive": _plain(classes[positive] if positive is not None else None)}
+            | {"positive": json_safe(classes[positive] if positive is not None else None)}
             for name in options.sensitive
         }
         robust_truth: Array | None = truth
@@ -311,7 +312,3 @@ def _thin(n: int) -> Array:
     if n <= _CURVE_POINTS:
         return np.arange(n)
     return np.unique(np.linspace(0, n - 1, _CURVE_POINTS).round().astype(np.int64))
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

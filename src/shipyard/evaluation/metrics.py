@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shipyard.core.batch import Array
+from shipyard.core.jsonsafe import json_safe
 from shipyard.core.scores import (
     CLASSIFICATION_HEADLINE,
     REGRESSION_HEADLINE,
@@ -58,7 +59,7 @@ def classification_metrics(
     )
     out: dict[str, Any] = {
         "rows": len(y),
-        "classes": [_plain(c) for c in data.classes],
+        "classes": [json_safe(c) for c in data.classes],
         "accuracy": float(m.accuracy_score(y, pred)),
         "precision_macro": float(np.mean(precision)),
         "recall_macro": float(np.mean(recall)),
@@ -187,7 +188,3 @@ def regression_metrics(y_true: Array, y_pred: Array) -> dict[str, Any]:
             str(q): float(v) for q, v in zip(quantiles, np.quantile(residuals, quantiles), strict=True)
         },
     }
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
