@@ -11,17 +11,6 @@ import pytest
 
 from shipyard import GateError, Policy, Registry, Settings, check_gates, evaluate
 
-POLICY = """\
-champion: production
-rules:
-  - roc_auc >= 0.55
-  - roc_auc >= champion - 0.01
-  - brier <= champion * 1.2
-  - recall >= 0.0 on employment=unemployed
-  - fairness.country.demographic_parity_difference <= 0.5
-  - robustness.noise.stability >= 0.5
-"""
-
 
 def _quick(reg: Registry, ref: str, frame: pd.DataFrame, **options: Any) -> Any:
     options = {"robust": False, "resamples": 0} | options
@@ -29,10 +18,10 @@ def _quick(reg: Registry, ref: str, frame: pd.DataFrame, **options: Any) -> Any:
 
 
 def test_first_version_passes_relative_rules_only_for_lack_of_a_champion(
-    two_versions: Registry, holdout: pd.DataFrame
+    two_versions: Registry, holdout: pd.DataFrame, policy_text: str
 ) -> None:
     _quick(two_versions, "credit:1", holdout, sensitive=["country"], slices=["employment"], robust=True)
-    result = check_gates("credit:1", Policy.parse(POLICY), registry=two_versions)
+    result = check_gates("credit:1", Policy.parse(policy_text), registry=two_versions)
     assert result.passed, [r.to_dict() for r in result.failed]
     relative = result.results[1]
     assert relative.passed and relative.reason == "no champion to compare with"

@@ -7,17 +7,6 @@ import pytest
 from shipyard import Policy, PolicyError
 from shipyard.evaluation.policy import metric_names
 
-POLICY = """\
-champion: production
-rules:
-  - roc_auc >= 0.55
-  - roc_auc >= champion - 0.01
-  - brier <= champion * 1.2
-  - recall >= 0.0 on employment=unemployed
-  - fairness.country.demographic_parity_difference <= 0.5
-  - robustness.noise.stability >= 0.5
-"""
-
 
 @pytest.mark.parametrize(
     ("text", "message"),
@@ -37,8 +26,8 @@ def test_a_bad_policy_names_its_line(text: str, message: str) -> None:
         Policy.parse(text, source="gates.yaml")
 
 
-def test_rules_parse_into_metric_operator_bound_and_slice() -> None:
-    policy = Policy.parse(POLICY)
+def test_rules_parse_into_metric_operator_bound_and_slice(policy_text: str) -> None:
+    policy = Policy.parse(policy_text)
     assert policy.champion == "production"
     absolute, minus, times, sliced = policy.rules[:4]
     assert (absolute.metric, absolute.op, absolute.bound, absolute.relative, absolute.line) == (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -11,35 +10,18 @@ import yaml
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from drift_samples import categories, drift, normal, stat
 from shipyard.core.batch import Batch
 from shipyard.core.profile import NumericProfile, Profile
 from shipyard.errors import MonitorConfigError
 from shipyard.monitoring.column_drift import ColumnDrift
 from shipyard.monitoring.drift import (
     PSI_EPSILON,
-    DriftReport,
     DriftSettings,
     compare,
     exact_ks_wasserstein,
 )
 from shipyard.monitoring.statistics import unseen_pvalue
-
-
-def normal(seed: int, n: int, loc: float = 0.0, scale: float = 1.0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(loc, scale, size=n)
-
-
-def drift(
-    reference: Mapping[str, np.ndarray],
-    current: Mapping[str, np.ndarray],
-    *,
-    settings: DriftSettings | None = None,
-    importance: Mapping[str, float] | None = None,
-) -> DriftReport:
-    """The report of `current` against a reference profile built from `reference`."""
-    ref = Profile.build(Batch.from_columns(reference))
-    current_profile = ref.profile(Batch.from_columns(current))
-    return compare(ref, current_profile, settings=settings, importance=importance)
 
 
 def drift_raw(reference: np.ndarray, current: np.ndarray) -> ColumnDrift:
@@ -50,13 +32,6 @@ def drift_raw(reference: np.ndarray, current: np.ndarray) -> ColumnDrift:
     return report.column("x")
 
 
-def stat(column: ColumnDrift, key: str) -> float:
-    """A numeric statistic of the column, which must have been computed."""
-    value = column.stats[key]
-    assert isinstance(value, float), f"{key} is {value!r}"
-    return value
-
-
 def textbook_psi(edges: list[float], reference: np.ndarray, current: np.ndarray) -> float:
     """sum((a - e) * ln(a / e)) over the bins, shares clipped below at PSI_EPSILON."""
     k = len(edges) + 1
@@ -64,10 +39,6 @@ def textbook_psi(edges: list[float], reference: np.ndarray, current: np.ndarray)
     a = np.bincount(np.searchsorted(edges, current, side="right"), minlength=k) / len(current)
     e, a = np.clip(e, PSI_EPSILON, None), np.clip(a, PSI_EPSILON, None)
     return float(np.sum((a - e) * np.log(a / e)))
-
-
-def categories(seed: int, n: int, values: list[str], shares: list[float]) -> np.ndarray:
-    return np.random.default_rng(seed).choice(np.array(values, dtype=object), size=n, p=shares)
 
 
 # -- Kolmogorov-Smirnov ---------------------------------------------------------------------------

@@ -19,16 +19,10 @@ import pandas as pd
 
 from shipyard.core.batch import Array, Batch
 from shipyard.core.jsonsafe import json_safe
+from shipyard.core.scores import ClassificationData, HeadlineWeights, bootstrap, positions
 from shipyard.errors import EvaluationError
 from shipyard.evaluation.fairness import group_fairness
-from shipyard.evaluation.metrics import (
-    ClassificationData,
-    HeadlineWeights,
-    bootstrap,
-    classification_metrics,
-    positions,
-    regression_metrics,
-)
+from shipyard.evaluation.metrics import classification_metrics, regression_metrics
 from shipyard.evaluation.result import Evaluation
 from shipyard.evaluation.robustness import RobustnessSettings, robustness
 from shipyard.evaluation.slices import SliceSpec, grouping

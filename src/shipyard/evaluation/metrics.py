@@ -2,7 +2,7 @@
 
 Point values come from scikit-learn wherever it has them, so each number means what the field
 means by it. The headline metrics' weighted forms and their bootstrap live in `core/scores.py`,
-shared with monitoring, and are re-exported here.
+shared with monitoring.
 """
 
 from __future__ import annotations
@@ -13,26 +13,9 @@ import numpy as np
 
 from shipyard.core.batch import Array
 from shipyard.core.jsonsafe import json_safe
-from shipyard.core.scores import (
-    CLASSIFICATION_HEADLINE,
-    REGRESSION_HEADLINE,
-    ClassificationData,
-    HeadlineWeights,
-    bootstrap,
-    positions,
-)
+from shipyard.core.scores import ClassificationData
 
-__all__ = [
-    "CLASSIFICATION_HEADLINE",
-    "REGRESSION_HEADLINE",
-    "ClassificationData",
-    "HeadlineWeights",
-    "bootstrap",
-    "calibration",
-    "classification_metrics",
-    "positions",
-    "regression_metrics",
-]
+__all__ = ["calibration", "classification_metrics", "regression_metrics"]
 
 _EPS = 1e-15
 
