@@ -66,9 +66,11 @@ if TYPE_CHECKING:
     from shipyard.core.dtypes import DType
     from shipyard.core.profile import Profile
     from shipyard.core.refs import ModelRef
-    from shipyard.evaluation.evaluate import Evaluation, evaluate
-    from shipyard.evaluation.gates import GateResult, Policy, check_gates
+    from shipyard.evaluation.evaluate import evaluate
+    from shipyard.evaluation.gates import GateResult, check_gates
     from shipyard.evaluation.mitigation import reweighing_weights
+    from shipyard.evaluation.policy import Policy
+    from shipyard.evaluation.result import Evaluation
     from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
     from shipyard.monitoring.alerts import Rule
     from shipyard.monitoring.drift import DriftReport, drift
@@ -106,7 +108,7 @@ _LAZY: dict[str, str] = {
     "Deployments": "shipyard.rollout.deployments",
     "DriftReport": "shipyard.monitoring.drift",
     "DriftSettings": "shipyard.monitoring.thresholds",
-    "Evaluation": "shipyard.evaluation.evaluate",
+    "Evaluation": "shipyard.evaluation.result",
     "Feature": "shipyard.core.contract",
     "GateResult": "shipyard.evaluation.gates",
     "Keys": "shipyard.security.keys",
@@ -115,7 +117,7 @@ _LAZY: dict[str, str] = {
     "ModelVersion": "shipyard.registry",
     "MonitorReport": "shipyard.monitoring.monitor",
     "Plan": "shipyard.rollout.plan",
-    "Policy": "shipyard.evaluation.gates",
+    "Policy": "shipyard.evaluation.policy",
     "Predictions": "shipyard.core.batch",
     "Principal": "shipyard.security.access",
     "Profile": "shipyard.core.profile",

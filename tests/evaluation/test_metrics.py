@@ -13,15 +13,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from shipyard.evaluation.metrics import (
-    ClassificationData,
-    HeadlineWeights,
-    bootstrap,
-    calibration,
-    classification_metrics,
-    positions,
-    regression_metrics,
-)
+from shipyard.core.scores import ClassificationData, HeadlineWeights, bootstrap, positions
+from shipyard.evaluation.metrics import calibration, classification_metrics, regression_metrics
 
 
 def fitted(loader: Any) -> ClassificationData:

@@ -254,7 +254,8 @@ rules:
 def evaluation_demo(reg: Registry, strong: ModelRef, credit: pd.DataFrame) -> None:
     """Evaluate a good and a weak version, gate both, promote the one that passes."""
     from shipyard.evaluation.evaluate import evaluate
-    from shipyard.evaluation.gates import Policy, check_gates
+    from shipyard.evaluation.gates import check_gates
+    from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.report import write_report
 
     console.print("\n7. evaluation and gates: a holdout of 2,000 labelled rows, a policy, two candidates")

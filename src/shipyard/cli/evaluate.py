@@ -10,18 +10,13 @@ import typer
 from shipyard.cli.options import JsonOpt, TrustPickleOpt
 from shipyard.cli.render import console, emit_json, table
 from shipyard.cli.session import registry
+from shipyard.core.metric_table import headline_metrics
 
 __all__ = ["evaluate", "gates_app", "show_evaluation", "show_gates"]
 
 gates_app = typer.Typer(
     help="Check versions against a gates policy; see their gate results.", no_args_is_help=True
 )
-
-_HEADLINE = {
-    "classification": ("accuracy", "precision", "recall", "f1", "f1_macro", "roc_auc", "pr_auc", "log_loss",
-                       "brier", "ece_uniform", "ece_quantile"),
-    "regression": ("mae", "rmse", "r2", "mape"),
-}  # fmt: skip
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Labelled rows: .csv, .parquet or .jsonl.")]
 TargetOpt = Annotated[str, typer.Option("--target", "-t", help="The label column.")]
@@ -92,7 +87,8 @@ def evaluate(
 ) -> None:
     """Evaluate a version on labelled data and store the result on it (and the champion's)."""
     from shipyard.evaluation.evaluate import evaluate as run
-    from shipyard.evaluation.gates import Policy, check_gates
+    from shipyard.evaluation.gates import check_gates
+    from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.report import report_json, write_report
 
     options = _options(sensitive, slices, positive, threshold, bins, resamples, seed, robustness)
@@ -200,7 +196,7 @@ def show_evaluation(result: Any) -> None:
     """Print an evaluation's headline metrics (champion beside it), slices, fairness and robustness."""
     rival = result.champion
     data = result.data
-    names = [n for n in _HEADLINE[result.task] if isinstance(result.metrics.get(n), int | float)]
+    names = [n for n in headline_metrics(result.task) if isinstance(result.metrics.get(n), int | float)]
     columns = ["metric", str(result.ref), "95% interval"] + (
         [f"{rival.ref} ({result.champion_alias})"] if rival else []
     )

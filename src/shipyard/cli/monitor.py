@@ -15,7 +15,7 @@ from shipyard.cli.session import registry
 from shipyard.security.access import Action
 
 if TYPE_CHECKING:
-    from shipyard.evaluation.gates import Policy
+    from shipyard.evaluation.policy import Policy
 
 __all__ = ["feedback_app", "monitor_app", "show_report"]
 
@@ -49,7 +49,8 @@ def report(
     json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Drift, prediction drift, performance on labels and the timeline of a window of the log."""
-    from shipyard.monitoring.monitor import monitor_report, parse_duration
+    from shipyard.core.durations import parse_duration
+    from shipyard.monitoring.monitor import monitor_report
     from shipyard.monitoring.report import write_report
     from shipyard.monitoring.thresholds import DriftSettings
     from shipyard.store.files import atomic_path
@@ -133,9 +134,9 @@ def watch(
 
     Exits 1 when a check failed (with --once or --checks), 2 when the options cannot work.
     """
+    from shipyard.core.durations import parse_duration
     from shipyard.errors import MonitorConfigError
     from shipyard.monitoring.alerts import DEFAULT_RULES, Rule, Webhook
-    from shipyard.monitoring.monitor import parse_duration
     from shipyard.monitoring.thresholds import DriftSettings
     from shipyard.monitoring.watch import Check, Watcher
 
@@ -253,9 +254,9 @@ def load(
 ) -> None:
     """Store labels for served requests in one transaction; every bad row is listed, and then none
     is stored unless --skip-bad."""
+    from shipyard.core.durations import parse_duration
     from shipyard.monitoring.events import find_requests
     from shipyard.monitoring.feedback import FeedbackStore, LabelCheck, labels_from_batch, refusal
-    from shipyard.monitoring.monitor import parse_duration
     from shipyard.store.tabular import read_rows
 
     back = parse_duration(lookback)
@@ -349,7 +350,7 @@ def _gates_policy(source: Path | None) -> Policy:
     """The policy retrained versions are gated by, read before the watch starts (exit 2 if none):
     a version the command registers must never be left ungated for want of a policy."""
     from shipyard.errors import PolicyError
-    from shipyard.evaluation.gates import Policy
+    from shipyard.evaluation.policy import Policy
 
     if source is None:
         _usage(

@@ -2,7 +2,9 @@
 
 A contract lists each feature's dtype, whether it may be missing, its observed range and
 categories, a PII flag, and a policy for each kind of violation. `Contract.validate` checks a
-`Batch` column by column (vectorised, no per-row Python loop) and reports *every* violation.
+`Batch` column by column (vectorised, no per-row Python loop) and reports *every* violation:
+the per-column checks are in `core/feature_check.py`, the result (`Validation`, `Violation`) in
+`core/validation.py`; both names stay importable from here, the contract's public home.
 """
 
 from __future__ import annotations
@@ -10,25 +12,19 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, cast
 
 import numpy as np
-import pandas as pd
 
 from shipyard.core.batch import Array, Batch, Label, Task
 from shipyard.core.dtypes import (
-    DTYPE_WORDS,
     INT64_FLOAT_END,
-    INT64_RANGE,
     DType,
-    beyond_int64,
-    coerce,
-    finish,
-    plain,
 )
-from shipyard.core.echo import capped, echo
-from shipyard.errors import ContractError, ContractViolationError
+from shipyard.core.feature_check import COLUMNWISE_ROWS, FeatureCheck, article, as_whole, count_outside
+from shipyard.core.validation import PII, Validation, Violation
+from shipyard.errors import ContractError
 
 __all__ = [
     "PII",
@@ -45,7 +41,6 @@ CategoryAction = Literal["reject", "allow"]
 _MISSING_ACTIONS: tuple[str, ...] = ("reject", "impute", "pass")
 _RANGE_ACTIONS: tuple[str, ...] = ("reject", "clip", "allow")
 _CATEGORY_ACTIONS: tuple[str, ...] = ("reject", "allow")
-_SHOWN_VIOLATIONS = 10
 MAX_CATEGORIES = 100
 
 
@@ -155,115 +150,6 @@ class Feature:
             if key in kwargs and not isinstance(kwargs[key], bool):
                 raise ContractError(f"feature {name!r} has {key}={kwargs[key]!r}; expected true or false")
         return cls(**kwargs)
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One broken rule: the row (None for the whole column), the feature, the value, the reason."""
-
-    row: int | None
-    feature: str
-    value: Any
-    reason: str
-
-    def __str__(self) -> str:
-        if self.row is None:
-            return f"feature {self.feature!r}: {self.reason}"
-        return f"feature {self.feature!r} of row {self.row} is {_show(self.value)}: {self.reason}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The violation as plain JSON-safe data."""
-        value = capped(plain(self.value))
-        return {"row": self.row, "feature": self.feature, "value": value, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class Validation:
-    """The outcome of `Contract.validate`.
-
-    Args:
-        batch: the features in contract order, coerced, imputed and clipped as the policies say.
-        violations: every rejection, with row, feature, value and reason.
-        counts: per feature, how many values were allowed-and-counted, clipped or imputed, by kind.
-        extra_columns: input columns the contract does not know (reported, then dropped).
-    """
-
-    batch: Batch
-    violations: tuple[Violation, ...]
-    counts: Mapping[str, Mapping[str, int]]
-    extra_columns: tuple[str, ...]
-    _rejected: Array = field(repr=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when no row was rejected."""
-        return not self.violations
-
-    @property
-    def rejected_rows(self) -> Array:
-        """The sorted positions of the rows with at least one rejection."""
-        return np.flatnonzero(self._rejected)
-
-    @property
-    def accepted_rows(self) -> Array:
-        """The sorted positions of the rows without any rejection."""
-        return np.flatnonzero(~self._rejected)
-
-    def part(self, start: int, stop: int) -> Validation:
-        """The validation of rows [start, stop) alone, renumbered from 0 (one caller's share of a batch)."""
-        rows = np.arange(start, stop)
-        violations = tuple(
-            v if v.row is None else Violation(v.row - start, v.feature, v.value, v.reason)
-            for v in self.violations
-            if v.row is None or start <= v.row < stop
-        )
-        return Validation(
-            self.batch.take(rows), violations, self.counts, self.extra_columns, self._rejected[start:stop]
-        )
-
-    def reasons_by_row(self, *, offset: int = 0) -> dict[int, list[str]]:
-        """Each rejected row's reasons, for quarantining bad rows with their cause.
-
-        Args:
-            offset: added to the row numbers the reasons name (the batch's first row in its file);
-                the keys stay the rows' positions in this batch.
-        """
-        reasons: dict[int, list[str]] = {}
-        for v in self.violations:
-            rows = self.rejected_rows.tolist() if v.row is None else [v.row]
-            for row in rows:
-                shown = (
-                    v
-                    if v.row is None or not offset
-                    else Violation(v.row + offset, v.feature, v.value, v.reason)
-                )
-                reasons.setdefault(row, []).append(str(shown))
-        return reasons
-
-    def message(self, where: str | None = None) -> str:
-        """A readable summary: the count, the first violations, and what to do."""
-        rows = int(self._rejected.sum())
-        subject = f"the contract of {where}" if where else "the contract"
-        lines = [f"{len(self.violations)} violation(s) of {subject} in {rows} of {self.batch.n_rows} row(s):"]
-        absent = [v.feature for v in self.violations if v.row is None]
-        if absent:
-            lines.append(f"  missing column(s), expected by the contract: {absent}")
-        by_row = [v for v in self.violations if v.row is not None]
-        lines += [f"  {v}" for v in by_row[:_SHOWN_VIOLATIONS]]
-        if len(by_row) > _SHOWN_VIOLATIONS:
-            lines.append(f"  ... and {len(by_row) - _SHOWN_VIOLATIONS} more")
-        fix = f"'shipyard contract edit {where}'" if where else "a contract edit"
-        lines.append(f"fix the input, or change the feature's policy with {fix}")
-        return "\n".join(lines)
-
-    def raise_if_invalid(self, where: str | None = None) -> None:
-        """Raise when any row was rejected.
-
-        Raises:
-            ContractViolationError: with every violation attached.
-        """
-        if self.violations:
-            raise ContractViolationError(self.message(where), self.violations)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -376,13 +262,13 @@ class Contract:
                 continue
             raw = data.columns.get(feature.name)
             if raw is None:
-                kind = f"{_article(str(feature.dtype))} {feature.dtype}"
+                kind = f"{article(str(feature.dtype))} {feature.dtype}"
                 why = f"the column is missing; expected {kind} column named {feature.name!r}"
                 violations.append(Violation(None, feature.name, None, why))
                 rejected[:] = True
                 columns[feature.name] = np.full(n, None, dtype=object)
                 continue
-            check = _FeatureCheck(feature, raw)
+            check = FeatureCheck(feature, raw)
             columns[feature.name] = check.run()
             rejected |= check.rejected
             violations.extend(check.violations)
@@ -428,11 +314,11 @@ class Contract:
         if len(features) < 2:
             return {}, counts
         raws = [columns[f.name] for f in features]
-        if data.n_rows >= _COLUMNWISE_ROWS:
+        if data.n_rows >= COLUMNWISE_ROWS:
             # Large batches (batch prediction): a min and a max per column cost less than
             # stacking every column into one matrix first.
             outside = [
-                _outside(raw, lo[j], hi[j], integer=bool(ints[j]), allow=f.on_out_of_range == "allow")
+                count_outside(raw, lo[j], hi[j], integer=bool(ints[j]), allow=f.on_out_of_range == "allow")
                 for j, (f, raw) in enumerate(zip(features, raws, strict=True))
             ]
             dirty = np.array([n < 0 for n in outside])
@@ -454,137 +340,10 @@ class Contract:
                 continue
             raw = raws[j]
             if f.dtype is DType.INT:
-                clean[f.name] = raw.astype(np.int64, copy=False) if raw.dtype.kind in "iu" else _whole(raw)
+                clean[f.name] = raw.astype(np.int64, copy=False) if raw.dtype.kind in "iu" else as_whole(raw)
             else:
                 clean[f.name] = raw.astype(np.float64, copy=False)
         return clean, counts
-
-
-class _FeatureCheck:
-    """The checks of one feature over one column; vectorised with numpy and pandas."""
-
-    def __init__(self, feature: Feature, raw: Array) -> None:
-        self.feature = feature
-        self.raw = raw
-        self.rejected = np.zeros(len(raw), dtype=bool)
-        self.violations: list[Violation] = []
-        self.counts: dict[str, int] = {}
-
-    def reject(self, mask: Array, reason: str) -> None:
-        rows = np.flatnonzero(mask & ~self.rejected)
-        self.violations.extend(
-            Violation(int(r), self.feature.name, PII if self.feature.pii else plain(self.raw[r]), reason)
-            for r in rows
-        )
-        self.rejected |= mask
-
-    def count(self, kind: str, mask: Array) -> None:
-        hits = int(np.count_nonzero(mask & ~self.rejected))
-        if hits:
-            self.counts[kind] = self.counts.get(kind, 0) + hits
-
-    def run(self) -> Array:
-        f = self.feature
-        values, missing, wrong = coerce(f.dtype, self.raw)
-        if wrong.any():
-            self.reject(wrong, f"expected {DTYPE_WORDS[f.dtype]}")
-        if f.dtype is DType.INT:
-            beyond = beyond_int64(values, ~missing & ~wrong)
-            if beyond.any():
-                self.reject(beyond, _BEYOND_INT64)
-                values = np.where(beyond, 0.0, values)  # rejected: never cast, never predicted
-        elif f.dtype is DType.FLOAT and values.dtype.kind == "f":
-            infinite = np.isinf(values) & ~wrong
-            if infinite.any():
-                self.reject(infinite, _INFINITE)
-        if missing.any():
-            if f.on_missing == "reject":
-                self.reject(missing, "the value is missing and the feature does not allow that")
-            elif f.on_missing == "impute":
-                self.count("imputed", missing)
-                values = values.copy()
-                values[missing] = f.impute_value
-                missing = np.zeros_like(missing)
-            else:
-                self.count("missing", missing)
-        present = ~missing & ~self.rejected
-        if f.is_numeric and (f.min is not None or f.max is not None):
-            values = self._range(values, present)
-        if f.categories is not None:
-            self._categories(values, present)
-        return finish(f.dtype, values, missing & ~self.rejected)
-
-    def _range(self, values: Array, present: Array) -> Array:
-        f = self.feature
-        lo = -math.inf if f.min is None else f.min
-        hi = math.inf if f.max is None else f.max
-        with np.errstate(invalid="ignore"):
-            outside = present & ((values < lo) | (values > hi))
-        if not outside.any():
-            return values
-        if f.on_out_of_range == "reject":
-            self.reject(outside, f"outside the contract range [{_show(f.min)}, {_show(f.max)}]")
-        elif f.on_out_of_range == "clip":
-            self.count("clipped", outside)
-            values = np.where(outside, np.clip(values, lo, hi), values)
-        else:
-            self.count("out_of_range", outside)
-        return values
-
-    def _categories(self, values: Array, present: Array) -> None:
-        f = self.feature
-        assert f.categories is not None
-        known = pd.Series(values, dtype=object).isin(list(f.categories)).to_numpy()
-        unseen = present & ~known
-        if not unseen.any():
-            return
-        if f.on_unseen_category == "reject":
-            shown = list(f.categories[:10]) + (["..."] if len(f.categories) > 10 else [])
-            listed = f"({len(f.categories)}, not shown: pii)" if f.pii else str(shown)
-            self.reject(unseen, f"not one of the contract's categories {listed}")
-        else:
-            self.count("unseen_category", unseen)
-
-
-PII = "<pii>"  # what error messages and rejects show in place of a pii feature's value
-_BEYOND_INT64 = (
-    f"outside the range of an integer feature (int64) [{INT64_RANGE[0]}, {INT64_RANGE[1]}]; "
-    "a larger value cannot reach the model unchanged"
-)
-# Most models fail on infinity, or answer from a number they were never trained near.
-_INFINITE = "expected a finite number, not infinity"
-_COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one by one
-
-
-def _outside(raw: Array, lo: float, hi: float, *, integer: bool, allow: bool) -> int:
-    """How many values of a numeric column are out of range, or -1 when it needs the full check.
-
-    The full check is needed for a missing or (integer feature) fractional value, and for a
-    value out of range unless the policy is to `allow` (and count) those.
-    """
-    if raw.size == 0:
-        return 0
-    low, high = raw.min(), raw.max()  # NaN if any value is NaN
-    if raw.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
-        return -1  # a missing or infinite value
-    if (
-        integer
-        and raw.dtype.kind == "f"
-        and (high >= INT64_FLOAT_END or low <= -INT64_FLOAT_END or np.any(raw != np.floor(raw)))
-    ):
-        return -1
-    if integer and raw.dtype.kind == "u" and high > INT64_RANGE[1]:
-        return -1
-    if low >= lo and high <= hi:
-        return 0
-    if not allow:
-        return -1
-    return int(np.count_nonzero(raw < lo) + np.count_nonzero(raw > hi))
-
-
-def _whole(raw: Array) -> Array:
-    """A float column known to hold whole numbers, as int64."""
-    return raw.astype(np.int64)
 
 
 def _check_choice(where: str, key: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -596,16 +355,3 @@ def _as_number(name: object, key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ContractError(f"feature {name!r} has {key}={value!r}; expected a number")
     return value
-
-
-def _show(value: Any) -> str:
-    value = plain(value)
-    if value is None:
-        return "missing"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return echo(value)
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.core.batch import Array, Label
+from shipyard.core.metric_table import interval_metrics
 
 __all__ = [
     "CLASSIFICATION_HEADLINE",
@@ -25,8 +26,9 @@ __all__ = [
     "positions",
 ]
 
-CLASSIFICATION_HEADLINE = ("accuracy", "f1_macro", "roc_auc", "brier")
-REGRESSION_HEADLINE = ("mae", "rmse", "r2")
+# The metrics with a weighted form here, as the metric table marks them (`interval=True`).
+CLASSIFICATION_HEADLINE = interval_metrics("classification")
+REGRESSION_HEADLINE = interval_metrics("regression")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Point values come from scikit-learn wherever it has them, so each number means what the field
 means by it. The headline metrics' weighted forms and their bootstrap live in `core/scores.py`,
-shared with monitoring, and are re-exported here.
+shared with monitoring.
 """
 
 from __future__ import annotations
@@ -12,26 +12,10 @@ from typing import Any, Literal
 import numpy as np
 
 from shipyard.core.batch import Array
-from shipyard.core.scores import (
-    CLASSIFICATION_HEADLINE,
-    REGRESSION_HEADLINE,
-    ClassificationData,
-    HeadlineWeights,
-    bootstrap,
-    positions,
-)
+from shipyard.core.jsonsafe import json_safe
+from shipyard.core.scores import ClassificationData
 
-__all__ = [
-    "CLASSIFICATION_HEADLINE",
-    "REGRESSION_HEADLINE",
-    "ClassificationData",
-    "HeadlineWeights",
-    "bootstrap",
-    "calibration",
-    "classification_metrics",
-    "positions",
-    "regression_metrics",
-]
+__all__ = ["calibration", "classification_metrics", "regression_metrics"]
 
 _EPS = 1e-15
 
@@ -58,7 +42,7 @@ def classification_metrics(
     )
     out: dict[str, Any] = {
         "rows": len(y),
-        "classes": [_plain(c) for c in data.classes],
+        "classes": [json_safe(c) for c in data.classes],
         "accuracy": float(m.accuracy_score(y, pred)),
         "precision_macro": float(np.mean(precision)),
         "recall_macro": float(np.mean(recall)),
@@ -187,7 +171,3 @@ def regression_metrics(y_true: Array, y_pred: Array) -> dict[str, Any]:
             str(q): float(v) for q, v in zip(quantiles, np.quantile(residuals, quantiles), strict=True)
         },
     }
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value

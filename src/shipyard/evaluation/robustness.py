@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from shipyard.core.batch import Array, Batch
 from shipyard.core.dtypes import DType
-from shipyard.evaluation.metrics import positions
+from shipyard.core.scores import positions
 
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from shipyard.core.batch import Array, Batch, Label, Predictions
+from shipyard.core.jsonsafe import json_safe
 from shipyard.errors import FlavorError, MissingDependencyError
 
 __all__ = [
@@ -165,19 +166,8 @@ def module_of(model: object) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """A parameter value as JSON-safe data; anything exotic becomes its repr."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return jsonable(value.item())
-        except (ValueError, TypeError):
-            pass
-    return repr(value)
+    """A parameter value as JSON-safe data; anything exotic becomes its repr (`core/jsonsafe.py`)."""
+    return json_safe(value, keep_nan=True, other=repr)
 
 
 def plain_labels(classes: Any) -> list[Any]:

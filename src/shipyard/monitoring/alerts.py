@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shipyard.core.jsonsafe import json_safe
+from shipyard.core.metric_table import lower_is_better, primary_metric
 from shipyard.errors import MonitorConfigError
 from shipyard.monitoring.monitor import MonitorReport
 from shipyard.store.metadata import MetadataStore, utcnow
@@ -52,7 +53,6 @@ DEFAULT_RULES = (
     "latency",
 )
 _KINDS = frozenset(DEFAULT_RULES)  # every kind, each also a default rule in its plain form
-_LOWER_IS_BETTER = {"brier", "mae", "rmse"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,13 +209,13 @@ class Rule:
         perf = report.performance
         if not perf or not perf.get("baseline"):
             return []
-        metric = self.target or ("accuracy" if report.task == "classification" else "mae")
+        metric = self.target or primary_metric(report.task)
         drop = self.threshold if self.threshold is not None else 0.05
         value, baseline = perf["metrics"].get(metric), perf["baseline"].get(metric)
         if value is None or baseline is None:
             return []
         ci = perf.get("ci", {}).get(metric, {})
-        lower_better = metric in _LOWER_IS_BETTER
+        lower_better = lower_is_better(metric)
         worse = value - baseline if lower_better else baseline - value
         # Worse by more than the drop, and the interval wholly on the worse side of the evaluation.
         beyond = ci.get("low", value) > baseline if lower_better else ci.get("high", value) < baseline

@@ -20,23 +20,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shipyard.core.batch import Array, Batch
-from shipyard.core.durations import parse_duration
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.refs import ModelRef
 from shipyard.errors import MonitoringError
 from shipyard.monitoring.concept import detect, estimate_accuracy, performance
 from shipyard.monitoring.drift import DriftReport, compare
+from shipyard.monitoring.event_columns import (
+    latency_quantiles,
+    rows_per_version,
+    struct_batch,
+    struct_columns,
+    take_rows,
+)
 from shipyard.monitoring.events import read_events
 from shipyard.monitoring.feedback import FeedbackStore, decode_labels, fit_label
+from shipyard.monitoring.importance import importance_of
 from shipyard.monitoring.thresholds import DriftSettings
 
 if TYPE_CHECKING:
-    from shipyard.registry.loaded import LoadedModel
     from shipyard.registry.records import EvaluationRecord, ModelVersion
     from shipyard.registry.registry import Registry
 
-__all__ = ["MonitorReport", "model_importance", "monitor_report", "parse_duration"]
+__all__ = ["MonitorReport", "monitor_report"]
 
 _BUCKET_RESAMPLES = 100
 
@@ -161,7 +166,7 @@ def monitor_report(
     events = read_events(
         registry.settings.store_url, parsed.name, since=since, until=until, cipher=registry.artifacts.cipher
     )
-    versions = _rows_per_version(events)
+    versions = rows_per_version(events)
     version = _pick(registry, parsed, versions)
     if "version" in events.column_names:
         events = events.filter(pc.equal(events["version"], version.version))
@@ -217,8 +222,8 @@ class _Window:
         self.request_ids = events["request_id"].to_numpy(zero_copy_only=False) if n else np.array([])
         self.rows = rows
         ok_events = events.filter(pa.array(self.ok)) if n else events
-        self.features = _struct_batch(ok_events, "features", column)
-        self.outputs = _struct_columns(ok_events, "outputs", column)
+        self.features = struct_batch(ok_events, "features", column)
+        self.outputs = struct_columns(ok_events, "outputs", column)
         self.ok_index = np.flatnonzero(self.ok)
 
     def build(
@@ -230,14 +235,14 @@ class _Window:
         bucket_drift: dict[int, DriftReport] = {}
         if reference is not None and self.features is not None:
             if importance is None:
-                importance = _importance_of(self.registry, version)
+                importance = importance_of(self.registry, version)
             current = reference.profile(self.features, outputs=self.outputs)
             drift = compare(reference, current, settings=self.settings, importance=importance)
             ok_buckets = self.bucket[self.ok_index]
             for b in np.unique(ok_buckets):
                 rows = np.flatnonzero(ok_buckets == b)
                 if len(rows) >= self.settings.defaults.min_rows:
-                    part = reference.profile(self.features.take(rows), outputs=_take(self.outputs, rows))
+                    part = reference.profile(self.features.take(rows), outputs=take_rows(self.outputs, rows))
                     bucket_drift[int(b)] = compare(
                         reference, part, settings=self.settings, importance=importance, threads=1
                     )
@@ -256,7 +261,7 @@ class _Window:
             rows=int(self.ok.sum()),
             rejected=int((self.first & ~self.ok).sum()),
             error_rate=float((self.first & ~self.ok).sum() / self.first.sum()) if self.first.any() else None,
-            latency_ms=_quantiles(self.latency[self.first & self.ok]),
+            latency_ms=latency_quantiles(self.latency[self.first & self.ok]),
             drift=drift,
             performance=perf,
             detections=tuple(detections),
@@ -319,7 +324,7 @@ class _Window:
         task = version.contract.task or "classification"
         classes = list(version.contract.classes) if version.contract.classes is not None else None
         positions = labelled["position"].to_numpy(dtype=np.int64)
-        outputs = _take(self.outputs, positions)
+        outputs = take_rows(self.outputs, positions)
         assert outputs is not None
         truth = labelled["label"].tolist()
         try:
@@ -369,7 +374,7 @@ class _Window:
         rows = np.flatnonzero(unlabelled)
         reliability = _reliability(self.evaluation)
         estimate = estimate_accuracy(
-            list(contract.classes), _take(self.outputs, rows) or {}, reliability=reliability
+            list(contract.classes), take_rows(self.outputs, rows) or {}, reliability=reliability
         )
         per_bucket: dict[int, float] = {}
         if estimate is not None:
@@ -377,7 +382,7 @@ class _Window:
             for b in np.unique(buckets):
                 part = rows[buckets == b]
                 got = estimate_accuracy(
-                    list(contract.classes), _take(self.outputs, part) or {}, reliability=reliability
+                    list(contract.classes), take_rows(self.outputs, part) or {}, reliability=reliability
                 )
                 if got is not None:
                     per_bucket[int(b)] = got["accuracy"]
@@ -405,7 +410,7 @@ class _Window:
                 "rows": int((mine & self.ok).sum()),
                 "errors": errors,
                 "error_rate": errors / n_requests if n_requests else None,
-                "latency_ms": _quantiles(latency),
+                "latency_ms": latency_quantiles(latency),
             }
             if b in drift:
                 report = drift[b]
@@ -422,39 +427,6 @@ class _Window:
         return out
 
 
-def model_importance(loaded: LoadedModel) -> dict[str, float] | None:
-    """The model's own importance per feature (`feature_importances_` or `|coef_|`), if it has one.
-
-    Pipelines are looked through to their last step; the importances are used only when there
-    is one per contract feature (a pipeline that expands features has none that map back).
-    """
-    model = loaded.model
-    steps = getattr(model, "steps", None)
-    if steps:
-        model = steps[-1][1]
-    names = loaded.contract.names
-    values: Array | None = None
-    raw = getattr(model, "feature_importances_", None)
-    if raw is not None:
-        values = np.asarray(raw, dtype=np.float64)
-    else:
-        coef = getattr(model, "coef_", None)
-        if coef is not None:
-            weights = np.abs(np.asarray(coef, dtype=np.float64))
-            if names and weights.size % len(names) == 0:
-                values = weights.reshape(-1, len(names)).sum(axis=0)
-    if values is None or values.shape != (len(names),) or not np.all(np.isfinite(values)):
-        return None
-    return dict(zip(names, values.tolist(), strict=True))
-
-
-def _importance_of(registry: Registry, version: ModelVersion) -> dict[str, float] | None:
-    try:
-        return model_importance(registry.load(version.ref))
-    except Exception:  # importance only weights the verdict; a model that will not load still gets a report
-        return None
-
-
 def _baseline(evaluation: EvaluationRecord | None) -> dict[str, float]:
     metrics = evaluation.body.get("metrics", {}) if evaluation is not None else {}
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -465,19 +437,6 @@ def _reliability(evaluation: EvaluationRecord | None) -> Mapping[str, Any] | Non
     return curve if isinstance(curve, Mapping) else None
 
 
-def _rows_per_version(events: pa.Table) -> dict[int, int]:
-    if events.num_rows == 0 or "version" not in events.column_names:
-        return {}
-    frame = pd.DataFrame(
-        {
-            "version": events["version"].to_numpy(),
-            "ok": pc.equal(events["status"], "ok").to_numpy(zero_copy_only=False),
-        }
-    )
-    counts = frame[frame["ok"]]["version"].value_counts()
-    return {int(k): int(v) for k, v in zip(counts.index.tolist(), counts.tolist(), strict=True)}
-
-
 def _pick(registry: Registry, ref: ModelRef, versions: Mapping[int, int]) -> ModelVersion:
     if ref.version is not None or ref.alias is not None:
         return registry.get(ref)
@@ -485,32 +444,3 @@ def _pick(registry: Registry, ref: ModelRef, versions: Mapping[int, int]) -> Mod
         busiest = max(versions, key=lambda v: (versions[v], v))
         return registry.get(ModelRef(ref.name, version=busiest))
     return registry.get(ref)
-
-
-def _struct_batch(events: pa.Table, name: str, columns: list[str]) -> Batch | None:
-    got = _struct_columns(events, name, columns)
-    if got is None:
-        return None
-    return Batch.from_columns(got) if got else Batch({}, events.num_rows)
-
-
-def _struct_columns(events: pa.Table, name: str, columns: list[str]) -> dict[str, Array] | None:
-    if name not in columns:
-        return None
-    struct = events[name].combine_chunks()
-    fields = struct.type
-    return {
-        fields.field(i).name: struct.field(i).to_numpy(zero_copy_only=False) for i in range(fields.num_fields)
-    }
-
-
-def _quantiles(latency: Array) -> dict[str, float] | None:
-    if not len(latency):
-        return None
-    return dict(zip(("p50", "p95", "p99"), np.percentile(latency, [50, 95, 99]).tolist(), strict=True))
-
-
-def _take(columns: Mapping[str, Array] | None, rows: Array) -> dict[str, Array] | None:
-    if columns is None:
-        return None
-    return {k: v[rows] for k, v in columns.items()}

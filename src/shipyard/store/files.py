@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path"]
+
+_NEW_FILE_MODE = 0o666  # what `open` asks for; the kernel takes the umask's bits off it
 
 
 @contextmanager
@@ -16,18 +18,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside `path`, renamed onto it when the block ends without an error.
 
     A reader never sees half a file, and a failure leaves the old file (or none) in place. The
-    file gets the permissions of any new file (mkstemp alone would make it private).
+    temporary file is created through `os.open` with the mode `open` asks for, so the file gets the
+    permissions of any new file (0666 less the umask) without reading or changing the process's
+    umask (mkstemp alone would make it private).
     """
     file = Path(path)
     file.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=file.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _create_beside(file)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
         os.replace(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _create_beside(file: Path) -> Path:
+    """Create a new, empty, uniquely named file beside `file` (as mkstemp does, with open's mode)."""
+    while True:
+        tmp = file.parent / f".{file.name}.{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _NEW_FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
