@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,7 +13,10 @@ from shipyard.cli.options import JsonOpt, TrustPickleOpt
 from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.errors import ConfigError
-from shipyard.security.access import Action
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.security.context import Context
 
 __all__ = ["batch_app", "schedule_app", "scheduler"]
 
@@ -71,8 +73,8 @@ def batch_run(
         spark_master=spark_master,
         workers=workers,
     )
-    day = _run_day()
     with registry() as reg:
+        day = _run_day(reg.settings)
         summary = start_job(
             reg,
             ref,
@@ -112,9 +114,8 @@ def batch_status(
     """A job's state, rows scored and rejected, and units done."""
     from shipyard.batch.jobs import Jobs
 
-    with registry() as reg:
-        reg.allow(Action.READ)
-        job = Jobs(reg.meta, actor=reg.actor).get(job_id)
+    with _context() as context:
+        job = Jobs(context).get(job_id)
     _show_summary(job.to_dict() | {"process_gone": _process_gone(job)}, json_out)
 
 
@@ -126,9 +127,8 @@ def batch_list(
     """The newest batch jobs."""
     from shipyard.batch.jobs import Jobs
 
-    with registry() as reg:
-        reg.allow(Action.READ)
-        jobs = Jobs(reg.meta, actor=reg.actor).list(limit=limit)
+    with _context() as context:
+        jobs = Jobs(context).list(limit=limit)
     if json_out:
         emit_json([j.to_dict() for j in jobs])
         return
@@ -157,19 +157,23 @@ def _process_gone(job: Any) -> bool:
     """A job left running by a process on this host that is gone (killed): shown as stopped."""
     import socket
 
-    from shipyard.batch.jobs import alive
+    from shipyard.store.holders import alive
 
     here = job.holder.rpartition(":")[0] == socket.gethostname()
     return bool(job.state == "running" and here and not alive(job.holder))
 
 
-def _run_day() -> date:
+def _context() -> Context:
+    """The metadata store and who acts, from the environment; use with `with`."""
+    from shipyard.security.context import Context
+
+    return Context.open()
+
+
+def _run_day(settings: Settings) -> date:
     """The day a run is for: its due time's when the scheduler started it (a missed run started
     late still reads its own day's files), else today's, in UTC."""
-    due = os.environ.get("SHIPYARD_SCHEDULED_FOR")
-    if due:
-        return datetime.fromisoformat(due).astimezone(UTC).date()
-    return datetime.now(UTC).date()
+    return (settings.scheduled_for or datetime.now(UTC)).date()
 
 
 def _show_summary(data: dict[str, Any], json_out: bool) -> None:
@@ -245,13 +249,10 @@ def schedule_add(
     json_out: JsonOpt = False,
 ) -> None:
     """Add a schedule: NAME --cron '0 2 * * *' -- batch run REF --input ... --output ..."""
-    from shipyard.batch.schedules import Schedules, runs_commands
+    from shipyard.scheduling.schedules import Schedules
 
-    with registry() as reg:
-        reg.allow(Action.SCHEDULE)
-        if runs_commands(ctx.args):  # the scheduler's machine would run them
-            reg.allow(Action.RUN_COMMANDS)
-        added = Schedules(reg.meta, actor=reg.actor, principal=reg.principal).add(name, cron, ctx.args)
+    with _context() as context:  # its principal may need the admin role for what the command runs
+        added = Schedules(context).add(name, cron, ctx.args)
     if json_out:
         emit_json(added.to_dict())
         return
@@ -265,11 +266,10 @@ def schedule_add(
 @schedule_app.command("list")
 def schedule_list(json_out: JsonOpt = False) -> None:
     """Every schedule, with its last and next due time."""
-    from shipyard.batch.schedules import Schedules
+    from shipyard.scheduling.schedules import Schedules
 
-    with registry() as reg:
-        reg.allow(Action.READ)
-        found = [s.to_dict() for s in Schedules(reg.meta, actor=reg.actor).list()]
+    with _context() as context:
+        found = [s.to_dict() for s in Schedules(context).list()]
     if json_out:
         emit_json(found)
         return
@@ -289,11 +289,10 @@ def schedule_list(json_out: JsonOpt = False) -> None:
 @schedule_app.command("remove")
 def schedule_remove(name: Annotated[str, typer.Argument(help="The schedule's name.")]) -> None:
     """Remove a schedule and its history of runs."""
-    from shipyard.batch.schedules import Schedules
+    from shipyard.scheduling.schedules import Schedules
 
-    with registry() as reg:
-        reg.allow(Action.SCHEDULE)
-        Schedules(reg.meta, actor=reg.actor).remove(name)
+    with _context() as context:
+        Schedules(context).remove(name)
     console.print(f"removed schedule {name}")
 
 
@@ -304,11 +303,10 @@ def schedule_history(
     json_out: JsonOpt = False,
 ) -> None:
     """A schedule's runs, newest first: when due, how they ended."""
-    from shipyard.batch.schedules import Schedules
+    from shipyard.scheduling.schedules import Schedules
 
-    with registry() as reg:
-        reg.allow(Action.READ)
-        schedules = Schedules(reg.meta, actor=reg.actor)
+    with _context() as context:
+        schedules = Schedules(context)
         schedules.get(name)
         runs = schedules.runs(name, limit=limit)
     if json_out:
@@ -340,13 +338,13 @@ def schedule_export(
     """Print the schedule as a Kubernetes CronJob (YAML) that runs the same command."""
     import yaml
 
-    from shipyard.batch.schedules import Schedules, kubernetes_cronjob
+    from shipyard.packaging.kubernetes import kubernetes_cronjob
+    from shipyard.scheduling.schedules import Schedules
 
     if not k8s:
         raise ConfigError("say what to export as: --k8s (a Kubernetes CronJob)")
-    with registry() as reg:
-        reg.allow(Action.READ)
-        schedule = Schedules(reg.meta, actor=reg.actor).get(name)
+    with _context() as context:
+        schedule = Schedules(context).get(name)
     if not secret:  # a pod has no home of ours: without the store's URLs it starts an empty registry
         typer.echo(
             "warning: no --secret: the CronJob's pod gets no SHIPYARD_DB_URL or SHIPYARD_STORE_URL and "
@@ -368,13 +366,13 @@ def scheduler(
     import signal
     import threading
 
-    from shipyard.batch.schedules import Scheduler, Schedules
+    from shipyard.scheduling.scheduler import Scheduler
+    from shipyard.scheduling.schedules import Schedules
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("shipyard.scheduler").setLevel(logging.INFO)  # each run started and ended
-    with registry() as reg:
-        reg.allow(Action.SCHEDULE)
-        runner = Scheduler(Schedules(reg.meta, actor=reg.actor))
+    with _context() as context:
+        runner = Scheduler(Schedules(context))  # the context's principal must be allowed to schedule
         if once:
             runner.tick()
             for run in runner.reap(wait=True):
