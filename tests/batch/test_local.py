@@ -19,6 +19,7 @@ import pytest
 from credit_files import read_parts, rows, write_parquet
 from shipyard import Registry
 from shipyard.batch.jobs import Jobs
+from shipyard.batch.local import cores
 from shipyard.batch.run import BatchOptions, start_job
 from shipyard.errors import BatchError
 from shipyard.security.context import Context
@@ -170,3 +171,10 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
         read_parts(tmp_path / "killed" / "rejects"), read_parts(tmp_path / "whole" / "rejects")
     )
     assert not list((tmp_path / "killed").rglob(".*.tmp"))
+
+
+def test_the_cores_are_the_affinity_or_else_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    if hasattr(os, "sched_getaffinity"):
+        assert cores() == len(os.sched_getaffinity(0))
+        monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS and Windows
+    assert cores() == (os.cpu_count() or 1)
