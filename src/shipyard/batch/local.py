@@ -253,6 +253,7 @@ class _Written:
         return self.done
 
     def abandon(self) -> None:
+        """Remove the parts not yet in place."""
         for writer in self.writers:
             writer.abandon()
 

@@ -37,7 +37,13 @@ def output_root(job: Job) -> tuple[Any, str]:
 
 
 class PartWriter:
-    """Write one part's tables on a thread, under a temporary name; `commit` renames it into place."""
+    """Write one part's tables on a thread, under a temporary name; `commit` renames it into place.
+
+    Args:
+        fs: the output's filesystem.
+        path: where the part goes once whole.
+        fmt: 'parquet', 'csv' or 'jsonl'.
+    """
 
     def __init__(self, fs: Any, path: str, fmt: str) -> None:
         self.fs, self.path, self.fmt = fs, path, fmt
@@ -50,6 +56,7 @@ class PartWriter:
         self.thread.start()
 
     def write(self, table: pa.Table) -> None:
+        """Hand `table` to the writing thread (raising the error that stopped it, if one did)."""
         if self.error is not None:
             raise self.error
         self.rows += table.num_rows
@@ -68,6 +75,7 @@ class PartWriter:
         self.fs.mv(self.tmp, self.path)
 
     def abandon(self) -> None:
+        """Stop writing and remove the temporary file: the part is not put in place."""
         if not self.finished:
             self.finish()
         self.thread.join(timeout=30)

@@ -30,7 +30,7 @@ from shipyard.core.contract import Contract
 from shipyard.errors import InputError, UnresumableJobError
 from shipyard.store.tabular import json_lines
 
-__all__ = ["FORMATS", "Source", "csv_nulls", "discover", "read_unit", "rows_left", "units_of"]
+__all__ = ["FORMATS", "Source", "csv_nulls", "discover", "read_unit", "rows_left"]
 
 FORMATS = {
     ".parquet": "parquet",
@@ -175,17 +175,6 @@ def _source(fs: AbstractFileSystem, path: str) -> Source:
     return Source(url, fmt, size, fingerprint)
 
 
-def units_of(source: Source, *, unit_rows: int) -> int | None:
-    """How many units the file has, when known without reading it (Parquet), else None."""
-    if source.fmt != "parquet":
-        return None
-    import pyarrow.parquet as pq
-
-    fs, path = url_to_fs(source.url)
-    with fs.open(path, "rb") as handle:
-        return int(pq.ParquetFile(handle).num_row_groups)
-
-
 def read_unit(
     source: Source, *, unit_rows: int, batch_rows: int, contract: Contract | None, skip: set[int]
 ) -> Iterator[tuple[int, Iterator[Batch]]]:
@@ -221,7 +210,7 @@ def _open(fs: AbstractFileSystem, path: str, *, native: bool) -> Any:
 
     Not a memory map: the pages of a mapped file count in the process's RSS as they are read,
     so 10,000,000 rows peaked at 2.3 GB instead of under 500 MB, for no gain in speed once the
-    job's read buffers are reused (see `engine._streaming_memory_pool`).
+    job's read buffers are reused (see `local._streaming_memory_pool`).
     """
     if native and isinstance(fs, LocalFileSystem):
         return pa.OSFile(path, "rb")

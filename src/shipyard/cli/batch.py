@@ -85,9 +85,7 @@ def batch_run(
             trust_pickle=trust_pickle,
             on_progress=_reporter(json_out),
         )
-    _show_summary(
-        summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
-    )
+    _show_run(summary, json_out)
 
 
 @batch_app.command("resume")
@@ -101,9 +99,7 @@ def batch_resume(
 
     with registry() as reg:
         summary = resume_job(reg, job_id, trust_pickle=trust_pickle, on_progress=_reporter(json_out))
-    _show_summary(
-        summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
-    )
+    _show_run(summary, json_out)
 
 
 @batch_app.command("status")
@@ -174,6 +170,13 @@ def _run_day(settings: Settings) -> date:
     """The day a run is for: its due time's when the scheduler started it (a missed run started
     late still reads its own day's files), else today's, in UTC."""
     return (settings.scheduled_for or datetime.now(UTC)).date()
+
+
+def _show_run(summary: Any, json_out: bool) -> None:
+    """A run's end: the job as it ended, and how fast this run scored."""
+    _show_summary(
+        summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
+    )
 
 
 def _show_summary(data: dict[str, Any], json_out: bool) -> None:
