@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from shipyard.batch.jobs import Job, Jobs, UnitDone
 from shipyard.batch.sources import rows_left
@@ -63,7 +63,7 @@ class Engine(Protocol):
         formats: the output formats the engine writes (`--format`).
     """
 
-    formats: tuple[str, ...]
+    formats: ClassVar[tuple[str, ...]]
 
     def units(self, work: Work) -> Generator[UnitDone, None, None]:
         """Score every unit of `work.job` not done yet, handing each back once its output is in
