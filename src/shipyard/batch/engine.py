@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import ClassVar, Protocol
 
 from shipyard.batch.jobs import Job, Jobs, UnitDone
+from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import rows_left
 from shipyard.errors import BatchError, ShipyardError, UnresumableJobError
 from shipyard.registry.loaded import LoadedModel
@@ -54,6 +55,16 @@ class Work:
     store_url: str = ""
     trust_pickle: bool = False
     on_rows: Callable[[int, int], None] = field(default=lambda rows, rejected: None)
+
+    def scorer(self, source: int) -> Scorer:
+        """The scoring step for the rows of input `source`: the job's pass-through columns, and
+        the input named in every output row when the job has several."""
+        return Scorer(
+            self.loaded,
+            input_url=self.job.sources[source].url,
+            passthrough=tuple(self.job.options.get("passthrough", ())),
+            name_input=len(self.job.sources) > 1,
+        )
 
 
 class Engine(Protocol):

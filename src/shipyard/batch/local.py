@@ -25,12 +25,11 @@ import numpy as np
 import pyarrow as pa
 
 from shipyard.batch.engine import Work
-from shipyard.batch.jobs import Job, UnitDone
+from shipyard.batch.jobs import UnitDone
 from shipyard.batch.parts import OUTPUT_FORMATS, PartWriter, output_root
 from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import read_unit
 from shipyard.core.batch import Batch
-from shipyard.registry.loaded import LoadedModel
 
 __all__ = ["LocalEngine", "cores"]
 
@@ -74,7 +73,7 @@ class LocalEngine:
                     skip=skip,
                 )
                 for unit, batches in _ahead(units):
-                    scoring = _Unit(fs, root, job, work.loaded, index, unit, offsets(unit), threads)
+                    scoring = _Unit(fs, root, work, index, unit, offsets(unit), threads)
                     unfinished.append(scoring.score(batches, work.on_rows))
                     # The previous unit's parts finished writing meanwhile: put them in place.
                     if len(unfinished) > 1:
@@ -264,8 +263,7 @@ class _Unit:
 
     fs: Any
     root: str
-    job: Job
-    loaded: LoadedModel
+    work: Work
     source: int
     unit: int
     first_row: int
@@ -273,20 +271,15 @@ class _Unit:
 
     @property
     def name(self) -> str:
-        return f"part-{self.source:05d}-{self.unit:06d}.{self.job.options['format']}"
+        return f"part-{self.source:05d}-{self.unit:06d}.{self.work.job.options['format']}"
 
     @property
     def scorer(self) -> Scorer:
-        return Scorer(
-            self.loaded,
-            input_url=self.job.sources[self.source].url,
-            passthrough=tuple(self.job.options.get("passthrough", ())),
-            name_input=len(self.job.sources) > 1,
-        )
+        return self.work.scorer(self.source)
 
     def score(self, batches: Iterator[Batch], on_rows: Callable[[int, int], None]) -> _Written:
         """Validate and predict every batch; its parts finish writing on their threads."""
-        fmt = str(self.job.options["format"])
+        fmt = str(self.work.job.options["format"])
         out = PartWriter(self.fs, f"{self.root}/{self.name}", fmt)
         rejects: PartWriter | None = None
         rows = scored = rejected = 0

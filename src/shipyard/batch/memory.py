@@ -18,7 +18,6 @@ import pyarrow as pa
 from shipyard.batch.engine import Work
 from shipyard.batch.jobs import UnitDone
 from shipyard.batch.parts import OUTPUT_FORMATS
-from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import Source
 from shipyard.core.batch import Batch
 from shipyard.errors import InputError
@@ -64,12 +63,7 @@ class MemoryEngine:
         """
         job = work.job
         for index, source in enumerate(job.sources):
-            scorer = Scorer(
-                work.loaded,
-                input_url=source.url,
-                passthrough=tuple(job.options.get("passthrough", ())),
-                name_input=len(job.sources) > 1,
-            )
+            scorer = work.scorer(index)
             first_row = 0
             for unit, table in enumerate(self.inputs[source.url]):
                 start, first_row = first_row, first_row + table.num_rows

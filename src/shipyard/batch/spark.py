@@ -63,10 +63,7 @@ class SparkEngine:
             if 0 in work.job.done.get(index, frozenset()):
                 continue
             try:
-                done = _score_source(
-                    session, work.job, work.loaded, index, source,
-                    store_url=work.store_url, trust_pickle=work.trust_pickle,
-                )  # fmt: skip
+                done = _score_source(session, work, index)
             except Exception as exc:  # Spark's own errors (analysis, executors) name the cause in their text
                 if isinstance(exc, ShipyardError):
                     raise
@@ -101,19 +98,12 @@ def _session(job: Job, master: str) -> Any:
     return session
 
 
-def _score_source(
-    session: Any,
-    job: Job,
-    loaded: LoadedModel,
-    index: int,
-    source: Source,
-    *,
-    store_url: str,
-    trust_pickle: bool,
-) -> UnitDone:
+def _score_source(session: Any, work: Work, index: int) -> UnitDone:
+    """Score input `index` of the job with Spark; its parts are written when this returns."""
     from pyspark.sql import functions as f
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    source, loaded = work.job.sources[index], work.loaded
     frame = _read(session, source)
     columns = list(frame.columns)
     offsets: dict[int, int] = {}
@@ -127,17 +117,12 @@ def _score_source(
         total = 0
         for part in sorted(counts):
             offsets[int(part)], total = total, total + int(counts[part])
-    scorer = Scorer(
-        loaded,
-        input_url=source.url,
-        passthrough=tuple(job.options.get("passthrough", ())),
-        name_input=len(job.sources) > 1,
-    )
+    scorer = work.scorer(index)
     schema = _schema(scorer, columns, frame.schema)
     score = _scorer(
         loaded.version,
-        store_url=store_url,
-        trust_pickle=trust_pickle,
+        store_url=work.store_url,
+        trust_pickle=work.trust_pickle,
         signed=loaded.signed,
         template=scorer,
         schema=schema,
@@ -146,7 +131,7 @@ def _score_source(
     )
     scored = numbered_frame.mapInArrow(score, from_arrow_schema(schema)).persist()
     try:
-        output = job.output.rstrip("/")
+        output = work.job.output.rstrip("/")
         good = scored.where(f.col(_REASON).isNull())
         good.select(*_output_columns(scorer)).write.mode("overwrite").parquet(f"{output}/spark-{index:05d}")
         bad = scored.where(f.col(_REASON).isNotNull())
