@@ -1,4 +1,4 @@
-"""The batch and schedule commands as a user runs them."""
+"""The schedule commands and the scheduler as a user runs them."""
 
 from __future__ import annotations
 
