@@ -13,8 +13,10 @@ by ',', that open objects but never seal new ones: for a rotation), `SHIPYARD_TR
 (1 to load only versions those keys signed), `SHIPYARD_MASKING_KEY` (the secret of the keyed
 hash of pii values in logs; by default a key file in the home), `SHIPYARD_RUN_AS` (set by the
 scheduler: the principal that added a schedule, which its runs act as; it can only narrow what
-the CLI may do), `SHIPYARD_FILE_MODE` (the mode of the metadata file, artifacts and prediction-log
-segments on a local disk: octal, default 0600, folders to match; `umask` to leave it to the umask).
+the CLI may do), `SHIPYARD_SCHEDULED_FOR` (set by the scheduler: the time, ISO 8601, a run was
+due for; `batch run` dates `{today}` and `{yesterday}` by it), `SHIPYARD_FILE_MODE` (the mode of
+the metadata file, artifacts and prediction-log segments on a local disk: octal, default 0600,
+folders to match; `umask` to leave it to the umask).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.errors import ConfigError
@@ -57,6 +60,8 @@ class Settings:
         masking_key: the secret of the keyed hash of pii values; by default a key file in the home.
         run_as: the principal (as JSON) a scheduled run acts as: the one that added the schedule.
             It narrows the CLI's own principal (the key's, or local admin) and never widens it.
+        scheduled_for: the time a scheduled run was due for (UTC), set by the scheduler; None
+            outside a scheduled run. A missed run started late still works on its own day's data.
         file_mode: the mode of new local files holding models, metadata and logged predictions
             (folders made for them get the matching mode: 0600 gives 0700); None leaves it to
             the umask.
@@ -76,6 +81,7 @@ class Settings:
     require_signature: bool = False
     masking_key: str | None = field(default=None, repr=False)
     run_as: str | None = None
+    scheduled_for: datetime | None = None
     file_mode: int | None = 0o600
 
     @classmethod
@@ -151,6 +157,7 @@ class Settings:
             require_signature=_flag(env, "SHIPYARD_REQUIRE_SIGNATURE"),
             masking_key=env.get("SHIPYARD_MASKING_KEY") or None,
             run_as=env.get("SHIPYARD_RUN_AS") or None,
+            scheduled_for=_moment(env, "SHIPYARD_SCHEDULED_FOR"),
             file_mode=_file_mode(env.get("SHIPYARD_FILE_MODE")),
         )
 
@@ -177,6 +184,19 @@ def _file_mode(value: str | None) -> int | None:
             "group), or 'umask' to leave modes to the umask"
         )
     return mode
+
+
+def _moment(env: Mapping[str, str], key: str) -> datetime | None:
+    value = (env.get(key) or "").strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{key} is {value!r}; expected an ISO 8601 time such as '2026-12-05T02:00:00+00:00'"
+        ) from None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _flag(env: Mapping[str, str], key: str) -> bool:

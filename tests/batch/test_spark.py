@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from test_batch import rows, write_parquet
 
+from credit_files import rows, write_parquet
 from shipyard import Registry
 from shipyard.batch.run import BatchOptions, start_job
+from shipyard.security.context import Context
 
 pytest.importorskip("pyspark")
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def registry(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> Registry:
-    sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    return sqlite_registry
 
 
 def read(folder: Path) -> pd.DataFrame:
@@ -59,7 +53,9 @@ def test_spark_in_local_mode_scores_like_the_local_engine(
     assert not rejected["reason"].str.contains("'NA'|'n/a'").any()  # missing, not text
 
 
-def test_an_executor_failure_fails_the_job_with_its_python_cause(registry: Registry, tmp_path: Path) -> None:
+def test_an_executor_failure_fails_the_job_with_its_python_cause(
+    registry: Registry, context: Context, tmp_path: Path
+) -> None:
     from dataclasses import asdict
 
     from shipyard.batch.engine import run_job
@@ -69,7 +65,7 @@ def test_an_executor_failure_fails_the_job_with_its_python_cause(registry: Regis
 
     source = write_parquet(rows(200), tmp_path / "in.parquet", row_group=100)
     loaded = registry.load("credit:1")
-    jobs = Jobs(registry.meta, actor="t")
+    jobs = Jobs(context)
     options = asdict(BatchOptions(engine="spark", spark_master="local[1]")) | {"passthrough": []}
     job = jobs.create(ref="credit:1", model="credit", version=1, sources=discover(str(source)),
                       output=str(tmp_path / "out"), options=options)  # fmt: skip

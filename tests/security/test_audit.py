@@ -103,9 +103,10 @@ def test_a_change_log_from_before_is_chained_by_the_migration(tmp_path: Path) ->
 
 
 def test_schedules_added_and_removed_are_audited(registry: Registry) -> None:
-    from shipyard.batch.schedules import Schedules
+    from shipyard.scheduling.schedules import Schedules
+    from shipyard.security.context import Context
 
-    schedules = Schedules(registry.meta, actor="ana")
+    schedules = Schedules(Context(registry.settings, registry.meta, registry.principal, "ana"))
     schedules.add(
         "nightly", "0 2 * * *", ["batch", "run", "credit@production", "--input", "x", "--output", "y"]
     )

@@ -5,12 +5,13 @@ Each finished unit (a Parquet row group, or a fixed number of CSV/JSON Lines row
 after its output part was renamed into place, in one transaction; a resumed job skips the units
 recorded and redoes any other, whose part it overwrites under the same name. So every input row
 is written exactly once, whenever the job was killed.
+
+`Jobs` checks each of its actions against its context's principal: reading jobs needs
+`Action.READ`; starting, resuming and advancing a job need `Action.PREDICT` on its model.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +22,13 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from shipyard.batch.sources import Source
 from shipyard.errors import ConflictError, NotFoundError
-from shipyard.store.metadata import MetadataStore, as_utc, utcnow
+from shipyard.security.access import Action
+from shipyard.security.context import Context
+from shipyard.store.holders import alive, this_process
+from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import batch_jobs, batch_units
 
-__all__ = ["Job", "JobState", "Jobs", "UnitDone", "alive", "this_process"]
+__all__ = ["Job", "JobState", "Jobs", "UnitDone"]
 
 JobState = Literal["running", "succeeded", "failed"]
 
@@ -88,22 +92,16 @@ class Job:
         }
 
 
-def this_process() -> str:
-    """Who runs a job: host and process id (a resume checks the process is gone)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class Jobs:
     """Create, advance, finish and read batch jobs.
 
     Args:
-        meta: the metadata store.
-        actor: who starts jobs, for the record.
+        context: the metadata store and who acts; each method checks the principal's role (a
+            refusal is written to the audit log), and the actor is recorded with the jobs it starts.
     """
 
-    def __init__(self, meta: MetadataStore, *, actor: str) -> None:
-        self.meta = meta
-        self.actor = actor
+    def __init__(self, context: Context) -> None:
+        self.context = context
 
     def create(
         self,
@@ -115,10 +113,15 @@ class Jobs:
         output: str,
         options: Mapping[str, Any],
     ) -> Job:
-        """A new running job, held by this process."""
+        """A new running job, held by this process.
+
+        Raises:
+            PermissionDeniedError: the principal may not predict with `model`.
+        """
+        self.context.allow(Action.PREDICT, model)
         job_id = f"b-{uuid.uuid4().hex[:12]}"
         now = utcnow()
-        self.meta.write(
+        self.context.meta.write(
             lambda conn: conn.execute(
                 insert(batch_jobs).values(
                     id=job_id,
@@ -131,22 +134,27 @@ class Jobs:
                     state="running",
                     holder=this_process(),
                     error=None,
-                    actor=self.actor,
+                    actor=self.context.actor,
                     created_at=now,
                     updated_at=now,
                     finished_at=None,
                 )
             )
         )
-        return self.get(job_id)
+        return self._get(job_id)
 
     def get(self, job_id: str) -> Job:
         """The job `job_id` with its finished units.
 
         Raises:
             NotFoundError: there is none.
+            PermissionDeniedError: the principal may not read.
         """
-        with self.meta.read() as conn:
+        self.context.allow(Action.READ)
+        return self._get(job_id)
+
+    def _get(self, job_id: str) -> Job:
+        with self.context.meta.read() as conn:
             row = conn.execute(select(batch_jobs).where(batch_jobs.c.id == job_id)).first()
             if row is None:
                 raise NotFoundError(f"no batch job {job_id!r}; 'shipyard batch list' shows the jobs")
@@ -154,8 +162,13 @@ class Jobs:
         return _job(row, units)
 
     def list(self, *, limit: int = 50) -> list[Job]:
-        """The newest jobs first (without their units)."""
-        with self.meta.read() as conn:
+        """The newest jobs first (without their units).
+
+        Raises:
+            PermissionDeniedError: the principal may not read.
+        """
+        self.context.allow(Action.READ)
+        with self.context.meta.read() as conn:
             rows = conn.execute(
                 select(batch_jobs).order_by(batch_jobs.c.created_at.desc()).limit(limit)
             ).all()
@@ -180,8 +193,10 @@ class Jobs:
 
         Raises:
             NotFoundError: there is no such job.
+            PermissionDeniedError: the principal may not predict with the job's model.
             ConflictError: it succeeded already, or a live process on this host still runs it.
         """
+        self.context.allow(Action.PREDICT, self._get(job_id).model)
 
         def change(conn: Connection) -> None:
             row = conn.execute(select(batch_jobs).where(batch_jobs.c.id == job_id)).first()
@@ -201,11 +216,18 @@ class Jobs:
                 )
             )
 
-        self.meta.write(change)
-        return self.get(job_id)
+        self.context.meta.write(change)
+        return self._get(job_id)
 
-    def unit_done(self, job_id: str, done: UnitDone) -> None:
-        """Record a unit whose output is in place (one transaction; a redone unit replaces itself)."""
+    def unit_done(self, job: Job, done: UnitDone) -> None:
+        """Record a unit of `job` whose output is in place (one transaction; a redone unit
+        replaces itself).
+
+        Raises:
+            PermissionDeniedError: the principal may not predict with the job's model.
+        """
+        self.context.allow(Action.PREDICT, job.model)
+        job_id = job.id
 
         def change(conn: Connection) -> None:
             key = (
@@ -225,33 +247,24 @@ class Jobs:
                 )
             conn.execute(update(batch_jobs).where(batch_jobs.c.id == job_id).values(updated_at=utcnow()))
 
-        self.meta.write(change)
+        self.context.meta.write(change)
 
-    def finish(self, job_id: str, state: JobState, error: str | None = None) -> Job:
-        """End the job as succeeded or failed (with the reason)."""
+    def finish(self, job: Job, state: JobState, error: str | None = None) -> Job:
+        """End `job` as succeeded or failed (with the reason); returns it as ended.
+
+        Raises:
+            PermissionDeniedError: the principal may not predict with the job's model.
+        """
+        self.context.allow(Action.PREDICT, job.model)
         now = utcnow()
-        self.meta.write(
+        self.context.meta.write(
             lambda conn: conn.execute(
                 update(batch_jobs)
-                .where(batch_jobs.c.id == job_id)
+                .where(batch_jobs.c.id == job.id)
                 .values(state=state, error=error, updated_at=now, finished_at=now)
             )
         )
-        return self.get(job_id)
-
-
-def alive(holder: str) -> bool:
-    """True when `holder` is a process on this host that still exists."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another host's process: its owner must judge; a resume takes it over
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return self._get(job.id)
 
 
 def _job(row: Any, units: Sequence[Any], totals: Any = None) -> Job:

@@ -8,13 +8,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
-from shipyard.batch.engine import OUTPUT_FORMATS, Progress, Summary, run_job
+from shipyard.batch.engine import Progress, Summary, engine_named, run_job
 from shipyard.batch.jobs import Jobs
+from shipyard.batch.parts import OUTPUT_FORMATS
 from shipyard.batch.sources import discover
 from shipyard.core.refs import ModelRef
 from shipyard.errors import BatchError
 from shipyard.registry.loaded import warm_up
 from shipyard.registry.registry import Registry
+from shipyard.security.context import Context
 
 __all__ = ["BatchOptions", "dated", "resume_job", "start_job"]
 
@@ -29,7 +31,8 @@ class BatchOptions:
         max_reject_share: the job fails when more than this share of its rows is rejected.
         batch_rows: rows per model call.
         unit_rows: rows per resumable unit of a CSV or JSON Lines file (Parquet: its row groups).
-        engine: 'local' (streamed in this process) or 'spark' (Spark executors, `mapInArrow`).
+        engine: an engine of `batch.engine.ENGINES`: 'local' (streamed in this process) or
+            'spark' (Spark executors, `mapInArrow`).
         spark_master: the Spark master for the spark engine (`local[*]`, `spark://host:7077`, ...).
         workers: threads scoring batches side by side (local engine); 0 is one per core.
     """
@@ -48,10 +51,12 @@ class BatchOptions:
             raise BatchError(f"--format is {self.format!r}; expected one of {', '.join(OUTPUT_FORMATS)}")
         if not 0 <= self.max_reject_share <= 1 or math.isnan(self.max_reject_share):
             raise BatchError(f"--max-reject-share is {self.max_reject_share}; expected a share from 0 to 1")
-        if self.engine not in ("local", "spark"):
-            raise BatchError(f"--engine is {self.engine!r}; expected local or spark")
-        if self.engine == "spark" and self.format != "parquet":
-            raise BatchError(f"--engine spark writes Parquet; --format {self.format} needs --engine local")
+        formats = engine_named(self.engine).formats
+        if self.format not in formats:
+            writes = " or ".join(_FORMAT_NAMES[f] for f in formats)
+            raise BatchError(
+                f"--engine {self.engine} writes {writes}; --format {self.format} needs --engine local"
+            )
         if self.workers < 0:
             raise BatchError(f"--workers is {self.workers}; expected 0 (one per core) or more")
         for name in ("batch_rows", "unit_rows"):
@@ -86,7 +91,7 @@ def start_job(
     output = _output_folder(output, overwrite=overwrite)
     loaded = registry.load(ref, trust_pickle=trust_pickle)
     warm_up(loaded)  # a model that cannot predict fails here, before a job is recorded
-    jobs = Jobs(registry.meta, actor=registry.actor)
+    jobs = Jobs(_context(registry))
     version = loaded.version
     job = jobs.create(
         ref=str(version.ref), model=version.name, version=version.version, sources=sources, output=output,
@@ -110,7 +115,7 @@ def resume_job(
         ConflictError: the job succeeded already, or a live process still runs it.
         BatchError: the job failed again.
     """
-    jobs = Jobs(registry.meta, actor=registry.actor)
+    jobs = Jobs(_context(registry))
     job = jobs.claim(job_id)
     loaded = registry.load(ModelRef(job.model, version=job.version), trust_pickle=trust_pickle)
     warm_up(loaded)
@@ -126,6 +131,12 @@ def dated(text: str, day: date) -> str:
 
 
 _PARTS = ("part-", "spark-", "rejects", ".part-")
+_FORMAT_NAMES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSON Lines"}
+
+
+def _context(registry: Registry) -> Context:
+    """The registry's store and principal, as the context the job store checks them in."""
+    return Context(registry.settings, registry.meta, registry.principal, registry.actor)
 
 
 def _output_folder(output: str, *, overwrite: bool) -> str:

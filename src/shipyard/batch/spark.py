@@ -15,14 +15,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
-from shipyard.batch.jobs import Job, Jobs, UnitDone
+from shipyard.batch.engine import Work
+from shipyard.batch.jobs import Job, UnitDone
+from shipyard.batch.parts import output_root
 from shipyard.batch.scoring import Scorer
 from shipyard.batch.sources import Source, csv_nulls
 from shipyard.core.batch import Batch
@@ -30,7 +31,7 @@ from shipyard.errors import BatchError, MissingDependencyError, ShipyardError
 from shipyard.registry.loaded import LoadedModel, warm_up
 from shipyard.registry.records import ModelVersion
 
-__all__ = ["spark_units"]
+__all__ = ["SparkEngine"]
 
 _ROW = "__shipyard_row"
 _PART = "__shipyard_partition"
@@ -38,10 +39,40 @@ _REASON = "__shipyard_reason"
 _LOADED: dict[tuple[str, str], LoadedModel] = {}  # per Python worker: loaded once
 
 
-def spark_units(
-    jobs: Jobs, job: Job, loaded: LoadedModel, *, master: str, store_url: str, trust_pickle: bool
-) -> tuple[int, float]:
-    """Score every input of `job` not yet done with Spark; returns (rows read, seconds)."""
+class SparkEngine:
+    """Score a job on Spark: each input is one unit, scored by `mapInArrow` on the executors.
+
+    The job's options say where: `spark_master` (`local[*]` by default, `spark://host:7077`,
+    `yarn`, ...), and `batch_rows` (rows per Arrow batch).
+    """
+
+    formats: ClassVar[tuple[str, ...]] = ("parquet",)
+
+    def units(self, work: Work) -> Generator[UnitDone, None, None]:
+        """Score every input of the job not done yet, handing each back once Spark wrote it.
+
+        Raises:
+            MissingDependencyError: pyspark is not installed.
+            BatchError: Spark failed (the message gives the Python error inside its own), or the
+                output folder cannot be made.
+        """
+        output_root(work.job)
+        master = str(work.job.options.get("spark_master") or "local[*]")
+        session = _session(work.job, master)
+        for index, source in enumerate(work.job.sources):
+            if 0 in work.job.done.get(index, frozenset()):
+                continue
+            try:
+                done = _score_source(session, work, index)
+            except Exception as exc:  # Spark's own errors (analysis, executors) name the cause in their text
+                if isinstance(exc, ShipyardError):
+                    raise
+                raise BatchError(f"Spark failed on {source.url}: {_cause(str(exc))}") from exc
+            yield done
+
+
+def _session(job: Job, master: str) -> Any:
+    """The Spark session for `job` on `master` (Spark's own, made once per process)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -64,37 +95,15 @@ def spark_units(
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
-    started = time.perf_counter()
-    rows = 0
-    for index, source in enumerate(job.sources):
-        if 0 in job.done.get(index, frozenset()):
-            continue
-        try:
-            done = _score_source(
-                session, job, loaded, index, source, store_url=store_url, trust_pickle=trust_pickle
-            )
-        except Exception as exc:  # Spark's own errors (analysis, executors) name the cause in their text
-            if isinstance(exc, ShipyardError):
-                raise
-            raise BatchError(f"Spark failed on {source.url}: {_cause(str(exc))}") from exc
-        jobs.unit_done(job.id, done)
-        rows += done.rows
-    return rows, time.perf_counter() - started
+    return session
 
 
-def _score_source(
-    session: Any,
-    job: Job,
-    loaded: LoadedModel,
-    index: int,
-    source: Source,
-    *,
-    store_url: str,
-    trust_pickle: bool,
-) -> UnitDone:
+def _score_source(session: Any, work: Work, index: int) -> UnitDone:
+    """Score input `index` of the job with Spark; its parts are written when this returns."""
     from pyspark.sql import functions as f
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    source, loaded = work.job.sources[index], work.loaded
     frame = _read(session, source)
     columns = list(frame.columns)
     offsets: dict[int, int] = {}
@@ -108,17 +117,12 @@ def _score_source(
         total = 0
         for part in sorted(counts):
             offsets[int(part)], total = total, total + int(counts[part])
-    scorer = Scorer(
-        loaded,
-        input_url=source.url,
-        passthrough=tuple(job.options.get("passthrough", ())),
-        name_input=len(job.sources) > 1,
-    )
+    scorer = work.scorer(index)
     schema = _schema(scorer, columns, frame.schema)
     score = _scorer(
         loaded.version,
-        store_url=store_url,
-        trust_pickle=trust_pickle,
+        store_url=work.store_url,
+        trust_pickle=work.trust_pickle,
         signed=loaded.signed,
         template=scorer,
         schema=schema,
@@ -127,7 +131,7 @@ def _score_source(
     )
     scored = numbered_frame.mapInArrow(score, from_arrow_schema(schema)).persist()
     try:
-        output = job.output.rstrip("/")
+        output = work.job.output.rstrip("/")
         good = scored.where(f.col(_REASON).isNull())
         good.select(*_output_columns(scorer)).write.mode("overwrite").parquet(f"{output}/spark-{index:05d}")
         bad = scored.where(f.col(_REASON).isNotNull())

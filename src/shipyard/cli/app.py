@@ -14,13 +14,14 @@ import click
 import typer
 
 from shipyard.cli import contract, models
-from shipyard.cli.batch import batch_app, schedule_app, scheduler
+from shipyard.cli.batch import batch_app
 from shipyard.cli.demo import demo
 from shipyard.cli.evaluate import evaluate, gates_app
 from shipyard.cli.monitor import feedback_app, monitor_app
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
 from shipyard.cli.rollout import deploy_app, rollout_app, server
+from shipyard.cli.schedule import schedule_app, scheduler
 from shipyard.cli.security import audit_app, encryption_app, keys_app, sign, verify
 from shipyard.cli.serve import serve
 from shipyard.errors import ShipyardError

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shipyard.cli.options import JsonOpt, TrustPickleOpt
 from shipyard.cli.render import console, emit_json, key_values, table
+from shipyard.cli.session import context as open_context
 from shipyard.cli.session import registry
-from shipyard.errors import ConfigError
-from shipyard.security.access import Action
 
-__all__ = ["batch_app", "schedule_app", "scheduler"]
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
+__all__ = ["batch_app"]
 
 batch_app = typer.Typer(
     help="Batch prediction: stream files through a model, resumable, with rejected rows kept aside.",
@@ -71,8 +72,8 @@ def batch_run(
         spark_master=spark_master,
         workers=workers,
     )
-    day = _run_day()
     with registry() as reg:
+        day = _run_day(reg.settings)
         summary = start_job(
             reg,
             ref,
@@ -83,9 +84,7 @@ def batch_run(
             trust_pickle=trust_pickle,
             on_progress=_reporter(json_out),
         )
-    _show_summary(
-        summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
-    )
+    _show_run(summary, json_out)
 
 
 @batch_app.command("resume")
@@ -99,9 +98,7 @@ def batch_resume(
 
     with registry() as reg:
         summary = resume_job(reg, job_id, trust_pickle=trust_pickle, on_progress=_reporter(json_out))
-    _show_summary(
-        summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
-    )
+    _show_run(summary, json_out)
 
 
 @batch_app.command("status")
@@ -112,9 +109,8 @@ def batch_status(
     """A job's state, rows scored and rejected, and units done."""
     from shipyard.batch.jobs import Jobs
 
-    with registry() as reg:
-        reg.allow(Action.READ)
-        job = Jobs(reg.meta, actor=reg.actor).get(job_id)
+    with open_context() as context:
+        job = Jobs(context).get(job_id)
     _show_summary(job.to_dict() | {"process_gone": _process_gone(job)}, json_out)
 
 
@@ -126,9 +122,8 @@ def batch_list(
     """The newest batch jobs."""
     from shipyard.batch.jobs import Jobs
 
-    with registry() as reg:
-        reg.allow(Action.READ)
-        jobs = Jobs(reg.meta, actor=reg.actor).list(limit=limit)
+    with open_context() as context:
+        jobs = Jobs(context).list(limit=limit)
     if json_out:
         emit_json([j.to_dict() for j in jobs])
         return
@@ -157,19 +152,23 @@ def _process_gone(job: Any) -> bool:
     """A job left running by a process on this host that is gone (killed): shown as stopped."""
     import socket
 
-    from shipyard.batch.jobs import alive
+    from shipyard.store.holders import alive
 
     here = job.holder.rpartition(":")[0] == socket.gethostname()
     return bool(job.state == "running" and here and not alive(job.holder))
 
 
-def _run_day() -> date:
+def _run_day(settings: Settings) -> date:
     """The day a run is for: its due time's when the scheduler started it (a missed run started
     late still reads its own day's files), else today's, in UTC."""
-    due = os.environ.get("SHIPYARD_SCHEDULED_FOR")
-    if due:
-        return datetime.fromisoformat(due).astimezone(UTC).date()
-    return datetime.now(UTC).date()
+    return (settings.scheduled_for or datetime.now(UTC)).date()
+
+
+def _show_run(summary: Any, json_out: bool) -> None:
+    """A run's end: the job as it ended, and how fast this run scored."""
+    _show_summary(
+        summary.job.to_dict() | {"seconds": summary.seconds, "rows_per_second": summary.rate}, json_out
+    )
 
 
 def _show_summary(data: dict[str, Any], json_out: bool) -> None:
@@ -229,159 +228,3 @@ def _reporter(quiet: bool) -> Any:
 
 def _line(progress: Any) -> str:
     return f"{progress.rows:,} rows ({progress.rejected:,} rejected), {progress.rate:,.0f} rows/s"
-
-
-# -- schedules ---------------------------------------------------------------------------------
-schedule_app = typer.Typer(
-    help="Run shipyard commands on a cron schedule ('shipyard scheduler' runs them).", no_args_is_help=True
-)
-
-
-@schedule_app.command("add", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def schedule_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The schedule's name.")],
-    cron: Annotated[str, typer.Option(help="Five cron fields in UTC, e.g. '0 2 * * *'.")],
-    json_out: JsonOpt = False,
-) -> None:
-    """Add a schedule: NAME --cron '0 2 * * *' -- batch run REF --input ... --output ..."""
-    from shipyard.batch.schedules import Schedules, runs_commands
-
-    with registry() as reg:
-        reg.allow(Action.SCHEDULE)
-        if runs_commands(ctx.args):  # the scheduler's machine would run them
-            reg.allow(Action.RUN_COMMANDS)
-        added = Schedules(reg.meta, actor=reg.actor, principal=reg.principal).add(name, cron, ctx.args)
-    if json_out:
-        emit_json(added.to_dict())
-        return
-    console.print(
-        f"schedule [bold]{added.name}[/] runs 'shipyard {' '.join(added.args)}' at '{added.cron}' (UTC); "
-        f"next at {added.to_dict()['next_due_at']}; run 'shipyard scheduler' to carry it out",
-        highlight=False,
-    )
-
-
-@schedule_app.command("list")
-def schedule_list(json_out: JsonOpt = False) -> None:
-    """Every schedule, with its last and next due time."""
-    from shipyard.batch.schedules import Schedules
-
-    with registry() as reg:
-        reg.allow(Action.READ)
-        found = [s.to_dict() for s in Schedules(reg.meta, actor=reg.actor).list()]
-    if json_out:
-        emit_json(found)
-        return
-    if not found:
-        console.print("no schedules; add one with 'shipyard schedule add NAME --cron ... -- batch run ...'")
-        return
-    table(
-        None,
-        ["name", "cron (UTC)", "command", "last due", "next due"],
-        [
-            (s["name"], s["cron"], " ".join(s["command"]), s["last_due_at"] or "-", s["next_due_at"])
-            for s in found
-        ],
-    )
-
-
-@schedule_app.command("remove")
-def schedule_remove(name: Annotated[str, typer.Argument(help="The schedule's name.")]) -> None:
-    """Remove a schedule and its history of runs."""
-    from shipyard.batch.schedules import Schedules
-
-    with registry() as reg:
-        reg.allow(Action.SCHEDULE)
-        Schedules(reg.meta, actor=reg.actor).remove(name)
-    console.print(f"removed schedule {name}")
-
-
-@schedule_app.command("history")
-def schedule_history(
-    name: Annotated[str, typer.Argument(help="The schedule's name.")],
-    limit: Annotated[int, typer.Option(help="The newest runs to show.")] = 20,
-    json_out: JsonOpt = False,
-) -> None:
-    """A schedule's runs, newest first: when due, how they ended."""
-    from shipyard.batch.schedules import Schedules
-
-    with registry() as reg:
-        reg.allow(Action.READ)
-        schedules = Schedules(reg.meta, actor=reg.actor)
-        schedules.get(name)
-        runs = schedules.runs(name, limit=limit)
-    if json_out:
-        emit_json([r.to_dict() for r in runs])
-        return
-    table(
-        f"runs of {name}",
-        ["due", "started", "status", "exit", "output (end)"],
-        [
-            (f"{r.due_at:%Y-%m-%d %H:%M}", f"{r.started_at:%H:%M:%S}", r.status, r.exit_code, r.output[-120:])
-            for r in runs
-        ],
-    )
-
-
-@schedule_app.command("export")
-def schedule_export(
-    name: Annotated[str, typer.Argument(help="The schedule's name.")],
-    k8s: Annotated[
-        bool, typer.Option("--k8s", help="Print a Kubernetes CronJob (the only export so far).")
-    ] = False,
-    image: Annotated[
-        str, typer.Option(help="The container image with shipyard installed.")
-    ] = "shipyard:latest",
-    secret: Annotated[
-        str | None, typer.Option(help="A Secret holding SHIPYARD_DB_URL and SHIPYARD_STORE_URL.")
-    ] = None,
-) -> None:
-    """Print the schedule as a Kubernetes CronJob (YAML) that runs the same command."""
-    import yaml
-
-    from shipyard.batch.schedules import Schedules, kubernetes_cronjob
-
-    if not k8s:
-        raise ConfigError("say what to export as: --k8s (a Kubernetes CronJob)")
-    with registry() as reg:
-        reg.allow(Action.READ)
-        schedule = Schedules(reg.meta, actor=reg.actor).get(name)
-    if not secret:  # a pod has no home of ours: without the store's URLs it starts an empty registry
-        typer.echo(
-            "warning: no --secret: the CronJob's pod gets no SHIPYARD_DB_URL or SHIPYARD_STORE_URL and "
-            "would run against an empty registry in its own home; pass --secret NAME, a Secret holding "
-            "both",
-            err=True,
-        )
-    typer.echo(
-        yaml.safe_dump(kubernetes_cronjob(schedule, image=image, secret=secret), sort_keys=False), nl=False
-    )
-
-
-def scheduler(
-    every: Annotated[float, typer.Option(help="Seconds between checks of the schedules.")] = 30.0,
-    once: Annotated[bool, typer.Option("--once", help="Start what is due, wait for it, and exit.")] = False,
-) -> None:
-    """Run due schedules until SIGTERM: one run at a time per schedule; missed runs run once."""
-    import logging
-    import signal
-    import threading
-
-    from shipyard.batch.schedules import Scheduler, Schedules
-
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("shipyard.scheduler").setLevel(logging.INFO)  # each run started and ended
-    with registry() as reg:
-        reg.allow(Action.SCHEDULE)
-        runner = Scheduler(Schedules(reg.meta, actor=reg.actor))
-        if once:
-            runner.tick()
-            for run in runner.reap(wait=True):
-                console.print(f"{run.schedule}: {run.status} (exit {run.exit_code})", highlight=False)
-            return
-        stop = threading.Event()
-        for s in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(s, lambda *_: stop.set())
-        console.print(f"scheduler running, checking every {every:g}s; Ctrl-C stops it")
-        runner.run(stop, every=every)

@@ -8,8 +8,9 @@ from shipyard.config import Settings
 
 if TYPE_CHECKING:
     from shipyard.registry import Registry
+    from shipyard.security.context import Context
 
-__all__ = ["registry"]
+__all__ = ["context", "registry"]
 
 
 def registry() -> Registry:
@@ -21,3 +22,11 @@ def registry() -> Registry:
     from shipyard.registry import Registry
 
     return Registry(Settings.from_env())
+
+
+def context() -> Context:
+    """The metadata store and who acts, from the environment, for a command that needs no
+    artifacts or models (jobs, schedules); use with `with`."""
+    from shipyard.security.context import Context
+
+    return Context.open(Settings.from_env())

@@ -1,46 +1,40 @@
 """Schedules: a `shipyard` command run on a cron expression, stored in the metadata store.
 
-`Scheduler.tick` starts every schedule whose latest due time has not been run yet, as a child
-process (`python -m shipyard ARGS`), and records each run and how it ended. A schedule runs one
-at a time: a due time that finds the previous run still going is recorded as skipped. Due times
-missed while no scheduler ran are run once, for the latest of them, not once each. Two
-schedulers sharing a database cannot both start one due time (a unique key on it).
-
-A run acts as the principal that added its schedule (`SHIPYARD_RUN_AS`), not as the scheduler:
-a deployer's schedule can do what that deployer can, and no more; a schedule added with an API
-key stops running when the key is revoked or expires. Options that run code or call out (a
-retraining command, webhooks, pickles, extra skops types) need the admin role to schedule,
-since the scheduler's machine would run them.
+Each schedule records the principal that added it; its runs act as that principal
+(`SHIPYARD_RUN_AS`), not as the scheduler: a deployer's schedule can do what that deployer can,
+and no more. Options that run code or call out (a retraining command, webhooks, pickles, extra
+skops types) need the admin role to schedule, since the scheduler's machine would run them.
+`Schedules` checks each of its actions against its context's principal, so the Python API is
+guarded as the CLI is. The runs themselves are started by `scheduling.scheduler.Scheduler`.
 """
 
 from __future__ import annotations
 
 import builtins
-import itertools
-import json
-import logging
-import os
-import re
-import subprocess
-import sys
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from shipyard.batch.jobs import alive, this_process
 from shipyard.errors import BatchError, ConflictError, NotFoundError
 from shipyard.security import audit
-from shipyard.security.access import Action, Principal, authorize
-from shipyard.store.metadata import MetadataStore, as_utc, utcnow
+from shipyard.security.access import Action, Principal
+from shipyard.security.context import Context
+from shipyard.store.holders import alive, this_process
+from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import schedule_runs, schedules
 
-__all__ = ["Schedule", "ScheduleRun", "Scheduler", "Schedules", "kubernetes_cronjob", "runs_commands"]
-
-log = logging.getLogger("shipyard.scheduler")
+__all__ = [
+    "COMMAND_OPTIONS",
+    "SCHEDULABLE",
+    "Schedule",
+    "ScheduleRun",
+    "Schedules",
+    "check_cron",
+    "runs_commands",
+]
 
 #: The commands a schedule may run (a schedule of `scheduler` or `serve` makes no sense).
 SCHEDULABLE = ("batch", "monitor", "evaluate", "gates", "predict")
@@ -154,18 +148,19 @@ _CRON_FIELDS = (
 
 
 class Schedules:
-    """Add, list, remove schedules and read their runs.
+    """Add, list, remove schedules, claim and finish their runs, and read them.
+
+    Every method checks its action against the context's principal first (reading needs
+    `Action.READ`; adding, removing, claiming and finishing need `Action.SCHEDULE`, and a command
+    that runs code or calls out `Action.RUN_COMMANDS` too); a refusal is written to the audit log.
 
     Args:
-        meta: the metadata store.
-        actor: who adds schedules, for the record.
-        principal: who adds schedules; their runs act as it (None: as the scheduler).
+        context: the metadata store, and who acts: the schedules it adds run as its principal,
+            and its actor is written to the record.
     """
 
-    def __init__(self, meta: MetadataStore, *, actor: str, principal: Principal | None = None) -> None:
-        self.meta = meta
-        self.actor = actor
-        self.principal = principal
+    def __init__(self, context: Context) -> None:
+        self.context = context
 
     def add(self, name: str, cron: str, args: Sequence[str]) -> Schedule:
         """A new schedule of `shipyard ARGS`; its first run is at the first due time from now.
@@ -178,9 +173,12 @@ class Schedules:
         """
         from shipyard.core.refs import check_name
 
+        args = tuple(args)
+        self.context.allow(Action.SCHEDULE)
+        if runs_commands(args):  # the scheduler's machine would run what the schedule says
+            self.context.allow(Action.RUN_COMMANDS)
         check_name(name)
         check_cron(cron)
-        args = tuple(args)
         if not args or args[0] not in SCHEDULABLE:
             raise BatchError(
                 f"a schedule runs a shipyard command; got {' '.join(args) or 'nothing'!r}. Expected one of "
@@ -188,42 +186,49 @@ class Schedules:
                 "--output ...'"
             )
 
-        if self.principal is not None:  # the scheduler's machine would run what the schedule says
-            authorize(self.principal, Action.SCHEDULE)
-            if runs_commands(args):
-                authorize(self.principal, Action.RUN_COMMANDS)
-
         def change(conn: Connection) -> None:
             if conn.execute(select(schedules.c.name).where(schedules.c.name == name)).first():
                 raise ConflictError(f"a schedule named {name!r} exists; remove it first or pick another name")
             conn.execute(
                 insert(schedules).values(
                     name=name, cron=cron, args=list(args), enabled=True, last_due_at=None,
-                    created_at=utcnow(), actor=self.actor,
-                    run_as=self.principal.to_dict() if self.principal else None,
+                    created_at=utcnow(), actor=self.context.actor,
+                    run_as=self.context.principal.to_dict(),
                 )
             )  # fmt: skip
             detail = {"cron": cron, "args": list(args)}
-            audit.append(conn, "schedule-add", actor=self.actor, target=f"schedule:{name}", detail=detail)
+            audit.append(
+                conn, "schedule-add", actor=self.context.actor, target=f"schedule:{name}", detail=detail
+            )
 
-        self.meta.write(change)
-        return self.get(name)
+        self.context.meta.write(change)
+        return self._get(name)
 
     def get(self, name: str) -> Schedule:
         """The schedule `name`.
 
         Raises:
             NotFoundError: there is none.
+            PermissionDeniedError: the principal may not read.
         """
-        with self.meta.read() as conn:
+        self.context.allow(Action.READ)
+        return self._get(name)
+
+    def _get(self, name: str) -> Schedule:
+        with self.context.meta.read() as conn:
             row = conn.execute(select(schedules).where(schedules.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no schedule named {name!r}; 'shipyard schedule list' shows them")
         return _schedule(row)
 
     def list(self) -> list[Schedule]:
-        """Every schedule, by name."""
-        with self.meta.read() as conn:
+        """Every schedule, by name.
+
+        Raises:
+            PermissionDeniedError: the principal may not read.
+        """
+        self.context.allow(Action.READ)
+        with self.context.meta.read() as conn:
             return [_schedule(r) for r in conn.execute(select(schedules).order_by(schedules.c.name)).all()]
 
     def remove(self, name: str) -> None:
@@ -231,18 +236,25 @@ class Schedules:
 
         Raises:
             NotFoundError: there is none.
+            PermissionDeniedError: the principal may not schedule.
         """
+        self.context.allow(Action.SCHEDULE)
 
         def change(conn: Connection) -> None:
             if conn.execute(delete(schedules).where(schedules.c.name == name)).rowcount == 0:
                 raise NotFoundError(f"no schedule named {name!r}; 'shipyard schedule list' shows them")
-            audit.append(conn, "schedule-remove", actor=self.actor, target=f"schedule:{name}")
+            audit.append(conn, "schedule-remove", actor=self.context.actor, target=f"schedule:{name}")
 
-        self.meta.write(change)
+        self.context.meta.write(change)
 
     def runs(self, name: str, *, limit: int = 50) -> builtins.list[ScheduleRun]:
-        """The schedule's runs, newest first."""
-        with self.meta.read() as conn:
+        """The schedule's runs, newest first.
+
+        Raises:
+            PermissionDeniedError: the principal may not read.
+        """
+        self.context.allow(Action.READ)
+        with self.context.meta.read() as conn:
             rows = conn.execute(
                 select(schedule_runs)
                 .where(schedule_runs.c.schedule == name)
@@ -253,7 +265,12 @@ class Schedules:
 
     def claim(self, name: str, due_at: datetime) -> ScheduleRun | None:
         """Record the run of `name` due at `due_at` as started, or as skipped when the previous one
-        still runs; None when another scheduler took this due time already."""
+        still runs; None when another scheduler took this due time already.
+
+        Raises:
+            PermissionDeniedError: the principal may not schedule.
+        """
+        self.context.allow(Action.SCHEDULE)
 
         def change(conn: Connection) -> int | None:
             row = conn.execute(select(schedules).where(schedules.c.name == name)).first()
@@ -293,12 +310,17 @@ class Schedules:
                 ).scalar_one()
             )  # fmt: skip
 
-        run_id = self.meta.write(change)
+        run_id = self.context.meta.write(change)
         return None if run_id is None else self._run(run_id)
 
     def finish(self, run_id: int, *, exit_code: int, output: str) -> ScheduleRun:
-        """Record how a run ended."""
-        self.meta.write(
+        """Record how a run ended.
+
+        Raises:
+            PermissionDeniedError: the principal may not schedule.
+        """
+        self.context.allow(Action.SCHEDULE)
+        self.context.meta.write(
             lambda conn: conn.execute(
                 update(schedule_runs)
                 .where(schedule_runs.c.id == run_id)
@@ -313,155 +335,8 @@ class Schedules:
         return self._run(run_id)
 
     def _run(self, run_id: int) -> ScheduleRun:
-        with self.meta.read() as conn:
+        with self.context.meta.read() as conn:
             return _run(conn.execute(select(schedule_runs).where(schedule_runs.c.id == run_id)).one())
-
-
-@dataclass
-class Scheduler:
-    """Start due schedules as child processes and record how they end.
-
-    Args:
-        schedules: where the schedules live.
-        env: extra environment for the runs (the scheduler's own is passed on).
-    """
-
-    schedules: Schedules
-    env: dict[str, str] = field(default_factory=dict)
-    running: dict[int, subprocess.Popen[str]] = field(default_factory=dict)
-
-    def tick(self, now: datetime | None = None) -> list[ScheduleRun]:
-        """Reap finished runs, then start every due schedule; returns the runs started or skipped."""
-        self.reap()
-        now = now or utcnow()
-        started = []
-        for schedule in self.schedules.list():
-            due = schedule.due(now) if schedule.enabled else None
-            if due is None:
-                continue
-            run = self.schedules.claim(schedule.name, due)
-            if run is None:
-                continue
-            if run.status == "running":
-                refusal = self._refusal(schedule)
-                if refusal is not None:
-                    log.warning("schedule %s (due %s) not run: %s", schedule.name, due.isoformat(), refusal)
-                    started.append(self.schedules.finish(run.id, exit_code=126, output=refusal))
-                    continue
-                # The arguments may hold URLs with tokens: the log names the command only.
-                log.info(
-                    "schedule %s (due %s): shipyard %s", schedule.name, due.isoformat(), _command(schedule)
-                )
-                env = {**os.environ, **self.env, "SHIPYARD_SCHEDULED_FOR": due.isoformat()}
-                if schedule.run_as is not None:
-                    env["SHIPYARD_RUN_AS"] = json.dumps(schedule.run_as.to_dict())
-                self.running[run.id] = subprocess.Popen(
-                    [sys.executable, "-m", "shipyard", *schedule.args],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
-            started.append(run)
-        return started
-
-    def _refusal(self, schedule: Schedule) -> str | None:
-        """Why a due run may not start (its key was revoked or expired), or None."""
-        who = schedule.run_as
-        if who is None or who.via != "api-key":
-            return None
-        from shipyard.security.keys import Keys
-
-        try:
-            key = Keys(self.schedules.meta, actor="scheduler").get(who.name)
-        except NotFoundError:
-            return f"the API key {who.name!r} that added this schedule no longer exists"
-        if key.state != "active":
-            return (
-                f"the API key {who.name!r} that added this schedule is {key.state}; add the schedule "
-                "again with a key that is active"
-            )
-        return None
-
-    def reap(self, *, wait: bool = False) -> list[ScheduleRun]:
-        """Record the runs that ended (all of them, with `wait`)."""
-        ended = []
-        for run_id, process in list(self.running.items()):
-            if not wait and process.poll() is None:
-                continue
-            output, _ = process.communicate()
-            del self.running[run_id]
-            run = self.schedules.finish(run_id, exit_code=process.returncode, output=output or "")
-            log.info(
-                "schedule %s (due %s) %s, exit %s",
-                run.schedule,
-                run.due_at.isoformat(),
-                run.status,
-                run.exit_code,
-            )
-            ended.append(run)
-        return ended
-
-    def run(self, stop: threading.Event, *, every: float = 30.0) -> None:
-        """Tick every `every` seconds until `stop` is set; then wait for the runs started."""
-        while not stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # one bad pass must not end the scheduler; the next one retries
-                log.exception("the scheduler's pass failed")
-            stop.wait(every)
-        self.reap(wait=True)
-
-
-def kubernetes_cronjob(schedule: Schedule, *, image: str, secret: str | None) -> dict[str, Any]:
-    """A Kubernetes CronJob that runs the same command on the same schedule.
-
-    `concurrencyPolicy: Forbid` keeps one run at a time, and a starting deadline of one day runs a
-    missed schedule once, as `shipyard scheduler` does.
-    """
-    container: dict[str, Any] = {
-        "name": "shipyard",
-        "image": image,
-        "command": ["shipyard"],
-        "args": list(schedule.args),
-    }
-    if secret:
-        container["envFrom"] = [{"secretRef": {"name": secret}}]  # SHIPYARD_DB_URL, SHIPYARD_STORE_URL
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {
-            "name": _cronjob_name(schedule.name),
-            "labels": {"app.kubernetes.io/managed-by": "shipyard"},
-            "annotations": {"shipyard.dev/schedule": schedule.name},
-        },
-        "spec": {
-            "schedule": schedule.cron,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 86400,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 5,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
-                }
-            },
-        },
-    }
-
-
-def _command(schedule: Schedule) -> str:
-    """The command's words before its first argument (`batch run`), which hold no secrets."""
-    words = list(itertools.takewhile(lambda a: re.fullmatch(r"[a-z][a-z-]*", a) is not None, schedule.args))
-    return " ".join(words or schedule.args[:1])
-
-
-def _cronjob_name(name: str) -> str:
-    """A schedule's name as Kubernetes takes it: lower case, letters, digits and '-', at most 52."""
-    safe = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:52].rstrip("-")
-    return safe or "shipyard-schedule"
 
 
 def _schedule(row: Any) -> Schedule:

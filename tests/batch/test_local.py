@@ -1,4 +1,4 @@
-"""Batch prediction on real files and a real metadata store: streaming, rejects, formats, resume."""
+"""The local engine on real files and a real metadata store: streaming, order, formats, resume."""
 
 from __future__ import annotations
 
@@ -14,43 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+from credit_files import read_parts, rows, write_parquet
 from shipyard import Registry
 from shipyard.batch.jobs import Jobs
-from shipyard.batch.run import BatchOptions, resume_job, start_job
-from shipyard.errors import BatchError, ConflictError, InputError, UnresumableJobError
-
-
-@pytest.fixture
-def registry(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> Registry:
-    sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    return sqlite_registry
-
-
-def rows(n: int, *, seed: int = 1, bad: tuple[int, ...] = ()) -> pd.DataFrame:
-    """Credit applications; rows in `bad` carry an income that is not a number."""
-    from shipyard.cli.demo import credit_data
-
-    frame = credit_data(n, seed=seed).drop(columns="default")
-    frame["customer"] = [f"c{i}" for i in range(n)]
-    if bad:
-        frame["income"] = frame["income"].astype(object)
-        frame.loc[list(bad), "income"] = "unknown"
-    return frame
-
-
-def write_parquet(frame: pd.DataFrame, path: Path, *, row_group: int) -> Path:
-    table = pa.Table.from_pandas(frame.astype({"income": str}) if frame["income"].dtype == object else frame,
-                                 preserve_index=False)  # fmt: skip
-    pq.write_table(table, path, row_group_size=row_group)
-    return path
-
-
-def read_parts(folder: Path, pattern: str = "part-*.parquet") -> pd.DataFrame:
-    parts = sorted(folder.glob(pattern))
-    return pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+from shipyard.batch.local import cores
+from shipyard.batch.run import BatchOptions, start_job
+from shipyard.errors import BatchError
+from shipyard.security.context import Context
 
 
 def test_a_parquet_file_is_scored_in_order_with_rejects_kept_aside(
@@ -110,28 +82,6 @@ def test_globs_of_several_files_name_the_input_of_each_row(registry: Registry, t
     assert out["row"].tolist() == list(range(300)) * 2
 
 
-def test_too_many_rejects_fail_the_job_with_the_reason(registry: Registry, tmp_path: Path) -> None:
-    source = write_parquet(rows(1000, bad=tuple(range(0, 1000, 50))), tmp_path / "in.parquet", row_group=500)
-    with pytest.raises(
-        BatchError, match=r"20 of 1000 rows \(2.00%\) were rejected, more than --max-reject-share 1.00%"
-    ):
-        start_job(registry, "credit:1", str(source), str(tmp_path / "out"))
-    [job] = Jobs(registry.meta, actor="t").list()
-    assert job.state == "failed"
-    assert job.rows == 1000  # every row accounted for: the parts are there to inspect
-
-
-def test_bad_inputs_and_options_are_refused_before_any_job(registry: Registry, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="matches no file"):
-        start_job(registry, "credit:1", str(tmp_path / "none-*.parquet"), str(tmp_path / "out"))
-    (tmp_path / "rows.xlsx").write_bytes(b"x")
-    with pytest.raises(InputError, match="suffix '.xlsx'"):
-        start_job(registry, "credit:1", str(tmp_path / "rows.xlsx"), str(tmp_path / "out"))
-    with pytest.raises(BatchError, match="--format is 'xml'"):
-        BatchOptions(format="xml")
-    assert Jobs(registry.meta, actor="t").list() == []
-
-
 def test_batches_scored_side_by_side_come_back_in_input_order(registry: Registry, tmp_path: Path) -> None:
     """Many small batches on four scoring threads give exactly the output of one thread."""
     source = write_parquet(rows(3000, bad=(5, 2999)), tmp_path / "in.parquet", row_group=700)
@@ -170,32 +120,9 @@ def test_a_job_takes_arrow_buffers_from_jemalloc_and_gives_the_pool_back(
     assert set(seen) == {before}
 
 
-def test_parquet_output_keeps_dictionaries_for_repeating_columns_only(
-    registry: Registry, tmp_path: Path
-) -> None:
-    source = write_parquet(rows(500), tmp_path / "in.parquet", row_group=500)
-    start_job(
-        registry, "credit:1", str(source), str(tmp_path / "out"), BatchOptions(passthrough=("customer",))
-    )
-    [part] = sorted((tmp_path / "out").glob("part-*.parquet"))
-    meta = pq.ParquetFile(part).metadata.row_group(0)
-    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
-    assert "DELTA_BINARY_PACKED" in encodings["row"]
-    assert "RLE_DICTIONARY" in encodings["model_version"]
-    assert "RLE_DICTIONARY" in encodings["prediction"]
-    assert "RLE_DICTIONARY" not in encodings["proba_1"]
-
-
-def test_a_succeeded_job_is_not_resumed(registry: Registry, tmp_path: Path) -> None:
-    source = write_parquet(rows(100), tmp_path / "in.parquet", row_group=50)
-    job = start_job(registry, "credit:1", str(source), str(tmp_path / "out")).job
-    with pytest.raises(ConflictError, match="succeeded already"):
-        resume_job(registry, job.id)
-
-
 @pytest.mark.slow
 def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
-    registry: Registry, tmp_path: Path
+    registry: Registry, context: Context, tmp_path: Path
 ) -> None:
     source = write_parquet(rows(60_000, bad=(5, 33_333)), tmp_path / "in.parquet", row_group=2000)
     env = os.environ | {"SHIPYARD_HOME": str(registry.settings.home)}
@@ -204,7 +131,7 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
                "--output", str(tmp_path / "killed"), "--batch-rows", "500",
                "--passthrough", "customer"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    jobs = Jobs(registry.meta, actor="t")
+    jobs = Jobs(context)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         found = jobs.list()
@@ -246,50 +173,8 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
     assert not list((tmp_path / "killed").rglob(".*.tmp"))
 
 
-def test_a_csv_file_is_read_whole_every_time(registry: Registry, tmp_path: Path) -> None:
-    # The header was once read by a second reader on the rows' own handle, whose read-ahead
-    # could move it: some runs lost rows or took a line from the middle as the header.
-    source = tmp_path / "in.csv"
-    rows(40_000).to_csv(source, index=False)
-    for attempt in range(4):
-        job = start_job(registry, "credit:1", str(source), str(tmp_path / f"out{attempt}")).job
-        assert (job.rows, job.scored, job.rejected) == (40_000, 40_000, 0)
-
-
-def test_the_output_is_absolute_new_or_overwritten_and_never_a_file(
-    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    source = write_parquet(rows(500), tmp_path / "in.parquet", row_group=250)
-    monkeypatch.chdir(tmp_path)
-    job = start_job(registry, "credit:1", str(source), "out").job
-    assert job.output == str(tmp_path / "out")  # a resume from another folder writes here too
-    with pytest.raises(BatchError, match=r"--output .*out already holds 2 part\(s\) of another job"):
-        start_job(registry, "credit:1", str(source), "out")
-    (tmp_path / "out" / "notes.txt").write_text("kept")
-    again = start_job(registry, "credit:1", write_parquet(rows(300), tmp_path / "b.parquet", row_group=300),
-                      "out", overwrite=True).job  # fmt: skip
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes.txt", "part-00000-000000.parquet"]
-    assert again.rows == 300 and len(read_parts(tmp_path / "out")) == 300
-    with pytest.raises(BatchError, match=r"--output .*in.parquet is a file; expected a folder"):
-        start_job(registry, "credit:1", str(source), str(source))
-
-
-def test_a_file_that_is_not_parquet_fails_the_job_naming_it(registry: Registry, tmp_path: Path) -> None:
-    fake = tmp_path / "fake.parquet"
-    fake.write_text("customer,age\nc1,30\n")
-    with pytest.raises(BatchError, match=r"cannot read .*fake.parquet as parquet"):
-        start_job(registry, "credit:1", str(fake), str(tmp_path / "out"))
-    [job] = Jobs(registry.meta, actor="t").list()
-    assert job.state == "failed" and "fake.parquet" in (job.error or "")
-
-
-def test_a_job_whose_input_changed_is_not_offered_a_resume(registry: Registry, tmp_path: Path) -> None:
-    source = write_parquet(rows(400), tmp_path / "in.parquet", row_group=200)
-    options = BatchOptions(passthrough=("nope",))
-    with pytest.raises(UnresumableJobError, match="start a new job without it"):
-        start_job(registry, "credit:1", str(source), str(tmp_path / "out"), options)
-    [job] = Jobs(registry.meta, actor="t").list()
-    write_parquet(rows(401), source, row_group=200)
-    with pytest.raises(UnresumableJobError, match="changed since the job started") as raised:
-        resume_job(registry, job.id)
-    assert "batch resume" not in str(raised.value)
+def test_the_cores_are_the_affinity_or_else_every_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    if hasattr(os, "sched_getaffinity"):
+        assert cores() == len(os.sched_getaffinity(0))
+        monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS and Windows
+    assert cores() == (os.cpu_count() or 1)

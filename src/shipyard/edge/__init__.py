@@ -1,0 +1,1 @@
+"""Models exported for the edge (the next issue fills this room)."""

@@ -1,0 +1,1 @@
+"""Explanations of predictions (the next issue fills this room)."""

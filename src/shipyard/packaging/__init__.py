@@ -1,0 +1,1 @@
+"""Packaging for platforms beyond one machine: Kubernetes manifests first."""

@@ -1,0 +1,1 @@
+"""Schedules and the scheduler: shipyard commands (batch, monitor, evaluate, gates) run on cron."""

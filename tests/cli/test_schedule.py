@@ -1,0 +1,53 @@
+"""The schedule commands and the scheduler as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from shipyard import Registry
+from shipyard.scheduling.schedules import Schedules
+
+Backdate = Callable[[Schedules, str, int], None]
+
+
+def test_the_schedule_commands(tmp_path: Path) -> None:
+    env = os.environ | {"SHIPYARD_HOME": str(tmp_path / "home")}
+    env.pop("SHIPYARD_DB_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "shipyard", *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    added = run("schedule", "add", "nightly", "--cron", "0 2 * * *", "--", "batch", "list", "--json")
+    assert added.returncode == 0, added.stderr
+    [listed] = json.loads(run("schedule", "list", "--json").stdout)
+    assert listed["command"] == ["shipyard", "batch", "list", "--json"]
+    unsafe = run("schedule", "export", "nightly", "--k8s")
+    assert "warning: no --secret" in unsafe.stderr  # its pod would score against an empty registry
+    exported = yaml.safe_load(unsafe.stdout)
+    assert "warning" not in run("schedule", "export", "nightly", "--k8s", "--secret", "store").stderr
+    assert exported["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "shipyard"
+    ]
+    bad = run("schedule", "add", "weekly", "--cron", "every monday", "--", "batch", "list")
+    assert bad.returncode == 1 and "not a cron expression" in bad.stderr
+    from shipyard import Settings
+    from shipyard.security.keys import Keys
+
+    with Registry(Settings.from_env(env)) as reg:
+        env["SHIPYARD_API_KEY"] = Keys(reg.meta, actor="t").create("dep", role="deployer").secret
+    command = ("--", "monitor", "watch", "credit", "--on-drift", "touch /tmp/x")
+    code = run("schedule", "add", "retrain", "--cron", "0 3 * * *", *command)
+    assert code.returncode == 1 and "may not run-commands" in code.stderr  # the scheduler would run it
+    del env["SHIPYARD_API_KEY"]
+    once = run("scheduler", "--once")
+    assert once.returncode == 0 and "nightly" not in once.stdout  # nothing due yet
+    assert run("schedule", "remove", "nightly").returncode == 0
