@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from servers import ServerProcess
 from shipyard import Client, Registry, Settings
-from shipyard.cli.demo import credit_model
+from shipyard.datasets import fit_credit_model
 from shipyard.monitoring.events import read_events
 from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.store.metadata import utcnow
@@ -145,7 +145,7 @@ def fleet(
     with Registry(settings) as reg:
         flipped = credit.assign(default=1 - credit["default"])
         for version in range(1, 6):
-            model = credit_model(flipped) if version == BROKEN else credit_pipeline
+            model = fit_credit_model(flipped) if version == BROKEN else credit_pipeline
             reg.register(model, name="credit", train_data=credit, target="default")
         reg.set_alias("credit:1", "staging")
     rules = home / "rules.yaml"
