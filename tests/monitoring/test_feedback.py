@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from shipyard import Registry, Settings
-from shipyard.datasets import make_credit
 from shipyard.core.contract import Contract
+from shipyard.datasets import make_credit
 from shipyard.monitoring.events import EventBatch, EventLog, find_requests
 from shipyard.monitoring.feedback import FeedbackStore, Label, LabelCheck, fit_label
 from shipyard.monitoring.monitor import monitor_report
