@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy import update
+from tests.commands import shipyard_cli, shipyard_environment
 
 from shipyard import Registry
 from shipyard.batch.schedules import Scheduler, Schedules, kubernetes_cronjob
@@ -112,13 +111,10 @@ def test_export_as_a_kubernetes_cronjob(schedules: Schedules) -> None:
 
 
 def test_the_schedule_commands(tmp_path: Path) -> None:
-    env = os.environ | {"SHIPYARD_HOME": str(tmp_path / "home")}
-    env.pop("SHIPYARD_DB_URL", None)
+    env = shipyard_environment(tmp_path / "home")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shipyard", *args], env=env, capture_output=True, text=True, check=False
-        )
+        return shipyard_cli(tmp_path / "home", *args, env=env)
 
     added = run("schedule", "add", "nightly", "--cron", "0 2 * * *", "--", "batch", "list", "--json")
     assert added.returncode == 0, added.stderr

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from test_batch import rows, write_parquet
+from tests.batch.test_batch import rows, write_parquet
 
 from shipyard import Registry
 from shipyard.batch.run import BatchOptions, start_job

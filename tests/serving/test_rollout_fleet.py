@@ -11,8 +11,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pytest
 from sqlalchemy import select
+from tests.commands import shipyard_cli
 
 from servers import ServerProcess
 from shipyard import Client, Registry, Settings
@@ -53,14 +52,7 @@ class Fleet:
     quiet: threading.Event = field(default_factory=threading.Event)
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "shipyard", *args],
-            check=False,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = shipyard_cli(self.settings.home, *args, env=self.env, timeout=120)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

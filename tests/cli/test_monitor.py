@@ -10,12 +10,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.commands import shipyard_cli
+from tests.traffic import log_requests
 
-from commands import shipyard_cli
 from shipyard import Registry, Settings
 from shipyard.datasets import make_credit
 from shipyard.monitoring.feedback import FeedbackStore, Label
-from traffic import log_requests
 
 PLACEHOLDER = "649efc5abf3a000000000001"
 
