@@ -1,6 +1,6 @@
 """`shipyard demo`: everything built so far, on bundled and synthetic data, in under a minute.
 
-The steps live beside this module, one module per part (`demo_evaluate`, `demo_serve`,
+The steps live beside this module, one module per part (`demo_evaluate`, `demo_serving`,
 `demo_monitor`, `demo_rollout`, `demo_batch`, `demo_security`); this module runs them in order and
 none of them imports it back. The credit data and model come from `shipyard.datasets`.
 """
@@ -157,7 +157,7 @@ def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_u
     from shipyard.cli.demo_monitor import monitoring_demo
     from shipyard.cli.demo_rollout import rollout_demo
     from shipyard.cli.demo_security import security_demo
-    from shipyard.cli.demo_serve import serve_demo
+    from shipyard.cli.demo_serving import serve_demo
 
     drifted = make_credit(400, seed=99)
     drifted["income"] = (drifted["income"] * 3).round(2)  # incomes tripled: the world moved
