@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shipyard import Registry, Settings
-from shipyard.cli.demo import credit_data, credit_model
+from shipyard.datasets import fit_credit_model, make_credit
 from shipyard.security.signing import SigningKey, new_signing_key
 
 PG_ENV = "SHIPYARD_TEST_PG_URL"
@@ -115,22 +115,22 @@ def cancer_model(cancer: pd.DataFrame) -> Any:
 @pytest.fixture(scope="session")
 def credit() -> pd.DataFrame:
     """Synthetic credit applications with numeric and categorical features."""
-    return credit_data(1500, seed=1)
+    return make_credit(1500, seed=1)
 
 
 @pytest.fixture(scope="session")
 def credit_pipeline(credit: pd.DataFrame) -> Any:
     """The demo's gradient-boosting pipeline fitted on `credit`."""
-    return credit_model(credit)
+    return fit_credit_model(credit)
 
 
 @pytest.fixture(scope="session")
 def holdout() -> pd.DataFrame:
     """Labelled credit rows the models were not trained on."""
-    return credit_data(800, seed=7)
+    return make_credit(800, seed=7)
 
 
 @pytest.fixture(scope="session")
 def weaker_pipeline() -> Any:
     """A credit model trained on fewer rows: a plausible, somewhat worse challenger."""
-    return credit_model(credit_data(300, seed=3))
+    return fit_credit_model(make_credit(300, seed=3))

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 
 def rows(n: int, *, seed: int = 1, bad: tuple[int, ...] = ()) -> pd.DataFrame:
     """Credit applications; rows in `bad` carry an income that is not a number."""
-    from shipyard.cli.demo import credit_data
+    from shipyard.datasets import make_credit
 
-    frame = credit_data(n, seed=seed).drop(columns="default")
+    frame = make_credit(n, seed=seed).drop(columns="default")
     frame["customer"] = [f"c{i}" for i in range(n)]
     if bad:
         frame["income"] = frame["income"].astype(object)

@@ -8,6 +8,7 @@ e = shipyard.evaluate("fraud:2", "holdout.parquet", target="label")
 g = shipyard.check_gates("fraud:2", "gates.yaml")
 m = shipyard.monitor_report(None, "fraud@production", window=timedelta(hours=6))
 d = shipyard.drift(train_df, todays_df)
+train = shipyard.datasets.make_credit(5000)    # synthetic data to try it on
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from shipyard.errors import (
 )
 
 if TYPE_CHECKING:
+    from shipyard import datasets
     from shipyard.batch.run import BatchOptions, resume_job, start_job
     from shipyard.core.batch import Batch, Predictions
     from shipyard.core.contract import Contract, Feature, Validation, Violation
@@ -145,6 +147,9 @@ _LAZY: dict[str, str] = {
     "reweighing_weights": "shipyard.evaluation.mitigation",
     "start_job": "shipyard.batch.run",
 }
+
+# Public submodules, also imported on first use: `shipyard.datasets.make_credit(...)`.
+_SUBMODULES = ("datasets",)
 
 __version__ = "0.1.0"
 
@@ -236,6 +241,7 @@ __all__ = [
     "__version__",
     "adversarial_examples",
     "check_gates",
+    "datasets",
     "drift",
     "evaluate",
     "load",
@@ -263,6 +269,10 @@ def load(ref: str | ModelRef, *, trust_pickle: bool = False) -> LoadedModel:
 
 def __getattr__(name: str) -> Any:
     """Import a public name's module on first use (PEP 562)."""
+    if name in _SUBMODULES:
+        submodule = importlib.import_module(f"shipyard.{name}")
+        globals()[name] = submodule
+        return submodule
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'shipyard' has no attribute {name!r}")

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from tests.commands import shipyard_cli, start_shipyard
 
 from credit_files import read_parts, rows, write_parquet
 from shipyard import Registry
@@ -125,12 +125,11 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
     registry: Registry, context: Context, tmp_path: Path
 ) -> None:
     source = write_parquet(rows(60_000, bad=(5, 33_333)), tmp_path / "in.parquet", row_group=2000)
-    env = os.environ | {"SHIPYARD_HOME": str(registry.settings.home)}
-    env.pop("SHIPYARD_DB_URL", None)
-    command = [sys.executable, "-m", "shipyard", "batch", "run", "credit:1", "--input", str(source),
-               "--output", str(tmp_path / "killed"), "--batch-rows", "500",
-               "--passthrough", "customer"]  # fmt: skip
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = ["batch", "run", "credit:1", "--input", str(source), "--output", str(tmp_path / "killed"),
+               "--batch-rows", "500", "--passthrough", "customer"]  # fmt: skip
+    process = start_shipyard(
+        registry.settings.home, *command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     jobs = Jobs(context)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -143,15 +142,10 @@ def test_a_job_killed_mid_way_resumes_and_writes_every_row_exactly_once(
     process.wait()
     killed = jobs.get(found[0].id)
     assert killed.state == "running" and 4 <= killed.units_done < 30  # killed mid-way, nothing ended it
-    status = subprocess.run(
-        [sys.executable, "-m", "shipyard", "batch", "status", killed.id],
-        env=env, capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+    status = shipyard_cli(registry.settings.home, "batch", "status", killed.id, timeout=120)
+    assert status.returncode == 0, status.stderr
     assert "stopped: its process" in " ".join(status.stdout.split())  # not shown as running
-    done = subprocess.run(
-        [sys.executable, "-m", "shipyard", "batch", "resume", killed.id, "--json"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    done = shipyard_cli(registry.settings.home, "batch", "resume", killed.id, "--json", timeout=300)
     assert done.returncode == 0, done.stderr
     resumed = json.loads(done.stdout)
     assert (resumed["state"], resumed["rows"], resumed["scored"], resumed["rejected"]) == (

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from tests.commands import shipyard_cli, shipyard_environment
 
 from shipyard import Registry
 from shipyard.scheduling.schedules import Schedules
@@ -18,13 +17,10 @@ Backdate = Callable[[Schedules, str, int], None]
 
 
 def test_the_schedule_commands(tmp_path: Path) -> None:
-    env = os.environ | {"SHIPYARD_HOME": str(tmp_path / "home")}
-    env.pop("SHIPYARD_DB_URL", None)
+    env = shipyard_environment(tmp_path / "home")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "shipyard", *args], env=env, capture_output=True, text=True, check=False
-        )
+        return shipyard_cli(tmp_path / "home", *args, env=env)
 
     added = run("schedule", "add", "nightly", "--cron", "0 2 * * *", "--", "batch", "list", "--json")
     assert added.returncode == 0, added.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from shipyard import Registry, evaluate, reweighing_weights
-from shipyard.cli.demo import credit_model
+from shipyard.datasets import fit_credit_model
 from shipyard.security.signing import SigningKey
 
 
@@ -28,7 +28,7 @@ def test_reweighing_recipe_registers_a_version_to_evaluate(
     sqlite_registry: Registry, credit: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
     weights = reweighing_weights(credit["country"], credit["default"])
-    pipeline = credit_model(credit)
+    pipeline = fit_credit_model(credit)
     pipeline.fit(credit.drop(columns=["default"]), credit["default"], boost__sample_weight=weights)
     v = sqlite_registry.register(
         pipeline, name="credit", train_data=credit, target="default", tags={"mitigation": "reweighing"}

@@ -94,7 +94,7 @@ def test_adversarial_examples_only_for_classifiers(sqlite_registry: Registry) ->
 def test_adversarial_training_recipe_makes_a_version_to_evaluate(
     two_versions: Registry, credit: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
-    from shipyard.cli.demo import credit_model
+    from shipyard.datasets import fit_credit_model
 
     loaded = two_versions.load("credit:1")
     features, labels = credit.drop(columns=["default"]), credit["default"]
@@ -103,7 +103,7 @@ def test_adversarial_training_recipe_makes_a_version_to_evaluate(
         [credit, rows.to_pandas().assign(default=adv_labels.astype(np.int64))], ignore_index=True
     )
     hardened = two_versions.register(
-        credit_model(augmented),
+        fit_credit_model(augmented),
         name="credit",
         train_data=credit,
         target="default",

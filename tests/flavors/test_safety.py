@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import io
-import os
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin
+from tests.commands import shipyard_cli
 
 from shipyard import FlavorError, Registry, UntrustedArtifactError
 from shipyard.errors import SignatureError
@@ -242,18 +242,12 @@ def test_the_cli_refuses_a_skops_file_that_binds_a_file_writer(
     [(_, func, names)] = [a for a in _attacks(target) if a[0] == case]
     sio.dump(_crafted(cancer, func), tmp_path / "model.skops")
     cancer.to_parquet(tmp_path / "train.parquet")
-    env = os.environ | {"SHIPYARD_HOME": str(tmp_path / "home"), "COLUMNS": "400"}
-    env.pop("SHIPYARD_DB_URL", None)
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "shipyard", "models", "register", str(tmp_path / "model.skops")),
-            *("--name", "crafted", "--train-data", str(tmp_path / "train.parquet"), "--target", "label"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
+    done = shipyard_cli(
+        tmp_path / "home",
+        *("models", "register", str(tmp_path / "model.skops")),
+        *("--name", "crafted", "--train-data", str(tmp_path / "train.parquet"), "--target", "label"),
+        env={"COLUMNS": "400"},
         timeout=120,
-        check=False,
     )
     assert done.returncode != 0
     message = " ".join(done.stderr.split())

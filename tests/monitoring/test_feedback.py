@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from shipyard import Registry, Settings
-from shipyard.cli.demo import credit_data
 from shipyard.core.contract import Contract
+from shipyard.datasets import make_credit
 from shipyard.monitoring.events import EventBatch, EventLog, find_requests
 from shipyard.monitoring.feedback import FeedbackStore, Label, LabelCheck, fit_label
 from shipyard.monitoring.monitor import monitor_report
@@ -61,7 +61,7 @@ def _check(reg: Registry) -> LabelCheck:
 
 def test_labels_for_unknown_requests_rows_and_classes_are_refused_naming_each(reg: Registry) -> None:
     log = EventLog(reg.settings.store_url)
-    _append(log, reg, credit_data(20, seed=3), rows_per_request=2)
+    _append(log, reg, make_credit(20, seed=3), rows_per_request=2)
     log.flush()
     labels = [
         Label("r0", 0, 1, "item 0"),
@@ -89,7 +89,7 @@ def test_labels_for_unknown_requests_rows_and_classes_are_refused_naming_each(re
 
 def test_a_request_still_in_the_buffer_is_found_before_it_is_written(reg: Registry) -> None:
     log = EventLog(reg.settings.store_url)
-    ids = _append(log, reg, credit_data(5, seed=4))
+    ids = _append(log, reg, make_credit(5, seed=4))
     found = log.find({ids[0], PLACEHOLDER}, lookback=timedelta(days=30))
     assert set(found) == {ids[0]} and found[ids[0]].model == "credit" and found[ids[0]].rows == 1
     assert find_requests(reg.settings.store_url, {ids[0]}, lookback=timedelta(days=30)) == {}
@@ -119,7 +119,7 @@ def test_a_regressors_label_must_be_a_finite_number(label: Any, fitted: float | 
 
 
 def test_a_report_sets_aside_stored_labels_it_cannot_use_and_says_why(reg: Registry) -> None:
-    frame = credit_data(200, seed=5)
+    frame = make_credit(200, seed=5)
     log = EventLog(reg.settings.store_url)
     ids = _append(log, reg, frame)
     log.flush()

@@ -14,7 +14,7 @@ import pytest
 
 from servers import ServerProcess
 from shipyard import Registry, Settings
-from shipyard.cli.demo import credit_data
+from shipyard.datasets import make_credit
 from shipyard.monitoring.feedback import FeedbackStore
 
 PLACEHOLDER = "649efc5abf3a000000000001"  # the README's example id
@@ -29,7 +29,7 @@ def served(
     with Registry(replace(Settings.for_home(home), protected_aliases=()), actor="tester") as registry:
         registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     server = ServerProcess(home, ["credit"]).wait_ready()
-    rows = credit_data(4, seed=8).drop(columns=["default"]).to_dict(orient="records")
+    rows = make_credit(4, seed=8).drop(columns=["default"]).to_dict(orient="records")
     ids = []
     try:
         for row in rows:
@@ -92,7 +92,7 @@ def test_a_label_for_a_request_just_answered_is_accepted_as_the_class(
     served: tuple[ServerProcess, list[str]],
 ) -> None:
     server, _ = served
-    row = _json(credit_data(1, seed=9).drop(columns=["default"]).iloc[0].to_dict())
+    row = _json(make_credit(1, seed=9).drop(columns=["default"]).iloc[0].to_dict())
     answer = server.http.post(
         "/v1/models/credit/predict", json={"instances": [row]}, headers={"x-request-id": "mine-1"}
     )

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from shipyard import Registry, Settings
-from shipyard.cli.demo import credit_data
+from shipyard.datasets import make_credit
 from shipyard.errors import MonitorConfigError
 from shipyard.monitoring.alerts import AlertBook, Rule, Webhook
 from shipyard.monitoring.watch import Watcher
@@ -59,7 +59,7 @@ def reg(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Iterator[
 
 
 def _drifted() -> pd.DataFrame:
-    frame = credit_data(500, seed=21)
+    frame = make_credit(500, seed=21)
     frame["income"] = frame["income"] * 3
     return frame
 
@@ -100,10 +100,10 @@ def test_the_retraining_command_runs_when_an_alert_opens_and_its_version_is_hand
     script.write_text(
         "import os, pandas as pd\n"
         "from shipyard import Registry, Settings\n"
-        "from shipyard.cli.demo import credit_model\n"
+        "from shipyard.datasets import fit_credit_model\n"
         f"frame = pd.read_parquet({str(tmp_path / 'train.parquet')!r})\n"
         f"with Registry(Settings.for_home({str(reg.settings.home)!r})) as r:\n"
-        "    r.register(credit_model(frame), name=os.environ['SHIPYARD_MODEL'],\n"
+        "    r.register(fit_credit_model(frame), name=os.environ['SHIPYARD_MODEL'],\n"
         "               train_data=frame, target='default')\n"
         "print('alerts', len(__import__('json').loads(os.environ['SHIPYARD_ALERTS'])))\n"
     )
@@ -136,7 +136,7 @@ def test_performance_drop_needs_the_interval_below_the_evaluation(
     from shipyard.monitoring.feedback import FeedbackStore, Label
 
     evaluate("credit:1", holdout, target="default", registry=reg, resamples=0, robust=False)
-    frame = credit_data(500, seed=22)
+    frame = make_credit(500, seed=22)
     log_requests(reg, "credit:1", frame, target="default")
     flipped = (1 - frame["default"]).tolist()  # the world turned: every label is the opposite
     FeedbackStore(reg.meta).add(

@@ -154,12 +154,12 @@ def _log_request(settings: Settings, request_id: str) -> None:
     """One request answered by credit:1 in the prediction log, to be labelled."""
     import time
 
-    from shipyard.cli.demo import credit_data
+    from shipyard.datasets import make_credit
     from shipyard.monitoring.events import EventBatch, EventLog
 
     with Registry(settings, actor="admin") as registry:
         loaded = registry.load("credit:1")
-    batch = loaded.validate(credit_data(1, seed=2).drop(columns=["default"])).batch
+    batch = loaded.validate(make_credit(1, seed=2).drop(columns=["default"])).batch
     log = EventLog(settings.store_url)
     log.append(
         EventBatch(

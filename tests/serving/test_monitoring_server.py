@@ -15,7 +15,7 @@ import pytest
 
 from servers import ServerProcess
 from shipyard import Registry, Settings
-from shipyard.cli.demo import credit_data
+from shipyard.datasets import make_credit
 from shipyard.monitoring.drift import compare
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.monitor import monitor_report
@@ -28,7 +28,7 @@ def _unguarded(home: Path) -> Settings:
 @pytest.fixture(scope="module")
 def drifted() -> pd.DataFrame:
     """Credit applications whose incomes tripled: drift in one feature, the rest as in training."""
-    frame = credit_data(600, seed=11)
+    frame = make_credit(600, seed=11)
     frame["income"] = (frame["income"] * 3).round(2)
     return frame
 

@@ -11,8 +11,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,10 +24,11 @@ import pandas as pd
 import pyarrow.compute as pc
 import pytest
 from sqlalchemy import select
+from tests.commands import shipyard_cli
 
 from servers import ServerProcess
 from shipyard import Client, Registry, Settings
-from shipyard.cli.demo import credit_model
+from shipyard.datasets import fit_credit_model
 from shipyard.monitoring.events import read_events
 from shipyard.rollout.rollouts import Rollout, Rollouts
 from shipyard.store.metadata import utcnow
@@ -53,14 +52,7 @@ class Fleet:
     quiet: threading.Event = field(default_factory=threading.Event)
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "shipyard", *args],
-            check=False,
-            env={**os.environ, **self.env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = shipyard_cli(self.settings.home, *args, env=self.env, timeout=120)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -145,7 +137,7 @@ def fleet(
     with Registry(settings) as reg:
         flipped = credit.assign(default=1 - credit["default"])
         for version in range(1, 6):
-            model = credit_model(flipped) if version == BROKEN else credit_pipeline
+            model = fit_credit_model(flipped) if version == BROKEN else credit_pipeline
             reg.register(model, name="credit", train_data=credit, target="default")
         reg.set_alias("credit:1", "staging")
     rules = home / "rules.yaml"

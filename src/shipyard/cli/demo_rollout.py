@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.cli.demo import credit_model, start_server
+from shipyard.cli.demo_server import start_server
 from shipyard.cli.render import console
 from shipyard.cli.rollout import print_history
+from shipyard.datasets import fit_credit_model
 from shipyard.registry import Registry
 from shipyard.rollout.deployments import Deployments
 from shipyard.rollout.plan import AnalysisRules, Plan
@@ -33,14 +34,14 @@ def rollout_demo(reg: Registry, credit: pd.DataFrame) -> None:
 
     staging = reg.get("credit@staging")
     good = reg.register(
-        credit_model(credit),
+        fit_credit_model(credit),
         name="credit",
         train_data=credit,
         target="default",
         description="retrained on the same data: a good candidate",
     )
     broken = reg.register(
-        credit_model(credit.assign(default=1 - credit["default"])),
+        fit_credit_model(credit.assign(default=1 - credit["default"])),
         name="credit",
         train_data=credit,
         target="default",

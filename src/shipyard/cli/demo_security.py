@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from shipyard.cli.demo_server import start_server
 from shipyard.cli.render import console, table
 from shipyard.registry import Registry
 
@@ -20,7 +21,6 @@ def security_demo(reg: Registry, row: dict[str, Any]) -> None:
     """Steps 16 to 18: keys and roles on a TLS server, the audit log, a signed version."""
     import httpx
 
-    from shipyard.cli.demo import start_server
     from shipyard.security.audit import AuditLog
     from shipyard.security.keys import Keys
 

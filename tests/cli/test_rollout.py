@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from test_cli import run
+from tests.commands import shipyard_cli, start_shipyard
 
 from shipyard import Registry, Settings
 
@@ -27,31 +25,31 @@ def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
             reg.register(credit_pipeline, name="credit", train_data=credit, target="default")
         reg.set_alias("credit:1", "staging")
         reg.archive("credit:3")
-    assert run(home, "deploy", "create", "api", "--model", "credit@staging").returncode == 0
+    assert shipyard_cli(home, "deploy", "create", "api", "--model", "credit@staging").returncode == 0
     return home
 
 
 def test_deploy_and_rollout_commands_show_and_steer(home: Path, tmp_path: Path) -> None:
-    shown = json.loads(run(home, "deploy", "show", "api", "--json").stdout)
+    shown = json.loads(shipyard_cli(home, "deploy", "show", "api", "--json").stdout)
     assert (shown["model"], shown["alias"], shown["rollout"]) == ("credit", "staging", None)
-    started = run(
+    started = shipyard_cli(
         home, "rollout", "start", "api", "--to", "credit:2", "--steps", "10,100", "--interval", "90s"
     )
     assert started.returncode == 0, started.stderr
     assert "canary step 1 of 2 (10%)" in started.stdout
-    status = json.loads(run(home, "rollout", "status", "api", "--json").stdout)
+    status = json.loads(shipyard_cli(home, "rollout", "status", "api", "--json").stdout)
     assert status["rollout"]["state"] == "progressing"
     assert status["rollout"]["plan"]["interval"] == 90
     assert [a["weight"] for a in status["deployment"]["arms"]] == [90, 10]
     assert status["analysis_now"]["verdict"] == "wait"  # no traffic yet
-    assert "analysis of the step now: wait" in run(home, "rollout", "status", "api").stdout
-    assert "stable 1 (90%), canary 2 (10%)" in run(home, "deploy", "list").stdout
-    assert "paused" in run(home, "rollout", "pause", "api", "--reason", "a look").stdout
-    assert "progressing" in run(home, "rollout", "resume", "api").stdout
-    assert "aborted" in run(home, "rollout", "abort", "api", "--reason", "changed my mind").stdout
-    history = json.loads(run(home, "rollout", "history", "api", "--json").stdout)
+    assert "analysis of the step now: wait" in shipyard_cli(home, "rollout", "status", "api").stdout
+    assert "stable 1 (90%), canary 2 (10%)" in shipyard_cli(home, "deploy", "list").stdout
+    assert "paused" in shipyard_cli(home, "rollout", "pause", "api", "--reason", "a look").stdout
+    assert "progressing" in shipyard_cli(home, "rollout", "resume", "api").stdout
+    assert "aborted" in shipyard_cli(home, "rollout", "abort", "api", "--reason", "changed my mind").stdout
+    history = json.loads(shipyard_cli(home, "rollout", "history", "api", "--json").stdout)
     assert [e["kind"] for e in history] == ["start", "step", "pause", "resume", "aborted"]
-    table = run(home, "rollout", "history", "api").stdout
+    table = shipyard_cli(home, "rollout", "history", "api").stdout
     assert "changed my mind" in table
 
 
@@ -69,38 +67,34 @@ BAD = [
 
 
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_changes(home: Path) -> None:
-    before = run(home, "deploy", "list", "--json").stdout
+    before = shipyard_cli(home, "deploy", "list", "--json").stdout
     for args, says in BAD:
-        done = run(home, *args)
+        done = shipyard_cli(home, *args)
         assert done.returncode == 1, args
         assert says in done.stderr, (args, done.stderr)
-    assert run(home, "deploy", "list", "--json").stdout == before
+    assert shipyard_cli(home, "deploy", "list", "--json").stdout == before
 
 
 def test_a_preview_file_must_hold_rows(home: Path, tmp_path: Path) -> None:
     bad = tmp_path / "smoke.jsonl"
     bad.write_text('{"age": 41}\n[1, 2]\n')
-    done = run(home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green",
+    done = shipyard_cli(home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green",
                "--preview-checks", str(bad))  # fmt: skip
     assert done.returncode == 1
     assert "smoke.jsonl:2 is a JSON list; expected an object of features" in done.stderr
 
 
 def test_shipyard_server_runs_the_controller_and_stops_on_sigterm(home: Path) -> None:
-    run(home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green", "--interval", "1s")
-    env = os.environ | {"SHIPYARD_HOME": str(home)}
-    env.pop("SHIPYARD_DB_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "server", "--every", "0.5"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    shipyard_cli(
+        home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green", "--interval", "1s"
+    )
+    server = start_shipyard(
+        home, "server", "--every", "0.5", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            status = json.loads(run(home, "rollout", "status", "api", "--json").stdout)
+            status = json.loads(shipyard_cli(home, "rollout", "status", "api", "--json").stdout)
             if status["rollout"]["step"] == 1:
                 break
             time.sleep(0.5)

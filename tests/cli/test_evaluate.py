@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.commands import shipyard_cli
 
-from commands import shipyard_cli
 from shipyard import Registry, Settings
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from tests.commands import shipyard_cli
+from tests.traffic import log_requests
 
-from commands import shipyard_cli
 from shipyard import Registry, Settings
-from shipyard.cli.demo import credit_data
+from shipyard.datasets import make_credit
 from shipyard.monitoring.feedback import FeedbackStore, Label
-from traffic import log_requests
 
 PLACEHOLDER = "649efc5abf3a000000000001"
 
@@ -33,7 +33,7 @@ def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
         registry.register(
             credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
         )
-        frame = credit_data(300, seed=21)
+        frame = make_credit(300, seed=21)
         frame["income"] = frame["income"] * 3
         log_requests(registry, "credit:1", frame, target="default")
         frame.to_parquet(tmp_path / "truth.parquet")
@@ -108,10 +108,10 @@ def test_watch_gates_a_retrained_version_with_slices_and_fairness_and_prints_fai
     script.write_text(
         "import os, pandas as pd\n"
         "from shipyard import Registry, Settings\n"
-        "from shipyard.cli.demo import credit_model\n"
+        "from shipyard.datasets import fit_credit_model\n"
         f"frame = pd.read_parquet({str(tmp_path / 'train.parquet')!r})\n"
         f"with Registry(Settings.for_home({str(home)!r})) as r:\n"
-        "    r.register(credit_model(frame), name='credit', train_data=frame, target='default')\n"
+        "    r.register(fit_credit_model(frame), name='credit', train_data=frame, target='default')\n"
     )
     policy = tmp_path / "gates.yaml"
     policy.write_text(

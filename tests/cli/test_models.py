@@ -1,0 +1,53 @@
+"""`shipyard models`: register, list, show, alias, tag, archive, history, as real processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tests.commands import shipyard_cli
+
+
+def test_a_joblib_file_registers_only_with_trust_pickle(
+    home: Path, tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any
+) -> None:
+    import joblib
+
+    joblib.dump(credit_pipeline, tmp_path / "model.joblib")
+    credit.to_parquet(tmp_path / "train.parquet")
+    args = ("models", "register", str(tmp_path / "model.joblib"), "--name", "fraud")
+    args += ("--train-data", str(tmp_path / "train.parquet"), "--target", "default")
+    refused = shipyard_cli(home, *args)
+    assert refused.returncode == 1
+    assert "--trust-pickle" in refused.stderr
+    assert json.loads(shipyard_cli(home, "models", "list", "--json").stdout) == []
+    done = shipyard_cli(home, *args, "--trust-pickle")
+    assert done.returncode == 0, done.stderr
+    assert "registered fraud:1 (sklearn" in done.stdout
+
+
+def test_register_list_show_alias_tag_archive(home: Path, registered: Path) -> None:
+    listed = json.loads(shipyard_cli(home, "models", "list", "--json").stdout)
+    assert [(m["name"], m["latest_version"], m["aliases"]) for m in listed] == [("fraud", 1, {"staging": 1})]
+    shown = json.loads(shipyard_cli(home, "models", "show", "fraud:1", "--json").stdout)
+    assert shown["tags"] == {"team": "risk"}
+    assert shown["contract"]["target"] == "default"
+    assert shipyard_cli(home, "models", "tag", "fraud:1", "owner=ana").returncode == 0
+    assert shipyard_cli(home, "models", "unalias", "fraud@staging").returncode == 0
+    assert shipyard_cli(home, "models", "archive", "fraud:1").returncode == 0
+    model = json.loads(shipyard_cli(home, "models", "show", "fraud", "--json").stdout)
+    assert model["versions"][0]["status"] == "archived"
+    assert model["versions"][0]["tags"] == {"owner": "ana", "team": "risk"}
+    history = json.loads(shipyard_cli(home, "models", "history", "fraud", "--json").stdout)
+    assert [c["action"] for c in history][:3] == ["archive", "unalias", "tag"]
+    table = shipyard_cli(home, "models", "show", "fraud:1")
+    assert "fraud:1" in table.stdout and "country" in table.stdout
+
+
+def test_not_a_model_file_is_refused(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "model.skops").write_bytes(b"garbage")
+    done = shipyard_cli(home, "models", "register", str(tmp_path / "model.skops"), "--name", "x")
+    assert done.returncode == 1
+    assert "is not a usable sklearn model" in done.stderr
