@@ -4,11 +4,15 @@ A store (`Registry`, `Keys`, `AuditLog`, `Jobs`, `Schedules`, `FeedbackStore`, `
 `Deployments`, `Rollouts`, ...) is handed a `Context` and checks each action itself with
 `context.allow(...)`, so the Python API is guarded exactly as the CLI and the servers are.
 A refusal is written to the audit log before it is raised.
+
+A store takes the context itself or anything that holds one (a `Registry`: `Deployments(reg)`),
+and keeps only the context: it never holds the object that handed it over.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from shipyard.config import Settings
 from shipyard.errors import PermissionDeniedError
@@ -17,7 +21,7 @@ from shipyard.security.audit import deny
 from shipyard.security.identity import acting_principal
 from shipyard.store.metadata import MetadataStore
 
-__all__ = ["Context"]
+__all__ = ["Context", "HasContext", "context_of"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class Context:
             deny(self.meta, who.name, action, model, detail)
             raise
 
+    def acting_as(self, actor: str) -> Context:
+        """The same principal, recorded under another actor's name (a controller, a scheduler)."""
+        return replace(self, actor=actor)
+
     def close(self) -> None:
         """Release the metadata store's connections."""
         self.meta.close()
@@ -84,3 +92,17 @@ class Context:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HasContext(Protocol):
+    """Anything that holds a context, such as a `Registry`."""
+
+    @property
+    def context(self) -> Context:
+        """The context it acts in."""
+        ...
+
+
+def context_of(source: Context | HasContext) -> Context:
+    """The context itself, or the one `source` holds (`Keys(reg)` and `Keys(reg.context)` agree)."""
+    return source if isinstance(source, Context) else source.context
