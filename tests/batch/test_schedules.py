@@ -137,7 +137,7 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     from shipyard.security.keys import Keys
 
     with Registry(Settings.from_env(env)) as reg:
-        env["SHIPYARD_API_KEY"] = Keys(reg.meta, actor="t").create("dep", role="deployer").secret
+        env["SHIPYARD_API_KEY"] = Keys(reg).create("dep", role="deployer").secret
     command = ("--", "monitor", "watch", "credit", "--on-drift", "touch /tmp/x")
     code = run("schedule", "add", "retrain", "--cron", "0 3 * * *", *command)
     assert code.returncode == 1 and "may not run-commands" in code.stderr  # the scheduler would run it
@@ -170,12 +170,14 @@ def test_a_run_left_by_a_dead_scheduler_no_longer_holds_the_schedule(schedules: 
 def test_a_run_acts_as_whoever_added_its_schedule_and_stops_with_its_key(
     registry: Registry, credit: Any, credit_pipeline: Any, tmp_path: Path
 ) -> None:
-    from shipyard.security.keys import Keys
+    from shipyard.security.keys import Keys, KeyVerifier
 
     registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     credit.drop(columns=["default"]).head(50).to_parquet(tmp_path / "rows.parquet")
-    keys = Keys(registry.meta, actor="admin")
-    bot = keys.authenticate(keys.create("fraud-bot", role="deployer", models=["fraud*"]).secret)
+    keys = Keys(registry)
+    bot = KeyVerifier(registry.meta).authenticate(
+        keys.create("fraud-bot", role="deployer", models=["fraud*"]).secret
+    )
     schedules = Schedules(registry.meta, actor=bot.name, principal=bot)
     args = ["batch", "run", "credit:1", "--input", str(tmp_path / "rows.parquet")]
     args += ["--output", str(tmp_path / "o")]
@@ -206,7 +208,7 @@ def test_a_run_cannot_ask_to_act_as_more_than_its_own_principal(registry: Regist
     from shipyard.errors import PermissionDeniedError
     from shipyard.security.keys import Keys
 
-    keys = Keys(registry.meta, actor="admin")
+    keys = Keys(registry)
     secret = keys.create("reader-bot", role="reader").secret
     wider = json.dumps({"name": "reader-bot", "role": "admin", "models": []})
     settings = replace(registry.settings, api_key=secret, run_as=wider)

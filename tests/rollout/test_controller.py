@@ -146,7 +146,7 @@ def test_labels_that_arrive_judge_the_canary(rollouts: Rollouts) -> None:
     stable_ids = log_traffic(rollouts.registry, 1, 600, seed=1)
     canary_ids = log_traffic(rollouts.registry, 2, 600, seed=1, ids=[f"c{i}" for i in range(600)])
     # Same outputs on both arms, but the labels say the stable arm is right and the canary wrong.
-    store = FeedbackStore(rollouts.meta)
+    store = FeedbackStore(rollouts.context)
     rng = np.random.default_rng(1)  # the draws `log_traffic` made: failures, then scores
     rng.random(600)
     score = 1 / (1 + np.exp(-rng.normal(size=600)))
