@@ -50,7 +50,7 @@ from shipyard.security.access import Action, Principal
 from shipyard.security.context import Context
 from shipyard.security.encryption import envelope_for
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.metadata import MetadataStore, as_utc
+from shipyard.store.metadata import as_utc
 from shipyard.store.schema import audit_log, model_versions, models, tags
 
 __all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry", "artifact_store", "load_version"]
@@ -74,6 +74,10 @@ class Registry:
         context: act in this context instead of opening one from `settings`, `actor` and
             `principal`; the registry then leaves closing it to the caller.
 
+    Attributes:
+        context: who acts, and where; `settings`, `meta`, `principal` and `actor` are its fields.
+        artifacts: the artifact store.
+
     Raises:
         AuthenticationError: the API key in the settings is not valid.
     """
@@ -88,32 +92,15 @@ class Registry:
     ) -> None:
         self._owns_context = context is None
         self.context = context or Context.open(settings, principal=principal, actor=actor)
+        # The context is frozen: these are its fields, named as callers have always read them.
+        self.settings, self.meta = self.context.settings, self.context.meta
+        self.principal, self.actor = self.context.principal, self.context.actor
         self.artifacts = artifact_store(self.context.settings)
         self.aliases = Aliases(self.context)
         self.tags = Tags(self.context)
         self.results = Results(self.context)
         self.signatures = Signatures(self.context)
         self.lifecycle = Lifecycle(self.context, self.artifacts)
-
-    @property
-    def settings(self) -> Settings:
-        """Where the stores are."""
-        return self.context.settings
-
-    @property
-    def meta(self) -> MetadataStore:
-        """The metadata store."""
-        return self.context.meta
-
-    @property
-    def principal(self) -> Principal:
-        """Who acts."""
-        return self.context.principal
-
-    @property
-    def actor(self) -> str:
-        """The name changes are recorded under."""
-        return self.context.actor
 
     def allow(self, action: Action, model: str | None = None) -> None:
         """Go on if this registry's principal may do `action` (on `model`); else record the
