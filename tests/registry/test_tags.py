@@ -22,5 +22,5 @@ def test_tags_on_versions_and_models_and_search(
     assert [m.name for m in registry.list_models(tag="team")] == ["cancer", "fraud"]
     assert [m.name for m in registry.list_models(alias="stable")] == ["fraud"]
     assert [m.name for m in registry.list_models(name="fr*")] == ["fraud"]
-    registry.remove_tag("fraud:1", "team")
+    registry.tags.remove("fraud:1", "team")
     assert registry.get("fraud:1").tags == {}

@@ -138,10 +138,6 @@ class Registry:
         """Tag a version or, with a bare `NAME`, the model; see `Tags.set`."""
         self.tags.set(ref, key, value)
 
-    def remove_tag(self, ref: str | ModelRef, key: str) -> None:
-        """Remove a tag from a version or the model; see `Tags.remove`."""
-        self.tags.remove(ref, key)
-
     def set_description(self, ref: str | ModelRef, description: str) -> None:
         """Describe a version or, with a bare `NAME`, the model; see `Tags.describe`."""
         self.tags.describe(ref, description)
