@@ -37,18 +37,12 @@ class Tags:
             PermissionDeniedError: the principal may not edit the model.
             NotFoundError: no such model or version.
         """
-        check_tag_key(key)
-        parsed = as_ref(ref)
+        parsed = self._checked(ref, key)
         context = self.context
-        context.allow(Action.EDIT, parsed.name)
 
         def change(conn: Connection) -> None:
             model_id, number = tag_target(conn, parsed)
-            conn.execute(
-                delete(tags).where(
-                    and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
-                )
-            )
+            _delete_tag(conn, model_id, number, key)
             conn.execute(insert(tags).values(model_id=model_id, version=number, key=key, value=str(value)))
             detail = {"key": key, "value": value}
             record_change(
@@ -64,19 +58,12 @@ class Tags:
             PermissionDeniedError: the principal may not edit the model.
             NotFoundError: there is no such tag.
         """
-        check_tag_key(key)
-        parsed = as_ref(ref)
+        parsed = self._checked(ref, key)
         context = self.context
-        context.allow(Action.EDIT, parsed.name)
 
         def change(conn: Connection) -> None:
             model_id, number = tag_target(conn, parsed)
-            gone = conn.execute(
-                delete(tags).where(
-                    and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key)
-                )
-            )
-            if gone.rowcount == 0:
+            if not _delete_tag(conn, model_id, number, key):
                 raise NotFoundError(f"{parsed} has no tag {key!r}")
             record_change(
                 conn,
@@ -88,6 +75,13 @@ class Tags:
             )
 
         context.meta.write(change)
+
+    def _checked(self, ref: str | ModelRef, key: str) -> ModelRef:
+        """The reference, once the key is well formed and the principal may edit the model."""
+        check_tag_key(key)
+        parsed = as_ref(ref)
+        self.context.allow(Action.EDIT, parsed.name)
+        return parsed
 
     def describe(self, ref: str | ModelRef, description: str) -> None:
         """Describe a version or, with a bare `NAME`, the model.
@@ -119,3 +113,11 @@ class Tags:
             )
 
         context.meta.write(change)
+
+
+def _delete_tag(conn: Connection, model_id: int, number: int, key: str) -> bool:
+    """Delete one tag of a model (`number` 0) or version; whether there was one."""
+    gone = conn.execute(
+        delete(tags).where(and_(tags.c.model_id == model_id, tags.c.version == number, tags.c.key == key))
+    )
+    return bool(gone.rowcount)
