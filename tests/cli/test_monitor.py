@@ -42,7 +42,7 @@ def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
 
 def _stored(home: Path) -> int:
     with Registry(Settings.for_home(home)) as registry:
-        return FeedbackStore(registry.meta).count()
+        return FeedbackStore(registry).count()
 
 
 def test_feedback_load_lists_every_bad_row_and_stores_none_unless_told_to_skip_them(
@@ -66,7 +66,7 @@ def test_feedback_load_lists_every_bad_row_and_stores_none_unless_told_to_skip_t
 
 def test_a_report_sets_aside_a_stored_label_it_cannot_use_and_names_the_drift(home: Path) -> None:
     with Registry(Settings.for_home(home)) as registry:  # stored as before labels were checked
-        FeedbackStore(registry.meta).add(
+        FeedbackStore(registry).add(
             [Label("r0", 0, "maybe"), Label("r1", 0, 1), Label("r2", 0, 0)], source="old", actor="t"
         )
     done = run(home, "monitor", "report", "credit", "--window", "1h")

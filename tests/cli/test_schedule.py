@@ -39,7 +39,7 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     from shipyard.security.keys import Keys
 
     with Registry(Settings.from_env(env)) as reg:
-        env["SHIPYARD_API_KEY"] = Keys(reg.meta, actor="t").create("dep", role="deployer").secret
+        env["SHIPYARD_API_KEY"] = Keys(reg).create("dep", role="deployer").secret
     command = ("--", "monitor", "watch", "credit", "--on-drift", "touch /tmp/x")
     code = run("schedule", "add", "retrain", "--cron", "0 3 * * *", *command)
     assert code.returncode == 1 and "may not run-commands" in code.stderr  # the scheduler would run it

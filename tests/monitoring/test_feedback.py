@@ -127,7 +127,7 @@ def test_a_report_sets_aside_stored_labels_it_cannot_use_and_says_why(reg: Regis
     labels = [Label(rid, 0, int(truth[i])) for i, rid in enumerate(ids)]
     # Stored straight into the store, as labels were before they were checked.
     labels[:3] = [Label(ids[0], 0, "maybe"), Label(ids[1], 0, 7), Label(ids[2], 0, "maybe")]
-    FeedbackStore(reg.meta).add(labels, source="old", actor="tester")
+    FeedbackStore(reg).add(labels, source="old", actor="tester")
     report = monitor_report(reg, "credit", window=timedelta(hours=1))
     assert report.performance is not None and report.performance["rows"] == 197
     assert report.set_aside == {

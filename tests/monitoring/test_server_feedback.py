@@ -47,7 +47,7 @@ def _json(row: dict[str, Any]) -> dict[str, Any]:
 
 def _labels(home: Path) -> int:
     with Registry(Settings.for_home(home)) as registry:
-        return FeedbackStore(registry.meta).count()
+        return FeedbackStore(registry).count()
 
 
 def test_an_id_no_request_had_is_refused_naming_it(served: tuple[ServerProcess, list[str]]) -> None:
@@ -100,7 +100,7 @@ def test_a_label_for_a_request_just_answered_is_accepted_as_the_class(
     response = server.http.post("/v1/feedback", json={"request_id": "mine-1", "label": "1"})
     assert response.status_code == 202, response.text
     with Registry(Settings.for_home(server.home)) as registry:
-        stored = FeedbackStore(registry.meta).labels(request_ids=["mine-1"]).to_pylist()
+        stored = FeedbackStore(registry).labels(request_ids=["mine-1"]).to_pylist()
     assert [x["label"] for x in stored] == ["1"]  # JSON of the class 1, not of the text "1"
 
 

@@ -78,7 +78,7 @@ def test_a_lasting_drift_alerts_once_and_resolves_when_it_stops(reg: Registry, h
     assert first.notified == {hook: 1}  # delivered on the second try, after a 503
     second = watcher.check()
     assert second.opened == () and second.firings
-    assert [a.checks for a in AlertBook(reg.meta).list(model="credit")] == [2]
+    assert [a.checks for a in AlertBook(reg).list(model="credit")] == [2]
     assert len(_Hook.received) == 1
     assert (
         _Hook.received[0]["status"] == "firing"
@@ -88,7 +88,7 @@ def test_a_lasting_drift_alerts_once_and_resolves_when_it_stops(reg: Registry, h
     later = Watcher(reg, "credit", window=timedelta(seconds=1), rules=[Rule.parse("feature_drift")])
     third = later.check()  # the drifted traffic left the window
     assert [a.rule for a in third.resolved] == ["feature_drift:income"]
-    assert AlertBook(reg.meta).list(model="credit", state="firing") == []
+    assert AlertBook(reg).list(model="credit", state="firing") == []
 
 
 def test_the_retraining_command_runs_when_an_alert_opens_and_its_version_is_handed_on(
@@ -139,9 +139,7 @@ def test_performance_drop_needs_the_interval_below_the_evaluation(
     frame = make_credit(500, seed=22)
     log_requests(reg, "credit:1", frame, target="default")
     flipped = (1 - frame["default"]).tolist()  # the world turned: every label is the opposite
-    FeedbackStore(reg.meta).add(
-        [Label(f"r{i}", 0, int(v)) for i, v in enumerate(flipped)], source="t", actor="t"
-    )
+    FeedbackStore(reg).add([Label(f"r{i}", 0, int(v)) for i, v in enumerate(flipped)], source="t", actor="t")
     check = Watcher(
         reg, "credit", window=timedelta(minutes=10), rules=[Rule.parse("performance_drop")]
     ).check()

@@ -24,6 +24,11 @@ from shipyard.store.schema import audit_log
 CANARY = Plan(strategy="canary", steps=(10, 50, 100), interval=60)
 
 
+def registry_of(rollouts: Rollouts) -> Registry:
+    """The registry the rollouts act in (same context: same principal, actor and stores)."""
+    return Registry(context=rollouts.context)
+
+
 @pytest.fixture
 def rollouts(registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> Rollouts:
     """Deployment `api` of `credit@staging` (version 1); versions 2 and 3 (archived) exist."""
@@ -49,7 +54,7 @@ def test_a_canary_steps_through_its_weights_and_promotes_moving_the_alias(rollou
     done = rollouts.advance(second, verdict={"verdict": "pass"})
     assert (done.state, done.finished_at is not None) == ("promoted", True)
     assert arms(rollouts) == (Arm(2, "stable", 100.0),)
-    assert rollouts.registry.get("credit@staging").version == 2
+    assert registry_of(rollouts).get("credit@staging").version == 2
     kinds = [e.kind for e in rollouts.history("api")]
     assert kinds == ["start", "step", "step", "promoted"]
 
@@ -60,7 +65,7 @@ def test_a_failed_rule_rolls_back_to_the_old_version_at_once(rollouts: Rollouts)
     assert ended.state == "rolled_back"
     assert "error rate" in ended.reason
     assert arms(rollouts) == (Arm(1, "stable", 100.0),)
-    assert rollouts.registry.get("credit@staging").version == 1
+    assert registry_of(rollouts).get("credit@staging").version == 1
     assert rollouts.history("api")[-1].detail["verdict"] == "fail"
 
 
@@ -90,7 +95,7 @@ def test_blue_green_previews_switches_with_the_old_version_warm_then_finishes(ro
     assert arms(rollouts) == (Arm(1, "stable", 100.0), Arm(2, "canary", 0.0))
     switched = rollouts.advance(preview, verdict={"verdict": "pass"})
     assert arms(rollouts) == (Arm(2, "stable", 100.0), Arm(1, "canary", 0.0))
-    assert rollouts.registry.get("credit@staging").version == 2
+    assert registry_of(rollouts).get("credit@staging").version == 2
     assert rollouts.advance(switched, verdict={"verdict": "pass"}).state == "promoted"
     assert arms(rollouts) == (Arm(2, "stable", 100.0),)
 
@@ -100,13 +105,13 @@ def test_a_shadow_rollout_moves_no_traffic_and_ends_passed(rollouts: Rollouts) -
     assert arms(rollouts) == (Arm(1, "stable", 100.0), Arm(2, "shadow", 50.0))
     assert rollouts.advance(shadow, verdict={"verdict": "pass"}).state == "passed"
     assert arms(rollouts) == (Arm(1, "stable", 100.0),)
-    assert rollouts.registry.get("credit@staging").version == 1
+    assert registry_of(rollouts).get("credit@staging").version == 1
 
 
 def test_a_protected_alias_refuses_promotion_without_gates_and_nothing_changes(
     rollouts: Rollouts,
 ) -> None:
-    registry = rollouts.registry
+    registry = registry_of(rollouts)
     registry.set_alias("credit:1", "production", force=True, reason="test set-up")
     Deployments(registry).create("prod-api", "credit@production")
     started = rollouts.start("prod-api", "credit:2", CANARY)

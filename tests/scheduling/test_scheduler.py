@@ -57,12 +57,14 @@ def test_a_run_reads_the_files_of_its_due_day(
 def test_a_run_acts_as_whoever_added_its_schedule_and_stops_with_its_key(
     registry: Registry, credit: Any, credit_pipeline: Any, backdate: Backdate, tmp_path: Path
 ) -> None:
-    from shipyard.security.keys import Keys
+    from shipyard.security.keys import Keys, KeyVerifier
 
     registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     credit.drop(columns=["default"]).head(50).to_parquet(tmp_path / "rows.parquet")
-    keys = Keys(registry.meta, actor="admin")
-    bot = keys.authenticate(keys.create("fraud-bot", role="deployer", models=["fraud*"]).secret)
+    keys = Keys(registry)
+    bot = KeyVerifier(registry.meta).authenticate(
+        keys.create("fraud-bot", role="deployer", models=["fraud*"]).secret
+    )
     schedules = Schedules(Context(registry.settings, registry.meta, bot, bot.name))
     args = ["batch", "run", "credit:1", "--input", str(tmp_path / "rows.parquet")]
     args += ["--output", str(tmp_path / "o")]
@@ -94,7 +96,7 @@ def test_a_run_cannot_ask_to_act_as_more_than_its_own_principal(registry: Regist
     from shipyard.errors import PermissionDeniedError
     from shipyard.security.keys import Keys
 
-    keys = Keys(registry.meta, actor="admin")
+    keys = Keys(registry)
     secret = keys.create("reader-bot", role="reader").secret
     wider = json.dumps({"name": "reader-bot", "role": "admin", "models": []})
     settings = replace(registry.settings, api_key=secret, run_as=wider)

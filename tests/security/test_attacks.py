@@ -43,7 +43,7 @@ def test_path_traversal_in_names_is_refused_everywhere(
     with pytest.raises(RefError, match="not allowed"):
         sqlite_registry.register(credit_pipeline, name=name, train_data=credit, target="default")
     with pytest.raises((RefError, ConfigError)):
-        Keys(sqlite_registry.meta, actor="t").create(name, role="reader")
+        Keys(sqlite_registry).create(name, role="reader")
     with pytest.raises(RefError):
         sqlite_registry.get(f"{name}:1")
     sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")

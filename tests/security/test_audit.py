@@ -20,12 +20,12 @@ def changed(registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> R
     registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
     registry.set_alias("credit:2", "staging")
-    Keys(registry.meta, actor="tester").create("ci-bot", role="deployer")
+    Keys(registry).create("ci-bot", role="deployer")
     return registry
 
 
 def test_every_change_is_entered_and_the_chain_verifies(changed: Registry) -> None:
-    log = AuditLog(changed.meta)
+    log = AuditLog(changed)
     entries = log.list()
     assert [e.action for e in entries][:2] == ["key-create", "alias"]
     assert entries[0].target == "key:ci-bot" and entries[0].model is None
@@ -40,7 +40,7 @@ def test_every_change_is_entered_and_the_chain_verifies(changed: Registry) -> No
 def test_an_edited_entry_is_named_by_verify(changed: Registry) -> None:
     with changed.meta.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2"))
-    report = AuditLog(changed.meta).verify()
+    report = AuditLog(changed).verify()
     assert not report.ok
     assert report.problem is not None and "entry 2 " in report.problem and "edited" in report.problem
 
@@ -48,12 +48,12 @@ def test_an_edited_entry_is_named_by_verify(changed: Registry) -> None:
 def test_a_deleted_entry_breaks_the_chain(changed: Registry) -> None:
     with changed.meta.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
-    report = AuditLog(changed.meta).verify()
+    report = AuditLog(changed).verify()
     assert not report.ok and report.problem is not None and "entry 2 is missing" in report.problem
 
 
 def test_entries_deleted_from_the_end_are_caught_with_the_head_kept_earlier(changed: Registry) -> None:
-    log = AuditLog(changed.meta)
+    log = AuditLog(changed)
     head = log.verify().head_hash
     with changed.meta.engine.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)"))
@@ -63,7 +63,7 @@ def test_entries_deleted_from_the_end_are_caught_with_the_head_kept_earlier(chan
 
 
 def test_an_inserted_entry_is_named_by_verify(changed: Registry) -> None:
-    log = AuditLog(changed.meta)
+    log = AuditLog(changed)
     head = log.verify()
     forged = {
         "seq": head.head_seq + 1, "prev": head.head_hash, "hash": "f" * 64, "detail": "{}",
@@ -93,7 +93,7 @@ def test_a_change_log_from_before_is_chained_by_the_migration(tmp_path: Path) ->
                 )
             )
     with Registry(Settings(home=tmp_path, db_url=url, store_url=str(tmp_path / "a"))) as reg:
-        log = AuditLog(reg.meta)
+        log = AuditLog(reg)
         assert [(e.seq, e.action, e.target, dict(e.detail)) for e in reversed(log.list())] == [
             (1, "register", "credit:1", {"x": 0}),
             (2, "set-alias", "credit:1", {"x": 1}),
@@ -111,7 +111,7 @@ def test_schedules_added_and_removed_are_audited(registry: Registry) -> None:
         "nightly", "0 2 * * *", ["batch", "run", "credit@production", "--input", "x", "--output", "y"]
     )
     schedules.remove("nightly")
-    log = AuditLog(registry.meta)
+    log = AuditLog(registry)
     assert [(e.action, e.actor, e.target) for e in log.list(limit=2)] == [
         ("schedule-remove", "ana", "schedule:nightly"),
         ("schedule-add", "ana", "schedule:nightly"),

@@ -184,7 +184,7 @@ def test_objects_stored_before_encryption_are_sealed_in_place_and_still_load(
     sealed = replace(plain, encryption_key=KEY)
     with Registry(sealed) as registry:
         assert registry.load("credit:1").version.version == 1
-        assert AuditLog(registry.meta).list(action="encryption-seal")
+        assert AuditLog(registry).list(action="encryption-seal")
     window = {"since": utcnow() - timedelta(hours=1), "until": utcnow() + timedelta(hours=1)}
     envelope = Envelope(MasterKey.parse(KEY, where="k"))
     assert read_events(sealed.store_url, "credit", cipher=envelope, **window).num_rows == 3

@@ -44,7 +44,7 @@ def home(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_
 def keys(home: Path) -> dict[str, str]:
     """A key per role, one scoped to other models, a slow one, one to expire and one to revoke."""
     with Registry(Settings.for_home(home), actor="admin") as registry:
-        store = Keys(registry.meta, actor="admin")
+        store = Keys(registry)
         made = {role: store.create(f"{role}-key", role=role).secret for role in ROLES}
         made["scoped"] = store.create("scoped-key", role="predictor", models=["other*"]).secret
         made["slow"] = store.create("slow-key", role="predictor", rate=2).secret
@@ -179,7 +179,7 @@ def test_an_expired_key_and_a_revoked_key_are_refused(
     body = {"instances": [credit_row()]}
     assert call(server, "POST", "/v1/models/credit/predict", keys["revoked"], body).status_code == 200
     with Registry(Settings.for_home(home), actor="admin") as registry:
-        Keys(registry.meta, actor="admin").revoke("revoked-key", reason="test")
+        Keys(registry).revoke("revoked-key", reason="test")
         with registry.meta.engine.begin() as conn:
             conn.execute(
                 text("UPDATE api_keys SET expires_at = '2020-01-01 00:00:00' WHERE name = 'expiring-key'")
@@ -250,14 +250,14 @@ def test_refusals_are_in_the_audit_log(server: ServerProcess, keys: dict[str, st
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with Registry(Settings.for_home(home), actor="admin") as registry:
-            denied = AuditLog(registry.meta).list(action="denied", limit=500)
+            denied = AuditLog(registry).list(action="denied", limit=500)
         if any(e.actor == "reader-key" and e.target == "credit" for e in denied):
             break
         time.sleep(0.2)
     assert any(e.actor == "reader-key" and e.detail["action"] == "predict" for e in denied)
     assert any(e.actor == "anonymous" for e in denied)
     with Registry(Settings.for_home(home), actor="admin") as registry:
-        assert AuditLog(registry.meta).verify().ok
+        assert AuditLog(registry).verify().ok
 
 
 def test_the_python_client_sends_the_key_over_https_and_grpcs(
@@ -316,7 +316,7 @@ def test_a_client_sending_made_up_keys_is_slowed_before_any_is_checked(
     assert "too many credentials" in throttled[0].json()["message"]
     time.sleep(float(throttled[-1].headers["retry-after"]) + 0.5)
     with Registry(Settings.for_home(server.home), actor="admin") as registry:
-        fresh = Keys(registry.meta, actor="admin").create("after-the-flood", role="reader").secret
+        fresh = Keys(registry).create("after-the-flood", role="reader").secret
     assert call(server, "GET", "/v1/models/credit", fresh).status_code == 200
 
 

@@ -128,7 +128,7 @@ def test_feedback_is_stored_and_bad_feedback_is_refused_with_the_reason(
     both = server.http.post("/v1/feedback", json=[{"request_id": "a", "label": 1}, {"request_id": "b"}])
     assert both.status_code == 400 and "item 1" in both.json()["error"]["message"]
     with Registry(_unguarded(server.home)) as registry:
-        assert FeedbackStore(registry.meta).count() == 601
+        assert FeedbackStore(registry).count() == 601
 
 
 def test_the_log_gives_the_same_drift_and_joins_the_labels(

@@ -64,7 +64,7 @@ class Fleet:
         try:
             found = rollouts.current("api")
         finally:
-            rollouts.registry.close()
+            rollouts.context.close()
         assert found is not None
         return found
 

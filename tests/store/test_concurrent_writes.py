@@ -109,7 +109,7 @@ def test_eight_processes_write_at_once_with_no_failure_and_nothing_lost(settings
     with Registry(settings, actor="setup") as registry:
         for name in _MODELS:  # a first version each, so that aliases and tags have a target at once
             registry.register(model, name=name, train_data=data, target="y")
-        before = AuditLog(registry.meta).head()[0]
+        before = AuditLog(registry).head()[0]
 
     done, failures = _run_workers(settings, model, data)
 
@@ -133,7 +133,7 @@ def test_eight_processes_write_at_once_with_no_failure_and_nothing_lost(settings
             assert registry.get(f"{name}@{alias}").version == number
         for (name, number, key), value in last_tag.items():
             assert registry.get(f"{name}:{number}").tags[key] == value
-        report = AuditLog(registry.meta).verify()
+        report = AuditLog(registry).verify()
     # one entry per write, none for a read: every write that said it succeeded is in the chain
     assert report.ok, report.problem
     assert report.entries == before + len(done)

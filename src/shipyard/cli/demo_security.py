@@ -27,7 +27,7 @@ def security_demo(reg: Registry, row: dict[str, Any]) -> None:
     folder = reg.settings.home / "security"
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = _self_signed(folder)
-    keys = Keys(reg.meta, actor=reg.actor)
+    keys = Keys(reg)
     stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S")
     app = keys.create(f"demo-app-{stamp}", role="predictor", models=["credit*"], expires=dt.timedelta(days=1))
     analyst = keys.create(f"demo-analyst-{stamp}", role="reader", expires=dt.timedelta(days=1))
@@ -57,7 +57,7 @@ def security_demo(reg: Registry, row: dict[str, Any]) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
-    log = AuditLog(reg.meta)
+    log = AuditLog(reg)
     denied = [e for e in log.list(action="denied", limit=20) if e.target == "credit"][:3]
     console.print("\n17. [bold]shipyard audit list --action denied[/] ; [bold]shipyard audit verify[/]")
     table(

@@ -226,7 +226,7 @@ def alias_(
 ) -> None:
     """Point ALIAS at a version; a protected alias (production) needs a passing gate result."""
     with registry() as reg:
-        version = reg.set_alias(ref, alias, force=force, reason=reason)
+        version = reg.aliases.set(ref, alias, force=force, reason=reason)
         forced = force and reg.history(version.name, limit=1)[0].detail.get("forced")
     console.print(f"{version.name}@{alias} -> {version.ref}")
     if forced:
@@ -248,7 +248,7 @@ def unalias(
     if name_alias is None:
         raise RefError(f"which alias of {parsed.name!r}? give NAME@ALIAS or NAME ALIAS")
     with registry() as reg:
-        reg.remove_alias(parsed.name, name_alias, force=force, reason=reason)
+        reg.aliases.remove(parsed.name, name_alias, force=force, reason=reason)
     console.print(f"removed {parsed.name}@{name_alias}")
 
 
@@ -261,9 +261,9 @@ def tag(
     """Set or remove tags."""
     with registry() as reg:
         for key, value in _pairs(pairs).items():
-            reg.set_tag(ref, key, value)
+            reg.tags.set(ref, key, value)
         for key in remove or []:
-            reg.remove_tag(ref, key)
+            reg.tags.remove(ref, key)
     console.print(f"tagged {ref}")
 
 
@@ -274,7 +274,7 @@ def describe(
 ) -> None:
     """Set the description of a version or model."""
     with registry() as reg:
-        reg.set_description(ref, text)
+        reg.tags.describe(ref, text)
     console.print(f"described {ref}")
 
 
@@ -282,7 +282,7 @@ def describe(
 def archive(ref: Annotated[str, typer.Argument(help="NAME:VERSION.")]) -> None:
     """Archive a version: hidden from latest, never loaded by alias."""
     with registry() as reg:
-        version = reg.archive(ref)
+        version = reg.lifecycle.archive(ref)
     console.print(f"archived {version.ref}")
 
 
@@ -290,7 +290,7 @@ def archive(ref: Annotated[str, typer.Argument(help="NAME:VERSION.")]) -> None:
 def restore(ref: Annotated[str, typer.Argument(help="NAME:VERSION.")]) -> None:
     """Bring an archived version back."""
     with registry() as reg:
-        version = reg.restore(ref)
+        version = reg.lifecycle.restore(ref)
     console.print(f"restored {version.ref}")
 
 
@@ -303,7 +303,7 @@ def delete_(
     if not yes:
         typer.confirm(f"delete {ref} and its artifact for good?", abort=True)
     with registry() as reg:
-        reg.delete(ref)
+        reg.lifecycle.delete(ref)
     console.print(f"deleted {ref}")
 
 

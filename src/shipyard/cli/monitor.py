@@ -12,7 +12,6 @@ import typer
 
 from shipyard.cli.render import console, emit_json, error, table
 from shipyard.cli.session import registry
-from shipyard.security.access import Action
 
 if TYPE_CHECKING:
     from shipyard.evaluation.policy import Policy
@@ -171,7 +170,7 @@ def watch(
             out: dict[str, Any] = {"gates": "passed" if result.passed else "failed", "promoted": False}
             out["failed_rules"] = [str(r) for r in result.failed]
             if result.passed and promote:
-                reg.set_alias(version.ref, promote)
+                reg.aliases.set(version.ref, promote)
                 out["promoted"] = True
                 out["alias"] = promote
             return out
@@ -219,12 +218,7 @@ def alerts(
     from shipyard.monitoring.alerts import AlertBook
 
     with registry() as reg:
-        reg.allow(Action.READ, model)
-        found = [
-            a
-            for a in AlertBook(reg.meta).list(model=model, state=state, limit=limit)
-            if reg.principal.sees(a.model)
-        ]
+        found = AlertBook(reg).list(model=model, state=state, limit=limit)
     if json:
         emit_json([a.to_dict() for a in found])
         return
@@ -265,7 +259,6 @@ def load(
         data, id_column=id_column, label_column=label_column, row_column=row_column, source=str(path)
     )
     with registry() as reg:
-        reg.allow(Action.FEEDBACK)
         store_url, cipher = reg.settings.store_url, reg.artifacts.cipher
         check = LabelCheck(
             reg.meta,
@@ -276,7 +269,7 @@ def load(
         refused = sorted([*refused, *bad], key=lambda r: int(r.where.split()[-1]))
         if refused and not skip_bad:
             raise refusal(refused, total=data.n_rows, source=str(path))
-        stored = FeedbackStore(reg.meta).add(good, source=str(path), actor=reg.actor)
+        stored = FeedbackStore(reg).add(good, source=str(path))
     console.print(f"stored {stored} label(s) from {path}")
     if refused:
         console.print(f"[yellow]skipped {len(refused)} row(s)[/] that cannot be used:")

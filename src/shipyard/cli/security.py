@@ -42,15 +42,11 @@ def keys_create(
 ) -> None:
     """Create an API key and print it once; only a slow hash of it is kept."""
     from shipyard.core.durations import parse_duration
-    from shipyard.security.access import Action
     from shipyard.security.keys import Keys
 
     span = parse_duration(expires, what="--expires") if expires else None
     with registry() as reg:
-        reg.allow(Action.MANAGE_KEYS)
-        new = Keys(reg.meta, actor=reg.actor).create(
-            name, role=role, models=models or (), expires=span, rate=rate
-        )
+        new = Keys(reg).create(name, role=role, models=models or (), expires=span, rate=rate)
     if json_out:
         emit_json(new.key.to_dict() | {"key": new.secret})
         return
@@ -67,12 +63,10 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(json_out: JsonOpt = False) -> None:
     """Every key with its role, scope, state and last use (never the secret)."""
-    from shipyard.security.access import Action
     from shipyard.security.keys import Keys
 
     with registry() as reg:
-        reg.allow(Action.MANAGE_KEYS)
-        found = Keys(reg.meta, actor=reg.actor).list()
+        found = Keys(reg).list()
     if json_out:
         emit_json([k.to_dict() for k in found])
         return
@@ -89,12 +83,10 @@ def keys_revoke(
     reason: Annotated[str | None, typer.Option(help="Why, for the audit log.")] = None,
 ) -> None:
     """Revoke a key for good: servers refuse it within seconds."""
-    from shipyard.security.access import Action
     from shipyard.security.keys import REFRESH, Keys
 
     with registry() as reg:
-        reg.allow(Action.MANAGE_KEYS)
-        key = Keys(reg.meta, actor=reg.actor).revoke(name, reason=reason)
+        key = Keys(reg).revoke(name, reason=reason)
     typer.echo(f"revoked key {key.name!r} ({key.prefix}); servers refuse it within {REFRESH:g} s")
 
 
@@ -112,12 +104,10 @@ def audit_list(
     json_out: JsonOpt = False,
 ) -> None:
     """The newest audit entries first."""
-    from shipyard.security.access import Action
     from shipyard.security.audit import AuditLog
 
     with registry() as reg:
-        reg.allow(Action.AUDIT)
-        entries = AuditLog(reg.meta).list(
+        entries = AuditLog(reg).list(
             since=_since(since), actor=actor, action=action, model=model, limit=limit
         )
     if json_out:
@@ -141,12 +131,10 @@ def audit_verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Recompute the hash chain; exit 1 and name the entry when one was edited or deleted."""
-    from shipyard.security.access import Action
     from shipyard.security.audit import AuditLog
 
     with registry() as reg:
-        reg.allow(Action.AUDIT)
-        report = AuditLog(reg.meta).verify(expect_head=expect_head)
+        report = AuditLog(reg).verify(expect_head=expect_head)
     if json_out:
         emit_json(report.to_dict())
     elif report.ok:

@@ -36,7 +36,9 @@ from shipyard.core.jsonsafe import json_safe
 from shipyard.core.metric_table import lower_is_better, primary_metric
 from shipyard.errors import MonitorConfigError
 from shipyard.monitoring.monitor import MonitorReport
-from shipyard.store.metadata import MetadataStore, utcnow
+from shipyard.security.access import Action
+from shipyard.security.context import Context, HasContext, context_of
+from shipyard.store.metadata import utcnow
 from shipyard.store.schema import alerts
 
 __all__ = ["DEFAULT_RULES", "Alert", "AlertBook", "Firing", "Rule", "Webhook"]
@@ -264,12 +266,16 @@ class Alert:
 class AlertBook:
     """Alert episodes in the metadata store: opened, seen again, resolved.
 
+    Recording a check needs only the reader role on the model: an alert is what the principal
+    read in the model's predictions, and `monitor watch` needs no more.
+
     Args:
-        meta: the metadata store (shared with the registry).
+        context: who acts, and the metadata store; or anything holding one, such as a `Registry`.
     """
 
-    def __init__(self, meta: MetadataStore) -> None:
-        self.meta = meta
+    def __init__(self, context: Context | HasContext) -> None:
+        self.context = context_of(context)
+        self.meta = self.context.meta
 
     def observe(
         self, model: str, firings: Sequence[Firing], checked: Sequence[Rule]
@@ -280,7 +286,11 @@ class AlertBook:
             model: the model checked.
             firings: what holds now.
             checked: the rules that were checked (only their episodes can resolve).
+
+        Raises:
+            PermissionDeniedError: the principal may not read the model.
         """
+        self.context.allow(Action.READ, model)
         now = utcnow()
         holding = {f.rule: f for f in firings}
         kinds = {r.kind for r in checked}
@@ -332,14 +342,20 @@ class AlertBook:
         return [by_id[i] for i in opened_ids], [by_id[i] for i in resolved_ids]
 
     def list(self, *, model: str | None = None, state: str | None = None, limit: int = 100) -> list[Alert]:
-        """Alert episodes, newest first."""
+        """Alert episodes, newest first: of `model`, or of every model the principal sees.
+
+        Raises:
+            PermissionDeniedError: the principal may not read the model.
+        """
+        self.context.allow(Action.READ, model)
         query = sa.select(alerts).order_by(alerts.c.id.desc()).limit(limit)
         if model is not None:
             query = query.where(alerts.c.model == model)
         if state is not None:
             query = query.where(alerts.c.state == state)
+        sees = self.context.principal.sees
         with self.meta.read() as conn:
-            return [_alert(r) for r in conn.execute(query).all()]
+            return [_alert(r) for r in conn.execute(query).all() if sees(r.model)]
 
 
 class Webhook:

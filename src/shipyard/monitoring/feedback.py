@@ -31,6 +31,8 @@ from shipyard.core.batch import Batch
 from shipyard.core.refs import ModelRef
 from shipyard.errors import FeedbackError, NotFoundError
 from shipyard.monitoring.events import EventLog, LoggedRequest
+from shipyard.security.access import Action
+from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.metadata import MetadataStore, utcnow
 from shipyard.store.schema import feedback
 
@@ -351,16 +353,30 @@ class FeedbackStore:
     """Labels in the metadata store.
 
     Args:
-        meta: the metadata store (shared with the registry).
+        context: who acts (adding labels needs the feedback role, reading them the reader
+            role), and the metadata store; or anything holding one, such as a `Registry`.
     """
 
-    def __init__(self, meta: MetadataStore) -> None:
-        self.meta = meta
+    def __init__(self, context: Context | HasContext) -> None:
+        self.context = context_of(context)
+        self.meta = self.context.meta
 
-    def add(self, labels: Sequence[Label], *, source: str, actor: str) -> int:
-        """Store `labels` in one transaction; returns how many were stored."""
+    def add(self, labels: Sequence[Label], *, source: str, actor: str | None = None) -> int:
+        """Store `labels` in one transaction; returns how many were stored.
+
+        Args:
+            labels: the labels.
+            source: where they came from (a file, 'api').
+            actor: who sent them, when not the context's actor (a server names each request's
+                principal).
+
+        Raises:
+            PermissionDeniedError: the principal may not send labels.
+        """
+        self.context.allow(Action.FEEDBACK)
         if not labels:
             return 0
+        actor = self.context.actor if actor is None else actor
         now = utcnow()
         rows = [
             {
@@ -388,7 +404,11 @@ class FeedbackStore:
             since: only labels received from then on (labels arrive after their prediction, so
                 the start of a window of predictions bounds the labels that can match it).
             request_ids: only labels of these requests.
+
+        Raises:
+            PermissionDeniedError: the principal may not read.
         """
+        self.context.allow(Action.READ)
         query = sa.select(
             feedback.c.id, feedback.c.request_id, feedback.c.row, feedback.c.label, feedback.c.received_at
         )
@@ -413,7 +433,12 @@ class FeedbackStore:
         )
 
     def count(self) -> int:
-        """How many labels are stored, superseded ones included."""
+        """How many labels are stored, superseded ones included.
+
+        Raises:
+            PermissionDeniedError: the principal may not read.
+        """
+        self.context.allow(Action.READ)
         with self.meta.read() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(feedback)).scalar_one())
 

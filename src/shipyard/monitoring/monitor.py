@@ -280,7 +280,7 @@ class _Window:
         empty = pd.DataFrame(columns=["position", "label"])
         if not len(self.ok_index):
             return empty, none
-        labels = FeedbackStore(self.registry.meta).labels(since=self.since)
+        labels = FeedbackStore(self.registry).labels(since=self.since)
         if labels.num_rows == 0:
             return empty, none
         served = pd.DataFrame(

@@ -99,7 +99,7 @@ class Watcher:
         self.command_timeout = command_timeout
         self.on_new_version = on_new_version
         self.settings = settings
-        self.book = AlertBook(registry.meta)
+        self.book = AlertBook(registry)
 
     def check(self) -> Check:
         """Run one check now."""

@@ -1,8 +1,8 @@
 """The model registry: immutable numbered versions, aliases, tags, lineage, archive and delete.
 
-Registering saves the model through its flavor, loads it back (so an artifact that cannot be
-loaded is never registered), infers the contract and the reference profile from the training
-data, stores the artifact by digest, then writes every row in one transaction.
+Registering checks and authorizes here, then prepares the version and writes it in one
+transaction (`registry.registering`). Aliases, tags, evaluations and signatures are parts of
+the registry (`registry.aliases`, `.tags`, `.results`, `.signatures`), each given the context.
 """
 
 from __future__ import annotations
@@ -13,32 +13,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import select
 
 from shipyard.config import Settings
-from shipyard.core.batch import Batch, Task
+from shipyard.core.batch import Task
 from shipyard.core.contract import Contract
-from shipyard.core.inference import infer_contract
-from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef, check_alias, check_name, check_tag_key
 from shipyard.errors import (
     ContractError,
     GateError,
+    InputError,
     NotFoundError,
-    PermissionDeniedError,
     ShipyardError,
     UntrustedArtifactError,
 )
-from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, pack, unpack
-from shipyard.flavors.base import LoadOptions, SavedModel
+from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, unpack
+from shipyard.flavors.base import LoadOptions
 from shipyard.flavors.pickled import is_pickle, read_pickle
-from shipyard.registry.changes import RegistryChanges
-from shipyard.registry.lineage import environment, fingerprint, git_state
+from shipyard.registry.aliases import Aliases
+from shipyard.registry.lifecycle import Lifecycle
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.queries import (
     as_ref,
-    ensure_model,
-    move_alias,
     no_model,
     read_model,
     read_version,
@@ -46,33 +42,44 @@ from shipyard.registry.queries import (
     version_query,
 )
 from shipyard.registry.records import LIVE, Change, ModelVersion, RegisteredModel
+from shipyard.registry.registering import NewVersion, insert_version, prepare_version, without_pii
 from shipyard.registry.results import Results
 from shipyard.registry.signatures import Signatures
-from shipyard.registry.training import (
-    check_feature_names,
-    reference_profile,
-    split_training,
-    task_and_classes,
-)
-from shipyard.security.access import Action, Principal, authorize
-from shipyard.security.audit import deny
+from shipyard.registry.tags import Tags
+from shipyard.security.access import Action, Principal
+from shipyard.security.context import Context
 from shipyard.security.encryption import envelope_for
-from shipyard.security.identity import acting_principal
 from shipyard.store.artifacts import ArtifactStore
-from shipyard.store.metadata import MetadataStore, as_utc, utcnow
+from shipyard.store.metadata import as_utc
 from shipyard.store.schema import audit_log, model_versions, models, tags
 
 __all__ = ["Change", "ModelVersion", "RegisteredModel", "Registry", "artifact_store", "load_version"]
 
 
-class Registry(RegistryChanges):
+class Registry:
     """The registry over a metadata store and an artifact store.
+
+    It is composed of parts, each given only what it needs: `aliases` (`Aliases`), `tags`
+    (`Tags`), `results` (`Results`: evaluations and gate results) and `signatures`
+    (`Signatures`) take the context, `lifecycle` (`Lifecycle`: archive, restore, delete) the
+    context and the artifact store; registering and reading versions stay here. The methods
+    the documentation shows (`set_alias`, `set_tag`, `archive`, ...) hand over to the parts.
+    Every action is checked by `context.allow`.
 
     Args:
         settings: where the stores are; `Settings.from_env()` when omitted.
         actor: who makes the changes, for the audit log (the principal's name by default).
         principal: who acts, for every check; by default `security.identity.acting_principal`
             (the key in `SHIPYARD_API_KEY`, or the OS user as admin, narrowed by `SHIPYARD_RUN_AS`).
+        context: act in this context instead of opening one from `settings`, `actor` and
+            `principal`; the registry then leaves closing it to the caller.
+
+    Attributes:
+        context: who acts, and where; `settings`, `meta`, `principal` and `actor` are its fields.
+        artifacts: the artifact store.
+
+    Raises:
+        AuthenticationError: the API key in the settings is not valid.
     """
 
     def __init__(
@@ -81,50 +88,71 @@ class Registry(RegistryChanges):
         *,
         actor: str | None = None,
         principal: Principal | None = None,
+        context: Context | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env()
-        self.meta = MetadataStore(
-            self.settings.db_url, busy_timeout=self.settings.db_timeout, file_mode=self.settings.file_mode
-        )
-        self.artifacts = artifact_store(self.settings)
-        try:
-            self.principal = principal or acting_principal(self.meta, self.settings, actor=actor)
-        except BaseException:
-            self.meta.close()
-            raise
-        self.actor = actor or self.principal.name
-        self.results = Results(self)
-        self.signatures = Signatures(self)
+        self._owns_context = context is None
+        self.context = context or Context.open(settings, principal=principal, actor=actor)
+        # The context is frozen: these are its fields, named as callers have always read them.
+        self.settings, self.meta = self.context.settings, self.context.meta
+        self.principal, self.actor = self.context.principal, self.context.actor
+        self.artifacts = artifact_store(self.context.settings)
+        self.aliases = Aliases(self.context)
+        self.tags = Tags(self.context)
+        self.results = Results(self.context)
+        self.signatures = Signatures(self.context)
+        self.lifecycle = Lifecycle(self.context, self.artifacts)
 
     def allow(self, action: Action, model: str | None = None) -> None:
         """Go on if this registry's principal may do `action` (on `model`); else record the
-        denial in the audit log and raise.
+        denial in the audit log and raise (`Context.allow`).
 
         Raises:
             PermissionDeniedError: the role or the model scope does not allow it.
         """
-        try:
-            authorize(self.principal, action, model)
-        except PermissionDeniedError as exc:
-            who = self.principal
-            deny(
-                self.meta,
-                who.name,
-                action,
-                model,
-                {"role": str(who.role), "via": who.via, "reason": str(exc)},
-            )
-            raise
+        self.context.allow(action, model)
 
     def close(self) -> None:
-        """Release the database connections."""
-        self.meta.close()
+        """Release the database connections (of the context it opened; a given one stays open)."""
+        if self._owns_context:
+            self.context.close()
 
     def __enter__(self) -> Registry:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ---------------------------------------------------------------- the parts' documented doors
+
+    def set_alias(
+        self, ref: str | ModelRef, alias: str, *, force: bool = False, reason: str | None = None
+    ) -> ModelVersion:
+        """Point `alias` at the version `ref` names; see `Aliases.set`."""
+        return self.aliases.set(ref, alias, force=force, reason=reason)
+
+    def remove_alias(self, name: str, alias: str, *, force: bool = False, reason: str | None = None) -> None:
+        """Remove `alias` from model `name`; see `Aliases.remove`."""
+        self.aliases.remove(name, alias, force=force, reason=reason)
+
+    def set_tag(self, ref: str | ModelRef, key: str, value: str) -> None:
+        """Tag a version or, with a bare `NAME`, the model; see `Tags.set`."""
+        self.tags.set(ref, key, value)
+
+    def set_description(self, ref: str | ModelRef, description: str) -> None:
+        """Describe a version or, with a bare `NAME`, the model; see `Tags.describe`."""
+        self.tags.describe(ref, description)
+
+    def archive(self, ref: str | ModelRef) -> ModelVersion:
+        """Archive a version; see `Lifecycle.archive`."""
+        return self.lifecycle.archive(ref)
+
+    def restore(self, ref: str | ModelRef) -> ModelVersion:
+        """Bring an archived version back to live; see `Lifecycle.restore`."""
+        return self.lifecycle.restore(ref)
+
+    def delete(self, ref: str | ModelRef) -> None:
+        """Delete a version and, when no other version shares it, its artifact; see `Lifecycle.delete`."""
+        self.lifecycle.delete(ref)
 
     # ---------------------------------------------------------------- registering
 
@@ -192,60 +220,24 @@ class Registry(RegistryChanges):
                 f"{type(model).__qualname__} is custom Python code (pyfunc flavor); loading it "
                 "later runs that code. Register it with trust_pickle=True if that is intended"
             )
-        # The round trip below loads bytes this process just made from `model`: signed by nature.
-        options = LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types), signed=True)
-        features, labels = split_training(train_data, target)
-        saved = chosen.save(model)
-        resolved_task, classes = task_and_classes(saved.meta, task, labels, contract)
-        meta = dict(saved.meta) | {"task": resolved_task, "classes": classes}
-        if trusted_types:
-            meta["trusted_types"] = sorted(set(trusted_types))
-        saved = SavedModel(saved.flavor, saved.files, meta)
-        if contract is None:
-            if features is None:
-                raise ContractError(
-                    f"registering {name!r} needs train_data (to infer the contract) or a contract"
-                )
-            contract = infer_contract(features, task=resolved_task, target=target, classes=classes)
-        check_feature_names(meta.get("feature_names"), contract)
-        artifact = pack(saved)
-        loaded = chosen.load(unpack(artifact), options)
-        profile = None
-        if features is not None:
-            profile = reference_profile(name, contract, features, loaded)
-        lineage: dict[str, Any] = {
-            "flavor": chosen.name,
-            "framework": meta.get("framework"),
-            "framework_version": meta.get("framework_version"),
-            "params": dict(meta.get("params") or {}) | dict(params or {}),
-            "environment": environment(),
-            "git": git_state(),
-            "registered_by": self.actor,
-        }
-        if features is not None:
-            whole = (
-                features
-                if labels is None or target is None
-                else Batch({**features.columns, target: labels}, features.n_rows)
-            )
-            lineage["training_data"] = {
-                "fingerprint": fingerprint(whole),
-                "rows": features.n_rows,
-                "columns": list(features.names),
-            }
-        return self._insert(
-            name,
-            flavor=chosen.name,
-            artifact=artifact,
+        new = prepare_version(
+            chosen,
+            model,
+            name=name,
+            actor=self.actor,
+            train_data=train_data,
+            target=target,
+            task=task,
             contract=contract,
-            profile=profile,
-            lineage=lineage,
-            metrics=dict(metrics or {}),
+            params=params,
+            trusted_types=trusted_types,
+            trust_pickle=trust_pickle,
+            metrics=metrics,
             description=description,
-            version_tags=dict(tags or {}),
-            alias=alias,
-            action="register",
+            version_tags=tags,
         )
+        number = insert_version(self.context, self.artifacts, name, new, alias=alias, action="register")
+        return self.get(ModelRef(name, version=number))
 
     def register_file(
         self,
@@ -268,8 +260,6 @@ class Registry(RegistryChanges):
             UntrustedArtifactError: the file is a pickle and `trust_pickle` is not set.
             InputError: the file does not exist.
         """
-        from shipyard.errors import InputError
-
         self.allow(Action.REGISTER, check_name(name))
         file = Path(path)
         if not file.is_file():
@@ -322,82 +312,20 @@ class Registry(RegistryChanges):
             "change": "contract edit",
             "registered_by": self.actor,
         }
-        return self._insert(
-            base.name,
-            flavor=base.flavor,
-            artifact=artifact,
-            contract=contract,
-            profile=_without_pii(base.profile, contract),
-            lineage=lineage,
+        new = NewVersion(
+            base.flavor,
+            artifact,
+            contract,
+            without_pii(base.profile, contract),
+            lineage,
             metrics=dict(base.metrics),
             description=base.description,
-            version_tags=dict(base.tags),
-            alias=None,
-            action="edit_contract",
+            tags=dict(base.tags),
         )
-
-    def _insert(
-        self,
-        name: str,
-        *,
-        flavor: str,
-        artifact: bytes,
-        contract: Contract,
-        profile: Profile | None,
-        lineage: dict[str, Any],
-        metrics: dict[str, Any],
-        description: str,
-        version_tags: dict[str, str],
-        alias: str | None,
-        action: str,
-    ) -> ModelVersion:
-        # The blob goes first: a crash after it leaves an unreferenced blob, never a row that
-        # points at nothing.
-        digest = self.artifacts.put(artifact)
-        now = utcnow()
-        profile_data = profile.to_dict() if profile is not None else None
-
-        def change(conn: Connection) -> int:
-            model_id = ensure_model(conn, name, now)
-            number = (
-                conn.execute(
-                    update(models)
-                    .where(models.c.id == model_id)
-                    .values(next_version=models.c.next_version + 1, updated_at=now)
-                    .returning(models.c.next_version)
-                ).scalar_one()
-                - 1
-            )
-            version_id = conn.execute(
-                insert(model_versions)
-                .values(
-                    model_id=model_id,
-                    version=number,
-                    status=LIVE,
-                    flavor=flavor,
-                    artifact_digest=digest,
-                    artifact_size=len(artifact),
-                    contract=contract.to_dict(),
-                    profile=profile_data,
-                    metrics=metrics,
-                    lineage=lineage,
-                    description=description,
-                    created_at=now,
-                )
-                .returning(model_versions.c.id)
-            ).scalar_one()
-            for key, value in version_tags.items():
-                conn.execute(
-                    insert(tags).values(model_id=model_id, version=number, key=key, value=str(value))
-                )
-            self._record(conn, action, name, number, {"digest": digest, "flavor": flavor})
-            if alias is not None:
-                move_alias(conn, model_id, alias, version_id, now)
-                self._record(conn, "alias", name, number, {"alias": alias, "from": None})
-            return int(number)
-
-        number = self.meta.write(change)
-        return self.get(ModelRef(name, version=number))
+        number = insert_version(
+            self.context, self.artifacts, base.name, new, alias=None, action="edit_contract"
+        )
+        return self.get(ModelRef(base.name, version=number))
 
     # ---------------------------------------------------------------- reading
 
@@ -560,12 +488,3 @@ def artifact_store(settings: Settings) -> ArtifactStore:
     """The artifact store of `settings`, sealing new blobs when a master key is configured."""
     cipher = envelope_for(settings)
     return ArtifactStore(settings.store_url, cipher=cipher, file_mode=settings.file_mode)
-
-
-def _without_pii(profile: Profile | None, contract: Contract) -> Profile | None:
-    """The profile without the features the contract marks pii: their values are not kept."""
-    pii = set(contract.pii_masks)
-    if profile is None or not pii & set(profile.features):
-        return profile
-    kept = {name: column for name, column in profile.features.items() if name not in pii}
-    return Profile(profile.rows, kept, profile.outputs)

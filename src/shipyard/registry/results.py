@@ -19,12 +19,12 @@ from shipyard.errors import ConfigError, GateError, NotFoundError
 from shipyard.registry.queries import as_ref, no_model, record_change, resolve
 from shipyard.registry.records import EvaluationRecord, GateRecord
 from shipyard.security.access import Action
+from shipyard.security.context import Context
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import aliases, evaluations, gate_results, model_versions, models
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
-    from shipyard.registry.registry import Registry
 
 __all__ = ["Results", "alias_holder", "judge_alias_move", "lock_model", "policy_digest", "promotion_problem"]
 
@@ -33,11 +33,11 @@ class Results:
     """The evaluations and gate results of a registry's versions (`Registry.results`).
 
     Args:
-        registry: the registry whose stores and actor are used.
+        context: who acts (each result records its actor), and the metadata store.
     """
 
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    def __init__(self, context: Context) -> None:
+        self.context = context
 
     def add_evaluation(
         self,
@@ -63,8 +63,8 @@ class Results:
         """
         parsed = as_ref(ref)
         rival = None if champion is None else (as_ref(champion[0]), dict(champion[1]))
-        actor = self._registry.actor
-        self._registry.allow(Action.EVALUATE, parsed.name)
+        actor = self.context.actor
+        self.context.allow(Action.EVALUATE, parsed.name)
 
         def insert_one(conn: Connection, target: ModelRef, content: dict[str, Any]) -> int:
             row = resolve(conn, target)
@@ -93,15 +93,15 @@ class Results:
                 content["champion_ref"] = dict(content.get("champion_ref") or {}) | {"id": rival_id}
             return insert_one(conn, parsed, content), rival_id
 
-        new_id, rival_id = self._registry.meta.write(change)
+        new_id, rival_id = self.context.meta.write(change)
         return self._evaluation(new_id), None if rival_id is None else self._evaluation(rival_id)
 
     def evaluations(
         self, ref: str | ModelRef, *, data_fingerprint: str | None = None, limit: int = 20
     ) -> list[EvaluationRecord]:
         """The version's evaluations, newest first, optionally only those on one data set."""
-        self._registry.allow(Action.READ, as_ref(ref).name)
-        with self._registry.meta.read() as conn:
+        self.context.allow(Action.READ, as_ref(ref).name)
+        with self.context.meta.read() as conn:
             row = resolve(conn, as_ref(ref))
             query = (
                 _evaluation_query()
@@ -125,8 +125,8 @@ class Results:
     ) -> GateRecord:
         """Store a gate result on the version `ref` names."""
         parsed = as_ref(ref)
-        self._registry.allow(Action.EVALUATE, parsed.name)
-        actor = self._registry.actor
+        self.context.allow(Action.EVALUATE, parsed.name)
+        actor = self.context.actor
 
         def change(conn: Connection) -> int:
             row = resolve(conn, parsed)
@@ -149,7 +149,7 @@ class Results:
             record_change(conn, "gates", actor=actor, model=row.name, version=row.version, detail=detail)
             return int(new_id)
 
-        new_id = self._registry.meta.write(change)
+        new_id = self.context.meta.write(change)
         return self.gate_results(parsed.name, gate_id=new_id)[0]
 
     def gate_results(
@@ -161,9 +161,9 @@ class Results:
             NotFoundError: no such model or version.
         """
         parsed = as_ref(ref)
-        self._registry.allow(Action.READ, parsed.name)
+        self.context.allow(Action.READ, parsed.name)
         query = _gate_query().order_by(gate_results.c.id.desc()).limit(limit)
-        with self._registry.meta.read() as conn:
+        with self.context.meta.read() as conn:
             if gate_id is not None:
                 query = query.where(gate_results.c.id == gate_id)
             elif parsed.is_latest:
@@ -180,7 +180,7 @@ class Results:
             return [_read_gate(r) for r in conn.execute(query)]
 
     def _evaluation(self, evaluation_id: int) -> EvaluationRecord:
-        with self._registry.meta.read() as conn:
+        with self.context.meta.read() as conn:
             row = conn.execute(_evaluation_query().where(evaluations.c.id == evaluation_id)).one()
             return _read_evaluation(row)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select
 
@@ -14,12 +14,10 @@ from shipyard.errors import SignatureError
 from shipyard.registry.queries import as_ref, read_version, record_change, resolve
 from shipyard.registry.records import ModelVersion
 from shipyard.security.access import Action
+from shipyard.security.context import Context
 from shipyard.security.signing import SigningKey, TrustedKeys, manifest
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import signatures
-
-if TYPE_CHECKING:
-    from shipyard.registry.registry import Registry
 
 __all__ = ["SignatureRecord", "Signatures", "version_manifest"]
 
@@ -55,10 +53,14 @@ def version_manifest(version: ModelVersion) -> bytes:
 
 
 class Signatures:
-    """Sign versions and check their signatures against trusted keys."""
+    """Sign versions and check their signatures against trusted keys.
 
-    def __init__(self, registry: Registry) -> None:
-        self._registry = registry
+    Args:
+        context: who signs, the settings (the trusted keys) and the metadata store.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
 
     def sign(self, ref: str | ModelRef, key: SigningKey) -> SignatureRecord:
         """Sign the version `ref` names with `key` (again: the new signature replaces the old).
@@ -68,9 +70,9 @@ class Signatures:
             NotFoundError: no such version.
         """
         parsed = as_ref(ref)
-        registry = self._registry
-        registry.allow(Action.SIGN, parsed.name)
-        actor = registry.actor
+        context = self.context
+        context.allow(Action.SIGN, parsed.name)
+        actor = context.actor
 
         def change(conn: Connection) -> SignatureRecord:
             version = read_version(conn, resolve(conn, parsed))
@@ -96,11 +98,16 @@ class Signatures:
             )  # fmt: skip
             return record
 
-        return registry.meta.write(change)
+        return context.meta.write(change)
 
     def list(self, version: ModelVersion) -> list[SignatureRecord]:
-        """The signatures of `version`, oldest first."""
-        with self._registry.meta.read() as conn:
+        """The signatures of `version`, oldest first.
+
+        Raises:
+            PermissionDeniedError: the principal may not read the model.
+        """
+        self.context.allow(Action.READ, version.name)
+        with self.context.meta.read() as conn:
             rows = conn.execute(
                 select(signatures)
                 .where(signatures.c.model == version.name, signatures.c.version == version.version)
@@ -118,14 +125,14 @@ class Signatures:
         Raises:
             SignatureError: unsigned, signed by no trusted key, or changed since it was signed.
         """
-        keys = trusted or TrustedKeys.from_paths(self._registry.settings.trusted_keys)
+        keys = trusted or TrustedKeys.from_paths(self.context.settings.trusted_keys)
         pairs = [(s.key_id, s.signature) for s in self.list(version)]
         return keys.check(version_manifest(version), pairs, what=str(version.ref))
 
     def verifies(self, version: ModelVersion) -> bool:
         """Whether a trusted key's signature of `version` verifies (False when no key is trusted,
         or the version is unsigned), without raising."""
-        if not self._registry.settings.trusted_keys or not self.list(version):
+        if not self.context.settings.trusted_keys or not self.list(version):
             return False
         try:
             self.verify(version)

@@ -292,7 +292,7 @@ def step_verdict(
         new=rollout.version,
         rules=plan.rules,
         shadow=plan.strategy == "shadow",
-        labels=_labels(FeedbackStore(registry.meta), since, events),
+        labels=_labels(FeedbackStore(registry), since, events),
         task=version.contract.task,
         looks=looks,
     )

@@ -21,8 +21,8 @@ from shipyard.core.refs import ModelRef, check_name
 from shipyard.errors import DeploymentNotFoundError, RolloutConflictError, RolloutError
 from shipyard.registry.queries import read_version, record_change, resolve
 from shipyard.registry.records import LIVE, ModelVersion
-from shipyard.registry.registry import Registry
 from shipyard.security.access import Action
+from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import deployment_arms, deployments, rollouts
 
@@ -193,12 +193,13 @@ class Deployments:
     """Create, read and change deployments, in the registry's metadata store.
 
     Args:
-        registry: the registry whose models the deployments serve.
+        context: who acts (each action is checked on the deployment's model), and the metadata
+            store; or anything holding one, such as the `Registry` whose models are served.
     """
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.meta = registry.meta
+    def __init__(self, context: Context | HasContext) -> None:
+        self.context = context_of(context)
+        self.meta = self.context.meta
 
     def create(self, name: str, model: str | ModelRef, *, sticky: str | None = None) -> Deployment:
         """A new deployment of one stable arm: the version `model` names now.
@@ -213,7 +214,7 @@ class Deployments:
         check_name(name)
         ref = model if isinstance(model, ModelRef) else ModelRef.parse(model)
         key = check_sticky(sticky)
-        self.registry.allow(Action.DEPLOY, ref.name)
+        self.context.allow(Action.DEPLOY, ref.name)
 
         def change(conn: Connection) -> None:
             if conn.execute(select(deployments.c.id).where(deployments.c.name == name)).first():
@@ -256,15 +257,17 @@ class Deployments:
         """
         with self.meta.read() as conn:
             found = self.read(conn, name)
-        self.registry.allow(Action.READ, found.model)
+        self.context.allow(Action.READ, found.model)
         return found
 
     def generation(self, name: str) -> int:
         """The deployment's generation: a cheap way to notice that it changed.
 
         Raises:
+            PermissionDeniedError: the principal may not read.
             DeploymentNotFoundError: there is no such deployment.
         """
+        self.context.allow(Action.READ)
         with self.meta.read() as conn:
             found = conn.execute(select(deployments.c.generation).where(deployments.c.name == name)).scalar()
             if found is None:
@@ -273,11 +276,11 @@ class Deployments:
 
     def list(self) -> list[Deployment]:
         """Every deployment, by name."""
-        self.registry.allow(Action.READ)
+        self.context.allow(Action.READ)
         with self.meta.read() as conn:
             names = conn.execute(select(deployments.c.name).order_by(deployments.c.name)).scalars().all()
             found = [self.read(conn, n) for n in names]
-        return [d for d in found if self.registry.principal.sees(d.model)]
+        return [d for d in found if self.context.principal.sees(d.model)]
 
     def delete(self, name: str) -> None:
         """Delete a deployment that no rollout is running on.
@@ -286,7 +289,7 @@ class Deployments:
             DeploymentNotFoundError: there is none.
             RolloutConflictError: a rollout is running on it.
         """
-        self.registry.allow(Action.DEPLOY, self.get(name).model)
+        self.context.allow(Action.DEPLOY, self.get(name).model)
 
         def change(conn: Connection) -> None:
             found = self.read(conn, name)
@@ -307,7 +310,7 @@ class Deployments:
             DeploymentNotFoundError: there is no such deployment.
             RolloutError: the arms do not make a deployment or a version cannot serve its requests.
         """
-        self.registry.allow(Action.DEPLOY, self.get(name).model)
+        self.context.allow(Action.DEPLOY, self.get(name).model)
         self.meta.write(lambda conn: self.write_arms(conn, name, arms, reason=reason))
         return self.get(name)
 
@@ -424,4 +427,4 @@ class Deployments:
     def _record(
         self, conn: Connection, action: str, model: str, version: int | None, detail: dict[str, Any]
     ) -> None:
-        record_change(conn, action, actor=self.registry.actor, model=model, version=version, detail=detail)
+        record_change(conn, action, actor=self.context.actor, model=model, version=version, detail=detail)

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, insert, select
 
 from shipyard.core.refs import ModelRef
-from shipyard.errors import ConflictError, NotFoundError, RolloutConflictError, RolloutError
-from shipyard.registry.queries import move_alias, record_change, resolve
-from shipyard.registry.registry import Registry
-from shipyard.registry.results import judge_alias_move
-from shipyard.rollout.deployments import Arm, Deployment, Deployments
+from shipyard.errors import RolloutConflictError, RolloutError
+from shipyard.registry.queries import resolve
+from shipyard.rollout.deployments import Arm, Deployments
 from shipyard.rollout.plan import Plan
+from shipyard.rollout.writes import RolloutWrites, arms_at
 from shipyard.security.access import Action
+from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import deployments, rollout_history, rollouts
 
@@ -115,16 +115,22 @@ class HistoryEntry:
 class Rollouts:
     """Start and steer rollouts; the controller and the CLI both go through here.
 
+    Each action is checked on the deployment's model: reading needs the reader role, starting
+    and steering (by hand or by the controller) the rollout role.
+
     Args:
-        registry: the registry (its metadata store holds deployments and rollouts).
-        actor: who acts, for the history and the change log (the registry's actor by default).
+        context: who acts, the settings and the metadata store (which holds deployments and
+            rollouts); or anything holding one, such as a `Registry`.
+        actor: who acts, for the history and the change log (the context's actor by default).
     """
 
-    def __init__(self, registry: Registry, *, actor: str | None = None) -> None:
-        self.registry = registry
-        self.meta = registry.meta
-        self.deployments = Deployments(registry)
-        self.actor = actor or registry.actor
+    def __init__(self, context: Context | HasContext, *, actor: str | None = None) -> None:
+        own = context_of(context)
+        self.context = own if actor is None else own.acting_as(actor)
+        self.meta = self.context.meta
+        self.actor = self.context.actor
+        self.deployments = Deployments(self.context)
+        self.writes = RolloutWrites(self.deployments, self.context.settings, self.actor)
 
     # -- reading --------------------------------------------------------------------------------
     def current(self, deployment: str) -> Rollout | None:
@@ -136,12 +142,12 @@ class Rollouts:
         with self.meta.read() as conn:
             found = self.deployments.read(conn, deployment)
             newest = self._newest(conn, deployment)
-        self.registry.allow(Action.READ, found.model)
+        self.context.allow(Action.READ, found.model)
         return newest
 
     def active(self) -> list[Rollout]:
         """Every rollout that runs or is paused (of the deployments the principal may see)."""
-        self.registry.allow(Action.READ)
+        self.context.allow(Action.READ)
         with self.meta.read() as conn:
             rows = conn.execute(
                 self._query()
@@ -149,7 +155,7 @@ class Rollouts:
                 .where(rollouts.c.active.is_not(None))
                 .order_by(rollouts.c.id)
             ).all()
-        sees = self.registry.principal.sees
+        sees = self.context.principal.sees
         return [_rollout(r) for r in rows if sees(r.deployment_model)]
 
     def history(self, deployment: str, *, limit: int = 1000) -> list[HistoryEntry]:
@@ -184,7 +190,7 @@ class Rollouts:
             NotFoundError: no such version.
         """
         ref = to if isinstance(to, ModelRef) else ModelRef.parse(to)
-        self.registry.allow(Action.ROLLOUT, ref.name)
+        self.context.allow(Action.ROLLOUT, ref.name)
 
         def change(conn: Connection) -> int:
             found = self.deployments.read(conn, deployment)
@@ -230,7 +236,7 @@ class Rollouts:
                     .returning(rollouts.c.id)
                 ).scalar_one()
             )
-            self._log(
+            self.writes.log(
                 conn,
                 rollout_id,
                 found,
@@ -243,8 +249,8 @@ class Rollouts:
                     "reason": reason,
                 },
             )
-            arms = _arms(plan, 0, new=version, old=found.stable.version)
-            self._move(conn, rollout_id, found, arms, "step", step=0, detail={})
+            arms = arms_at(plan, 0, new=version, old=found.stable.version)
+            self.writes.move(conn, rollout_id, found, arms, "step", step=0, detail={})
             return rollout_id
 
         rollout_id = self.meta.write(change)
@@ -257,7 +263,7 @@ class Rollouts:
         Raises:
             RolloutConflictError: no rollout is progressing.
         """
-        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
+        self.context.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "pause", reason, allowed=("progressing",))
 
     def resume(self, deployment: str, *, reason: str = "") -> Rollout:
@@ -266,7 +272,7 @@ class Rollouts:
         Raises:
             RolloutConflictError: no rollout is paused.
         """
-        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
+        self.context.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "resume", reason, allowed=("paused",))
 
     def promote(self, deployment: str, *, reason: str = "") -> Rollout:
@@ -276,7 +282,7 @@ class Rollouts:
             RolloutConflictError: no rollout is running.
             GateError: the alias is protected and the version has no passing gate result.
         """
-        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
+        self.context.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "promote", reason, allowed=("progressing", "paused"))
 
     def abort(self, deployment: str, *, reason: str = "") -> Rollout:
@@ -285,12 +291,18 @@ class Rollouts:
         Raises:
             RolloutConflictError: no rollout is running.
         """
-        self.registry.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
+        self.context.allow(Action.ROLLOUT, self.deployments.get(deployment).model)
         return self._transition(deployment, "abort", reason, allowed=("progressing", "paused"))
 
     # -- the controller's moves -----------------------------------------------------------------
     def advance(self, rollout: Rollout, *, verdict: Mapping[str, Any]) -> Rollout:
-        """The step passed its analysis: take the next step, or promote after the last."""
+        """The step passed its analysis: take the next step, or promote after the last.
+
+        Raises:
+            PermissionDeniedError: the principal may not roll out the deployment's model.
+            RolloutConflictError: the rollout moved on since it was judged.
+        """
+        self.context.allow(Action.ROLLOUT, self.deployments.get(rollout.deployment).model)
         return self._transition(
             rollout.deployment,
             "advance",
@@ -301,7 +313,13 @@ class Rollouts:
         )
 
     def roll_back(self, rollout: Rollout, *, reason: str, verdict: Mapping[str, Any]) -> Rollout:
-        """A rule failed: all traffic back to the old version at once."""
+        """A rule failed: all traffic back to the old version at once.
+
+        Raises:
+            PermissionDeniedError: the principal may not roll out the deployment's model.
+            RolloutConflictError: the rollout moved on since it was judged.
+        """
+        self.context.allow(Action.ROLLOUT, self.deployments.get(rollout.deployment).model)
         return self._transition(
             rollout.deployment,
             "roll_back",
@@ -312,11 +330,16 @@ class Rollouts:
         )
 
     def note(self, rollout: Rollout, kind: str, detail: Mapping[str, Any]) -> None:
-        """Record a verdict that changes nothing (such as *wait*) in the history and the change log."""
+        """Record a verdict that changes nothing (such as *wait*) in the history and the change log.
+
+        Raises:
+            PermissionDeniedError: the principal may not roll out the deployment's model.
+        """
+        self.context.allow(Action.ROLLOUT, self.deployments.get(rollout.deployment).model)
 
         def change(conn: Connection) -> None:
             found = self.deployments.read(conn, rollout.deployment)
-            self._log(conn, rollout.id, found, kind, step=rollout.step, detail=dict(detail))
+            self.writes.log(conn, rollout.id, found, kind, step=rollout.step, detail=dict(detail))
 
         self.meta.write(change)
 
@@ -359,147 +382,39 @@ class Rollouts:
             now = utcnow()
             extra = dict(detail or {}) | ({"reason": reason} if reason else {})
             if action == "pause":
-                self._set(conn, rollout, state="paused", reason=reason)
-                self._log(conn, rollout.id, found, "pause", step=rollout.step, detail=extra)
+                self.writes.set(conn, rollout, state="paused", reason=reason)
+                self.writes.log(conn, rollout.id, found, "pause", step=rollout.step, detail=extra)
             elif action == "resume":
-                self._set(conn, rollout, state="progressing", step_started_at=now, reason=reason)
-                self._log(conn, rollout.id, found, "resume", step=rollout.step, detail=extra)
+                self.writes.set(conn, rollout, state="progressing", step_started_at=now, reason=reason)
+                self.writes.log(conn, rollout.id, found, "resume", step=rollout.step, detail=extra)
             elif action in ("abort", "roll_back"):
                 ended: State = "aborted" if action == "abort" else "rolled_back"
                 if rollout.plan.strategy == "blue-green" and rollout.step >= 1:
-                    self._restore_alias(conn, rollout, found)  # it moved at the switch
-                self._set(conn, rollout, state=ended, reason=reason, finished=now)
+                    self.writes.restore_alias(conn, rollout, found)  # it moved at the switch
+                self.writes.set(conn, rollout, state=ended, reason=reason, finished=now)
                 old = [Arm(rollout.from_version, "stable", 100.0)]
-                self._move(conn, rollout.id, found, old, ended, step=rollout.step, detail=extra)
+                self.writes.move(conn, rollout.id, found, old, ended, step=rollout.step, detail=extra)
             elif rollout.plan.strategy == "shadow" and action in ("promote", "advance"):
                 # The analysis passed; a shadow moves no traffic, so only the copies stop.
-                self._set(conn, rollout, state="passed", reason=reason, finished=now)
+                self.writes.set(conn, rollout, state="passed", reason=reason, finished=now)
                 old = [Arm(rollout.from_version, "stable", 100.0)]
-                self._move(conn, rollout.id, found, old, "passed", step=rollout.step, detail=extra)
+                self.writes.move(conn, rollout.id, found, old, "passed", step=rollout.step, detail=extra)
             elif action == "promote" or rollout.step >= rollout.plan.last_step:
                 if not (rollout.plan.strategy == "blue-green" and rollout.step >= 1):
-                    self._move_alias(conn, rollout, found)  # blue/green moved it at the switch
-                self._set(conn, rollout, state="promoted", reason=reason, finished=now)
+                    self.writes.move_alias(conn, rollout, found)  # blue/green moved it at the switch
+                self.writes.set(conn, rollout, state="promoted", reason=reason, finished=now)
                 new = [Arm(rollout.version, "stable", 100.0)]
-                self._move(conn, rollout.id, found, new, "promoted", step=rollout.step, detail=extra)
+                self.writes.move(conn, rollout.id, found, new, "promoted", step=rollout.step, detail=extra)
             else:  # advance to the next step
                 step = rollout.step + 1
                 if rollout.plan.strategy == "blue-green" and step == 1:
-                    self._move_alias(conn, rollout, found)
-                self._set(conn, rollout, step=step, step_started_at=now)
-                arms = _arms(rollout.plan, step, new=rollout.version, old=rollout.from_version)
-                self._move(conn, rollout.id, found, arms, "step", step=step, detail=extra)
+                    self.writes.move_alias(conn, rollout, found)
+                self.writes.set(conn, rollout, step=step, step_started_at=now)
+                arms = arms_at(rollout.plan, step, new=rollout.version, old=rollout.from_version)
+                self.writes.move(conn, rollout.id, found, arms, "step", step=step, detail=extra)
             return rollout.id
 
         return self._by_id(self.meta.write(change))
-
-    def _move(
-        self,
-        conn: Connection,
-        rollout_id: int,
-        found: Deployment,
-        arms: list[Arm],
-        kind: str,
-        *,
-        step: int,
-        detail: dict[str, Any],
-    ) -> None:
-        """Give the deployment `arms` and record why: the history entry carries them."""
-        self.deployments.write_arms(
-            conn, found.name, arms, reason=f"rollout {rollout_id} {kind} (step {step + 1})"
-        )
-        self._log(
-            conn, rollout_id, found, kind, step=step, detail=detail | {"arms": [a.to_dict() for a in arms]}
-        )
-
-    def _move_alias(self, conn: Connection, rollout: Rollout, found: Deployment) -> None:
-        """Move the deployment's alias to the new version, through the gates (`GateError` undoes all)."""
-        if found.alias is None or not rollout.plan.promote_alias:
-            return
-        row = resolve(conn, ModelRef(found.model, version=rollout.version))
-        detail = judge_alias_move(conn, self.registry.settings, row, found.alias, force=False, reason=None)
-        self._point_alias(conn, rollout, found, row, detail)
-
-    def _restore_alias(self, conn: Connection, rollout: Rollout, found: Deployment) -> None:
-        """Point the alias back at the old version, if the switch moved it and nobody moved it since.
-
-        No gates: the old version held the alias until the switch, and a rollback must not be
-        refused.
-        """
-        if found.alias is None or not rollout.plan.promote_alias:
-            return
-        try:
-            row = resolve(conn, ModelRef(found.model, alias=found.alias))
-        except (NotFoundError, ConflictError):
-            return  # the alias was removed, or moved to a version since archived
-        if int(row.version) != rollout.version:
-            return
-        old = resolve(conn, ModelRef(found.model, version=rollout.from_version))
-        self._point_alias(conn, rollout, found, old, {"alias": found.alias, "rolled_back": True})
-
-    def _point_alias(
-        self, conn: Connection, rollout: Rollout, found: Deployment, row: Row[Any], detail: dict[str, Any]
-    ) -> None:
-        """Point the deployment's alias at version `row` and record the move in the change log."""
-        assert found.alias is not None
-        move_alias(conn, row.model_id, found.alias, row.id, utcnow())
-        record_change(
-            conn,
-            "alias",
-            actor=self.actor,
-            model=found.model,
-            version=int(row.version),
-            detail=detail | {"rollout": rollout.id, "deployment": found.name},
-        )
-
-    def _set(
-        self,
-        conn: Connection,
-        rollout: Rollout,
-        *,
-        state: State | None = None,
-        step: int | None = None,
-        step_started_at: datetime | None = None,
-        reason: str | None = None,
-        finished: datetime | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"updated_at": utcnow()}
-        if state is not None:
-            values["state"] = state
-        if step is not None:
-            values["step"] = step
-        if step_started_at is not None:
-            values["step_started_at"] = step_started_at
-        if reason:
-            values["reason"] = reason
-        if finished is not None:
-            values["finished_at"] = finished
-            values["active"] = None
-        conn.execute(update(rollouts).where(rollouts.c.id == rollout.id).values(**values))
-
-    def _log(
-        self,
-        conn: Connection,
-        rollout_id: int,
-        found: Deployment,
-        kind: str,
-        *,
-        step: int,
-        detail: dict[str, Any],
-    ) -> None:
-        conn.execute(
-            insert(rollout_history).values(
-                rollout_id=rollout_id, at=utcnow(), kind=kind, step=step, actor=self.actor, detail=detail
-            )
-        )
-        record_change(
-            conn,
-            f"rollout.{kind}",
-            actor=self.actor,
-            model=found.model,
-            version=None,
-            detail={"deployment": found.name, "rollout": rollout_id, "step": step} | detail,
-        )
 
     def _query(self) -> Any:
         return select(rollouts, deployments.c.name.label("deployment")).join(
@@ -515,18 +430,6 @@ class Rollouts:
     def _by_id(self, rollout_id: int) -> Rollout:
         with self.meta.read() as conn:
             return _rollout(conn.execute(self._query().where(rollouts.c.id == rollout_id)).one())
-
-
-def _arms(plan: Plan, step: int, *, new: int, old: int) -> list[Arm]:
-    """The deployment's arms at `step` of `plan`."""
-    if plan.strategy == "canary":
-        weight = plan.steps[step]  # below 100: passing the last such step promotes
-        return [Arm(old, "stable", 100.0 - weight), Arm(new, "canary", weight)]
-    if plan.strategy == "blue-green":
-        if step == 0:  # loaded and warmed, answering only the preview
-            return [Arm(old, "stable", 100.0), Arm(new, "canary", 0.0)]
-        return [Arm(new, "stable", 100.0), Arm(old, "canary", 0.0)]  # the old one kept warm
-    return [Arm(old, "stable", 100.0), Arm(new, "shadow", plan.shadow_share)]
 
 
 def _rollout(row: Row[Any]) -> Rollout:

@@ -94,10 +94,10 @@ class Scheduler:
         who = schedule.run_as
         if who is None or who.via != "api-key":
             return None
-        from shipyard.security.keys import Keys
+        from shipyard.security.keys import KeyVerifier
 
         try:
-            key = Keys(self.schedules.context.meta, actor="scheduler").get(who.name)
+            key = KeyVerifier(self.schedules.context.meta).get(who.name)
         except NotFoundError:
             return f"the API key {who.name!r} that added this schedule no longer exists"
         if key.state != "active":

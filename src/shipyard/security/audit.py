@@ -20,13 +20,17 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select
 
 from shipyard.core.hashchain import GENESIS, canonical, entry_hash
+from shipyard.security.access import Action
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import audit_log
+
+if TYPE_CHECKING:
+    from shipyard.security.context import Context, HasContext
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditReport", "append", "deny", "entry_hash"]
 
@@ -123,10 +127,18 @@ def deny(meta: MetadataStore, actor: str, action: str, target: str | None, detai
 
 
 class AuditLog:
-    """Read and verify the audit log of a metadata store."""
+    """Read and verify the audit log of a metadata store: an admin's store.
 
-    def __init__(self, meta: MetadataStore) -> None:
-        self.meta = meta
+    Args:
+        context: who acts (each action needs the audit role), and the metadata store; or
+            anything holding one, such as a `Registry`.
+    """
+
+    def __init__(self, context: Context | HasContext) -> None:
+        from shipyard.security.context import context_of  # the context denies through this module
+
+        self.context = context_of(context)
+        self.meta = self.context.meta
 
     def list(
         self,
@@ -137,7 +149,12 @@ class AuditLog:
         model: str | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        """The newest entries first, filtered."""
+        """The newest entries first, filtered.
+
+        Raises:
+            PermissionDeniedError: the principal may not read the audit log.
+        """
+        self.context.allow(Action.AUDIT)
         query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
         if since is not None:
             query = query.where(audit_log.c.at >= since)
@@ -151,7 +168,12 @@ class AuditLog:
             return [_entry(row) for row in conn.execute(query)]
 
     def head(self) -> tuple[int, str]:
-        """The newest entry's sequence number and hash; (0, GENESIS) when the log is empty."""
+        """The newest entry's sequence number and hash; (0, GENESIS) when the log is empty.
+
+        Raises:
+            PermissionDeniedError: the principal may not read the audit log.
+        """
+        self.context.allow(Action.AUDIT)
         with self.meta.read() as conn:
             row = conn.execute(
                 select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
@@ -164,7 +186,11 @@ class AuditLog:
         Args:
             expect_head: a head hash kept from an earlier `verify`; the chain must still hold
                 the entry it names (entries deleted from the end are caught this way).
+
+        Raises:
+            PermissionDeniedError: the principal may not read the audit log.
         """
+        self.context.allow(Action.AUDIT)
         count, seq, prev = 0, 0, GENESIS
         seen_expected = expect_head is None or expect_head == GENESIS
         for entry in self._all():

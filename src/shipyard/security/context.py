@@ -4,20 +4,23 @@ A store (`Registry`, `Keys`, `AuditLog`, `Jobs`, `Schedules`, `FeedbackStore`, `
 `Deployments`, `Rollouts`, ...) is handed a `Context` and checks each action itself with
 `context.allow(...)`, so the Python API is guarded exactly as the CLI and the servers are.
 A refusal is written to the audit log before it is raised.
+
+A store takes the context itself or anything that holds one (a `Registry`: `Deployments(reg)`),
+and keeps only the context: it never holds the object that handed it over.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from shipyard.config import Settings
 from shipyard.errors import PermissionDeniedError
-from shipyard.security.access import Action, Principal, authorize
+from shipyard.security.access import Action, Principal, Role, authorize
 from shipyard.security.audit import deny
-from shipyard.security.identity import acting_principal
 from shipyard.store.metadata import MetadataStore
 
-__all__ = ["Context"]
+__all__ = ["Context", "HasContext", "context_of"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Context:
         `SHIPYARD_API_KEY`, or the OS user as admin, narrowed by `SHIPYARD_RUN_AS`.
         Close it with `close()` (or use it in a `with` block).
         """
+        from shipyard.security.identity import acting_principal  # it verifies keys, which take contexts
+
         settings = settings or Settings.from_env()
         meta = MetadataStore(settings.db_url, busy_timeout=settings.db_timeout, file_mode=settings.file_mode)
         try:
@@ -59,6 +64,18 @@ class Context:
             meta.close()
             raise
         return cls(settings, meta, who, actor or who.name)
+
+    @classmethod
+    def system(cls, settings: Settings, meta: MetadataStore, *, actor: str) -> Context:
+        """A context for a server process whose every caller was admitted on entry.
+
+        A server's `Guard` authorizes each request's own principal before the request reaches
+        a store (labels posted to `/v1/feedback` need the feedback role of the request's key),
+        so the stores the server holds act as the system, an admin named `actor`, recorded
+        under that name unless a call names the request's principal. Nothing a user runs gets
+        this context: the CLI and the Python API act as `acting_principal`.
+        """
+        return cls(settings, meta, Principal(actor, Role.ADMIN, via="system"), actor)
 
     def allow(self, action: Action, model: str | None = None) -> None:
         """Go on if the principal may do `action` (on `model`); else record the denial in the
@@ -75,6 +92,10 @@ class Context:
             deny(self.meta, who.name, action, model, detail)
             raise
 
+    def acting_as(self, actor: str) -> Context:
+        """The same principal, recorded under another actor's name (a controller, a scheduler)."""
+        return replace(self, actor=actor)
+
     def close(self) -> None:
         """Release the metadata store's connections."""
         self.meta.close()
@@ -84,3 +105,17 @@ class Context:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HasContext(Protocol):
+    """Anything that holds a context, such as a `Registry`."""
+
+    @property
+    def context(self) -> Context:
+        """The context it acts in."""
+        ...
+
+
+def context_of(source: Context | HasContext) -> Context:
+    """The context itself, or the one `source` holds (`Keys(reg)` and `Keys(reg.context)` agree)."""
+    return source if isinstance(source, Context) else source.context

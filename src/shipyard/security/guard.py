@@ -27,7 +27,7 @@ from shipyard.errors import (
 )
 from shipyard.security.access import Action, Principal, Role, authorize
 from shipyard.security.audit import deny
-from shipyard.security.keys import Keys, is_api_key
+from shipyard.security.keys import KeyVerifier, is_api_key
 from shipyard.security.tokens import JwtVerifier
 from shipyard.store.metadata import MetadataStore
 
@@ -63,7 +63,8 @@ class Guard:
 
     Args:
         required: refuse requests without valid credentials; off, everyone is `ANONYMOUS`.
-        keys: the API keys (None: keys are not accepted).
+        keys: the verifier of API keys (None: keys are not accepted); it reads keys without
+            an acting principal, since it is what finds the principal.
         jwt: the JWT verifier (None: tokens are not accepted).
         rate: requests per second each principal may send, unless its key says otherwise.
         burst: requests a principal may send at once above its rate (twice the rate by default).
@@ -75,7 +76,7 @@ class Guard:
         self,
         *,
         required: bool,
-        keys: Keys | None = None,
+        keys: KeyVerifier | None = None,
         jwt: JwtVerifier | None = None,
         rate: float | None = None,
         burst: float | None = None,

@@ -15,7 +15,7 @@ import json
 from shipyard.config import Settings
 from shipyard.errors import ConfigError, PermissionDeniedError
 from shipyard.security.access import Principal, Role
-from shipyard.security.keys import Keys
+from shipyard.security.keys import KeyVerifier
 from shipyard.store.metadata import MetadataStore
 
 __all__ = ["acting_principal"]
@@ -35,7 +35,7 @@ def acting_principal(meta: MetadataStore, settings: Settings, *, actor: str | No
         PermissionDeniedError: `run_as` names a principal stronger than the process's own.
     """
     if settings.api_key:
-        own = Keys(meta, actor="").authenticate(settings.api_key)
+        own = KeyVerifier(meta).authenticate(settings.api_key)
     else:
         own = Principal(actor or _os_user(), Role.ADMIN, via="local")
     if settings.run_as is None:

@@ -6,10 +6,15 @@ so a copy of the database does not give anyone a working key. A key has a name, 
 optional list of model patterns it is limited to, an optional request rate, an optional expiry,
 and can be revoked; creating and revoking write audit entries.
 
-Checking a key costs one scrypt (tens of milliseconds, on purpose), so `Keys.authenticate`
-remembers the keys it verified, by a SHA-256 of the whole key, and re-reads each key's row
-(revoked? expired?) at most every `REFRESH` seconds: a revoked key stops working on every
-server within that time.
+`Keys` is the store an admin manages keys with: every action needs the manage-keys role of the
+context's principal. `KeyVerifier` is the read path that finds a principal in the first place
+(a server's `Guard`, `security.identity`, the scheduler's check of a schedule's key): it acts for
+no one, so it has no principal to check, and it only reads.
+
+Checking a key costs one scrypt (tens of milliseconds, on purpose), so `KeyVerifier` remembers
+the keys it verified, by a SHA-256 of the whole key, and `cached` trusts each key's row
+(revoked? expired?) for at most `REFRESH` seconds: a revoked key stops working on every server
+within that time.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from sqlalchemy import insert, select, update
 
 from shipyard.errors import AuthenticationError, ConfigError, ConflictError, NotFoundError
 from shipyard.security import audit
-from shipyard.security.access import Principal, Role, check_patterns, parse_role
+from shipyard.security.access import Action, Principal, Role, check_patterns, parse_role
+from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import api_keys
 
-__all__ = ["REFRESH", "ApiKey", "Keys", "NewKey", "is_api_key"]
+__all__ = ["REFRESH", "ApiKey", "KeyVerifier", "Keys", "NewKey", "is_api_key"]
 
 REFRESH = 5.0  # seconds a verified key's row is trusted before it is read again
 _TOKEN = re.compile(r"sy_([a-z2-7]{10})_([A-Za-z0-9_-]{43})")
@@ -101,19 +107,16 @@ class NewKey:
 
 
 class Keys:
-    """Create, list, revoke and check the API keys of a metadata store.
+    """Create, list, read and revoke the API keys of a metadata store: an admin's store.
 
     Args:
-        meta: the metadata store.
-        actor: who makes the changes, for the audit log.
+        context: who acts (each action needs the manage-keys role), and the metadata store; or
+            anything holding one, such as a `Registry`.
     """
 
-    def __init__(self, meta: MetadataStore, *, actor: str) -> None:
-        self.meta = meta
-        self.actor = actor
-        self._lock = threading.Lock()
-        self._verified: dict[str, tuple[bytes, ApiKey, float]] = {}  # prefix -> (sha256, row, read at)
-        self._touched: dict[str, float] = {}
+    def __init__(self, context: Context | HasContext) -> None:
+        self.context = context_of(context)
+        self.meta = self.context.meta
 
     def create(
         self,
@@ -134,9 +137,12 @@ class Keys:
             rate: requests per second a server accepts with this key; None for its default.
 
         Raises:
+            PermissionDeniedError: the principal may not manage keys.
             ConfigError: a malformed name, role, pattern, expiry or rate.
             ConflictError: a key of that name exists (revoked keys keep their names).
         """
+        self.context.allow(Action.MANAGE_KEYS)
+        actor = self.context.actor
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise ConfigError(
                 f"key name {name!r} is not allowed; expected 1-128 letters, digits, '.', '_', '@' "
@@ -156,7 +162,7 @@ class Keys:
         row = {
             "name": name, "prefix": prefix, "salt": salt, "hash": _slow_hash(secret, salt),
             "role": str(role), "models": list(patterns), "rate": rate, "created_at": now,
-            "created_by": self.actor, "expires_at": expires_at,
+            "created_by": actor, "expires_at": expires_at,
         }  # fmt: skip
 
         def change(conn: Any) -> None:
@@ -167,7 +173,7 @@ class Keys:
                 )
             conn.execute(insert(api_keys).values(**row))
             audit.append(
-                conn, "key-create", actor=self.actor, target=f"key:{name}",
+                conn, "key-create", actor=actor, target=f"key:{name}",
                 detail={"role": str(role), "models": list(patterns), "prefix": prefix,
                         "expires_at": None if expires_at is None else expires_at.isoformat()},
             )  # fmt: skip
@@ -179,16 +185,19 @@ class Keys:
         """The key named `name`.
 
         Raises:
+            PermissionDeniedError: the principal may not manage keys.
             NotFoundError: there is no such key.
         """
-        with self.meta.read() as conn:
-            row = conn.execute(select(api_keys).where(api_keys.c.name == name)).first()
-        if row is None:
-            raise NotFoundError(f"there is no API key named {name!r}; 'shipyard keys list' shows them")
-        return _key(row)
+        self.context.allow(Action.MANAGE_KEYS)
+        return _named(self.meta, name)
 
     def list(self) -> list[ApiKey]:
-        """Every key, oldest first, revoked and expired ones included."""
+        """Every key, oldest first, revoked and expired ones included.
+
+        Raises:
+            PermissionDeniedError: the principal may not manage keys.
+        """
+        self.context.allow(Action.MANAGE_KEYS)
         with self.meta.read() as conn:
             return [_key(row) for row in conn.execute(select(api_keys).order_by(api_keys.c.id))]
 
@@ -196,9 +205,12 @@ class Keys:
         """Revoke a key for good; it stops working everywhere within `REFRESH` seconds.
 
         Raises:
+            PermissionDeniedError: the principal may not manage keys.
             NotFoundError: there is no such key.
             ConflictError: it was revoked already.
         """
+        self.context.allow(Action.MANAGE_KEYS)
+        actor = self.context.actor
 
         def change(conn: Any) -> None:
             row = conn.execute(select(api_keys).where(api_keys.c.name == name)).first()
@@ -210,14 +222,39 @@ class Keys:
                 )
             conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(revoked_at=utcnow()))
             audit.append(
-                conn, "key-revoke", actor=self.actor, target=f"key:{name}",
+                conn, "key-revoke", actor=actor, target=f"key:{name}",
                 detail={"prefix": row.prefix, "reason": reason},
             )  # fmt: skip
 
         self.meta.write(change)
-        with self._lock:
-            self._verified = {p: v for p, v in self._verified.items() if v[1].name != name}
-        return self.get(name)
+        return _named(self.meta, name)
+
+
+class KeyVerifier:
+    """The read path that finds who presents a key: verify it, or read a key's state by name.
+
+    It acts for no one (it is what finds the acting principal), so it checks no role, and it
+    writes nothing but a key's last use. A server's `Guard` and `security.identity` verify keys
+    with it; the scheduler reads whether the key a schedule runs as is still active. It is not
+    a store of the public API: managing keys is `Keys`.
+
+    Args:
+        meta: the metadata store holding the keys.
+    """
+
+    def __init__(self, meta: MetadataStore) -> None:
+        self.meta = meta
+        self._lock = threading.Lock()
+        self._verified: dict[str, tuple[bytes, ApiKey, float]] = {}  # prefix -> (sha256, row, read at)
+        self._touched: dict[str, float] = {}
+
+    def get(self, name: str) -> ApiKey:
+        """The key named `name`, to see whether it is still active.
+
+        Raises:
+            NotFoundError: there is no such key.
+        """
+        return _named(self.meta, name)
 
     def authenticate(self, token: str) -> Principal:
         """The principal a key stands for.
@@ -304,6 +341,14 @@ class Keys:
             )
 
         self.meta.write(change)
+
+
+def _named(meta: MetadataStore, name: str) -> ApiKey:
+    with meta.read() as conn:
+        row = conn.execute(select(api_keys).where(api_keys.c.name == name)).first()
+    if row is None:
+        raise NotFoundError(f"there is no API key named {name!r}; 'shipyard keys list' shows them")
+    return _key(row)
 
 
 def _parse(token: str) -> tuple[str, str]:

@@ -32,9 +32,10 @@ from shipyard.errors import ConfigError, ShipyardError
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.registry import Registry
 from shipyard.rollout.deployments import Deployment, Deployments
+from shipyard.security.context import Context
 from shipyard.security.encryption import envelope_for
 from shipyard.security.guard import DenialLog, Guard
-from shipyard.security.keys import Keys
+from shipyard.security.keys import KeyVerifier
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
 from shipyard.serving.connections import ConnectionLimits, http_protocol
@@ -451,7 +452,7 @@ async def _worker_main(
         metrics=metrics,
         events=events,
         live=live,
-        feedback=FeedbackStore(meta),
+        feedback=FeedbackStore(Context.system(settings, meta, actor="server")),
         guard=guard,
     )
     follow = _add_models(service, loaded)
@@ -527,7 +528,7 @@ def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog
     denials = DenialLog(meta)
     guard = Guard(
         required=True,
-        keys=Keys(meta, actor="server"),
+        keys=KeyVerifier(meta),
         jwt=JwtVerifier(options.jwt) if options.jwt is not None else None,
         rate=options.rate_limit,
         burst=options.burst,
