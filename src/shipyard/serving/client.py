@@ -33,6 +33,7 @@ from shipyard.errors import (
     UnknownModelError,
     UnsupportedMediaError,
 )
+from shipyard.serving.wire import VIOLATIONS_KEY
 
 __all__ = ["Client", "ServedPrediction"]
 
@@ -48,7 +49,6 @@ _BY_STATUS: dict[int, type[ShipyardError]] = {
     503: NotReadyError,
 }
 _GRPC_METHOD = "/inference.GRPCInferenceService/"
-VIOLATIONS_KEY = "shipyard-violations-bin"
 
 
 @dataclass(frozen=True)

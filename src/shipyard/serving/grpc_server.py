@@ -35,13 +35,12 @@ from shipyard.security.guard import credential
 from shipyard.serving import oip
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
-from shipyard.serving.client import VIOLATIONS_KEY
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
+from shipyard.serving.wire import GRPC_SERVICE, VIOLATIONS_KEY
 
-__all__ = ["SERVICE_NAME", "code_of", "grpc_server"]
+__all__ = ["code_of", "grpc_server"]
 
-SERVICE_NAME = "inference.GRPCInferenceService"
 # Bytes of violations in the trailer: base64 makes them 4/3 larger, and the message (up to ten
 # violations of its own) shares the clients' 8 KiB budget for metadata.
 _TRAILER_BYTES = 3500
@@ -281,5 +280,5 @@ def grpc_server(service: ModelService, *, max_message_bytes: int) -> grpc.aio.Se
             ("grpc.so_reuseport", 1),
         ]
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_SERVICE, handlers),))
     return server

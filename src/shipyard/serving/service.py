@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from shipyard.core.batch import Array, Batch, Predictions
-from shipyard.core.contract import Contract
+from shipyard.core.contract import Contract, Validation
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
     ContractViolationError,
@@ -111,7 +111,7 @@ class ModelService:
     # -- models -----------------------------------------------------------------------------------
     def add(self, ref: ModelRef, loaded: LoadedModel, *, load_seconds: float = 0.0) -> ServedModel:
         """Serve `loaded` under its model name; `warm_up` makes it ready."""
-        served = ServedModel(ref, loaded, self)
+        served = self._served(ref, loaded)
         self.models[ref.name] = served
         self.metrics.track(ref.name, str(loaded.version.version))
         if self.live is not None:
@@ -125,7 +125,7 @@ class ModelService:
         """Serve `deployment` under its name; `loaded` holds every arm's version."""
         stable = loaded[deployment.stable.version]
         ref = ModelRef(deployment.model, version=stable.version.version)
-        served = ServedModel(ref, stable, self, name=deployment.name)
+        served = self._served(ref, stable, name=deployment.name)
         self.models[deployment.name] = served
         served.deploy(deployment, loaded)
         if self.live is not None:
@@ -134,6 +134,17 @@ class ModelService:
             self.metrics.set("shipyard_model_load_seconds", (deployment.name, str(version)), load_seconds)
         self.show(served)
         return served
+
+    def _served(self, ref: ModelRef, loaded: LoadedModel, *, name: str | None = None) -> ServedModel:
+        return ServedModel(
+            ref,
+            loaded,
+            run=self.run_batch,
+            limits=self.limits,
+            metrics=self.metrics,
+            live=self.live,
+            name=name,
+        )
 
     def model_of(self, name: str | None) -> str | None:
         """The registered model a route's name stands for, to authorize: a deployment's name
@@ -394,40 +405,19 @@ class ModelService:
         failed: list[tuple[Pending, ShipyardError]],
     ) -> list[_Call]:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
-        where = str(loaded.version.ref)
-        batch = _merge(loaded.contract, jobs)
-        validation = loaded.contract.validate(batch)
-        offsets = np.cumsum([0] + [j.n_rows for j in jobs])
-        good: list[int] = []
-        if validation.ok:
-            good = list(range(len(jobs)))
-        else:
-            bad = validation.rejected_rows
-            for i, job in enumerate(jobs):
-                start, stop = int(offsets[i]), int(offsets[i + 1])
-                if bad.size and np.any((bad >= start) & (bad < stop)):
-                    part = validation.part(start, stop)
-                    failed.append((job, _violation(part.message(where), part)))
-                else:
-                    good.append(i)
-        if not good:
-            return []
-        if len(good) == len(jobs):
-            features = validation.batch
-        else:
-            rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in good])
-            features = validation.batch.take(rows)
+        policy = _WholeRequests(jobs, str(loaded.version.ref))
         try:
-            predictions = loaded.predict_valid(features)
+            scored = loaded.score(_merge(loaded.contract, jobs), accept=policy)
         except PredictionError as exc:
-            if len(good) == 1:
-                failed.append((jobs[good[0]], exc))
+            failed += policy.rejected
+            if len(policy.good) == 1:
+                failed.append((jobs[policy.good[0]], exc))
                 return []
             # One caller's rows broke the model: answer each request alone, so only theirs fails.
+            assert policy.validation is not None  # the policy ran before the model call
             calls = []
-            for i in good:
-                start, stop = int(offsets[i]), int(offsets[i + 1])
-                alone = validation.batch.take(np.arange(start, stop))
+            for i in policy.good:
+                alone = policy.validation.batch.take(np.arange(policy.offsets[i], policy.offsets[i + 1]))
                 try:
                     calls.append((alone, loaded.predict_valid(alone)))
                 except PredictionError as single:
@@ -435,11 +425,15 @@ class ModelService:
                 else:
                     served.append((jobs[i], *calls[-1]))
             return calls
-        if len(good) == 1:
-            served.append((jobs[good[0]], features, predictions))
+        failed += policy.rejected
+        features, predictions = scored.batch, scored.predictions
+        if predictions is None:
+            return []
+        if len(policy.good) == 1:
+            served.append((jobs[policy.good[0]], features, predictions))
             return [(features, predictions)]
         position = 0
-        for i in good:
+        for i in policy.good:
             n = jobs[i].n_rows
             served.append(
                 (jobs[i], features.slice(position, position + n), predictions.slice(position, position + n))
@@ -483,6 +477,42 @@ class ModelService:
             )
         )
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
+
+
+class _WholeRequests:
+    """The rejection policy of merged requests: a request with a failing row is rejected whole, with
+    a violation that names its own rows (numbered from its first); the others are predicted.
+
+    Args:
+        jobs: the merged requests, in the order their rows were merged.
+        where: the version, as violations name it.
+    """
+
+    def __init__(self, jobs: Sequence[Pending], where: str) -> None:
+        self.jobs = jobs
+        self.where = where
+        self.offsets: list[int] = list(itertools.accumulate((j.n_rows for j in jobs), initial=0))
+        self.good: list[int] = []  # the requests predicted, by position
+        self.rejected: list[tuple[Pending, ShipyardError]] = []
+        self.validation: Validation | None = None
+
+    def __call__(self, validation: Validation) -> Array:
+        self.validation = validation
+        offsets = self.offsets
+        if validation.ok:
+            self.good = list(range(len(self.jobs)))
+            return np.arange(offsets[-1], dtype=np.intp)
+        bad = validation.rejected_rows
+        for i, job in enumerate(self.jobs):
+            start, stop = offsets[i], offsets[i + 1]
+            if np.any((bad >= start) & (bad < stop)):
+                part = validation.part(start, stop)
+                self.rejected.append((job, _violation(part.message(self.where), part)))
+            else:
+                self.good.append(i)
+        if not self.good:
+            return np.empty(0, dtype=np.intp)
+        return np.concatenate([np.arange(offsets[i], offsets[i + 1], dtype=np.intp) for i in self.good])
 
 
 def _logged_error(exc: ShipyardError, version: ModelVersion) -> str:
