@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 
 from shipyard.errors import (
     AuthenticationError,
+    ConfigError,
     ContractViolationError,
     InputError,
     NotReadyError,
@@ -37,9 +38,10 @@ from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
+from shipyard.serving.tls import TlsFiles
 from shipyard.serving.wire import GRPC_SERVICE, VIOLATIONS_KEY
 
-__all__ = ["code_of", "grpc_server"]
+__all__ = ["code_of", "grpc_server", "start_grpc"]
 
 # Bytes of violations in the trailer: base64 makes them 4/3 larger, and the message (up to ten
 # violations of its own) shares the clients' 8 KiB budget for metadata.
@@ -281,4 +283,24 @@ def grpc_server(service: ModelService, *, max_message_bytes: int) -> grpc.aio.Se
         ]
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_SERVICE, handlers),))
+    return server
+
+
+async def start_grpc(
+    service: ModelService, address: str, *, max_message_bytes: int, tls: TlsFiles | None = None
+) -> grpc.aio.Server:
+    """A worker's gRPC server, bound to `address` (over TLS when `tls` is given) and started.
+
+    Raises:
+        ConfigError: the address cannot be listened on.
+    """
+    server = grpc_server(service, max_message_bytes=max_message_bytes)
+    try:
+        if tls is not None:
+            server.add_secure_port(address, tls.grpc())
+        else:
+            server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
+    await server.start()
     return server

@@ -3,36 +3,31 @@
 Transports decode a request into columns and call `ModelService.predict`; they encode what comes
 back. Each request's columns are read into arrays, one value per row, before it is queued, so a
 request that cannot be read as rows gets its own error and never reaches a model call. Requests
-for one version are merged by the adaptive batcher, validated together by the version's contract
-(one vectorised pass), and only the requests whose rows all pass are predicted. A request with a
+for one version are merged by the adaptive batcher (`merging.py`) and scored together by the one
+scoring step (`LoadedModel.score`: one vectorised validation, one model call) under a policy that
+predicts only the requests whose rows all pass (`WholeRequests`). A request with a
 bad row gets every violation of its own rows and nothing of anyone else's; the other requests in
 the batch are served as if it had never arrived. Should a merged call fail in a way nobody
 foresaw, each of its requests is tried alone, so only the one at fault gets the error (a 5xx:
-the fault is the server's); the batcher answers any request a call leaves unanswered.
+the fault is the server's); the batcher answers any request a call leaves unanswered. Copies
+for a deployment's shadow arm wait for idle time (`shadows.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import random
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from shipyard.core.batch import Array, Batch, Predictions
-from shipyard.core.contract import Contract, Validation
+from shipyard.core.batch import Batch, Predictions
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
-    ContractViolationError,
-    InputError,
     NotReadyError,
     PredictionError,
     RequestTooLargeError,
@@ -42,34 +37,20 @@ from shipyard.errors import (
 from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles
-from shipyard.registry.loaded import LoadedModel, example_row, warm_up
+from shipyard.registry.loaded import LoadedModel, warm_up
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
 from shipyard.security.guard import Guard
+from shipyard.serving.merging import WholeRequests, merge, one_value_per_row, violation
 from shipyard.serving.metrics import Metrics
-from shipyard.serving.served import Answer, Columns, Lane, Limits, Pending, ServedModel
+from shipyard.serving.served import Answer, Columns, Limits, Pending, ServedModel
+from shipyard.serving.shadows import ShadowCopies
 
-__all__ = ["ModelService", "example_row", "warm_up"]
+__all__ = ["ModelService"]
 
 log = logging.getLogger("shipyard.serve")
 
 _Call = tuple[Batch, Predictions]  # one model call: its rows and its outputs
-
-
-@dataclass(frozen=True, slots=True)
-class _Copy:
-    """A request's copy for a shadow arm."""
-
-    served: ServedModel
-    lane: Lane
-    columns: Columns
-    n_rows: int
-    request_id: str
-    logged: bool
-
-    @property
-    def labels(self) -> tuple[str, str]:
-        return (self.served.name, str(self.lane.loaded.version.version))
 
 
 class ModelService:
@@ -103,9 +84,7 @@ class ModelService:
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
-        self._copies: deque[_Copy] = deque()  # copies for shadow arms waiting for idle time
-        self._copies_due = False  # `_run_copies` is scheduled
-        self._shadows = 0  # copies being predicted
+        self.shadows = ShadowCopies(self.models, metrics=metrics, limit=limits.shadow_queue)
         self._id_prefix = uuid.uuid4().hex[:12]
 
     # -- models -----------------------------------------------------------------------------------
@@ -269,66 +248,15 @@ class ModelService:
         if router is not None and router.shadow is not None and not version:
             shadow = router.copy_to_shadow(key)
             if shadow is not None:
-                self._copy(_Copy(served, served.lanes[shadow.version], columns, n_rows, request_id, logged))
-        return answer
-
-    def _copy(self, copy: _Copy) -> None:
-        """Queue a copy of an answered request for the shadow arm; shed it if too many wait.
-
-        The copy is queued after the caller's answer is ready and never awaited: its answer goes to
-        the prediction log (protocol 'shadow', the caller's request id, logged when the caller's
-        request is) and nowhere else. Copies are predicted only while no caller's request waits for
-        a model call, so they use the worker's idle time; under sustained load they wait, and once
-        `limits.shadow_queue` wait, more are shed and counted.
-        """
-        if len(self._copies) + self._shadows >= self.limits.shadow_queue:
-            self.metrics.inc("shipyard_shadow_requests", (*copy.labels, "shed"))
-            return
-        self._copies.append(copy)
-        if not self._copies_due:
-            self._copies_due = True
-            asyncio.get_running_loop().call_soon(self._run_copies)
-
-    def _run_copies(self) -> None:
-        loop = asyncio.get_running_loop()
-        callers_wait = any(
-            lane.batcher.queued
-            for served in self.models.values()
-            for version, lane in served.lanes.items()
-            if served.router is None
-            or served.router.shadow is None
-            or served.router.shadow.version != version
-        )
-        if callers_wait:
-            loop.call_later(0.001, self._run_copies)  # callers first
-            return
-        self._copies_due = False
-        while self._copies:
-            copy = self._copies.popleft()
-            self._shadows += 1
-            future: asyncio.Future[Answer] = loop.create_future()
-            future.add_done_callback(functools.partial(self._copied, copy.labels))
-            try:  # the shadow's contract reads the caller's columns, which may not suit it
-                rows = one_value_per_row(copy.lane.loaded, copy.columns, copy.n_rows)
-            except ShipyardError as exc:
-                future.set_exception(exc)
-                continue
-            copy.lane.batcher.submit(
-                Pending(
-                    rows,
-                    copy.n_rows,
-                    copy.request_id,
-                    "shadow",
-                    time.perf_counter(),
-                    copy.logged,
-                    future,
+                self.shadows.add(
+                    served,
+                    served.lanes[shadow.version],
+                    columns,
+                    n_rows,
+                    request_id=request_id,
+                    logged=logged,
                 )
-            )
-
-    def _copied(self, labels: tuple[str, str], answered: asyncio.Future[Answer]) -> None:
-        self._shadows -= 1
-        failed = answered.cancelled() or answered.exception() is not None
-        self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
+        return answer
 
     def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[Pending]) -> None:
         """Validate and predict the requests of one model call, answering each one.
@@ -393,7 +321,7 @@ class ModelService:
                 continue
             # Missing columns: validate alone, so the message names them for this caller only.
             validation = contract.validate(Batch(dict(job.columns), job.n_rows))
-            failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
+            failed.append((job, violation(validation.message(str(loaded.version.ref)), validation)))
         calls = self._predict_merged(loaded, whole, answered, failed) if whole else []
         return answered, failed, calls
 
@@ -405,9 +333,9 @@ class ModelService:
         failed: list[tuple[Pending, ShipyardError]],
     ) -> list[_Call]:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
-        policy = _WholeRequests(jobs, str(loaded.version.ref))
+        policy = WholeRequests(jobs, str(loaded.version.ref))
         try:
-            scored = loaded.score(_merge(loaded.contract, jobs), accept=policy)
+            scored = loaded.score(merge(loaded.contract, jobs), accept=policy)
         except PredictionError as exc:
             failed += policy.rejected
             if len(policy.good) == 1:
@@ -479,90 +407,9 @@ class ModelService:
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
 
 
-class _WholeRequests:
-    """The rejection policy of merged requests: a request with a failing row is rejected whole, with
-    a violation that names its own rows (numbered from its first); the others are predicted.
-
-    Args:
-        jobs: the merged requests, in the order their rows were merged.
-        where: the version, as violations name it.
-    """
-
-    def __init__(self, jobs: Sequence[Pending], where: str) -> None:
-        self.jobs = jobs
-        self.where = where
-        self.offsets: list[int] = list(itertools.accumulate((j.n_rows for j in jobs), initial=0))
-        self.good: list[int] = []  # the requests predicted, by position
-        self.rejected: list[tuple[Pending, ShipyardError]] = []
-        self.validation: Validation | None = None
-
-    def __call__(self, validation: Validation) -> Array:
-        self.validation = validation
-        offsets = self.offsets
-        if validation.ok:
-            self.good = list(range(len(self.jobs)))
-            return np.arange(offsets[-1], dtype=np.intp)
-        bad = validation.rejected_rows
-        for i, job in enumerate(self.jobs):
-            start, stop = offsets[i], offsets[i + 1]
-            if np.any((bad >= start) & (bad < stop)):
-                part = validation.part(start, stop)
-                self.rejected.append((job, _violation(part.message(self.where), part)))
-            else:
-                self.good.append(i)
-        if not self.good:
-            return np.empty(0, dtype=np.intp)
-        return np.concatenate([np.arange(offsets[i], offsets[i + 1], dtype=np.intp) for i in self.good])
-
-
 def _logged_error(exc: ShipyardError, version: ModelVersion) -> str:
     """A refusal as the prediction log keeps it. A model's own message may quote the inputs it
     failed on, so with pii features in the contract only its kind is kept (the caller got it all)."""
     if isinstance(exc, PredictionError) and version.contract.pii_masks:
         return f"{type(exc).__name__}: the model failed on these rows (its message may hold pii: not logged)"
     return str(exc)
-
-
-def _violation(message: str, validation: Any) -> ContractViolationError:
-    return ContractViolationError(message, validation.violations)
-
-
-def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Array]:
-    """The contract's columns of one request as one-dimensional arrays, one value per row.
-
-    Read before the request is queued, so a request of the wrong shape fails alone. A list or an
-    object where one value belongs stays one value, for the contract to refuse at its row and
-    feature with the others of the merged call.
-
-    Raises:
-        InputError: a column does not hold `n_rows` values.
-    """
-    picked = {n: columns[n] for n in loaded.contract.names if n in columns}
-    arrays = dict(Batch.from_columns(picked).columns)
-    for name, array in arrays.items():
-        if len(array) != n_rows:
-            raise InputError(
-                f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); expected one value per row"
-            )
-    return arrays
-
-
-def _merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
-    """The contract's columns of every request, end to end, types kept as the callers sent them."""
-    if len(jobs) == 1:
-        job = jobs[0]
-        return Batch.from_columns({n: job.columns[n] for n in contract.names})
-    columns: dict[str, Sequence[Any] | Array] = {}
-    for n in contract.names:
-        parts = [j.columns[n] for j in jobs]
-        if all(isinstance(p, np.ndarray) for p in parts):
-            kinds = {p.dtype.kind for p in parts if isinstance(p, np.ndarray)}
-            if len(kinds) == 1:
-                columns[n] = np.concatenate(parts)
-                continue
-        columns[n] = list(itertools.chain.from_iterable(_as_list(p) for p in parts))
-    return Batch.from_columns(columns)
-
-
-def _as_list(values: Sequence[Any] | Array) -> Sequence[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else values
