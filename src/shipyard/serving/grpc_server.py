@@ -33,7 +33,7 @@ from shipyard.errors import (
 )
 from shipyard.security.access import Action
 from shipyard.security.guard import credential
-from shipyard.serving import oip
+from shipyard.serving import oip, oip_answers
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
 from shipyard.serving.served import ServedModel
@@ -121,7 +121,7 @@ class _Inference:
         except ShipyardError as exc:
             await context.abort(code_of(exc), str(exc))
         version = served.version
-        meta = oip.model_metadata(version.contract, served.name, version.version, version.flavor)
+        meta = oip_answers.model_metadata(version.contract, served.name, version.version, version.flavor)
         response = pb.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"]
         )
@@ -157,7 +157,7 @@ class _Inference:
                 version=request.model_version or None,
             )
             version = str(answer.version.version)
-            return oip.encode_grpc(
+            return oip_answers.encode_grpc(
                 answer.predictions,
                 model=name,
                 version=answer.version.version,

@@ -32,7 +32,7 @@ from shipyard.errors import (
 from shipyard.monitoring.feedback import parse_feedback, refusal, server_check
 from shipyard.security.access import Action, Principal
 from shipyard.security.guard import credential
-from shipyard.serving import oip
+from shipyard.serving import oip, oip_answers
 from shipyard.serving.asgi import (
     JSON,
     JSON_TYPES,
@@ -364,7 +364,7 @@ class HttpApp:
                 key=_routing_key(served, scope, request.columns),
                 version=wanted,
             )
-            payload, head = oip.encode_rest(
+            payload, head = oip_answers.encode_rest(
                 answer.predictions,
                 model=name,
                 version=answer.version.version,

@@ -11,7 +11,7 @@ from typing import Any
 from shipyard.errors import SecurityError, ShipyardError
 from shipyard.security.access import Action, Principal
 from shipyard.security.guard import ANONYMOUS, credential
-from shipyard.serving import oip
+from shipyard.serving import oip_answers
 from shipyard.serving.asgi import (
     Receive,
     Scope,
@@ -153,7 +153,7 @@ class Operations:
         except ShipyardError as exc:
             return await respond_json(send, status_of(exc), {"error": str(exc)}), "", ""
         version = served.version
-        metadata = oip.model_metadata(version.contract, name, version.version, version.flavor)
+        metadata = oip_answers.model_metadata(version.contract, name, version.version, version.flavor)
         return await respond_json(send, 200, metadata), "", ""
 
     async def oip_model_ready(
