@@ -4,7 +4,7 @@ transport under load waits for company, and a model call that raises fails its o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -55,13 +55,20 @@ def test_a_call_that_raises_fails_its_requests_and_the_next_calls_go_on() -> Non
     assert results[3:] == ["answered before the failure", "answer to d"]
 
 
-def test_a_lone_request_is_run_on_the_next_turn_and_calls_never_pass_max_batch_rows() -> None:
-    calls: list[list[str]] = []
+def answering(calls: list[list[str]]) -> Callable[[Sequence[Job]], None]:
+    """A model call that records the requests it took and answers each with its name."""
 
     def run(jobs: Sequence[Job]) -> None:
         calls.append([j.name for j in jobs])
         for job in jobs:
             job.future.set_result(job.name)
+
+    return run
+
+
+def test_a_lone_request_is_run_on_the_next_turn_and_calls_never_pass_max_batch_rows() -> None:
+    calls: list[list[str]] = []
+    run = answering(calls)
 
     async def scenario() -> None:
         batcher: AdaptiveBatcher[Job] = AdaptiveBatcher(run, max_batch_rows=4, max_wait_ms=5000)
@@ -79,11 +86,7 @@ def test_a_lone_request_is_run_on_the_next_turn_and_calls_never_pass_max_batch_r
 
 def test_a_trickling_request_with_company_waits_for_more() -> None:
     calls: list[list[str]] = []
-
-    def run(jobs: Sequence[Job]) -> None:
-        calls.append([j.name for j in jobs])
-        for job in jobs:
-            job.future.set_result(job.name)
+    run = answering(calls)
 
     async def scenario() -> None:
         batcher: AdaptiveBatcher[Job] = AdaptiveBatcher(run, max_batch_rows=8, max_wait_ms=500)
