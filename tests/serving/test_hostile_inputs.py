@@ -28,9 +28,10 @@ from servers import ServerProcess
 from shipyard import ContractViolationError, Registry, Settings, ShipyardError
 from shipyard.core.refs import ModelRef
 from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.merging import one_value_per_row
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Limits, Pending
-from shipyard.serving.service import ModelService, one_value_per_row
+from shipyard.serving.service import ModelService
 
 # A hang shows as no answer within this; a bad value costs the server microseconds, not a second.
 ANSWER_WITHIN = 1.0

@@ -291,12 +291,6 @@ def test_an_echoed_name_is_capped(server: ServerProcess, body: dict[str, Any]) -
     assert "kkkkk..." in response.text or "ccccc..." in response.text
 
 
-def test_openapi_says_integer_features_are_int64(server: ServerProcess) -> None:
-    document = server.http.get("/openapi.json").json()
-    schemas = json.dumps(document)
-    assert '"type": "integer", "format": "int64"' in schemas
-
-
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [

@@ -1,5 +1,8 @@
-"""What each route of the server is, as an action to authorize, and the one async step that
-asks the guard about a request (off the event loop when it must read the metadata store).
+"""The one async step that asks the guard about a request (off the event loop when it must read
+the metadata store), for both transports.
+
+Each REST route's action is in the route table (`HttpApp`'s, see `routes.py`), and the gRPC
+transport names its own; together:
 
 | route | action |
 | --- | --- |
@@ -25,35 +28,7 @@ from shipyard.security.access import Action, Principal
 if TYPE_CHECKING:
     from shipyard.serving.service import ModelService
 
-__all__ = ["admit", "http_action"]
-
-_OPEN = frozenset({"healthz", "readyz", "ping", "health", "version"})
-
-
-def http_action(method: str, parts: list[str], single_model: str | None) -> tuple[Action | None, str | None]:
-    """The action and model a request means; (None, None) for the open routes.
-
-    Args:
-        method: the HTTP method.
-        parts: the path split at '/'.
-        single_model: the model `/invocations` answers for, when the server serves one.
-    """
-    head = parts[0] if parts else ""
-    if method == "POST":
-        if head == "v1" and parts[1:2] == ["feedback"]:
-            return Action.FEEDBACK, None
-        if head == "invocations":
-            return Action.PREDICT, single_model
-        if head in ("v1", "v2") and len(parts) >= 3 and parts[1] == "models":
-            return Action.PREDICT, parts[2]
-        return Action.PREDICT, None
-    if len(parts) == 1 and head in _OPEN:
-        return None, None
-    if head == "v2" and len(parts) >= 2 and parts[1] == "health":
-        return None, None
-    if head in ("v1", "v2") and len(parts) >= 3 and parts[1] == "models":
-        return Action.READ, parts[2]
-    return Action.READ, None
+__all__ = ["admit"]
 
 
 async def admit(

@@ -38,6 +38,7 @@ from shipyard.errors import (
     UnknownModelError,
     UnsupportedMediaError,
 )
+from shipyard.serving.wire import GRPC_SERVICE, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
 __all__ = ["Client", "ServedPrediction"]
 
@@ -54,9 +55,7 @@ _BY_STATUS: dict[int, type[ShipyardError]] = {
     500: PredictionError,
     503: NotReadyError,
 }
-_GRPC_METHOD = "/inference.GRPCInferenceService/"
-VIOLATIONS_KEY = "shipyard-violations-bin"
-_RETRY_AFTER = "retry-after"
+_GRPC_METHOD = f"/{GRPC_SERVICE}/"
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ class Client:
         )
         body = _json(response)
         if response.status_code != 200:
-            raise _http_error(response.status_code, body, response.headers.get(_RETRY_AFTER))
+            raise _http_error(response.status_code, body, response.headers.get(RETRY_AFTER_KEY))
         return ServedPrediction(
             model=body["model"],
             version=int(body["version"]),
@@ -208,7 +207,7 @@ class Client:
         response = self._http.get("/v1/models")
         body = _json(response)
         if response.status_code != 200:
-            raise _http_error(response.status_code, body, response.headers.get(_RETRY_AFTER))
+            raise _http_error(response.status_code, body, response.headers.get(RETRY_AFTER_KEY))
         models: list[dict[str, Any]] = body["models"]
         return models
 
@@ -373,10 +372,10 @@ def _grpc_error(exc: Any) -> ShipyardError:
             ]
             return ContractViolationError(details, violations)
         return InputError(details)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _RETRY_AFTER in trailer:
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and RETRY_AFTER_KEY in trailer:
         # The server's rate limit: it alone says when to come back (a size limit has no later).
         return RateLimitedError(
-            f"{details} (gRPC {code.name})", retry_after=_seconds(str(trailer[_RETRY_AFTER]))
+            f"{details} (gRPC {code.name})", retry_after=_seconds(str(trailer[RETRY_AFTER_KEY]))
         )
     kinds = {
         grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,

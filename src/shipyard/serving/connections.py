@@ -23,8 +23,10 @@ it after all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +36,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from shipyard.errors import ConfigError
+from shipyard.serving.tls import TlsFiles
 
-__all__ = ["ConnectionLimits", "http_protocol"]
+__all__ = ["ConnectionLimits", "http_protocol", "uvicorn_server"]
 
 log = logging.getLogger("shipyard.serve")
 
@@ -128,6 +131,51 @@ def http_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
         admission = _Admission(limits)
 
     return Protocol
+
+
+def uvicorn_server(
+    app: object,
+    *,
+    max_body_bytes: int,
+    connections: ConnectionLimits,
+    shutdown_grace: float,
+    tls: TlsFiles | None = None,
+) -> Any:
+    """uvicorn's server for one worker's app, with these connection limits, and signals left to the
+    worker (which must flush its log after the server stops).
+
+    Args:
+        app: the ASGI app.
+        max_body_bytes: the largest request body (and so the largest incomplete event) accepted.
+        connections: the connection limits and deadlines.
+        shutdown_grace: seconds SIGTERM waits for accepted requests before closing what is left.
+        tls: the certificate files, or None for plain HTTP.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]  # HttpApp is an ASGI 3 callable; uvicorn's alias is narrower
+        http=http_protocol(connections),
+        ws="none",  # the app answers HTTP only; an Upgrade header is read as plain HTTP
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        date_header=False,
+        timeout_keep_alive=connections.keep_alive_timeout,  # type: ignore[arg-type]  # uvicorn passes it to call_later, which takes a float
+        # SIGTERM waits this long for accepted requests, then closes what is left: a request
+        # that never finished must not keep the worker alive for ever.
+        timeout_graceful_shutdown=max(1, round(shutdown_grace)),
+        h11_max_incomplete_event_size=max_body_bytes,
+        **(tls.uvicorn() if tls is not None else {}),
+    )
+    return Server(config)
 
 
 class _Admission:

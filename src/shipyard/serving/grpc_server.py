@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 
 from shipyard.errors import (
     AuthenticationError,
+    ConfigError,
     ContractViolationError,
     InputError,
     NotReadyError,
@@ -32,16 +33,16 @@ from shipyard.errors import (
 )
 from shipyard.security.access import Action
 from shipyard.security.guard import credential
-from shipyard.serving import oip
+from shipyard.serving import oip, oip_answers
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
-from shipyard.serving.client import VIOLATIONS_KEY
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
+from shipyard.serving.tls import TlsFiles
+from shipyard.serving.wire import GRPC_SERVICE, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
-__all__ = ["SERVICE_NAME", "code_of", "grpc_server"]
+__all__ = ["code_of", "grpc_server", "start_grpc"]
 
-SERVICE_NAME = "inference.GRPCInferenceService"
 # Bytes of violations in the trailer: base64 makes them 4/3 larger, and the message (up to ten
 # violations of its own) shares the clients' 8 KiB budget for metadata.
 _TRAILER_BYTES = 3500
@@ -82,7 +83,7 @@ class _Inference:
         except SecurityError as exc:
             trailing: tuple[tuple[str, str], ...] = ()
             if isinstance(exc, RateLimitedError):
-                trailing = (("retry-after", str(max(1, math.ceil(exc.retry_after)))),)
+                trailing = ((RETRY_AFTER_KEY, str(max(1, math.ceil(exc.retry_after)))),)
             await context.abort(code_of(exc), str(exc), trailing_metadata=trailing)
 
     async def server_live(
@@ -120,7 +121,7 @@ class _Inference:
         except ShipyardError as exc:
             await context.abort(code_of(exc), str(exc))
         version = served.version
-        meta = oip.model_metadata(version.contract, served.name, version.version, version.flavor)
+        meta = oip_answers.model_metadata(version.contract, served.name, version.version, version.flavor)
         response = pb.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"]
         )
@@ -156,7 +157,7 @@ class _Inference:
                 version=request.model_version or None,
             )
             version = str(answer.version.version)
-            return oip.encode_grpc(
+            return oip_answers.encode_grpc(
                 answer.predictions,
                 model=name,
                 version=answer.version.version,
@@ -167,7 +168,7 @@ class _Inference:
             code = code_of(exc)
             trailing: tuple[tuple[str, Any], ...] = ()
             if isinstance(exc, RateLimitedError):
-                trailing = (("retry-after", str(max(1, math.ceil(exc.retry_after)))),)
+                trailing = ((RETRY_AFTER_KEY, str(max(1, math.ceil(exc.retry_after)))),)
             if isinstance(exc, ContractViolationError):
                 trailing = ((VIOLATIONS_KEY, _violations_trailer(exc)),)
             await context.abort(code, str(exc), trailing_metadata=trailing)
@@ -281,5 +282,25 @@ def grpc_server(service: ModelService, *, max_message_bytes: int) -> grpc.aio.Se
             ("grpc.so_reuseport", 1),
         ]
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_SERVICE, handlers),))
+    return server
+
+
+async def start_grpc(
+    service: ModelService, address: str, *, max_message_bytes: int, tls: TlsFiles | None = None
+) -> grpc.aio.Server:
+    """A worker's gRPC server, bound to `address` (over TLS when `tls` is given) and started.
+
+    Raises:
+        ConfigError: the address cannot be listened on.
+    """
+    server = grpc_server(service, max_message_bytes=max_message_bytes)
+    try:
+        if tls is not None:
+            server.add_secure_port(address, tls.grpc())
+        else:
+            server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
+    await server.start()
     return server

@@ -5,11 +5,12 @@ shape `[n, features]` whose columns follow the contract's order. Outputs are `pr
 label or value per row) and, for classifiers that score, `probabilities` (`[n, classes]`, FP64)
 whose `classes` parameter lists the class names in column order. REST bodies may use the binary
 tensor extension (`Inference-Header-Content-Length`), which Triton's client uses by default.
+
+This module reads requests and holds the datatypes; `oip_answers.py` writes the answers.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.core.batch import Array, Predictions
+from shipyard.core.batch import Array
 from shipyard.core.contract import Contract, Violation
 from shipyard.core.dtypes import DType
 from shipyard.core.echo import echo
@@ -32,11 +33,8 @@ __all__ = [
     "Tensor",
     "decode_grpc",
     "decode_rest",
-    "encode_grpc",
-    "encode_rest",
     "feature_datatype",
     "from_raw",
-    "model_metadata",
 ]
 
 # OIP datatype -> numpy dtype (BYTES travels as Python str after decoding).
@@ -113,22 +111,6 @@ class OipRequest:
 def feature_datatype(dtype: DType) -> str:
     """The OIP datatype a feature of `dtype` travels as."""
     return _FEATURE_DATATYPE[dtype]
-
-
-def model_metadata(contract: Contract, name: str, version: int, flavor: str) -> dict[str, Any]:
-    """The OIP model metadata: one input per feature, the outputs, the served version."""
-    outputs = [{"name": "prediction", "datatype": _label_datatype(contract), "shape": [-1]}]
-    if contract.classes is not None:
-        outputs.append({"name": "probabilities", "datatype": "FP64", "shape": [-1, len(contract.classes)]})
-    return {
-        "name": name,
-        "versions": [str(version)],
-        "platform": f"shipyard-{flavor}",
-        "inputs": [
-            {"name": f.name, "datatype": feature_datatype(f.dtype), "shape": [-1]} for f in contract.features
-        ],
-        "outputs": outputs,
-    }
 
 
 # -- decoding -----------------------------------------------------------------------------------
@@ -452,120 +434,3 @@ def _to_columns(tensors: Sequence[Tensor], contract: Contract) -> tuple[dict[str
 
 def _param(params: Any, key: str) -> Any:
     return params.get(key) if isinstance(params, Mapping) else None
-
-
-# -- encoding -----------------------------------------------------------------------------------
-def _label_datatype(contract: Contract) -> str:
-    if contract.classes is None:
-        return "FP64"
-    kinds = {type(c) for c in contract.classes}
-    if kinds <= {bool}:
-        return "BOOL"
-    if kinds <= {int}:
-        return "INT64"
-    if kinds <= {int, float}:
-        return "FP64"
-    return "BYTES"
-
-
-def _outputs(
-    predictions: Predictions, wanted: Sequence[str]
-) -> list[tuple[str, str, list[int], Array, dict[str, str]]]:
-    values = predictions.values
-    n = len(values)
-    kind = values.dtype.kind
-    label: tuple[str, str, list[int], Array, dict[str, str]]
-    if kind == "b":
-        label = ("prediction", "BOOL", [n], values, {})
-    elif kind in "iu":
-        label = ("prediction", "INT64", [n], values.astype(np.int64), {})
-    elif kind == "f":
-        label = ("prediction", "FP64", [n], values.astype(np.float64), {})
-    else:
-        label = ("prediction", "BYTES", [n], np.asarray([str(v) for v in values], dtype=object), {})
-    outputs: list[tuple[str, str, list[int], Array, dict[str, str]]] = [label]
-    if predictions.probabilities is not None and predictions.classes is not None:
-        classes = json.dumps(
-            [c if isinstance(c, str | int | float | bool) else str(c) for c in predictions.classes]
-        )
-        outputs.append(
-            (
-                "probabilities",
-                "FP64",
-                [n, len(predictions.classes)],
-                predictions.probabilities,
-                {"classes": classes},
-            )
-        )
-    if wanted:
-        known = {o[0] for o in outputs}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            raise InputError(f"outputs {echo(unknown)} do not exist; this model returns {sorted(known)}")
-        outputs = [o for o in outputs if o[0] in wanted]
-    return outputs
-
-
-def encode_rest(
-    predictions: Predictions,
-    *,
-    model: str,
-    version: int,
-    request_id: str,
-    wanted: Sequence[str],
-    binary: bool,
-) -> tuple[bytes, int | None]:
-    """The REST answer body and, with binary outputs, the JSON header's length.
-
-    Raises:
-        InputError: an output was asked for that the model does not return.
-    """
-    import orjson
-
-    tensors = []
-    blobs = []
-    for name, datatype, shape, values, params in _outputs(predictions, wanted):
-        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
-        if binary:
-            blob = _to_raw(values, datatype)
-            tensor["parameters"] = {**params, "binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            if params:
-                tensor["parameters"] = params
-            tensor["data"] = values.reshape(-1).tolist()
-        tensors.append(tensor)
-    head = orjson.dumps(
-        {"model_name": model, "model_version": str(version), "id": request_id, "outputs": tensors}
-    )
-    if not binary:
-        return head, None
-    return head + b"".join(blobs), len(head)
-
-
-def encode_grpc(
-    predictions: Predictions, *, model: str, version: int, request_id: str, wanted: Sequence[str]
-) -> pb.ModelInferResponse:
-    """The gRPC answer, tensors in `raw_output_contents` as Triton's server sends them.
-
-    Raises:
-        InputError: an output was asked for that the model does not return.
-    """
-    response = pb.ModelInferResponse(model_name=model, model_version=str(version), id=request_id)
-    for name, datatype, shape, values, params in _outputs(predictions, wanted):
-        tensor = response.outputs.add(name=name, datatype=datatype, shape=shape)
-        for key, value in params.items():
-            tensor.parameters[key].string_param = value
-        response.raw_output_contents.append(_to_raw(values, datatype))
-    return response
-
-
-def _to_raw(values: Array, datatype: str) -> bytes:
-    if datatype == "BYTES":
-        parts = []
-        for v in values.reshape(-1):
-            data = v if isinstance(v, bytes) else str(v).encode("utf-8")
-            parts.append(struct.pack("<I", len(data)) + data)
-        return b"".join(parts)
-    dtype = np.dtype(DATATYPES[datatype]).newbyteorder("<")
-    return np.ascontiguousarray(values, dtype=dtype).tobytes()

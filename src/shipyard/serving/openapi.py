@@ -1,15 +1,20 @@
-"""The OpenAPI 3.1 document of a server, generated from the served models' contracts, and its docs page."""
+"""The OpenAPI 3.1 document of a server and its docs page, generated from the app's route table
+(every route, with the action its caller's role must allow) and the served models' contracts (a
+typed predict operation per model)."""
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from importlib.metadata import version as package_version
 from typing import Any
 
 from shipyard.core.contract import Contract, Feature
 from shipyard.core.dtypes import DType
-from shipyard.serving.service import ModelService, example_row
+from shipyard.registry.loaded import example_row
+from shipyard.serving.routes import Route
+from shipyard.serving.service import ModelService
 
 __all__ = ["docs_page", "openapi_document"]
 
@@ -50,9 +55,17 @@ def _row_schema(contract: Contract) -> dict[str, Any]:
     }
 
 
-def openapi_document(service: ModelService) -> dict[str, Any]:
-    """The OpenAPI document: one predict operation per served model, typed by its contract."""
-    paths: dict[str, Any] = {}
+def openapi_document(service: ModelService, routes: Sequence[Route]) -> dict[str, Any]:
+    """The OpenAPI document: every route of the table, and one predict operation per served
+    model, typed by its contract.
+
+    Args:
+        service: the data plane, for the served models.
+        routes: the app's route table.
+    """
+    paths: dict[str, Any] = {route.pattern: {} for route in routes}
+    for route in routes:
+        paths[route.pattern][route.method.lower()] = _operation(route)
     schemas: dict[str, Any] = {
         "Error": {
             "type": "object",
@@ -171,45 +184,6 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
                 },
             }
         }
-    simple = {"200": {"description": "OK"}}
-    paths["/invocations"] = {
-        "post": {
-            "summary": "MLflow scoring protocol (dataframe_split, dataframe_records, instances, inputs, CSV)",
-            "operationId": "mlflow_invocations",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "responses": {"200": {"description": '{"predictions": [...]}'}},
-        }
-    }
-    for path, summary in (
-        ("/healthz", "alive"),
-        ("/readyz", "ready: models loaded and warmed up"),
-        ("/metrics", "Prometheus metrics of every worker"),
-        ("/v2", "OIP server metadata"),
-        ("/v2/health/live", "OIP liveness"),
-        ("/v2/health/ready", "OIP readiness"),
-        ("/v2/models/{name}", "OIP model metadata"),
-        ("/v2/models/{name}/ready", "OIP model readiness"),
-    ):
-        operation: dict[str, Any] = {"summary": summary, "responses": simple}
-        if "{name}" in path:
-            operation["parameters"] = [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
-        paths[path] = {"get": operation}
-    paths["/v2/models/{name}/infer"] = {
-        "post": {
-            "summary": "OIP v2 inference (JSON or binary tensors)",
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "responses": {"200": {"description": "inference response"}},
-        }
-    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -222,8 +196,36 @@ def openapi_document(service: ModelService) -> dict[str, Any]:
     }
 
 
-def docs_page(service: ModelService) -> str:
-    """A self-contained HTML page: each model's contract, an example request, the routes."""
+def _operation(route: Route) -> dict[str, Any]:
+    """The OpenAPI operation of one route of the table (untyped: the models' own are typed)."""
+    needs = "open to anyone" if route.action is None else f"needs a role that may '{route.action}'"
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "description": f"{route.method} {route.pattern}: {needs}.",
+        "operationId": f"{route.method.lower()}_{_slug(route.pattern)}",
+        "responses": {"200": {"description": "OK"}},
+    }
+    if route.action is not None:
+        operation["x-shipyard-action"] = str(route.action)
+    if route.parameters:
+        operation["parameters"] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+            for p in route.parameters
+        ]
+    if route.method == "POST":
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    return operation
+
+
+def _slug(pattern: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in pattern.strip("/")) or "root"
+
+
+def docs_page(service: ModelService, routes: Sequence[Route]) -> str:
+    """A self-contained HTML page: each model's contract, an example request, every route."""
     sections = []
     for served in service.models.values():
         contract = served.version.contract
@@ -239,15 +241,9 @@ def docs_page(service: ModelService) -> str:
             f"<table><tr><th>feature</th><th>type</th><th>rules</th></tr>{rows}</table>"
             f"<h3>Example</h3><pre>{html.escape(curl)}</pre>"
         )
-    routes = "".join(
-        f"<li><code>{html.escape(r)}</code></li>"
-        for r in (
-            "POST /v1/models/{name}/predict",
-            "POST /invocations",
-            "POST /v2/models/{name}[/versions/{v}]/infer",
-            "GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{v}][/ready]",
-            "GET /healthz, /readyz, /metrics, /openapi.json",
-        )
+    listed = "".join(
+        f"<li><code>{html.escape(f'{r.method} {r.pattern}')}</code> {html.escape(r.summary)}</li>"
+        for r in routes
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Shipyard model server</title>"
@@ -255,5 +251,5 @@ def docs_page(service: ModelService) -> str:
         "td,th{border:1px solid #ccc;padding:.2em .5em}table{border-collapse:collapse}"
         "pre{background:#f4f4f4;padding:1em;white-space:pre-wrap}</style></head><body>"
         "<h1>Shipyard model server</h1><p>OpenAPI: <a href='/openapi.json'>/openapi.json</a></p>"
-        f"{''.join(sections)}<h2>Routes</h2><ul>{routes}</ul></body></html>"
+        f"{''.join(sections)}<h2>Routes</h2><ul>{listed}</ul></body></html>"
     )

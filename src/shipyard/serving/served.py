@@ -2,30 +2,31 @@
 
 A `ServedModel` is one name a server answers under (a model reference, or a deployment and its
 arms). Each loaded version of it is a `Lane`: the version and the adaptive batcher that merges its
-waiting requests (`Pending`) into model calls, which `ModelService.run_batch` makes.
+waiting requests (`Pending`) into model calls. What a call runs (`RunBatch`), and the metrics, live
+profiles and limits a served model keeps up, are handed in by whoever builds it (the data plane,
+`ModelService`); nothing here calls back into it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.core.batch import Array, Predictions
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ServingError, ShipyardError, UnknownModelError
+from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
 from shipyard.rollout.routing import Router
 from shipyard.serving.batcher import AdaptiveBatcher
+from shipyard.serving.metrics import Metrics
 
-if TYPE_CHECKING:
-    from shipyard.serving.service import ModelService
-
-__all__ = ["Answer", "Columns", "Lane", "Limits", "Pending", "ServedModel"]
+__all__ = ["Answer", "Columns", "Lane", "Limits", "Pending", "RunBatch", "ServedModel"]
 
 Columns = Mapping[str, Sequence[Any] | Array]
 
@@ -92,17 +93,26 @@ class Pending:
         self.future.set_exception(error)
 
 
-class Lane:
-    """One loaded version of a served model and the batcher that feeds it."""
+RunBatch = Callable[["ServedModel", LoadedModel, Sequence[Pending]], None]
+"""A model call: validate and predict the requests a batcher merged for one version of a served
+model, answering each of them (`ModelService.run_batch`)."""
 
-    def __init__(self, served: ServedModel, loaded: LoadedModel) -> None:
+
+class Lane:
+    """One loaded version of a served model and the batcher that feeds it.
+
+    Args:
+        loaded: the version.
+        run: called with the requests of each model call the batcher makes for it.
+        limits: the batching settings.
+    """
+
+    def __init__(
+        self, loaded: LoadedModel, *, run: Callable[[Sequence[Pending]], None], limits: Limits
+    ) -> None:
         self.loaded = loaded
-        limits = served.service.limits
-        service = served.service
         self.batcher: AdaptiveBatcher[Pending] = AdaptiveBatcher(
-            lambda jobs: service.run_batch(served, loaded, jobs),
-            max_batch_rows=limits.max_batch_rows,
-            max_wait_ms=limits.max_wait_ms,
+            run, max_batch_rows=limits.max_batch_rows, max_wait_ms=limits.max_wait_ms
         )
 
 
@@ -117,24 +127,42 @@ class ServedModel:
         ref: what the server was asked to serve (`fraud@production`, `fraud:3`), or the deployment's
             stable version.
         loaded: the version loaded for it (the deployment's stable version).
-        service: the service it belongs to.
+        run: the model call each of its lanes makes.
+        limits: request limits and batching settings.
+        metrics: where its readiness and load times are shown.
+        live: the live profiles its versions are tracked in, or None to keep none.
         name: the name it answers under (the model's name, or the deployment's).
     """
 
     def __init__(
-        self, ref: ModelRef, loaded: LoadedModel, service: ModelService, *, name: str | None = None
+        self,
+        ref: ModelRef,
+        loaded: LoadedModel,
+        *,
+        run: RunBatch,
+        limits: Limits,
+        metrics: Metrics,
+        live: LiveProfiles | None = None,
+        name: str | None = None,
     ) -> None:
         self.ref = ref
         self.name = name or ref.name
         self.model = ref.name  # the prediction log's folder: monitoring reads it by model name
-        self.service = service
-        self.primary = Lane(self, loaded)
+        self.metrics = metrics
+        self.live = live
+        self._run = run
+        self._limits = limits
+        self.primary = self._lane(loaded)
         self.lanes: dict[int, Lane] = {loaded.version.version: self.primary}
         self.deployment: Deployment | None = None
         self.router: Router | None = None
         self.key_header: bytes | None = None  # the routing key's header, lower case
         self.key_feature: str | None = None  # or the feature whose first value is the key
         self.ready = False
+
+    def _lane(self, loaded: LoadedModel) -> Lane:
+        run = self._run
+        return Lane(loaded, run=lambda jobs: run(self, loaded, jobs), limits=self._limits)
 
     @property
     def loaded(self) -> LoadedModel:
@@ -182,15 +210,15 @@ class ServedModel:
     def swap(self, loaded: LoadedModel, load_seconds: float) -> None:
         """Answer with `loaded` from now on; requests already queued finish on the old version."""
         old = self.loaded
-        self.primary = Lane(self, loaded)
+        self.primary = self._lane(loaded)
         self.lanes = {loaded.version.version: self.primary}
-        metrics = self.service.metrics
+        metrics = self.metrics
         metrics.track(self.name, str(loaded.version.version))
         metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
         metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
         metrics.set("shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds)
-        if self.service.live is not None:
-            self.service.live.track(self.name, loaded.version.version, loaded.version.profile)
+        if self.live is not None:
+            self.live.track(self.name, loaded.version.version, loaded.version.profile)
 
     def deploy(self, deployment: Deployment, loaded: Mapping[int, LoadedModel]) -> None:
         """Answer by `deployment`'s arms from now on; `loaded` holds every arm's version, warmed.
@@ -198,16 +226,16 @@ class ServedModel:
         Lanes of versions still in the deployment are kept (their queues and batch statistics);
         requests queued on a dropped version finish on it.
         """
-        lanes = {v: self.lanes.get(v) or Lane(self, model) for v, model in loaded.items()}
-        metrics = self.service.metrics
+        lanes = {v: self.lanes.get(v) or self._lane(model) for v, model in loaded.items()}
+        metrics = self.metrics
         for version in self.lanes.keys() - lanes.keys():
             metrics.set("shipyard_model_ready", (self.name, str(version)), 0.0)
         for version in lanes:
             metrics.track(self.name, str(version))
         for version in lanes.keys() - self.lanes.keys():
             metrics.set("shipyard_model_ready", (self.name, str(version)), 1.0)
-            if self.service.live is not None:
-                self.service.live.track(self.name, version, loaded[version].version.profile)
+            if self.live is not None:
+                self.live.track(self.name, version, loaded[version].version.profile)
         kind, _, what = deployment.sticky.partition(":")
         self.key_header = what.lower().encode() if kind == "header" else None
         self.key_feature = what if kind == "feature" else None

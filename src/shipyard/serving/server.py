@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import os
@@ -19,16 +18,15 @@ import shutil
 import signal
 import socket
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
 from shipyard.core.refs import ModelRef
-from shipyard.errors import ConfigError, ShipyardError
+from shipyard.errors import ConfigError
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.registry import Registry
 from shipyard.rollout.deployments import Deployment, Deployments
@@ -38,12 +36,16 @@ from shipyard.security.guard import DenialLog, Guard
 from shipyard.security.keys import KeyVerifier
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
-from shipyard.serving.connections import ConnectionLimits, http_protocol
+from shipyard.serving.connections import ConnectionLimits, uvicorn_server
+from shipyard.serving.following import follow_aliases, follow_deployment, start_controller
 from shipyard.serving.run_dirs import new_run_dir, remove_stale_run_dirs
 from shipyard.serving.served import Limits
-from shipyard.serving.service import ModelService, warm_up
+from shipyard.serving.service import ModelService
 from shipyard.serving.tls import TlsFiles
 from shipyard.store.metadata import MetadataStore
+
+if TYPE_CHECKING:
+    import grpc.aio
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -380,45 +382,6 @@ def _listener(sock: socket.socket, options: ServeOptions) -> socket.socket:
     return _bind(options.host, port, reuse_port=True)
 
 
-class _Uvicorn:
-    """uvicorn's server, with signals left to the worker (which must flush its log after it stops)."""
-
-    def __init__(
-        self,
-        app: object,
-        *,
-        limits: Limits,
-        connections: ConnectionLimits,
-        shutdown_grace: float,
-        tls: TlsFiles | None = None,
-    ) -> None:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        config = uvicorn.Config(
-            app,  # type: ignore[arg-type]  # HttpApp is an ASGI 3 callable; uvicorn's alias is narrower
-            http=http_protocol(connections),
-            ws="none",  # the app answers HTTP only; an Upgrade header is read as plain HTTP
-            lifespan="off",
-            access_log=False,
-            log_level="warning",
-            server_header=False,
-            proxy_headers=False,
-            date_header=False,
-            timeout_keep_alive=connections.keep_alive_timeout,  # type: ignore[arg-type]  # uvicorn passes it to call_later, which takes a float
-            # SIGTERM waits this long for accepted requests, then closes what is left: a request
-            # that never finished must not keep the worker alive for ever.
-            timeout_graceful_shutdown=max(1, round(shutdown_grace)),
-            h11_max_incomplete_event_size=limits.max_body_bytes,
-            **(tls.uvicorn() if tls is not None else {}),
-        )
-        self.server = Server(config)
-
-
 async def _worker_main(
     settings: Settings,
     options: ServeOptions,
@@ -455,19 +418,19 @@ async def _worker_main(
         feedback=FeedbackStore(Context.system(settings, meta, actor="server")),
         guard=guard,
     )
-    follow = _add_models(service, loaded)
+    follow = _add_models(settings, service, options, loaded)
     service.warm_up()
     # Everything loaded so far lives as long as the worker; keep it out of the collector's full
     # passes, which otherwise stall the loop for tens of milliseconds (the p99 of the benchmark).
     gc.freeze()
     app = HttpApp(service)
-    http = _Uvicorn(
+    http = uvicorn_server(
         app,
-        limits=options.limits,
+        max_body_bytes=options.limits.max_body_bytes,
         connections=options.connections,
         shutdown_grace=options.shutdown_grace,
         tls=options.tls,
-    ).server
+    )
     grpc = await _start_grpc(service, options) if options.grpc_port is not None else None
     loop = asyncio.get_running_loop()
 
@@ -479,12 +442,12 @@ async def _worker_main(
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop)
     background = [
-        asyncio.create_task(follow(settings, service, options)),
+        asyncio.create_task(follow),
         asyncio.create_task(_watch_supervisor(supervisor, stop)),
     ]
     controller = None
     if worker == 0 and options.deployment and options.controller:
-        controller = _start_controller(settings, trust_pickle=options.trust_pickle)
+        controller = start_controller(settings, trust_pickle=options.trust_pickle)
     try:
         await http.serve(sockets=[_listener(sock, options)])
     finally:
@@ -504,21 +467,14 @@ async def _worker_main(
         metrics.close()
 
 
-async def _start_grpc(service: ModelService, options: ServeOptions) -> Any:
+async def _start_grpc(service: ModelService, options: ServeOptions) -> grpc.aio.Server:
     """The worker's gRPC server, bound (over TLS when configured) and started."""
-    from shipyard.serving.grpc_server import grpc_server
+    from shipyard.serving.grpc_server import start_grpc
 
-    grpc = grpc_server(service, max_message_bytes=options.limits.max_body_bytes)
     address = f"{options.host}:{options.grpc_port}"
-    try:
-        if options.tls is not None:
-            grpc.add_secure_port(address, options.tls.grpc())
-        else:
-            grpc.add_insecure_port(address)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
-    await grpc.start()
-    return grpc
+    return await start_grpc(
+        service, address, max_message_bytes=options.limits.max_body_bytes, tls=options.tls
+    )
 
 
 def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog | None]:
@@ -537,130 +493,17 @@ def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog
     return guard, denials
 
 
-_Follow = Callable[[Settings, ModelService, ServeOptions], Coroutine[None, None, None]]
-
-
-def _add_models(service: ModelService, loaded: Sequence[_Loaded] | _Deployed) -> _Follow:
+def _add_models(
+    settings: Settings, service: ModelService, options: ServeOptions, loaded: Sequence[_Loaded] | _Deployed
+) -> Coroutine[None, None, None]:
     """Serve what the parent loaded; returns what follows its changes (aliases or the arms)."""
     if isinstance(loaded, _Deployed):
-        service.add_deployment(loaded.deployment, loaded.models, load_seconds=loaded.seconds)
-        return _follow_deployment
+        served = service.add_deployment(loaded.deployment, loaded.models, load_seconds=loaded.seconds)
+        return follow_deployment(
+            settings, service, served, interval=options.follow_interval, trust_pickle=options.trust_pickle
+        )
     for item in loaded:
         service.add(item.ref, item.model, load_seconds=item.seconds)
-    return _follow_aliases
-
-
-async def _follow_aliases(settings: Settings, service: ModelService, options: ServeOptions) -> None:
-    """Every `reload_interval` seconds, load the version an alias now points to and swap it in."""
-    followed = [m for m in service.models.values() if m.ref.version is None]
-    if not followed:
-        return
-    loop = asyncio.get_running_loop()
-    registry: Registry | None = None
-    try:
-        while True:
-            await asyncio.sleep(options.reload_interval)
-            if registry is None:
-                registry = await loop.run_in_executor(None, Registry, settings)
-            for served in followed:
-                try:
-                    current = await loop.run_in_executor(None, registry.get, served.ref)
-                    if current.version == served.version.version:
-                        continue
-                    started = time.perf_counter()
-                    pinned = ModelRef.parse(f"{served.name}:{current.version}")
-                    load = functools.partial(registry.load, pinned, trust_pickle=options.trust_pickle)
-                    model = await loop.run_in_executor(None, load)
-                    warm_up(model)
-                    served.swap(model, time.perf_counter() - started)
-                    log.warning("%s now answers with version %d", served.ref, current.version)
-                except ShipyardError as exc:
-                    log.warning(
-                        "could not follow %s: %s; still serving version %d",
-                        served.ref,
-                        exc,
-                        served.version.version,
-                    )
-    finally:
-        if registry is not None:
-            registry.close()
-
-
-async def _follow_deployment(settings: Settings, service: ModelService, options: ServeOptions) -> None:
-    """Every `follow_interval` seconds, read the deployment's generation; on a change, load and
-    warm the versions of its new arms, then route by them (a version is never routed to before
-    it has answered its warm-up)."""
-    served = service.models[str(options.deployment)]
-    assert served.deployment is not None
-    name, generation = served.name, served.deployment.generation
-    loop = asyncio.get_running_loop()
-    registry: Registry | None = None
-    try:
-        while True:
-            await asyncio.sleep(options.follow_interval)
-            try:
-                if registry is None:
-                    registry = await loop.run_in_executor(None, Registry, settings)
-                deployments = Deployments(registry)
-                if await loop.run_in_executor(None, deployments.generation, name) == generation:
-                    continue
-                deployment = await loop.run_in_executor(None, deployments.get, name)
-                models = {v: lane.loaded for v, lane in served.lanes.items()}
-                for arm in deployment.arms:
-                    if arm.version not in models:
-                        started = time.perf_counter()
-                        load = functools.partial(
-                            _load_warm, registry, deployment.ref(arm), trust_pickle=options.trust_pickle
-                        )
-                        models[arm.version] = await loop.run_in_executor(None, load)
-                        service.metrics.set(
-                            "shipyard_model_load_seconds",
-                            (name, str(arm.version)),
-                            time.perf_counter() - started,
-                        )
-                served.deploy(deployment, {a.version: models[a.version] for a in deployment.arms})
-                service.show(served)
-                generation = deployment.generation
-                arms = ", ".join(map(str, deployment.arms))
-                log.warning("deployment %s generation %d: %s", name, generation, arms)
-            except Exception as exc:  # a replica that stops following would miss a rollback
-                log.warning("could not follow deployment %s: %s; routing as before", name, exc)
-    finally:
-        if registry is not None:
-            registry.close()
-
-
-def _load_warm(registry: Registry, ref: ModelRef, *, trust_pickle: bool) -> LoadedModel:
-    model = registry.load(ref, trust_pickle=trust_pickle)
-    warm_up(model)
-    return model
-
-
-class _ControllerThread:
-    """The rollout controller on a thread of worker 0; the lease keeps it one across replicas."""
-
-    def __init__(self, settings: Settings, *, trust_pickle: bool) -> None:
-        from shipyard.rollout.controller import Controller
-
-        self.registry = Registry(settings, actor="rollout-controller")
-        self.controller = Controller(self.registry, trust_pickle=trust_pickle)
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(
-            target=self.controller.run, args=(self.stopping,), name="shipyard-rollouts", daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current pass (which gives the lease up); blocks, so call it off the loop."""
-        self.stopping.set()
-        self.thread.join(timeout=30)
-        if not self.thread.is_alive():
-            self.registry.close()  # else the daemon thread still uses it; the process exit ends both
-
-
-def _start_controller(settings: Settings, *, trust_pickle: bool) -> _ControllerThread | None:
-    try:
-        return _ControllerThread(settings, trust_pickle=trust_pickle)
-    except ShipyardError as exc:
-        log.warning("the rollout controller could not start: %s; rollouts will not move from here", exc)
-        return None
+    return follow_aliases(
+        settings, service, interval=options.reload_interval, trust_pickle=options.trust_pickle
+    )

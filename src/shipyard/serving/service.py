@@ -3,36 +3,31 @@
 Transports decode a request into columns and call `ModelService.predict`; they encode what comes
 back. Each request's columns are read into arrays, one value per row, before it is queued, so a
 request that cannot be read as rows gets its own error and never reaches a model call. Requests
-for one version are merged by the adaptive batcher, validated together by the version's contract
-(one vectorised pass), and only the requests whose rows all pass are predicted. A request with a
+for one version are merged by the adaptive batcher (`merging.py`) and scored together by the one
+scoring step (`LoadedModel.score`: one vectorised validation, one model call) under a policy that
+predicts only the requests whose rows all pass (`WholeRequests`). A request with a
 bad row gets every violation of its own rows and nothing of anyone else's; the other requests in
 the batch are served as if it had never arrived. Should a merged call fail in a way nobody
 foresaw, each of its requests is tried alone, so only the one at fault gets the error (a 5xx:
-the fault is the server's); the batcher answers any request a call leaves unanswered.
+the fault is the server's); the batcher answers any request a call leaves unanswered. Copies
+for a deployment's shadow arm wait for idle time (`shadows.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import random
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from shipyard.core.batch import Array, Batch, Predictions
-from shipyard.core.contract import Contract
+from shipyard.core.batch import Batch, Predictions
 from shipyard.core.refs import ModelRef
 from shipyard.errors import (
-    ContractViolationError,
-    InputError,
     NotReadyError,
     PredictionError,
     RequestTooLargeError,
@@ -42,34 +37,20 @@ from shipyard.errors import (
 from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles
-from shipyard.registry.loaded import LoadedModel, example_row, warm_up
+from shipyard.registry.loaded import LoadedModel, warm_up
 from shipyard.registry.records import ModelVersion
 from shipyard.rollout.deployments import Deployment
 from shipyard.security.guard import Guard
+from shipyard.serving.merging import WholeRequests, merge, one_value_per_row, violation
 from shipyard.serving.metrics import Metrics
-from shipyard.serving.served import Answer, Columns, Lane, Limits, Pending, ServedModel
+from shipyard.serving.served import Answer, Columns, Limits, Pending, ServedModel
+from shipyard.serving.shadows import ShadowCopies
 
-__all__ = ["ModelService", "example_row", "warm_up"]
+__all__ = ["ModelService"]
 
 log = logging.getLogger("shipyard.serve")
 
 _Call = tuple[Batch, Predictions]  # one model call: its rows and its outputs
-
-
-@dataclass(frozen=True, slots=True)
-class _Copy:
-    """A request's copy for a shadow arm."""
-
-    served: ServedModel
-    lane: Lane
-    columns: Columns
-    n_rows: int
-    request_id: str
-    logged: bool
-
-    @property
-    def labels(self) -> tuple[str, str]:
-        return (self.served.name, str(self.lane.loaded.version.version))
 
 
 class ModelService:
@@ -103,15 +84,13 @@ class ModelService:
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
-        self._copies: deque[_Copy] = deque()  # copies for shadow arms waiting for idle time
-        self._copies_due = False  # `_run_copies` is scheduled
-        self._shadows = 0  # copies being predicted
+        self.shadows = ShadowCopies(self.models, metrics=metrics, limit=limits.shadow_queue)
         self._id_prefix = uuid.uuid4().hex[:12]
 
     # -- models -----------------------------------------------------------------------------------
     def add(self, ref: ModelRef, loaded: LoadedModel, *, load_seconds: float = 0.0) -> ServedModel:
         """Serve `loaded` under its model name; `warm_up` makes it ready."""
-        served = ServedModel(ref, loaded, self)
+        served = self._served(ref, loaded)
         self.models[ref.name] = served
         self.metrics.track(ref.name, str(loaded.version.version))
         if self.live is not None:
@@ -125,7 +104,7 @@ class ModelService:
         """Serve `deployment` under its name; `loaded` holds every arm's version."""
         stable = loaded[deployment.stable.version]
         ref = ModelRef(deployment.model, version=stable.version.version)
-        served = ServedModel(ref, stable, self, name=deployment.name)
+        served = self._served(ref, stable, name=deployment.name)
         self.models[deployment.name] = served
         served.deploy(deployment, loaded)
         if self.live is not None:
@@ -134,6 +113,17 @@ class ModelService:
             self.metrics.set("shipyard_model_load_seconds", (deployment.name, str(version)), load_seconds)
         self.show(served)
         return served
+
+    def _served(self, ref: ModelRef, loaded: LoadedModel, *, name: str | None = None) -> ServedModel:
+        return ServedModel(
+            ref,
+            loaded,
+            run=self.run_batch,
+            limits=self.limits,
+            metrics=self.metrics,
+            live=self.live,
+            name=name,
+        )
 
     def model_of(self, name: str | None) -> str | None:
         """The registered model a route's name stands for, to authorize: a deployment's name
@@ -258,66 +248,15 @@ class ModelService:
         if router is not None and router.shadow is not None and not version:
             shadow = router.copy_to_shadow(key)
             if shadow is not None:
-                self._copy(_Copy(served, served.lanes[shadow.version], columns, n_rows, request_id, logged))
-        return answer
-
-    def _copy(self, copy: _Copy) -> None:
-        """Queue a copy of an answered request for the shadow arm; shed it if too many wait.
-
-        The copy is queued after the caller's answer is ready and never awaited: its answer goes to
-        the prediction log (protocol 'shadow', the caller's request id, logged when the caller's
-        request is) and nowhere else. Copies are predicted only while no caller's request waits for
-        a model call, so they use the worker's idle time; under sustained load they wait, and once
-        `limits.shadow_queue` wait, more are shed and counted.
-        """
-        if len(self._copies) + self._shadows >= self.limits.shadow_queue:
-            self.metrics.inc("shipyard_shadow_requests", (*copy.labels, "shed"))
-            return
-        self._copies.append(copy)
-        if not self._copies_due:
-            self._copies_due = True
-            asyncio.get_running_loop().call_soon(self._run_copies)
-
-    def _run_copies(self) -> None:
-        loop = asyncio.get_running_loop()
-        callers_wait = any(
-            lane.batcher.queued
-            for served in self.models.values()
-            for version, lane in served.lanes.items()
-            if served.router is None
-            or served.router.shadow is None
-            or served.router.shadow.version != version
-        )
-        if callers_wait:
-            loop.call_later(0.001, self._run_copies)  # callers first
-            return
-        self._copies_due = False
-        while self._copies:
-            copy = self._copies.popleft()
-            self._shadows += 1
-            future: asyncio.Future[Answer] = loop.create_future()
-            future.add_done_callback(functools.partial(self._copied, copy.labels))
-            try:  # the shadow's contract reads the caller's columns, which may not suit it
-                rows = one_value_per_row(copy.lane.loaded, copy.columns, copy.n_rows)
-            except ShipyardError as exc:
-                future.set_exception(exc)
-                continue
-            copy.lane.batcher.submit(
-                Pending(
-                    rows,
-                    copy.n_rows,
-                    copy.request_id,
-                    "shadow",
-                    time.perf_counter(),
-                    copy.logged,
-                    future,
+                self.shadows.add(
+                    served,
+                    served.lanes[shadow.version],
+                    columns,
+                    n_rows,
+                    request_id=request_id,
+                    logged=logged,
                 )
-            )
-
-    def _copied(self, labels: tuple[str, str], answered: asyncio.Future[Answer]) -> None:
-        self._shadows -= 1
-        failed = answered.cancelled() or answered.exception() is not None
-        self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
+        return answer
 
     def run_batch(self, served: ServedModel, loaded: LoadedModel, jobs: Sequence[Pending]) -> None:
         """Validate and predict the requests of one model call, answering each one.
@@ -382,7 +321,7 @@ class ModelService:
                 continue
             # Missing columns: validate alone, so the message names them for this caller only.
             validation = contract.validate(Batch(dict(job.columns), job.n_rows))
-            failed.append((job, _violation(validation.message(str(loaded.version.ref)), validation)))
+            failed.append((job, violation(validation.message(str(loaded.version.ref)), validation)))
         calls = self._predict_merged(loaded, whole, answered, failed) if whole else []
         return answered, failed, calls
 
@@ -394,40 +333,19 @@ class ModelService:
         failed: list[tuple[Pending, ShipyardError]],
     ) -> list[_Call]:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
-        where = str(loaded.version.ref)
-        batch = _merge(loaded.contract, jobs)
-        validation = loaded.contract.validate(batch)
-        offsets = np.cumsum([0] + [j.n_rows for j in jobs])
-        good: list[int] = []
-        if validation.ok:
-            good = list(range(len(jobs)))
-        else:
-            bad = validation.rejected_rows
-            for i, job in enumerate(jobs):
-                start, stop = int(offsets[i]), int(offsets[i + 1])
-                if bad.size and np.any((bad >= start) & (bad < stop)):
-                    part = validation.part(start, stop)
-                    failed.append((job, _violation(part.message(where), part)))
-                else:
-                    good.append(i)
-        if not good:
-            return []
-        if len(good) == len(jobs):
-            features = validation.batch
-        else:
-            rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in good])
-            features = validation.batch.take(rows)
+        policy = WholeRequests(jobs, str(loaded.version.ref))
         try:
-            predictions = loaded.predict_valid(features)
+            scored = loaded.score(merge(loaded.contract, jobs), accept=policy)
         except PredictionError as exc:
-            if len(good) == 1:
-                failed.append((jobs[good[0]], exc))
+            failed += policy.rejected
+            if len(policy.good) == 1:
+                failed.append((jobs[policy.good[0]], exc))
                 return []
             # One caller's rows broke the model: answer each request alone, so only theirs fails.
+            assert policy.validation is not None  # the policy ran before the model call
             calls = []
-            for i in good:
-                start, stop = int(offsets[i]), int(offsets[i + 1])
-                alone = validation.batch.take(np.arange(start, stop))
+            for i in policy.good:
+                alone = policy.validation.batch.take(np.arange(policy.offsets[i], policy.offsets[i + 1]))
                 try:
                     calls.append((alone, loaded.predict_valid(alone)))
                 except PredictionError as single:
@@ -435,11 +353,15 @@ class ModelService:
                 else:
                     served.append((jobs[i], *calls[-1]))
             return calls
-        if len(good) == 1:
-            served.append((jobs[good[0]], features, predictions))
+        failed += policy.rejected
+        features, predictions = scored.batch, scored.predictions
+        if predictions is None:
+            return []
+        if len(policy.good) == 1:
+            served.append((jobs[policy.good[0]], features, predictions))
             return [(features, predictions)]
         position = 0
-        for i in good:
+        for i in policy.good:
             n = jobs[i].n_rows
             served.append(
                 (jobs[i], features.slice(position, position + n), predictions.slice(position, position + n))
@@ -491,48 +413,3 @@ def _logged_error(exc: ShipyardError, version: ModelVersion) -> str:
     if isinstance(exc, PredictionError) and version.contract.pii_masks:
         return f"{type(exc).__name__}: the model failed on these rows (its message may hold pii: not logged)"
     return str(exc)
-
-
-def _violation(message: str, validation: Any) -> ContractViolationError:
-    return ContractViolationError(message, validation.violations)
-
-
-def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Array]:
-    """The contract's columns of one request as one-dimensional arrays, one value per row.
-
-    Read before the request is queued, so a request of the wrong shape fails alone. A list or an
-    object where one value belongs stays one value, for the contract to refuse at its row and
-    feature with the others of the merged call.
-
-    Raises:
-        InputError: a column does not hold `n_rows` values.
-    """
-    picked = {n: columns[n] for n in loaded.contract.names if n in columns}
-    arrays = dict(Batch.from_columns(picked).columns)
-    for name, array in arrays.items():
-        if len(array) != n_rows:
-            raise InputError(
-                f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); expected one value per row"
-            )
-    return arrays
-
-
-def _merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
-    """The contract's columns of every request, end to end, types kept as the callers sent them."""
-    if len(jobs) == 1:
-        job = jobs[0]
-        return Batch.from_columns({n: job.columns[n] for n in contract.names})
-    columns: dict[str, Sequence[Any] | Array] = {}
-    for n in contract.names:
-        parts = [j.columns[n] for j in jobs]
-        if all(isinstance(p, np.ndarray) for p in parts):
-            kinds = {p.dtype.kind for p in parts if isinstance(p, np.ndarray)}
-            if len(kinds) == 1:
-                columns[n] = np.concatenate(parts)
-                continue
-        columns[n] = list(itertools.chain.from_iterable(_as_list(p) for p in parts))
-    return Batch.from_columns(columns)
-
-
-def _as_list(values: Sequence[Any] | Array) -> Sequence[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else values

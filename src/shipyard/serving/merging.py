@@ -1,0 +1,100 @@
+"""Requests merged into one model call: each request's columns read as rows before it queues, the
+merged columns of a call, and the policy that rejects a request whole when one of its rows fails."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shipyard.core.batch import Array, Batch
+from shipyard.core.contract import Contract, Validation
+from shipyard.errors import ContractViolationError, InputError, ShipyardError
+from shipyard.registry.loaded import LoadedModel
+from shipyard.serving.served import Columns, Pending
+
+__all__ = ["WholeRequests", "merge", "one_value_per_row", "violation"]
+
+
+class WholeRequests:
+    """The rejection policy of merged requests: a request with a failing row is rejected whole, with
+    a violation that names its own rows (numbered from its first); the others are predicted.
+
+    Args:
+        jobs: the merged requests, in the order their rows were merged.
+        where: the version, as violations name it.
+    """
+
+    def __init__(self, jobs: Sequence[Pending], where: str) -> None:
+        self.jobs = jobs
+        self.where = where
+        self.offsets: list[int] = list(itertools.accumulate((j.n_rows for j in jobs), initial=0))
+        self.good: list[int] = []  # the requests predicted, by position
+        self.rejected: list[tuple[Pending, ShipyardError]] = []
+        self.validation: Validation | None = None
+
+    def __call__(self, validation: Validation) -> Array:
+        self.validation = validation
+        offsets = self.offsets
+        if validation.ok:
+            self.good = list(range(len(self.jobs)))
+            return np.arange(offsets[-1], dtype=np.intp)
+        bad = validation.rejected_rows
+        for i, job in enumerate(self.jobs):
+            start, stop = offsets[i], offsets[i + 1]
+            if np.any((bad >= start) & (bad < stop)):
+                part = validation.part(start, stop)
+                self.rejected.append((job, violation(part.message(self.where), part)))
+            else:
+                self.good.append(i)
+        if not self.good:
+            return np.empty(0, dtype=np.intp)
+        return np.concatenate([np.arange(offsets[i], offsets[i + 1], dtype=np.intp) for i in self.good])
+
+
+def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Array]:
+    """The contract's columns of one request as one-dimensional arrays, one value per row.
+
+    Read before the request is queued, so a request of the wrong shape fails alone. A list or an
+    object where one value belongs stays one value, for the contract to refuse at its row and
+    feature with the others of the merged call.
+
+    Raises:
+        InputError: a column does not hold `n_rows` values.
+    """
+    picked = {n: columns[n] for n in loaded.contract.names if n in columns}
+    arrays = dict(Batch.from_columns(picked).columns)
+    for name, array in arrays.items():
+        if len(array) != n_rows:
+            raise InputError(
+                f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); expected one value per row"
+            )
+    return arrays
+
+
+def merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
+    """The contract's columns of every request, end to end, types kept as the callers sent them."""
+    if len(jobs) == 1:
+        job = jobs[0]
+        return Batch.from_columns({n: job.columns[n] for n in contract.names})
+    columns: dict[str, Sequence[Any] | Array] = {}
+    for n in contract.names:
+        parts = [j.columns[n] for j in jobs]
+        if all(isinstance(p, np.ndarray) for p in parts):
+            kinds = {p.dtype.kind for p in parts if isinstance(p, np.ndarray)}
+            if len(kinds) == 1:
+                columns[n] = np.concatenate(parts)
+                continue
+        columns[n] = list(itertools.chain.from_iterable(_as_list(p) for p in parts))
+    return Batch.from_columns(columns)
+
+
+def _as_list(values: Sequence[Any] | Array) -> Sequence[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else values
+
+
+def violation(message: str, validation: Validation) -> ContractViolationError:
+    """The error that refuses a request by `validation`, with `message` as its text."""
+    return ContractViolationError(message, validation.violations)
