@@ -53,7 +53,11 @@ def call(server: ServerProcess, route: Route, key: str | None) -> Any:
     return server.http.request(route.method, path, json=body, headers=headers)
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.action is not None], ids=lambda r: f"{r.method} {r.pattern}")
+def route_id(route: Route) -> str:
+    return f"{route.method} {route.pattern}"
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.action is not None], ids=route_id)
 def test_an_action_guarded_route_refuses_a_key_whose_role_lacks_it(
     guarded: ServerProcess, keys: dict[Role, str], route: Route
 ) -> None:
@@ -68,7 +72,7 @@ def test_an_action_guarded_route_refuses_a_key_whose_role_lacks_it(
             assert status not in (401, 403), (role, route.pattern, status)
 
 
-@pytest.mark.parametrize("route", [r for r in ROUTES if r.action is None], ids=lambda r: f"{r.method} {r.pattern}")
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.action is None], ids=route_id)
 def test_an_open_route_needs_no_key(guarded: ServerProcess, route: Route) -> None:
     assert call(guarded, route, None).status_code not in (401, 403)
 
