@@ -62,6 +62,7 @@ from shipyard.errors import (
 
 if TYPE_CHECKING:
     from shipyard import datasets
+    from shipyard.batch.jobs import Jobs
     from shipyard.batch.run import BatchOptions, resume_job, start_job
     from shipyard.core.batch import Batch, Predictions
     from shipyard.core.contract import Contract, Feature, Validation, Violation
@@ -74,8 +75,9 @@ if TYPE_CHECKING:
     from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.result import Evaluation
     from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
-    from shipyard.monitoring.alerts import Rule
+    from shipyard.monitoring.alerts import AlertBook, Rule
     from shipyard.monitoring.drift import DriftReport, drift
+    from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.monitoring.monitor import MonitorReport, monitor_report
     from shipyard.monitoring.thresholds import DriftSettings, Thresholds
     from shipyard.monitoring.watch import Watcher
@@ -85,6 +87,7 @@ if TYPE_CHECKING:
     from shipyard.rollout.deployments import Arm, Deployment, Deployments
     from shipyard.rollout.plan import AnalysisRules, Plan
     from shipyard.rollout.rollouts import Rollout, Rollouts
+    from shipyard.scheduling.schedules import Schedules
     from shipyard.security.access import Action, Principal, Role
     from shipyard.security.audit import AuditLog
     from shipyard.security.keys import Keys
@@ -96,6 +99,7 @@ if TYPE_CHECKING:
 # command pays for pandas, scikit-learn or SciPy only when it uses them.
 _LAZY: dict[str, str] = {
     "Action": "shipyard.security.access",
+    "AlertBook": "shipyard.monitoring.alerts",
     "AnalysisRules": "shipyard.rollout.plan",
     "Arm": "shipyard.rollout.deployments",
     "AuditLog": "shipyard.security.audit",
@@ -112,7 +116,9 @@ _LAZY: dict[str, str] = {
     "DriftSettings": "shipyard.monitoring.thresholds",
     "Evaluation": "shipyard.evaluation.result",
     "Feature": "shipyard.core.contract",
+    "FeedbackStore": "shipyard.monitoring.feedback",
     "GateResult": "shipyard.evaluation.gates",
+    "Jobs": "shipyard.batch.jobs",
     "Keys": "shipyard.security.keys",
     "LoadedModel": "shipyard.registry",
     "ModelRef": "shipyard.core.refs",
@@ -130,6 +136,7 @@ _LAZY: dict[str, str] = {
     "Rollout": "shipyard.rollout.rollouts",
     "Rollouts": "shipyard.rollout.rollouts",
     "Rule": "shipyard.monitoring.alerts",
+    "Schedules": "shipyard.scheduling.schedules",
     "ServedPrediction": "shipyard.serving.client",
     "SigningKey": "shipyard.security.signing",
     "Thresholds": "shipyard.monitoring.thresholds",
@@ -155,6 +162,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Action",
+    "AlertBook",
     "AnalysisRules",
     "Arm",
     "ArtifactIntegrityError",
@@ -182,10 +190,12 @@ __all__ = [
     "EvaluationError",
     "Feature",
     "FeedbackError",
+    "FeedbackStore",
     "FlavorError",
     "GateError",
     "GateResult",
     "InputError",
+    "Jobs",
     "Keys",
     "LoadedModel",
     "MissingDependencyError",
@@ -218,6 +228,7 @@ __all__ = [
     "RolloutError",
     "Rollouts",
     "Rule",
+    "Schedules",
     "SecurityError",
     "ServedPrediction",
     "ServingError",

@@ -2,47 +2,59 @@
 
 Each store takes a `Context` and checks its actions itself, so a call is allowed or refused
 exactly as the CLI's command for it is. `STORE_ACTIONS` is the table: one row per store method,
-the action it needs, and how to call it. A store added to the public API (`Jobs`, `Schedules`)
-adds its rows here; `test_every_exported_store_is_in_the_table` says which stores must be in it.
+the action it needs, and how to call it. A store added to the public API adds its rows here:
+`test_every_exported_store_is_in_the_table` finds the exported stores (the classes `shipyard`
+exports that take a context), and `test_every_public_method_of_a_store_has_a_row` their methods.
 
 For each row, every role acts in turn, from the weakest, on a copy of one prepared world:
-a role at or above the action's gets past the check (the call may still refuse for the
+a role at or above the actions' gets past the checks (the call may still refuse for the
 world's state, such as a key name taken by a stronger role's call before it); a role below is
-refused with `PermissionDeniedError`, and the refusal, and nothing else, is in the audit log.
+refused with `PermissionDeniedError` for the first action it lacks, and the refusal, and
+nothing else, is in the audit log.
 """
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+import shipyard
 from shipyard import Registry, Settings
+from shipyard.batch.jobs import Job, Jobs, UnitDone
 from shipyard.errors import PermissionDeniedError, ShipyardError
 from shipyard.monitoring.alerts import AlertBook
 from shipyard.monitoring.feedback import FeedbackStore, Label
 from shipyard.rollout.deployments import Arm, Deployments
 from shipyard.rollout.plan import Plan
 from shipyard.rollout.rollouts import Rollouts
+from shipyard.scheduling.scheduler import Scheduler
+from shipyard.scheduling.schedules import Schedules
 from shipyard.security.access import ACTIONS, Action, Principal, Role
 from shipyard.security.audit import AuditLog
 from shipyard.security.context import Context
 from shipyard.security.keys import Keys
 from shipyard.security.signing import SigningKey, new_signing_key
+from shipyard.store.metadata import utcnow
 
 
 @dataclass(frozen=True)
 class World:
-    """What the calls need besides the context: training data, a model, a signing key."""
+    """What the calls need besides the context: training data, a model, a signing key, a
+    stopped batch job and a running run of the schedule 'nightly'."""
 
     credit: pd.DataFrame
     pipeline: Any
     signer: SigningKey
+    job: Job
+    run: int
 
 
 Call = Callable[[Context, World], object]
@@ -50,12 +62,21 @@ Call = Callable[[Context, World], object]
 
 @dataclass(frozen=True)
 class StoreAction:
-    """One method of one exported store, the action it needs, and a call of it."""
+    """One method of one exported store, the action it needs, and a call of it.
+
+    `checked_before` are actions the method checks before `needs` (adding a schedule of a
+    command that runs code needs `schedule`, then `run-commands`).
+    """
 
     store: str
     method: str
     needs: Action
     call: Call
+    checked_before: tuple[Action, ...] = ()
+
+    def lacking(self, role: Role) -> list[Action]:
+        """The actions `role` may not do, in the order the method checks them."""
+        return [action for action in (*self.checked_before, self.needs) if role < ACTIONS[action]]
 
 
 def _registry(ctx: Context) -> Registry:
@@ -236,15 +257,85 @@ STORE_ACTIONS: list[StoreAction] = [
         lambda c, w: Rollouts(c).roll_back(_rollout(c), reason="test", verdict={}),
     ),
     StoreAction("Rollouts", "note", Action.ROLLOUT, lambda c, w: Rollouts(c).note(_rollout(c), "wait", {})),
+    # Jobs
+    StoreAction(
+        "Jobs",
+        "create",
+        Action.PREDICT,
+        lambda c, w: Jobs(c).create(
+            ref="credit:1", model="credit", version=1, sources=[], output="memory://o", options={}
+        ),
+    ),
+    StoreAction("Jobs", "get", Action.READ, lambda c, w: Jobs(c).get(w.job.id)),
+    StoreAction("Jobs", "list", Action.READ, lambda c, w: Jobs(c).list()),
+    StoreAction("Jobs", "claim", Action.PREDICT, lambda c, w: Jobs(c).claim(w.job.id)),
+    StoreAction(
+        "Jobs", "unit_done", Action.PREDICT, lambda c, w: Jobs(c).unit_done(w.job, UnitDone(0, 0, 10, 9, 1))
+    ),
+    StoreAction(
+        "Jobs", "finish", Action.PREDICT, lambda c, w: Jobs(c).finish(w.job, "failed", "stopped again")
+    ),
+    # Schedules, and the scheduler that runs them
+    StoreAction(
+        "Schedules",
+        "add",
+        Action.SCHEDULE,
+        lambda c, w: Schedules(c).add("mine", "0 3 * * *", ["batch", "list"]),
+    ),
+    StoreAction(
+        "Schedules",
+        "add (a command that runs code)",
+        Action.RUN_COMMANDS,
+        lambda c, w: Schedules(c).add(
+            "retrain", "0 4 * * *", ["monitor", "watch", "credit", "--on-drift", "true"]
+        ),
+        checked_before=(Action.SCHEDULE,),
+    ),
+    StoreAction("Schedules", "get", Action.READ, lambda c, w: Schedules(c).get("nightly")),
+    StoreAction("Schedules", "list", Action.READ, lambda c, w: Schedules(c).list()),
+    StoreAction("Schedules", "runs", Action.READ, lambda c, w: Schedules(c).runs("nightly")),
+    StoreAction("Schedules", "claim", Action.SCHEDULE, lambda c, w: Schedules(c).claim("nightly", utcnow())),
+    StoreAction(
+        "Schedules",
+        "finish",
+        Action.SCHEDULE,
+        lambda c, w: Schedules(c).finish(w.run, exit_code=0, output=""),
+    ),
+    StoreAction("Schedules", "remove", Action.SCHEDULE, lambda c, w: Schedules(c).remove("nightly")),
+    StoreAction("Scheduler", "start", Action.SCHEDULE, lambda c, w: Scheduler(Schedules(c))),
 ]
 
-# The stores `shipyard` exports that take a context and check roles (the registry's parts are
-# reached through it). `Jobs` and `Schedules` join when they take the context too.
-EXPORTED_STORES = {"Registry", "Keys", "AuditLog", "FeedbackStore", "AlertBook", "Deployments", "Rollouts"}
+# The stores `shipyard` exports: its classes that take a context and check roles (the
+# registry's parts are reached through it).
+EXPORTED_STORES = {
+    name
+    for name in shipyard.__all__
+    if inspect.isclass(store := getattr(shipyard, name)) and "context" in inspect.signature(store).parameters
+}
+
+# Each exported store but the registry (whose parts are reached through it), by name.
+STORES: dict[str, type] = {name: getattr(shipyard, name) for name in EXPORTED_STORES - {"Registry"}}
 
 
 def test_every_exported_store_is_in_the_table() -> None:
+    some = {"Registry", "Keys", "AuditLog", "FeedbackStore", "AlertBook", "Deployments", "Rollouts"}
+    assert some | {"Jobs", "Schedules"} <= EXPORTED_STORES
     assert {row.store for row in STORE_ACTIONS} >= EXPORTED_STORES
+
+
+def test_every_public_method_of_a_store_has_a_row() -> None:
+    """Every action a store offers is walked (not the steps that run inside a caller's
+    transaction, given its connection, such as `Deployments.write_arms`)."""
+    for name, store in STORES.items():
+        public = {
+            method
+            for method, function in vars(store).items()
+            if not method.startswith("_")
+            and inspect.isfunction(function)
+            and "conn" not in inspect.signature(function).parameters
+        }
+        walked = {row.method.split(" (")[0] for row in STORE_ACTIONS if row.store == name}
+        assert public == walked, name
 
 
 @pytest.fixture(scope="module")
@@ -252,8 +343,8 @@ def prepared(
     tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any
 ) -> tuple[Path, World]:
     """A home with credit:1..3 (credit:1 tagged and behind 'staging'), a key, two deployments
-    ('credit-api' with a canary rollout of credit:2 running, 'plain-api' with none), and a
-    signing key."""
+    ('credit-api' with a canary rollout of credit:2 running, 'plain-api' with none), a failed
+    (resumable) batch job, the schedule 'nightly' with a run going, and a signing key."""
     root = tmp_path_factory.mktemp("store-roles")
     new_signing_key(root / "signing.pem")
     with Registry(Settings.for_home(root / "home"), actor="admin-user") as reg:
@@ -270,7 +361,15 @@ def prepared(
         Deployments(reg).create("credit-api", "credit:1")
         Deployments(reg).create("plain-api", "credit:1")
         Rollouts(reg).start("credit-api", "credit:2", CANARY)
-    return root / "home", World(credit, credit_pipeline, SigningKey.from_file(root / "signing.pem"))
+        job = Jobs(reg).create(
+            ref="credit:1", model="credit", version=1, sources=[], output="memory://out", options={}
+        )
+        job = Jobs(reg).finish(job, "failed", "stopped")
+        Schedules(reg).add("nightly", "0 2 * * *", ["batch", "list"])
+        run = Schedules(reg).claim("nightly", utcnow() - timedelta(days=1))
+        assert run is not None
+    signer = SigningKey.from_file(root / "signing.pem")
+    return root / "home", World(credit, credit_pipeline, signer, job, run.id)
 
 
 @pytest.mark.parametrize("row", STORE_ACTIONS, ids=[f"{r.store}.{r.method}" for r in STORE_ACTIONS])
@@ -286,7 +385,8 @@ def test_every_role_on_every_store_action(
             who = Principal(f"{role}-user", role, via="test")
             with Context.open(settings, principal=who) as ctx:
                 head, _ = log.head()
-                if role >= ACTIONS[row.needs]:
+                lacking = row.lacking(role)
+                if not lacking:
                     try:
                         row.call(ctx, world)
                     except PermissionDeniedError:
@@ -294,10 +394,11 @@ def test_every_role_on_every_store_action(
                     except ShipyardError:
                         pass  # past the check; refused for the world's state, as it is now
                     continue
-                with pytest.raises(PermissionDeniedError, match=f"needs the {ACTIONS[row.needs]} role"):
+                refusal = f"may not {lacking[0]}.*needs the {ACTIONS[lacking[0]]} role"
+                with pytest.raises(PermissionDeniedError, match=refusal):
                     row.call(ctx, world)
                 [denied] = log.list(limit=1)
                 assert denied.seq == head + 1, "the refusal, and nothing else, is in the audit log"
                 assert (denied.action, denied.actor) == ("denied", who.name)
-                assert denied.detail["action"] == str(row.needs)
+                assert denied.detail["action"] == str(lacking[0])
                 assert denied.detail["role"] == str(role)

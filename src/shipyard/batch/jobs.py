@@ -23,7 +23,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from shipyard.batch.sources import Source
 from shipyard.errors import ConflictError, NotFoundError
 from shipyard.security.access import Action
-from shipyard.security.context import Context
+from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.holders import alive, this_process
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import batch_jobs, batch_units
@@ -97,11 +97,12 @@ class Jobs:
 
     Args:
         context: the metadata store and who acts; each method checks the principal's role (a
-            refusal is written to the audit log), and the actor is recorded with the jobs it starts.
+            refusal is written to the audit log), and the actor is recorded with the jobs it starts;
+            or anything holding one, such as a `Registry`.
     """
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
+    def __init__(self, context: Context | HasContext) -> None:
+        self.context = context_of(context)
 
     def create(
         self,

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from shipyard.errors import BatchError, ConflictError, NotFoundError
 from shipyard.security import audit
 from shipyard.security.access import Action, Principal
-from shipyard.security.context import Context
+from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.holders import alive, this_process
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import schedule_runs, schedules
@@ -156,11 +156,11 @@ class Schedules:
 
     Args:
         context: the metadata store, and who acts: the schedules it adds run as its principal,
-            and its actor is written to the record.
+            and its actor is written to the record; or anything holding one, such as a `Registry`.
     """
 
-    def __init__(self, context: Context) -> None:
-        self.context = context
+    def __init__(self, context: Context | HasContext) -> None:
+        self.context = context_of(context)
 
     def add(self, name: str, cron: str, args: Sequence[str]) -> Schedule:
         """A new schedule of `shipyard ARGS`; its first run is at the first due time from now.
