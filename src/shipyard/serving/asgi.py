@@ -1,5 +1,6 @@
 """ASGI plumbing of the REST transport: request headers and bodies, responses, the lifespan, and
-the one table from errors to HTTP statuses (never on the exceptions)."""
+each error's HTTP status (from the table both sides of the wire share, `wire.HTTP_STATUSES`; never
+on the exceptions)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,11 @@ from typing import Any
 import orjson
 
 from shipyard.errors import (
-    AuthenticationError,
-    ContractViolationError,
-    FeedbackError,
-    InputError,
-    NotReadyError,
-    PermissionDeniedError,
-    PredictionError,
-    RateLimitedError,
     RequestTooLargeError,
     ShipyardError,
-    UnknownModelError,
     UnsupportedMediaError,
 )
+from shipyard.serving.wire import HTTP_STATUSES
 
 __all__ = [
     "JSON",
@@ -34,7 +27,6 @@ __all__ = [
     "Send",
     "check_type",
     "content_type",
-    "error_type",
     "header",
     "lifespan",
     "read_body",
@@ -53,20 +45,6 @@ JSON = b"application/json"
 JSON_TYPES = (b"application/json", b"application/x-www-form-urlencoded", b"*/*", b"")
 """The content types a JSON body may arrive under (curl's default and none included)."""
 
-# The one table from errors to HTTP statuses; the first matching class wins.
-_STATUS: tuple[tuple[type[ShipyardError], int], ...] = (
-    (AuthenticationError, 401),
-    (PermissionDeniedError, 403),
-    (RateLimitedError, 429),
-    (ContractViolationError, 422),
-    (InputError, 400),
-    (FeedbackError, 400),
-    (RequestTooLargeError, 413),
-    (UnsupportedMediaError, 415),
-    (UnknownModelError, 404),
-    (NotReadyError, 503),
-    (PredictionError, 500),
-)
 MLFLOW_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -82,8 +60,8 @@ MLFLOW_CODES = {
 
 
 def status_of(error: ShipyardError) -> int:
-    """The HTTP status for an error."""
-    for kind, status in _STATUS:
+    """The HTTP status for an error (`wire.HTTP_STATUSES`)."""
+    for kind, status in HTTP_STATUSES:
         if isinstance(error, kind):
             return status
     return 500
@@ -123,12 +101,6 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body"):
             return chunk if not chunks else b"".join([*chunks, chunk])
         chunks.append(chunk)
-
-
-def error_type(exc: ShipyardError) -> str:
-    """An error's `type` in a JSON answer: its class name in snake case, without `Error`."""
-    name = type(exc).__name__.removesuffix("Error")
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
 
 
 def header(scope: Scope, name: bytes) -> str | None:

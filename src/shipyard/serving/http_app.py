@@ -43,7 +43,6 @@ from shipyard.serving.asgi import (
     Send,
     check_type,
     content_type,
-    error_type,
     header,
     lifespan,
     read_body,
@@ -215,7 +214,7 @@ class HttpApp:
                 extra.append((b"www-authenticate", b'Bearer realm="shipyard"'))
             if isinstance(exc, RateLimitedError):
                 extra.append((b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode()))
-            error = {"type": error_type(exc), "message": str(exc)}
+            error = {"type": type(exc).type_name(), "message": str(exc)}
             body = {"error": error, "error_code": MLFLOW_CODES[status], "message": str(exc)}
             return await respond(send, status, orjson.dumps(body), JSON, extra=extra)
         return None
@@ -254,7 +253,7 @@ class HttpApp:
             )
         except ShipyardError as exc:
             status = status_of(exc)
-            error: dict[str, Any] = {"type": error_type(exc), "message": str(exc), "request_id": rid}
+            error: dict[str, Any] = {"type": type(exc).type_name(), "message": str(exc), "request_id": rid}
             if isinstance(exc, ContractViolationError):
                 error["violations"] = [v.to_dict() for v in exc.violations]
             await respond_json(send, status, {"error": error}, rid)
@@ -287,7 +286,7 @@ class HttpApp:
             )
         except ShipyardError as exc:
             status = status_of(exc)
-            error: dict[str, Any] = {"type": error_type(exc), "message": str(exc)}
+            error: dict[str, Any] = {"type": type(exc).type_name(), "message": str(exc)}
             if isinstance(exc, FeedbackError) and exc.refused:
                 error["refused"] = list(exc.refused)
             return await respond_json(send, status, {"error": error}), "", ""

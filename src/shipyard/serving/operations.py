@@ -16,7 +16,6 @@ from shipyard.serving.asgi import (
     Receive,
     Scope,
     Send,
-    error_type,
     header,
     respond,
     respond_json,
@@ -80,7 +79,7 @@ class Operations:
         try:
             served = self.service.find(params["name"])
         except ShipyardError as exc:
-            error = {"error": {"type": error_type(exc), "message": str(exc)}}
+            error = {"error": {"type": type(exc).type_name(), "message": str(exc)}}
             return await respond_json(send, status_of(exc), error), "", ""
         return await respond_json(send, 200, _describe(served)), "", ""
 
@@ -107,7 +106,7 @@ class Operations:
         try:
             served = service.find(name)
         except ShipyardError as exc:
-            error = {"error": {"type": error_type(exc), "message": str(exc)}}
+            error = {"error": {"type": type(exc).type_name(), "message": str(exc)}}
             return await respond_json(send, status_of(exc), error), "", ""
         live = service.live
         version = served.version

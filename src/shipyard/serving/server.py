@@ -36,6 +36,7 @@ from shipyard.security.guard import DenialLog, Guard
 from shipyard.security.keys import KeyVerifier
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
+from shipyard.serving import sockets
 from shipyard.serving.connections import ConnectionLimits, uvicorn_server
 from shipyard.serving.following import follow_aliases, follow_deployment, start_controller
 from shipyard.serving.run_dirs import new_run_dir, remove_stale_run_dirs
@@ -53,13 +54,6 @@ log = logging.getLogger("shipyard.serve")
 
 # Thread pools of the numeric libraries, pinned per worker (the issue's "one per worker").
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-# With one listening socket shared by every worker, the worker that wakes first takes each new
-# connection, and a busy one keeps winning (one took 98% of a soak's keep-alive connections). On
-# Linux each worker listens on its own socket with SO_REUSEPORT instead, and the kernel spreads the
-# connections over them by a hash of the client's address and port; elsewhere (where SO_REUSEPORT
-# does not balance) the workers share one socket.
-_BALANCED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +151,20 @@ class _Deployed:
     seconds: float
 
 
+@dataclass(frozen=True)
+class _Worker:
+    """One worker process: what it serves and how, the port's socket, its number, the run folder
+    the workers share (None for a lone worker), and its supervisor's pid (None for none)."""
+
+    settings: Settings
+    options: ServeOptions
+    loaded: Sequence[_Loaded] | _Deployed
+    sock: socket.socket
+    number: int
+    run_dir: Path | None = None
+    supervisor: int | None = None
+
+
 def serve(
     settings: Settings, options: ServeOptions, *, on_ready: Callable[[str], None] | None = None
 ) -> None:
@@ -184,8 +192,8 @@ def serve(
             loaded = [_load(registry, ref, trust_pickle=options.trust_pickle) for ref in refs]
     # With balanced workers the parent only holds the port (bound, not listening: the kernel hands
     # connections to listening sockets only); each worker listens on its own socket once ready.
-    balanced = _balanced(options)
-    sock = _bind(options.host, options.port, reuse_port=balanced, listen=not balanced)
+    balanced = sockets.balanced(options.workers)
+    sock = sockets.bind(options.host, options.port, reuse_port=balanced, listen=not balanced)
     port = sock.getsockname()[1]
     if (warning := options.connections.descriptor_warning()) is not None:
         log.warning("%s", warning)
@@ -209,7 +217,7 @@ def serve(
         on_ready(line)
     remove_stale_run_dirs()  # a server killed with SIGKILL could not remove its own
     if options.workers == 1:
-        _run_worker(settings, options, loaded, sock, worker=0, run_dir=None)
+        _run_worker(_Worker(settings, options, loaded, sock, 0))
         return
     run_dir = new_run_dir()
     try:
@@ -233,41 +241,6 @@ def _load_deployment(registry: Registry, name: str, *, trust_pickle: bool) -> _D
     return _Deployed(deployment, models, time.perf_counter() - started)
 
 
-def _balanced(options: ServeOptions) -> bool:
-    """Whether each worker listens on its own socket of the port (SO_REUSEPORT) rather than a shared one."""
-    return options.workers > 1 and _BALANCED
-
-
-def _bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
-    """A socket bound to `host:port`, listening unless told not to.
-
-    Args:
-        host: the address.
-        port: the port (0 picks a free one).
-        reuse_port: one of several sockets of the port (SO_REUSEPORT), one per worker.
-        listen: listen (a socket only holding the port for its workers does not).
-
-    Raises:
-        ConfigError: the address cannot be bound.
-    """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
-        ) from None
-    if listen:
-        sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def _supervise(
     settings: Settings,
     options: ServeOptions,
@@ -287,9 +260,7 @@ def _supervise(
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _run_worker(
-                    settings, options, loaded, sock, worker=worker, run_dir=run_dir, supervisor=supervisor
-                )
+                _run_worker(_Worker(settings, options, loaded, sock, worker, run_dir, supervisor))
             except BaseException:
                 log.exception("worker %d failed", worker)
                 code = 1
@@ -333,24 +304,12 @@ def _supervise(
         sock.close()
 
 
-def _run_worker(
-    settings: Settings,
-    options: ServeOptions,
-    loaded: Sequence[_Loaded] | _Deployed,
-    sock: socket.socket,
-    *,
-    worker: int,
-    run_dir: Path | None,
-    supervisor: int | None = None,
-) -> None:
+def _run_worker(worker: _Worker) -> None:
     import uvloop
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=options.model_threads):
-        main = _worker_main(
-            settings, options, loaded, sock, worker=worker, run_dir=run_dir, supervisor=supervisor
-        )
-        uvloop.run(main)
+    with threadpool_limits(limits=worker.options.model_threads):
+        uvloop.run(_worker_main(worker))
 
 
 async def _watch_supervisor(supervisor: int | None, stop: Callable[[], None]) -> None:
@@ -369,34 +328,14 @@ async def _watch_supervisor(supervisor: int | None, stop: Callable[[], None]) ->
     stop()
 
 
-def _listener(sock: socket.socket, options: ServeOptions) -> socket.socket:
-    """The socket a worker accepts on: the shared one, or its own socket of the port when balanced.
-
-    A balanced worker calls this once warmed up: until it listens, the kernel sends the port's
-    connections to the other workers. The inherited socket only holds the port for the parent.
-    """
-    if not _balanced(options):
-        return sock
-    port = sock.getsockname()[1]
-    sock.close()
-    return _bind(options.host, port, reuse_port=True)
-
-
-async def _worker_main(
-    settings: Settings,
-    options: ServeOptions,
-    loaded: Sequence[_Loaded] | _Deployed,
-    sock: socket.socket,
-    *,
-    worker: int,
-    run_dir: Path | None,
-    supervisor: int | None,
-) -> None:
+async def _worker_main(me: _Worker) -> None:
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.monitoring.live import LiveProfiles
     from shipyard.serving.http_app import HttpApp
     from shipyard.serving.metrics import Metrics
+
+    settings, options, worker, run_dir = me.settings, me.options, me.number, me.run_dir
 
     metrics = Metrics(run_dir, worker=worker).start()
     cipher = envelope_for(settings)
@@ -418,7 +357,7 @@ async def _worker_main(
         feedback=FeedbackStore(Context.system(settings, meta, actor="server")),
         guard=guard,
     )
-    follow = _add_models(settings, service, options, loaded)
+    follow = _add_models(settings, service, options, me.loaded)
     service.warm_up()
     # Everything loaded so far lives as long as the worker; keep it out of the collector's full
     # passes, which otherwise stall the loop for tens of milliseconds (the p99 of the benchmark).
@@ -443,13 +382,13 @@ async def _worker_main(
         loop.add_signal_handler(s, stop)
     background = [
         asyncio.create_task(follow),
-        asyncio.create_task(_watch_supervisor(supervisor, stop)),
+        asyncio.create_task(_watch_supervisor(me.supervisor, stop)),
     ]
     controller = None
     if worker == 0 and options.deployment and options.controller:
         controller = start_controller(settings, trust_pickle=options.trust_pickle)
     try:
-        await http.serve(sockets=[_listener(sock, options)])
+        await http.serve(sockets=[sockets.listener(me.sock, host=options.host, workers=options.workers)])
     finally:
         for task in background:
             task.cancel()
