@@ -25,36 +25,19 @@ from typing import Any
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Violation
 from shipyard.errors import (
-    AuthenticationError,
     ContractViolationError,
     InputError,
-    NotReadyError,
-    PermissionDeniedError,
-    PredictionError,
     RateLimitedError,
-    RequestTooLargeError,
     ServingError,
     ShipyardError,
-    UnknownModelError,
-    UnsupportedMediaError,
 )
-from shipyard.serving.wire import GRPC_SERVICE, RETRY_AFTER_KEY, VIOLATIONS_KEY
+from shipyard.serving.wire import GRPC_CODES, GRPC_SERVICE, HTTP_STATUSES, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
 __all__ = ["Client", "ServedPrediction"]
 
-# For answers whose body names no Shipyard error type (a proxy's, an unknown path's).
-_BY_STATUS: dict[int, type[ShipyardError]] = {
-    400: InputError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: UnknownModelError,
-    413: RequestTooLargeError,
-    415: UnsupportedMediaError,
-    422: ContractViolationError,
-    429: RateLimitedError,
-    500: PredictionError,
-    503: NotReadyError,
-}
+# For answers whose body names no Shipyard error type (a proxy's, an unknown path's): the first
+# class the server's table lists with the status.
+_BY_STATUS: dict[int, type[ShipyardError]] = {status: kind for kind, status in reversed(HTTP_STATUSES)}
 _GRPC_METHOD = f"/{GRPC_SERVICE}/"
 
 
@@ -377,12 +360,5 @@ def _grpc_error(exc: Any) -> ShipyardError:
         return RateLimitedError(
             f"{details} (gRPC {code.name})", retry_after=_seconds(str(trailer[RETRY_AFTER_KEY]))
         )
-    kinds = {
-        grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
-        grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
-        grpc.StatusCode.NOT_FOUND: UnknownModelError,
-        grpc.StatusCode.RESOURCE_EXHAUSTED: RequestTooLargeError,
-        grpc.StatusCode.UNAVAILABLE: NotReadyError,
-        grpc.StatusCode.INTERNAL: PredictionError,
-    }
+    kinds = {grpc.StatusCode[name]: kind for kind, name in GRPC_CODES}  # the last class of each code
     return kinds.get(code, ServingError)(f"{details} (gRPC {code.name})")

@@ -18,18 +18,11 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from shipyard.errors import (
-    AuthenticationError,
     ConfigError,
     ContractViolationError,
-    InputError,
-    NotReadyError,
-    PermissionDeniedError,
-    PredictionError,
     RateLimitedError,
-    RequestTooLargeError,
     SecurityError,
     ShipyardError,
-    UnknownModelError,
 )
 from shipyard.security.access import Action
 from shipyard.security.guard import credential
@@ -39,7 +32,7 @@ from shipyard.serving.auth import admit
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
 from shipyard.serving.tls import TlsFiles
-from shipyard.serving.wire import GRPC_SERVICE, RETRY_AFTER_KEY, VIOLATIONS_KEY
+from shipyard.serving.wire import GRPC_CODES, GRPC_SERVICE, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
 __all__ = ["code_of", "grpc_server", "start_grpc"]
 
@@ -47,22 +40,11 @@ __all__ = ["code_of", "grpc_server", "start_grpc"]
 # violations of its own) shares the clients' 8 KiB budget for metadata.
 _TRAILER_BYTES = 3500
 
-# The one table from errors to gRPC status codes; the first matching class wins.
-_CODES: tuple[tuple[type[ShipyardError], grpc.StatusCode], ...] = (
-    (AuthenticationError, grpc.StatusCode.UNAUTHENTICATED),
-    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (ContractViolationError, grpc.StatusCode.INVALID_ARGUMENT),
-    (InputError, grpc.StatusCode.INVALID_ARGUMENT),
-    (RequestTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (UnknownModelError, grpc.StatusCode.NOT_FOUND),
-    (NotReadyError, grpc.StatusCode.UNAVAILABLE),
-    (PredictionError, grpc.StatusCode.INTERNAL),
-)
+_CODES = tuple((kind, grpc.StatusCode[name]) for kind, name in GRPC_CODES)
 
 
 def code_of(error: ShipyardError) -> grpc.StatusCode:
-    """The gRPC status code for an error."""
+    """The gRPC status code for an error (`wire.GRPC_CODES`)."""
     for kind, code in _CODES:
         if isinstance(error, kind):
             return code
