@@ -202,10 +202,8 @@ def _numeric(
 def _judge_numeric(
     s: Mapping[str, Any], t: Thresholds, present: float, ref_rows: int, cur_rows: int
 ) -> tuple[Level, list[str], float]:
-    if t.ignore:
-        return "ignored", ["ignored by the settings"], 0.0
-    if cur_rows < t.min_rows or present == 0:
-        return "insufficient", [f"{cur_rows} current rows; at least {t.min_rows} are needed to judge"], 0.0
+    if (unjudged := _unjudged(t, cur_rows, present)) is not None:
+        return unjudged
     reasons: list[str] = []
     level: Level = "ok"
     severity = 0.0
@@ -222,14 +220,35 @@ def _judge_numeric(
     if level == "ok" and significant and psi_value >= t.psi[0]:
         level = "warn"
         reasons.append(f"PSI {psi_value:.3f} >= {t.psi[0]}")
+    return _with_missing(s, t, level, reasons, severity, significant=significant)
+
+
+def _unjudged(t: Thresholds, cur_rows: int, present: float) -> tuple[Level, list[str], float] | None:
+    """The verdict on a column the settings ignore or with too few current rows; None otherwise."""
+    if t.ignore:
+        return "ignored", ["ignored by the settings"], 0.0
+    if cur_rows < t.min_rows or present == 0:
+        return "insufficient", [f"{cur_rows} current rows; at least {t.min_rows} are needed to judge"], 0.0
+    return None
+
+
+def _with_missing(
+    s: Mapping[str, Any],
+    t: Thresholds,
+    level: Level,
+    reasons: list[str],
+    severity: float,
+    *,
+    significant: bool,
+) -> tuple[Level, list[str], float]:
+    """A column's verdict with its missing values' added, and a reason when there is none."""
     missing_level, missing_reason, missing_severity = _judge_missing(s, t)
     if missing_reason:
         reasons.append(missing_reason)
         level = "drift" if missing_level == "drift" else level
-    severity = max(severity, missing_severity)
     if not reasons:
         reasons.append("within thresholds" if significant else "no significant difference")
-    return level, reasons, severity
+    return level, reasons, max(severity, missing_severity)
 
 
 # -- categorical ------------------------------------------------------------------------------------
@@ -259,50 +278,7 @@ def _categorical(
         out["unseen_share"] = sum(unseen.values()) / n_cur
         out["unseen_p"] = unseen_pvalue(sum(unseen.values()), n_ref, n_cur)
     cur_rows = cur.count + cur.missing
-    level: Level
-    reasons: list[str] = []
-    severity = 0.0
-    if t.ignore:
-        level, reasons = "ignored", ["ignored by the settings"]
-    elif cur_rows < t.min_rows or n_cur == 0:
-        level, reasons = (
-            "insufficient",
-            [f"{cur_rows} current rows; at least {t.min_rows} are needed to judge"],
-        )
-    else:
-        level = "ok"
-        js = float(out.get("js") or 0.0)
-        significant = _below(out.get("chi2_p"), t.alpha)
-        unseen_share = float(out.get("unseen_share") or 0.0)
-        unseen_total = sum(unseen.values())
-        unseen_flags = (
-            unseen_share >= t.unseen
-            and unseen_total >= t.unseen_count
-            and _below(out.get("unseen_p"), t.alpha)
-        )
-        severity = max(js / t.js, unseen_share / t.unseen if unseen_flags else 0.0)
-        if significant and js >= t.js:
-            level = "drift"
-            reasons.append(f"Jensen-Shannon {js:.3f} >= {t.js}")
-        if unseen:
-            shown = ", ".join(sorted(unseen, key=lambda k: -unseen[k])[:5])
-            if unseen_flags:
-                level = "drift"
-                reasons.append(
-                    f"{unseen_share:.1%} of values in categories never seen in the reference ({shown})"
-                )
-            elif unseen_share >= t.unseen:
-                reasons.append(
-                    f"{unseen_total} values in categories never seen in the reference ({shown}): "
-                    f"too few to flag (unseen_count {t.unseen_count}, alpha {t.alpha})"
-                )
-        missing_level, missing_reason, missing_severity = _judge_missing(out, t)
-        if missing_reason:
-            reasons.append(missing_reason)
-            level = "drift" if missing_level == "drift" else level
-        severity = max(severity, missing_severity)
-        if not reasons:
-            reasons.append("within thresholds" if significant else "no significant difference")
+    level, reasons, severity = _unjudged(t, cur_rows, n_cur) or _judge_categorical(out, unseen, t)
     return ColumnDrift(
         name=name,
         role=role,
@@ -317,6 +293,37 @@ def _categorical(
         importance=importance,
         severity=severity,
     )
+
+
+def _judge_categorical(
+    s: Mapping[str, Any], unseen: Mapping[str, int], t: Thresholds
+) -> tuple[Level, list[str], float]:
+    reasons: list[str] = []
+    level: Level = "ok"
+    js = float(s.get("js") or 0.0)
+    significant = _below(s.get("chi2_p"), t.alpha)
+    unseen_share = float(s.get("unseen_share") or 0.0)
+    unseen_total = sum(unseen.values())
+    unseen_flags = (
+        unseen_share >= t.unseen and unseen_total >= t.unseen_count and _below(s.get("unseen_p"), t.alpha)
+    )
+    severity = max(js / t.js, unseen_share / t.unseen if unseen_flags else 0.0)
+    if significant and js >= t.js:
+        level = "drift"
+        reasons.append(f"Jensen-Shannon {js:.3f} >= {t.js}")
+    if unseen:
+        shown = ", ".join(sorted(unseen, key=lambda k: -unseen[k])[:5])
+        if unseen_flags:
+            level = "drift"
+            reasons.append(
+                f"{unseen_share:.1%} of values in categories never seen in the reference ({shown})"
+            )
+        elif unseen_share >= t.unseen:
+            reasons.append(
+                f"{unseen_total} values in categories never seen in the reference ({shown}): "
+                f"too few to flag (unseen_count {t.unseen_count}, alpha {t.alpha})"
+            )
+    return _with_missing(s, t, level, reasons, severity, significant=significant)
 
 
 # -- shared -----------------------------------------------------------------------------------------

@@ -302,15 +302,7 @@ class Rollouts:
             PermissionDeniedError: the principal may not roll out the deployment's model.
             RolloutConflictError: the rollout moved on since it was judged.
         """
-        self.context.allow(Action.ROLLOUT, self.deployments.get(rollout.deployment).model)
-        return self._transition(
-            rollout.deployment,
-            "advance",
-            "the analysis passed",
-            allowed=("progressing",),
-            judged=rollout,
-            detail=verdict,
-        )
+        return self._judged(rollout, "advance", "the analysis passed", ("progressing",), verdict)
 
     def roll_back(self, rollout: Rollout, *, reason: str, verdict: Mapping[str, Any]) -> Rollout:
         """A rule failed: all traffic back to the old version at once.
@@ -319,14 +311,15 @@ class Rollouts:
             PermissionDeniedError: the principal may not roll out the deployment's model.
             RolloutConflictError: the rollout moved on since it was judged.
         """
+        return self._judged(rollout, "roll_back", reason, ("progressing", "paused"), verdict)
+
+    def _judged(
+        self, rollout: Rollout, move: str, reason: str, allowed: tuple[State, ...], verdict: Mapping[str, Any]
+    ) -> Rollout:
+        """The controller's move on `rollout` as it was judged (refused if it moved on since)."""
         self.context.allow(Action.ROLLOUT, self.deployments.get(rollout.deployment).model)
         return self._transition(
-            rollout.deployment,
-            "roll_back",
-            reason,
-            allowed=("progressing", "paused"),
-            judged=rollout,
-            detail=verdict,
+            rollout.deployment, move, reason, allowed=allowed, judged=rollout, detail=verdict
         )
 
     def note(self, rollout: Rollout, kind: str, detail: Mapping[str, Any]) -> None:
