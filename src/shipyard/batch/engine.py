@@ -68,7 +68,8 @@ class Work:
 
 
 class Engine(Protocol):
-    """How a batch job's rows are scored: the one step (`batch.scoring.Scorer`) on some engine.
+    """How a batch job's rows are scored: the one step (`batch.scoring.Scorer`, which calls
+    `LoadedModel.score`) on some engine.
 
     Attributes:
         formats: the output formats the engine writes (`--format`).
