@@ -65,10 +65,11 @@ if TYPE_CHECKING:
     from shipyard.batch.jobs import Jobs
     from shipyard.batch.run import BatchOptions, resume_job, start_job
     from shipyard.core.batch import Batch, Predictions
-    from shipyard.core.contract import Contract, Feature, Validation, Violation
+    from shipyard.core.contract import Contract, Feature
     from shipyard.core.dtypes import DType
     from shipyard.core.profile import Profile
     from shipyard.core.refs import ModelRef
+    from shipyard.core.validation import Validation, Violation
     from shipyard.evaluation.evaluate import evaluate
     from shipyard.evaluation.gates import GateResult, check_gates
     from shipyard.evaluation.mitigation import reweighing_weights
@@ -141,9 +142,9 @@ _LAZY: dict[str, str] = {
     "SigningKey": "shipyard.security.signing",
     "Thresholds": "shipyard.monitoring.thresholds",
     "TrustedKeys": "shipyard.security.signing",
-    "Validation": "shipyard.core.contract",
+    "Validation": "shipyard.core.validation",
     "Verdict": "shipyard.rollout.analysis",
-    "Violation": "shipyard.core.contract",
+    "Violation": "shipyard.core.validation",
     "Watcher": "shipyard.monitoring.watch",
     "adversarial_examples": "shipyard.evaluation.robustness",
     "check_gates": "shipyard.evaluation.gates",

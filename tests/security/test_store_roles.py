@@ -310,7 +310,9 @@ STORE_ACTIONS: list[StoreAction] = [
 EXPORTED_STORES = {
     name
     for name in shipyard.__all__
-    if inspect.isclass(store := getattr(shipyard, name)) and "context" in inspect.signature(store).parameters
+    if inspect.isclass(store := getattr(shipyard, name))
+    and not issubclass(store, BaseException)
+    and "context" in inspect.signature(store).parameters
 }
 
 # Each exported store but the registry (whose parts are reached through it), by name.
