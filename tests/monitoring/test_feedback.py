@@ -2,54 +2,18 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
-from shipyard import Registry, Settings
+from shipyard import Registry
 from shipyard.core.contract import Contract
 from shipyard.datasets import make_credit
-from shipyard.monitoring.events import EventBatch, EventLog, find_requests
+from shipyard.monitoring.events import EventLog, find_requests
 from shipyard.monitoring.feedback import FeedbackStore, Label, LabelCheck, fit_label
 from shipyard.monitoring.monitor import monitor_report
-
-PLACEHOLDER = "649efc5abf3a000000000001"  # the README's example id: no server ever answered it
-
-
-@pytest.fixture
-def reg(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Iterator[Registry]:
-    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as registry:
-        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-        yield registry
-
-
-def _append(log: EventLog, reg: Registry, frame: pd.DataFrame, *, rows_per_request: int = 1) -> list[str]:
-    """Log `frame`'s rows as served by credit:1, `rows_per_request` per request; the request ids."""
-    loaded = reg.load("credit:1")
-    batch = loaded.validate(frame.drop(columns=["default"])).batch
-    n = batch.n_rows // rows_per_request
-    ids = [f"r{i}" for i in range(n)]
-    log.append(
-        EventBatch(
-            time=time.time() - 60,
-            model="credit",
-            version=1,
-            request_ids=[*ids, "refused-1"],
-            rows=[rows_per_request] * n + [1],
-            protocols=["rest"] * (n + 1),
-            latencies_ms=[4.0] * (n + 1),
-            statuses=["ok"] * n + ["rejected"],
-            errors=[None] * n + ["contract"],
-            features=batch,
-            predictions=loaded.predict_valid(batch),
-        )
-    )
-    return ids
+from traffic import PLACEHOLDER, queue_requests
 
 
 def _check(reg: Registry) -> LabelCheck:
@@ -61,7 +25,7 @@ def _check(reg: Registry) -> LabelCheck:
 
 def test_labels_for_unknown_requests_rows_and_classes_are_refused_naming_each(reg: Registry) -> None:
     log = EventLog(reg.settings.store_url)
-    _append(log, reg, make_credit(20, seed=3), rows_per_request=2)
+    queue_requests(log, reg, make_credit(20, seed=3), rows_per_request=2)
     log.flush()
     labels = [
         Label("r0", 0, 1, "item 0"),
@@ -85,14 +49,6 @@ def test_labels_for_unknown_requests_rows_and_classes_are_refused_naming_each(re
     assert by_item["item 4"].kind == "row" and "past the request's 2 row(s)" in by_item["item 4"].reason
     assert by_item["item 5"].kind == "rejected_request"
     assert by_item["item 6"].kind == "label"
-
-
-def test_a_request_still_in_the_buffer_is_found_before_it_is_written(reg: Registry) -> None:
-    log = EventLog(reg.settings.store_url)
-    ids = _append(log, reg, make_credit(5, seed=4))
-    found = log.find({ids[0], PLACEHOLDER}, lookback=timedelta(days=30))
-    assert set(found) == {ids[0]} and found[ids[0]].model == "credit" and found[ids[0]].rows == 1
-    assert find_requests(reg.settings.store_url, {ids[0]}, lookback=timedelta(days=30)) == {}
 
 
 @pytest.mark.parametrize(
@@ -121,7 +77,7 @@ def test_a_regressors_label_must_be_a_finite_number(label: Any, fitted: float | 
 def test_a_report_sets_aside_stored_labels_it_cannot_use_and_says_why(reg: Registry) -> None:
     frame = make_credit(200, seed=5)
     log = EventLog(reg.settings.store_url)
-    ids = _append(log, reg, frame)
+    ids = queue_requests(log, reg, frame)
     log.flush()
     truth = frame["default"].tolist()
     labels = [Label(rid, 0, int(truth[i])) for i, rid in enumerate(ids)]

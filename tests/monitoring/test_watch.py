@@ -11,13 +11,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from shipyard import Registry, Settings
+from shipyard import Registry
 from shipyard.datasets import make_credit
-from shipyard.errors import MonitorConfigError
 from shipyard.monitoring.alerts import AlertBook, Rule, Webhook
 from shipyard.monitoring.watch import Watcher
 from traffic import log_requests
@@ -49,13 +47,6 @@ def hook() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
     server.shutdown()
-
-
-@pytest.fixture
-def reg(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Iterator[Registry]:
-    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as registry:
-        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-        yield registry
 
 
 def _drifted() -> pd.DataFrame:
@@ -145,26 +136,3 @@ def test_performance_drop_needs_the_interval_below_the_evaluation(
     ).check()
     assert [f.rule for f in check.firings] == ["performance_drop:accuracy"]
     assert check.report.performance is not None and check.report.performance["baseline"]["accuracy"] > 0.5
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("nonsense", "unknown kind"), ("latency:p42", "p50, p95 or p99"), ("error_rate:-1", "threshold above 0"),
-     ("dataset_drift:x", "takes no target")],
-)  # fmt: skip
-def test_malformed_rules_are_refused_with_the_reason(text: str, expected: str) -> None:
-    with pytest.raises(MonitorConfigError, match=expected):
-        Rule.parse(text)
-
-
-def test_rules_round_trip_through_their_key() -> None:
-    texts = (
-        "feature_drift",
-        "feature_drift:income",
-        "performance_drop:roc_auc:0.02",
-        "latency:p95:250",
-        "error_rate:0.1",
-    )
-    for text in texts:
-        assert Rule.parse(text).key == text
-    assert np.isclose(Rule.parse("error_rate:0.1").threshold or 0, 0.1)
