@@ -38,22 +38,3 @@ def test_every_error_is_exported_and_rooted_in_shipyard_error() -> None:
         error = getattr(shipyard.errors, name)
         assert issubclass(error, shipyard.ShipyardError)
         assert name in shipyard.__all__
-
-
-def test_register_and_load_use_the_default_registry(monkeypatch, tmp_path, cancer, cancer_model):
-    from shipyard.registry import default
-
-    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path))
-    monkeypatch.delenv("SHIPYARD_DB_URL", raising=False)
-    monkeypatch.delenv("SHIPYARD_STORE_URL", raising=False)
-    default.reset()
-    try:
-        version = shipyard.register(
-            cancer_model, name="cancer", train_data=cancer, target="label", alias="staging"
-        )
-        assert version.ref == shipyard.ModelRef("cancer", version=1)
-        predictions = shipyard.load("cancer@staging").predict(cancer.drop(columns=["label"]))
-        assert predictions.n_rows == len(cancer)
-        assert (tmp_path / "shipyard.db").exists()
-    finally:
-        default.reset()

@@ -1,38 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
 from shipyard import Batch, Contract, ContractError, ContractViolationError, DType, Feature
-from shipyard.core.inference import infer_contract
-
-
-@pytest.fixture
-def frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "age": [20, 30, 40, 50],
-            "income": [1000.0, np.nan, 3500.0, 4000.0],
-            "country": ["DE", "FR", "DE", "ES"],
-            "vip": [True, False, True, False],
-        }
-    )
-
-
-@pytest.fixture
-def contract(frame: pd.DataFrame) -> Contract:
-    return infer_contract(Batch.from_pandas(frame), task="classification", target="y", classes=[0, 1])
-
-
-def test_inference_reads_dtype_range_categories_and_missing(contract: Contract) -> None:
-    age, income, country, vip = contract.features
-    assert (age.dtype, age.min, age.max, age.nullable) == (DType.INT, 20, 50, False)
-    assert (income.dtype, income.nullable, income.on_missing) == (DType.FLOAT, True, "pass")
-    assert country.categories == ("DE", "ES", "FR")
-    assert vip.dtype is DType.BOOL
-    assert contract.classes == (0, 1)
 
 
 def test_defaults_reject_missing_where_training_had_none_and_allow_out_of_range(
@@ -79,32 +51,6 @@ def test_unknown_extra_columns_are_reported_not_rejected(contract: Contract) -> 
     )
     assert result.ok
     assert result.extra_columns == ("surprise",)
-
-
-def test_int_is_coerced_to_float_but_text_never_is(contract: Contract) -> None:
-    result = contract.validate(
-        Batch.from_columns(
-            {"age": [1, 2], "income": [1000, 2000], "country": ["DE", "DE"], "vip": [True, True]}
-        )
-    )
-    assert result.ok
-    assert result.batch.columns["income"].dtype == np.float64
-    bad = contract.validate(Batch.from_records([{"age": 1, "income": "abc", "country": "DE", "vip": True}]))
-    assert bad.violations[0].reason == "expected a number"
-
-
-def test_fractional_value_for_an_integer_feature_is_a_wrong_type(contract: Contract) -> None:
-    result = contract.validate(
-        Batch.from_records([{"age": 2.5, "income": 1000.0, "country": "DE", "vip": True}])
-    )
-    assert result.violations[0].reason == "expected an integer"
-
-
-def test_boolean_is_not_accepted_as_a_number(contract: Contract) -> None:
-    result = contract.validate(
-        Batch.from_records([{"age": True, "income": 1000.0, "country": "DE", "vip": True}])
-    )
-    assert [v.feature for v in result.violations] == ["age"]
 
 
 def test_out_of_range_is_counted_by_default_and_rejected_when_the_contract_says(
@@ -191,12 +137,6 @@ def test_malformed_contract_entries_are_named(
     } | change
     with pytest.raises(ContractError, match=message):
         Contract.from_dict(data)
-
-
-def test_unsupported_training_column_type_is_refused_with_its_name() -> None:
-    frame = pd.DataFrame({"when": pd.to_datetime(["2026-01-01", "2026-01-02"])})
-    with pytest.raises(ContractError, match="'when'"):
-        infer_contract(Batch.from_pandas(frame), task="regression")
 
 
 def test_feature_rejects_a_range_on_a_string() -> None:

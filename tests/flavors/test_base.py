@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -51,3 +55,18 @@ def test_a_package_s_bytes_depend_only_on_its_content_and_read_back() -> None:
 def test_bytes_that_are_not_a_package_are_refused() -> None:
     with pytest.raises(FlavorError, match="not a Shipyard model package"):
         unpack(b"not a zip")
+
+
+def test_missing_framework_names_the_extra_to_install(tmp_path: Path) -> None:
+    script = (
+        "import sys; sys.modules['xgboost'] = None\n"
+        "from shipyard.flavors import flavor_named\n"
+        "from shipyard.flavors.base import LoadOptions\n"
+        "try:\n"
+        "    flavor_named('xgboost').read_file(b'x', LoadOptions())\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "MissingDependencyError" in out
+    assert "pip install 'shipyard[xgboost]'" in out

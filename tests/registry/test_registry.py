@@ -14,8 +14,6 @@ from shipyard import (
     ArtifactIntegrityError,
     ContractError,
     ContractViolationError,
-    NotFoundError,
-    RefError,
     Registry,
     UnknownFlavorError,
 )
@@ -48,22 +46,6 @@ def test_contract_edit_cannot_change_the_features(registry: Registry, v1: Any) -
     fewer = replace(v1.contract, features=v1.contract.features[1:])
     with pytest.raises(ContractError, match="may change rules, not features"):
         registry.edit_contract("cancer:1", fewer)
-
-
-@pytest.mark.parametrize(
-    ("ref", "error", "message"),
-    [
-        ("cancer:9", NotFoundError, "has no version 9; it has versions \\[1\\]"),
-        ("nope", NotFoundError, "no model named 'nope'"),
-        ("cancer@prod", NotFoundError, "no alias 'prod'"),
-        ("../../etc", RefError, "not allowed"),
-    ],
-)
-def test_bad_references_get_clear_errors(
-    registry: Registry, v1: Any, ref: str, error: type[Exception], message: str
-) -> None:
-    with pytest.raises(error, match=message):
-        registry.get(ref)
 
 
 def test_object_that_is_not_a_model_is_refused(registry: Registry, cancer: pd.DataFrame) -> None:
