@@ -1,4 +1,4 @@
-"""Fixtures for security tests: a small PKI (a CA, a server and a client certificate) made here."""
+"""Fixtures for security tests: a small PKI (a CA, a server and a client certificate), from tests/pki.py."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ def test_a_client_whose_credentials_keep_failing_is_slowed_before_the_next_is_ch
 
 
 def test_each_principal_has_its_own_rate_and_a_key_rate_overrides_the_servers() -> None:
-    guard = Guard(required=True, rate=1, burst=2)
+    guard = Guard(required=True, rate=1)  # burst: twice the rate
     ada, bob = Principal("ada", Role.READER), Principal("bob", Role.READER, rate=100)
     guard.admit(ada, Action.READ, None)
     guard.admit(ada, Action.READ, None)

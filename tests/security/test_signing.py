@@ -69,14 +69,17 @@ def test_unsigned_untrusted_or_trustless_versions_are_refused_saying_why(tmp_pat
 
 
 def test_trusted_keys_come_from_files_and_folders_and_bad_ones_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "keys").mkdir()
-    first, _ = _key(tmp_path / "keys", "first")
-    second, _ = _key(tmp_path / "keys", "second")
-    (tmp_path / "keys" / "notes.txt").write_text("not a key, not read")
-    assert set(TrustedKeys.from_paths([tmp_path / "keys"]).keys) == {first.id, second.id}
+    (tmp_path / "private").mkdir()
+    (tmp_path / "trusted").mkdir()
+    first, first_public = _key(tmp_path / "private", "first")
+    second, second_public = _key(tmp_path / "private", "second")
+    for public in (first_public, second_public):
+        (tmp_path / "trusted" / public.name).write_bytes(public.read_bytes())
+    (tmp_path / "trusted" / "notes.txt").write_text("not a key, not read")
+    assert set(TrustedKeys.from_paths([tmp_path / "trusted"]).keys) == {first.id, second.id}
     with pytest.raises(ConfigError, match="does not exist"):
         TrustedKeys.from_paths([tmp_path / "missing.pub"])
-    with pytest.raises(ConfigError, match="is not a PEM public key"):
-        TrustedKeys.from_paths([tmp_path / "keys" / "first.pem"])  # the private half
+    with pytest.raises(ConfigError, match="first.pem is not a PEM public key"):
+        TrustedKeys.from_paths([tmp_path / "private"])  # the private halves are there too
     with pytest.raises(ConfigError, match="is not an unencrypted PEM private key"):
-        SigningKey.from_file(tmp_path / "keys" / "first.pub")
+        SigningKey.from_file(first_public)

@@ -16,7 +16,11 @@ from shipyard.errors import InputError
 from shipyard.serving.oip_answers import encode_grpc, encode_rest, model_metadata, to_raw
 
 CONTRACT = Contract(
-    features=(Feature("age", DType.INT), Feature("income", DType.FLOAT), Feature("country", DType.STRING)),
+    features=(
+        Feature(name="age", dtype=DType.INT),
+        Feature(name="income", dtype=DType.FLOAT),
+        Feature(name="country", dtype=DType.STRING),
+    ),
     task="classification",
     classes=(0, 1),
 )
