@@ -21,6 +21,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def dead_pid() -> int:
+    """The pid of a process that has just ended (nothing runs under it now)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def hold_run_dir(folder: Path) -> int:
+    """Hold `folder`'s run lock as a running server does; the descriptor to close."""
+    import fcntl
+
+    from shipyard.serving.run_dirs import LOCK
+
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
 class ServerProcess:
     """One `shipyard serve` process and the URLs to reach it."""
 

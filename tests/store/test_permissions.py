@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,10 +13,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from servers import ServerProcess, credit_row
+from servers import ServerProcess, credit_row, dead_pid, hold_run_dir
 from shipyard import ConfigError, Registry, Settings
 from shipyard.monitoring.events import EventBatch, EventLog
-from shipyard.serving.run_dirs import LOCK, PREFIX, new_run_dir, remove_stale_run_dirs
+from shipyard.serving.run_dirs import PREFIX
 
 
 @pytest.fixture(autouse=True)
@@ -116,60 +112,6 @@ def test_replacing_a_file_keeps_its_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
-def _idle(folder: Path) -> Path:
-    """Make `folder` and what it holds look untouched for an hour."""
-    folder.mkdir()
-    (folder / "metrics-0-1.json").write_text("{}")
-    hour_ago = time.time() - 3600
-    for path in (folder / "metrics-0-1.json", folder):
-        os.utime(path, (hour_ago, hour_ago))
-    return folder
-
-
-def _dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
-def _locked(folder: Path) -> int:
-    """Hold `folder`'s lock as a running server does; the descriptor to close."""
-    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return fd
-
-
-def test_run_folders_nobody_holds_are_removed_and_held_ones_kept(tmp_path: Path) -> None:
-    dead = tmp_path / f"{PREFIX}{_dead_pid()}-abc"  # killed a moment ago: its lock is free
-    dead.mkdir()
-    (dead / LOCK).touch()
-    held = tmp_path / f"{PREFIX}{_dead_pid()}-def"  # its pid gone here, its lock held elsewhere
-    held.mkdir()
-    fd = _locked(held)
-    old_dead = _idle(tmp_path / f"{PREFIX}{_dead_pid()}-ghi")  # an older version's, idle
-    old_busy = tmp_path / f"{PREFIX}{_dead_pid()}-jkl"  # an older version's, written just now
-    old_busy.mkdir()
-    old_live = _idle(tmp_path / f"{PREFIX}{os.getpid()}-mno")
-    nameless = _idle(tmp_path / f"{PREFIX}xyz123")
-    try:
-        assert sorted(remove_stale_run_dirs(tmp_path)) == sorted([dead, old_dead])
-    finally:
-        os.close(fd)
-    assert not dead.exists() and not old_dead.exists()
-    assert held.exists() and old_busy.exists() and old_live.exists() and nameless.exists()
-
-
-def test_a_new_run_folder_is_private_named_for_its_server_and_held(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    folder = new_run_dir()
-    assert folder.parent == tmp_path
-    assert folder.name.startswith(f"{PREFIX}{os.getpid()}-")
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    assert remove_stale_run_dirs(tmp_path) == []  # this process holds it
-
-
 def _workers(pid: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(child) for child in children]
@@ -193,9 +135,9 @@ def test_the_next_server_removes_the_run_folder_of_one_killed_with_sigkill_and_l
         os.kill(pid, signal.SIGKILL)
     killed.terminate()
     [left] = list(scratch.glob(f"{PREFIX}{killed.pid}-*"))
-    held = scratch / f"{PREFIX}{_dead_pid()}-def"  # a server this test stands in for
+    held = scratch / f"{PREFIX}{dead_pid()}-def"  # a server this test stands in for
     held.mkdir()
-    fd = _locked(held)
+    fd = hold_run_dir(held)
     server = ServerProcess(home, ["credit:1"], env=env)
     try:
         server.wait_ready()
