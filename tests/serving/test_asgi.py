@@ -30,7 +30,6 @@ from shipyard.serving.asgi import (
     Scope,
     check_type,
     content_type,
-    error_type,
     header,
     lifespan,
     read_body,
@@ -85,8 +84,8 @@ def test_each_error_has_one_status_and_an_mlflow_code(error: ShipyardError, stat
 
 
 def test_an_errors_type_is_its_class_in_snake_case() -> None:
-    assert error_type(ContractViolationError("x")) == "contract_violation"
-    assert error_type(UnknownModelError("x")) == "unknown_model"
+    assert ContractViolationError("x").type_name() == "contract_violation"
+    assert UnknownModelError("x").type_name() == "unknown_model"
 
 
 def test_a_body_is_read_whole_from_its_chunks_and_refused_past_the_limit() -> None:
