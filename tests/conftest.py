@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shipyard import Registry, Settings
+from shipyard.core.scores import ClassificationData
 from shipyard.datasets import fit_credit_model, make_credit
 from shipyard.security.signing import SigningKey, new_signing_key
 
@@ -134,3 +135,23 @@ def holdout() -> pd.DataFrame:
 def weaker_pipeline() -> Any:
     """A credit model trained on fewer rows: a plausible, somewhat worse challenger."""
     return fit_credit_model(make_credit(300, seed=3))
+
+
+@pytest.fixture(scope="module")
+def binary() -> ClassificationData:
+    """A binary classifier's scores on scikit-learn's breast cancer data."""
+    from sklearn.datasets import load_breast_cancer
+
+    from classifiers import fitted
+
+    return fitted(load_breast_cancer)
+
+
+@pytest.fixture(scope="module")
+def multi() -> ClassificationData:
+    """A multiclass classifier's scores on scikit-learn's wine data."""
+    from sklearn.datasets import load_wine
+
+    from classifiers import fitted
+
+    return fitted(load_wine)

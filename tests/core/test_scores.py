@@ -6,22 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn import metrics as m
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
 
-from classifiers import fitted
 from shipyard.core.scores import ClassificationData, HeadlineWeights, bootstrap, positions
 from shipyard.evaluation.metrics import classification_metrics
-
-
-@pytest.fixture(scope="module")
-def binary() -> ClassificationData:
-    return fitted(load_breast_cancer)
-
-
-@pytest.fixture(scope="module")
-def multi() -> ClassificationData:
-    return fitted(load_wine)
 
 
 @pytest.mark.parametrize("kind", ["binary", "multi"])

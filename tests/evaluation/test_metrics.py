@@ -8,22 +8,11 @@ import numpy as np
 import pytest
 from sklearn import metrics as m
 from sklearn.calibration import calibration_curve
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LinearRegression
 
-from classifiers import fitted
 from shipyard.core.scores import ClassificationData
 from shipyard.evaluation.metrics import calibration, classification_metrics, regression_metrics
-
-
-@pytest.fixture(scope="module")
-def binary() -> ClassificationData:
-    return fitted(load_breast_cancer)
-
-
-@pytest.fixture(scope="module")
-def multi() -> ClassificationData:
-    return fitted(load_wine)
 
 
 def test_binary_metrics_equal_scikit_learn(binary: ClassificationData) -> None:
