@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from shipyard.errors import InputError
 
-__all__ = ["MAX_EXACT_FEATURES", "ExactShapley", "coalition_weights"]
+__all__ = ["MAX_EXACT_FEATURES", "ExactShapley", "coalition_weights", "from_coalition_values"]
 
 MAX_EXACT_FEATURES = 12
 """The most features exact model-agnostic Shapley values are computed for (2**12 coalitions)."""
@@ -98,17 +98,7 @@ class ExactShapley:
             one output gives outputs = 1.
         """
         value = self._coalition_values(row)  # (2**d, outputs)
-        d = len(self.names)
-        masks = np.arange(1 << d)
-        size = _popcount(masks)
-        weights = coalition_weights(d)
-        phi = np.empty((d, value.shape[1]), dtype=np.float64)
-        for i in range(d):
-            bit = 1 << i
-            without = masks[(masks & bit) == 0]
-            gain = value[without | bit] - value[without]
-            phi[i] = weights[size[without]] @ gain
-        return phi, value[0]
+        return from_coalition_values(value), value[0]
 
     def _coalition_values(self, row: Mapping[str, Any]) -> npt.NDArray[np.float64]:
         """v(S) for every coalition S (bit i set: feature i taken from the row)."""
@@ -131,6 +121,29 @@ class ExactShapley:
             out = out.reshape(len(masks) * m, -1)
             outputs.append(out.reshape(len(masks), m, -1).mean(axis=1))
         return np.concatenate(outputs)
+
+
+def from_coalition_values(value: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Shapley values from the value of every coalition.
+
+    Args:
+        value: shape (2**d, outputs); row S is v(S), bit i of S set when feature i is in it.
+
+    Returns:
+        shape (d, outputs): feature i's Shapley value of each output.
+    """
+    d = int(value.shape[0]).bit_length() - 1
+    if value.shape[0] != 1 << d or d == 0:
+        raise InputError(f"coalition values need 2**d rows for d >= 1 features; got {value.shape[0]}")
+    masks = np.arange(1 << d)
+    size = _popcount(masks)
+    weights = coalition_weights(d)
+    phi = np.empty((d, value.shape[1]), dtype=np.float64)
+    for i in range(d):
+        bit = 1 << i
+        without = masks[(masks & bit) == 0]
+        phi[i] = weights[size[without]] @ (value[without | bit] - value[without])
+    return phi
 
 
 def _mixed(taken: npt.NDArray[np.bool_], value: Any, base: npt.NDArray[Any]) -> npt.NDArray[Any]:
