@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.tree import DecisionTreeRegressor
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from shipyard.errors import InputError
-from shipyard.explain.trees import path_dependent_shapley
+from shipyard.explain.trees import path_dependent_shapley, tree_shap
 
 
 def expected(tree: Any, node: int, row: np.ndarray, coalition: set[int]) -> np.ndarray:
@@ -88,3 +88,31 @@ def test_too_many_features_or_an_unknown_combination_is_refused() -> None:
         path_dependent_shapley([], np.zeros(13))
     with pytest.raises(InputError, match="combine must be 'mean' or 'sum'; got 'max'"):
         path_dependent_shapley([], np.zeros(2), combine="max")
+
+
+def test_tree_shap_in_polynomial_time_equals_the_coalition_values_where_features_repeat_on_a_path() -> None:
+    X, y = load_diabetes(return_X_y=True)
+    X = X[:, :8].copy()
+    X[::7, 2] = np.nan
+    tree = DecisionTreeRegressor(max_depth=7, random_state=0).fit(X, y).tree_
+    for row in X[:15]:
+        np.testing.assert_allclose(
+            tree_shap(tree, row), path_dependent_shapley([tree], row)[0], rtol=0, atol=1e-9
+        )
+    classes = DecisionTreeClassifier(max_depth=5, random_state=0).fit(*load_iris(return_X_y=True))
+    for row in load_iris(return_X_y=True)[0][::25]:
+        np.testing.assert_allclose(
+            tree_shap(classes.tree_, row), path_dependent_shapley([classes.tree_], row)[0], rtol=0, atol=1e-9
+        )
+
+
+def test_tree_shap_adds_up_to_the_prediction_with_more_features_than_coalitions_allow() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 20))
+    y = X[:, 0] * X[:, 1] + np.sin(X[:, 2]) + X[:, 19]
+    model = DecisionTreeRegressor(max_depth=10, random_state=0).fit(X, y)
+    base = float(model.tree_.value[0].ravel()[0])
+    for row in X[:10]:
+        phi = tree_shap(model.tree_, row)
+        assert phi.shape == (20, 1)
+        assert abs(phi.sum() + base - model.predict(row[None, :])[0]) <= 1e-9
