@@ -72,6 +72,7 @@ __all__ = [
     "DeploymentNotFoundError",
     "EncryptionError",
     "EvaluationError",
+    "ExplanationError",
     "FeedbackError",
     "FlavorError",
     "GateError",
@@ -100,6 +101,7 @@ __all__ = [
     "UnknownFlavorError",
     "UnknownModelError",
     "UnresumableJobError",
+    "UnsupportedExplanationError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
 ]
@@ -234,6 +236,17 @@ class ProfileError(ShipyardError):
 
 class PredictionError(ShipyardError):
     """The model raised while predicting on input that passed its contract."""
+
+
+class ExplanationError(ShipyardError):
+    """An explainer could not answer exactly: its attributions do not add up to the model's output
+    within the tolerance, or the model gave it what it cannot read."""
+
+
+class UnsupportedExplanationError(ExplanationError):
+    """The explanation asked for is not one this model can have (per-class attributions of a
+    regressor, LIME without probabilities, exact values over too many features); the message
+    names what is possible."""
 
 
 class EvaluationError(ShipyardError):

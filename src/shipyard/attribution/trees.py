@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shipyard.errors import InputError
-from shipyard.explain.shapley import MAX_EXACT_FEATURES, from_coalition_values
+from shipyard.attribution.shapley import MAX_EXACT_FEATURES, from_coalition_values
 
 __all__ = ["coalition_values", "path_dependent_shapley", "tree_shap"]
 

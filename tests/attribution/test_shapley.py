@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from shipyard.errors import InputError
-from shipyard.explain.shapley import MAX_EXACT_FEATURES, ExactShapley, coalition_weights
+from shipyard.attribution.shapley import MAX_EXACT_FEATURES, ExactShapley, coalition_weights
 
 
 def brute_force(

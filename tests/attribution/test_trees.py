@@ -13,7 +13,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from shipyard.errors import InputError
-from shipyard.explain.trees import path_dependent_shapley, tree_shap
+from shipyard.attribution.trees import path_dependent_shapley, tree_shap
 
 
 def expected(tree: Any, node: int, row: np.ndarray, coalition: set[int]) -> np.ndarray:
