@@ -32,6 +32,7 @@ __all__ = [
     "Feature",
     "Validation",
     "Violation",
+    "example_row",
 ]
 
 MissingAction = Literal["reject", "impute", "pass"]
@@ -355,3 +356,21 @@ def _as_number(name: object, key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ContractError(f"feature {name!r} has {key}={value!r}; expected a number")
     return value
+
+
+def example_row(contract: Contract) -> dict[str, Any]:
+    """A row the contract accepts: mid-range numbers, first categories, false, empty text."""
+    row: dict[str, Any] = {}
+    for f in contract.features:
+        if f.categories:
+            row[f.name] = f.categories[0]
+        elif f.dtype is DType.BOOL:
+            row[f.name] = False
+        elif f.dtype is DType.STRING:
+            row[f.name] = ""
+        else:
+            lo = f.min if f.min is not None else (f.max if f.max is not None else 0.0)
+            hi = f.max if f.max is not None else lo
+            value = (lo + hi) / 2.0
+            row[f.name] = round(value) if f.dtype is DType.INT else value
+    return row

@@ -1,1 +1,2 @@
-"""Explanations of predictions (the next issue fills this room)."""
+"""Explanations of predictions, over the one scoring step: why a version answered what it did,
+per request, per batch and for the model as a whole (`shipyard.attribution` holds the engines)."""

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from shipyard.core.batch import Batch, Predictions
-from shipyard.core.contract import Contract, Validation
-from shipyard.core.dtypes import DType
+from shipyard.core.contract import Contract, Validation, example_row
 from shipyard.errors import ContractViolationError, PredictionError, ShipyardError
 from shipyard.flavors.base import Predictor
 
@@ -66,6 +65,8 @@ class LoadedModel:
     version: ModelVersion
     predictor: Predictor
     signed: bool = False
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """What is built once per loaded version and kept while it is loaded (its explainers)."""
 
     @property
     def contract(self) -> Contract:
@@ -118,11 +119,13 @@ class LoadedModel:
             ContractViolationError: some row breaks the contract; every violation is listed.
             PredictionError: the model failed on valid input.
         """
-        predictions = self.score(data, accept=self._all_or_raise).predictions
+        predictions = self.score(data, accept=self.strict).predictions
         assert predictions is not None  # every row was accepted, so every row was predicted
         return predictions
 
-    def _all_or_raise(self, validation: Validation) -> Rows:
+    def strict(self, validation: Validation) -> Rows:
+        """The rejection policy of `predict`: every row, or `ContractViolationError` naming each
+        violation when any row breaks the contract."""
         validation.raise_if_invalid(str(self.version.ref))
         return np.arange(validation.batch.n_rows, dtype=np.intp)
 
@@ -146,24 +149,6 @@ class LoadedModel:
 
     def _context(self, batch: Batch) -> dict[str, Any]:
         return {"model": self.version.name, "version": self.version.version, "rows": batch.n_rows}
-
-
-def example_row(contract: Contract) -> dict[str, Any]:
-    """A row the contract accepts: mid-range numbers, first categories, false, empty text."""
-    row: dict[str, Any] = {}
-    for f in contract.features:
-        if f.categories:
-            row[f.name] = f.categories[0]
-        elif f.dtype is DType.BOOL:
-            row[f.name] = False
-        elif f.dtype is DType.STRING:
-            row[f.name] = ""
-        else:
-            lo = f.min if f.min is not None else (f.max if f.max is not None else 0.0)
-            hi = f.max if f.max is not None else lo
-            value = (lo + hi) / 2.0
-            row[f.name] = round(value) if f.dtype is DType.INT else value
-    return row
 
 
 def warm_up(loaded: LoadedModel) -> Predictions:

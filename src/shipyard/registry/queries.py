@@ -137,6 +137,7 @@ def read_version(conn: Connection, row: Row[Any]) -> ModelVersion:
         created_at=as_utc(row.created_at),
         aliases=tuple(alias_names),
         tags=dict(tag_rows),
+        explanation=row.explanation,
     )
 
 

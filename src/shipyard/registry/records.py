@@ -43,6 +43,16 @@ class ModelVersion:
     created_at: datetime
     aliases: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    explanation: Mapping[str, Any] | None = None
+    """The background sample and global importance computed at registration
+    (`shipyard.attribution.summary`), or None."""
+
+    @property
+    def importance(self) -> dict[str, float] | None:
+        """Mean |attribution| per feature on a sample of the training data, if it was computed."""
+        if not self.explanation or not self.explanation.get("importance"):
+            return None
+        return {str(k): float(v) for k, v in self.explanation["importance"].items()}
 
     @property
     def ref(self) -> ModelRef:
@@ -68,6 +78,9 @@ class ModelVersion:
             "lineage": dict(self.lineage),
             "contract": self.contract.to_dict(),
         }
+        if self.explanation:
+            data["importance"] = self.importance
+            data["importance_method"] = self.explanation.get("method")
         if profile and self.profile is not None:
             data["profile"] = self.profile.to_dict()
         return data

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, update
 
+from shipyard.attribution.summary import summarize
 from shipyard.core.batch import Batch, Task
 from shipyard.core.contract import Contract
 from shipyard.core.inference import infer_contract
@@ -51,6 +52,7 @@ class NewVersion:
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
+    explanation: dict[str, Any] | None = None
 
 
 def prepare_version(
@@ -99,8 +101,10 @@ def prepare_version(
     artifact = pack(saved)
     loaded = chosen.load(unpack(artifact), options)
     profile = None
+    explanation = None
     if features is not None:
         profile = reference_profile(name, contract, features, loaded)
+        explanation = summarize(loaded, contract=contract, meta=meta, features=features)
     lineage: dict[str, Any] = {
         "flavor": chosen.name,
         "framework": meta.get("framework"),
@@ -130,6 +134,7 @@ def prepare_version(
         metrics=dict(metrics or {}),
         description=description,
         tags=dict(version_tags or {}),
+        explanation=explanation,
     )
 
 
@@ -171,6 +176,7 @@ def insert_version(
                 artifact_size=len(new.artifact),
                 contract=new.contract.to_dict(),
                 profile=profile_data,
+                explanation=new.explanation,
                 metrics=new.metrics,
                 lineage=new.lineage,
                 description=new.description,

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from shipyard.attribution.summary import for_contract
 from shipyard.config import Settings
 from shipyard.core.batch import Task
 from shipyard.core.contract import Contract
@@ -321,6 +322,7 @@ class Registry:
             metrics=dict(base.metrics),
             description=base.description,
             tags=dict(base.tags),
+            explanation=for_contract(base.explanation, contract),
         )
         number = insert_version(
             self.context, self.artifacts, base.name, new, alias=None, action="edit_contract"

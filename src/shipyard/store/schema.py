@@ -72,6 +72,9 @@ model_versions = Table(
     Column("artifact_size", BigInteger, nullable=False),
     Column("contract", JSON, nullable=False),
     Column("profile", JSON, nullable=True),
+    # The background sample explainers use and the global importance (mean |attribution|),
+    # computed at registration; null for versions registered without training data or before.
+    Column("explanation", JSON, nullable=True),
     Column("metrics", JSON, nullable=False),
     Column("lineage", JSON, nullable=False),
     Column("description", Text, nullable=False, default=""),

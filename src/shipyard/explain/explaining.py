@@ -1,0 +1,202 @@
+"""Explaining rows through a loaded version: the one scoring step, then the version's explainer.
+
+`explain_rows(loaded, data)` validates and predicts exactly as `LoadedModel.score` does (the same
+contract errors, the same rejection policies), then explains the rows it predicted with the
+explainer chosen for the version (`shipyard.attribution.choose`), built once per loaded version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shipyard.attribution.base import METHODS, Attributions, Explainer
+from shipyard.attribution.choose import explainer_for, possible_methods
+from shipyard.attribution.summary import background_of
+from shipyard.core.batch import Batch
+from shipyard.core.jsonsafe import json_safe
+from shipyard.errors import UnsupportedExplanationError
+from shipyard.registry.loaded import Accept, LoadedModel, Scored
+
+__all__ = ["DEFAULT_TOP", "Explanation", "explain_rows", "explainer_of", "methods_of"]
+
+DEFAULT_TOP = 5
+"""How many features an answer names as the top ones of each row."""
+
+_BUILDING = threading.Lock()
+
+
+def _background(loaded: LoadedModel) -> Batch | None:
+    key = "explain:background"
+    if key not in loaded.cache:
+        loaded.cache[key] = background_of(loaded.contract, loaded.version.explanation)
+    background: Batch | None = loaded.cache[key]
+    return background
+
+
+def _classes(loaded: LoadedModel) -> tuple[Any, ...] | None:
+    return loaded.contract.classes if loaded.contract.task == "classification" else None
+
+
+def _frame_input(loaded: LoadedModel) -> bool:
+    return bool(getattr(loaded.predictor, "frame_input", False))
+
+
+def explainer_of(loaded: LoadedModel, method: str = "auto") -> Explainer:
+    """The version's explainer for `method`, built on first use and kept with the loaded version.
+
+    Raises:
+        UnsupportedExplanationError: the model cannot have `method`; the message names what it can.
+    """
+    key = f"explain:{method}"
+    explainer: Explainer | None = loaded.cache.get(key)
+    if explainer is None:
+        with _BUILDING:  # a tree model's tables are built once, not by every waiting request
+            explainer = loaded.cache.get(key)
+            if explainer is None:
+                explainer = explainer_for(
+                    loaded.predictor,
+                    names=loaded.contract.names,
+                    classes=_classes(loaded),
+                    frame_input=_frame_input(loaded),
+                    background=_background(loaded),
+                    method=method,
+                )
+                loaded.cache[key] = explainer
+    return explainer
+
+
+def methods_of(loaded: LoadedModel) -> list[str]:
+    """The explanation methods this version can have, the exact ones first."""
+    return possible_methods(
+        loaded.predictor,
+        names=loaded.contract.names,
+        classes=_classes(loaded),
+        frame_input=_frame_input(loaded),
+        background=_background(loaded),
+    )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Rows scored and explained.
+
+    Attributes:
+        scored: the scoring step's result: validation, accepted rows, their predictions.
+        attributions: the explanation of the accepted rows (in their order); None when no row
+            was accepted.
+    """
+
+    scored: Scored
+    attributions: Attributions | None
+
+    def output_index(self, output: str | None) -> int | None:
+        """The index of the output asked for by name, or None for all of them.
+
+        Raises:
+            UnsupportedExplanationError: the model has no such output.
+        """
+        if output is None or self.attributions is None:
+            return None
+        outputs = self.attributions.outputs
+        if str(output) in outputs:
+            return outputs.index(str(output))
+        if outputs == ("value",):
+            raise UnsupportedExplanationError(
+                f"output {output!r} was asked for, but a regressor has one output, 'value'; "
+                "per-class attributions exist only for classifiers"
+            )
+        raise UnsupportedExplanationError(
+            f"output {output!r} was asked for; this explanation's outputs are {list(outputs)} "
+            f"({self.attributions.space})"
+        )
+
+    def top_features(
+        self, row: int, *, top: int = DEFAULT_TOP, output: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The row's `top` features by |attribution| of one output (by default, the predicted
+        class's where there is one per class, else the one output)."""
+        assert self.attributions is not None
+        index = self._headline_output(row) if output is None else output
+        values = self.scored.batch.columns
+        return [
+            {
+                "feature": name,
+                "value": json_safe(
+                    values[name][row].item() if hasattr(values[name][row], "item") else values[name][row]
+                ),
+                "attribution": share,
+            }
+            for name, share in self.attributions.top(row, top, index)
+        ]
+
+    def _headline_output(self, row: int) -> int:
+        attributions = self.attributions
+        assert attributions is not None
+        predictions = self.scored.predictions
+        if len(attributions.outputs) > 1 and predictions is not None:
+            label = str(predictions.labels[row])
+            if label in attributions.outputs:
+                return attributions.outputs.index(label)
+        return len(attributions.outputs) - 1
+
+    def to_dict(self, *, top: int = DEFAULT_TOP, output: str | None = None) -> dict[str, Any]:
+        """The explanation as JSON-safe data: per row, feature and output the attribution, the
+        base values, the model's output they add up to, the additivity error, the top features.
+
+        Args:
+            top: how many top features to name per row.
+            output: only this output (a class label, or 'value').
+        """
+        a = self.attributions
+        if a is None:
+            return {"method": None, "rows": 0}
+        index = self.output_index(output)
+        pick: Sequence[int] | slice = [index] if index is not None else slice(None)
+        values, base, out = a.values[:, :, pick], a.base[:, pick], a.output[:, pick]
+        outputs = [a.outputs[index]] if index is not None else list(a.outputs)
+        return {
+            "method": a.method,
+            "space": a.space,
+            "exact": a.exact,
+            "features": list(a.features),
+            "outputs": outputs,
+            "attributions": json_safe(values.tolist()),
+            "base_values": json_safe(base.tolist()),
+            "output_values": json_safe(out.tolist()),
+            "additivity_error": json_safe(a.additivity.tolist()),
+            "estimated_error": None if a.error is None else json_safe(a.error.tolist()),
+            "top_features": [self.top_features(r, top=top, output=index) for r in range(a.n_rows)],
+            "mapping": {k: list(v) for k, v in a.mapping.items()},
+        }
+
+
+def explain_rows(
+    loaded: LoadedModel, data: Any, *, method: str = "auto", accept: Accept | None = None
+) -> Explanation:
+    """Score `data` through the one scoring step and explain the rows it predicted.
+
+    Args:
+        loaded: the version.
+        data: rows, as `LoadedModel.score` takes them.
+        method: one of `shipyard.attribution.base.METHODS`.
+        accept: the rejection policy; by default any row the contract rejects raises, as
+            `predict` does.
+
+    Raises:
+        ContractViolationError: a row breaks the contract (with the default policy).
+        UnsupportedExplanationError: the model cannot have `method`.
+        ExplanationError: an exact method did not add up on some row.
+    """
+    if method not in METHODS:
+        raise UnsupportedExplanationError(
+            f"method {method!r} is not an explanation method; expected one of {list(METHODS)}"
+        )
+    explainer = explainer_of(loaded, method)
+    scored = loaded.score(data, accept=accept or loaded.strict)
+    if scored.predictions is None:
+        return Explanation(scored, None)
+    attributions = explainer.explain(scored.batch).checked(str(loaded.version.ref))
+    return Explanation(scored, attributions)
