@@ -60,13 +60,17 @@ def explainer_for(
     names = tuple(names)
     model = getattr(predictor, "model", None)
     if method in ("auto", "tree_shap", "linear") and model is not None:
-        chosen = _model_specific(model, names, classes, frame_input, background, method)
+        chosen = _model_specific(
+            model, names, classes=classes, frame_input=frame_input, background=background, method=method
+        )
         if chosen is not None:
             return chosen
     if method in ("tree_shap", "linear"):
+        possible = possible_methods(
+            predictor, names=names, classes=classes, frame_input=frame_input, background=background
+        )
         raise UnsupportedExplanationError(
-            f"method {method!r} does not fit this model ({type(model).__name__}); "
-            f"it can have: {possible_methods(predictor, names=names, classes=classes, frame_input=frame_input, background=background)}"
+            f"method {method!r} does not fit this model ({type(model).__name__}); it can have: {possible}"
         )
     if background is None:
         raise UnsupportedExplanationError(
@@ -91,6 +95,7 @@ def explainer_for(
 def _model_specific(
     model: Any,
     names: tuple[str, ...],
+    *,
     classes: tuple[Label, ...] | None,
     frame_input: bool,
     background: Batch | None,

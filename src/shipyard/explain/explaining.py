@@ -137,7 +137,7 @@ class Explanation:
         assert attributions is not None
         predictions = self.scored.predictions
         if len(attributions.outputs) > 1 and predictions is not None:
-            label = str(predictions.labels[row])
+            label = str(predictions.values[row])
             if label in attributions.outputs:
                 return attributions.outputs.index(label)
         return len(attributions.outputs) - 1
