@@ -235,6 +235,7 @@ def test_mapping_of_each_transformer_kind(case: str) -> None:
     assert_column_wise(model, result, df)
 
 
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values")
 def test_an_all_missing_column_dropped_by_the_imputer_maps_to_nothing() -> None:
     df = frame()
     df["age"] = np.nan
