@@ -128,7 +128,9 @@ def test_sparse_input_gives_the_dense_values() -> None:
     sparse = linear_explainer(model, background=sp.csr_matrix(x[:10]), classes=None)
     plain = linear_explainer(model, background=x[:10], classes=None)
     assert sparse is not None and plain is not None
-    np.testing.assert_allclose(sparse.attribute(sp.csr_matrix(x[10:15])), plain.attribute(x[10:15]), atol=1e-12)
+    np.testing.assert_allclose(
+        sparse.attribute(sp.csr_matrix(x[10:15])), plain.attribute(x[10:15]), atol=1e-12
+    )
     np.testing.assert_allclose(sparse.base(), plain.base(), atol=1e-12)
 
 

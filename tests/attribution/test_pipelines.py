@@ -13,7 +13,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import (
     FunctionTransformer,
     MaxAbsScaler,
@@ -143,7 +143,12 @@ def _infrequent() -> tuple[Any, dict[str, tuple[str, ...]]]:
     encoder = OneHotEncoder(min_frequency=5, handle_unknown="infrequent_if_exist", sparse_output=False)
     model = make_pipeline(ct(("cat", encoder, ["colour", "city"]), ("num", "passthrough", ["age"])), Ridge())
     colours = ("cat__colour_blue", "cat__colour_green", "cat__colour_red", "cat__colour_infrequent_sklearn")
-    return model, {"colour": colours, "size": (), "city": ("cat__city_a", "cat__city_b"), "age": ("num__age",)}
+    return model, {
+        "colour": colours,
+        "size": (),
+        "city": ("cat__city_a", "cat__city_b"),
+        "age": ("num__age",),
+    }
 
 
 def _ordinal_and_scalers() -> tuple[Any, dict[str, tuple[str, ...]]]:
@@ -181,7 +186,11 @@ def _indicator() -> tuple[Any, dict[str, tuple[str, ...]]]:
 def _nested() -> tuple[Any, dict[str, tuple[str, ...]]]:
     impute_then_encode = make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder())
     model = make_pipeline(
-        ct(("cat", impute_then_encode, ["colour"]), ("drop_city", "drop", ["city"]), remainder=StandardScaler()),
+        ct(
+            ("cat", impute_then_encode, ["colour"]),
+            ("drop_city", "drop", ["city"]),
+            remainder=StandardScaler(),
+        ),
         Ridge(),
     )
     colours = ("cat__colour_blue", "cat__colour_green", "cat__colour_purple", "cat__colour_red")
@@ -202,7 +211,10 @@ def _function() -> tuple[Any, dict[str, tuple[str, ...]]]:
 def _one_feature_pca() -> tuple[Any, dict[str, tuple[str, ...]]]:
     # PCA of one feature's own columns mixes nothing across features.
     model = make_pipeline(
-        ct(("cat", make_pipeline(OneHotEncoder(sparse_output=False), PCA(2)), ["colour"]), ("n", "passthrough", ["age"])),
+        ct(
+            ("cat", make_pipeline(OneHotEncoder(sparse_output=False), PCA(2)), ["colour"]),
+            ("n", "passthrough", ["age"]),
+        ),
         Ridge(),
     )
     return model, {"colour": ("cat__pca0", "cat__pca1"), "size": (), "city": (), "age": ("n__age",)}
@@ -239,7 +251,12 @@ def test_mapping_of_each_transformer_kind(case: str) -> None:
 def test_an_all_missing_column_dropped_by_the_imputer_maps_to_nothing() -> None:
     df = frame()
     df["age"] = np.nan
-    model = fitted(make_pipeline(ct(("num", SimpleImputer(), ["size", "age"]), ("cat", OneHotEncoder(), ["city"])), Ridge()), df)
+    model = fitted(
+        make_pipeline(
+            ct(("num", SimpleImputer(), ["size", "age"]), ("cat", OneHotEncoder(), ["city"])), Ridge()
+        ),
+        df,
+    )
     result = front(model)
     assert result.mapping(NAMES)["age"] == ()
     assert result.mapping(NAMES)["size"] == ("num__size",)
@@ -258,7 +275,9 @@ def test_numpy_input_with_column_positions() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 3))
     model = make_pipeline(
-        ColumnTransformer([("s", StandardScaler(), [2, 0])], remainder="passthrough"), StandardScaler(), Ridge()
+        ColumnTransformer([("s", StandardScaler(), [2, 0])], remainder="passthrough"),
+        StandardScaler(),
+        Ridge(),
     ).fit(x, x.sum(axis=1))
     result = front_of(model, names=("a", "b", "c"), frame_input=False)
     assert result is not None
@@ -268,9 +287,9 @@ def test_numpy_input_with_column_positions() -> None:
 
 def test_pandas_output_between_steps() -> None:
     model = make_pipeline(
-        ct(("cat", OneHotEncoder(sparse_output=False), ["city"]), ("num", StandardScaler(), ["age"])).set_output(
-            transform="pandas"
-        ),
+        ct(
+            ("cat", OneHotEncoder(sparse_output=False), ["city"]), ("num", StandardScaler(), ["age"])
+        ).set_output(transform="pandas"),
         StandardScaler(),
         Ridge(),
     )
@@ -281,11 +300,19 @@ def test_pandas_output_between_steps() -> None:
 
 MIXING: dict[str, Callable[[], Any]] = {
     "pca": lambda: make_pipeline(ct(("num", "passthrough", ["size", "age"])), PCA(2), Ridge()),
-    "polynomial": lambda: make_pipeline(ct(("num", "passthrough", ["size", "age"])), PolynomialFeatures(2), Ridge()),
+    "polynomial": lambda: make_pipeline(
+        ct(("num", "passthrough", ["size", "age"])), PolynomialFeatures(2), Ridge()
+    ),
     "pca_in_column_transformer": lambda: make_pipeline(ct(("num", PCA(1), ["size", "age"])), Ridge()),
     "knn_imputer": lambda: make_pipeline(ct(("num", KNNImputer(), ["size", "age"])), Ridge()),
     "function_of_rows": lambda: make_pipeline(
-        ct(("num", FunctionTransformer(lambda x: np.asarray(x)[:, ::-1], feature_names_out="one-to-one"), ["size", "age"])),
+        ct(
+            (
+                "num",
+                FunctionTransformer(lambda x: np.asarray(x)[:, ::-1], feature_names_out="one-to-one"),
+                ["size", "age"],
+            )
+        ),
         Ridge(),
     ),
 }

@@ -32,9 +32,7 @@ def dense(x: Any) -> Floats:
         x = x.to_numpy(dtype=np.float64)
     array = np.asarray(x, dtype=np.float64)
     if array.ndim != 2:
-        raise ExplanationError(
-            f"a linear model's input has shape {array.shape}; expected rows x columns"
-        )
+        raise ExplanationError(f"a linear model's input has shape {array.shape}; expected rows x columns")
     return array
 
 
@@ -75,10 +73,8 @@ class Linear:
 
     def output(self, x: Any) -> Floats:
         """(rows, outputs): the model's own decision_function (classifier) or predict."""
-        if self.space == "log_odds":
-            values = self.model.decision_function(x)
-        else:
-            values = self.model.predict(x)
+        margin = self.space == "log_odds"
+        values = self.model.decision_function(x) if margin else self.model.predict(x)
         return np.asarray(values, dtype=np.float64).reshape(-1, len(self.outputs))
 
 

@@ -95,7 +95,8 @@ class Mapped:
                 f"model's columns; expected {expected} (rows, the estimator's columns "
                 f"{list(self.front.columns)[:5]}..., outputs {list(outputs)})"
             )
-        values = np.einsum("rco,cf->rfo", shares, self._sums)
+        # (rows, outputs, columns) @ (columns, features), one matrix product per row.
+        values = np.ascontiguousarray((shares.transpose(0, 2, 1) @ self._sums).transpose(0, 2, 1))
         base = np.broadcast_to(np.asarray(self.engine.base(), dtype=np.float64), (batch.n_rows, len(outputs)))
         output = np.asarray(self.engine.output(x), dtype=np.float64).reshape(batch.n_rows, len(outputs))
         return self._answer(values, base.copy(), output).checked("the model's pipeline")
