@@ -149,11 +149,9 @@ class AgnosticExplainer:
 
     def _oracle(self, output: ModelOutput, background: Columns) -> Oracle:
         """The fused MLP pass when the model allows it, else mixing rows and calling the model."""
-        if self.fused:
-            fused = mlp_oracle(self.predictor, self.names, self.classes, background)
-            if fused is not None:
-                return fused
-        return functools.partial(coalition_values, output, background, self.names, chunk_rows=self.chunk_rows)
+        mixing = functools.partial(coalition_values, output, background, self.names, chunk_rows=self.chunk_rows)
+        fused = mlp_oracle(self.predictor, self.names, self.classes, background, fallback=mixing) if self.fused else None
+        return mixing if fused is None else fused
 
     def _answer(
         self, output: ModelOutput, phi: Floats, base: Floats, f_x: Floats, error: Floats | None
