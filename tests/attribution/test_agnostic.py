@@ -16,10 +16,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 from sklearn.svm import SVC
 
 from shipyard.attribution.agnostic import AgnosticExplainer, agnostic_method
+from shipyard.attribution.perceptron import mlp_oracle
 from shipyard.core.batch import Batch
 from shipyard.errors import InputError, UnsupportedExplanationError
 from shipyard.flavors.sklearn import SklearnPredictor
@@ -115,6 +116,53 @@ def test_exact_values_of_a_regressor_with_strings_equal_the_brute_force(estimato
         np.testing.assert_allclose(got.values[r], brute_force(predictor, row, frame.iloc[:12], 1), rtol=0, atol=1e-9)
     assert got.additivity.max() <= 1e-9
     np.testing.assert_allclose(got.base, np.broadcast_to(got.base[0], got.base.shape), rtol=0, atol=1e-12)
+
+
+def columns_of(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    batch = Batch.from_pandas(frame)
+    return {n: batch.columns[n] for n in frame.columns}
+
+
+def test_the_fused_pass_is_used_only_on_mlps_behind_column_wise_steps() -> None:
+    predictor, frame = classifier(4)
+    background = columns_of(frame.iloc[:12])
+    fused = mlp_oracle(predictor, tuple(frame.columns), (0, 1), background, fallback=lambda r, c: c)
+    assert fused is not None
+    assert list(fused.owners) == [0, 1, 2, 3, 4, 4, 4, 5, 5, 5]  # x0..x3, then each one-hot block
+    knn, knn_frame = regressor(KNeighborsRegressor(n_neighbors=4))
+    assert mlp_oracle(knn, tuple(knn_frame.columns), None, columns_of(knn_frame.iloc[:12]), fallback=lambda r, c: c) is None
+    # Products of features are not column-wise: the split does not hold, the model is predicted.
+    numeric = frame[["x0", "x1", "x2"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mixed = make_pipeline(PolynomialFeatures(2), MLPRegressor(hidden_layer_sizes=(8,), random_state=0, max_iter=50))
+        mixed.fit(numeric, numeric["x0"])
+    poly = SklearnPredictor(mixed, {"frame_input": True, "task": "regression"})
+    assert mlp_oracle(poly, ("x0", "x1", "x2"), None, columns_of(numeric.iloc[:12]), fallback=lambda r, c: c) is None
+    got = explainer(poly, numeric).explain(Batch.from_pandas(numeric.iloc[100:101]))
+    expected = brute_force(poly, numeric.iloc[100].to_dict(), numeric.iloc[:12], 1)
+    np.testing.assert_allclose(got.values[0], expected, rtol=0, atol=1e-9)
+
+
+def test_a_bare_multiclass_mlp_fused_equals_predicting_the_mixed_rows() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(150, 7))
+    label = np.digitize(x[:, 0] + x[:, 1] * x[:, 2], [-0.5, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPClassifier(hidden_layer_sizes=(10, 6), activation="tanh", random_state=0, max_iter=100).fit(x, label)
+    predictor = SklearnPredictor(model, {"task": "classification", "classes": [0, 1, 2]})
+    names = tuple(f"f{i}" for i in range(7))
+    batch = Batch({n: x[100:105, i] for i, n in enumerate(names)}, 5)
+    background = Batch({n: x[:20, i] for i, n in enumerate(names)}, 20)
+    for method in ("exact", "permutation"):
+        results = [
+            AgnosticExplainer(predictor, names=names, classes=(0, 1, 2), background=background, method=method, fused=f).explain(batch)
+            for f in (True, False)
+        ]
+        assert results[0].outputs == ("0", "1", "2")
+        np.testing.assert_allclose(results[0].values, results[1].values, rtol=0, atol=1e-12)
+        assert results[0].additivity.max() <= 1e-9
 
 
 def test_small_chunks_give_the_same_exact_values() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shipyard.attribution.shapley import Columns, Oracle
+from shipyard.attribution.shapley import Columns, Oracle, all_coalitions
 from shipyard.core.batch import Batch
 from shipyard.flavors.base import Predictor
 
@@ -121,8 +121,19 @@ class FusedMLP:
         own_b = self._by_feature(self.background, weights[0])  # (m, d, h)
         constant = self.background[0, self.owners < 0] @ weights[0][self.owners < 0] + intercepts[0]
         n, m, h = x.shape[0], self.background.shape[0], weights[0].shape[1]
+        d = len(self.names)
+        everything = own_b.sum(axis=1) + constant  # (m, h): every feature from the background
         taken = coalitions.astype(np.float64)
         step = max(1, _CHUNK // (m * h))
+        every = _every_coalition(coalitions)
+        if every:
+            # Coalitions 0 .. 2**d - 1 in order: a chunk of 2**low of them shares its high bits,
+            # and its low bits' background shares come from one table built by doubling.
+            low = min(d, max(0, step.bit_length() - 1))
+            step = 1 << low
+            table = np.zeros((step, m, h), dtype=np.float64)
+            for i in range(low):
+                table[1 << i : 2 << i] = table[: 1 << i] + own_b[None, :, i]
         value = np.empty((n, len(coalitions), self._outputs()), dtype=np.float64)
         # One buffer reused for every step: fresh multi-megabyte arrays would fault in new pages.
         buffer = np.empty((step, m, h), dtype=np.float64)
@@ -130,12 +141,14 @@ class FusedMLP:
             part = slice(start, start + step)
             c = len(taken[part])
             # The background's share of every pre-activation, for these coalitions, all rows.
-            from_b = np.einsum("cd,mdh->cmh", 1.0 - taken[part], own_b) + constant
+            if every:
+                from_b = (everything - np.einsum("d,mdh->mh", taken[start, low:], own_b[:, low:]))[None] - table
+            else:
+                from_b = everything[None] - np.matmul(taken[part][None], own_b).transpose(1, 0, 2)
             for r in range(n):
                 z = buffer[:c]
                 np.add(from_b, (taken[part] @ own_x[r])[:, None, :], out=z)
-                out = self._rest(z.reshape(-1, h))
-                value[r, part] = out.reshape(c, m, -1).mean(axis=1)
+                value[r, part] = self._mean_output(z.reshape(-1, h), c, m)
         return value
 
     def _by_feature(self, x: Floats, first: Floats) -> Floats:
@@ -146,17 +159,18 @@ class FusedMLP:
             shares[:, j] = x[:, mine] @ first[mine]
         return shares
 
-    def _rest(self, z: Floats) -> Floats:
-        """The forward pass from the first pre-activation to the outputs in explained space."""
+    def _mean_output(self, z: Floats, c: int, m: int) -> Floats:
+        """(c, outputs): from the first pre-activations of c coalitions x m background rows (in
+        place), the rest of the forward pass, averaged over the background, in explained space."""
         mlp = self.mlp
-        layers = len(mlp.coefs_)
-        for i in range(1, layers):
+        for i in range(1, len(mlp.coefs_)):
             z = _activate(mlp.activation, z)
             z = z @ mlp.coefs_[i] + mlp.intercepts_[i]
         z = _activate(mlp.out_activation_, z)
-        if mlp.out_activation_ == "logistic" and z.shape[1] == 1 and hasattr(mlp, "classes_"):
-            return np.hstack([1.0 - z, z])  # a binary classifier: both classes, as predict_proba
-        return z
+        mean = z.reshape(c, m, -1).mean(axis=1)
+        if mlp.out_activation_ == "logistic" and mean.shape[1] == 1 and hasattr(mlp, "classes_"):
+            return np.hstack([1.0 - mean, mean])  # a binary classifier's two classes, as predict_proba
+        return mean
 
     def _outputs(self) -> int:
         if hasattr(self.mlp, "classes_"):
@@ -181,6 +195,12 @@ class FusedMLP:
         assembled = np.where(taken, x[row_of], self.background[b_of])
         real = self.transform(mixed)
         return bool(real.shape == assembled.shape and np.allclose(real, assembled, rtol=1e-12, atol=1e-12))
+
+
+def _every_coalition(coalitions: npt.NDArray[np.bool_]) -> bool:
+    """The coalitions are all 2**d of them, in the order of their bits (`all_coalitions`)."""
+    c, d = coalitions.shape
+    return c == 1 << d and bool(np.array_equal(coalitions, all_coalitions(d)))
 
 
 def _owners(transform: Callable[[Columns], Floats], names: Sequence[str], background: Columns) -> npt.NDArray[np.intp] | None:
