@@ -39,7 +39,10 @@ def fitted(estimator: Any, frame: pd.DataFrame, target: Any) -> Pipeline:
     """`estimator` behind scaling of the numbers and one-hot encoding of the strings."""
     numeric = [c for c in frame.columns if c.startswith("x")]
     front = ColumnTransformer(
-        [("num", StandardScaler(), numeric), ("cat", OneHotEncoder(handle_unknown="ignore"), ["colour", "size"])]
+        [
+            ("num", StandardScaler(), numeric),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["colour", "size"]),
+        ]
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -57,10 +60,14 @@ def classifier(n_numeric: int) -> tuple[SklearnPredictor, pd.DataFrame]:
 def regressor(estimator: Any) -> tuple[SklearnPredictor, pd.DataFrame]:
     frame = mixed_frame(3)
     value = np.sin(frame["x0"]) * 2 + frame["x1"] ** 2 + (frame["size"] == "L") * frame["x2"]
-    return SklearnPredictor(fitted(estimator, frame, value), {"frame_input": True, "task": "regression"}), frame
+    return SklearnPredictor(
+        fitted(estimator, frame, value), {"frame_input": True, "task": "regression"}
+    ), frame
 
 
-def brute_force(predictor: SklearnPredictor, row: dict[str, Any], background: pd.DataFrame, outputs: int) -> np.ndarray:
+def brute_force(
+    predictor: SklearnPredictor, row: dict[str, Any], background: pd.DataFrame, outputs: int
+) -> np.ndarray:
     """The Shapley formula over every coalition, each coalition's rows built record by record."""
     names = list(background.columns)
     d = len(names)
@@ -84,7 +91,11 @@ def brute_force(predictor: SklearnPredictor, row: dict[str, Any], background: pd
 def explainer(predictor: SklearnPredictor, frame: pd.DataFrame, **options: Any) -> AgnosticExplainer:
     classes = None if predictor.classes is None else predictor.classes
     return AgnosticExplainer(
-        predictor, names=tuple(frame.columns), classes=classes, background=Batch.from_pandas(frame.iloc[:12]), **options
+        predictor,
+        names=tuple(frame.columns),
+        classes=classes,
+        background=Batch.from_pandas(frame.iloc[:12]),
+        **options,
     )
 
 
@@ -104,7 +115,10 @@ def test_exact_values_of_an_mlp_with_strings_equal_the_brute_force(fused: bool) 
 
 @pytest.mark.parametrize(
     "estimator",
-    [KNeighborsRegressor(n_neighbors=4), MLPRegressor(hidden_layer_sizes=(12,), random_state=0, max_iter=200)],
+    [
+        KNeighborsRegressor(n_neighbors=4),
+        MLPRegressor(hidden_layer_sizes=(12,), random_state=0, max_iter=200),
+    ],
     ids=lambda e: type(e).__name__,
 )
 def test_exact_values_of_a_regressor_with_strings_equal_the_brute_force(estimator: Any) -> None:
@@ -113,7 +127,9 @@ def test_exact_values_of_a_regressor_with_strings_equal_the_brute_force(estimato
     got = explainer(predictor, frame).explain(Batch.from_pandas(rows))
     assert got.space == "raw" and got.outputs == ("value",) and got.values.shape == (2, 5, 1)
     for r, row in enumerate(rows.to_dict("records")):
-        np.testing.assert_allclose(got.values[r], brute_force(predictor, row, frame.iloc[:12], 1), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            got.values[r], brute_force(predictor, row, frame.iloc[:12], 1), rtol=0, atol=1e-9
+        )
     assert got.additivity.max() <= 1e-9
     np.testing.assert_allclose(got.base, np.broadcast_to(got.base[0], got.base.shape), rtol=0, atol=1e-12)
 
@@ -130,15 +146,25 @@ def test_the_fused_pass_is_used_only_on_mlps_behind_column_wise_steps() -> None:
     assert fused is not None
     assert list(fused.owners) == [0, 1, 2, 3, 4, 4, 4, 5, 5, 5]  # x0..x3, then each one-hot block
     knn, knn_frame = regressor(KNeighborsRegressor(n_neighbors=4))
-    assert mlp_oracle(knn, tuple(knn_frame.columns), None, columns_of(knn_frame.iloc[:12]), fallback=lambda r, c: c) is None
+    assert (
+        mlp_oracle(
+            knn, tuple(knn_frame.columns), None, columns_of(knn_frame.iloc[:12]), fallback=lambda r, c: c
+        )
+        is None
+    )
     # Products of features are not column-wise: the split does not hold, the model is predicted.
     numeric = frame[["x0", "x1", "x2"]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        mixed = make_pipeline(PolynomialFeatures(2), MLPRegressor(hidden_layer_sizes=(8,), random_state=0, max_iter=50))
+        mixed = make_pipeline(
+            PolynomialFeatures(2), MLPRegressor(hidden_layer_sizes=(8,), random_state=0, max_iter=50)
+        )
         mixed.fit(numeric, numeric["x0"])
     poly = SklearnPredictor(mixed, {"frame_input": True, "task": "regression"})
-    assert mlp_oracle(poly, ("x0", "x1", "x2"), None, columns_of(numeric.iloc[:12]), fallback=lambda r, c: c) is None
+    assert (
+        mlp_oracle(poly, ("x0", "x1", "x2"), None, columns_of(numeric.iloc[:12]), fallback=lambda r, c: c)
+        is None
+    )
     got = explainer(poly, numeric).explain(Batch.from_pandas(numeric.iloc[100:101]))
     expected = brute_force(poly, numeric.iloc[100].to_dict(), numeric.iloc[:12], 1)
     np.testing.assert_allclose(got.values[0], expected, rtol=0, atol=1e-9)
@@ -150,14 +176,18 @@ def test_a_bare_multiclass_mlp_fused_equals_predicting_the_mixed_rows() -> None:
     label = np.digitize(x[:, 0] + x[:, 1] * x[:, 2], [-0.5, 0.5])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model = MLPClassifier(hidden_layer_sizes=(10, 6), activation="tanh", random_state=0, max_iter=100).fit(x, label)
+        model = MLPClassifier(
+            hidden_layer_sizes=(10, 6), activation="tanh", random_state=0, max_iter=100
+        ).fit(x, label)
     predictor = SklearnPredictor(model, {"task": "classification", "classes": [0, 1, 2]})
     names = tuple(f"f{i}" for i in range(7))
     batch = Batch({n: x[100:105, i] for i, n in enumerate(names)}, 5)
     background = Batch({n: x[:20, i] for i, n in enumerate(names)}, 20)
     for method in ("exact", "permutation"):
         results = [
-            AgnosticExplainer(predictor, names=names, classes=(0, 1, 2), background=background, method=method, fused=f).explain(batch)
+            AgnosticExplainer(
+                predictor, names=names, classes=(0, 1, 2), background=background, method=method, fused=f
+            ).explain(batch)
             for f in (True, False)
         ]
         assert results[0].outputs == ("0", "1", "2")
@@ -175,7 +205,9 @@ def test_small_chunks_give_the_same_exact_values() -> None:
 
 def test_thirteen_features_exact_is_refused_naming_permutation() -> None:
     frame = pd.DataFrame({f"x{i}": np.zeros(3) for i in range(13)})
-    with pytest.raises(UnsupportedExplanationError, match=r"at most 12 features; this model has 13.*'permutation'"):
+    with pytest.raises(
+        UnsupportedExplanationError, match=r"at most 12 features; this model has 13.*'permutation'"
+    ):
         AgnosticExplainer(None, names=tuple(frame.columns), classes=None, background=Batch.from_pandas(frame))  # type: ignore[arg-type]
 
 
@@ -188,7 +220,9 @@ def test_five_hundred_features_exact_is_refused_quickly() -> None:
     assert time.perf_counter() - start < 0.05
 
 
-@pytest.mark.parametrize(("d", "method"), [(1, "exact"), (12, "exact"), (13, "permutation"), (500, "permutation")])
+@pytest.mark.parametrize(
+    ("d", "method"), [(1, "exact"), (12, "exact"), (13, "permutation"), (500, "permutation")]
+)
 def test_auto_picks_exact_up_to_twelve_features(d: int, method: str) -> None:
     assert agnostic_method(d) == method
 
@@ -231,15 +265,21 @@ def test_permutation_estimates_are_byte_identical_per_seed_and_differ_between_se
 
 def test_permutation_refuses_an_odd_budget() -> None:
     predictor, frame = classifier(3)
-    with pytest.raises(InputError, match="even number of at least 4 permutations to estimate its error; got 3"):
-        explainer(predictor, frame, method="permutation", permutations=3).explain(Batch.from_pandas(frame.iloc[:1]))
+    with pytest.raises(
+        InputError, match="even number of at least 4 permutations to estimate its error; got 3"
+    ):
+        explainer(predictor, frame, method="permutation", permutations=3).explain(
+            Batch.from_pandas(frame.iloc[:1])
+        )
 
 
 def test_a_classifier_without_probabilities_is_refused_naming_predict_proba() -> None:
     frame = mixed_frame(2)
     model = fitted(SVC(), frame, (frame["x0"] > 0).astype(int))
     predictor = SklearnPredictor(model, {"frame_input": True, "task": "classification", "classes": [0, 1]})
-    with pytest.raises(UnsupportedExplanationError, match=r"no probabilities.*predict_proba.*SVC\(probability=True\)"):
+    with pytest.raises(
+        UnsupportedExplanationError, match=r"no probabilities.*predict_proba.*SVC\(probability=True\)"
+    ):
         explainer(predictor, frame).explain(Batch.from_pandas(frame.iloc[:2]))
 
 

@@ -91,14 +91,18 @@ def test_a_classifier_without_probabilities_is_refused_naming_the_methods() -> N
     front = ColumnTransformer([("cat", OneHotEncoder(), ["colour"])], remainder="passthrough")
     model = make_pipeline(front, SVC()).fit(data, (data["up"] > 0).astype(int))
     predictor = SklearnPredictor(model, {"frame_input": True, "task": "classification", "classes": [0, 1]})
-    with pytest.raises(UnsupportedExplanationError, match=r"no probabilities.*'exact'.*'permutation'.*probability=True"):
+    with pytest.raises(
+        UnsupportedExplanationError, match=r"no probabilities.*'exact'.*'permutation'.*probability=True"
+    ):
         lime(predictor, data).explain(Batch.from_pandas(data.iloc[:2]))
 
 
 def test_a_classifier_with_probabilities_gets_one_output_per_class() -> None:
     data = frame()
     front = ColumnTransformer([("cat", OneHotEncoder(), ["colour"])], remainder="passthrough")
-    model = make_pipeline(front, SVC(probability=True, random_state=0)).fit(data, (data["up"] > 0).astype(int))
+    model = make_pipeline(front, SVC(probability=True, random_state=0)).fit(
+        data, (data["up"] > 0).astype(int)
+    )
     predictor = SklearnPredictor(model, {"frame_input": True, "task": "classification", "classes": [0, 1]})
     got = lime(predictor, data, samples=200).explain(Batch.from_pandas(data.iloc[150:152]))
     assert got.space == "probability" and got.outputs == ("0", "1") and got.values.shape == (2, 4, 2)
@@ -111,7 +115,9 @@ def test_none_is_a_category_of_its_own_in_the_background_and_in_rows() -> None:
     data.loc[::7, "colour"] = None
     background = Batch.from_pandas(data.iloc[:100])
     assert any(v is None for v in background.columns["colour"])
-    explainer = LimeExplainer(predictor, names=tuple(data.columns), classes=None, background=background, samples=300)
+    explainer = LimeExplainer(
+        predictor, names=tuple(data.columns), classes=None, background=background, samples=300
+    )
     batch = Batch.from_pandas(data.iloc[[0, 151]])  # row 0's colour is None
     got = explainer.explain(batch)
     assert np.isfinite(got.values).all() and got.values.shape == (2, 4, 1)

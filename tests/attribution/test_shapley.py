@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shipyard.errors import InputError
 from shipyard.attribution.shapley import MAX_EXACT_FEATURES, ExactShapley, coalition_weights
+from shipyard.errors import InputError
 
 
 def brute_force(

@@ -52,7 +52,8 @@ class AgnosticExplainer:
         budget: model rows per explained row for 'permutation' (default 2,000 per feature).
         background_rows: 'permutation' averages over at most this many background rows (a seeded
             subsample); 'exact' uses the whole background.
-        chunk_rows: the most synthetic rows predicted in one call of the model.
+        chunk_rows: the most synthetic rows predicted in one call of the model (65,536: on the
+            benchmark MLP, 2x faster than 262,144, whose hidden activations leave the cache).
         fused: use the exact fused forward pass of a scikit-learn MLP when the model is one.
 
     Raises:
@@ -70,7 +71,7 @@ class AgnosticExplainer:
     permutations: int | None = None
     budget: int | None = None
     background_rows: int = 100
-    chunk_rows: int = 262_144
+    chunk_rows: int = 65_536
     fused: bool = True
 
     def __post_init__(self) -> None:
@@ -149,8 +150,14 @@ class AgnosticExplainer:
 
     def _oracle(self, output: ModelOutput, background: Columns) -> Oracle:
         """The fused MLP pass when the model allows it, else mixing rows and calling the model."""
-        mixing = functools.partial(coalition_values, output, background, self.names, chunk_rows=self.chunk_rows)
-        fused = mlp_oracle(self.predictor, self.names, self.classes, background, fallback=mixing) if self.fused else None
+        mixing = functools.partial(
+            coalition_values, output, background, self.names, chunk_rows=self.chunk_rows
+        )
+        fused = (
+            mlp_oracle(self.predictor, self.names, self.classes, background, fallback=mixing)
+            if self.fused
+            else None
+        )
         return mixing if fused is None else fused
 
     def _answer(

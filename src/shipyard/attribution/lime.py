@@ -72,7 +72,9 @@ class LimeExplainer:
         if not self.names:
             raise InputError("a LIME explanation needs at least one feature; got none")
         if self.samples < 2:
-            raise InputError(f"LIME needs at least 2 samples per row (the row and a neighbour); got {self.samples}")
+            raise InputError(
+                f"LIME needs at least 2 samples per row (the row and a neighbour); got {self.samples}"
+            )
         missing = [n for n in self.names if n not in self.background.columns]
         if missing:
             raise InputError(
@@ -154,7 +156,9 @@ class LimeExplainer:
         for i, name in enumerate(self.names):
             drawn = np.asarray(self.background.columns[name])[picks[:, i]]
             mine = np.asarray(batch.columns[name])
-            block = np.concatenate([np.broadcast_to(mine[:, None], (n, 1)), np.broadcast_to(drawn, (n, s - 1))], axis=1)
+            block = np.concatenate(
+                [np.broadcast_to(mine[:, None], (n, 1)), np.broadcast_to(drawn, (n, s - 1))], axis=1
+            )
             columns[name] = block.ravel()
             same[:, :, i] = self._same(name, mine, block)
         return columns, same
@@ -164,7 +168,8 @@ class LimeExplainer:
         reference = np.asarray(self.background.columns[name])
         if reference.dtype.kind in _NUMERIC and mine.dtype.kind in _NUMERIC:
             edges = _quartiles(reference.astype(np.float64))
-            return _bin(mine.astype(np.float64), edges)[:, None] == _bin(block.astype(np.float64), edges)
+            mine_bin = _bin(mine.astype(np.float64), edges)[:, None]
+            return np.asarray(mine_bin == _bin(block.astype(np.float64), edges), dtype=bool)
         return np.asarray(
             [[_key(v) == _key(mine[r]) for v in block[r]] for r in range(len(mine))], dtype=bool
         ).reshape(block.shape)
@@ -185,7 +190,9 @@ class LimeExplainer:
         zc = z - z_mean
         gram = (zc * w[:, None]).T @ zc
         # lime's Ridge(alpha) on sample_weight: the penalty against the unnormalised weights.
-        coef = np.linalg.solve(gram * weight.sum() + self.alpha * np.eye(z.shape[1]), (zc * weight[:, None]).T @ (y - y_mean))
+        coef = np.linalg.solve(
+            gram * weight.sum() + self.alpha * np.eye(z.shape[1]), (zc * weight[:, None]).T @ (y - y_mean)
+        )
         values = coef * (1.0 - z_mean)[:, None]
         return values, y_mean
 
@@ -207,6 +214,6 @@ def _bin(values: Floats, edges: Floats) -> npt.NDArray[np.intp]:
 
 def _key(value: Any) -> Any:
     """A category as compared: NaN and None are one missing category."""
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return value

@@ -142,7 +142,9 @@ class FusedMLP:
             c = len(taken[part])
             # The background's share of every pre-activation, for these coalitions, all rows.
             if every:
-                from_b = (everything - np.einsum("d,mdh->mh", taken[start, low:], own_b[:, low:]))[None] - table
+                from_b = (everything - np.einsum("d,mdh->mh", taken[start, low:], own_b[:, low:]))[
+                    None
+                ] - table
             else:
                 from_b = everything[None] - np.matmul(taken[part][None], own_b).transpose(1, 0, 2)
             for r in range(n):
@@ -167,7 +169,7 @@ class FusedMLP:
             z = _activate(mlp.activation, z)
             z = z @ mlp.coefs_[i] + mlp.intercepts_[i]
         z = _activate(mlp.out_activation_, z)
-        mean = z.reshape(c, m, -1).mean(axis=1)
+        mean: Floats = z.reshape(c, m, -1).mean(axis=1)
         if mlp.out_activation_ == "logistic" and mean.shape[1] == 1 and hasattr(mlp, "classes_"):
             return np.hstack([1.0 - mean, mean])  # a binary classifier's two classes, as predict_proba
         return mean
@@ -203,7 +205,9 @@ def _every_coalition(coalitions: npt.NDArray[np.bool_]) -> bool:
     return c == 1 << d and bool(np.array_equal(coalitions, all_coalitions(d)))
 
 
-def _owners(transform: Callable[[Columns], Floats], names: Sequence[str], background: Columns) -> npt.NDArray[np.intp] | None:
+def _owners(
+    transform: Callable[[Columns], Floats], names: Sequence[str], background: Columns
+) -> npt.NDArray[np.intp] | None:
     """For each transformed column, the one feature it moves with (-1: it never moves), found by
     replacing one feature at a time with other background rows' values; None when a column
     moves with two features (the front is not column-wise)."""
@@ -238,5 +242,5 @@ def _activate(name: str, z: Floats) -> Floats:
     if name == "softmax":
         z = z - z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
-        return z / z.sum(axis=1, keepdims=True)
+        return np.asarray(z / z.sum(axis=1, keepdims=True), dtype=np.float64)
     return z  # identity

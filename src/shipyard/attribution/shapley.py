@@ -130,7 +130,8 @@ class ExactShapley:
     def _coalition_values(self, row: Mapping[str, Any]) -> npt.NDArray[np.float64]:
         """v(S) for every coalition S (bit i set: feature i taken from the row)."""
         rows = {n: _one(row[n], self.background[n]) for n in self.names}
-        return self._all_values(rows)[0]
+        value: npt.NDArray[np.float64] = self._all_values(rows)[0]
+        return value
 
     def _all_values(self, rows: Columns) -> npt.NDArray[np.float64]:
         coalitions = all_coalitions(len(self.names))
@@ -183,7 +184,9 @@ def coalition_values(
             base = np.asarray(background[name])
             mine = np.asarray(rows[name])[row_of]
             # One broadcast per feature: (pairs, 1) against (1, m); object columns stay objects.
-            columns[name] = np.where(coalitions[coalition_of, i][:, None], mine[:, None], base[None, :]).ravel()
+            columns[name] = np.where(
+                coalitions[coalition_of, i][:, None], mine[:, None], base[None, :]
+            ).ravel()
         out = np.asarray(model(columns), dtype=np.float64).reshape(len(pairs) * m, -1)
         outputs.append(out.reshape(len(pairs), m, -1).mean(axis=1))
     return np.concatenate(outputs).reshape(n, c, -1)
