@@ -278,7 +278,8 @@ def test_a_classifier_without_probabilities_is_refused_naming_predict_proba() ->
     model = fitted(SVC(), frame, (frame["x0"] > 0).astype(int))
     predictor = SklearnPredictor(model, {"frame_input": True, "task": "classification", "classes": [0, 1]})
     with pytest.raises(
-        UnsupportedExplanationError, match=r"no probabilities.*predict_proba.*SVC\(probability=True\)"
+        UnsupportedExplanationError,
+        match=r"no probabilities.*predict_proba.*CalibratedClassifierCV\(SVC\(\), ensemble=False\)",
     ):
         explainer(predictor, frame).explain(Batch.from_pandas(frame.iloc[:2]))
 

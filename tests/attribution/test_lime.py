@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
@@ -92,7 +93,7 @@ def test_a_classifier_without_probabilities_is_refused_naming_the_methods() -> N
     model = make_pipeline(front, SVC()).fit(data, (data["up"] > 0).astype(int))
     predictor = SklearnPredictor(model, {"frame_input": True, "task": "classification", "classes": [0, 1]})
     with pytest.raises(
-        UnsupportedExplanationError, match=r"no probabilities.*'exact'.*'permutation'.*probability=True"
+        UnsupportedExplanationError, match=r"no probabilities.*'exact', 'permutation'.*CalibratedClassifierCV"
     ):
         lime(predictor, data).explain(Batch.from_pandas(data.iloc[:2]))
 
@@ -100,7 +101,7 @@ def test_a_classifier_without_probabilities_is_refused_naming_the_methods() -> N
 def test_a_classifier_with_probabilities_gets_one_output_per_class() -> None:
     data = frame()
     front = ColumnTransformer([("cat", OneHotEncoder(), ["colour"])], remainder="passthrough")
-    model = make_pipeline(front, SVC(probability=True, random_state=0)).fit(
+    model = make_pipeline(front, CalibratedClassifierCV(SVC(), ensemble=False)).fit(
         data, (data["up"] > 0).astype(int)
     )
     predictor = SklearnPredictor(model, {"frame_input": True, "task": "classification", "classes": [0, 1]})

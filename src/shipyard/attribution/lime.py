@@ -105,10 +105,11 @@ class LimeExplainer:
         except UnsupportedExplanationError:
             raise UnsupportedExplanationError(
                 "LIME fits each class's probability, but this classifier's predictions carry no "
-                "probabilities (its model has no predict_proba); no model-agnostic method ('lime', "
-                "'exact', 'permutation') can explain it as registered: register it with "
-                "probabilities (e.g. SVC(probability=True)) and ask for 'exact' or 'permutation' "
-                "Shapley values, or 'lime'"
+                "probabilities (its model has no predict_proba); the model-agnostic methods "
+                "('lime', 'exact', 'permutation') all need them: register the model with "
+                "probabilities (e.g. CalibratedClassifierCV(SVC(), ensemble=False); "
+                "SVC(probability=True) before scikit-learn 1.11), then ask for 'exact' or "
+                "'permutation' Shapley values, or for 'lime'"
             ) from None
         n, d, k = batch.n_rows, len(self.names), f_x.shape[1]
         values = np.zeros((n, d, k))
@@ -170,9 +171,8 @@ class LimeExplainer:
             edges = _quartiles(reference.astype(np.float64))
             mine_bin = _bin(mine.astype(np.float64), edges)[:, None]
             return np.asarray(mine_bin == _bin(block.astype(np.float64), edges), dtype=bool)
-        return np.asarray(
-            [[_key(v) == _key(mine[r]) for v in block[r]] for r in range(len(mine))], dtype=bool
-        ).reshape(block.shape)
+        keys = np.frompyfunc(_key, 1, 1)
+        return np.asarray(keys(block) == keys(mine)[:, None], dtype=bool)
 
     def _predict(self, output: ModelOutput, columns: dict[str, npt.NDArray[Any]]) -> Floats:
         total = len(columns[self.names[0]])

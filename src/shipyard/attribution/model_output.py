@@ -28,7 +28,8 @@ def no_probabilities(method: str) -> UnsupportedExplanationError:
         f"the {method} explanation attributes each class's probability, but this classifier's "
         "predictions carry no probabilities (its model has no predict_proba); the model-agnostic "
         "methods 'exact', 'permutation' and 'lime' all need them: register a model that gives "
-        "probabilities (e.g. SVC(probability=True), or CalibratedClassifierCV around it)"
+        "probabilities (e.g. CalibratedClassifierCV(SVC(), ensemble=False); SVC(probability=True) "
+        "before scikit-learn 1.11)"
     )
 
 
