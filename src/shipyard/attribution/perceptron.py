@@ -81,7 +81,8 @@ def mlp_oracle(
         return np.asarray(features, dtype=np.float64)
 
     try:
-        owners = _owners(transform, names, background)
+        # A bare MLP takes the features as its columns; a pipeline's front is probed.
+        owners = np.arange(len(names)) if front is None else _owners(transform, names, background)
     except (ValueError, TypeError):
         return None
     if owners is None:
@@ -218,11 +219,10 @@ def _owners(
     if not shifts:
         return None  # one background row: nothing varies to tell the columns apart
     for j, name in enumerate(names):
-        varied = dict(background)
-        moved = np.zeros(base.shape[1], dtype=bool)
-        for s in shifts:
-            varied[name] = np.roll(np.asarray(background[name]), s)
-            moved |= (transform(varied) != base).any(axis=0)
+        # Every shift of this feature in one call: the background repeated, the feature rolled.
+        varied = {n: np.tile(np.asarray(background[n]), len(shifts)) for n in names}
+        varied[name] = np.concatenate([np.roll(np.asarray(background[name]), s) for s in shifts])
+        moved = (transform(varied) != np.tile(base, (len(shifts), 1))).any(axis=0)
         if (owners[moved] >= 0).any():
             return None
         owners[moved] = j
