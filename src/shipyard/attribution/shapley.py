@@ -24,7 +24,15 @@ import numpy.typing as npt
 
 from shipyard.errors import InputError
 
-__all__ = ["MAX_EXACT_FEATURES", "ExactShapley", "coalition_weights", "from_coalition_values"]
+__all__ = [
+    "MAX_EXACT_FEATURES",
+    "ExactShapley",
+    "Oracle",
+    "all_coalitions",
+    "coalition_values",
+    "coalition_weights",
+    "from_coalition_values",
+]
 
 MAX_EXACT_FEATURES = 12
 """The most features exact model-agnostic Shapley values are computed for (2**12 coalitions)."""
@@ -32,6 +40,9 @@ MAX_EXACT_FEATURES = 12
 Columns = Mapping[str, npt.NDArray[Any]]
 Model = Callable[[Columns], npt.NDArray[np.float64]]
 """Columns of equal length in, one row of outputs per row out: shape (rows,) or (rows, outputs)."""
+Oracle = Callable[[Columns, npt.NDArray[np.bool_]], npt.NDArray[np.float64]]
+"""(rows, coalitions) -> v: rows holds n rows (one array per feature), coalitions is a (C, d)
+boolean matrix (True: the feature is taken from the row); v has shape (n, C, outputs)."""
 
 
 def coalition_weights(n_features: int) -> npt.NDArray[np.float64]:
@@ -50,6 +61,8 @@ class ExactShapley:
         background: the background sample, one array per feature (all of one length >= 1).
         names: the features to attribute to, in order; every one must be in `background`.
         chunk_rows: how many synthetic rows are predicted in one call of `model`.
+        oracle: computes coalition values instead of `model` (a faster exact forward pass of a
+            known model); None mixes rows with the background and calls `model`.
 
     Raises:
         InputError: no features, more than `MAX_EXACT_FEATURES`, an empty background, or a
@@ -60,6 +73,7 @@ class ExactShapley:
     background: Columns
     names: Sequence[str]
     chunk_rows: int = 262_144
+    oracle: Oracle | None = None
 
     def __post_init__(self) -> None:
         d = len(self.names)
@@ -100,56 +114,116 @@ class ExactShapley:
         value = self._coalition_values(row)  # (2**d, outputs)
         return from_coalition_values(value), value[0]
 
+    def values_of_rows(self, rows: Columns) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The Shapley values of many rows, their coalitions predicted together.
+
+        Args:
+            rows: the rows' values, one array per feature in `names` (all of one length).
+
+        Returns:
+            (phi, empty): phi has shape (rows, features, outputs); empty, (rows, outputs), is
+            each row's v({}) (the base value, the same on every row up to rounding).
+        """
+        value = self._all_values(rows)  # (rows, 2**d, outputs)
+        return from_coalition_values(value), value[:, 0]
+
     def _coalition_values(self, row: Mapping[str, Any]) -> npt.NDArray[np.float64]:
         """v(S) for every coalition S (bit i set: feature i taken from the row)."""
-        d, m = len(self.names), self.background_rows
-        n_masks = 1 << d
-        per_chunk = max(1, self.chunk_rows // m)
-        outputs: list[npt.NDArray[np.float64]] = []
-        for start in range(0, n_masks, per_chunk):
-            masks = np.arange(start, min(n_masks, start + per_chunk))
-            columns: dict[str, npt.NDArray[Any]] = {}
-            for i, name in enumerate(self.names):
-                taken = np.repeat((masks >> i) & 1 == 1, m)
-                base = np.tile(np.asarray(self.background[name]), len(masks))
-                columns[name] = (
-                    _mixed(taken, row[name], base)
-                    if base.dtype == object
-                    else np.where(taken, row[name], base)
-                )
-            out = np.asarray(self.model(columns), dtype=np.float64)
-            out = out.reshape(len(masks) * m, -1)
-            outputs.append(out.reshape(len(masks), m, -1).mean(axis=1))
-        return np.concatenate(outputs)
+        rows = {n: _one(row[n], self.background[n]) for n in self.names}
+        value: npt.NDArray[np.float64] = self._all_values(rows)[0]
+        return value
+
+    def _all_values(self, rows: Columns) -> npt.NDArray[np.float64]:
+        coalitions = all_coalitions(len(self.names))
+        if self.oracle is not None:
+            return self.oracle(rows, coalitions)
+        return coalition_values(
+            self.model, self.background, self.names, rows, coalitions, chunk_rows=self.chunk_rows
+        )
+
+
+def all_coalitions(n_features: int) -> npt.NDArray[np.bool_]:
+    """Every coalition of d features as a (2**d, d) boolean matrix: row S has bit i of S in column i."""
+    masks = np.arange(1 << n_features)
+    return np.asarray((masks[:, None] >> np.arange(n_features)) & 1 == 1)
+
+
+def coalition_values(
+    model: Model,
+    background: Columns,
+    names: Sequence[str],
+    rows: Columns,
+    coalitions: npt.NDArray[np.bool_],
+    *,
+    chunk_rows: int = 262_144,
+) -> npt.NDArray[np.float64]:
+    """v(S) = mean over the background of the model with S's features from the row, for many
+    rows and coalitions; every (row, coalition) pair is predicted in as few calls as `chunk_rows`
+    allows.
+
+    Args:
+        model: the model as a function of columns.
+        background: one array per feature, all of one length m.
+        names: the features, in the order of the coalitions' columns.
+        rows: n rows, one array per feature.
+        coalitions: (C, d) booleans; True takes the feature from the row.
+        chunk_rows: the most synthetic rows (pairs x m) in one call of `model`.
+
+    Returns:
+        shape (n, C, outputs).
+    """
+    m = len(background[names[0]])
+    n, c = len(rows[names[0]]), len(coalitions)
+    per_chunk = max(1, chunk_rows // m)
+    outputs: list[npt.NDArray[np.float64]] = []
+    for start in range(0, n * c, per_chunk):
+        pairs = np.arange(start, min(n * c, start + per_chunk))
+        row_of, coalition_of = pairs // c, pairs % c
+        columns: dict[str, npt.NDArray[Any]] = {}
+        for i, name in enumerate(names):
+            base = np.asarray(background[name])
+            mine = np.asarray(rows[name])[row_of]
+            # One broadcast per feature: (pairs, 1) against (1, m); object columns stay objects.
+            columns[name] = np.where(
+                coalitions[coalition_of, i][:, None], mine[:, None], base[None, :]
+            ).ravel()
+        out = np.asarray(model(columns), dtype=np.float64).reshape(len(pairs) * m, -1)
+        outputs.append(out.reshape(len(pairs), m, -1).mean(axis=1))
+    return np.concatenate(outputs).reshape(n, c, -1)
 
 
 def from_coalition_values(value: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Shapley values from the value of every coalition.
 
     Args:
-        value: shape (2**d, outputs); row S is v(S), bit i of S set when feature i is in it.
+        value: shape (2**d, outputs), or (rows, 2**d, outputs) for many rows; entry S is v(S),
+            bit i of S set when feature i is in it.
 
     Returns:
-        shape (d, outputs): feature i's Shapley value of each output.
+        shape (d, outputs) (or (rows, d, outputs)): feature i's Shapley value of each output.
     """
-    d = int(value.shape[0]).bit_length() - 1
-    if value.shape[0] != 1 << d or d == 0:
-        raise InputError(f"coalition values need 2**d rows for d >= 1 features; got {value.shape[0]}")
+    n_masks = int(value.shape[-2])
+    d = n_masks.bit_length() - 1
+    if n_masks != 1 << d or d == 0:
+        raise InputError(f"coalition values need 2**d rows for d >= 1 features; got {n_masks}")
     masks = np.arange(1 << d)
     size = _popcount(masks)
     weights = coalition_weights(d)
-    phi = np.empty((d, value.shape[1]), dtype=np.float64)
+    phi = np.empty((*value.shape[:-2], d, value.shape[-1]), dtype=np.float64)
     for i in range(d):
         bit = 1 << i
         without = masks[(masks & bit) == 0]
-        phi[i] = weights[size[without]] @ (value[without | bit] - value[without])
+        gain = value[..., without | bit, :] - value[..., without, :]
+        phi[..., i, :] = np.einsum("w,...wk->...k", weights[size[without]], gain)
     return phi
 
 
-def _mixed(taken: npt.NDArray[np.bool_], value: Any, base: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """An object column: the row's value where taken, the background's elsewhere."""
-    column = base.copy()
-    column[taken] = value
+def _one(value: Any, like: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """One value as a one-element array of the background column's kind (objects stay objects)."""
+    if np.asarray(like).dtype != object:
+        return np.asarray([value])
+    column = np.empty(1, dtype=object)
+    column[0] = value
     return column
 
 
