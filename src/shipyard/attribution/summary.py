@@ -40,7 +40,7 @@ BACKGROUND_ROWS = 100
 IMPORTANCE_ROWS = 200
 """Rows of training data the global importance is the mean over (fewer for costly methods)."""
 
-MODEL_ROWS_BUDGET = 400_000
+MODEL_ROWS_BUDGET = 100_000
 """The most synthetic rows a model-agnostic importance may predict at registration."""
 
 _SEED = 0
