@@ -90,17 +90,31 @@ class TreeNodes:
 
 
 @dataclass(frozen=True)
-class _Group:
-    """Paths with the same number of unique features, tabled or computed per row."""
+class _Tabled:
+    """The tabled paths: their shares per pattern and where each slot's share goes.
 
-    size: int
-    zeros: Floats  # (paths, size)
-    slot_bins: Ints  # (paths*size,) internal column per slot
-    cond_index: Ints  # (paths*size,) offset of each slot's condition in the flat condition table
-    columns: Any  # (paths*size, inputs*outputs) dense array or scipy sparse matrix
-    table: Floats | None  # (sum 2**size, size) shares per pattern, or None: computed per row
-    code_start: int  # first of this group's paths among all tabled paths
-    offsets: Ints | None  # (paths,) row offset of each path's table
+    Slots (one per path and unique feature) are sorted by where their share goes, so one
+    gather and one `np.add.reduceat` explain a chunk of rows.
+    """
+
+    table: Floats  # every tabled path's (2**L, L) shares, flat
+    code_tables: tuple[tuple[int, npt.NDArray[np.int32]], ...]  # column -> (bins, paths) codes
+    n_paths: int
+    slot_path: Ints  # per slot, its path (a column of the codes)
+    slot_start: Ints  # per slot, its path's table offset plus its position in the path
+    seg_starts: Ints  # where each run of slots with the same target starts
+    seg_targets: Ints  # each run's column of the (inputs * outputs) result (or input column)
+    weights: Floats | None  # (slots, outputs) leaf values, when not already in the table
+
+
+@dataclass(frozen=True)
+class _Fallback:
+    """Paths with the same number L of unique features, computed per row."""
+
+    zeros: Floats  # (paths, L)
+    slot_bins: Ints  # (paths*L,) internal column per slot
+    cond_index: Ints  # (paths*L,) offset of each slot's condition in the flat condition table
+    columns: Any  # (inputs*outputs, paths*L) dense array or scipy sparse matrix
 
 
 @dataclass(frozen=True)
@@ -117,11 +131,9 @@ class PathModel:
     base: Floats
     n_inputs: int
     n_outputs: int
-    groups: tuple[_Group, ...]
-    code_tables: tuple[tuple[int, npt.NDArray[Any]], ...]  # (column, (bins, tabled paths) codes)
+    tabled: _Tabled | None
+    fallbacks: tuple[_Fallback, ...]
     conditions: Bools
-    n_tabled: int
-    code_dtype: Any
     slots: int = field(default=0)
 
     def attribute(self, matrix: Floats) -> Floats:
@@ -131,32 +143,47 @@ class PathModel:
         step = max(1, CHUNK_CELLS // max(1, self.slots))
         for start in range(0, rows, step):
             stop = min(rows, start + step)
-            out[start:stop] = self._chunk(matrix[start:stop])
+            self._chunk(matrix[start:stop], out[start:stop])
         return out.reshape(rows, self.n_inputs, self.n_outputs)
 
-    def _chunk(self, matrix: Floats) -> Floats:
-        rows = matrix.shape[0]
-        bins = np.zeros((rows, len(self.binnings)), dtype=np.intp)
+    def _bins(self, matrix: Floats) -> Ints:
+        rows, width = matrix.shape
+        bins = np.zeros((rows, width), dtype=np.intp)
+        nan_bin = np.zeros(width, dtype=np.intp)
         for column, binning in enumerate(self.binnings):
-            if binning is not None:
+            if binning is not None and binning.thresholds is not None:
+                bins[:, column] = np.searchsorted(binning.thresholds, matrix[:, column])
+                nan_bin[column] = len(binning.thresholds) + 1
+        bins = np.where(np.isnan(matrix), nan_bin, bins)
+        for column, binning in enumerate(self.binnings):
+            if binning is not None and binning.thresholds is None:
                 bins[:, column] = binning.bins(matrix[:, column])
-        codes = np.zeros((rows, self.n_tabled), dtype=self.code_dtype)
-        for column, table in self.code_tables:
-            codes += table[bins[:, column]]
-        total = np.zeros((rows, self.n_inputs * self.n_outputs), dtype=np.float64)
-        for group in self.groups:
-            n_paths = group.zeros.shape[0]
-            if group.table is not None and group.offsets is not None:
-                stop = group.code_start + n_paths
-                index = codes[:, group.code_start : stop] + group.offsets
-                shares = group.table[index].reshape(rows, n_paths * group.size)
+        return bins
+
+    def _chunk(self, matrix: Floats, out: Floats) -> None:
+        rows = matrix.shape[0]
+        bins = self._bins(matrix)
+        tabled = self.tabled
+        if tabled is not None:
+            codes = np.zeros((rows, tabled.n_paths), dtype=np.int32)
+            for column, table in tabled.code_tables:
+                codes += table[bins[:, column]]
+            index = np.take(codes, tabled.slot_path, axis=1) + tabled.slot_start
+            shares = np.take(tabled.table, index)
+            if tabled.weights is None:
+                out[:, tabled.seg_targets] += np.add.reduceat(shares, tabled.seg_starts, axis=1)
             else:
-                ones = self.conditions[group.cond_index + bins[:, group.slot_bins]]
-                ones = ones.reshape(rows, n_paths, group.size).astype(np.float64)
-                zeros = np.broadcast_to(group.zeros, ones.shape)
-                shares = shapley_factors(zeros, ones).reshape(rows, n_paths * group.size)
-            total += np.asarray(group.columns @ shares.T).T
-        return total
+                for k in range(self.n_outputs):
+                    weighted = shares * tabled.weights[:, k]
+                    summed = np.add.reduceat(weighted, tabled.seg_starts, axis=1)
+                    out[:, tabled.seg_targets * self.n_outputs + k] += summed
+        for group in self.fallbacks:
+            n_paths, size = group.zeros.shape
+            ones = self.conditions[group.cond_index + bins[:, group.slot_bins]]
+            ones = ones.reshape(rows, n_paths, size).astype(np.float64)
+            zeros = np.broadcast_to(group.zeros, ones.shape)
+            found = shapley_factors(zeros, ones).reshape(rows, n_paths * size)
+            out += np.asarray(group.columns @ found.T).T
 
 
 def shapley_factors(zeros: Floats, ones: Floats) -> Floats:
@@ -171,31 +198,29 @@ def shapley_factors(zeros: Floats, ones: Floats) -> Floats:
     """
     size = zeros.shape[-1]
     lead = zeros.shape[:-1]
-    poly = np.zeros(lead + (size + 1,), dtype=np.float64)
-    poly[..., 0] = 1.0
+    z = np.ascontiguousarray(zeros, dtype=np.float64).reshape(-1, size)
+    o = np.ascontiguousarray(ones, dtype=np.float64).reshape(-1, size)
+    poly = np.zeros((size + 1, len(z)), dtype=np.float64)  # coefficient-major, contiguous rows
+    poly[0] = 1.0
     for j in range(size):
-        z = zeros[..., j : j + 1]
-        o = ones[..., j : j + 1]
-        shifted = np.zeros_like(poly)
-        shifted[..., 1:] = poly[..., :-1]
-        poly = poly * z + shifted * o
+        shifted = poly[: j + 1] * o[:, j]
+        poly[: j + 1] *= z[:, j]
+        poly[1 : j + 2] += shifted
     weights = np.array(
         [factorial(m) * factorial(size - 1 - m) / factorial(size) for m in range(size)]
     )
-    # divide the product by each feature's own factor: by (t + z) where o = 1 (synthetic
-    # division from the top, stable as z <= 1), by z where o = 0
-    z = zeros[..., :, None]
-    o = ones[..., :, None] > 0.5
-    full = poly[..., None, :]
-    quotient = np.zeros(lead + (size, size), dtype=np.float64)
-    carry = full[..., size]
-    for m in range(size - 1, -1, -1):
-        quotient[..., m] = carry
-        carry = full[..., m] - z[..., 0] * carry
+    # take each feature's own factor back out: where o = 1 divide by (t + z) (synthetic
+    # division from the top, stable as z <= 1), accumulating the weighted coefficients
+    carry = np.repeat(poly[size][:, None], size, axis=1)
+    acc = weights[size - 1] * carry
+    for m in range(size - 1, 0, -1):
+        carry = poly[m][:, None] - z * carry
+        acc += weights[m - 1] * carry
+    # where o = 0 the factor is the constant z
     with np.errstate(divide="ignore", invalid="ignore"):
-        by_zero = full[..., :size] / np.where(z > 0, z, 1.0)
-    quotient = np.where(o, quotient, by_zero)
-    return (ones - zeros) * (quotient @ weights)
+        by_zero = (weights @ poly[:size])[:, None] / np.where(z > 0, z, 1.0)
+    shares = np.where(o > 0.5, acc, by_zero) * (o - z)
+    return shares.reshape(lead + (size,))
 
 
 def build_path_model(
@@ -217,74 +242,99 @@ def build_path_model(
         max_table_features: paths with more unique features are computed per row.
     """
     n_outputs = trees[0].value.shape[1]
-    bin_offsets = np.zeros(len(binnings) + 1, dtype=np.intp)
-    for column, binning in enumerate(binnings):
-        bin_offsets[column + 1] = bin_offsets[column] + (0 if binning is None else binning.n_bins)
-    paths: dict[int, list[tuple[list[int], list[float], list[Bools], Floats]]] = {}
+    by_size: dict[int, list[_Path]] = {}
     base = np.zeros(n_outputs, dtype=np.float64)
     for tree in trees:
-        for feats, zeros, conds, value in _paths(tree):
-            paths.setdefault(len(feats), []).append((feats, zeros, conds, value))
-            base += float(np.prod(zeros)) * value
+        for path in _paths(tree):
+            base += float(np.prod(path[1])) * path[3]
+            if path[0]:  # a tree that is a single leaf: all its value is in the base
+                by_size.setdefault(len(path[0]), []).append(path)
     budget = TABLE_BUDGET
-    plans: list[tuple[int, bool, list[tuple[list[int], list[float], list[Bools], Floats]]]] = []
-    for size in sorted(paths):
-        found = paths[size]
-        cost = len(found) * (2**size) * size * 8
-        tabled = 0 < size <= max_table_features and cost <= budget
-        budget -= cost if tabled else 0
-        plans.append((size, tabled, found))
-    n_tabled = sum(len(found) for _, tabled, found in plans if tabled)
-    code_dtype = np.int16 if max_table_features < 15 else np.int32
-    code_tables: dict[int, npt.NDArray[Any]] = {}
+    tabled: list[_Path] = []
+    fallbacks: list[_Fallback] = []
     all_conditions: list[Bools] = []
-    n_conditions = 0
-    groups: list[_Group] = []
-    code_start = 0
-    for size, tabled, found in plans:
-        if size == 0:
-            continue  # a tree that is a single leaf: its value is all in the base
+    for size in sorted(by_size):
+        found = by_size[size]
+        cost = len(found) * (2**size) * size * 8
+        if size <= max_table_features and cost <= budget:
+            budget -= cost
+            tabled.extend(found)
+            continue
         zeros = np.array([z for _, z, _, _ in found], dtype=np.float64)
-        feats = np.array([f for f, _, _, _ in found], dtype=np.intp)
+        slot_bins = np.array([f for f, _, _, _ in found], dtype=np.intp).ravel()
         values = np.array([v for _, _, _, v in found], dtype=np.float64)
-        slot_bins = feats.ravel()
         cond_index = np.zeros(len(slot_bins), dtype=np.intp)
+        n_conditions = sum(len(c) for c in all_conditions)
         for slot, cond in enumerate(c for _, _, conds, _ in found for c in conds):
             cond_index[slot] = n_conditions
             all_conditions.append(cond)
             n_conditions += len(cond)
         matrix = _columns(columns[slot_bins], values, size, n_inputs)
-        if tabled:
-            patterns = (np.arange(2**size)[:, None] >> np.arange(size)) & 1
-            ones = np.broadcast_to(patterns, (len(found), 2**size, size)).astype(np.float64)
-            table = shapley_factors(np.broadcast_to(zeros[:, None, :], ones.shape), ones)
-            offsets = np.arange(len(found), dtype=np.intp) * 2**size
-            for p, (pfeats, _, conds, _) in enumerate(found):
-                for k, (column, cond) in enumerate(zip(pfeats, conds, strict=True)):
-                    codes = code_tables.get(column)
-                    if codes is None:
-                        codes = np.zeros((len(cond), n_tabled), dtype=code_dtype)
-                        code_tables[column] = codes
-                    codes[:, code_start + p] += cond.astype(code_dtype) << k
-            groups.append(
-                _Group(size, zeros, slot_bins, cond_index, matrix,
-                       table.reshape(-1, size), code_start, offsets)
-            )
-            code_start += len(found)
-        else:
-            groups.append(_Group(size, zeros, slot_bins, cond_index, matrix, None, 0, None))
+        fallbacks.append(_Fallback(zeros, slot_bins, cond_index, matrix))
     conditions = np.concatenate(all_conditions) if all_conditions else np.zeros(0, dtype=bool)
     return PathModel(
         binnings=binnings,
         base=base,
         n_inputs=n_inputs,
         n_outputs=n_outputs,
-        groups=tuple(groups),
-        code_tables=tuple(sorted(code_tables.items())),
+        tabled=_table(tabled, binnings, columns, n_outputs) if tabled else None,
+        fallbacks=tuple(fallbacks),
         conditions=conditions,
-        n_tabled=n_tabled,
-        code_dtype=code_dtype,
-        slots=sum(g.zeros.size for g in groups),
+        slots=sum(len(p[0]) for paths in by_size.values() for p in paths),
+    )
+
+
+_Path = tuple[list[int], list[float], list[Bools], Floats]
+
+
+def _table(
+    paths: list[_Path], binnings: tuple[Binning | None, ...], columns: Ints, n_outputs: int
+) -> _Tabled:
+    """Table every path's shares for all 2**L patterns; sort the slots by their target."""
+    values = np.array([v for _, _, _, v in paths], dtype=np.float64)
+    scaled = bool(np.all(np.count_nonzero(values, axis=1) <= 1))
+    sizes = np.array([len(f) for f, _, _, _ in paths], dtype=np.intp)
+    offsets = np.concatenate([[0], np.cumsum(sizes * 2**sizes)])
+    table = np.zeros(int(offsets[-1]), dtype=np.float64)
+    for size in np.unique(sizes):
+        chosen = np.flatnonzero(sizes == size)
+        zeros = np.array([paths[p][1] for p in chosen], dtype=np.float64)
+        patterns = ((np.arange(2**size)[:, None] >> np.arange(size)) & 1).astype(np.float64)
+        ones = np.broadcast_to(patterns, (len(chosen), 2**size, size))
+        shares = shapley_factors(np.broadcast_to(zeros[:, None, :], ones.shape), ones)
+        if scaled:
+            shares *= values[chosen].sum(axis=1)[:, None, None]
+        spans = offsets[chosen][:, None] + np.arange(2**size * size)
+        table[spans.ravel()] = shares.reshape(-1)
+    codes: dict[int, npt.NDArray[np.int32]] = {}
+    slot_path, slot_start, slot_target, slot_weight = [], [], [], []
+    for p, (feats, _, conds, value) in enumerate(paths):
+        size = len(feats)
+        output = int(np.argmax(value != 0)) if scaled else 0
+        for k, (column, cond) in enumerate(zip(feats, conds, strict=True)):
+            found = codes.get(column)
+            if found is None:
+                bins = binnings[column]
+                assert bins is not None
+                found = codes[column] = np.zeros((bins.n_bins, len(paths)), dtype=np.int32)
+            found[:, p] += cond.astype(np.int32) * ((1 << k) * size)
+            slot_path.append(p)
+            slot_start.append(int(offsets[p]) + k)
+            target = int(columns[column])
+            slot_target.append(target * n_outputs + output if scaled else target)
+            slot_weight.append(value)
+    order = np.argsort(np.array(slot_target), kind="stable")
+    targets = np.array(slot_target, dtype=np.intp)[order]
+    starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
+    return _Tabled(
+        table=table,
+        code_tables=tuple(sorted(codes.items())),
+        n_paths=len(paths),
+        slot_path=np.array(slot_path, dtype=np.intp)[order],
+        slot_start=np.array(slot_start, dtype=np.intp)[order],
+        seg_starts=starts,
+        seg_targets=targets[starts],
+        weights=None if scaled else np.array(slot_weight, dtype=np.float64)[order],
     )
 
 
@@ -306,10 +356,10 @@ def _columns(slot_columns: Ints, values: Floats, size: int, n_inputs: int) -> An
     return sparse.csr_matrix((per_slot.ravel(), (rows, cols)), shape=shape).T.tocsr()
 
 
-def _paths(tree: TreeNodes) -> list[tuple[list[int], list[float], list[Bools], Floats]]:
+def _paths(tree: TreeNodes) -> list[_Path]:
     """Every root-to-leaf path: its unique columns (first split first), their zero fractions,
     their merged conditions (over the column's bins) and the leaf's value."""
-    found: list[tuple[list[int], list[float], list[Bools], Floats]] = []
+    found: list[_Path] = []
     stack: list[tuple[int, dict[int, tuple[float, Bools]]]] = [(0, {})]
     while stack:
         node, conditions = stack.pop()
