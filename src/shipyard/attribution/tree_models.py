@@ -150,23 +150,47 @@ def _thresholds(n_columns: int, pairs: list[tuple[Ints, Floats]]) -> list[Binnin
     return [Binning(np.unique(np.concatenate(f))) if f else None for f in found]
 
 
+def _as_matrix(model: Any, x: Any, dtype: Any, names: Any) -> Any:
+    """The estimator's input as a 2-D array of `dtype` (a frame must have its fitted columns
+    `names`, in order); None when the fast way does not apply (then the model's own validation
+    is used)."""
+    if hasattr(x, "columns"):
+        if names is None or not x.columns.equals(names):
+            return None
+        try:
+            array = x.to_numpy(dtype=dtype)
+        except (TypeError, ValueError):
+            return None
+    else:
+        array = np.asarray(x, dtype=dtype)
+    if array.ndim != 2 or array.shape[1] != int(model.n_features_in_):
+        return None
+    return array
+
+
+def _names(model: Any) -> Any:
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        return None
+    import pandas as pd
+
+    return pd.Index(list(names))
+
+
 def _sklearn_frame(model: Any) -> Callable[[Any], Floats]:
     """What scikit-learn's trees compare: the input as float32 (then exactly as float64)."""
-    names = getattr(model, "feature_names_in_", None)
-    width = int(model.n_features_in_)
+
+    from sklearn.utils.validation import validate_data
+
+    names = _names(model)
 
     def matrix(x: Any) -> Floats:
-        if names is not None and hasattr(x, "columns") and list(x.columns) != list(names):
-            raise InputError(
-                f"the frame's columns {list(x.columns)} are not the model's {list(names)}; "
-                "pass the columns the estimator was fitted on, in that order"
+        array = _as_matrix(model, x, np.float32, names)
+        if array is None:
+            array = validate_data(
+                model, x, reset=False, dtype=np.float32, ensure_all_finite=False
             )
-        array = np.asarray(x, dtype=np.float32)
-        if array.ndim != 2 or array.shape[1] != width:
-            raise InputError(
-                f"expected rows of {width} columns for the tree model; got shape {array.shape}"
-            )
-        return array.astype(np.float64)
+        return np.asarray(array, dtype=np.float64)
 
     return matrix
 
@@ -337,15 +361,13 @@ def _histogram_columns(model: Any) -> Ints:
 
 def _histogram_frame(model: Any) -> Callable[[Any], Floats]:
     """The internal matrix HGB predicts from (its own preprocessing, float64)."""
-    names = getattr(model, "feature_names_in_", None)
-    width = int(model.n_features_in_)
     fast = getattr(model, "_preprocessor", None) is None
+    names = _names(model)
 
     def matrix(x: Any) -> Floats:
-        if fast and (names is None or (hasattr(x, "columns") and list(x.columns) == list(names))):
-            array = np.asarray(x, dtype=np.float64)
-            if array.ndim == 2 and array.shape[1] == width:
-                return array
-        return np.asarray(model._preprocess_X(x, reset=False), dtype=np.float64)
+        array = _as_matrix(model, x, np.float64, names) if fast else None
+        if array is None:
+            array = model._preprocess_X(x, reset=False)
+        return np.asarray(array, dtype=np.float64)
 
     return matrix

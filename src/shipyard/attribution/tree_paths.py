@@ -29,10 +29,10 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
 Bools = npt.NDArray[np.bool_]
 
-MAX_TABLE_FEATURES = 12
+MAX_TABLE_FEATURES = 14
 """Paths with more unique features than this are computed per row instead of tabled."""
 
-TABLE_BUDGET = 256 * 2**20
+TABLE_BUDGET = 128 * 2**20
 """The most bytes all tables may take; paths beyond it are computed per row."""
 
 CHUNK_CELLS = 2**21
@@ -152,7 +152,7 @@ class PathModel:
         nan_bin = np.zeros(width, dtype=np.intp)
         for column, binning in enumerate(self.binnings):
             if binning is not None and binning.thresholds is not None:
-                bins[:, column] = np.searchsorted(binning.thresholds, matrix[:, column])
+                bins[:, column] = binning.thresholds.searchsorted(matrix[:, column])
                 nan_bin[column] = len(binning.thresholds) + 1
         bins = np.where(np.isnan(matrix), nan_bin, bins)
         for column, binning in enumerate(self.binnings):
