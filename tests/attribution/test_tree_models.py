@@ -32,9 +32,7 @@ from shipyard.attribution.trees import path_dependent_shapley, tree_shap
 
 
 def _classification(n_classes: int = 2, nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    X, y = make_classification(
-        160, 6, n_informative=4, n_redundant=1, n_classes=n_classes, random_state=0
-    )
+    X, y = make_classification(160, 6, n_informative=4, n_redundant=1, n_classes=n_classes, random_state=0)
     if nan:
         X[::7, 1] = np.nan
         X[3::11, 4] = np.nan
@@ -90,9 +88,7 @@ def test_scikit_learn_trees_equal_shap_path_dependent_and_add_up(
     expected = np.asarray(reference.shap_values(X))
     expected = expected if expected.ndim == 3 else expected[:, :, None]
     np.testing.assert_allclose(values, expected, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(
-        explainer.base(), np.ravel(reference.expected_value), rtol=0, atol=1e-6
-    )
+    np.testing.assert_allclose(explainer.base(), np.ravel(reference.expected_value), rtol=0, atol=1e-6)
     assert explainer.method == "tree_shap"
     if name.startswith(("dt", "rf", "et")) and classifier:
         assert (explainer.space, explainer.outputs) == ("probability", ("0", "1"))
@@ -279,13 +275,11 @@ def _frame_with_category(n_classes: int) -> tuple[pd.DataFrame, np.ndarray]:
 def test_xgboost_gives_its_own_contributions_and_adds_up_to_its_margin(n_classes: int) -> None:
     xgb = pytest.importorskip("xgboost")
     frame, y = _frame_with_category(n_classes)
-    model = xgb.XGBClassifier(
-        n_estimators=5, max_depth=3, enable_categorical=True, tree_method="hist"
-    ).fit(frame, y)
-    explainer, values = _explain(model, frame, float32=True)
-    own = model.get_booster().predict(
-        xgb.DMatrix(frame, enable_categorical=True), pred_contribs=True
+    model = xgb.XGBClassifier(n_estimators=5, max_depth=3, enable_categorical=True, tree_method="hist").fit(
+        frame, y
     )
+    explainer, values = _explain(model, frame, float32=True)
+    own = model.get_booster().predict(xgb.DMatrix(frame, enable_categorical=True), pred_contribs=True)
     own = own[:, None, :] if own.ndim == 2 else own
     np.testing.assert_allclose(values, np.transpose(own, (0, 2, 1))[:, :-1, :], atol=1e-6)
     names = ("1",) if n_classes == 2 else ("0", "1", "2")
@@ -320,9 +314,7 @@ def test_lightgbm_gives_its_own_contributions_and_adds_up_to_its_margin(n_classe
     booster = tree_explainer(model.booster_, classes=tuple(model.classes_))
     assert booster is not None
     np.testing.assert_allclose(booster.attribute(frame), values, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(
-        booster.output(frame), explainer.output(frame), rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(booster.output(frame), explainer.output(frame), rtol=0, atol=1e-12)
 
 
 def test_a_lightgbm_regressor_explains_its_raw_score() -> None:

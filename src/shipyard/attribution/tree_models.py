@@ -25,7 +25,7 @@ from shipyard.attribution.tree_paths import (
     TreeNodes,
     build_path_model,
 )
-from shipyard.errors import InputError
+from shipyard.errors import ExplanationError
 
 __all__ = ["PathExplainer", "tree_explainer"]
 
@@ -122,7 +122,7 @@ def _sklearn_tree(tree: Any, value: Floats, binnings: list[Binning | None]) -> T
         left=left,
         right=np.asarray(tree.children_right, dtype=np.intp),
         feature=feature,
-        goes_left={int(n): _numeric_split(n, feature, threshold, missing, binnings) for n in inner},
+        goes_left={int(n): _numeric_split(int(n), feature, threshold, missing, binnings) for n in inner},
         cover=np.asarray(tree.weighted_n_node_samples, dtype=np.float64),
         value=value,
     )
@@ -134,7 +134,11 @@ def _numeric_split(
     """Which bins of its column go left at a numeric split (value <= threshold; NaN by the
     node's missing direction)."""
     binning = binnings[int(feature[node])]
-    assert binning is not None and binning.thresholds is not None
+    if binning is None or binning.thresholds is None:
+        raise ExplanationError(
+            f"node {node} splits column {int(feature[node])} by a threshold, but that column "
+            "was read as categorical; the tree model cannot be explained by its paths"
+        )
     cut = int(np.searchsorted(binning.thresholds, threshold[node], side="left"))
     by_bin = np.arange(binning.n_bins) <= cut
     by_bin[-1] = bool(missing[node]) if missing is not None else False
@@ -187,9 +191,7 @@ def _sklearn_frame(model: Any) -> Callable[[Any], Floats]:
     def matrix(x: Any) -> Floats:
         array = _as_matrix(model, x, np.float32, names)
         if array is None:
-            array = validate_data(
-                model, x, reset=False, dtype=np.float32, ensure_all_finite=False
-            )
+            array = validate_data(model, x, reset=False, dtype=np.float32, ensure_all_finite=False)
         return np.asarray(array, dtype=np.float64)
 
     return matrix
@@ -204,8 +206,9 @@ def _forest(model: Any, classes: tuple[Any, ...] | None, limit: int) -> ColumnEx
     classifier = hasattr(model, "classes_")
     scale = 1.0 / len(trees)
     nodes = [_sklearn_tree(t, t.value.reshape(t.node_count, -1) * scale, binnings) for t in trees]
-    paths = build_path_model(nodes, tuple(binnings), _identity(model), model.n_features_in_,
-                             max_table_features=limit)
+    paths = build_path_model(
+        nodes, tuple(binnings), _identity(model), model.n_features_in_, max_table_features=limit
+    )
     if classifier:
         predict: Callable[[Any], Floats] = lambda x: np.asarray(model.predict_proba(x), float)  # noqa: E731
     else:
@@ -242,8 +245,9 @@ def _boosting(model: Any, classes: tuple[Any, ...] | None, limit: int) -> Column
         value = np.zeros((tree.node_count, n_out))
         value[:, k] = tree.value.reshape(-1) * model.learning_rate
         nodes.append(_sklearn_tree(tree, value, binnings))
-    paths = build_path_model(nodes, tuple(binnings), _identity(model), model.n_features_in_,
-                             max_table_features=limit)
+    paths = build_path_model(
+        nodes, tuple(binnings), _identity(model), model.n_features_in_, max_table_features=limit
+    )
     start = model._raw_predict_init(np.zeros((1, model.n_features_in_), dtype=np.float32))
     classifier = hasattr(model, "classes_")
     if classifier:
@@ -255,9 +259,7 @@ def _boosting(model: Any, classes: tuple[Any, ...] | None, limit: int) -> Column
         names, space = ("value",), "raw"
         predict = _columns_of(model.predict)
     constant = np.asarray(start, dtype=np.float64).reshape(-1)
-    return PathExplainer(
-        "tree_shap", space, names, paths, constant, _sklearn_frame(model), predict
-    )
+    return PathExplainer("tree_shap", space, names, paths, constant, _sklearn_frame(model), predict)
 
 
 def _columns_of(method: Callable[[Any], Any]) -> Callable[[Any], Floats]:
@@ -290,7 +292,7 @@ def _histogram(model: Any, classes: tuple[Any, ...] | None, limit: int) -> Colum
     for column in np.flatnonzero(categorical):
         binnings[column] = Binning(None)
     trees = [
-        _histogram_tree(p, k, n_out, binnings, known, f_idx_map) for k, p in flat
+        _histogram_tree(p, k, n_out, binnings=binnings, known=known, f_idx_map=f_idx_map) for k, p in flat
     ]
     columns = _histogram_columns(model)
     paths = build_path_model(trees, tuple(binnings), columns, width, max_table_features=limit)
@@ -302,13 +304,24 @@ def _histogram(model: Any, classes: tuple[Any, ...] | None, limit: int) -> Colum
     else:
         names, space = ("value",), "raw"
     return PathExplainer(
-        "tree_shap", space, names, paths, constant, _histogram_frame(model),
+        "tree_shap",
+        space,
+        names,
+        paths,
+        constant,
+        _histogram_frame(model),
         _columns_of(model._raw_predict),
     )
 
 
 def _histogram_tree(
-    predictor: Any, k: int, n_out: int, binnings: list[Binning | None], known: Any, f_idx_map: Any
+    predictor: Any,
+    k: int,
+    n_out: int,
+    *,
+    binnings: list[Binning | None],
+    known: Any,
+    f_idx_map: Any,
 ) -> TreeNodes:
     """One HGB predictor in neutral form (NaN, negative and unknown categories go where its
     missing values go, as `_predict_one_from_raw_data` sends them)."""
@@ -326,7 +339,9 @@ def _histogram_tree(
         if nodes["is_categorical"][node]:
             in_left = (raw_sets[nodes["bitset_idx"][node], codes // 32] >> (codes % 32)) & 1
             known_set = known[f_idx_map[feature[node]], codes // 32] >> (codes % 32) & 1
-            by_bin = np.append(np.where(in_left == 1, True, np.where(known_set == 1, False, missing)), missing)
+            by_bin = np.append(
+                np.where(in_left == 1, True, np.where(known_set == 1, False, missing)), missing
+            )
             goes[int(node)] = by_bin
         else:
             goes[int(node)] = _numeric_split(

@@ -206,9 +206,7 @@ def shapley_factors(zeros: Floats, ones: Floats) -> Floats:
         shifted = poly[: j + 1] * o[:, j]
         poly[: j + 1] *= z[:, j]
         poly[1 : j + 2] += shifted
-    weights = np.array(
-        [factorial(m) * factorial(size - 1 - m) / factorial(size) for m in range(size)]
-    )
+    weights = np.array([factorial(m) * factorial(size - 1 - m) / factorial(size) for m in range(size)])
     # take each feature's own factor back out: where o = 1 divide by (t + z) (synthetic
     # division from the top, stable as z <= 1), accumulating the weighted coefficients
     carry = np.repeat(poly[size][:, None], size, axis=1)
@@ -220,7 +218,7 @@ def shapley_factors(zeros: Floats, ones: Floats) -> Floats:
     with np.errstate(divide="ignore", invalid="ignore"):
         by_zero = (weights @ poly[:size])[:, None] / np.where(z > 0, z, 1.0)
     shares = np.where(o > 0.5, acc, by_zero) * (o - z)
-    return shares.reshape(lead + (size,))
+    return shares.reshape((*lead, size))
 
 
 def build_path_model(
