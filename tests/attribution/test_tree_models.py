@@ -262,6 +262,12 @@ def test_models_it_does_not_handle_get_none() -> None:
     X, y = _classification()
     assert tree_explainer(LogisticRegression().fit(X, y), classes=(0, 1)) is None
     assert tree_explainer(object(), classes=None) is None
+    # a link of the trees' sum is not a sum: the attributions would not add up to predict
+    Xr, yr = _regression()
+    poisson = HistGradientBoostingRegressor(loss="poisson", max_iter=3).fit(Xr, np.abs(yr))
+    assert tree_explainer(poisson, classes=None) is None
+    two_targets = DecisionTreeRegressor(max_depth=2).fit(Xr, np.column_stack([yr, yr]))
+    assert tree_explainer(two_targets, classes=None) is None
 
 
 def _frame_with_category(n_classes: int) -> tuple[pd.DataFrame, np.ndarray]:

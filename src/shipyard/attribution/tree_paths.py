@@ -35,7 +35,7 @@ MAX_TABLE_FEATURES = 14
 TABLE_BUDGET = 128 * 2**20
 """The most bytes all tables may take; paths beyond it are computed per row."""
 
-CHUNK_CELLS = 2**21
+CHUNK_CELLS = 2**19
 """Rows are explained in chunks of about this many (row, path slot) cells, to bound memory."""
 
 
