@@ -25,6 +25,7 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from shipyard.attribution import tree_paths
 from shipyard.attribution.base import ColumnExplainer
 from shipyard.attribution.shapley import from_coalition_values
 from shipyard.attribution.tree_models import tree_explainer
@@ -256,6 +257,25 @@ def test_the_per_row_fallback_equals_the_slow_tree_shap_on_a_deep_tree() -> None
         np.testing.assert_allclose(fast[r], slow, rtol=0, atol=1e-9)
     gap = np.abs(fast.sum(axis=1) + mixed.base() - mixed.output(rows)).max()
     assert gap <= 1e-9
+
+
+def test_patterns_built_slot_by_slot_and_per_row_fallbacks_give_the_same_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    X, y = _categorical_data(3)
+    X[::5, 0] = np.nan
+    model = HistGradientBoostingClassifier(
+        max_iter=5, max_depth=4, categorical_features=[1, 3], random_state=0
+    ).fit(X, y)
+    rows = _odd_rows(X)
+    _, tabled = _explain(model, rows)
+    per_row = tree_explainer(model, classes=(0, 1, 2), max_table_features=1)
+    assert per_row is not None
+    np.testing.assert_allclose(per_row.attribute(rows), tabled, rtol=0, atol=1e-12)
+    # too little memory for per-column code tables: each path's pattern is built slot by slot
+    monkeypatch.setattr(tree_paths, "CODE_BUDGET", 0)
+    _, by_slot = _explain(model, rows)
+    np.testing.assert_allclose(by_slot, tabled, rtol=0, atol=1e-12)
 
 
 def test_models_it_does_not_handle_get_none() -> None:

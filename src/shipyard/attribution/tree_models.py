@@ -112,44 +112,44 @@ def _outputs(classes: tuple[Any, ...] | None, model: Any) -> tuple[str, ...]:
 
 
 def _sklearn_tree(tree: Any, value: Floats, binnings: list[Binning | None]) -> TreeNodes:
-    """A scikit-learn `tree_` in neutral form; its numeric thresholds join `binnings`."""
+    """A scikit-learn `tree_` in neutral form (its thresholds are among `binnings`)."""
     left = np.asarray(tree.children_left, dtype=np.intp)
     feature = np.asarray(tree.feature, dtype=np.intp)
-    threshold = np.asarray(tree.threshold, dtype=np.float64)
     missing = getattr(tree, "missing_go_to_left", None)
-    inner = np.flatnonzero(left >= 0)
     return TreeNodes(
         left=left,
         right=np.asarray(tree.children_right, dtype=np.intp),
         feature=feature,
-        goes_left={int(n): _numeric_split(int(n), feature, threshold, missing, binnings) for n in inner},
+        cut=_cuts(left >= 0, feature, np.asarray(tree.threshold, dtype=np.float64), binnings),
+        # without missing_go_to_left (older scikit-learn) a tree never meets missing values
+        missing_left=np.zeros(len(left), bool) if missing is None else missing.astype(bool),
+        categories={},
         cover=np.asarray(tree.weighted_n_node_samples, dtype=np.float64),
         value=value,
     )
 
 
-def _numeric_split(
-    node: int, feature: Ints, threshold: Any, missing: Any, binnings: list[Binning | None]
-) -> Bools:
-    """Which bins of its column go left at a numeric split (value <= threshold; NaN by the
-    node's missing direction)."""
-    binning = binnings[int(feature[node])]
-    if binning is None or binning.thresholds is None:
-        raise ExplanationError(
-            f"node {node} splits column {int(feature[node])} by a threshold, but that column "
-            "was read as categorical; the tree model cannot be explained by its paths"
-        )
-    cut = int(np.searchsorted(binning.thresholds, threshold[node], side="left"))
-    by_bin = np.arange(binning.n_bins) <= cut
-    by_bin[-1] = bool(missing[node]) if missing is not None else False
-    return by_bin
+def _cuts(split: Bools, feature: Ints, threshold: Floats, binnings: list[Binning | None]) -> Ints:
+    """Per numeric split, its threshold's index among its column's (bins up to it go left:
+    the value is <= the threshold); -1 elsewhere."""
+    cut = np.full(len(feature), -1, dtype=np.intp)
+    for column in np.unique(feature[split]):
+        binning = binnings[int(column)]
+        if binning is None or binning.thresholds is None:
+            raise ExplanationError(
+                f"column {int(column)} is split by a threshold but was read as categorical; "
+                "the tree model cannot be explained by its paths"
+            )
+        at = split & (feature == column)
+        cut[at] = np.searchsorted(binning.thresholds, threshold[at], side="left")
+    return cut
 
 
 def _thresholds(n_columns: int, pairs: list[tuple[Ints, Floats]]) -> list[Binning | None]:
     """Per column, the sorted thresholds every tree splits it at (None: never split on)."""
     found: list[list[Floats]] = [[] for _ in range(n_columns)]
     for feature, threshold in pairs:
-        for column in np.unique(feature):
+        for column in np.unique(feature[feature >= 0]):
             found[int(column)].append(threshold[feature == column])
     return [Binning(np.unique(np.concatenate(f))) if f else None for f in found]
 
@@ -331,27 +331,23 @@ def _histogram_tree(
     feature = nodes["feature_idx"].astype(np.intp)
     value = np.zeros((len(nodes), n_out))
     value[:, k] = nodes["value"]
-    goes: dict[int, Bools] = {}
+    categories: dict[int, Bools] = {}
     raw_sets = predictor.raw_left_cat_bitsets
     codes = np.arange(256)
-    for node in np.flatnonzero(~leaf):
+    numeric = ~leaf & (nodes["is_categorical"] == 0)
+    for node in np.flatnonzero(~leaf & (nodes["is_categorical"] == 1)):
         missing = bool(nodes["missing_go_to_left"][node])
-        if nodes["is_categorical"][node]:
-            in_left = (raw_sets[nodes["bitset_idx"][node], codes // 32] >> (codes % 32)) & 1
-            known_set = known[f_idx_map[feature[node]], codes // 32] >> (codes % 32) & 1
-            by_bin = np.append(
-                np.where(in_left == 1, True, np.where(known_set == 1, False, missing)), missing
-            )
-            goes[int(node)] = by_bin
-        else:
-            goes[int(node)] = _numeric_split(
-                int(node), feature, nodes["num_threshold"], nodes["missing_go_to_left"], binnings
-            )
+        in_left = (raw_sets[nodes["bitset_idx"][node], codes // 32] >> (codes % 32)) & 1
+        known_set = (known[f_idx_map[feature[node]], codes // 32] >> (codes % 32)) & 1
+        to_left = np.where(in_left == 1, True, np.where(known_set == 1, False, missing))
+        categories[int(node)] = np.append(to_left, missing)  # the last bin: missing
     return TreeNodes(
         left=left,
         right=np.where(leaf, -1, nodes["right"].astype(np.intp)),
         feature=feature,
-        goes_left=goes,
+        cut=_cuts(numeric, feature, nodes["num_threshold"].astype(np.float64), binnings),
+        missing_left=nodes["missing_go_to_left"].astype(bool),
+        categories=categories,
         cover=nodes["count"].astype(np.float64),
         value=value,
     )

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shipyard.errors import InputError
 from shipyard.attribution.shapley import MAX_EXACT_FEATURES, from_coalition_values
+from shipyard.errors import InputError
 
 __all__ = ["coalition_values", "path_dependent_shapley", "tree_shap"]
 
