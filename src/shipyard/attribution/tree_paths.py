@@ -369,14 +369,17 @@ def _table(
     table = np.zeros(int(offsets[-1]), dtype=np.float64)
     for size in np.unique(sizes):
         chosen = np.flatnonzero(sizes == size)
-        zeros = np.array([paths[p][1] for p in chosen], dtype=np.float64)
         patterns = ((np.arange(2**size)[:, None] >> np.arange(size)) & 1).astype(np.float64)
-        ones = np.broadcast_to(patterns, (len(chosen), 2**size, size))
-        shares = shapley_factors(np.broadcast_to(zeros[:, None, :], ones.shape), ones)
-        if scaled:
-            shares *= values[chosen].sum(axis=1)[:, None, None]
-        spans = offsets[chosen][:, None] + np.arange(2**size * size)
-        table[spans.ravel()] = shares.reshape(-1)
+        step = max(1, 2**16 // 2**size)  # paths at a time: the polynomials stay small
+        for first in range(0, len(chosen), step):
+            part = chosen[first : first + step]
+            zeros = np.array([paths[p][1] for p in part], dtype=np.float64)
+            ones = np.broadcast_to(patterns, (len(part), 2**size, size))
+            shares = shapley_factors(np.broadcast_to(zeros[:, None, :], ones.shape), ones)
+            if scaled:
+                shares *= values[part].sum(axis=1)[:, None, None]
+            spans = offsets[part][:, None] + np.arange(2**size * size)
+            table[spans.ravel()] = shares.reshape(-1)
     used = {f for feats, _, _, _ in paths for f in feats}
     dense = sum(_bins_of(binnings, c) for c in used) * len(paths) * 4 <= code_budget
     codes: dict[int, npt.NDArray[np.int32]] = {}
