@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Binning", "PathModel", "TreeNodes", "build_path_model", "shapley_factors"]
+__all__ = [
+    "Binning",
+    "PathModel",
+    "TreeNodes",
+    "build_path_model",
+    "pattern_table",
+    "shapley_factors",
+]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
@@ -301,6 +308,42 @@ def shapley_factors(zeros: Floats, ones: Floats) -> Floats:
     return shares.reshape((*lead, size))
 
 
+def pattern_table(zeros: Floats) -> Floats:
+    """`shapley_factors` of some paths for every pattern of ones, in O(2**L * L) per path.
+
+    With S the pattern's set of met conditions, G(T) = sum_m w_m e_m(prod_{j in T}(z_j + t))
+    and Z(S) = prod_{j not in S} z_j, feature i's share is (1 - z_i) G(S - {i}) Z(S) when i is
+    in S and -G(S) Z(S) when it is not; G of every subset comes from one subset recursion.
+
+    Args:
+        zeros: (paths, L) zero fractions.
+
+    Returns:
+        (paths, 2**L, L): row S (bit k set: feature k's condition is met) of each path's table.
+    """
+    n_paths, size = zeros.shape
+    n_patterns = 2**size
+    poly = np.zeros((n_paths, n_patterns, size + 1), dtype=np.float64)
+    poly[:, 0, 0] = 1.0
+    rest = np.ones((n_paths, n_patterns), dtype=np.float64)  # Z(S)
+    for j in range(size):
+        low, high = slice(0, 2**j), slice(2**j, 2 ** (j + 1))
+        poly[:, high, :] = poly[:, low, :] * zeros[:, j, None, None]
+        poly[:, high, 1:] += poly[:, low, :-1]
+        met = ((np.arange(n_patterns) >> j) & 1).astype(bool)
+        rest[:, ~met] *= zeros[:, j, None]
+    weights = np.zeros(size + 1)
+    weights[:size] = [factorial(m) * factorial(size - 1 - m) / factorial(size) for m in range(size)]
+    value = poly @ weights  # G(T) per subset
+    patterns = np.arange(n_patterns)
+    shares = np.empty((n_paths, n_patterns, size), dtype=np.float64)
+    for i in range(size):
+        met = ((patterns >> i) & 1).astype(bool)
+        without = value[:, patterns & ~(1 << i)]
+        shares[:, :, i] = np.where(met, (1.0 - zeros[:, i, None]) * without, -value) * rest
+    return shares
+
+
 def build_path_model(
     trees: list[TreeNodes],
     binnings: _Binnings,
@@ -369,13 +412,10 @@ def _table(
     table = np.zeros(int(offsets[-1]), dtype=np.float64)
     for size in np.unique(sizes):
         chosen = np.flatnonzero(sizes == size)
-        patterns = ((np.arange(2**size)[:, None] >> np.arange(size)) & 1).astype(np.float64)
         step = max(1, 2**16 // 2**size)  # paths at a time: the polynomials stay small
         for first in range(0, len(chosen), step):
             part = chosen[first : first + step]
-            zeros = np.array([paths[p][1] for p in part], dtype=np.float64)
-            ones = np.broadcast_to(patterns, (len(part), 2**size, size))
-            shares = shapley_factors(np.broadcast_to(zeros[:, None, :], ones.shape), ones)
+            shares = pattern_table(np.array([paths[p][1] for p in part], dtype=np.float64))
             if scaled:
                 shares *= values[part].sum(axis=1)[:, None, None]
             spans = offsets[part][:, None] + np.arange(2**size * size)
