@@ -278,6 +278,18 @@ def test_patterns_built_slot_by_slot_and_per_row_fallbacks_give_the_same_values(
     np.testing.assert_allclose(by_slot, tabled, rtol=0, atol=1e-12)
 
 
+def test_no_rows_give_empty_answers() -> None:
+    X, y = _classification(n_classes=3)
+    for model in (
+        RandomForestClassifier(3, max_depth=2, random_state=0).fit(X, y),
+        HistGradientBoostingClassifier(max_iter=2).fit(X, y),
+    ):
+        explainer = tree_explainer(model, classes=(0, 1, 2))
+        assert explainer is not None
+        assert explainer.attribute(X[:0]).shape == (0, 6, 3)
+        assert explainer.output(X[:0]).shape == (0, 3)
+
+
 def test_models_it_does_not_handle_get_none() -> None:
     X, y = _classification()
     assert tree_explainer(LogisticRegression().fit(X, y), classes=(0, 1)) is None

@@ -26,6 +26,7 @@ class BoosterExplainer:
         contributions: x -> (rows, columns + 1, outputs), the bias last.
         margin: x -> (rows, outputs), the booster's raw score.
         bias: (outputs,) the expected margin.
+        n_columns: how many input columns the booster has.
     """
 
     method: str
@@ -34,6 +35,7 @@ class BoosterExplainer:
     contributions: Callable[[Any], Floats]
     margin: Callable[[Any], Floats]
     bias: Floats
+    n_columns: int
 
     def base(self) -> Floats:
         """(outputs,): the booster's expected margin."""
@@ -41,10 +43,14 @@ class BoosterExplainer:
 
     def attribute(self, x: Any) -> Floats:
         """(rows, columns, outputs): the booster's own contributions, without the bias."""
+        if len(x) == 0:
+            return np.zeros((0, self.n_columns, len(self.bias)), dtype=np.float64)
         return self.contributions(x)[:, :-1, :]
 
     def output(self, x: Any) -> Floats:
         """(rows, outputs): the booster's margin."""
+        if len(x) == 0:
+            return np.zeros((0, len(self.bias)), dtype=np.float64)
         return self.margin(x)
 
 
@@ -126,6 +132,7 @@ def _xgboost(model: Any, classes: tuple[Any, ...] | None) -> ColumnExplainer | N
         contributions,
         margin,
         bias[0, -1, :].copy(),
+        width - 1,
     )
 
 
@@ -157,4 +164,5 @@ def _lightgbm(model: Any, classes: tuple[Any, ...] | None) -> ColumnExplainer | 
         contributions,
         margin,
         bias[0, -1, :].copy(),
+        width - 1,
     )

@@ -70,6 +70,8 @@ class PathExplainer:
 
     def output(self, x: Any) -> Floats:
         """(rows, outputs): the estimator's own output in `space`."""
+        if len(x) == 0:  # scikit-learn refuses to predict no rows
+            return np.zeros((0, len(self.outputs)), dtype=np.float64)
         return self.predict(x)
 
 
