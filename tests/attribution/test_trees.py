@@ -12,8 +12,8 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from shipyard.errors import InputError
 from shipyard.attribution.trees import path_dependent_shapley, tree_shap
+from shipyard.errors import InputError
 
 
 def expected(tree: Any, node: int, row: np.ndarray, coalition: set[int]) -> np.ndarray:
