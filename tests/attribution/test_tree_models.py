@@ -355,6 +355,28 @@ def test_lightgbm_gives_its_own_contributions_and_adds_up_to_its_margin(n_classe
     np.testing.assert_allclose(booster.output(frame), explainer.output(frame), rtol=0, atol=1e-12)
 
 
+def test_boosters_without_classes_are_told_apart_by_their_objective() -> None:
+    xgb = pytest.importorskip("xgboost")
+    lgb = pytest.importorskip("lightgbm")
+    X, y = _classification(n_classes=3)
+    multi = xgb.train({"objective": "multi:softprob", "num_class": 3}, xgb.DMatrix(X, y), 2)
+    binary = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y == 1), 2)
+    Xr, yr = _regression()
+    regression = xgb.train({"max_depth": 2}, xgb.DMatrix(Xr, yr), 2)
+    found = []
+    for model, rows in ((multi, X), (binary, X), (regression, Xr)):
+        explainer = tree_explainer(model, classes=None)
+        assert explainer is not None
+        gap = np.abs(explainer.attribute(rows).sum(axis=1) + explainer.base() - explainer.output(rows)).max()
+        assert gap <= 1e-6 * max(1.0, float(np.abs(explainer.output(rows)).max()))
+        found.append((explainer.space, explainer.outputs))
+    assert found == [
+        ("log_odds", ("0", "1", "2")),
+        ("log_odds", ("1",)),
+        ("raw", ("value",)),
+    ]
+
+
 def test_a_lightgbm_regressor_explains_its_raw_score() -> None:
     lgb = pytest.importorskip("lightgbm")
     X, y = _regression(nan=True)

@@ -7,6 +7,7 @@ Both libraries compute path-dependent TreeSHAP on their margin (raw score) and g
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +80,21 @@ def _by_output(raw: Any, width: int) -> Floats:
     return np.ascontiguousarray(np.transpose(array, (0, 2, 1)))
 
 
-def _names(classes: tuple[Any, ...] | None, n_outputs: int) -> tuple[str, ...]:
+def _space(labels: tuple[Any, ...] | None, objective: str) -> Space:
+    """A classifier's margin is its log-odds; a Booster without classes is a classifier when
+    its objective is one."""
+    if labels is not None or objective.startswith(("binary", "multi")):
+        return "log_odds"
+    return "raw"
+
+
+def _names(classes: tuple[Any, ...] | None, n_outputs: int, space: Space) -> tuple[str, ...]:
+    """Each output's name; a Booster without classes has the labels 0..K-1 its objectives
+    require (a binary margin is the log-odds of 1)."""
     if classes is None:
-        return ("value",) if n_outputs == 1 else tuple(str(k) for k in range(n_outputs))
+        if n_outputs == 1:
+            return ("1",) if space == "log_odds" else ("value",)
+        return tuple(str(k) for k in range(n_outputs))
     labels = tuple(str(c) for c in classes)
     return (labels[-1],) if n_outputs == 1 and len(labels) == 2 else labels
 
@@ -125,10 +138,12 @@ def _xgboost(model: Any, classes: tuple[Any, ...] | None) -> ColumnExplainer | N
     bias = _by_output(booster.predict(empty, pred_contribs=True, iteration_range=rounds), width)
     labels = classes if classes is not None else getattr(model, "classes_", None)
     labels = None if labels is None else tuple(labels)
+    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    space = _space(labels, str(objective))
     return BoosterExplainer(
         "xgboost_contribs",
-        "raw" if labels is None else "log_odds",
-        _names(labels, bias.shape[2]),
+        space,
+        _names(labels, bias.shape[2], space),
         contributions,
         margin,
         bias[0, -1, :].copy(),
@@ -157,10 +172,11 @@ def _lightgbm(model: Any, classes: tuple[Any, ...] | None) -> ColumnExplainer | 
     bias = _by_output(booster.predict(empty, pred_contrib=True), width)
     labels = classes if classes is not None else getattr(model, "classes_", None)
     labels = None if labels is None else tuple(labels)
+    space = _space(labels, str(booster.params.get("objective", "")))
     return BoosterExplainer(
         "lightgbm_contribs",
-        "raw" if labels is None else "log_odds",
-        _names(labels, bias.shape[2]),
+        space,
+        _names(labels, bias.shape[2], space),
         contributions,
         margin,
         bias[0, -1, :].copy(),
