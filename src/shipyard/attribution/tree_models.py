@@ -29,16 +29,19 @@ from shipyard.errors import ExplanationError
 
 __all__ = ["PathExplainer", "tree_explainer"]
 
-_FORESTS = {
-    "DecisionTreeClassifier": "mean",
-    "DecisionTreeRegressor": "mean",
-    "ExtraTreeClassifier": "mean",
-    "ExtraTreeRegressor": "mean",
-    "RandomForestClassifier": "mean",
-    "RandomForestRegressor": "mean",
-    "ExtraTreesClassifier": "mean",
-    "ExtraTreesRegressor": "mean",
-}
+_FORESTS = frozenset(
+    {
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "ExtraTreeClassifier",
+        "ExtraTreeRegressor",
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+    }
+)
+"""scikit-learn's trees and the forests that average them."""
 
 
 @dataclass(frozen=True)
