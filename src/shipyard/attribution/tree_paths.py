@@ -20,20 +20,14 @@ way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import factorial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "Binning",
-    "PathModel",
-    "TreeNodes",
-    "build_path_model",
-    "pattern_table",
-    "shapley_factors",
-]
+from shipyard.attribution.tree_shares import pattern_table, shapley_factors
+
+__all__ = ["Binning", "PathModel", "TreeNodes", "build_path_model"]
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.intp]
@@ -271,77 +265,6 @@ class PathModel:
             zeros = np.broadcast_to(group.zeros, ones.shape)
             found = shapley_factors(zeros, ones).reshape(rows, n_paths * size)
             out += np.asarray(group.columns @ found.T).T
-
-
-def shapley_factors(zeros: Floats, ones: Floats) -> Floats:
-    """Each unique feature's share of one path's leaf value (multiply by the value).
-
-    Args:
-        zeros: (..., L) zero fractions of the path's unique features.
-        ones: (..., L) one fractions (0 or 1) for the row or pattern.
-
-    Returns:
-        (..., L): (o_i - z_i) * sum_m m!(L-1-m)!/L! * e_m(prod_{j != i}(z_j + o_j t)).
-    """
-    size = zeros.shape[-1]
-    lead = zeros.shape[:-1]
-    z = np.ascontiguousarray(zeros, dtype=np.float64).reshape(-1, size)
-    o = np.ascontiguousarray(ones, dtype=np.float64).reshape(-1, size)
-    poly = np.zeros((size + 1, len(z)), dtype=np.float64)  # coefficient-major, contiguous rows
-    poly[0] = 1.0
-    for j in range(size):
-        shifted = poly[: j + 1] * o[:, j]
-        poly[: j + 1] *= z[:, j]
-        poly[1 : j + 2] += shifted
-    weights = np.array([factorial(m) * factorial(size - 1 - m) / factorial(size) for m in range(size)])
-    # take each feature's own factor back out: where o = 1 divide by (t + z) (synthetic
-    # division from the top, stable as z <= 1), accumulating the weighted coefficients
-    carry = np.repeat(poly[size][:, None], size, axis=1)
-    acc = weights[size - 1] * carry
-    for m in range(size - 1, 0, -1):
-        carry = poly[m][:, None] - z * carry
-        acc += weights[m - 1] * carry
-    # where o = 0 the factor is the constant z
-    with np.errstate(divide="ignore", invalid="ignore"):
-        by_zero = (weights @ poly[:size])[:, None] / np.where(z > 0, z, 1.0)
-    shares = np.where(o > 0.5, acc, by_zero) * (o - z)
-    return shares.reshape((*lead, size))
-
-
-def pattern_table(zeros: Floats) -> Floats:
-    """`shapley_factors` of some paths for every pattern of ones, in O(2**L * L) per path.
-
-    With S the pattern's set of met conditions, G(T) = sum_m w_m e_m(prod_{j in T}(z_j + t))
-    and Z(S) = prod_{j not in S} z_j, feature i's share is (1 - z_i) G(S - {i}) Z(S) when i is
-    in S and -G(S) Z(S) when it is not; G of every subset comes from one subset recursion.
-
-    Args:
-        zeros: (paths, L) zero fractions.
-
-    Returns:
-        (paths, 2**L, L): row S (bit k set: feature k's condition is met) of each path's table.
-    """
-    n_paths, size = zeros.shape
-    n_patterns = 2**size
-    poly = np.zeros((n_paths, n_patterns, size + 1), dtype=np.float64)
-    poly[:, 0, 0] = 1.0
-    rest = np.ones((n_paths, n_patterns), dtype=np.float64)  # Z(S)
-    for j in range(size):
-        low, high = slice(0, 2**j), slice(2**j, 2 ** (j + 1))
-        poly[:, high, :] = poly[:, low, :] * zeros[:, j, None, None]
-        poly[:, high, 1:] += poly[:, low, :-1]
-        met = ((np.arange(n_patterns) >> j) & 1).astype(bool)
-        rest[:, ~met] *= zeros[:, j, None]
-    weights = np.zeros(size + 1)
-    weights[:size] = [factorial(m) * factorial(size - 1 - m) / factorial(size) for m in range(size)]
-    value = poly @ weights  # G(T) per subset
-    patterns = np.arange(n_patterns)
-    shares = np.empty((n_paths, n_patterns, size), dtype=np.float64)
-    for i in range(size):
-        met = ((patterns >> i) & 1).astype(bool)
-        without = value[:, patterns & ~(1 << i)]
-        shares[:, :, i] = np.where(met, (1.0 - zeros[:, i, None]) * without, -value) * rest
-    return shares
 
 
 def build_path_model(

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from shipyard.attribution.tree_paths import pattern_table, shapley_factors
+from shipyard.attribution.tree_shares import pattern_table, shapley_factors
 
 
 def _definition(zeros: np.ndarray, ones: np.ndarray) -> np.ndarray:
