@@ -22,6 +22,7 @@ from shipyard.errors import ExplanationError
 __all__ = [
     "EXACT_TOLERANCE",
     "METHODS",
+    "SINGLE_PRECISION_METHODS",
     "SPACES",
     "Attributions",
     "ColumnExplainer",
@@ -29,6 +30,7 @@ __all__ = [
     "Floats",
     "Space",
     "additivity_error",
+    "tolerance",
 ]
 
 Floats = npt.NDArray[np.float64]
@@ -42,6 +44,18 @@ METHODS = ("auto", "tree_shap", "linear", "exact", "permutation", "lime")
 
 EXACT_TOLERANCE = 1e-6
 """The most |sum(attributions) + base - f(x)| an exact method may leave on any row and output."""
+
+SINGLE_PRECISION_METHODS = frozenset({"xgboost_contribs"})
+"""Exact methods of frameworks that compute in float32 (XGBoost): f(x) itself is known only to
+float32's precision (about 6e-8 of its size), so their tolerance is EXACT_TOLERANCE relative to
+max(1, |f(x)|) instead of absolute."""
+
+
+def tolerance(method: str, output: Floats) -> Floats:
+    """Per row, the most additivity error an exact method may leave."""
+    if method in SINGLE_PRECISION_METHODS and output.size:
+        return np.asarray(EXACT_TOLERANCE * np.maximum(1.0, np.abs(output).max(axis=1)), dtype=np.float64)
+    return np.full(output.shape[0], EXACT_TOLERANCE, dtype=np.float64)
 
 
 def additivity_error(values: Floats, base: Floats, output: Floats) -> Floats:
@@ -101,14 +115,16 @@ class Attributions:
             ExplanationError: an exact method misses `EXACT_TOLERANCE` on some row.
         """
         if self.exact and self.n_rows:
-            worst = int(np.argmax(self.additivity))
+            allowed = tolerance(self.method, self.output)
+            excess = self.additivity / allowed
+            worst = int(np.argmax(np.where(np.isnan(excess), np.inf, excess)))
             gap = float(self.additivity[worst])
-            if not gap <= EXACT_TOLERANCE:
+            if not gap <= allowed[worst]:
                 place = f" of {where}" if where else ""
                 raise ExplanationError(
                     f"the {self.method} attributions{place} do not add up: on row {worst}, "
                     f"sum(attributions) + base differs from the model's {self.space} output by "
-                    f"{gap:.3g} (at most {EXACT_TOLERANCE:g} is allowed); nothing was answered"
+                    f"{gap:.3g} (at most {allowed[worst]:.3g} is allowed); nothing was answered"
                 )
         return self
 
