@@ -127,5 +127,7 @@ def test_spark_explains_like_the_local_engine(small: Registry, tmp_path: Path) -
     theirs = read_parts(tmp_path / "spark" / "spark-00000", "*.parquet").sort_values("row", ignore_index=True)
     assert set(explain_names(FEATURES, ("0", "1"))) <= set(theirs.columns)
     pd.testing.assert_frame_equal(
-        ours.astype({"model_version": str}), theirs[ours.columns].astype({"model_version": str}), check_dtype=False
+        ours.astype({"model_version": str}),
+        theirs[ours.columns].astype({"model_version": str}),
+        check_dtype=False,
     )

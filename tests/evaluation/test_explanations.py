@@ -36,7 +36,9 @@ def rows(n: int, *, seed: int, classes: int = 2) -> pd.DataFrame:
 
 
 def fitted(frame: pd.DataFrame) -> Any:
-    front = make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["color"]), remainder="passthrough")
+    front = make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["color"]), remainder="passthrough"
+    )
     return make_pipeline(front, LogisticRegression()).fit(frame[FEATURES], frame["y"])
 
 

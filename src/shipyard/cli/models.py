@@ -75,7 +75,6 @@ def show_version(version: ModelVersion) -> None:
         ],
     )
 
-
     if version.importance:
         importance = sorted(version.importance.items(), key=lambda kv: -kv[1])
         top = importance[0][1] or 1.0

@@ -60,7 +60,9 @@ def importance_bars(importance: Mapping[str, float], *, color: str = COLORS[0], 
             f"<rect x='{_LABEL_WIDTH}' y='{y + 3}' width='{length:.1f}' height='{row - 6}' fill='{color}'>"
             f"<title>{escape(name)}: {float(value):.4g}</title></rect>"
         )
-        out.append(f"<text x='{_LABEL_WIDTH + length + 4:.1f}' y='{y + 14}' font-size='10'>{short(value)}</text>")
+        out.append(
+            f"<text x='{_LABEL_WIDTH + length + 4:.1f}' y='{y + 14}' font-size='10'>{short(value)}</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -93,13 +95,11 @@ def beeswarm(features: Sequence[Mapping[str, Any]], *, w: int = 720, xlabel: str
     out = [svg_open(w, h)]
     for v in steps:
         out.append(f"<line x1='{x(v):.1f}' y1='{top}' x2='{x(v):.1f}' y2='{h - bottom}' stroke='#eaeef2'/>")
-        out.append(
-            f"<text x='{x(v):.1f}' y='{h - bottom + 14}' font-size='10' text-anchor='middle'>{short(v)}</text>"
-        )
+        at = f"x='{x(v):.1f}' y='{h - bottom + 14}'"
+        out.append(f"<text {at} font-size='10' text-anchor='middle'>{short(v)}</text>")
     out.append(f"<line x1='{x(0):.1f}' y1='{top}' x2='{x(0):.1f}' y2='{h - bottom}' stroke='#8c959f'/>")
-    out.append(
-        f"<text x='{(w + left) / 2:.0f}' y='{h - 6}' font-size='11' text-anchor='middle'>{escape(xlabel)}</text>"
-    )
+    at = f"x='{(w + left) / 2:.0f}' y='{h - 6}'"
+    out.append(f"<text {at} font-size='11' text-anchor='middle'>{escape(xlabel)}</text>")
     for i, feature in enumerate(features):
         centre = top + i * row + row / 2
         out.append(f"<text x='{left - 6}' y='{centre + 3:.1f}' {SMALL_TEXT}>{escape(feature['name'])}</text>")
@@ -143,11 +143,13 @@ def _dots(feature: Mapping[str, Any], x: Any, centre: float, room: float) -> lis
 def _legend(features: Sequence[Mapping[str, Any]]) -> str:
     """The colour scale, and each categorical feature's colours."""
     scale = "".join(
-        f"<span style='display:inline-block;width:14px;height:10px;background:{value_color(t / 10)}'></span>"
-        for t in range(11)
+        f"<span style='display:inline-block;width:14px;height:10px;background:{c}'></span>"
+        for c in (value_color(t / 10) for t in range(11))
     )
-    lines = [f"<p class='legend'>feature value: low {scale} high &middot; "
-             f"<span style='color:{MISSING_COLOR}'>&#9679;</span> missing or not shown (pii)</p>"]  # fmt: skip
+    grey = f"<span style='color:{MISSING_COLOR}'>&#9679;</span>"
+    lines = [
+        f"<p class='legend'>feature value: low {scale} high &middot; {grey} missing or not shown (pii)</p>"
+    ]
     for feature in features:
         if feature.get("kind") != "categorical":
             continue

@@ -56,5 +56,7 @@ def weights_of(version: ModelVersion) -> Weights:
     elif explanation:
         why = "its importance at registration was zero for every feature"
     else:
-        why = "it has no stored importance (registered without training data, or before importances were kept)"
+        why = (
+            "it has no stored importance (registered without training data, or before importances were kept)"
+        )
     return Weights(None, None, note=f"unweighted: {version.ref} {why}")
