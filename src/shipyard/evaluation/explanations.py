@@ -12,10 +12,11 @@ renders from stored data:
     registration   the stored importance, its method, or why there is none
     method, space, exact, output, rows, seed, background, additivity (the largest gap)
     importance     mean |attribution| per feature on the sample, the largest first
-    features       per feature, in that order: its attributions (one per sampled row) and how
-                   each dot is coloured: 'numeric' (the value's rank share in [0, 1], low to
-                   high), 'categorical' (an index into `categories`, the most frequent first,
-                   the rest as 'other'), 'hidden' (a pii feature: no values kept)
+    features       per feature, in that order (the first `PLOTTED_FEATURES`): its attributions
+                   (one per sampled row) and how each dot is coloured: 'numeric' (the value's
+                   rank share in [0, 1], low to high), 'categorical' (an index into
+                   `categories`, the most frequent first, the rest as 'other'), 'hidden' (a pii
+                   feature: no values kept)
     error          why the rows could not be explained (the rest is then missing)
 
 Which output is shown: the only one (a regressor's, a binary margin's); of two (a binary
@@ -43,13 +44,23 @@ from shipyard.errors import ShipyardError
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
 
-__all__ = ["EXPLAIN_BUDGET", "EXPLAIN_ROWS", "holdout_explanations", "top_features"]
+__all__ = [
+    "EXPLAIN_BUDGET",
+    "EXPLAIN_ROWS",
+    "PLOTTED_FEATURES",
+    "holdout_explanations",
+    "registration_summary",
+    "top_features",
+]
 
 EXPLAIN_ROWS = 300
 """The most holdout rows the summary plot shows."""
 
 EXPLAIN_BUDGET = 100_000
 """The most synthetic rows a model-agnostic explanation of the sample may predict."""
+
+PLOTTED_FEATURES = 20
+"""The most features whose dots are kept (the most important ones): the rest are in `importance`."""
 
 _NAMED_CATEGORIES = len(CATEGORY_COLORS) - 1
 
@@ -126,7 +137,7 @@ def _explain(loaded: LoadedModel, batch: Batch, *, seed: int, rows: int) -> dict
     features = [
         {"name": a.features[j], "mean_abs": float(means[j]), "attributions": _rounded(values[:, j])}
         | _coloring(scored.batch.columns[a.features[j]], hidden=a.features[j] in pii)
-        for j in order
+        for j in order[:PLOTTED_FEATURES]
     ]
     return {
         "method": a.method,
@@ -137,7 +148,7 @@ def _explain(loaded: LoadedModel, batch: Batch, *, seed: int, rows: int) -> dict
         "seed": seed,
         "background": source,
         "additivity": float(a.additivity.max()) if a.n_rows else 0.0,
-        "importance": {f["name"]: f["mean_abs"] for f in features},
+        "importance": {a.features[j]: float(means[j]) for j in order},
         "features": features,
     }
 
