@@ -87,3 +87,22 @@ def test_bad_input_gets_one_clear_line(home: Path) -> None:
     (home / "bad.yaml").write_text("rules:\n  - roc_auc >= 0.5\n  - auroc >= 1\n")
     bad = run(h, "gates", "check", "fraud:1", "--policy", str(home / "bad.yaml"))
     assert bad.returncode == 1 and "line 3: unknown metric 'auroc'" in bad.stderr
+
+
+def test_the_evaluation_table_names_the_top_features(home: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+    frame["y"] = (2 * frame["a"] + 0.2 * frame["b"] > 0).astype(int)
+    with Registry(Settings.for_home(home), actor="tester") as reg:
+        reg.register(LogisticRegression().fit(frame[["a", "b"]], frame["y"]), name="small",
+                     train_data=frame.head(80), target="y")  # fmt: skip
+    frame.tail(40).to_csv(tmp_path / "holdout.csv", index=False)
+    done = run(home, "evaluate", "small:1", "--data", str(tmp_path / "holdout.csv"), "--target", "y",
+               "--no-robustness", "--resamples", "0")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("top features"))
+    assert line.startswith("top features (mean |attribution| of 1 on 40 row(s), ")
+    assert line.split("): ")[1].startswith("a ")

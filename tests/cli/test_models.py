@@ -51,3 +51,27 @@ def test_not_a_model_file_is_refused(home: Path, tmp_path: Path) -> None:
     done = shipyard_cli(home, "models", "register", str(tmp_path / "model.skops"), "--name", "x")
     assert done.returncode == 1
     assert "is not a usable sklearn model" in done.stderr
+
+
+def test_show_gives_the_importance_stored_at_registration(home: Path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard import Registry, Settings
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    frame["y"] = (frame["a"] > 0).astype(int)
+    model = LogisticRegression().fit(frame[["a", "b"]], frame["y"])
+    with Registry(Settings.for_home(home), actor="tester") as reg:
+        version = reg.register(model, name="small", train_data=frame, target="y")
+        reg.register(model, name="small", contract=version.contract)
+    shown = shipyard_cli(home, "models", "show", "small:1")
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert f"mean |attribution| on 60 training rows ({version.explanation['method']}, probability)" in text  # type: ignore[index]
+    assert "importance at registration (mean |attribution|)" in text
+    assert text.index(" a ") < text.index(" b ", text.index("importance at registration"))  # a first
+    bare = shipyard_cli(home, "models", "show", "small:2")
+    assert "- (registered without training data)" in " ".join(bare.stdout.split())
+    assert json.loads(shipyard_cli(home, "models", "show", "small:1", "--json").stdout)["importance"]["a"] > 0

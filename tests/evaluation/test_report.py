@@ -59,9 +59,11 @@ def test_report_is_self_contained_with_champion_side_by_side_and_gates(
     parsed.feed(text)
     assert parsed.external == []
     assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text)
-    for heading in ("Gates", "Metrics", "Curves", "Confusion matrix", "Slices", "Fairness", "Robustness"):
+    headings = ("Gates", "Metrics", "Curves", "Confusion matrix", "Explanations", "Slices", "Fairness")
+    for heading in (*headings, "Robustness"):
         assert f"<h2>{heading}" in text, heading
-    assert parsed.tags.count("svg") == 3  # ROC, precision-recall, reliability
+    # ROC, precision-recall, reliability; the stored importance and the SHAP summary plot
+    assert parsed.tags.count("svg") == 5
     assert "credit:1" in text and "credit:2" in text  # champion beside challenger
     embedded = json.loads(parsed.payload)
     assert embedded == json.loads(json.dumps(report_json(result, gates), default=str))

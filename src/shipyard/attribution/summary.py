@@ -27,6 +27,8 @@ from shipyard.flavors.base import Predictor, classes_of
 __all__ = [
     "BACKGROUND_ROWS",
     "IMPORTANCE_ROWS",
+    "MODEL_ROWS_BUDGET",
+    "affordable_rows",
     "background_of",
     "draw_background",
     "for_contract",
@@ -75,6 +77,16 @@ def draw_background(contract: Contract, features: Batch, *, rows: int = BACKGROU
     return Batch(columns, sample.n_rows)
 
 
+def affordable_rows(method: str, *, features: int, background: int, rows: int, budget: int) -> int:
+    """How many of `rows` rows a method can explain within `budget` model rows: all of them for
+    the model-specific methods (cheap), fewer for the model-agnostic ones, which predict about
+    2^features (at most 2^MAX_EXACT_FEATURES) synthetic rows per background row for each."""
+    if method not in ("exact", "permutation", "lime"):
+        return rows
+    per_row = (2 ** min(features, MAX_EXACT_FEATURES)) * max(background, 1)
+    return int(max(1, min(rows, budget // per_row)))
+
+
 def importance(attributions: Attributions) -> dict[str, float]:
     """Mean |attribution| per feature, over rows and outputs."""
     if attributions.n_rows == 0:
@@ -108,11 +120,13 @@ def summarize(
             frame_input=bool(meta.get("frame_input", False)),
             background=background,
         )
-        rows = IMPORTANCE_ROWS
-        if explainer.method in ("exact", "permutation", "lime"):
-            d = len(contract.names)
-            per_row = (2 ** min(d, MAX_EXACT_FEATURES)) * background.n_rows
-            rows = int(max(1, min(IMPORTANCE_ROWS, MODEL_ROWS_BUDGET // per_row)))
+        rows = affordable_rows(
+            explainer.method,
+            features=len(contract.names),
+            background=background.n_rows,
+            rows=IMPORTANCE_ROWS,
+            budget=MODEL_ROWS_BUDGET,
+        )
         sample = _sample(_valid(contract, features), rows, _SEED + 1)
         attributions = explainer.explain(sample)
     except ShipyardError as exc:

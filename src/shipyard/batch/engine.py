@@ -57,13 +57,16 @@ class Work:
     on_rows: Callable[[int, int], None] = field(default=lambda rows, rejected: None)
 
     def scorer(self, source: int) -> Scorer:
-        """The scoring step for the rows of input `source`: the job's pass-through columns, and
-        the input named in every output row when the job has several."""
+        """The scoring step for the rows of input `source`: the job's pass-through columns, the
+        input named in every output row when the job has several, and the attributions when the
+        job explains (a job stored before the option existed does not)."""
+        options = self.job.options
         return Scorer(
             self.loaded,
             input_url=self.job.sources[source].url,
-            passthrough=tuple(self.job.options.get("passthrough", ())),
+            passthrough=tuple(options.get("passthrough", ())),
             name_input=len(self.job.sources) > 1,
+            explain=str(options.get("explain_method") or "auto") if options.get("explain") else None,
         )
 
 

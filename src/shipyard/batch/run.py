@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
+from shipyard.attribution.base import METHODS
 from shipyard.batch.engine import Progress, Summary, engine_named, run_job
+from shipyard.batch.explained import ready
 from shipyard.batch.jobs import Jobs
 from shipyard.batch.parts import OUTPUT_FORMATS
 from shipyard.batch.sources import discover
@@ -35,6 +37,10 @@ class BatchOptions:
             'spark' (Spark executors, `mapInArrow`).
         spark_master: the Spark master for the spark engine (`local[*]`, `spark://host:7077`, ...).
         workers: threads scoring batches side by side (local engine); 0 is one per core.
+        explain: add each scored row's attributions to the output (`shap_<feature>` columns, the
+            base value and the additivity error; see `batch.explained`); rejected rows get none.
+        explain_method: the explanation method (`shipyard.attribution.base.METHODS`); 'auto'
+            picks the exact one the model allows.
     """
 
     format: str = "parquet"
@@ -45,6 +51,8 @@ class BatchOptions:
     engine: str = "local"
     spark_master: str = "local[*]"
     workers: int = 0
+    explain: bool = False
+    explain_method: str = "auto"
 
     def __post_init__(self) -> None:
         if self.format not in OUTPUT_FORMATS:
@@ -56,6 +64,10 @@ class BatchOptions:
             writes = " or ".join(_FORMAT_NAMES[f] for f in formats)
             raise BatchError(
                 f"--engine {self.engine} writes {writes}; --format {self.format} needs --engine local"
+            )
+        if self.explain_method not in METHODS:
+            raise BatchError(
+                f"--explain-method is {self.explain_method!r}; expected one of {', '.join(METHODS)}"
             )
         if self.workers < 0:
             raise BatchError(f"--workers is {self.workers}; expected 0 (one per core) or more")
@@ -85,12 +97,15 @@ def start_job(
         InputError: an input matches no file or is not Parquet, CSV or JSON Lines.
         BatchError: the output is a file or holds another job's parts, or the job failed (it
             stays resumable with `resume_job`).
+        UnsupportedExplanationError: `options.explain` asks for a method the model cannot have.
     """
     options = options or BatchOptions()
     sources = discover(inputs)  # before the model's load: a missing file is told at once
     output = _output_folder(output, overwrite=overwrite)
     loaded = registry.load(ref, trust_pickle=trust_pickle)
     warm_up(loaded)  # a model that cannot predict fails here, before a job is recorded
+    if options.explain:  # and one that cannot be explained so
+        ready(loaded, options.explain_method)
     jobs = Jobs(_context(registry))
     version = loaded.version
     job = jobs.create(

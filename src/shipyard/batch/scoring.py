@@ -3,7 +3,8 @@
 The local engine and the Spark executors both call `Scorer.score`: the version scores the batch
 (`LoadedModel.score`, the step serving takes too) with the quarantine policy, so the rows that pass
 are predicted and the rest are set aside; then the scored rows and the rejected rows, with their
-reasons, are laid out as tables.
+reasons, are laid out as tables. With `explain`, the rows predicted are explained too, and
+their attributions are columns of the scored rows (`batch.explained`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from shipyard.attribution.base import Attributions
+from shipyard.batch.explained import explain_batch, explain_columns, explained_outputs
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import PII
 from shipyard.errors import UnresumableJobError
@@ -31,12 +34,15 @@ class Scorer:
         input_url: the input the rows come from (named in rejects, and in the output with several).
         passthrough: input columns copied to the output.
         name_input: add the input's name to every output row (a job with several inputs).
+        explain: the explanation method (`shipyard.attribution.base.METHODS`) whose attributions
+            are added to the scored rows, or None for none.
     """
 
     loaded: LoadedModel
     input_url: str
     passthrough: tuple[str, ...] = ()
     name_input: bool = False
+    explain: str | None = None
 
     def score(self, batch: Batch, row: Any) -> tuple[pa.Table | None, pa.Table | None]:
         """The scored rows and the rejected rows of `batch` (None when there are none).
@@ -45,12 +51,17 @@ class Scorer:
             batch: the input rows.
             row: each row's number in its input file.
         """
-        scored = self.loaded.score(batch)  # quarantine: predict the rows that pass, set the rest aside
+        attributions: Attributions | None = None
+        if self.explain is None:
+            scored = self.loaded.score(batch)  # quarantine: predict the rows that pass, set the rest aside
+        else:  # the same step and policy, then the rows predicted are explained
+            scored, attributions = explain_batch(self.loaded, batch, self.explain)
         good = None
         if scored.predictions is not None and scored.whole:
-            good = self.scored(batch, None, row, scored.predictions)
+            good = self.scored(batch, None, row, scored.predictions, attributions)
         elif scored.predictions is not None:
-            good = self.scored(batch, scored.accepted, row[scored.accepted], scored.predictions)
+            accepted = scored.accepted
+            good = self.scored(batch, accepted, row[accepted], scored.predictions, attributions)
         if scored.whole:
             return good, None
         bad = scored.validation.rejected_rows
@@ -63,8 +74,16 @@ class Scorer:
             Batch({}, 0), None, np.empty(0, np.int64), Predictions.empty(self.loaded.contract.classes)
         )
 
-    def scored(self, batch: Batch, accepted: Any, row: Any, predictions: Predictions) -> pa.Table:
-        """The output rows: row number, (input file,) version, pass-through columns, predictions."""
+    def scored(
+        self,
+        batch: Batch,
+        accepted: Any,
+        row: Any,
+        predictions: Predictions,
+        attributions: Attributions | None = None,
+    ) -> pa.Table:
+        """The output rows: row number, (input file,) version, pass-through columns, predictions,
+        and with `explain` the attributions (NaN when not given: a table for its schema only)."""
         n = len(row)
         columns: dict[str, Any] = {"row": pa.array(row, pa.int64())}
         if self.name_input:
@@ -83,6 +102,11 @@ class Scorer:
             columns[name] = _arrow(values if accepted is None else values[accepted])
         for name, values in predictions.to_columns().items():
             columns[name] = _arrow(values)
+        if self.explain is not None:
+            features = self.loaded.contract.names
+            outputs = attributions.outputs if attributions is not None else None
+            outputs = outputs or explained_outputs(self.loaded, self.explain)
+            columns |= explain_columns(attributions, features=features, outputs=outputs, rows=n)
         return pa.table(columns)
 
     def rejected(self, batch: Batch, bad: Any, row: Any, reasons: dict[int, list[str]]) -> pa.Table:

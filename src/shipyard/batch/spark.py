@@ -203,6 +203,7 @@ def _scorer(
 ) -> Any:
     """The function each executor runs on its Arrow batches (pickled with what it needs)."""
     input_url, passthrough, name_input = template.input_url, template.passthrough, template.name_input
+    explain = template.explain
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         key = (version.artifact_digest, store_url)
@@ -217,7 +218,9 @@ def _scorer(
             store = artifact_store(replace(Settings.from_env(), store_url=store_url))
             # The driver's load verified the signature (a pyfunc model needs one), or refused it.
             loaded = _LOADED[key] = load_version(version, store, trust_pickle=trust_pickle, signed=signed)
-        scorer = Scorer(loaded, input_url=input_url, passthrough=passthrough, name_input=name_input)
+        scorer = Scorer(
+            loaded, input_url=input_url, passthrough=passthrough, name_input=name_input, explain=explain
+        )
         seen = 0  # rows of this partition so far (text inputs)
         for given in batches:
             if given.num_rows == 0:

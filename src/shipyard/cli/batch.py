@@ -49,6 +49,17 @@ def batch_run(
         typer.Option(help="The Spark master for --engine spark (local[*], spark://host:7077, yarn, ...)."),
     ] = "local[*]",
     workers: Annotated[int, typer.Option(help="Threads scoring batches side by side (0: one per core).")] = 0,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Add each scored row's attributions: shap_<feature> columns (shap_<output>_<feature> "
+            "for several outputs), shap_base and shap_additivity_error.",
+        ),
+    ] = False,
+    explain_method: Annotated[
+        str, typer.Option(help="With --explain: auto, tree_shap, linear, exact, permutation or lime.")
+    ] = "auto",
     overwrite: Annotated[
         bool, typer.Option(help="Remove the parts of an earlier job from OUTPUT first (refused otherwise).")
     ] = False,
@@ -71,6 +82,8 @@ def batch_run(
         engine=engine,
         spark_master=spark_master,
         workers=workers,
+        explain=explain,
+        explain_method=explain_method,
     )
     with registry() as reg:
         day = _run_day(reg.settings)

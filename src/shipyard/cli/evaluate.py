@@ -73,6 +73,9 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples (0: none).")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and robustness checks.")] = 0,
     robustness: Annotated[bool, typer.Option(help="Measure robustness (noise, swaps, attack).")] = True,
+    explain: Annotated[
+        bool, typer.Option(help="Explain a sample of up to 300 rows for the report's SHAP summary plot.")
+    ] = True,
     champion: Annotated[
         str,
         typer.Option(
@@ -97,8 +100,9 @@ def evaluate(
     compare = rules.champion if rules is not None else (champion or None)
     with registry() as reg:
         result = run(
-            ref, data, target=target, champion=compare, trust_pickle=trust_pickle, registry=reg, **options
-        )
+            ref, data, target=target, champion=compare, trust_pickle=trust_pickle, registry=reg,
+            explain=explain, **options,
+        )  # fmt: skip
         gates = None
         if rules is not None:
             gates = check_gates(str(result.ref), rules, registry=reg)
@@ -226,6 +230,7 @@ def show_evaluation(result: Any) -> None:
         console.print(
             f"fairness by {name}: " + ", ".join(f"{k} {_num(v)}" for k, v in summary.items()), markup=False
         )
+    _show_explanations(result.explanations)
     robust = result.robustness
     if robust:
         noise, swap, attack = robust.get("noise", {}), robust.get("swap", {}), robust.get("attack", {})
@@ -234,6 +239,25 @@ def show_evaluation(result: Any) -> None:
             f"swap stability {_num(swap.get('stability'))}, attack success "
             f"{_num(attack.get('success_rate'))} (eps {attack.get('eps')} x spread, {attack.get('queries')} "
             f"queries, sanitised share {_num(attack.get('sanitised_share'))})",
+            markup=False,
+        )
+
+
+def _show_explanations(explanations: Any) -> None:
+    """One line: the features that matter most on the explained sample, or why none were."""
+    from shipyard.evaluation.explanations import top_features
+
+    if not explanations:
+        return
+    top = top_features(explanations)
+    if explanations.get("error"):
+        console.print(f"explanations: not computed: {explanations['error']}", markup=False)
+    elif top:
+        shares = explanations.get("importance") or {}
+        console.print(
+            f"top features (mean |attribution| of {explanations.get('output')} on "
+            f"{explanations.get('rows')} row(s), {explanations.get('method')}): "
+            + ", ".join(f"{name} {_num(shares.get(name))}" for name in top),
             markup=False,
         )
 

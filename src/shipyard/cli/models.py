@@ -56,6 +56,7 @@ def show_version(version: ModelVersion) -> None:
             ("git", f"{git.get('commit', '')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "-"),
             ("derived from", lineage.get("derived_from")),
             ("description", version.description or "-"),
+            ("importance", _importance_source(version)),
         ],
     )
     table(
@@ -73,6 +74,28 @@ def show_version(version: ModelVersion) -> None:
             for f in version.contract.features
         ],
     )
+
+    if version.importance:
+        importance = sorted(version.importance.items(), key=lambda kv: -kv[1])
+        top = importance[0][1] or 1.0
+        table(
+            "importance at registration (mean |attribution|)",
+            ["feature", "importance", ""],
+            [(name, f"{value:.4g}", "#" * round(20 * value / top)) for name, value in importance],
+        )
+
+
+def _importance_source(version: ModelVersion) -> str:
+    """How the stored importance was computed, or why there is none."""
+    stored = version.explanation or {}
+    if version.importance:
+        return (
+            f"mean |attribution| on {stored.get('importance_rows')} training rows "
+            f"({stored.get('method')}, {stored.get('space')})"
+        )
+    if stored.get("importance_error"):
+        return f"not computed: {stored['importance_error']}"
+    return "- (registered without training data)"
 
 
 def _categories(categories: tuple[object, ...] | None) -> str:

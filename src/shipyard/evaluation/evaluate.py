@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Batch
 from shipyard.errors import EvaluationError, NotFoundError, ShipyardError
+from shipyard.evaluation.explanations import holdout_explanations
 from shipyard.evaluation.measure import MeasureOptions, measure
 from shipyard.evaluation.result import Evaluation
 from shipyard.evaluation.robustness import RobustnessSettings
@@ -48,6 +49,7 @@ def evaluate(
     level: float = 0.95,
     robust: RobustnessSettings | bool = True,
     champion: str | None = DEFAULT_CHAMPION,
+    explain: bool = True,
     store: bool = True,
     trust_pickle: bool = False,
     registry: Registry | None = None,
@@ -68,6 +70,9 @@ def evaluate(
         level: the confidence level of the bootstrap intervals.
         robust: the robustness budgets, True for the defaults, False to skip.
         champion: the alias of the version to compare with (None: no comparison).
+        explain: explain a seeded sample of the rows (up to 300, seeded by `seed`) for the
+            report's summary plot, and keep the version's stored importance with the result
+            (`evaluation.explanations`); the champion is not explained.
         store: keep the evaluation on the version in the registry.
         trust_pickle: allow loading custom Python models (pyfunc), which runs their code.
         registry: the registry (the default one from the environment when omitted).
@@ -104,6 +109,8 @@ def evaluate(
     if loaded.contract.pii_masks:  # group labels of pii features are keyed hashes, never values
         options = replace(options, masker=Masker.for_home(reg.settings.home, reg.settings.masking_key))
     result = measure(loaded, batch, options, source, rows_id)
+    if explain:
+        result = replace(result, explanations=holdout_explanations(loaded, batch, seed=seed))
     rival: Evaluation | None = None
     rival_error: str | None = None
     if champion is not None:

@@ -1,7 +1,8 @@
 """The evaluation report: one self-contained HTML file (inline CSS and SVG, no script, no network).
 
 It shows the headline metrics with their confidence intervals, ROC and precision-recall curves,
-the reliability diagram, confusion matrices, slices, fairness, robustness and the gate results,
+the reliability diagram, confusion matrices, the global importance stored at registration and the
+SHAP summary plot of a sample of the rows, slices, fairness, robustness and the gate results,
 with the champion beside the challenger when there is one. The same numbers are embedded as JSON
 (`<script type="application/json" id="shipyard-evaluation">`) and `report_json` gives them alone.
 """
@@ -14,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shipyard.core.attribution_charts import beeswarm, importance_bars
 from shipyard.core.html_kit import COLORS, document, escape, figure, interval, json_script, number
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.metric_table import headline_metrics, lower_is_better
@@ -64,6 +66,7 @@ def render_report(evaluation: Evaluation, gates: GateResult | None = None) -> st
     if ev.task == "classification":
         parts.append(_charts(ev, rival))
         parts.append(_confusions(ev, rival))
+    parts.append(_explanations(ev))
     parts.append(_slices(ev))
     parts.append(_fairness(ev))
     parts.append(_robustness(ev, rival))
@@ -180,6 +183,31 @@ def _confusions(ev: Evaluation, rival: Evaluation | None) -> str:
             rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
         tables.append(figure(e.ref, f"<table>{head}{''.join(rows)}</table>"))
     return "<h2>Confusion matrix</h2><div class='charts'>" + "".join(tables) + "</div>"
+
+
+def _explanations(ev: Evaluation) -> str:
+    """The stored global importance as bars, and the summary plot of the explained sample."""
+    found = ev.explanations
+    if not found:
+        return "<h2>Explanations</h2><p class='muted'>not computed (--no-explain)</p>"
+    figures = []
+    stored = found.get("registration") or {}
+    if stored.get("importance"):
+        title = f"Global importance at registration (mean |attribution|, {stored.get('method')})"
+        figures.append(figure(title, importance_bars(stored["importance"])))
+    else:
+        figures.append(f"<p class='muted'>no stored importance: {escape(stored.get('error'))}</p>")
+    if found.get("features"):
+        output = found.get("output")
+        title = (
+            f"SHAP summary on {found.get('rows')} sampled row(s) ({found.get('method')}, "
+            f"{found.get('space')}, output {output}; background from {found.get('background')})"
+        )
+        xlabel = f"attribution to the {found.get('space')} of {output}"
+        figures.append(figure(title, beeswarm(found["features"], xlabel=xlabel)))
+    elif found.get("error"):
+        figures.append(f"<p class='fail'>the rows could not be explained: {escape(found['error'])}</p>")
+    return "<h2>Explanations</h2><div class='charts'>" + "".join(figures) + "</div>"
 
 
 def _slices(ev: Evaluation) -> str:

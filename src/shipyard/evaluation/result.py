@@ -30,6 +30,8 @@ class Evaluation:
         fairness: per sensitive feature, the group rates and the disparities.
         robustness: stability under noise and category swaps, and the attack's success rate.
         curves: ROC and precision-recall curves, thinned for plotting.
+        explanations: the version's stored importance and the attributions of a sample of the
+            rows, for the report's summary plot (`evaluation.explanations`); empty when not asked.
         settings: the threshold, bins, resamples, seed and level used.
         created_at: when it ran (ISO 8601, UTC).
         seconds: how long it took.
@@ -49,6 +51,7 @@ class Evaluation:
     fairness: Mapping[str, Any] = field(default_factory=dict)
     robustness: Mapping[str, Any] = field(default_factory=dict)
     curves: Mapping[str, Any] = field(default_factory=dict)
+    explanations: Mapping[str, Any] = field(default_factory=dict)
     settings: Mapping[str, Any] = field(default_factory=dict)
     created_at: str = ""
     seconds: float = 0.0
@@ -80,6 +83,7 @@ class Evaluation:
             "fairness": dict(self.fairness),
             "robustness": dict(self.robustness),
             "curves": dict(self.curves),
+            "explanations": dict(self.explanations),
             "champion_alias": self.champion_alias,
         }
         if self.champion is not None:
@@ -113,6 +117,7 @@ class Evaluation:
             fairness=body.get("fairness", {}),
             robustness=body.get("robustness", {}),
             curves=body.get("curves", {}),
+            explanations=body.get("explanations", {}),
             settings=body.get("settings", {}),
             created_at=body.get("created_at", ""),
             seconds=body.get("seconds", 0.0),

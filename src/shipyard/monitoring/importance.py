@@ -1,50 +1,62 @@
-"""A model's own importance per feature, which weights the dataset drift verdict."""
+"""The global importance that weights the dataset drift verdict: the version's own, stored.
+
+The importance is the version's mean |attribution| per feature on a sample of its training data,
+computed once when it was registered (`shipyard.attribution.summary`) and stored with it
+(`ModelVersion.importance`): a report never loads the model or explains anything for it.
+
+A version without a stored importance (registered before explanations existed, registered
+without training data, or a model no explainer could read) gets an unweighted verdict, and the
+report says why. It does not fall back to guessing from the model's own attributes
+(`feature_importances_`, `|coef_|`): those are on other scales (impurity decrease, coefficients
+of unscaled inputs), so a verdict weighted by them would not mean the same as one weighted by
+attributions, and the report could not say which it was.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-import numpy as np
-
-from shipyard.core.batch import Array
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shipyard.registry.loaded import LoadedModel
     from shipyard.registry.records import ModelVersion
-    from shipyard.registry.registry import Registry
 
-__all__ = ["importance_of", "model_importance"]
+__all__ = ["Weights", "weights_of"]
 
 
-def model_importance(loaded: LoadedModel) -> dict[str, float] | None:
-    """The model's own importance per feature (`feature_importances_` or `|coef_|`), if it has one.
+@dataclass(frozen=True)
+class Weights:
+    """The importance the drift verdict is weighted by, and where it came from.
 
-    Pipelines are looked through to their last step; the importances are used only when there
-    is one per contract feature (a pipeline that expands features has none that map back).
+    Attributes:
+        importance: per feature, or None: the verdict is unweighted.
+        source: 'registration' (stored with the version), 'given' (by the caller), or None.
+        method: the explanation method the stored importance was computed by.
+        note: why the verdict is unweighted, when it is.
     """
-    model = loaded.model
-    steps = getattr(model, "steps", None)
-    if steps:
-        model = steps[-1][1]
-    names = loaded.contract.names
-    values: Array | None = None
-    raw = getattr(model, "feature_importances_", None)
-    if raw is not None:
-        values = np.asarray(raw, dtype=np.float64)
+
+    importance: dict[str, float] | None
+    source: str | None
+    method: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON-safe data (the importance itself is in each column's drift)."""
+        return {"weighted": self.importance is not None, "source": self.source, "method": self.method,
+                "note": self.note}  # fmt: skip
+
+
+def weights_of(version: ModelVersion) -> Weights:
+    """The version's stored importance, or why there is none (the verdict is then unweighted)."""
+    importance = version.importance
+    explanation = version.explanation or {}
+    if importance is not None and any(v > 0 for v in importance.values()):
+        return Weights(importance, "registration", method=explanation.get("method"))
+    if explanation.get("importance_error"):
+        why = f"its importance could not be computed at registration: {explanation['importance_error']}"
+    elif explanation:
+        why = "its importance at registration was zero for every feature"
     else:
-        coef = getattr(model, "coef_", None)
-        if coef is not None:
-            weights = np.abs(np.asarray(coef, dtype=np.float64))
-            if names and weights.size % len(names) == 0:
-                values = weights.reshape(-1, len(names)).sum(axis=0)
-    if values is None or values.shape != (len(names),) or not np.all(np.isfinite(values)):
-        return None
-    return dict(zip(names, values.tolist(), strict=True))
-
-
-def importance_of(registry: Registry, version: ModelVersion) -> dict[str, float] | None:
-    """The importance of the version's model per feature, or None (also when it will not load)."""
-    try:
-        return model_importance(registry.load(version.ref))
-    except Exception:  # importance only weights the verdict; a model that will not load still gets a report
-        return None
+        why = (
+            "it has no stored importance (registered without training data, or before importances were kept)"
+        )
+    return Weights(None, None, note=f"unweighted: {version.ref} {why}")

@@ -34,7 +34,7 @@ from shipyard.monitoring.event_columns import (
 )
 from shipyard.monitoring.events import read_events
 from shipyard.monitoring.feedback import FeedbackStore, decode_labels, fit_label
-from shipyard.monitoring.importance import importance_of
+from shipyard.monitoring.importance import Weights, weights_of
 from shipyard.monitoring.thresholds import DriftSettings
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class MonitorReport:
         set_aside: labels of served rows that cannot be used (stored before labels were checked,
             or against another version's classes): how many, and per reason how many and examples.
         seconds: how long the report took.
+        weights: the importance the dataset verdict is weighted by: its source, or why it is
+            unweighted.
     """
 
     ref: str
@@ -89,6 +91,7 @@ class MonitorReport:
     versions: Mapping[int, int] = field(default_factory=dict)
     set_aside: Mapping[str, Any] = field(default_factory=lambda: {"labels": 0, "reasons": []})
     seconds: float = 0.0
+    weights: Weights = field(default_factory=lambda: Weights(None, None))
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-safe data."""
@@ -113,6 +116,7 @@ class MonitorReport:
                 "versions": {str(k): v for k, v in self.versions.items()},
                 "set_aside": self.set_aside,
                 "seconds": self.seconds,
+                "importance": self.weights.to_dict(),
             }
         )
         return out
@@ -143,7 +147,8 @@ def monitor_report(
         buckets: how many equal parts the timeline has.
         settings: drift thresholds; the defaults when None.
         resamples: bootstrap resamples for the confidence intervals.
-        importance: importance per feature for the dataset verdict; the model's own when None.
+        importance: importance per feature for the dataset verdict; when None, the version's
+            own, stored at registration (`monitoring.importance`; unweighted without one).
 
     Raises:
         MonitoringError: the window is empty or inverted.
@@ -233,9 +238,9 @@ class _Window:
         reference = version.profile
         drift = None
         bucket_drift: dict[int, DriftReport] = {}
+        weights = weights_of(version) if importance is None else Weights(dict(importance), "given")
+        importance = weights.importance
         if reference is not None and self.features is not None:
-            if importance is None:
-                importance = importance_of(self.registry, version)
             current = reference.profile(self.features, outputs=self.outputs)
             drift = compare(reference, current, settings=self.settings, importance=importance)
             ok_buckets = self.bucket[self.ok_index]
@@ -270,6 +275,7 @@ class _Window:
             versions=dict(versions),
             set_aside=set_aside,
             seconds=time.perf_counter() - started,
+            weights=weights,
         )
 
     # -- labels -----------------------------------------------------------------------------------

@@ -102,6 +102,12 @@ def _summary(r: Mapping[str, Any]) -> str:
         rows["drift"] = f"{verdict} {escape(str(drift.get('headline') or ''))}"
         verdict = badge("drift", "DRIFT") if drift.get("dataset_drift") else badge("ok", "below threshold")
         weighted = "weighted by importance" if drift.get("weighted") else "unweighted"
+        about = r.get("importance") or {}
+        if drift.get("weighted") and about.get("source") == "registration":
+            weighted += f" at registration, {about.get('method')}"
+        elif about.get("note"):  # why it is unweighted
+            weighted = str(about["note"])
+        weighted = escape(weighted)
         which = f": {escape(', '.join(map(str, named)))}" if isinstance(named, list) and named else ""
         rows["dataset drift"] = (
             f"{verdict} {percent(drift.get('share'))} of features drifted ({weighted}){which}"
