@@ -69,7 +69,7 @@ def test_importance_has_one_value_per_contract_feature(sqlite_registry: Registry
     importance = version.importance
     assert importance is not None and list(importance) == list(version.contract.names)
     assert all(v >= 0 for v in importance.values()) and importance["a"] > importance["c"]
-    assert version.explanation["method"] and version.explanation["space"] == "probability"
+    assert version.explanation["method"] and version.explanation["space"] in ("probability", "log_odds")
     assert 0 < version.explanation["importance_rows"] <= 200
 
 

@@ -60,10 +60,12 @@ def test_explained_rows_carry_one_attribution_per_feature_and_class_that_add_up(
 ) -> None:
     frame = inputs(40, bad=(3,))
     frame.to_csv(tmp_path / "in.csv", index=False)
-    options = BatchOptions(explain=True, passthrough=("id",), max_reject_share=0.5, batch_rows=16)
+    options = BatchOptions(
+        explain=True, explain_method="exact", passthrough=("id",), max_reject_share=0.5, batch_rows=16
+    )  # exact: per-class probabilities (auto gives the linear model's one log-odds output)
     job = start_job(small, "clf:1", str(tmp_path / "in.csv"), str(tmp_path / "out"), options).job
     assert (job.state, job.scored, job.rejected) == ("succeeded", 39, 1)
-    assert job.options["explain"] is True and job.options["explain_method"] == "auto"
+    assert job.options["explain"] is True and job.options["explain_method"] == "exact"
     out = read_parts(tmp_path / "out").sort_values("row", ignore_index=True)
     names = explain_names(FEATURES, ("0", "1"))
     assert names[:3] == ["shap_0_a", "shap_0_b", "shap_0_c"] and names[-3:] == [
@@ -74,7 +76,9 @@ def test_explained_rows_carry_one_attribution_per_feature_and_class_that_add_up(
         total = out[[f"shap_{k}_{f}" for f in FEATURES]].sum(axis=1) + out[f"shap_base_{k}"]
         np.testing.assert_allclose(total, out[f"proba_{k}"], atol=1e-9)
     assert (out["shap_additivity_error"] <= 1e-6).all()
-    expected = explain_rows(small.load("clf:1"), frame.drop(index=3)[list(FEATURES)].astype(float))
+    expected = explain_rows(
+        small.load("clf:1"), frame.drop(index=3)[list(FEATURES)].astype(float), method="exact"
+    )
     assert expected.attributions is not None
     np.testing.assert_allclose(out["shap_1_a"], expected.attributions.values[:, 0, 1], atol=1e-12)
 
@@ -111,14 +115,14 @@ def test_a_resumed_job_keeps_explaining(small: Registry, tmp_path: Path) -> None
     parts = sorted((tmp_path / "out").glob("part-*.parquet"))
     assert len(parts) == 3
     for part in parts:  # the part written before the stop and those written by the resume alike
-        assert {"shap_1_a", "shap_base_1", "shap_additivity_error"} <= set(pd.read_parquet(part).columns)
+        assert {"shap_a", "shap_base", "shap_additivity_error"} <= set(pd.read_parquet(part).columns)
 
 
 @pytest.mark.slow
 def test_spark_explains_like_the_local_engine(small: Registry, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
     inputs(50, bad=(7,)).astype({"b": str}).to_parquet(tmp_path / "in.parquet")
-    options = {"explain": True, "passthrough": ("id",), "max_reject_share": 0.5}
+    options = {"explain": True, "explain_method": "exact", "passthrough": ("id",), "max_reject_share": 0.5}
     start_job(small, "clf:1", str(tmp_path / "in.parquet"), str(tmp_path / "local"), BatchOptions(**options))
     spark = start_job(small, "clf:1", str(tmp_path / "in.parquet"), str(tmp_path / "spark"),
                       BatchOptions(**options, engine="spark", spark_master="local[1]")).job  # fmt: skip

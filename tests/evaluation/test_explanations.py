@@ -58,7 +58,8 @@ def test_a_seeded_sample_is_explained_and_kept_with_the_stored_importance(reg: R
     holdout = rows(400, seed=1)
     result = run(reg, "m:1", holdout)
     found = result.explanations
-    assert "error" not in found and found["output"] == "1" and found["space"] == "probability"
+    assert "error" not in found and found["output"] == "1" and found["space"] == "log_odds"
+    assert found["method"] == "linear"
     n = found["rows"]
     assert 0 < n <= 300 and found["seed"] == 0 and found["background"] == "registration"
     assert found["additivity"] <= 1e-6

@@ -2,8 +2,8 @@
 seeded sample of the holdout for the report's SHAP summary plot.
 
 A sample of up to `EXPLAIN_ROWS` rows the contract accepts is drawn (seeded by the evaluation's
-seed), scored through the one scoring step with the quarantine policy (`LoadedModel.score`), and
-explained by the explainer the version gets (`shipyard.attribution.choose`), on the background
+seed), scored through the one scoring step with the quarantine policy and explained by the version's
+explainer (`LoadedModel.explainer`, `shipyard.attribution.choose`), on the background
 stored at registration, or, for a version without one, on a background drawn from the holdout
 (pii values replaced as at registration). The model-agnostic methods explain fewer rows, within
 `EXPLAIN_BUDGET` model rows. What is kept is JSON-safe (`Evaluation.explanations`), so the report
@@ -21,9 +21,6 @@ renders from stored data:
 
 Which output is shown: the only one (a regressor's, a binary margin's); of two (a binary
 classifier's probabilities), the second class's; of more, each row's predicted class's.
-
-(The explain layer's `explain_rows` is the same step; evaluation and explain are sibling layers,
-so this module calls the scoring step and the attribution engines directly.)
 """
 
 from __future__ import annotations
@@ -34,8 +31,7 @@ import numpy as np
 import pandas as pd
 
 from shipyard.attribution.base import Attributions
-from shipyard.attribution.choose import explainer_for
-from shipyard.attribution.summary import affordable_rows, background_of, draw_background
+from shipyard.attribution.summary import affordable_rows, draw_background
 from shipyard.core.attribution_charts import CATEGORY_COLORS
 from shipyard.core.batch import Batch
 from shipyard.core.jsonsafe import json_safe
@@ -108,18 +104,12 @@ def _explain(loaded: LoadedModel, batch: Batch, *, seed: int, rows: int) -> dict
     accepted = loaded.validate(batch).accepted_rows
     if not len(accepted):
         return {"error": "no row of the data passed the contract"}
-    background = background_of(contract, loaded.version.explanation)
+    background = loaded.background
     source = "registration"
     if background is None:
         source = "holdout"
         background = draw_background(contract, batch.take(accepted))
-    explainer = explainer_for(
-        loaded.predictor,
-        names=contract.names,
-        classes=contract.classes if contract.task == "classification" else None,
-        frame_input=bool(getattr(loaded.predictor, "frame_input", False)),
-        background=background,
-    )
+    explainer = loaded.explainer(background=None if source == "registration" else background)
     n = affordable_rows(
         explainer.method, features=len(contract.names), background=background.n_rows,
         rows=min(rows, len(accepted)), budget=EXPLAIN_BUDGET,

@@ -1,21 +1,18 @@
 """Explaining rows through a loaded version: the one scoring step, then the version's explainer.
 
-`explain_rows(loaded, data)` validates and predicts exactly as `LoadedModel.score` does (the same
-contract errors, the same rejection policies), then explains the rows it predicted with the
-explainer chosen for the version (`shipyard.attribution.choose`), built once per loaded version.
+`explain_rows(loaded, data)` is `LoadedModel.explain`: it validates and predicts exactly as
+`LoadedModel.score` does (the same contract errors, the same rejection policies), then explains
+the rows it predicted with the version's explainer (`shipyard.attribution.choose`), built once
+per loaded version. `Explanation` is the answer's JSON shape, which every transport serves.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.attribution.base import METHODS, Attributions, Explainer
-from shipyard.attribution.choose import explainer_for, possible_methods
-from shipyard.attribution.summary import background_of
-from shipyard.core.batch import Batch
+from shipyard.attribution.base import Attributions, Explainer
 from shipyard.core.jsonsafe import json_safe
 from shipyard.errors import UnsupportedExplanationError
 from shipyard.registry.loaded import Accept, LoadedModel, Scored
@@ -25,24 +22,6 @@ __all__ = ["DEFAULT_TOP", "Explanation", "explain_rows", "explainer_of", "method
 DEFAULT_TOP = 5
 """How many features an answer names as the top ones of each row."""
 
-_BUILDING = threading.Lock()
-
-
-def _background(loaded: LoadedModel) -> Batch | None:
-    key = "explain:background"
-    if key not in loaded.cache:
-        loaded.cache[key] = background_of(loaded.contract, loaded.version.explanation)
-    background: Batch | None = loaded.cache[key]
-    return background
-
-
-def _classes(loaded: LoadedModel) -> tuple[Any, ...] | None:
-    return loaded.contract.classes if loaded.contract.task == "classification" else None
-
-
-def _frame_input(loaded: LoadedModel) -> bool:
-    return bool(getattr(loaded.predictor, "frame_input", False))
-
 
 def explainer_of(loaded: LoadedModel, method: str = "auto") -> Explainer:
     """The version's explainer for `method`, built on first use and kept with the loaded version.
@@ -50,33 +29,12 @@ def explainer_of(loaded: LoadedModel, method: str = "auto") -> Explainer:
     Raises:
         UnsupportedExplanationError: the model cannot have `method`; the message names what it can.
     """
-    key = f"explain:{method}"
-    explainer: Explainer | None = loaded.cache.get(key)
-    if explainer is None:
-        with _BUILDING:  # a tree model's tables are built once, not by every waiting request
-            explainer = loaded.cache.get(key)
-            if explainer is None:
-                explainer = explainer_for(
-                    loaded.predictor,
-                    names=loaded.contract.names,
-                    classes=_classes(loaded),
-                    frame_input=_frame_input(loaded),
-                    background=_background(loaded),
-                    method=method,
-                )
-                loaded.cache[key] = explainer
-    return explainer
+    return loaded.explainer(method)
 
 
 def methods_of(loaded: LoadedModel) -> list[str]:
     """The explanation methods this version can have, the exact ones first."""
-    return possible_methods(
-        loaded.predictor,
-        names=loaded.contract.names,
-        classes=_classes(loaded),
-        frame_input=_frame_input(loaded),
-        background=_background(loaded),
-    )
+    return loaded.explanation_methods()
 
 
 @dataclass(frozen=True)
@@ -190,13 +148,5 @@ def explain_rows(
         UnsupportedExplanationError: the model cannot have `method`.
         ExplanationError: an exact method did not add up on some row.
     """
-    if method not in METHODS:
-        raise UnsupportedExplanationError(
-            f"method {method!r} is not an explanation method; expected one of {list(METHODS)}"
-        )
-    explainer = explainer_of(loaded, method)
-    scored = loaded.score(data, accept=accept or loaded.strict)
-    if scored.predictions is None:
-        return Explanation(scored, None)
-    attributions = explainer.explain(scored.batch).checked(str(loaded.version.ref))
-    return Explanation(scored, attributions)
+    explained = loaded.explain(data, method=method, accept=accept)
+    return Explanation(explained.scored, explained.attributions)

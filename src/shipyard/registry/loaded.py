@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from shipyard.attribution.base import Attributions, Explainer
+from shipyard.attribution.choose import explainer_for, possible_methods
+from shipyard.attribution.summary import background_of
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Validation, example_row
 from shipyard.errors import ContractViolationError, PredictionError, ShipyardError
@@ -17,9 +21,10 @@ from shipyard.flavors.base import Predictor
 if TYPE_CHECKING:
     from shipyard.registry.registry import ModelVersion
 
-__all__ = ["Accept", "LoadedModel", "Scored", "example_row", "warm_up"]
+__all__ = ["Accept", "Explained", "LoadedModel", "Scored", "example_row", "warm_up"]
 
 Rows = npt.NDArray[np.intp]
+_BUILDING = threading.Lock()
 Accept = Callable[[Validation], Rows]
 """A rejection policy: from a validation, the rows (ascending indices) to predict."""
 
@@ -50,6 +55,20 @@ class Scored:
     def whole(self) -> bool:
         """Every row given was predicted."""
         return len(self.accepted) == self.validation.batch.n_rows
+
+
+@dataclass(frozen=True)
+class Explained:
+    """What the scoring step gives back when it also explains.
+
+    Attributes:
+        scored: the scoring step's result.
+        attributions: the explanation of the accepted rows, in their order (checked when the
+            method is exact); None when no row was accepted.
+    """
+
+    scored: Scored
+    attributions: Attributions | None
 
 
 @dataclass(frozen=True)
@@ -111,6 +130,91 @@ class LoadedModel:
         # An empty input still goes to the model, which answers with zero predictions of its shape.
         predictions = self.predict_valid(rows) if whole or len(accepted) else None
         return Scored(validation, accepted, rows, predictions)
+
+    @property
+    def background(self) -> Batch | None:
+        """The background sample stored at registration, as validated rows; None without one."""
+        if "background" not in self.cache:
+            self.cache["background"] = background_of(self.contract, self.version.explanation)
+        background: Batch | None = self.cache["background"]
+        return background
+
+    def explainer(self, method: str = "auto", *, background: Batch | None = None) -> Explainer:
+        """The version's explainer for `method` (`shipyard.attribution.choose`), built once and kept
+        while the version is loaded.
+
+        Args:
+            method: one of `shipyard.attribution.base.METHODS`.
+            background: explain against this sample instead of the stored one (not kept).
+
+        Raises:
+            UnsupportedExplanationError: the model cannot have `method`; the message names what
+                it can.
+        """
+        if background is not None:
+            return self._build_explainer(method, background)
+        key = f"explainer:{method}"
+        explainer: Explainer | None = self.cache.get(key)
+        if explainer is None:
+            with _BUILDING:  # a tree model's tables are built once, not by every waiting request
+                explainer = self.cache.get(key)
+                if explainer is None:
+                    explainer = self._build_explainer(method, self.background)
+                    self.cache[key] = explainer
+        return explainer
+
+    def _build_explainer(self, method: str, background: Batch | None) -> Explainer:
+        return explainer_for(
+            self.predictor,
+            names=self.contract.names,
+            classes=self._classes,
+            frame_input=bool(getattr(self.predictor, "frame_input", False)),
+            background=background,
+            method=method,
+        )
+
+    @property
+    def _classes(self) -> tuple[Any, ...] | None:
+        return self.contract.classes if self.contract.task == "classification" else None
+
+    def explanation_methods(self) -> list[str]:
+        """The explanation methods this version can have, the exact ones first."""
+        return possible_methods(
+            self.predictor,
+            names=self.contract.names,
+            classes=self._classes,
+            frame_input=bool(getattr(self.predictor, "frame_input", False)),
+            background=self.background,
+        )
+
+    def explain(
+        self,
+        data: Any,
+        *,
+        method: str = "auto",
+        accept: Accept | None = None,
+        background: Batch | None = None,
+    ) -> Explained:
+        """The scoring step, then the explanation of the rows it predicted.
+
+        Args:
+            data: rows, as `score` takes them.
+            method: one of `shipyard.attribution.base.METHODS`.
+            accept: the rejection policy; by default `strict` (any failing row raises, as
+                `predict` does).
+            background: explain against this sample instead of the stored one.
+
+        Raises:
+            ContractViolationError: a row breaks the contract (with the default policy).
+            UnsupportedExplanationError: the model cannot have `method`.
+            ExplanationError: an exact method did not add up on some row.
+        """
+        explainer = self.explainer(method, background=background)
+        scored = self.score(data, accept=accept or self.strict)
+        if scored.predictions is None:
+            return Explained(scored, None)
+        attributions = explainer.explain(scored.batch).checked(str(self.version.ref))
+        return Explained(scored, attributions)
 
     def predict(self, data: Any) -> Predictions:
         """Validate `data` by the contract and predict; the request is rejected whole or served whole.
