@@ -245,6 +245,10 @@ def test_openapi_lists_the_explain_routes(credit_server: ServerProcess) -> None:
         assert path in paths, path
     assert paths["/v1/models/{name}/explain"]["post"]["x-shipyard-action"] == "predict"
     assert paths["/v1/models/{name}:explain"]["post"]["parameters"][0]["name"] == "name"
+    typed = paths["/v1/models/credit/explain"]["post"]
+    assert typed["operationId"] == "explain_credit"
+    options = typed["requestBody"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+    assert "exact" in options["method"]["enum"]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from shipyard.errors import (
     ServingError,
     ShipyardError,
 )
+from shipyard.serving.client_tensors import infer_request, read_tensors
 from shipyard.serving.wire import GRPC_CODES, GRPC_SERVICE, HTTP_STATUSES, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
 __all__ = ["Client", "ServedExplanation", "ServedPrediction"]
@@ -315,10 +316,10 @@ class Client:
     ) -> ServedPrediction:
         from shipyard.serving import oip_v2_pb2 as pb
 
-        request = _infer_request(model, rows, request_id)
+        request = infer_request(model, rows, request_id)
         metadata = (("x-shipyard-key", key),) if key is not None else ()
         response = self._call("ModelInfer", request, pb.ModelInferResponse, metadata)
-        predictions, probabilities, _ = _read_tensors(response)
+        predictions, probabilities, _ = read_tensors(response)
         return ServedPrediction(
             model=response.model_name,
             version=int(response.model_version),
@@ -340,7 +341,7 @@ class Client:
     ) -> ServedExplanation:
         from shipyard.serving import oip_v2_pb2 as pb
 
-        request = _infer_request(model, rows, request_id)
+        request = infer_request(model, rows, request_id)
         request.parameters["explain"].bool_param = True
         request.parameters["method"].string_param = method
         if output is not None:
@@ -349,7 +350,7 @@ class Client:
             request.parameters["top"].int64_param = top
         metadata = (("x-shipyard-key", key),) if key is not None else ()
         response = self._call("ModelInfer", request, pb.ModelInferResponse, metadata)
-        predictions, probabilities, tensors = _read_tensors(response)
+        predictions, probabilities, tensors = read_tensors(response)
         params = {k: v.string_param for k, v in response.parameters.items()}
         features, outputs = json.loads(params["features"]), json.loads(params["outputs"])
         n, f, k = len(predictions), len(features), len(outputs)
@@ -372,64 +373,6 @@ class Client:
             probabilities=probabilities,
             explanation=explanation,
         )
-
-
-def _infer_request(model: str, rows: Any, request_id: str | None) -> Any:
-    """A gRPC `ModelInferRequest` of `rows`, one typed tensor per column."""
-    import numpy as np
-
-    from shipyard.serving import oip_v2_pb2 as pb
-
-    batch = Batch.coerce(rows)
-    request = pb.ModelInferRequest(model_name=model, id=request_id or "")
-    for name, values in batch.columns.items():
-        # The tensor's type follows the values, never the metadata: the server's contract, not
-        # the client, decides whether 2.5 is an acceptable age.
-        kind = values.dtype.kind
-        tensor = request.inputs.add(name=name, shape=[batch.n_rows])
-        if kind == "b":
-            tensor.datatype = "BOOL"
-            tensor.contents.bool_contents.extend(values.tolist())
-        elif kind in "iu":
-            tensor.datatype = "INT64"
-            tensor.contents.int64_contents.extend(values.tolist())
-        elif kind == "f":
-            tensor.datatype = "FP64"
-            tensor.contents.fp64_contents.extend(values.tolist())
-        elif all(isinstance(v, str) for v in values):
-            tensor.datatype = "BYTES"
-            tensor.contents.bytes_contents.extend(v.encode() for v in values)
-        else:
-            try:
-                numbers = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-            except (TypeError, ValueError):
-                tensor.datatype = "BYTES"
-                tensor.contents.bytes_contents.extend(str(v).encode() for v in values)
-                continue
-            tensor.datatype = "FP64"
-            tensor.contents.fp64_contents.extend(numbers.tolist())
-    return request
-
-
-def _read_tensors(response: Any) -> tuple[list[Any], list[dict[str, float]] | None, dict[str, Any]]:
-    """The predictions, the probabilities by class, and every FP64 tensor by name, of a gRPC answer."""
-    from shipyard.serving import oip
-
-    outputs = {
-        o.name: (o, raw) for o, raw in zip(response.outputs, response.raw_output_contents, strict=False)
-    }
-    label, raw = outputs["prediction"]
-    predictions = oip.from_raw(raw, label.datatype, "prediction").tolist()
-    probabilities = None
-    if "probabilities" in outputs:
-        tensor, raw = outputs["probabilities"]
-        classes = [str(c) for c in json.loads(tensor.parameters["classes"].string_param)]
-        matrix = oip.from_raw(raw, "FP64", "probabilities").reshape(-1, len(classes))
-        probabilities = [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
-    tensors = {
-        name: oip.from_raw(raw, "FP64", name) for name, (o, raw) in outputs.items() if o.datatype == "FP64"
-    }
-    return predictions, probabilities, tensors
 
 
 def _json_value(value: Any, row: int, feature: str) -> Any:
