@@ -78,8 +78,8 @@ if TYPE_CHECKING:
     from shipyard.evaluation.mitigation import reweighing_weights
     from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.result import Evaluation
-    from shipyard.explain.explaining import Explanation
     from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
+    from shipyard.explain.explaining import Explanation
     from shipyard.monitoring.alerts import AlertBook, Rule
     from shipyard.monitoring.drift import DriftReport, drift
     from shipyard.monitoring.feedback import FeedbackStore

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,18 @@ def test_a_rate_limited_call_is_rate_limited_error_with_its_retry_after(
     assert "sent more than 1 requests per second" in str(caught.value)
     assert caught.value.retry_after >= 1
     time.sleep(caught.value.retry_after + 0.5)  # the next test starts with a full burst
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_explain_shares_predict_s_rate_limit(limited_server: ServerProcess, protocol: str) -> None:
+    url = limited_server.url if protocol == "http" else f"grpc://{limited_server.grpc_target}"
+    with shipyard.Client(url) as client:
+        with contextlib.suppress(shipyard.RateLimitedError):
+            _flood(client)  # the burst goes on predictions
+        with pytest.raises(shipyard.RateLimitedError) as caught:
+            client.explain("credit", ROWS[:1])
+    assert caught.value.retry_after >= 1
+    time.sleep(caught.value.retry_after + 0.5)
 
 
 def test_explain_answers_predictions_and_attributions(client: shipyard.Client) -> None:
