@@ -4,6 +4,7 @@ import shipyard
 v = shipyard.register(model, name="fraud", train_data=df, target="label")
 p = shipyard.load("fraud@staging")
 p.predict(rows)
+x = shipyard.explain("fraud@staging", rows)  # why: attributions per row, feature and class
 e = shipyard.evaluate("fraud:2", "holdout.parquet", target="label")
 g = shipyard.check_gates("fraud:2", "gates.yaml")
 m = shipyard.monitor_report(None, "fraud@production", window=timedelta(hours=6))
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.result import Evaluation
     from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
+    from shipyard.explain.explaining import Explanation
     from shipyard.monitoring.alerts import AlertBook, Rule
     from shipyard.monitoring.drift import DriftReport, drift
     from shipyard.monitoring.feedback import FeedbackStore
@@ -95,7 +97,7 @@ if TYPE_CHECKING:
     from shipyard.security.audit import AuditLog
     from shipyard.security.keys import Keys
     from shipyard.security.signing import SigningKey, TrustedKeys
-    from shipyard.serving.client import Client, ServedPrediction
+    from shipyard.serving.client import Client, ServedExplanation, ServedPrediction
 
 # The public names beyond errors and settings, by the module that defines them. They are
 # imported on first use (PEP 562), so `import shipyard` and the CLI's start stay fast: a
@@ -118,6 +120,7 @@ _LAZY: dict[str, str] = {
     "DriftReport": "shipyard.monitoring.drift",
     "DriftSettings": "shipyard.monitoring.thresholds",
     "Evaluation": "shipyard.evaluation.result",
+    "Explanation": "shipyard.explain.explaining",
     "Feature": "shipyard.core.contract",
     "FeedbackStore": "shipyard.monitoring.feedback",
     "GateResult": "shipyard.evaluation.gates",
@@ -140,6 +143,7 @@ _LAZY: dict[str, str] = {
     "Rollouts": "shipyard.rollout.rollouts",
     "Rule": "shipyard.monitoring.alerts",
     "Schedules": "shipyard.scheduling.schedules",
+    "ServedExplanation": "shipyard.serving.client",
     "ServedPrediction": "shipyard.serving.client",
     "SigningKey": "shipyard.security.signing",
     "Thresholds": "shipyard.monitoring.thresholds",
@@ -191,6 +195,7 @@ __all__ = [
     "EncryptionError",
     "Evaluation",
     "EvaluationError",
+    "Explanation",
     "ExplanationError",
     "Feature",
     "FeedbackError",
@@ -234,6 +239,7 @@ __all__ = [
     "Rule",
     "Schedules",
     "SecurityError",
+    "ServedExplanation",
     "ServedPrediction",
     "ServingError",
     "Settings",
@@ -260,6 +266,7 @@ __all__ = [
     "datasets",
     "drift",
     "evaluate",
+    "explain",
     "load",
     "monitor_report",
     "register",
@@ -281,6 +288,21 @@ def load(ref: str | ModelRef, *, trust_pickle: bool = False) -> LoadedModel:
     from shipyard.registry.default import default_registry
 
     return default_registry().load(ref, trust_pickle=trust_pickle)
+
+
+def explain(
+    ref: str | ModelRef,
+    rows: Any,
+    *,
+    method: str = "auto",
+    registry: Registry | None = None,
+    trust_pickle: bool = False,
+) -> Explanation:
+    """Explain a version's predictions of `rows` (scored once, as `predict` scores them); see
+    `shipyard.explain.explain` for the options."""
+    from shipyard.explain import explain as run
+
+    return run(str(ref), rows, method=method, registry=registry, trust_pickle=trust_pickle)
 
 
 def __getattr__(name: str) -> Any:

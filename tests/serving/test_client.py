@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -93,3 +95,55 @@ def test_a_rate_limited_call_is_rate_limited_error_with_its_retry_after(
     assert "sent more than 1 requests per second" in str(caught.value)
     assert caught.value.retry_after >= 1
     time.sleep(caught.value.retry_after + 0.5)  # the next test starts with a full burst
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_explain_shares_predict_s_rate_limit(limited_server: ServerProcess, protocol: str) -> None:
+    url = limited_server.url if protocol == "http" else f"grpc://{limited_server.grpc_target}"
+    with shipyard.Client(url) as client:
+        with contextlib.suppress(shipyard.RateLimitedError):
+            _flood(client)  # the burst goes on predictions
+        with pytest.raises(shipyard.RateLimitedError) as caught:
+            client.explain("credit", ROWS[:1])
+    assert caught.value.retry_after >= 1
+    time.sleep(caught.value.retry_after + 0.5)
+
+
+def test_explain_answers_predictions_and_attributions(client: shipyard.Client) -> None:
+    answer = client.explain("credit", ROWS, output="1", request_id=f"client-{client.scheme}")
+    assert isinstance(answer, shipyard.ServedExplanation)
+    assert (answer.model, answer.version, answer.request_id) == ("credit", 1, f"client-{client.scheme}")
+    assert answer.predictions == client.predict("credit", ROWS).predictions
+    e = answer.explanation
+    assert e["outputs"] == ["1"] and len(e["features"]) == 6
+    shares = answer.attributions(1)
+    assert sum(shares.values()) + e["base_values"][1][0] == pytest.approx(e["output_values"][1][0], abs=1e-6)
+    assert answer.probabilities is not None
+    assert e["output_values"][1][0] == pytest.approx(answer.probabilities[1]["1"])
+
+
+def test_explain_errors_are_mapped_like_predict_s(client: shipyard.Client) -> None:
+    with pytest.raises(shipyard.ContractViolationError) as refused:
+        client.explain("credit", [credit_row(age=2.5)])
+    assert [(v.row, v.feature) for v in refused.value.violations] == [(0, "age")]
+    with pytest.raises(shipyard.UnsupportedExplanationError, match="expected one of"):
+        client.explain("credit", ROWS, method="shapley")
+    with pytest.raises(shipyard.UnsupportedExplanationError, match="outputs are its classes"):
+        client.explain("credit", ROWS, output="maybe")
+
+
+def test_http_and_grpc_explain_alike(credit_server: ServerProcess) -> None:
+    with (
+        shipyard.Client(credit_server.url) as http,
+        shipyard.Client(f"grpc://{credit_server.grpc_target}") as rpc,
+    ):
+        by_http, by_grpc = http.explain("credit", ROWS[:1]), rpc.explain("credit", ROWS[:1])
+        kept = http.explanation("credit", by_grpc.request_id)
+        with pytest.raises(shipyard.NotFoundError):
+            http.explanation("credit", "never-sent")
+    for key in ("method", "space", "exact", "features", "outputs"):
+        assert by_http.explanation[key] == by_grpc.explanation[key], key
+    for key in ("attributions", "base_values", "output_values", "additivity_error"):
+        assert np.allclose(by_http.explanation[key], by_grpc.explanation[key], atol=1e-12), key
+    assert kept["protocol"] == "oip-grpc"
+    assert kept["explanation"]["attributions"] == by_grpc.explanation["attributions"]

@@ -87,3 +87,17 @@ def test_the_action_a_request_needs_is_its_routes(
 ) -> None:
     parts = split(path)
     assert TABLE.action(method, parts, TABLE.find(method, parts), "only") == (action, target)
+
+
+def test_a_parameter_with_a_suffix_takes_a_part_that_ends_with_it() -> None:
+    kserve = Route("POST", "/v1/models/{name}:explain", answer, Action.PREDICT, "kserve", "kserve")
+    table = RouteTable([kserve, Route("GET", "/v1/models/{name}", answer, Action.READ, "a model")])
+    assert kserve.parameters == ("name",)
+    assert kserve.match(["v1", "models", "credit:explain"]) == {"name": "credit"}
+    assert kserve.match(["v1", "models", "a:b:explain"]) == {"name": "a:b"}
+    for other in ("credit", ":explain", "credit:predict", "credit:explainx"):
+        assert kserve.match(["v1", "models", other]) is None, other
+    found = table.find("POST", ["v1", "models", "credit:explain"])
+    assert found is not None and found[0] is kserve
+    assert table.action("POST", ["v1", "models", "credit:explain"], found, None) == (Action.PREDICT, "credit")
+    assert sorted(table.allowed(["v1", "models", "credit:explain"])) == ["GET", "HEAD", "POST"]

@@ -17,6 +17,7 @@ from shipyard.cli import contract, models
 from shipyard.cli.batch import batch_app
 from shipyard.cli.demo import demo
 from shipyard.cli.evaluate import evaluate, gates_app
+from shipyard.cli.explain import explain_app
 from shipyard.cli.monitor import feedback_app, monitor_app
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
@@ -47,6 +48,7 @@ app.add_typer(schedule_app, name="schedule")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(encryption_app, name="encryption")
+app.add_typer(explain_app, name="explain")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)

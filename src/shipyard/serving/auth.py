@@ -8,6 +8,7 @@ transport names its own; together:
 | --- | --- |
 | health, readiness, `/version`, OIP `health/*`, gRPC `ServerLive`, `ServerReady` | open |
 | `POST .../predict`, `/invocations`, OIP `infer`, gRPC `ModelInfer` | predict (on the model) |
+| `POST .../explain`, `:explain`, OIP `explain`, `GET .../explanations/{id}` | predict (on the model) |
 | `POST /v1/feedback` | feedback |
 | every other `GET` (models, drift, `/metrics`, `/docs`, OIP `models/*` and `models/*/ready`) | read |
 | gRPC `ModelReady`, `ModelMetadata`, `ServerMetadata` | read |

@@ -31,9 +31,10 @@ from shipyard.errors import (
     ServingError,
     ShipyardError,
 )
+from shipyard.serving.client_tensors import infer_request, read_tensors
 from shipyard.serving.wire import GRPC_CODES, GRPC_SERVICE, HTTP_STATUSES, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
-__all__ = ["Client", "ServedPrediction"]
+__all__ = ["Client", "ServedExplanation", "ServedPrediction"]
 
 # For answers whose body names no Shipyard error type (a proxy's, an unknown path's): the first
 # class the server's table lists with the status.
@@ -58,6 +59,37 @@ class ServedPrediction:
     request_id: str
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None
+
+
+@dataclass(frozen=True)
+class ServedExplanation:
+    """What the server answered to an explain request.
+
+    Args:
+        model: the model's name.
+        version: the version that answered.
+        request_id: the id the server logged the request and its explanation under.
+        predictions: one label or value per row.
+        probabilities: per row, class name to probability (classifiers that score), else None.
+        explanation: `Explanation.to_dict` as the server answered it: `method`, `space`, `exact`,
+            `features`, `outputs`, `attributions` (row, feature, output), `base_values`,
+            `output_values`, `additivity_error` and, over HTTP, `top_features` and `mapping`.
+    """
+
+    model: str
+    version: int
+    request_id: str
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None
+    explanation: dict[str, Any]
+
+    def attributions(self, row: int, output: str | None = None) -> dict[str, float]:
+        """Feature to attribution of one row, for `output` (by default the last output: the
+        positive class of a binary classifier, a regressor's value)."""
+        e = self.explanation
+        outputs = [str(o) for o in e["outputs"]]
+        k = outputs.index(str(output)) if output is not None else len(outputs) - 1
+        return {f: e["attributions"][row][j][k] for j, f in enumerate(e["features"])}
 
 
 class Client:
@@ -150,23 +182,7 @@ class Client:
         """
         if self.scheme == "grpc":
             return self._predict_grpc(model, rows, request_id, key)
-        payload: dict[str, Any]
-        if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
-            payload = {"instances": [_json_row(row, i) for i, row in enumerate(rows)]}
-        else:
-            batch = Batch.coerce(rows)
-            payload = {"inputs": {n: _json_column(c, n) for n, c in batch.columns.items()}}
-        headers = {"content-type": "application/json"}
-        if request_id:
-            headers["x-request-id"] = request_id
-        if key is not None:
-            headers["x-shipyard-key"] = key
-        response = self._http.post(
-            f"/v1/models/{model}/predict", content=json.dumps(payload, allow_nan=False), headers=headers
-        )
-        body = _json(response)
-        if response.status_code != 200:
-            raise _http_error(response.status_code, body, response.headers.get(RETRY_AFTER_KEY))
+        body = self._post(f"/v1/models/{model}/predict", self._payload(rows), request_id, key)
         return ServedPrediction(
             model=body["model"],
             version=int(body["version"]),
@@ -174,6 +190,91 @@ class Client:
             predictions=body["predictions"],
             probabilities=body.get("probabilities"),
         )
+
+    def explain(
+        self,
+        model: str,
+        rows: Any,
+        *,
+        method: str = "auto",
+        output: str | int | None = None,
+        top: int | None = None,
+        request_id: str | None = None,
+        key: str | None = None,
+    ) -> ServedExplanation:
+        """Predict `rows` with `model` and explain each prediction (scored once, as `predict`).
+
+        Args:
+            model: the model's name, or the deployment's.
+            rows: what to explain (row objects, a DataFrame or a mapping of columns).
+            method: 'auto' (the best the model has), 'tree_shap', 'linear', 'exact',
+                'permutation' or 'lime'.
+            output: only this output (a class label, or 'value'); None for every output.
+            top: how many top features to name per row (the server's default when None).
+            request_id: the id to log the request and its explanation under.
+            key: a deployment's routing key.
+
+        Raises:
+            ContractViolationError: some row breaks the contract; every violation is attached.
+            UnsupportedExplanationError: the model cannot have the method or output asked for.
+            ExplanationError: an exact method did not add up on the server.
+            ShipyardError: the server refused the request for another reason.
+        """
+        if self.scheme == "grpc":
+            return self._explain_grpc(
+                model, rows, method=method, output=output, top=top, request_id=request_id, key=key
+            )
+        payload = self._payload(rows)
+        payload["method"] = method
+        if output is not None:
+            payload["output"] = output
+        if top is not None:
+            payload["top"] = top
+        body = self._post(f"/v1/models/{model}/explain", payload, request_id, key)
+        return ServedExplanation(
+            model=body["model"],
+            version=int(body["version"]),
+            request_id=body["request_id"],
+            predictions=body["predictions"],
+            probabilities=body.get("probabilities"),
+            explanation=body["explanation"],
+        )
+
+    def explanation(self, model: str, request_id: str) -> dict[str, Any]:
+        """An explanation the server served before, as its explanation log keeps it (HTTP only).
+
+        Raises:
+            NotFoundError: none was kept under that request id.
+        """
+        if self.scheme == "grpc":
+            raise ServingError("reading explanations needs the HTTP API; connect with http://host:port")
+        response = self._http.get(f"/v1/models/{model}/explanations/{request_id}")
+        body = _json(response)
+        if response.status_code != 200:
+            raise _http_error(response.status_code, body, response.headers.get(RETRY_AFTER_KEY))
+        record: dict[str, Any] = body
+        return record
+
+    def _payload(self, rows: Any) -> dict[str, Any]:
+        if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
+            return {"instances": [_json_row(row, i) for i, row in enumerate(rows)]}
+        batch = Batch.coerce(rows)
+        return {"inputs": {n: _json_column(c, n) for n, c in batch.columns.items()}}
+
+    def _post(
+        self, path: str, payload: dict[str, Any], request_id: str | None, key: str | None
+    ) -> dict[str, Any]:
+        headers = {"content-type": "application/json"}
+        if request_id:
+            headers["x-request-id"] = request_id
+        if key is not None:
+            headers["x-shipyard-key"] = key
+        response = self._http.post(path, content=json.dumps(payload, allow_nan=False), headers=headers)
+        body = _json(response)
+        if response.status_code != 200:
+            raise _http_error(response.status_code, body, response.headers.get(RETRY_AFTER_KEY))
+        answer: dict[str, Any] = body
+        return answer
 
     def ready(self) -> bool:
         """True when the server's models are loaded and warmed up."""
@@ -213,58 +314,64 @@ class Client:
     def _predict_grpc(
         self, model: str, rows: Any, request_id: str | None, key: str | None
     ) -> ServedPrediction:
-        import numpy as np
-
-        from shipyard.serving import oip
         from shipyard.serving import oip_v2_pb2 as pb
 
-        batch = Batch.coerce(rows)
-        request = pb.ModelInferRequest(model_name=model, id=request_id or "")
-        for name, values in batch.columns.items():
-            # The tensor's type follows the values, never the metadata: the server's contract, not
-            # the client, decides whether 2.5 is an acceptable age.
-            kind = values.dtype.kind
-            tensor = request.inputs.add(name=name, shape=[batch.n_rows])
-            if kind == "b":
-                tensor.datatype = "BOOL"
-                tensor.contents.bool_contents.extend(values.tolist())
-            elif kind in "iu":
-                tensor.datatype = "INT64"
-                tensor.contents.int64_contents.extend(values.tolist())
-            elif kind == "f":
-                tensor.datatype = "FP64"
-                tensor.contents.fp64_contents.extend(values.tolist())
-            elif all(isinstance(v, str) for v in values):
-                tensor.datatype = "BYTES"
-                tensor.contents.bytes_contents.extend(v.encode() for v in values)
-            else:
-                try:
-                    numbers = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-                except (TypeError, ValueError):
-                    tensor.datatype = "BYTES"
-                    tensor.contents.bytes_contents.extend(str(v).encode() for v in values)
-                    continue
-                tensor.datatype = "FP64"
-                tensor.contents.fp64_contents.extend(numbers.tolist())
+        request = infer_request(model, rows, request_id)
         metadata = (("x-shipyard-key", key),) if key is not None else ()
         response = self._call("ModelInfer", request, pb.ModelInferResponse, metadata)
-        outputs = {
-            o.name: (o, raw) for o, raw in zip(response.outputs, response.raw_output_contents, strict=False)
-        }
-        label, raw = outputs["prediction"]
-        predictions = oip.from_raw(raw, label.datatype, "prediction").tolist()
-        probabilities = None
-        if "probabilities" in outputs:
-            tensor, raw = outputs["probabilities"]
-            classes = [str(c) for c in json.loads(tensor.parameters["classes"].string_param)]
-            matrix = oip.from_raw(raw, "FP64", "probabilities").reshape(-1, len(classes))
-            probabilities = [dict(zip(classes, row, strict=True)) for row in matrix.tolist()]
+        predictions, probabilities, _ = read_tensors(response)
         return ServedPrediction(
             model=response.model_name,
             version=int(response.model_version),
             request_id=response.id,
             predictions=predictions,
             probabilities=probabilities,
+        )
+
+    def _explain_grpc(
+        self,
+        model: str,
+        rows: Any,
+        *,
+        method: str,
+        output: str | int | None,
+        top: int | None,
+        request_id: str | None,
+        key: str | None,
+    ) -> ServedExplanation:
+        from shipyard.serving import oip_v2_pb2 as pb
+
+        request = infer_request(model, rows, request_id)
+        request.parameters["explain"].bool_param = True
+        request.parameters["method"].string_param = method
+        if output is not None:
+            request.parameters["output"].string_param = str(output)
+        if top is not None:
+            request.parameters["top"].int64_param = top
+        metadata = (("x-shipyard-key", key),) if key is not None else ()
+        response = self._call("ModelInfer", request, pb.ModelInferResponse, metadata)
+        predictions, probabilities, tensors = read_tensors(response)
+        params = {k: v.string_param for k, v in response.parameters.items()}
+        features, outputs = json.loads(params["features"]), json.loads(params["outputs"])
+        n, f, k = len(predictions), len(features), len(outputs)
+        explanation = {
+            "method": params["method"],
+            "space": params["space"],
+            "exact": params["exact"] == "true",
+            "features": features,
+            "outputs": outputs,
+            "attributions": tensors["attributions"].reshape(n, f, k).tolist(),
+            "base_values": tensors["base_values"].reshape(n, k).tolist(),
+            "output_values": tensors["output_values"].reshape(n, k).tolist(),
+            "additivity_error": tensors["additivity_error"].tolist(),
+        }
+        return ServedExplanation(
+            model=response.model_name,
+            version=int(response.model_version),
+            request_id=response.id,
+            predictions=predictions,
+            probabilities=probabilities,
+            explanation=explanation,
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from shipyard.errors import (
     ConfigError,
     ContractViolationError,
+    InputError,
     RateLimitedError,
     SecurityError,
     ShipyardError,
@@ -29,6 +30,8 @@ from shipyard.security.guard import credential
 from shipyard.serving import oip, oip_answers
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
+from shipyard.serving.explain_payloads import explanation_parameters, explanation_tensors
+from shipyard.serving.explaining import explain_request, read_ask
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
 from shipyard.serving.tls import TlsFiles
@@ -127,6 +130,12 @@ class _Inference:
             version = str(served.version.version)
             decoded = oip.decode_grpc(request, served.loaded.contract)
             request_id = decoded.id or self.service.new_request_id()
+            if _explains(decoded.parameters):
+                response = await self._explain(
+                    served, decoded, request_id=request_id, arrived=arrived, context=context, request=request
+                )
+                version = response.model_version
+                return response
             answer = await self.service.predict(
                 served,
                 decoded.columns,
@@ -161,6 +170,56 @@ class _Inference:
             metrics.observe(
                 "shipyard_request_duration_seconds", (name, "oip-grpc"), time.perf_counter() - arrived
             )
+
+    async def _explain(
+        self,
+        served: ServedModel,
+        decoded: oip.OipRequest,
+        *,
+        request_id: str,
+        arrived: float,
+        context: grpc.aio.ServicerContext,
+        request: pb.ModelInferRequest,
+    ) -> pb.ModelInferResponse:
+        """`ModelInfer` with parameter `explain: true`: infer's tensors plus the explanation's."""
+        ask = read_ask(decoded.parameters, where="the request's parameters")
+        explained = await explain_request(
+            self.service,
+            served,
+            decoded.columns,
+            decoded.n_rows,
+            ask=ask,
+            protocol="oip-grpc",
+            request_id=request_id,
+            arrived=arrived,
+            key=_routing_key(served, context, decoded.columns),
+            version=request.model_version or None,
+        )
+        return oip_answers.encode_grpc(
+            explained.answer.predictions,
+            model=request.model_name,
+            version=explained.answer.version.version,
+            request_id=request_id,
+            wanted=decoded.outputs,
+            extra=explanation_tensors(explained),
+            parameters=explanation_parameters(explained),
+        )
+
+
+def _explains(parameters: Mapping[str, Any]) -> bool:
+    """Whether an infer request asks for an explanation (`explain`: true, or "true").
+
+    Raises:
+        InputError: `explain` is neither a boolean nor "true"/"false".
+    """
+    value = parameters.get("explain")
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InputError(
+        f"parameter 'explain' is {value!r}; expected a boolean (bool_param), true to explain the rows"
+    )
 
 
 def _violations_trailer(error: ContractViolationError) -> bytes:

@@ -52,6 +52,7 @@ from shipyard.serving.asgi import (
     status_of,
 )
 from shipyard.serving.auth import admit
+from shipyard.serving.explain_routes import ExplainRoutes
 from shipyard.serving.openapi import docs_page, openapi_document
 from shipyard.serving.operations import Operations
 from shipyard.serving.payloads import (
@@ -82,6 +83,7 @@ class HttpApp:
         self.service = service
         self.metrics = service.metrics
         self.ops = Operations(service)
+        self.explain = ExplainRoutes(service)
         self.routes = RouteTable(self._routes())
 
     def _routes(self) -> list[Route]:
@@ -113,6 +115,46 @@ class HttpApp:
                 predict,
                 "OIP v2 inference with one version (JSON or binary tensors)",
                 "oip-rest",
+            ),
+            Route(
+                "POST",
+                "/v1/models/{name}/explain",
+                self.explain.ours,
+                predict,
+                "Predict and explain: predict's answer plus attributions per row, feature and output",
+                "rest",
+            ),
+            Route(
+                "POST",
+                "/v1/models/{name}:explain",
+                self.explain.kserve,
+                predict,
+                "KServe v1 explain: {'instances': [...]} -> {'explanations': [...]}, one per row",
+                "kserve",
+            ),
+            Route(
+                "POST",
+                "/v2/models/{name}/explain",
+                self.explain.oip,
+                predict,
+                "OIP v2 inference with the explanation as typed tensors (attributions, base_values, ...)",
+                "oip-rest",
+            ),
+            Route(
+                "POST",
+                "/v2/models/{name}/versions/{version}/explain",
+                self.explain.oip,
+                predict,
+                "OIP v2 inference with the explanation, of one version",
+                "oip-rest",
+            ),
+            Route(
+                "GET",
+                "/v1/models/{name}/explanations/{request_id}",
+                self.explain.record,
+                predict,
+                "An explanation served before, by its request id (the predictor role, as it holds "
+                "the request's values)",
             ),
             Route("POST", "/v1/feedback", self._feedback, Action.FEEDBACK, "Labels that arrive later"),
             Route("GET", "/healthz", self.ops.liveness, None, "alive"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -99,6 +99,7 @@ class OipRequest:
         n_rows: the number of rows.
         outputs: the output names asked for (empty: all).
         binary_outputs: whether the REST answer should use the binary tensor extension.
+        parameters: the request's own parameters, as JSON values (an explanation's `method`...).
     """
 
     id: str
@@ -106,6 +107,7 @@ class OipRequest:
     n_rows: int
     outputs: tuple[str, ...]
     binary_outputs: bool
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 def feature_datatype(dtype: DType) -> str:
@@ -165,7 +167,9 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
         outputs.append(spec["name"])
         binary_outputs = binary_outputs or bool(_param(spec.get("parameters"), "binary_data"))
     columns, n = _to_columns(tensors, contract)
-    return OipRequest(request_id, columns, n, tuple(outputs), binary_outputs)
+    given = request.get("parameters")
+    parameters = dict(given) if isinstance(given, dict) else {}
+    return OipRequest(request_id, columns, n, tuple(outputs), binary_outputs, parameters)
 
 
 def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest:
@@ -205,7 +209,14 @@ def decode_grpc(request: pb.ModelInferRequest, contract: Contract) -> OipRequest
         tensors.append(_narrowed(_checked(Tensor(name, datatype, shape, values)), contract, violations))
     _raise_if(violations)
     columns, n = _to_columns(tensors, contract)
-    return OipRequest(request_id, columns, n, tuple(o.name for o in request.outputs), False)
+    parameters = {key: _parameter(value) for key, value in request.parameters.items()}
+    return OipRequest(request_id, columns, n, tuple(o.name for o in request.outputs), False, parameters)
+
+
+def _parameter(value: pb.InferParameter) -> Any:
+    """A gRPC parameter's value as JSON would have it (None when it holds none)."""
+    kind = value.WhichOneof("parameter_choice")
+    return None if kind is None else getattr(value, kind)
 
 
 def _request_id(value: Any) -> str:

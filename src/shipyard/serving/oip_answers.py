@@ -17,7 +17,7 @@ from shipyard.errors import InputError
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.oip import DATATYPES, feature_datatype
 
-__all__ = ["encode_grpc", "encode_rest", "model_metadata", "to_raw"]
+__all__ = ["OutputTensor", "encode_grpc", "encode_rest", "model_metadata", "to_raw"]
 
 
 def model_metadata(contract: Contract, name: str, version: int, flavor: str) -> dict[str, Any]:
@@ -49,9 +49,13 @@ def _label_datatype(contract: Contract) -> str:
     return "BYTES"
 
 
+OutputTensor = tuple[str, str, list[int], Array, dict[str, str]]
+"""One output tensor: name, datatype, shape, values and its parameters."""
+
+
 def _outputs(
-    predictions: Predictions, wanted: Sequence[str]
-) -> list[tuple[str, str, list[int], Array, dict[str, str]]]:
+    predictions: Predictions, wanted: Sequence[str], extra: Sequence[OutputTensor] = ()
+) -> list[OutputTensor]:
     values = predictions.values
     n = len(values)
     kind = values.dtype.kind
@@ -78,6 +82,7 @@ def _outputs(
                 {"classes": classes},
             )
         )
+    outputs += extra
     if wanted:
         known = {o[0] for o in outputs}
         unknown = [w for w in wanted if w not in known]
@@ -95,8 +100,14 @@ def encode_rest(
     request_id: str,
     wanted: Sequence[str],
     binary: bool,
+    extra: Sequence[OutputTensor] = (),
+    parameters: dict[str, str] | None = None,
 ) -> tuple[bytes, int | None]:
     """The REST answer body and, with binary outputs, the JSON header's length.
+
+    Args:
+        extra: output tensors beyond the predictions (an explanation's).
+        parameters: the response's own parameters.
 
     Raises:
         InputError: an output was asked for that the model does not return.
@@ -105,7 +116,7 @@ def encode_rest(
 
     tensors = []
     blobs = []
-    for name, datatype, shape, values, params in _outputs(predictions, wanted):
+    for name, datatype, shape, values, params in _outputs(predictions, wanted, extra):
         tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
         if binary:
             blob = to_raw(values, datatype)
@@ -116,24 +127,39 @@ def encode_rest(
                 tensor["parameters"] = params
             tensor["data"] = values.reshape(-1).tolist()
         tensors.append(tensor)
-    head = orjson.dumps(
-        {"model_name": model, "model_version": str(version), "id": request_id, "outputs": tensors}
-    )
+    answer: dict[str, Any] = {"model_name": model, "model_version": str(version), "id": request_id}
+    if parameters:
+        answer["parameters"] = parameters
+    answer["outputs"] = tensors
+    head = orjson.dumps(answer)
     if not binary:
         return head, None
     return head + b"".join(blobs), len(head)
 
 
 def encode_grpc(
-    predictions: Predictions, *, model: str, version: int, request_id: str, wanted: Sequence[str]
+    predictions: Predictions,
+    *,
+    model: str,
+    version: int,
+    request_id: str,
+    wanted: Sequence[str],
+    extra: Sequence[OutputTensor] = (),
+    parameters: dict[str, str] | None = None,
 ) -> pb.ModelInferResponse:
     """The gRPC answer, tensors in `raw_output_contents` as Triton's server sends them.
+
+    Args:
+        extra: output tensors beyond the predictions (an explanation's).
+        parameters: the response's own parameters (string parameters).
 
     Raises:
         InputError: an output was asked for that the model does not return.
     """
     response = pb.ModelInferResponse(model_name=model, model_version=str(version), id=request_id)
-    for name, datatype, shape, values, params in _outputs(predictions, wanted):
+    for key, text in (parameters or {}).items():
+        response.parameters[key].string_param = text
+    for name, datatype, shape, values, params in _outputs(predictions, wanted, extra):
         tensor = response.outputs.add(name=name, datatype=datatype, shape=shape)
         for key, value in params.items():
             tensor.parameters[key].string_param = value

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from importlib.metadata import version as package_version
 from typing import Any
 
+from shipyard.attribution.base import METHODS
 from shipyard.core.contract import Contract, Feature
 from shipyard.core.dtypes import DType
+from shipyard.explain.explaining import DEFAULT_TOP
 from shipyard.registry.loaded import example_row
 from shipyard.serving.routes import Route
 from shipyard.serving.service import ModelService
@@ -184,6 +186,7 @@ def openapi_document(service: ModelService, routes: Sequence[Route]) -> dict[str
                 },
             }
         }
+        paths[f"/v1/models/{served.name}/explain"] = _explain_operation(served.name, key, contract, errors)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -193,6 +196,61 @@ def openapi_document(service: ModelService, routes: Sequence[Route]) -> dict[str
         },
         "paths": paths,
         "components": {"schemas": schemas},
+    }
+
+
+def _explain_operation(name: str, key: str, contract: Contract, errors: dict[str, str]) -> dict[str, Any]:
+    """The typed explain operation of one served model: its predict request plus the options,
+    its predict answer plus `explanation`."""
+    options = {
+        "type": "object",
+        "properties": {
+            "method": {"enum": list(METHODS), "default": "auto"},
+            "output": {"type": ["string", "integer"], "description": "a class label, or 'value'"},
+            "top": {"type": "integer", "minimum": 1, "default": DEFAULT_TOP},
+        },
+    }
+    answer = {
+        "allOf": [
+            {"$ref": f"#/components/schemas/{key}_response"},
+            {
+                "type": "object",
+                "properties": {"explanation": {"type": "object"}},
+                "required": ["explanation"],
+            },
+        ]
+    }
+    refusals = {
+        **errors,
+        "422": "rows break the contract, or the model cannot have the explanation asked for",
+    }
+    return {
+        "post": {
+            "summary": f"Predict with {name} and explain each prediction",
+            "operationId": f"explain_{key}",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"allOf": [{"$ref": f"#/components/schemas/{key}_request"}, options]},
+                        "example": {"instances": [example_row(contract)], "top": DEFAULT_TOP},
+                    }
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "predictions and their explanation",
+                    "content": {"application/json": {"schema": answer}},
+                },
+                **{
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+                    for code, text in refusals.items()
+                },
+            },
+        }
     }
 
 

@@ -5,8 +5,9 @@ document (`openapi.py`) are all read from the one table, so a route cannot be an
 being documented and guarded. Matching splits the path at '/' and compares it with each pattern
 of the same length and first part: a few microseconds, where a general router costs tens.
 
-A pattern's parts in braces (`{name}`, `{version}`) take any one part of the path; every other
-part must be equal. A `GET` route answers `HEAD` too.
+A pattern's parts in braces (`{name}`, `{version}`) take any one part of the path; a part in
+braces followed by a suffix (KServe's `{name}:explain`) takes any part that ends with the suffix
+(and has more before it); every other part must be equal. A `GET` route answers `HEAD` too.
 """
 
 from __future__ import annotations
@@ -51,11 +52,22 @@ class Route:
     protocol: str = "ops"
     single: bool = False
     parts: tuple[str, ...] = field(init=False, compare=False)
+    _matchers: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
             raise ValueError(f"route {self.pattern!r} has method {self.method!r}; expected GET or POST")
-        object.__setattr__(self, "parts", tuple(self.pattern.strip("/").split("/")))
+        parts = tuple(self.pattern.strip("/").split("/"))
+        object.__setattr__(self, "parts", parts)
+        # Per part: ("", literal) to be equal, or (parameter, suffix) to take; suffix "" for none.
+        matchers = []
+        for part in parts:
+            if part.startswith("{"):
+                name, _, suffix = part[1:].partition("}")
+                matchers.append((name, suffix))
+            else:
+                matchers.append(("", part))
+        object.__setattr__(self, "_matchers", tuple(matchers))
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -65,17 +77,22 @@ class Route:
     @property
     def parameters(self) -> tuple[str, ...]:
         """The names of the pattern's parameters, in order."""
-        return tuple(p[1:-1] for p in self.parts if p.startswith("{"))
+        return tuple(name for name, _ in self._matchers if name)
 
     def match(self, parts: Sequence[str]) -> dict[str, str] | None:
         """The parameters of a path split at '/', or None when the path is not this route's."""
         if len(parts) != len(self.parts):
             return None
         params: dict[str, str] = {}
-        for mine, theirs in zip(self.parts, parts, strict=True):
-            if mine.startswith("{"):
-                params[mine[1:-1]] = theirs
-            elif mine != theirs:
+        for (name, text), theirs in zip(self._matchers, parts, strict=True):
+            if not name:
+                if text != theirs:
+                    return None
+            elif not text:
+                params[name] = theirs
+            elif len(theirs) > len(text) and theirs.endswith(text):
+                params[name] = theirs[: -len(text)]
+            else:
                 return None
         return params
 

@@ -329,6 +329,7 @@ async def _watch_supervisor(supervisor: int | None, stop: Callable[[], None]) ->
 
 
 async def _worker_main(me: _Worker) -> None:
+    from shipyard.explain.records import ExplanationLog
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.monitoring.live import LiveProfiles
@@ -356,6 +357,11 @@ async def _worker_main(me: _Worker) -> None:
         live=live,
         feedback=FeedbackStore(Context.system(settings, meta, actor="server")),
         guard=guard,
+        explanations=(
+            ExplanationLog(settings.store_url, cipher=cipher, masker=masker, file_mode=settings.file_mode)
+            if options.log_events
+            else None
+        ),
     )
     follow = _add_models(settings, service, options, me.loaded)
     service.warm_up()

@@ -34,6 +34,7 @@ from shipyard.errors import (
     ShipyardError,
     UnknownModelError,
 )
+from shipyard.explain.records import ExplanationLog
 from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles
@@ -46,7 +47,7 @@ from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Answer, Columns, Limits, Pending, ServedModel
 from shipyard.serving.shadows import ShadowCopies
 
-__all__ = ["ModelService"]
+__all__ = ["ModelService", "logged_error"]
 
 log = logging.getLogger("shipyard.serve")
 
@@ -63,6 +64,7 @@ class ModelService:
         live: live profiles of the traffic for drift, or None to keep none.
         feedback: where labels posted to `/v1/feedback` go, or None to refuse them.
         guard: who may call (off by default: every request is anonymous with every role).
+        explanations: where served explanations are kept by request id, or None to keep none.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class ModelService:
         live: LiveProfiles | None = None,
         feedback: FeedbackStore | None = None,
         guard: Guard | None = None,
+        explanations: ExplanationLog | None = None,
     ) -> None:
         self.limits = limits
         self.metrics = metrics
@@ -81,6 +84,7 @@ class ModelService:
         self.live = live
         self.feedback = feedback
         self.guard = guard or Guard(required=False)
+        self.explanations = explanations
         self.models: dict[str, ServedModel] = {}
         self.draining = False
         self._ids = itertools.count(1)
@@ -398,7 +402,7 @@ class ModelService:
                 protocols=[j.protocol for j in jobs],
                 latencies_ms=[(now - j.arrived) * 1000.0 for j in jobs],
                 statuses=["ok"] * len(logged) + ["rejected"] * len(rejected),
-                errors=[None] * len(logged) + [_logged_error(f[1], version) for f in rejected],
+                errors=[None] * len(logged) + [logged_error(f[1], version) for f in rejected],
                 features=features,
                 predictions=predictions,
                 masked=version.contract.pii_masks,
@@ -407,7 +411,7 @@ class ModelService:
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
 
 
-def _logged_error(exc: ShipyardError, version: ModelVersion) -> str:
+def logged_error(exc: ShipyardError, version: ModelVersion) -> str:
     """A refusal as the prediction log keeps it. A model's own message may quote the inputs it
     failed on, so with pii features in the contract only its kind is kept (the caller got it all)."""
     if isinstance(exc, PredictionError) and version.contract.pii_masks:
