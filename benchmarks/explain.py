@@ -171,7 +171,7 @@ def best_of(work: Any, repeats: int) -> float:
 def bench_batch(registry: Any, model: Any, frame: Any, rows: int) -> dict[str, Any]:
     import shap
 
-    from shipyard.explain.explaining import explain_rows
+    from shipyard.explanations.explaining import explain_rows
 
     loaded = registry.load("hgb:1")
     sample = frame.iloc[:rows]
@@ -204,7 +204,7 @@ def bench_mlp(registry: Any, rows: int) -> dict[str, Any]:
     from sklearn.datasets import make_classification
     from sklearn.neural_network import MLPClassifier
 
-    from shipyard.explain.explaining import explain_rows
+    from shipyard.explanations.explaining import explain_rows
 
     names = [f"m{i}" for i in range(10)]
     X, y = make_classification(n_samples=3_000, n_features=10, random_state=1)

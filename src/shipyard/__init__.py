@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from shipyard.evaluation.policy import Policy
     from shipyard.evaluation.result import Evaluation
     from shipyard.evaluation.robustness import RobustnessSettings, adversarial_examples
-    from shipyard.explain.explaining import Explanation
+    from shipyard.explanations.explaining import Explanation, explain
     from shipyard.monitoring.alerts import AlertBook, Rule
     from shipyard.monitoring.drift import DriftReport, drift
     from shipyard.monitoring.feedback import FeedbackStore
@@ -120,7 +120,7 @@ _LAZY: dict[str, str] = {
     "DriftReport": "shipyard.monitoring.drift",
     "DriftSettings": "shipyard.monitoring.thresholds",
     "Evaluation": "shipyard.evaluation.result",
-    "Explanation": "shipyard.explain.explaining",
+    "Explanation": "shipyard.explanations.explaining",
     "Feature": "shipyard.core.contract",
     "FeedbackStore": "shipyard.monitoring.feedback",
     "GateResult": "shipyard.evaluation.gates",
@@ -156,6 +156,7 @@ _LAZY: dict[str, str] = {
     "check_gates": "shipyard.evaluation.gates",
     "drift": "shipyard.monitoring.drift",
     "evaluate": "shipyard.evaluation.evaluate",
+    "explain": "shipyard.explanations.explaining",
     "monitor_report": "shipyard.monitoring.monitor",
     "resume_job": "shipyard.batch.run",
     "reweighing_weights": "shipyard.evaluation.mitigation",
@@ -288,21 +289,6 @@ def load(ref: str | ModelRef, *, trust_pickle: bool = False) -> LoadedModel:
     from shipyard.registry.default import default_registry
 
     return default_registry().load(ref, trust_pickle=trust_pickle)
-
-
-def explain(
-    ref: str | ModelRef,
-    rows: Any,
-    *,
-    method: str = "auto",
-    registry: Registry | None = None,
-    trust_pickle: bool = False,
-) -> Explanation:
-    """Explain a version's predictions of `rows` (scored once, as `predict` scores them); see
-    `shipyard.explain.explain` for the options."""
-    from shipyard.explain import explain as run
-
-    return run(str(ref), rows, method=method, registry=registry, trust_pickle=trust_pickle)
 
 
 def __getattr__(name: str) -> Any:

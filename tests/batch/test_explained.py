@@ -20,7 +20,7 @@ from shipyard.batch.local import LocalEngine
 from shipyard.batch.run import BatchOptions, resume_job, start_job
 from shipyard.batch.sources import discover
 from shipyard.errors import BatchError
-from shipyard.explain.explaining import explain_rows
+from shipyard.explanations.explaining import explain_rows
 from shipyard.security.context import Context
 
 FEATURES = ("a", "b", "c")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,8 +119,8 @@ def test_explain_answers_predictions_and_attributions(client: shipyard.Client) -
     assert e["outputs"] == ["1"] and len(e["features"]) == 6
     shares = answer.attributions(1)
     assert sum(shares.values()) + e["base_values"][1][0] == pytest.approx(e["output_values"][1][0], abs=1e-6)
-    assert answer.probabilities is not None
-    assert e["output_values"][1][0] == pytest.approx(answer.probabilities[1]["1"])
+    assert answer.probabilities is not None  # the margin explained is the probability's log-odds
+    assert 1 / (1 + math.exp(-e["output_values"][1][0])) == pytest.approx(answer.probabilities[1]["1"])
 
 
 def test_explain_errors_are_mapped_like_predict_s(client: shipyard.Client) -> None:

@@ -53,13 +53,15 @@ def test_explain_answers_predict_and_an_explanation_that_adds_up(
     assert explained["probabilities"] == predicted["probabilities"]
     e = explained["explanation"]
     assert e["features"] == list(CREDIT_DATATYPES)
-    assert e["outputs"] == ["0", "1"] and e["space"] == "probability"
+    # the credit model is gradient boosting: TreeSHAP in log-odds of the positive class
+    assert e["method"] == "tree_shap" and e["exact"] is True
+    assert e["outputs"] == ["1"] and e["space"] == "log_odds"
     values, base = np.asarray(e["attributions"]), np.asarray(e["base_values"])
-    assert values.shape == (2, 6, 2)
+    assert values.shape == (2, 6, 1)
     np.testing.assert_allclose(values.sum(axis=1) + base, e["output_values"], atol=1e-6)
-    np.testing.assert_allclose(
-        np.asarray(e["output_values"])[:, 1], [p["1"] for p in predicted["probabilities"]]
-    )
+    assert max(e["additivity_error"]) <= 1e-6
+    probability = 1 / (1 + np.exp(-np.asarray(e["output_values"])[:, 0]))
+    np.testing.assert_allclose(probability, [p["1"] for p in predicted["probabilities"]], rtol=1e-9)
     assert [len(t) for t in e["top_features"]] == [3, 3]
     assert set(e["top_features"][0][0]) == {"feature", "value", "attribution"}
 
@@ -104,7 +106,7 @@ def test_kserve_v1_explain_answers_one_explanation_per_row(credit_server: Server
     response = _explain(credit_server, {"instances": ROWS}, "/v1/models/credit:explain")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model"], body["version"], body["outputs"]) == ("credit", 1, ["0", "1"])
+    assert (body["model"], body["version"], body["outputs"]) == ("credit", 1, ["1"])
     assert len(body["explanations"]) == 2
     row = body["explanations"][1]
     assert set(row) >= {"prediction", "probabilities", "attributions", "base_values", "output_values"}

@@ -1,7 +1,7 @@
 """Explanation columns of a batch job's output (`--explain`): each scored row's attributions.
 
 A job run with `--explain` explains the rows it predicts through the same engines as `shipyard
-explain` (`shipyard.explain.explaining.explain_rows`, with the batch's quarantine policy: a
+explain` (`shipyard.explanations.explaining.explain_rows`, with the batch's quarantine policy: a
 rejected row is neither predicted nor explained). Each output row gains:
 
     shap_<feature>            the feature's attribution, one column per contract feature, when
@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from shipyard.attribution.base import Attributions
 from shipyard.core.contract import example_row
-from shipyard.explain.explaining import Explanation, explain_rows, explainer_of
+from shipyard.explanations.explaining import Explanation, explain_rows, explainer_of
 from shipyard.registry.loaded import LoadedModel, Scored, passed
 
 __all__ = ["SHAP_PREFIX", "explain_batch", "explain_columns", "explain_names", "explained_outputs", "ready"]

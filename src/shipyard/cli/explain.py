@@ -54,7 +54,7 @@ def rows_command(
     json: JsonOpt = False,
 ) -> None:
     """Predict and explain every row of a file (any row that breaks the contract rejects it)."""
-    from shipyard.explain.explaining import explain_rows
+    from shipyard.explanations.explaining import explain_rows
     from shipyard.store.tabular import read_rows
 
     with registry() as reg:
@@ -85,7 +85,7 @@ def show(
 ) -> None:
     """Show an explanation a server answered, from the explanation log of the store."""
     from shipyard.config import Settings
-    from shipyard.explain.records import ExplanationLog
+    from shipyard.explanations.records import ExplanationLog
     from shipyard.security.encryption import envelope_for
 
     settings = Settings.from_env()

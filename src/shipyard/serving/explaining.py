@@ -34,8 +34,8 @@ from shipyard.errors import (
     ShipyardError,
     UnsupportedExplanationError,
 )
-from shipyard.explain.explaining import DEFAULT_TOP, Explanation, explain_rows
-from shipyard.explain.records import ExplanationRecord
+from shipyard.explanations.explaining import DEFAULT_TOP, Explanation, explain_rows
+from shipyard.explanations.records import ExplanationRecord
 from shipyard.monitoring.events import EventBatch
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion

@@ -13,7 +13,7 @@ from typing import Any
 from shipyard.attribution.base import METHODS
 from shipyard.core.contract import Contract, Feature
 from shipyard.core.dtypes import DType
-from shipyard.explain.explaining import DEFAULT_TOP
+from shipyard.explanations.explaining import DEFAULT_TOP
 from shipyard.registry.loaded import example_row
 from shipyard.serving.routes import Route
 from shipyard.serving.service import ModelService

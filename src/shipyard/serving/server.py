@@ -329,7 +329,7 @@ async def _watch_supervisor(supervisor: int | None, stop: Callable[[], None]) ->
 
 
 async def _worker_main(me: _Worker) -> None:
-    from shipyard.explain.records import ExplanationLog
+    from shipyard.explanations.records import ExplanationLog
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.monitoring.live import LiveProfiles

@@ -34,7 +34,7 @@ from shipyard.errors import (
     ShipyardError,
     UnknownModelError,
 )
-from shipyard.explain.records import ExplanationLog
+from shipyard.explanations.records import ExplanationLog
 from shipyard.monitoring.events import EventBatch, EventLog
 from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles

@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 
 from shipyard import Registry, Settings
 from shipyard.errors import EncryptionError, InputError, NotFoundError
-from shipyard.explain.explaining import explain_rows
-from shipyard.explain.records import ExplanationLog, ExplanationRecord, masked_explanation
+from shipyard.explanations.explaining import explain_rows
+from shipyard.explanations.records import ExplanationLog, ExplanationRecord, masked_explanation
 from shipyard.security.encryption import Envelope, MasterKey
 from shipyard.security.masking import Masker
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.attribution.base import Attributions, Explainer
 from shipyard.core.jsonsafe import json_safe
+from shipyard.core.refs import ModelRef
 from shipyard.errors import UnsupportedExplanationError
 from shipyard.registry.loaded import Accept, LoadedModel, Scored
 
-__all__ = ["DEFAULT_TOP", "Explanation", "explain_rows", "explainer_of", "methods_of"]
+if TYPE_CHECKING:
+    from shipyard.registry.registry import Registry
+
+__all__ = ["DEFAULT_TOP", "Explanation", "explain", "explain_rows", "explainer_of", "methods_of"]
 
 DEFAULT_TOP = 5
 """How many features an answer names as the top ones of each row."""
@@ -150,3 +154,37 @@ def explain_rows(
     """
     explained = loaded.explain(data, method=method, accept=accept)
     return Explanation(explained.scored, explained.attributions)
+
+
+def explain(
+    ref: str | ModelRef,
+    rows: Any,
+    *,
+    method: str = "auto",
+    registry: Registry | None = None,
+    trust_pickle: bool = False,
+) -> Explanation:
+    """Load a version and explain its predictions of `rows` (scored once, as `predict` scores).
+
+    Args:
+        ref: the version (`'fraud@production'`, `'fraud:3'`, `'fraud'`).
+        rows: a DataFrame, Arrow table, list of row objects or mapping of columns.
+        method: 'auto' (the best the model has), 'tree_shap', 'linear', 'exact', 'permutation'
+            or 'lime'.
+        registry: where the version is; the default registry (from the environment) when None.
+        trust_pickle: allow loading custom Python models (pyfunc).
+
+    Returns:
+        The rows scored and explained; `to_dict()` for JSON.
+
+    Raises:
+        ContractViolationError: a row breaks the contract.
+        UnsupportedExplanationError: the model cannot have `method`; the message names what it can.
+        ExplanationError: an exact method did not add up on some row.
+    """
+    if registry is None:
+        from shipyard.registry.default import default_registry
+
+        registry = default_registry()
+    loaded = registry.load(str(ref), trust_pickle=trust_pickle)
+    return explain_rows(loaded, rows, method=method)

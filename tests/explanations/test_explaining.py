@@ -1,4 +1,4 @@
-"""`shipyard.explain(ref, rows)`: the public function, whether or not the package was imported."""
+"""`shipyard.explain(ref, rows)` and the answer's shape: the public function, whatever was imported."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import make_regression
@@ -25,14 +26,18 @@ def test_explain_a_registered_version(tmp_path: Path) -> None:
             LinearRegression().fit(frame, y), name="lin", train_data=frame.assign(y=y), target="y"
         )
         first = shipyard.explain("lin:1", frame.head(3), registry=registry)
-        importlib.import_module("shipyard.explain.records")  # sets the package over the name
+        importlib.import_module("shipyard.explanations.records")  # the package has its own name
 
         again = shipyard.explain("lin:1", frame.head(3), registry=registry, method="exact")
         with pytest.raises(UnsupportedExplanationError, match="expected one of"):
             shipyard.explain("lin:1", frame.head(3), registry=registry, method="shap")
     assert isinstance(first, shipyard.Explanation)
-    assert first.to_dict() == again.to_dict()
-    assert first.to_dict()["outputs"] == ["value"]
+    linear, exact = first.to_dict(), again.to_dict()
+    assert (linear["method"], exact["method"]) == ("linear", "exact")
+    # the closed form and the brute force over every coalition agree on a linear model
+    np.testing.assert_allclose(linear["attributions"], exact["attributions"], atol=1e-9)
+    np.testing.assert_allclose(linear["base_values"], exact["base_values"], atol=1e-9)
+    assert linear["outputs"] == exact["outputs"] == ["value"]
 
 
 def test_before_any_import_it_is_the_function() -> None:
