@@ -74,6 +74,8 @@ def serve_demo(
                     ("OIP gRPC ModelInfer", f"{oip_grpc.predictions} P={_rounded(oip_grpc.probabilities)}"),
                 ],
             )
+            with Client(url) as client:
+                _explain_one(client, name, rows[0])
             bad = http.post(f"/v1/models/{name}/predict", json={"instances": [{**rows[0], "age": "forty"}]})
             console.print(f"   a bad request gets {bad.status_code}:", end=" ")
             console.print(
@@ -96,6 +98,24 @@ def serve_demo(
         server.wait(30)
     segments = list(Path(store_url, "events", name).rglob("*.parquet")) if "://" not in store_url else []
     console.print(f"   stopped with SIGTERM; the prediction log holds {len(segments)} Parquet segment(s)")
+
+
+def _explain_one(client: Any, name: str, row: dict[str, Any]) -> None:
+    """Explain one served request and show its top features, then read it back by request id."""
+    served = client.explain(name, [row], top=4)
+    e = served.explanation
+    gap = max(e["additivity_error"])
+    table(
+        f"   why? POST /v1/models/{name}/explain: {e['method']} in {e['space']} of class "
+        f"{e['outputs'][-1]}, base {e['base_values'][0][-1]:+.3f}, additivity error {gap:.1e}",
+        ["feature", "value", "attribution"],
+        [(t["feature"], str(t["value"]), f"{t['attribution']:+.3f}") for t in e["top_features"][0]],
+    )
+    kept = client.explanation(name, served.request_id)
+    console.print(
+        f"   read back by request id {served.request_id}: "
+        f"GET /v1/models/{name}/explanations/{{id}} -> {len(kept['explanation']['features'])} features"
+    )
 
 
 def _send_drifted(http: Any, name: str, drifted: pd.DataFrame) -> None:
