@@ -69,7 +69,8 @@ def test_show_gives_the_importance_stored_at_registration(home: Path) -> None:
     shown = shipyard_cli(home, "models", "show", "small:1")
     assert shown.returncode == 0, shown.stderr
     text = " ".join(shown.stdout.split())
-    assert f"mean |attribution| on 60 training rows ({version.explanation['method']}, probability)" in text  # type: ignore[index]
+    summary = version.explanation or {}
+    assert f"mean |attribution| on 60 training rows ({summary['method']}, {summary['space']})" in text
     assert "importance at registration (mean |attribution|)" in text
     assert text.index(" a ") < text.index(" b ", text.index("importance at registration"))  # a first
     bare = shipyard_cli(home, "models", "show", "small:2")
