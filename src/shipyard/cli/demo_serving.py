@@ -105,16 +105,20 @@ def _explain_one(client: Any, name: str, row: dict[str, Any]) -> None:
     served = client.explain(name, [row], top=4)
     e = served.explanation
     gap = max(e["additivity_error"])
+    console.print(
+        f"   why? POST /v1/models/{name}/explain: {e['method']}, in the {e['space']} of class "
+        f"{e['outputs'][-1]}: base {e['base_values'][0][-1]:+.3f} + attributions = "
+        f"{e['output_values'][0][-1]:+.3f} (additivity error {gap:.1e})"
+    )
     table(
-        f"   why? POST /v1/models/{name}/explain: {e['method']} in {e['space']} of class "
-        f"{e['outputs'][-1]}, base {e['base_values'][0][-1]:+.3f}, additivity error {gap:.1e}",
+        "   the row's top features",
         ["feature", "value", "attribution"],
         [(t["feature"], str(t["value"]), f"{t['attribution']:+.3f}") for t in e["top_features"][0]],
     )
     kept = client.explanation(name, served.request_id)
     console.print(
-        f"   read back by request id {served.request_id}: "
-        f"GET /v1/models/{name}/explanations/{{id}} -> {len(kept['explanation']['features'])} features"
+        f"   read back: GET /v1/models/{name}/explanations/{served.request_id} -> "
+        f"{len(kept['explanation']['features'])} attributions"
     )
 
 
