@@ -27,7 +27,7 @@ from shipyard.core.echo import echo
 from shipyard.errors import InputError
 from shipyard.serving.explaining import ASK_KEYS, ExplainAsk, Explained, read_ask
 from shipyard.serving.oip_answers import OutputTensor
-from shipyard.serving.payloads import Columns, decode_mlflow, encode_ours, rows_to_columns
+from shipyard.serving.payloads import Columns, decode_mlflow, encode_ours, json_kind, rows_to_columns
 
 __all__ = [
     "EXPLAIN_TENSORS",
@@ -54,7 +54,7 @@ def decode_explain(body: Any, contract: Contract) -> tuple[Columns, int, Explain
     """
     if not isinstance(body, dict):
         raise InputError(
-            f"the request body is a JSON {_kind(body)}; expected an object with one of {list(_FORMATS)} "
+            f"the request body is a JSON {json_kind(body)}; expected an object with one of {list(_FORMATS)} "
             f"and optionally {list(ASK_KEYS)}"
         )
     present = [k for k in _FORMATS if k in body]
@@ -78,7 +78,7 @@ def decode_kserve(body: Any, contract: Contract) -> tuple[Columns, int, ExplainA
     """
     unknown = sorted(set(body) - {"instances", *ASK_KEYS}) if isinstance(body, dict) else []
     if not isinstance(body, dict) or "instances" not in body or unknown:
-        keys = echo(sorted(body)) if isinstance(body, dict) else f"a JSON {_kind(body)}"
+        keys = echo(sorted(body)) if isinstance(body, dict) else f"a JSON {json_kind(body)}"
         raise InputError(
             f'the request body is {keys}; expected KServe v1\'s {{"instances": [...]}} (a list of rows) '
             f"and optionally {list(ASK_KEYS)}"
@@ -164,17 +164,3 @@ def _fp64(values: Any, shape: Sequence[int]) -> Any:
     if values is None:
         return np.zeros(shape, dtype=np.float64)
     return np.asarray(values, dtype=np.float64).reshape(shape)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "null" if value is None else type(value).__name__

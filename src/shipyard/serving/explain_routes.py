@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from shipyard.errors import ContractViolationError, InputError, NotFoundError, RefError, ShipyardError
+from shipyard.errors import ContractViolationError, NotFoundError, RefError, ShipyardError
 from shipyard.serving import oip, oip_answers
 from shipyard.serving.asgi import (
     JSON,
@@ -121,17 +121,8 @@ class ExplainRoutes:
         try:
             served = self.service.route(name, wanted)
             version = str(served.version.version)
-            header_length = header(scope, b"inference-header-content-length")
-            if header_length is None:
-                check_type(scope, (*JSON_TYPES, b"application/octet-stream"))
-            body = await self._body(scope, receive)
-            try:
-                length = None if header_length is None else int(header_length)
-            except ValueError:
-                raise InputError(
-                    f"Inference-Header-Content-Length is {header_length!r}; expected a number"
-                ) from None
-            request = oip.decode_rest(body, length, served.loaded.contract)
+            limit = self.service.limits.max_body_bytes
+            request = await oip.read_rest(scope, receive, served.loaded.contract, max_body_bytes=limit)
             ask = read_ask(request.parameters, where="the request's parameters")
             rid = request.id or request_id(scope) or self.service.new_request_id()
             explained = await explain_request(

@@ -40,6 +40,7 @@ from shipyard.monitoring.events import EventBatch
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
 from shipyard.serving.merging import one_value_per_row, violation
+from shipyard.serving.payloads import json_kind
 from shipyard.serving.served import Answer, Columns, ServedModel
 from shipyard.serving.service import ModelService, logged_error
 
@@ -85,7 +86,7 @@ def read_ask(given: Mapping[str, Any], *, where: str) -> ExplainAsk:
         method = "auto"
     elif not isinstance(method, str):
         raise InputError(
-            f"'method' of {where} is a JSON {_kind(method)}; expected a string, one of {list(METHODS)}"
+            f"'method' of {where} is a JSON {json_kind(method)}; expected a string, one of {list(METHODS)}"
         )
     elif method not in METHODS:
         raise UnsupportedExplanationError(
@@ -98,14 +99,14 @@ def read_ask(given: Mapping[str, Any], *, where: str) -> ExplainAsk:
             output = str(output)
         else:
             raise InputError(
-                f"'output' of {where} is a JSON {_kind(output)}; expected a class label (a string or an "
+                f"'output' of {where} is a JSON {json_kind(output)}; expected a class label (a string or an "
                 "integer) or 'value' for a regressor, or no 'output' for every output"
             )
     top = given.get("top")
     if top is None:
         top = DEFAULT_TOP
     elif isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
-        shown = f"{top}" if isinstance(top, int) and not isinstance(top, bool) else f"a JSON {_kind(top)}"
+        shown = f"{top}" if isinstance(top, int) and not isinstance(top, bool) else f"a JSON {json_kind(top)}"
         raise InputError(
             f"'top' of {where} is {shown}; expected an integer from 1 to {MAX_TOP}: how many top "
             "features to name per row"
@@ -312,17 +313,3 @@ def _log(
         )
     )
     service.metrics.set_total("shipyard_events_dropped", (), float(service.events.dropped_rows))
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return "null" if value is None else type(value).__name__

@@ -23,7 +23,6 @@ from shipyard.errors import (
     AuthenticationError,
     ContractViolationError,
     FeedbackError,
-    InputError,
     RateLimitedError,
     SecurityError,
     ShipyardError,
@@ -383,17 +382,8 @@ class HttpApp:
         try:
             served = self.service.route(name, wanted)
             version = str(served.version.version)
-            header_length = header(scope, b"inference-header-content-length")
-            if header_length is None:
-                check_type(scope, (*JSON_TYPES, b"application/octet-stream"))
-            body = await self._body(scope, receive)
-            try:
-                length = None if header_length is None else int(header_length)
-            except ValueError:
-                raise InputError(
-                    f"Inference-Header-Content-Length is {header_length!r}; expected a number"
-                ) from None
-            request = oip.decode_rest(body, length, served.loaded.contract)
+            limit = self.service.limits.max_body_bytes
+            request = await oip.read_rest(scope, receive, served.loaded.contract, max_body_bytes=limit)
             rid = request.id or request_id(scope) or self.service.new_request_id()
             answer = await self.service.predict(
                 served,

@@ -25,6 +25,7 @@ from shipyard.core.dtypes import DType
 from shipyard.core.echo import echo
 from shipyard.errors import ContractViolationError, InputError
 from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.asgi import JSON_TYPES, Receive, Scope, check_type, header, read_body
 from shipyard.serving.payloads import parse_json
 
 __all__ = [
@@ -116,6 +117,26 @@ def feature_datatype(dtype: DType) -> str:
 
 
 # -- decoding -----------------------------------------------------------------------------------
+async def read_rest(scope: Scope, receive: Receive, contract: Contract, *, max_body_bytes: int) -> OipRequest:
+    """An OIP REST infer request off the wire (infer and explain alike): its media type checked,
+    its body read within the limit, then decoded by `decode_rest`.
+
+    Raises:
+        UnsupportedMediaError: a JSON body's media type is not JSON's.
+        RequestTooLargeError: the body is larger than `max_body_bytes`.
+        InputError: the body or the Inference-Header-Content-Length header is malformed.
+    """
+    header_length = header(scope, b"inference-header-content-length")
+    if header_length is None:
+        check_type(scope, (*JSON_TYPES, b"application/octet-stream"))
+    body = await read_body(scope, receive, max_body_bytes)
+    try:
+        length = None if header_length is None else int(header_length)
+    except ValueError:
+        raise InputError(f"Inference-Header-Content-Length is {header_length!r}; expected a number") from None
+    return decode_rest(body, length, contract)
+
+
 def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> OipRequest:
     """Read a REST inference body (JSON, or JSON header then binary tensors).
 

@@ -23,6 +23,7 @@ __all__ = [
     "decode_ours",
     "encode_mlflow",
     "encode_ours",
+    "json_kind",
     "parse_json",
     "rows_to_columns",
 ]
@@ -73,7 +74,7 @@ def decode_ours(body: Any, contract: Contract) -> tuple[Columns, int]:
     """
     if not isinstance(body, dict):
         raise InputError(
-            f"the request body is a JSON {_kind(body)}; expected an object with 'instances' "
+            f"the request body is a JSON {json_kind(body)}; expected an object with 'instances' "
             '(a list of rows, e.g. {"instances": [{"age": 41}]}) or \'inputs\' (an object of columns)'
         )
     has_rows, has_columns = "instances" in body, "inputs" in body
@@ -112,7 +113,7 @@ def decode_mlflow(body: Any, contract: Contract) -> tuple[Columns, int]:
     formats = ("dataframe_split", "dataframe_records", "instances", "inputs")
     if not isinstance(body, dict):
         raise InputError(
-            f"the request body is a JSON {_kind(body)}; expected an object with one of {list(formats)}"
+            f"the request body is a JSON {json_kind(body)}; expected an object with one of {list(formats)}"
         )
     present = [k for k in formats if k in body]
     unknown = sorted(set(body) - set(formats) - {"params"})
@@ -127,7 +128,7 @@ def decode_mlflow(body: Any, contract: Contract) -> tuple[Columns, int]:
         if not isinstance(value, dict) or not isinstance(value.get("data"), list):
             raise InputError(
                 "'dataframe_split' must be an object with 'columns' (names) and 'data' (a list of rows); "
-                f"got a {_kind(value)}"
+                f"got a {json_kind(value)}"
             )
         names = value.get("columns")
         data = value["data"]
@@ -187,7 +188,7 @@ def rows_to_columns(rows: Any, contract: Contract, *, where: str) -> tuple[Colum
         InputError: `rows` is not a list of objects or of lists of the right length.
     """
     if not isinstance(rows, list):
-        raise InputError(f"{where} is a JSON {_kind(rows)}; expected a list of rows")
+        raise InputError(f"{where} is a JSON {json_kind(rows)}; expected a list of rows")
     n = len(rows)
     if n == 0:
         return {}, 0
@@ -196,7 +197,7 @@ def rows_to_columns(rows: Any, contract: Contract, *, where: str) -> tuple[Colum
         for i, row in enumerate(rows):
             if type(row) is not dict:
                 raise InputError(
-                    f"row {i} of {where} is a JSON {_kind(row)}; expected an object of feature: value"
+                    f"row {i} of {where} is a JSON {json_kind(row)}; expected an object of feature: value"
                 )
         if n == 1:
             return {k: [v] for k, v in first.items()}, 1
@@ -224,13 +225,13 @@ def rows_to_columns(rows: Any, contract: Contract, *, where: str) -> tuple[Colum
 def _columns(value: Any, *, where: str) -> tuple[Columns, int]:
     if not isinstance(value, dict):
         raise InputError(
-            f"{where} is a JSON {_kind(value)}; expected an object of column name to a list of values"
+            f"{where} is a JSON {json_kind(value)}; expected an object of column name to a list of values"
         )
     lengths: dict[str, int] = {}
     for name, column in value.items():
         if not isinstance(column, list):
             raise InputError(
-                f"column {echo(name)} of {where} is a JSON {_kind(column)}; expected a list of values"
+                f"column {echo(name)} of {where} is a JSON {json_kind(column)}; expected a list of values"
             )
         lengths[name] = len(column)
     if len(set(lengths.values())) > 1:
@@ -239,7 +240,8 @@ def _columns(value: Any, *, where: str) -> tuple[Columns, int]:
     return dict(value), next(iter(lengths.values()), 0)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """The JSON type of a decoded value, as an error message names it ('object', 'array', ...)."""
     if isinstance(value, dict):
         return "object"
     if isinstance(value, list):
@@ -259,4 +261,4 @@ def _short(value: Any) -> str:
     """What a value is, without its content (which may be personal data): its shape, not its text."""
     if isinstance(value, list):
         return f"a list of {len(value)} values"
-    return f"a JSON {_kind(value)}"
+    return f"a JSON {json_kind(value)}"
