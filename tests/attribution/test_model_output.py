@@ -50,7 +50,9 @@ def test_probabilities_follow_the_explainers_order_of_classes() -> None:
 def test_classes_the_model_does_not_predict_are_refused_naming_both() -> None:
     predictor, x, _ = classifier(LogisticRegression())
     output = ModelOutput(predictor, NAMES, (0, 1, 7), "exact")
-    with pytest.raises(UnsupportedExplanationError, match=r"asked for classes \['0', '1', '7'\].*predicts \['0', '1', '2'\]"):
+    with pytest.raises(
+        UnsupportedExplanationError, match=r"asked for classes \['0', '1', '7'\].*predicts \['0', '1', '2'\]"
+    ):
         output(columns(x[:2]))
 
 
@@ -67,7 +69,9 @@ def test_a_regressor_is_its_value_in_raw_space() -> None:
 def test_a_classifier_without_probabilities_is_refused_naming_the_method_and_a_way_out() -> None:
     predictor, x, _ = classifier(RidgeClassifier(), n_classes=2)
     output = ModelOutput(predictor, NAMES, (0, 1), "lime")
-    with pytest.raises(UnsupportedExplanationError, match=r"the lime explanation .* no probabilities.*CalibratedClassifierCV"):
+    with pytest.raises(
+        UnsupportedExplanationError, match=r"the lime explanation .* no probabilities.*CalibratedClassifierCV"
+    ):
         output(columns(x[:3]))
     refusal = no_probabilities("exact")
     assert isinstance(refusal, UnsupportedExplanationError)

@@ -35,13 +35,17 @@ def fit(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
         return model.fit(x, y)
 
 
-def setup(model: Any, classes: tuple[Any, ...] | None) -> tuple[SklearnPredictor, Any, Any, dict[str, np.ndarray]]:
+def setup(
+    model: Any, classes: tuple[Any, ...] | None
+) -> tuple[SklearnPredictor, Any, Any, dict[str, np.ndarray]]:
     """The predictor, the fused oracle, the mixing oracle and some rows to explain."""
     if classes is None:
         x, y = make_regression(60, 4, random_state=0)
         meta: dict[str, Any] = {"task": "regression"}
     else:
-        x, y = make_classification(60, 4, n_informative=3, n_redundant=0, n_classes=len(classes), random_state=0)
+        x, y = make_classification(
+            60, 4, n_informative=3, n_redundant=0, n_classes=len(classes), random_state=0
+        )
         meta = {"task": "classification", "classes": list(classes)}
     predictor = SklearnPredictor(fit(model, x, y), meta)
     background = columns(x[:9])
@@ -54,21 +58,37 @@ def setup(model: Any, classes: tuple[Any, ...] | None) -> tuple[SklearnPredictor
 
 MODELS = [
     ("regressor-relu", lambda: MLPRegressor(hidden_layer_sizes=(8,), random_state=0, max_iter=50), None),
-    ("regressor-tanh-two-layers", lambda: MLPRegressor(hidden_layer_sizes=(6, 5), activation="tanh", random_state=0, max_iter=50), None),
-    ("regressor-logistic", lambda: MLPRegressor(hidden_layer_sizes=(5,), activation="logistic", random_state=0, max_iter=50), None),
-    ("regressor-identity", lambda: MLPRegressor(hidden_layer_sizes=(5,), activation="identity", random_state=0, max_iter=50), None),
+    (
+        "regressor-tanh-two-layers",
+        lambda: MLPRegressor(hidden_layer_sizes=(6, 5), activation="tanh", random_state=0, max_iter=50),
+        None,
+    ),
+    (
+        "regressor-logistic",
+        lambda: MLPRegressor(hidden_layer_sizes=(5,), activation="logistic", random_state=0, max_iter=50),
+        None,
+    ),
+    (
+        "regressor-identity",
+        lambda: MLPRegressor(hidden_layer_sizes=(5,), activation="identity", random_state=0, max_iter=50),
+        None,
+    ),
     ("binary", lambda: MLPClassifier(hidden_layer_sizes=(8,), random_state=0, max_iter=50), (0, 1)),
     ("three-classes", lambda: MLPClassifier(hidden_layer_sizes=(8,), random_state=0, max_iter=50), (0, 1, 2)),
     (
         "scaled-pipeline",
-        lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), random_state=0, max_iter=50)),
+        lambda: make_pipeline(
+            StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), random_state=0, max_iter=50)
+        ),
         (0, 1, 2),
     ),
 ]
 
 
 @pytest.mark.parametrize(("make", "classes"), [(m, c) for _, m, c in MODELS], ids=[i for i, _, _ in MODELS])
-def test_the_fused_pass_gives_the_coalition_values_of_mixing_rows_and_predicting(make: Any, classes: Any) -> None:
+def test_the_fused_pass_gives_the_coalition_values_of_mixing_rows_and_predicting(
+    make: Any, classes: Any
+) -> None:
     _, fused, mixing, rows = setup(make(), classes)
     assert isinstance(fused, FusedMLP)
     every = all_coalitions(len(NAMES))  # all 2**d in order: the doubling table
@@ -85,7 +105,9 @@ def test_models_the_split_does_not_hold_for_get_none() -> None:
     _, none, _, _ = setup(LinearRegression(), None)
     assert none is None
     # a front whose columns depend on two features is not column-wise
-    poly = make_pipeline(PolynomialFeatures(2), MLPRegressor(hidden_layer_sizes=(4,), random_state=0, max_iter=20))
+    poly = make_pipeline(
+        PolynomialFeatures(2), MLPRegressor(hidden_layer_sizes=(4,), random_state=0, max_iter=20)
+    )
     _, none, _, _ = setup(poly, None)
     assert none is None
 
@@ -111,7 +133,9 @@ def test_rows_that_break_the_split_are_answered_by_the_fallback() -> None:
         out[:, 1] += (out[:, 0] > 100) * out[:, 2]
         return out
 
-    model = make_pipeline(FunctionTransformer(leaky), MLPRegressor(hidden_layer_sizes=(6,), random_state=0, max_iter=50))
+    model = make_pipeline(
+        FunctionTransformer(leaky), MLPRegressor(hidden_layer_sizes=(6,), random_state=0, max_iter=50)
+    )
     _, fused, mixing, rows = setup(model, None)
     assert isinstance(fused, FusedMLP)
     calls: list[int] = []
@@ -120,7 +144,9 @@ def test_rows_that_break_the_split_are_answered_by_the_fallback() -> None:
         calls.append(len(coalitions))
         return mixing(rows, coalitions)
 
-    fused = FusedMLP(fused.mlp, fused.names, fused.transform, fused.owners, fused.raw, fused.background, fallback)
+    fused = FusedMLP(
+        fused.mlp, fused.names, fused.transform, fused.owners, fused.raw, fused.background, fallback
+    )
     every = all_coalitions(len(NAMES))
     np.testing.assert_allclose(fused(rows, every), mixing(rows, every), rtol=0, atol=1e-10)
     assert calls == []

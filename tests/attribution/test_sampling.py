@@ -37,7 +37,9 @@ def exact(model: Any) -> np.ndarray:
     return from_coalition_values(oracle(model)(ROWS, all_coalitions(len(NAMES))))
 
 
-def test_the_default_budget_is_about_two_thousand_model_rows_per_feature_in_an_even_number_of_orders() -> None:
+def test_the_default_budget_is_about_two_thousand_model_rows_per_feature_in_an_even_number_of_orders() -> (
+    None
+):
     # 5 features, 10 background rows: 10,000 model rows at 40 per order
     assert default_permutations(5, 10) == 250
     assert default_permutations(5, 10, budget=40 * 7) == 8  # 7 orders, made even

@@ -103,7 +103,9 @@ def test_a_bare_xgboost_booster_names_its_outputs_by_its_objective() -> None:
     assert explainer is not None
     assert (explainer.space, explainer.outputs) == ("log_odds", ("0", "1", "2"))
     contribs = by_output(booster.predict(xgb.DMatrix(x[:10]), pred_contribs=True), 10, 6)
-    checked(explainer, x[:10], contribs, booster.predict(xgb.DMatrix(x[:10]), output_margin=True), float32=True)
+    checked(
+        explainer, x[:10], contribs, booster.predict(xgb.DMatrix(x[:10]), output_margin=True), float32=True
+    )
     binary = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, (y == 1).astype(int)), 3)
     found = booster_explainer(binary, classes=None)
     assert found is not None and (found.space, found.outputs) == ("log_odds", ("1",))
@@ -115,7 +117,9 @@ def test_a_bare_xgboost_booster_names_its_outputs_by_its_objective() -> None:
 def test_xgboost_categorical_features_are_explained_on_their_frame() -> None:
     xgb = pytest.importorskip("xgboost")
     frame, y = categorical_frame()
-    model = xgb.XGBClassifier(n_estimators=6, max_depth=3, enable_categorical=True, tree_method="hist").fit(frame, y)
+    model = xgb.XGBClassifier(n_estimators=6, max_depth=3, enable_categorical=True, tree_method="hist").fit(
+        frame, y
+    )
     explainer = booster_explainer(model, classes=(0, 1))
     assert explainer is not None
     rows = frame.iloc[:15]

@@ -74,7 +74,10 @@ def forests(nan: bool) -> list[tuple[str, list[Any], np.ndarray, int]]:
     x, y, target = data(nan)
     regressors = [DecisionTreeRegressor(max_depth=d, random_state=d).fit(x, target + d) for d in (3, 5)]
     classifiers = [DecisionTreeClassifier(max_depth=4, random_state=0).fit(x, y)]
-    return [("regression", [t.tree_ for t in regressors], x, 1), ("three-classes", [t.tree_ for t in classifiers], x, 3)]
+    return [
+        ("regression", [t.tree_ for t in regressors], x, 1),
+        ("three-classes", [t.tree_ for t in classifiers], x, 3),
+    ]
 
 
 CASES = [(kind, nan) for kind in ("regression", "three-classes") for nan in (False, True)]

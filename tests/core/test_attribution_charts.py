@@ -45,7 +45,9 @@ def test_value_colours_run_from_blue_to_red_and_grey_for_missing() -> None:
 
 
 def test_importance_bars_are_well_formed_and_the_largest_is_on_top_and_longest() -> None:
-    html = importance_bars({"age": 0.2, "income <&> 'x'": 0.9, "country": 0.0, "tenure": 0.45}, color="#123456")
+    html = importance_bars(
+        {"age": 0.2, "income <&> 'x'": 0.9, "country": 0.0, "tenure": 0.45}, color="#123456"
+    )
     svg, rest = parsed(html)
     assert rest == ""
     rects = list(svg.iter(f"{SVG}rect"))
@@ -84,7 +86,11 @@ def test_a_beeswarm_has_a_row_of_dots_per_feature_coloured_by_value() -> None:
     assert len(dots) == 3 + 3 + 1  # a missing attribution has no dot
     age, country, email = dots[:3], dots[3:6], dots[6:]
     assert [d.attrib["fill"] for d in age] == [value_color(1.0), value_color(0.0), MISSING_COLOR]
-    assert [d.attrib["fill"] for d in country] == [CATEGORY_COLORS[0], CATEGORY_COLORS[1], CATEGORY_COLORS[-1]]
+    assert [d.attrib["fill"] for d in country] == [
+        CATEGORY_COLORS[0],
+        CATEGORY_COLORS[1],
+        CATEGORY_COLORS[-1],
+    ]
     assert email[0].attrib["fill"] == MISSING_COLOR  # a hidden (pii) value is never coloured
     assert [title(d) for d in country] == ["country = DE: 0.2", "country = FR: -0.1", "country: 0.3"]
     # rows top to bottom in the order given; dots right of each other by attribution

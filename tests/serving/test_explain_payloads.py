@@ -80,10 +80,12 @@ def explained(rows: int = 2) -> Explained:
 @pytest.mark.parametrize(
     ("body", "kind"),
     [([], "array"), ("rows", "string"), (3, "number"), (None, "null"), (True, "boolean")],
-    ids=lambda v: repr(v),
+    ids=repr,
 )
 def test_our_body_must_be_an_object(body: Any, kind: str) -> None:
-    with pytest.raises(InputError, match=rf"the request body is a JSON {kind}; expected an object with one of \['instances'"):
+    with pytest.raises(
+        InputError, match=rf"the request body is a JSON {kind}; expected an object with one of \['instances'"
+    ):
         decode_explain(body, CONTRACT)
 
 
@@ -93,7 +95,10 @@ def test_our_body_must_be_an_object(body: Any, kind: str) -> None:
     ids=["empty", "options-only", "two-formats", "unknown-key"],
 )
 def test_our_body_needs_exactly_one_format_and_no_unknown_keys(body: Any) -> None:
-    with pytest.raises(InputError, match=r"expected exactly one of \['instances', 'inputs', 'dataframe_split', 'dataframe_records'\]"):
+    with pytest.raises(
+        InputError,
+        match=r"expected exactly one of \['instances', 'inputs', 'dataframe_split', 'dataframe_records'\]",
+    ):
         decode_explain(body, CONTRACT)
 
 
@@ -119,7 +124,11 @@ def test_options_of_the_wrong_type_or_method_are_refused_in_our_body_and_kserves
 
 @pytest.mark.parametrize(
     ("body", "shown"),
-    [([], "a JSON array"), ({"inputs": ROWS}, r"\['inputs'\]"), ({"instances": ROWS, "id": 1}, r"\['id', 'instances'\]")],
+    [
+        ([], "a JSON array"),
+        ({"inputs": ROWS}, r"\['inputs'\]"),
+        ({"instances": ROWS, "id": 1}, r"\['id', 'instances'\]"),
+    ],
     ids=["array", "no-instances", "unknown-key"],
 )
 def test_kserves_body_is_instances_and_the_options(body: Any, shown: str) -> None:
@@ -194,4 +203,10 @@ def test_the_oip_parameters_are_strings_with_the_axes_as_json_lists() -> None:
         "outputs": '["0","1"]',
     }
     empty = explanation_parameters(explained(0))
-    assert empty == {"method": "", "space": "", "exact": "false", "features": '["age","country"]', "outputs": "[]"}
+    assert empty == {
+        "method": "",
+        "space": "",
+        "exact": "false",
+        "features": '["age","country"]',
+        "outputs": "[]",
+    }

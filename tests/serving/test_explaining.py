@@ -41,6 +41,8 @@ CLASSIFIER = Contract(features=FEATURES, task="classification", classes=(0, 1))
 REGRESSOR = Contract(features=FEATURES, task="regression")
 
 NOT_STRINGS = [1, 1.5, True, [], {"a": 1}]
+
+
 def kind(value: Any) -> str:
     """The JSON type of a value, as messages name it (bool before int: True == 1)."""
     if isinstance(value, bool):
@@ -69,26 +71,40 @@ def test_every_method_is_read(method: str) -> None:
 
 @pytest.mark.parametrize("value", NOT_STRINGS, ids=lambda v: f"{kind(v)}-{v!r}")
 def test_a_method_that_is_not_a_string_is_an_input_error_naming_the_methods(value: Any) -> None:
-    with pytest.raises(InputError, match=rf"'method' of the body is a JSON {kind(value)}; expected a string, one of \['auto'"):
+    with pytest.raises(
+        InputError, match=rf"'method' of the body is a JSON {kind(value)}; expected a string, one of \['auto'"
+    ):
         read_ask({"method": value}, where="the body")
 
 
 def test_an_unknown_method_is_unsupported_naming_the_methods() -> None:
-    with pytest.raises(UnsupportedExplanationError, match=r"'method' of the parameters is 'kernel_shap', not an explanation method; expected one of \['auto', 'tree_shap'"):
+    with pytest.raises(
+        UnsupportedExplanationError,
+        match=r"'method' of the parameters is 'kernel_shap', not an explanation method; "
+        r"expected one of \['auto', 'tree_shap'",
+    ):
         read_ask({"method": "kernel_shap"}, where="the parameters")
     with pytest.raises(UnsupportedExplanationError) as caught:
         read_ask({"method": "m" * 10_000}, where="the body")
     assert len(str(caught.value)) < 400  # a long value is cut short in the message
 
 
-@pytest.mark.parametrize(("value", "read"), [("yes", "yes"), (1, "1"), (0, "0"), (True, "True"), ("value", "value")], ids=lambda v: repr(v))
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [("yes", "yes"), (1, "1"), (0, "0"), (True, "True"), ("value", "value")],
+    ids=repr,
+)
 def test_an_output_is_a_label_read_as_text(value: Any, read: str) -> None:
     assert read_ask({"output": value}, where="the body").output == read
 
 
 @pytest.mark.parametrize("value", [1.5, [], {"a": 1}, ["1"]], ids=kind)
 def test_an_output_that_is_not_a_label_is_an_input_error(value: Any) -> None:
-    with pytest.raises(InputError, match=rf"'output' of the body is a JSON {kind(value)}; expected a class label \(a string or an integer\)"):
+    with pytest.raises(
+        InputError,
+        match=rf"'output' of the body is a JSON {kind(value)}; "
+        r"expected a class label \(a string or an integer\)",
+    ):
         read_ask({"output": value}, where="the body")
 
 
@@ -97,14 +113,24 @@ def test_top_from_one_to_the_most_is_read(top: int) -> None:
     assert read_ask({"top": top}, where="the body").top == top
 
 
-@pytest.mark.parametrize(
-    ("value", "shown"),
-    [(0, "0"), (-1, "-1"), (MAX_TOP + 1, str(MAX_TOP + 1)), (True, "a JSON boolean"), (False, "a JSON boolean"),
-     (2.0, "a JSON number"), ("3", "a JSON string"), ([3], "a JSON array"), ({}, "a JSON object")],
-    ids=lambda v: repr(v),
-)  # fmt: skip
+TOPS = [
+    (0, "0"),
+    (-1, "-1"),
+    (MAX_TOP + 1, str(MAX_TOP + 1)),
+    (True, "a JSON boolean"),
+    (False, "a JSON boolean"),
+    (2.0, "a JSON number"),
+    ("3", "a JSON string"),
+    ([3], "a JSON array"),
+    ({}, "a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("value", "shown"), TOPS, ids=repr)
 def test_top_outside_the_range_or_not_an_integer_is_an_input_error(value: Any, shown: str) -> None:
-    with pytest.raises(InputError, match=rf"'top' of the body is {shown}; expected an integer from 1 to {MAX_TOP}"):
+    with pytest.raises(
+        InputError, match=rf"'top' of the body is {shown}; expected an integer from 1 to {MAX_TOP}"
+    ):
         read_ask({"top": value}, where="the body")
 
 
@@ -113,11 +139,17 @@ def test_outputs_a_model_has_pass_and_others_are_refused_naming_what_it_has() ->
     check_output(CLASSIFIER, "1")
     check_output(REGRESSOR, None)
     check_output(REGRESSOR, "value")
-    with pytest.raises(UnsupportedExplanationError, match=r"output '2' was asked for; this classifier's outputs are its classes \['0', '1'\]"):
+    with pytest.raises(
+        UnsupportedExplanationError,
+        match=r"output '2' was asked for; this classifier's outputs are its classes \['0', '1'\]",
+    ):
         check_output(CLASSIFIER, "2")
     with pytest.raises(UnsupportedExplanationError, match=r"output 'value'.*classes \['0', '1'\]"):
         check_output(CLASSIFIER, "value")
-    with pytest.raises(UnsupportedExplanationError, match=r"output '1' was asked for, but this model is a regressor with one output, 'value'"):
+    with pytest.raises(
+        UnsupportedExplanationError,
+        match=r"output '1' was asked for, but this model is a regressor with one output, 'value'",
+    ):
         check_output(REGRESSOR, "1")
 
 
@@ -197,5 +229,7 @@ def test_refusals_come_before_any_model_call_and_a_bad_row_is_logged_as_rejected
     service.events.flush()
     now = datetime.now(UTC)
     events = read_events(store, "credit", since=now - timedelta(hours=1), until=now + timedelta(hours=1))
-    statuses = dict(zip(events.column("request_id").to_pylist(), events.column("status").to_pylist(), strict=True))
+    statuses = dict(
+        zip(events.column("request_id").to_pylist(), events.column("status").to_pylist(), strict=True)
+    )
     assert statuses == {"e-4": "rejected", "e-5": "rejected"}

@@ -4,6 +4,7 @@ answer's tensors read back (the predictions, the probabilities by class, every F
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from shipyard.core.batch import Batch
@@ -45,7 +46,7 @@ def infer_request(model: str, rows: Any, request_id: str | None) -> Any:
             try:
                 numbers = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
             except (TypeError, ValueError):
-                if any(v is None or (isinstance(v, float) and v != v) for v in values):
+                if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
                     # A BYTES tensor has no null: str(None) would arrive as the category 'None'.
                     raise InputError(
                         f"column {name!r} holds text and a missing value (None or NaN); the OIP over gRPC "
