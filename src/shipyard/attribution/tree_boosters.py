@@ -105,7 +105,10 @@ def _xgboost(model: Any, classes: tuple[Any, ...] | None) -> ColumnExplainer | N
     wrapper = not isinstance(model, xgb.Booster)
     if wrapper and not hasattr(model, "get_booster"):
         return None
-    booster = model.get_booster() if wrapper else model
+    try:
+        booster = model.get_booster() if wrapper else model
+    except AttributeError:  # an unfitted wrapper (NotFittedError), as LightGBM's has no booster_
+        return None
     width = int(booster.num_features()) + 1
     missing = float(getattr(model, "missing", np.nan)) if wrapper else np.nan
     try:

@@ -4,15 +4,21 @@ answer's tensors read back (the predictions, the probabilities by class, every F
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from shipyard.core.batch import Batch
+from shipyard.errors import InputError
 
 __all__ = ["infer_request", "read_tensors"]
 
 
 def infer_request(model: str, rows: Any, request_id: str | None) -> Any:
-    """A gRPC `ModelInferRequest` of `rows`, one typed tensor per column."""
+    """A gRPC `ModelInferRequest` of `rows`, one typed tensor per column.
+
+    Raises:
+        InputError: the rows cannot be read, or a text column holds a missing value.
+    """
     import numpy as np
 
     from shipyard.serving import oip_v2_pb2 as pb
@@ -40,6 +46,13 @@ def infer_request(model: str, rows: Any, request_id: str | None) -> Any:
             try:
                 numbers = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
             except (TypeError, ValueError):
+                if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+                    # A BYTES tensor has no null: str(None) would arrive as the category 'None'.
+                    raise InputError(
+                        f"column {name!r} holds text and a missing value (None or NaN); the OIP over gRPC "
+                        "cannot send a missing text value: fill it, or connect over http(s):// "
+                        "where a missing value is sent as null"
+                    ) from None
                 tensor.datatype = "BYTES"
                 tensor.contents.bytes_contents.extend(str(v).encode() for v in values)
                 continue
