@@ -293,3 +293,29 @@ def test_exact_over_500_features_is_refused_at_once(other_server: ServerProcess)
     assert refused.status_code == 422
     message = refused.json()["error"]["message"]
     assert "permutation" in message and "500" in message
+
+
+def test_an_explain_request_too_costly_for_its_method_is_refused_before_any_work(
+    other_server: ServerProcess,
+) -> None:
+    # permutation over 500 features: about 1.1 million model rows per explained row
+    row = {f"f{i}": 0.1 for i in range(500)}
+    started = time.perf_counter()
+    body = {"instances": [row, row], "method": "permutation"}
+    response = _explain(other_server, body, "/v1/models/wide/explain")
+    assert time.perf_counter() - started < 5
+    assert response.status_code == 413, response.text
+    message = response.json()["error"]["message"]
+    assert "send at most 1 rows" in message and "2,000,000" in message
+    linear = _explain(other_server, {"instances": [row] * 20}, "/v1/models/wide/explain")
+    assert linear.status_code == 200 and linear.json()["explanation"]["method"] == "linear"
+
+
+def test_a_request_id_with_a_slash_is_replaced_so_that_it_can_be_read_back(
+    credit_server: ServerProcess,
+) -> None:
+    response = _explain(credit_server, {"instances": ROWS[:1]}, **{"x-request-id": "a/b"})
+    assert response.status_code == 200
+    rid = response.json()["request_id"]
+    assert "/" not in rid
+    assert credit_server.http.get(f"/v1/models/credit/explanations/{rid}").status_code == 200

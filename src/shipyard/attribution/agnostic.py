@@ -105,6 +105,16 @@ class AgnosticExplainer:
         """'probability' for a classifier, 'raw' for a regressor."""
         return self._output().space
 
+    @property
+    def model_rows_per_row(self) -> int:
+        """About how many rows the model predicts to explain one row (what a request costs)."""
+        d = len(self.names)
+        if self.method == "exact":
+            return int((2**d) * self.background.n_rows)
+        m = min(self.background.n_rows, self.background_rows)
+        permutations = self.permutations or default_permutations(d, m, self.budget)
+        return int(permutations * max(1, d - 1) * m)
+
     def explain(self, batch: Batch) -> Attributions:
         """Explain every row of `batch` (contract features, validated).
 

@@ -93,6 +93,11 @@ class LimeExplainer:
         """'probability' for a classifier, 'raw' for a regressor."""
         return self._output().space
 
+    @property
+    def model_rows_per_row(self) -> int:
+        """How many rows the model predicts to explain one row: its neighbours."""
+        return int(self.samples)
+
     def explain(self, batch: Batch) -> Attributions:
         """Explain every row of `batch` (contract features, validated).
 

@@ -49,7 +49,7 @@ def rows_command(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Only this output: a class label, or 'value'.")
     ] = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="Top features shown per row.")] = 5,
+    top: Annotated[int, typer.Option("--top", "-k", min=1, max=1000, help="Top features shown per row.")] = 5,
     trust_pickle: TrustPickleOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -83,13 +83,18 @@ def show(
     model: Annotated[str | None, typer.Option("--model", help="The model that answered it.")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Show an explanation a server answered, from the explanation log of the store."""
-    from shipyard.config import Settings
+    """Show an explanation a server answered, from the explanation log of the store (the
+    deployer role: it holds another caller's request values)."""
     from shipyard.explanations.records import ExplanationLog
+    from shipyard.security.access import Action
     from shipyard.security.encryption import envelope_for
 
-    settings = Settings.from_env()
-    record = ExplanationLog(settings.store_url, cipher=envelope_for(settings)).read(request_id, model=model)
+    with registry() as reg:
+        reg.allow(Action.READ_LOGS, model)
+        log = ExplanationLog(reg.settings.store_url, cipher=envelope_for(reg.settings))
+        record = log.read(request_id, model=model)
+        if model is None:
+            reg.allow(Action.READ_LOGS, record.model)
     if json:
         emit_json(record.to_dict())
         return

@@ -70,6 +70,13 @@ class Explanation:
                 f"output {output!r} was asked for, but a regressor has one output, 'value'; "
                 "per-class attributions exist only for classifiers"
             )
+        if len(outputs) == 1 and self.attributions.space == "log_odds":
+            raise UnsupportedExplanationError(
+                f"output {output!r} was asked for; {self.attributions.method} explains this binary "
+                f"classifier in the log-odds of class {outputs[0]!r} only (the other class's are "
+                f"their negative): ask output {outputs[0]!r}, or method 'exact' for one set of "
+                "probability attributions per class"
+            )
         raise UnsupportedExplanationError(
             f"output {output!r} was asked for; this explanation's outputs are {list(outputs)} "
             f"({self.attributions.space})"

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from fsspec.core import url_to_fs
 
+from shipyard.core.echo import echo
 from shipyard.core.refs import check_name
 from shipyard.errors import InputError, NotFoundError
 from shipyard.security.masking import Masker
@@ -186,7 +187,7 @@ class ExplanationLog:
             return ExplanationRecord.from_dict(orjson.loads(data))
         where = f"model {model!r}" if model is not None else "any model"
         raise NotFoundError(
-            f"no explanation of request {request_id!r} was logged for {where} under {self.root}; "
+            f"no explanation of request {echo(request_id)} was logged for {where}; "
             "explanations are kept for requests to .../explain on a server writing its prediction "
             "log to this store (check the request id, the model and SHIPYARD_STORE_URL)"
         )

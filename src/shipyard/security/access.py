@@ -48,6 +48,7 @@ class Action(StrEnum):
     READ = "read"
     PREDICT = "predict"
     FEEDBACK = "feedback"
+    READ_LOGS = "read-logs"
     REGISTER = "register"
     EDIT = "edit"
     MOVE_ALIAS = "move-alias"
@@ -69,6 +70,7 @@ ACTIONS: dict[Action, Role] = {
     Action.READ: Role.READER,
     Action.PREDICT: Role.PREDICTOR,
     Action.FEEDBACK: Role.PREDICTOR,
+    Action.READ_LOGS: Role.DEPLOYER,
     Action.REGISTER: Role.DEPLOYER,
     Action.EDIT: Role.DEPLOYER,
     Action.MOVE_ALIAS: Role.DEPLOYER,

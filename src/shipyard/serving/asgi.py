@@ -134,11 +134,12 @@ def check_type(scope: Scope, accepted: tuple[bytes, ...]) -> None:
 
 
 def request_id(scope: Scope) -> str | None:
-    """The caller's `X-Request-Id`, when it is printable and at most 128 characters."""
+    """The caller's `X-Request-Id`, when it is printable, at most 128 characters and free of '/'
+    (so that it can name a path: `GET .../explanations/{request_id}`)."""
     for key, value in scope["headers"]:
         if key == b"x-request-id":
             text = value.decode("latin-1")
-            if 0 < len(text) <= 128 and text.isprintable():
+            if 0 < len(text) <= 128 and text.isprintable() and "/" not in text:
                 return str(text)
     return None
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Violation
@@ -90,6 +91,16 @@ class ServedExplanation:
         outputs = [str(o) for o in e["outputs"]]
         k = outputs.index(str(output)) if output is not None else len(outputs) - 1
         return {f: e["attributions"][row][j][k] for j, f in enumerate(e["features"])}
+
+
+def _check_options(method: Any, output: Any, top: Any) -> None:
+    """The explain options' types, as the server checks them."""
+    if not isinstance(method, str):
+        raise InputError(f"method is {method!r}; expected a string such as 'auto', 'exact' or 'lime'")
+    if output is not None and (isinstance(output, bool) or not isinstance(output, str | int)):
+        raise InputError(f"output is {output!r}; expected a class label (a string or an integer) or 'value'")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 1000):
+        raise InputError(f"top is {top!r}; expected an integer from 1 to 1000")
 
 
 class Client:
@@ -218,8 +229,11 @@ class Client:
             ContractViolationError: some row breaks the contract; every violation is attached.
             UnsupportedExplanationError: the model cannot have the method or output asked for.
             ExplanationError: an exact method did not add up on the server.
+            InputError: `method`, `output` or `top` is not of its type (checked here, for both
+                protocols alike).
             ShipyardError: the server refused the request for another reason.
         """
+        _check_options(method, output, top)
         if self.scheme == "grpc":
             return self._explain_grpc(
                 model, rows, method=method, output=output, top=top, request_id=request_id, key=key
@@ -248,7 +262,13 @@ class Client:
         """
         if self.scheme == "grpc":
             raise ServingError("reading explanations needs the HTTP API; connect with http://host:port")
-        response = self._http.get(f"/v1/models/{model}/explanations/{request_id}")
+        if not request_id or "/" in request_id or request_id in (".", ".."):
+            raise InputError(
+                f"the request id is {request_id!r}; expected the id a server answered with (no '/')"
+            )
+        response = self._http.get(
+            f"/v1/models/{quote(model, safe='')}/explanations/{quote(request_id, safe='')}"
+        )
         body = _json(response)
         if response.status_code != 200:
             raise _http_error(response.status_code, body, response.headers.get(RETRY_AFTER_KEY))

@@ -54,6 +54,11 @@ ASK_KEYS = ("method", "output", "top")
 MAX_TOP = 1000
 """The most top features a request may ask for per row."""
 
+MAX_MODEL_ROWS = 2_000_000
+"""The most rows the model may predict to explain one request (the model-agnostic methods cost
+2**d background rows per row for 'exact'): a request past it is refused (413) before any work,
+naming how many rows it may carry."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ExplainAsk:
@@ -95,7 +100,7 @@ def read_ask(given: Mapping[str, Any], *, where: str) -> ExplainAsk:
         )
     output = given.get("output")
     if output is not None:
-        if isinstance(output, bool | int | str):
+        if isinstance(output, int | str) and not isinstance(output, bool):
             output = str(output)
         else:
             raise InputError(
@@ -106,7 +111,15 @@ def read_ask(given: Mapping[str, Any], *, where: str) -> ExplainAsk:
     if top is None:
         top = DEFAULT_TOP
     elif isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
-        shown = f"{top}" if isinstance(top, int) and not isinstance(top, bool) else f"a JSON {json_kind(top)}"
+        shown = (
+            f"{top}"
+            if isinstance(top, int) and not isinstance(top, bool) and abs(top) < 10**12
+            else (
+                f"a JSON {json_kind(top)}"
+                if not isinstance(top, int) or isinstance(top, bool)
+                else "too large"
+            )
+        )
         raise InputError(
             f"'top' of {where} is {shown}; expected an integer from 1 to {MAX_TOP}: how many top "
             "features to name per row"
@@ -269,6 +282,14 @@ def _explain(
         part = validation.part(0, validation.batch.n_rows)
         raise violation(part.message(where), part)
 
+    cost = int(getattr(loaded.explainer(ask.method), "model_rows_per_row", 0))
+    if cost and n_rows * cost > MAX_MODEL_ROWS:
+        raise RequestTooLargeError(
+            f"explaining {n_rows} rows by {ask.method!r} would predict about {n_rows * cost:,} rows "
+            f"({cost:,} per row); this server predicts at most {MAX_MODEL_ROWS:,} for one explain "
+            f"request: send at most {max(1, MAX_MODEL_ROWS // cost)} rows per request, or use a "
+            "cheaper method ('permutation', 'lime') or `shipyard batch run --explain` for many rows"
+        )
     batch = Batch.from_columns({n: rows[n] for n in contract.names})
     explanation = explain_rows(loaded, batch, method=ask.method, accept=whole)
     return explanation, explanation.to_dict(top=ask.top, output=ask.output)

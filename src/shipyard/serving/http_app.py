@@ -151,9 +151,9 @@ class HttpApp:
                 "GET",
                 "/v1/models/{name}/explanations/{request_id}",
                 self.explain.record,
-                predict,
-                "An explanation served before, by its request id (the predictor role, as it holds "
-                "the request's values)",
+                Action.READ_LOGS,
+                "An explanation served before, by its request id (the deployer role: it holds "
+                "another caller's request values)",
             ),
             Route("POST", "/v1/feedback", self._feedback, Action.FEEDBACK, "Labels that arrive later"),
             Route("GET", "/healthz", self.ops.liveness, None, "alive"),
