@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from shipyard.errors import (
+    ContractViolationError,
     RequestTooLargeError,
     ShipyardError,
     UnsupportedMediaError,
@@ -27,6 +28,7 @@ __all__ = [
     "Send",
     "check_type",
     "content_type",
+    "error_body",
     "header",
     "lifespan",
     "read_body",
@@ -162,6 +164,15 @@ async def respond(
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
     return status
+
+
+def error_body(exc: ShipyardError, request_id: str | None) -> dict[str, Any]:
+    """Our API's error body: the error's type name, its message, the request id and, for a
+    contract violation, every violation."""
+    error: dict[str, Any] = {"type": type(exc).type_name(), "message": str(exc), "request_id": request_id}
+    if isinstance(exc, ContractViolationError):
+        error["violations"] = [v.to_dict() for v in exc.violations]
+    return {"error": error}
 
 
 async def respond_json(send: Send, status: int, payload: Any, request_id: str | None = None) -> int:

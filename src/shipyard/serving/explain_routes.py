@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from shipyard.errors import ContractViolationError, NotFoundError, RefError, ShipyardError
+from shipyard.errors import NotFoundError, RefError, ShipyardError
 from shipyard.serving import oip, oip_answers
 from shipyard.serving.asgi import (
     JSON,
@@ -18,6 +18,7 @@ from shipyard.serving.asgi import (
     Scope,
     Send,
     check_type,
+    error_body,
     header,
     read_body,
     request_id,
@@ -99,10 +100,7 @@ class ExplainRoutes:
             )
         except ShipyardError as exc:
             status = status_of(exc)
-            error: dict[str, Any] = {"type": type(exc).type_name(), "message": str(exc), "request_id": rid}
-            if isinstance(exc, ContractViolationError):
-                error["violations"] = [v.to_dict() for v in exc.violations]
-            await respond_json(send, status, {"error": error}, rid)
+            await respond_json(send, status, error_body(exc, rid), rid)
             return status, name, version
         answered = str(explained.answer.version.version)
         encoded = encode_kserve(explained, name) if kserve else encode_explained(explained, name)

@@ -21,7 +21,6 @@ import orjson
 from shipyard.core.echo import echo
 from shipyard.errors import (
     AuthenticationError,
-    ContractViolationError,
     FeedbackError,
     RateLimitedError,
     SecurityError,
@@ -42,6 +41,7 @@ from shipyard.serving.asgi import (
     Send,
     check_type,
     content_type,
+    error_body,
     header,
     lifespan,
     read_body,
@@ -294,10 +294,7 @@ class HttpApp:
             )
         except ShipyardError as exc:
             status = status_of(exc)
-            error: dict[str, Any] = {"type": type(exc).type_name(), "message": str(exc), "request_id": rid}
-            if isinstance(exc, ContractViolationError):
-                error["violations"] = [v.to_dict() for v in exc.violations]
-            await respond_json(send, status, {"error": error}, rid)
+            await respond_json(send, status, error_body(exc, rid), rid)
             return status, name, version
         answered = str(answer.version.version)
         body = orjson.dumps(encode_ours(answer, name))
