@@ -125,14 +125,15 @@ def test_options_of_the_wrong_type_or_method_are_refused_in_our_body_and_kserves
 @pytest.mark.parametrize(
     ("body", "shown"),
     [
-        ([], "a JSON array"),
-        ({"inputs": ROWS}, r"\['inputs'\]"),
-        ({"instances": ROWS, "id": 1}, r"\['id', 'instances'\]"),
+        ([], "is a JSON array"),
+        ({}, r"has keys \[\]"),
+        ({"inputs": ROWS}, r"has keys \['inputs'\]"),
+        ({"instances": ROWS, "id": 1}, r"has keys \['id', 'instances'\]"),
     ],
-    ids=["array", "no-instances", "unknown-key"],
+    ids=["array", "empty", "no-instances", "unknown-key"],
 )
 def test_kserves_body_is_instances_and_the_options(body: Any, shown: str) -> None:
-    with pytest.raises(InputError, match=rf"the request body is {shown}; expected KServe v1's"):
+    with pytest.raises(InputError, match=rf"the request body {shown}; expected KServe v1's"):
         decode_kserve(body, CONTRACT)
 
 

@@ -195,3 +195,25 @@ def test_grpc_unknown_model_is_not_found(grpc_client: Any) -> None:
     with pytest.raises(InferenceServerException) as caught:
         grpc_client.infer("nope", feature_inputs(triton_grpc, ROWS))
     assert "NOT_FOUND" in str(caught.value.status())
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (None, "it is a JSON null"),
+        (5, "it is a JSON number"),
+        ({"inputs": "x"}, "its 'inputs' is a JSON string"),
+        ({"inputs": [], "parameters": 5}, "'parameters' is a JSON number"),
+        ({"inputs": [], "parameters": ["top"]}, "'parameters' is a JSON array"),
+    ],
+    ids=["null", "number", "inputs-string", "parameters-number", "parameters-array"],
+)
+def test_a_malformed_inference_request_says_what_arrived(body: Any, said: str) -> None:
+    from shipyard.core.contract import Contract, Feature
+    from shipyard.core.dtypes import DType
+    from shipyard.errors import InputError
+    from shipyard.serving.oip import decode_rest
+
+    contract = Contract(features=(Feature(name="age", dtype=DType.FLOAT),), task="regression")
+    with pytest.raises(InputError, match=said):
+        decode_rest(json.dumps(body).encode(), None, contract)

@@ -78,9 +78,9 @@ def decode_kserve(body: Any, contract: Contract) -> tuple[Columns, int, ExplainA
     """
     unknown = sorted(set(body) - {"instances", *ASK_KEYS}) if isinstance(body, dict) else []
     if not isinstance(body, dict) or "instances" not in body or unknown:
-        keys = echo(sorted(body)) if isinstance(body, dict) else f"a JSON {json_kind(body)}"
+        got = f"has keys {echo(sorted(body))}" if isinstance(body, dict) else f"is a JSON {json_kind(body)}"
         raise InputError(
-            f'the request body is {keys}; expected KServe v1\'s {{"instances": [...]}} (a list of rows) '
+            f'the request body {got}; expected KServe v1\'s {{"instances": [...]}} (a list of rows) '
             f"and optionally {list(ASK_KEYS)}"
         )
     ask = read_ask(body, where="the body")

@@ -26,7 +26,7 @@ from shipyard.core.echo import echo
 from shipyard.errors import ContractViolationError, InputError
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.asgi import JSON_TYPES, Receive, Scope, check_type, header, read_body
-from shipyard.serving.payloads import parse_json
+from shipyard.serving.payloads import json_kind, parse_json
 
 __all__ = [
     "DATATYPES",
@@ -150,9 +150,20 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
         )
     request = parse_json(head)
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
+        got = (
+            f"its 'inputs' is a JSON {json_kind(request.get('inputs'))}"
+            if isinstance(request, dict)
+            else f"it is a JSON {json_kind(request)}"
+        )
         raise InputError(
-            'the inference request has no \'inputs\' list; expected {"inputs": [{"name": ..., '
+            f'the inference request has no \'inputs\' list ({got}); expected {{"inputs": [{{"name": ..., '
             '"shape": [...], "datatype": ..., "data": [...]}]}'
+        )
+    given = request.get("parameters")
+    if given is not None and not isinstance(given, dict):
+        raise InputError(
+            f"the inference request's 'parameters' is a JSON {json_kind(given)}; expected an object "
+            "of name to value"
         )
     request_id = _request_id(request.get("id"))
     binary = memoryview(body)[header_length:] if header_length is not None else memoryview(b"")
@@ -188,7 +199,6 @@ def decode_rest(body: bytes, header_length: int | None, contract: Contract) -> O
         outputs.append(spec["name"])
         binary_outputs = binary_outputs or bool(_param(spec.get("parameters"), "binary_data"))
     columns, n = _to_columns(tensors, contract)
-    given = request.get("parameters")
     parameters = dict(given) if isinstance(given, dict) else {}
     return OipRequest(request_id, columns, n, tuple(outputs), binary_outputs, parameters)
 
