@@ -5,7 +5,7 @@ on the exceptions)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -16,6 +16,9 @@ from shipyard.errors import (
     UnsupportedMediaError,
 )
 from shipyard.serving.wire import HTTP_STATUSES
+
+if TYPE_CHECKING:
+    from shipyard.serving.served import ServedModel
 
 __all__ = [
     "JSON",
@@ -35,6 +38,7 @@ __all__ = [
     "request_id",
     "respond",
     "respond_json",
+    "routing_key",
     "status_of",
 ]
 
@@ -133,6 +137,15 @@ def check_type(scope: Scope, accepted: tuple[bytes, ...]) -> None:
         raise UnsupportedMediaError(
             f"the request's Content-Type is {arrived.decode('latin-1')!r}; this endpoint reads {shown}"
         )
+
+
+def routing_key(served: ServedModel, scope: Scope, columns: Any) -> str | None:
+    """The key that keeps an HTTP caller on one arm of a deployment, from its key header or a
+    feature (None for a plain model)."""
+    if served.router is None:
+        return None
+    key_header = header(scope, served.key_header) if served.key_header is not None else None
+    return served.routing_key(key_header, columns)
 
 
 def request_id(scope: Scope) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 
@@ -19,11 +18,11 @@ from shipyard.serving.asgi import (
     Send,
     check_type,
     error_body,
-    header,
     read_body,
     request_id,
     respond,
     respond_json,
+    routing_key,
     status_of,
 )
 from shipyard.serving.explain_payloads import (
@@ -37,7 +36,6 @@ from shipyard.serving.explain_payloads import (
 from shipyard.serving.explaining import explain_request, read_ask
 from shipyard.serving.payloads import parse_json
 from shipyard.serving.routes import Outcome
-from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
 
 __all__ = ["ExplainRoutes"]
@@ -96,7 +94,7 @@ class ExplainRoutes:
                 protocol="kserve" if kserve else "rest",
                 request_id=rid,
                 arrived=arrived,
-                key=_routing_key(served, scope, columns),
+                key=routing_key(served, scope, columns),
             )
         except ShipyardError as exc:
             status = status_of(exc)
@@ -132,7 +130,7 @@ class ExplainRoutes:
                 protocol="oip-rest",
                 request_id=rid,
                 arrived=arrived,
-                key=_routing_key(served, scope, request.columns),
+                key=routing_key(served, scope, request.columns),
                 version=wanted,
             )
             payload, head = oip_answers.encode_rest(
@@ -183,11 +181,3 @@ class ExplainRoutes:
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         return await read_body(scope, receive, self.service.limits.max_body_bytes)
-
-
-def _routing_key(served: ServedModel, scope: Scope, columns: Any) -> str | None:
-    """The key that keeps a caller on one arm of a deployment (None for a plain model)."""
-    if served.router is None:
-        return None
-    key_header = header(scope, served.key_header) if served.key_header is not None else None
-    return served.routing_key(key_header, columns)

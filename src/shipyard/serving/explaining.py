@@ -20,12 +20,13 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from shipyard.attribution.base import METHODS
-from shipyard.core.batch import Array, Batch, Predictions
+from shipyard.core.batch import Array, Batch
 from shipyard.core.contract import Contract, Validation
 from shipyard.errors import (
     InputError,
@@ -40,7 +41,7 @@ from shipyard.monitoring.events import EventBatch
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
 from shipyard.serving.merging import one_value_per_row, violation
-from shipyard.serving.payloads import json_kind
+from shipyard.serving.payloads import json_kind, probabilities_by_class
 from shipyard.serving.served import Answer, Columns, ServedModel
 from shipyard.serving.service import ModelService, logged_error
 
@@ -204,21 +205,15 @@ async def explain_request(
     rows = one_value_per_row(loaded, columns, n_rows)
     sample = service.limits.log_sample
     logged = service.events is not None and (sample >= 1.0 or random.random() < sample)
+    log_request = partial(
+        _log, service, served, loaded.version, request_id=request_id, protocol=protocol, arrived=arrived
+    )
     loop = asyncio.get_running_loop()
     try:
         explanation, body = await loop.run_in_executor(None, _explain, loaded, rows, n_rows, ask)
     except ShipyardError as exc:
         if logged:
-            _log(
-                service,
-                served,
-                loaded.version,
-                request_id=request_id,
-                protocol=protocol,
-                arrived=arrived,
-                explanation=None,
-                error=exc,
-            )
+            log_request(explanation=None, error=exc)
         raise
     except Exception as exc:
         log.error("explaining request %s to %s failed", request_id, served.name, exc_info=exc)
@@ -235,16 +230,7 @@ async def explain_request(
     if service.live is not None:
         service.live.append(name, number, calls)
     if logged:
-        _log(
-            service,
-            served,
-            loaded.version,
-            request_id=request_id,
-            protocol=protocol,
-            arrived=arrived,
-            explanation=explanation,
-            error=None,
-        )
+        log_request(explanation=explanation, error=None)
     store = service.explanations
     if store is not None:
         record = ExplanationRecord(
@@ -254,7 +240,7 @@ async def explain_request(
             protocol=protocol,
             time=time.time(),
             predictions=predictions.values.tolist(),
-            probabilities=_probabilities(predictions),
+            probabilities=probabilities_by_class(predictions),
             explanation=body,
         )
         try:
@@ -293,13 +279,6 @@ def _explain(
     batch = Batch.from_columns({n: rows[n] for n in contract.names})
     explanation = explain_rows(loaded, batch, method=ask.method, accept=whole)
     return explanation, explanation.to_dict(top=ask.top, output=ask.output)
-
-
-def _probabilities(predictions: Predictions) -> list[dict[str, float]] | None:
-    if predictions.probabilities is None or predictions.classes is None:
-        return None
-    keys = [str(c) for c in predictions.classes]
-    return [dict(zip(keys, row, strict=True)) for row in predictions.probabilities.tolist()]
 
 
 def _log(

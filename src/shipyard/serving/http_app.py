@@ -48,6 +48,7 @@ from shipyard.serving.asgi import (
     request_id,
     respond,
     respond_json,
+    routing_key,
     status_of,
 )
 from shipyard.serving.auth import admit
@@ -63,7 +64,6 @@ from shipyard.serving.payloads import (
     parse_json,
 )
 from shipyard.serving.routes import Outcome, Route, RouteTable
-from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
 
 __all__ = ["HttpApp", "status_of"]
@@ -290,7 +290,7 @@ class HttpApp:
                 protocol="rest",
                 request_id=rid,
                 arrived=arrived,
-                key=_routing_key(served, scope, columns),
+                key=routing_key(served, scope, columns),
             )
         except ShipyardError as exc:
             status = status_of(exc)
@@ -358,7 +358,7 @@ class HttpApp:
                 protocol="mlflow",
                 request_id=rid,
                 arrived=arrived,
-                key=_routing_key(served, scope, columns),
+                key=routing_key(served, scope, columns),
             )
         except ShipyardError as exc:
             status = status_of(exc)
@@ -389,7 +389,7 @@ class HttpApp:
                 protocol="oip-rest",
                 request_id=rid,
                 arrived=arrived,
-                key=_routing_key(served, scope, request.columns),
+                key=routing_key(served, scope, request.columns),
                 version=wanted,
             )
             payload, head = oip_answers.encode_rest(
@@ -427,14 +427,6 @@ class HttpApp:
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         return await read_body(scope, receive, self.service.limits.max_body_bytes)
-
-
-def _routing_key(served: ServedModel, scope: Scope, columns: Any) -> str | None:
-    """The key that keeps a caller on one arm of a deployment (None for a plain model)."""
-    if served.router is None:
-        return None
-    key_header = header(scope, served.key_header) if served.key_header is not None else None
-    return served.routing_key(key_header, columns)
 
 
 def _actor(scope: Scope) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from shipyard.core.batch import Batch
+from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract
 from shipyard.core.echo import echo
 from shipyard.errors import InputError
@@ -25,6 +25,7 @@ __all__ = [
     "encode_ours",
     "json_kind",
     "parse_json",
+    "probabilities_by_class",
     "rows_to_columns",
 ]
 
@@ -98,10 +99,18 @@ def encode_ours(answer: Answer, model: str) -> dict[str, Any]:
         "version": answer.version.version,
         "predictions": p.values.tolist(),
     }
-    if p.probabilities is not None and p.classes is not None:
-        keys = [str(c) for c in p.classes]
-        out["probabilities"] = [dict(zip(keys, row, strict=True)) for row in p.probabilities.tolist()]
+    by_class = probabilities_by_class(p)
+    if by_class is not None:
+        out["probabilities"] = by_class
     return out
+
+
+def probabilities_by_class(predictions: Predictions) -> list[dict[str, float]] | None:
+    """Each row's probabilities as class label (text) to probability; None without them."""
+    if predictions.probabilities is None or predictions.classes is None:
+        return None
+    keys = [str(c) for c in predictions.classes]
+    return [dict(zip(keys, row, strict=True)) for row in predictions.probabilities.tolist()]
 
 
 def decode_mlflow(body: Any, contract: Contract) -> tuple[Columns, int]:
