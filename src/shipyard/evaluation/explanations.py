@@ -36,6 +36,7 @@ from shipyard.core.attribution_charts import CATEGORY_COLORS
 from shipyard.core.batch import Batch
 from shipyard.core.jsonsafe import json_safe
 from shipyard.errors import ShipyardError
+from shipyard.registry.loaded import passed
 
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
@@ -115,10 +116,13 @@ def _explain(loaded: LoadedModel, batch: Batch, *, seed: int, rows: int) -> dict
         rows=min(rows, len(accepted)), budget=EXPLAIN_BUDGET,
     )  # fmt: skip
     picked = np.sort(np.random.default_rng(seed).choice(accepted, n, replace=False))
-    scored = loaded.score(batch.take(picked))  # quarantine (every picked row passes)
-    if scored.predictions is None:
+    # The one explain step (every picked row passed the contract, so quarantine keeps them all).
+    explained = loaded.explain(
+        batch.take(picked), accept=passed, background=None if source == "registration" else background
+    )
+    scored, a = explained.scored, explained.attributions
+    if scored.predictions is None or a is None:
         return {"error": "no sampled row passed the contract"}
-    a = explainer.explain(scored.batch).checked(str(loaded.version.ref))
     chosen, output = _shown_output(a, scored.predictions.values)
     values = a.values[np.arange(a.n_rows), :, chosen]  # (rows, features)
     means = np.abs(values).mean(axis=0)
