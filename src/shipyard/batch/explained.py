@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from shipyard.attribution.base import Attributions
 from shipyard.core.contract import example_row
-from shipyard.explanations.explaining import Explanation, explain_rows, explainer_of
+from shipyard.explanations.explaining import Explanation, explain_rows
 from shipyard.registry.loaded import LoadedModel, Scored, passed
 
 __all__ = ["SHAP_PREFIX", "explain_batch", "explain_columns", "explain_names", "explained_outputs", "ready"]
@@ -40,7 +40,7 @@ def ready(loaded: LoadedModel, method: str) -> None:
     Raises:
         UnsupportedExplanationError: the model cannot have `method`; the message names what it can.
     """
-    explainer_of(loaded, method)
+    loaded.explainer(method)
 
 
 def explain_batch(loaded: LoadedModel, data: Any, method: str) -> tuple[Scored, Attributions | None]:

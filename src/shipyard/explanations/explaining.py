@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shipyard.attribution.base import Attributions, Explainer
+from shipyard.attribution.base import Attributions
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.refs import ModelRef
 from shipyard.errors import UnsupportedExplanationError
@@ -21,24 +21,10 @@ from shipyard.registry.loaded import Accept, LoadedModel, Scored
 if TYPE_CHECKING:
     from shipyard.registry.registry import Registry
 
-__all__ = ["DEFAULT_TOP", "Explanation", "explain", "explain_rows", "explainer_of", "methods_of"]
+__all__ = ["DEFAULT_TOP", "Explanation", "explain", "explain_rows"]
 
 DEFAULT_TOP = 5
 """How many features an answer names as the top ones of each row."""
-
-
-def explainer_of(loaded: LoadedModel, method: str = "auto") -> Explainer:
-    """The version's explainer for `method`, built on first use and kept with the loaded version.
-
-    Raises:
-        UnsupportedExplanationError: the model cannot have `method`; the message names what it can.
-    """
-    return loaded.explainer(method)
-
-
-def methods_of(loaded: LoadedModel) -> list[str]:
-    """The explanation methods this version can have, the exact ones first."""
-    return loaded.explanation_methods()
 
 
 @dataclass(frozen=True)
