@@ -15,10 +15,13 @@ import typer
 
 from shipyard.cli import contract, models
 from shipyard.cli.batch import batch_app
+from shipyard.cli.ci import ci_app
 from shipyard.cli.demo import demo
 from shipyard.cli.evaluate import evaluate, gates_app
 from shipyard.cli.explain import explain_app
+from shipyard.cli.k8s import k8s
 from shipyard.cli.monitor import feedback_app, monitor_app
+from shipyard.cli.package import package
 from shipyard.cli.predict import predict
 from shipyard.cli.render import error
 from shipyard.cli.rollout import deploy_app, rollout_app, server
@@ -49,10 +52,13 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(encryption_app, name="encryption")
 app.add_typer(explain_app, name="explain")
+app.add_typer(ci_app, name="ci")
 app.command()(predict)
 app.command()(evaluate)
 app.command()(demo)
 app.command()(serve)
+app.command()(package)
+app.command()(k8s)
 app.command()(server)
 app.command()(scheduler)
 app.command()(sign)
