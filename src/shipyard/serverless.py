@@ -148,7 +148,8 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, Any]:
 
 
 def _read_event(event: Mapping[str, Any]) -> _Request:
-    """The HTTP request an API Gateway or function URL event carries.
+    """The HTTP request an API Gateway or function URL event carries; API Gateway's request id
+    is its `X-Request-Id` unless the caller sent one (the REST server keeps the caller's too).
 
     Raises:
         InputError: the event has neither format's keys, or a body marked base64 that is not.
@@ -158,44 +159,61 @@ def _read_event(event: Mapping[str, Any]) -> _Request:
             f"the Lambda event is a {type(event).__name__}; expected an API Gateway or function URL "
             "event (an object)"
         )
-    context = event.get("requestContext") or {}
     if event.get("version") == "2.0" and "rawPath" in event:
-        raw_path: str = event["rawPath"]
-        path = _without_stage(unquote(raw_path), context.get("stage"))
-        headers = [(k.lower().encode(), str(v).encode()) for k, v in (event.get("headers") or {}).items()]
-        if event.get("cookies"):
-            headers.append((b"cookie", "; ".join(event["cookies"]).encode()))
-        http = context.get("http") or {}
-        method, source = http.get("method", ""), http.get("sourceIp")
-        query = (event.get("rawQueryString") or "").encode()
-        v2 = True
+        request = _read_v2(event)
     elif "httpMethod" in event and "path" in event:
-        path = event["path"]
-        raw_path = path
-        multi = event.get("multiValueHeaders")
-        if multi:
-            headers = [(k.lower().encode(), str(v).encode()) for k, vs in multi.items() for v in vs or ()]
-        else:
-            headers = [(k.lower().encode(), str(v).encode()) for k, v in (event.get("headers") or {}).items()]
-        method, source = event["httpMethod"], (context.get("identity") or {}).get("sourceIp")
-        params = event.get("multiValueQueryStringParameters") or event.get("queryStringParameters") or {}
-        query = urlencode(params, doseq=True).encode()
-        v2 = False
+        request = _read_v1(event)
     else:
         raise InputError(
             f"the Lambda event has keys {echo(sorted(map(str, event)))}; expected an API Gateway REST "
             "event (payload 1.0: 'httpMethod', 'path'), or an HTTP API or function URL event "
             "(payload 2.0: 'version': '2.0', 'rawPath')"
         )
-    request_id = context.get("requestId")
-    if request_id and not any(k == b"x-request-id" for k, _ in headers):
-        headers.append((b"x-request-id", str(request_id).encode()))  # the caller's own id wins, as in REST
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    if request_id and not any(k == b"x-request-id" for k, _ in request.headers):
+        request.headers.append((b"x-request-id", str(request_id).encode()))
+    return request
+
+
+def _read_v2(event: Mapping[str, Any]) -> _Request:
+    """An HTTP API or function URL event (payload 2.0): repeated headers arrive comma-joined,
+    cookies apart."""
+    context = event.get("requestContext") or {}
+    http = context.get("http") or {}
+    raw_path: str = event["rawPath"]
+    headers = [(k.lower().encode(), str(v).encode()) for k, v in (event.get("headers") or {}).items()]
+    if event.get("cookies"):
+        headers.append((b"cookie", "; ".join(event["cookies"]).encode()))
+    source = http.get("sourceIp")
     return _Request(
-        v2=v2,
-        method=str(method).upper(),
-        path=path,
+        v2=True,
+        method=str(http.get("method", "")).upper(),
+        path=_without_stage(unquote(raw_path), context.get("stage")),
         raw_path=raw_path.encode(),
-        query=query,
+        query=str(event.get("rawQueryString") or "").encode(),
+        headers=headers,
+        body=_body(event),
+        client=(str(source), 0) if source else None,
+    )
+
+
+def _read_v1(event: Mapping[str, Any]) -> _Request:
+    """An API Gateway REST event (payload 1.0): `multiValueHeaders` holds every value of a
+    repeated header, `headers` only the last."""
+    multi = event.get("multiValueHeaders")
+    if multi:
+        headers = [(k.lower().encode(), str(v).encode()) for k, vs in multi.items() for v in vs or ()]
+    else:
+        headers = [(k.lower().encode(), str(v).encode()) for k, v in (event.get("headers") or {}).items()]
+    params = event.get("multiValueQueryStringParameters") or event.get("queryStringParameters") or {}
+    source = ((event.get("requestContext") or {}).get("identity") or {}).get("sourceIp")
+    path = str(event["path"])
+    return _Request(
+        v2=False,
+        method=str(event["httpMethod"]).upper(),
+        path=path,
+        raw_path=path.encode(),
+        query=urlencode(params, doseq=True).encode(),
         headers=headers,
         body=_body(event),
         client=(str(source), 0) if source else None,
