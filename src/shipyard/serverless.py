@@ -36,7 +36,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode
 
 from shipyard.config import Settings
@@ -45,8 +45,6 @@ from shipyard.core.refs import ModelRef
 from shipyard.errors import InputError
 from shipyard.explanations.records import ExplanationLog
 from shipyard.monitoring.events import EventLog
-from shipyard.registry.loaded import LoadedModel
-from shipyard.registry.registry import Registry
 from shipyard.security.encryption import envelope_for
 from shipyard.security.masking import Masker
 from shipyard.serving.asgi import Message
@@ -54,6 +52,9 @@ from shipyard.serving.http_app import HttpApp
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Limits
 from shipyard.serving.service import ModelService
+
+if TYPE_CHECKING:
+    from shipyard.registry.loaded import LoadedModel
 
 __all__ = ["DEFAULT_BUNDLE", "LambdaSettings", "handler"]
 
@@ -294,6 +295,8 @@ def _start(config: LambdaSettings) -> _Runtime:
 def _load(config: LambdaSettings) -> tuple[ModelRef, LoadedModel]:
     """The version to serve and the reference it is served under: the bundle's, or the registry's."""
     if config.bundle is None:
+        from shipyard.registry.registry import Registry  # the metadata store: only for a ref
+
         assert config.ref is not None  # `from_env` names one of them
         ref = ModelRef.parse(config.ref)
         with Registry(config.settings) as registry:
