@@ -43,10 +43,6 @@ from shipyard.config import Settings
 from shipyard.core.echo import echo
 from shipyard.core.refs import ModelRef
 from shipyard.errors import InputError
-from shipyard.explanations.records import ExplanationLog
-from shipyard.monitoring.events import EventLog
-from shipyard.security.encryption import envelope_for
-from shipyard.security.masking import Masker
 from shipyard.serving.asgi import Message
 from shipyard.serving.http_app import HttpApp
 from shipyard.serving.metrics import Metrics
@@ -54,6 +50,8 @@ from shipyard.serving.served import Limits
 from shipyard.serving.service import ModelService
 
 if TYPE_CHECKING:
+    from shipyard.explanations.records import ExplanationLog
+    from shipyard.monitoring.events import EventLog
     from shipyard.registry.loaded import LoadedModel
 
 __all__ = ["DEFAULT_BUNDLE", "LambdaSettings", "handler"]
@@ -262,26 +260,10 @@ def _runtime(config: LambdaSettings) -> _Runtime:
 
 def _start(config: LambdaSettings) -> _Runtime:
     """Load the version, warm it up and build the app that answers every event."""
-    settings = config.settings
     started = time.perf_counter()
     ref, loaded = _load(config)
     seconds = time.perf_counter() - started
-    events = explanations = None
-    if config.log_events:
-        cipher = envelope_for(settings)
-        masker = Masker.for_home(settings.home, settings.masking_key)
-        # Containers run side by side with the same pid: a worker name of its own per container
-        # keeps their segments' names apart.
-        events = EventLog(
-            settings.store_url,
-            worker=f"lambda-{uuid.uuid4().hex[:12]}",
-            cipher=cipher,
-            masker=masker,
-            file_mode=settings.file_mode,
-        )
-        explanations = ExplanationLog(
-            settings.store_url, cipher=cipher, masker=masker, file_mode=settings.file_mode
-        )
+    events, explanations = _logs(config.settings) if config.log_events else (None, None)
     service = ModelService(
         limits=Limits(max_wait_ms=0.0), metrics=Metrics(), events=events, explanations=explanations
     )
@@ -290,6 +272,26 @@ def _start(config: LambdaSettings) -> _Runtime:
     gc.freeze()  # what was loaded lives as long as the container; keep it out of full collections
     log.info("serving %s (version %d), loaded in %.2f s", ref, loaded.version.version, seconds)
     return _Runtime(HttpApp(service), asyncio.new_event_loop(), events)
+
+
+def _logs(settings: Settings) -> tuple[EventLog, ExplanationLog]:
+    """The prediction log and the explanation log under `settings.store_url`; their writers
+    (pyarrow, fsspec) are imported only when there is a log to write."""
+    from shipyard.explanations.records import ExplanationLog
+    from shipyard.monitoring.events import EventLog
+    from shipyard.security.encryption import envelope_for
+    from shipyard.security.masking import Masker
+
+    cipher = envelope_for(settings)
+    masker = Masker.for_home(settings.home, settings.masking_key)
+    # Containers run side by side with the same pid: a worker name of its own per container keeps
+    # their segments' names apart.
+    worker = f"lambda-{uuid.uuid4().hex[:12]}"
+    mode = settings.file_mode
+    return (
+        EventLog(settings.store_url, worker=worker, cipher=cipher, masker=masker, file_mode=mode),
+        ExplanationLog(settings.store_url, cipher=cipher, masker=masker, file_mode=mode),
+    )
 
 
 def _load(config: LambdaSettings) -> tuple[ModelRef, LoadedModel]:
@@ -303,7 +305,7 @@ def _load(config: LambdaSettings) -> tuple[ModelRef, LoadedModel]:
             return ref, registry.load(ref)
     from shipyard.registry.bundles import open_bundle
 
-    loaded = open_bundle(config.bundle).load()
+    loaded = open_bundle(config.bundle).load(settings=config.settings)
     return loaded.version.ref, loaded
 
 
