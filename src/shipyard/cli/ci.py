@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli.render import console
 from shipyard.errors import ConfigError
 
 __all__ = ["ci_app"]
@@ -60,9 +59,7 @@ def ci_init(
         image=image, python=python,
     )  # fmt: skip
     path = write_pipeline("github" if github else "gitlab", settings, out, version=__version__, force=force)
-    console.print(
+    typer.echo(
         f"wrote {path}: {settings.candidate} from tests to a canary on {settings.deployment}; "
-        "set the secrets docs/deploy.md lists (section 'CI/CD pipeline')",
-        markup=False,
-        highlight=False,
+        "set the secrets docs/deploy.md lists (CI/CD: shipyard ci init)"
     )

@@ -226,7 +226,7 @@ def render_pipeline(platform: str, settings: PipelineSettings, *, version: str) 
     header = (
         f"# Written by `shipyard ci init --{platform}` (shipyard {version}): test, evaluate, gates, sign,\n"
         "# package, build the image, deploy to staging with a smoke check, canary to production.\n"
-        "# The secrets it reads and how to adapt it: docs/deploy.md, section 'CI/CD pipeline'.\n"
+        "# The secrets it reads and how to adapt it: Shipyard's docs/deploy.md, 'CI/CD: shipyard ci init'.\n"
     )
     text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=4096, allow_unicode=True)
     for repo, sha, release in _ACTIONS.values():
