@@ -90,22 +90,23 @@ _DIGEST = "docker inspect --format '{{index .RepoDigests 0}}' \"$tag\""
 
 _DEPLOY_STAGING = 'shipyard k8s "$REF" --image "$IMAGE_REF" --out k8s\nkubectl apply -k k8s/overlays/staging'
 
-# Wait for every Deployment of the staging overlay, then, through a port-forward to the first,
-# wait for readiness and POST the example request of each predict route its OpenAPI document
-# lists (an example built from the version's contract): any answer but 2xx fails the job.
+# Wait for every Deployment of the staging overlay (in its namespace, else the kubeconfig's),
+# then, through a port-forward to the first, wait for readiness and POST the example request of
+# each predict route its OpenAPI document lists (an example built from the version's contract):
+# any answer but 2xx fails the job.
 _DEPLOYMENTS = (
     "kubectl kustomize k8s/overlays/staging | python -c 'import sys, yaml; "
-    '[print((d["metadata"].get("namespace") or "default") + "/" + d["metadata"]["name"]) '
+    '[print(d["metadata"].get("namespace", "") + "/" + d["metadata"]["name"]) '
     'for d in yaml.safe_load_all(sys.stdin) if d and d.get("kind") == "Deployment"]\' > build/deployments.txt'
 )
 _SMOKE = (
     _DEPLOYMENTS
     + """
 while IFS=/ read -r namespace name; do
-  kubectl rollout status "deployment/$name" --namespace "$namespace" --timeout 10m
+  kubectl rollout status "deployment/$name" ${namespace:+--namespace="$namespace"} --timeout 10m
 done < build/deployments.txt
 IFS=/ read -r namespace name < build/deployments.txt
-kubectl port-forward "deployment/$name" --namespace "$namespace" 18080:8080 &
+kubectl port-forward "deployment/$name" ${namespace:+--namespace="$namespace"} 18080:8080 &
 forward=$!
 trap 'kill "$forward"' EXIT
 python - <<'PY'
