@@ -76,7 +76,7 @@ def docs(path: Path) -> list[dict[str, Any]]:
 
 
 def by_kind(folder: Path) -> dict[str, dict[str, Any]]:
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     for file in folder.glob("*.yaml"):
         for doc in docs(file):
             found.setdefault(doc["kind"], doc)
@@ -387,7 +387,7 @@ def test_knative_and_kserve_manifests(rendered: dict[str, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def checkov_failures(rendered: dict[str, Path]) -> list[tuple[str, str, str]]:
-    """checkov's failed checks over both folders, Kubernetes and kustomize frameworks (run once: it is slow)."""
+    """checkov's failed checks over both folders, Kubernetes and kustomize frameworks (once: it is slow)."""
     checkov = shutil.which("checkov")
     if checkov is None:
         pytest.skip("checkov is not installed: pipx install checkov (its pins conflict with the s3 extra)")
@@ -436,7 +436,7 @@ def test_impossible_requests_name_the_setting_and_write_nothing(rendered: dict[s
 
 
 def test_the_spec_checks_its_settings() -> None:
-    make = dict(name="credit", model="credit", version=1, deployment=None, image="i")
+    make = {"name": "credit", "model": "credit", "version": 1, "deployment": None, "image": "i"}
     assert ServingSpec(**make, cpu_limit=3999).workers == 3  # type: ignore[arg-type]
     assert ServingSpec(**make, cpu_limit=250, cpu_request=250).workers == 1  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="--model-threads 3 needs 3 CPUs"):

@@ -72,7 +72,14 @@ def k8s(
     json_out: JsonOpt = False,
 ) -> None:
     """Render a kustomize base with staging and production overlays for a version or a deployment."""
-    from shipyard.packaging.k8s_spec import ServingSpec, cpu_millis, k8s_name, memory_mebibytes
+    from shipyard.packaging.k8s_spec import (
+        ServingSpec,
+        cpu_millis,
+        default_image,
+        dns_label,
+        k8s_name,
+        memory_mebibytes,
+    )
     from shipyard.packaging.k8s_tree import render, write_tree
     from shipyard.scheduling.schedules import Schedules
 
@@ -88,11 +95,11 @@ def k8s(
     with open_registry() as reg:
         model, version = _served(reg, ref, deployment)
         spec = ServingSpec(
-            name=k8s_name(name or _default_name(deployment or model)),
+            name=k8s_name(name or dns_label(deployment or model)),
             model=model,
             version=version,
             deployment=deployment,
-            image=image or _default_image(model, version),
+            image=image or default_image(model, version),
             cpu_limit=cpu,
             cpu_request=cpu_millis(cpu_request, option="--cpu-request") if cpu_request else cpu,
             memory_limit=memory,
@@ -127,22 +134,6 @@ def _served(reg: Registry, ref: str | None, deployment: str | None) -> tuple[str
     assert ref is not None
     found = reg.get(ref)
     return found.name, found.version
-
-
-def _default_name(source: str) -> str:
-    """A model's or deployment's name as an object name: lower case, '-' for anything else."""
-    import re
-
-    return re.sub(r"[^a-z0-9-]+", "-", source.lower()).strip("-")[:40].rstrip("-")
-
-
-def _default_image(model: str, version: int | None) -> str:
-    """`shipyard package`'s image tag for a version; Shipyard's own for a following set."""
-    if version is not None:
-        return f"shipyard-{_default_name(model)}:{version}"
-    from shipyard import __version__
-
-    return f"shipyard:{__version__}"
 
 
 def _report(spec: ServingSpec, out: Path, written: list[Path], *, cronjobs: bool) -> None:

@@ -183,7 +183,7 @@ def serving_container(
     container["resources"] = resources(spec)
     container.update(probes(spec))
     container["securityContext"] = container_security()
-    mounts = [{"name": "tmp", "mountPath": "/tmp"}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     if spec.tls:
         mounts.append({"name": "tls", "mountPath": TLS_PATH, "readOnly": True})
     container["volumeMounts"] = mounts

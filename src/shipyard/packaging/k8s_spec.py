@@ -22,6 +22,8 @@ __all__ = [
     "RUN_AS",
     "ServingSpec",
     "cpu_millis",
+    "default_image",
+    "dns_label",
     "k8s_name",
     "memory_mebibytes",
 ]
@@ -178,6 +180,22 @@ def k8s_name(name: str) -> str:
             f"at most {_NAME_MAX} characters (pass --name)"
         )
     return name
+
+
+def dns_label(text: str, *, limit: int = _NAME_MAX, fallback: str = "shipyard") -> str:
+    """`text` made a name Kubernetes takes: lower case, letters, digits and '-', at most `limit`."""
+    safe = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:limit].rstrip("-")
+    return safe or fallback
+
+
+def default_image(model: str | None = None, version: int | None = None) -> str:
+    """The image `shipyard package` tags for a version (`shipyard-MODEL:VERSION`), or Shipyard's own
+    (`shipyard:RELEASE`) for pods that read the registry (following replicas, scheduled commands)."""
+    if model is not None and version is not None:
+        return f"shipyard-{dns_label(model)}:{version}"
+    from shipyard import __version__
+
+    return f"shipyard:{__version__}"
 
 
 def cpu_millis(value: str, *, option: str) -> int:

@@ -6,7 +6,6 @@ a kustomize base with overlays; `shipyard schedule export --k8s` prints one Cron
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from shipyard.packaging.k8s_pod import (
@@ -19,7 +18,7 @@ from shipyard.packaging.k8s_pod import (
     tmp_volume,
     volumes,
 )
-from shipyard.packaging.k8s_spec import GRPC_PORT, HTTP_PORT, ServingSpec
+from shipyard.packaging.k8s_spec import GRPC_PORT, HTTP_PORT, ServingSpec, dns_label
 from shipyard.scheduling.schedules import Schedule
 
 __all__ = [
@@ -316,5 +315,4 @@ def kubernetes_cronjob(
 
 def cronjob_name(name: str) -> str:
     """A schedule's name as Kubernetes takes it: lower case, letters, digits and '-', at most 52."""
-    safe = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:52].rstrip("-")
-    return safe or "shipyard-schedule"
+    return dns_label(name, limit=52, fallback="shipyard-schedule")
