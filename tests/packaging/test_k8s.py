@@ -24,6 +24,9 @@ from tests.commands import shipyard_cli
 from shipyard import Registry, Settings
 from shipyard.errors import ConfigError
 from shipyard.packaging.k8s_spec import ServingSpec, cpu_millis, memory_mebibytes
+from shipyard.packaging.knative import knative_service
+from shipyard.packaging.kserve import serving_runtime
+from shipyard.packaging.kubernetes import kubernetes_cronjob
 from shipyard.rollout.deployments import Deployments
 from shipyard.scheduling.schedules import Schedules
 
@@ -224,6 +227,16 @@ def by_kind_all(folder: Path) -> list[dict[str, Any]]:
     return [d for f in sorted(folder.glob("*.yaml")) if f.name != "kustomization.yaml" for d in docs(f)]
 
 
+#: The container security fields Knative accepts without a feature flag (its field mask).
+KNATIVE_SECURITY = (
+    "allowPrivilegeEscalation",
+    "capabilities",
+    "readOnlyRootFilesystem",
+    "runAsGroup",
+    "runAsNonRoot",
+    "runAsUser",
+    "seccompProfile",
+)
 #: What the Knative and KServe API references require of the fields we write (their CRDs are not
 #: in kubernetes-validate's schemas); the pods inside are validated as core pods below.
 KNATIVE_SCHEMA = {
@@ -264,13 +277,18 @@ KNATIVE_SCHEMA = {
                                     "minItems": 1,
                                     "maxItems": 1,
                                     "items": {
+                                        "not": {"required": ["startupProbe"]},
                                         "properties": {
+                                            "securityContext": {
+                                                "type": "object",
+                                                "propertyNames": {"enum": list(KNATIVE_SECURITY)},
+                                            },
                                             "ports": {
                                                 "type": "array",
                                                 "maxItems": 1,
                                                 "items": {"properties": {"name": {"enum": ["http1", "h2c"]}}},
-                                            }
-                                        }
+                                            },
+                                        },
                                     },
                                 },
                             },
@@ -433,6 +451,32 @@ def test_impossible_requests_name_the_setting_and_write_nothing(rendered: dict[s
     held = shipyard_cli(home, "k8s", "diagnosis:1", "--out", str(out))
     assert held.returncode == 1 and "holds notes.txt" in held.stderr and "choose another --out" in held.stderr
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_serverless_pods_serve_plain_http_behind_their_ingress() -> None:
+    spec = ServingSpec(name="credit", model="credit", version=1, deployment=None, image="i", tls=True)
+    knative = knative_service(spec)["spec"]["template"]["spec"]
+    runtime = serving_runtime(spec)["spec"]
+    for pod in (knative, runtime):
+        [container] = pod["containers"]
+        assert (
+            "--tls-cert" not in container["args"]
+            and container["readinessProbe"]["httpGet"]["scheme"] == "HTTP"
+        )
+        assert (
+            [m["name"] for m in container["volumeMounts"]] == [v["name"] for v in pod["volumes"]] == ["tmp"]
+        )
+
+
+def test_schedule_export_prints_the_same_hardened_cronjob(rendered: dict[str, Path]) -> None:
+    with Registry(Settings.for_home(rendered["home"])) as reg:
+        [schedule] = Schedules(reg).list()
+    job = kubernetes_cronjob(schedule, image="shipyard:1", secret=None)  # what 'schedule export --k8s' prints
+    for version in VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
 
 def test_the_spec_checks_its_settings() -> None:

@@ -76,12 +76,14 @@ def pod_security() -> dict[str, Any]:
 
 
 def container_security() -> dict[str, Any]:
-    """The container's: read-only root, no privilege gained, no capability kept."""
+    """The container's: read-only root, no privilege gained, no capability kept.
+
+    Only fields Knative accepts on a container (it refuses `privileged`, which is false unless set).
+    """
     return {
         "runAsNonRoot": True,
         "runAsUser": RUN_AS,
         "runAsGroup": RUN_AS,
-        "privileged": False,
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},

@@ -8,9 +8,10 @@ server holds the ones that reach it before the model is ready, so none is refuse
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from shipyard.packaging.k8s_pod import container_security, labels, serving_container, tmp_volume
+from shipyard.packaging.k8s_pod import labels, serving_container, tmp_volume
 from shipyard.packaging.k8s_spec import HTTP_PORT, ServingSpec
 from shipyard.packaging.kubernetes import pod_annotations
 
@@ -21,8 +22,10 @@ def knative_service(spec: ServingSpec) -> dict[str, Any]:
     """A `serving.knative.dev/v1` Service that scales from zero to `max_replicas`.
 
     Pod-level security settings need Knative's `kubernetes.podspec-securitycontext` flag, so the
-    same settings are made on the container, which Knative takes by default.
+    same settings are made on the container, which Knative takes by default. TLS ends at
+    Knative's ingress: the pod serves plain HTTP whatever `spec.tls` says.
     """
+    spec = replace(spec, tls=False)
     container = serving_container(
         spec, config_map=None, secret=spec.secret, ports=[{"name": "http1", "containerPort": HTTP_PORT}]
     )
@@ -30,7 +33,6 @@ def knative_service(spec: ServingSpec) -> dict[str, Any]:
     for probe in ("readinessProbe", "livenessProbe"):
         container[probe]["httpGet"]["port"] = HTTP_PORT  # Knative takes only the serving port, by number
     container.pop("imagePullPolicy")  # Knative resolves the tag to a digest once, at revision creation
-    container["securityContext"] = container_security()
     annotations = pod_annotations(spec) | {
         "autoscaling.knative.dev/min-scale": "0",
         "autoscaling.knative.dev/max-scale": str(spec.max_replicas),

@@ -8,6 +8,7 @@ the version is baked into the image, so a scale-up downloads nothing (kserve#252
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from shipyard.packaging.k8s_pod import labels, pod_security, serving_container, tmp_volume
@@ -26,7 +27,11 @@ def runtime_name(spec: ServingSpec) -> str:
 
 
 def serving_runtime(spec: ServingSpec) -> dict[str, Any]:
-    """A `serving.kserve.io/v1alpha1` ServingRuntime running the baked image, hardened as the Deployment."""
+    """A `serving.kserve.io/v1alpha1` ServingRuntime running the baked image, hardened as the Deployment.
+
+    TLS ends at KServe's ingress: the pod serves plain HTTP whatever `spec.tls` says.
+    """
+    spec = replace(spec, tls=False)
     container = serving_container(
         spec,
         config_map=None,
