@@ -37,7 +37,7 @@ def knative_service(spec: ServingSpec) -> dict[str, Any]:
         "autoscaling.knative.dev/min-scale": "0",
         "autoscaling.knative.dev/max-scale": str(spec.max_replicas),
         "autoscaling.knative.dev/metric": "concurrency",
-        "autoscaling.knative.dev/target-utilization-percentage": "70",
+        "autoscaling.knative.dev/target-utilization-percentage": str(spec.target_cpu),
     }
     return {
         "apiVersion": "serving.knative.dev/v1",
