@@ -36,7 +36,7 @@ from shipyard.packaging.kubernetes import (
 )
 from shipyard.scheduling.schedules import Schedule
 
-__all__ = ["Tree", "render", "staging_spec", "to_yaml", "write_tree"]
+__all__ = ["Tree", "production_spec", "render", "staging_spec", "to_yaml", "write_tree"]
 
 #: A rendered folder: relative path -> the YAML documents of that file (a manifest, or a JSON 6902
 #: patch's list of operations).
@@ -158,6 +158,7 @@ def _production(spec: ServingSpec, base: Tree) -> Tree:
 
 _POD = "/spec/template/spec"
 _JOB_POD = "/spec/jobTemplate/spec/template/spec"
+_SPREAD = ("topologySpreadConstraints", "affinity")
 
 
 def _overlay(
@@ -201,9 +202,6 @@ def _deployment_ops(
         spread = deployment(spec)["spec"]["template"]["spec"]
         ops += [{"op": "add", "path": f"{_POD}/{key}", "value": spread[key]} for key in _SPREAD]
     return ops + _secret_ops(pod, _POD, secret_prefix)
-
-
-_SPREAD = ("topologySpreadConstraints", "affinity")
 
 
 def _secret_ops(pod: Mapping[str, Any], at: str, prefix: str) -> list[dict[str, Any]]:
