@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -430,27 +431,35 @@ def test_checkov_fails_nothing_outside_the_allow_list(checkov_failures: list[tup
 
 
 def test_impossible_requests_name_the_setting_and_write_nothing(rendered: dict[str, Path]) -> None:
-    home, out = rendered["home"], rendered["root"] / "bad"
+    home, root = rendered["home"], rendered["root"]
+    held = root / "held"
+    held.mkdir()
+    (held / "notes.txt").write_text("mine")
+    cases = {  # the arguments, what the error must say, the folder it must leave as it was
+        "min-above-max": (
+            "diagnosis:1 --min-replicas 5 --max-replicas 3",
+            "--min-replicas 5 is above --max-replicas 3",
+        ),
+        "cpu": ("diagnosis:1 --cpu-limit 200m", "raise --cpu-limit to at least 250m"),
+        "unknown": ("--deployment nope", "no deployment named 'nope'; deployments: diagnosis-api"),
+        "knative": ("--deployment diagnosis-api --knative", "pass a version REF instead of --deployment"),
+        "held": (
+            "diagnosis:1",
+            "holds notes.txt; expected a new or empty folder: remove it or choose another --out",
+        ),
+    }
 
-    def refused(*args: str) -> str:
-        run = shipyard_cli(home, "k8s", *args, "--out", str(out))
-        assert run.returncode == 1, run.stdout + run.stderr
-        assert not out.exists() and not list(out.parent.glob(".bad.*"))  # nothing half-written
-        return run.stderr
+    def run(case: str) -> subprocess.CompletedProcess[str]:
+        out = held if case == "held" else root / case
+        return shipyard_cli(home, "k8s", *cases[case][0].split(), "--out", str(out))
 
-    assert "--min-replicas 5 is above --max-replicas 3" in refused(
-        "diagnosis:1", "--min-replicas", "5", "--max-replicas", "3"
-    )
-    assert "raise --cpu-limit to at least 250m" in refused("diagnosis:1", "--cpu-limit", "200m")
-    assert "no deployment named 'nope'; deployments: diagnosis-api" in refused("--deployment", "nope")
-    assert "pass a version REF instead of --deployment" in refused(
-        "--deployment", "diagnosis-api", "--knative"
-    )
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    held = shipyard_cli(home, "k8s", "diagnosis:1", "--out", str(out))
-    assert held.returncode == 1 and "holds notes.txt" in held.stderr and "choose another --out" in held.stderr
-    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # five CLI processes, two cores
+        runs = dict(zip(cases, pool.map(run, cases), strict=True))
+    for case, finished in runs.items():
+        assert finished.returncode == 1 and cases[case][1] in finished.stderr, (case, finished.stderr)
+        assert not (root / case).exists() or case == "held"  # nothing half-written
+    assert not list(root.glob(".*.part"))
+    assert [p.name for p in held.iterdir()] == ["notes.txt"]
 
 
 def test_serverless_pods_serve_plain_http_behind_their_ingress() -> None:
