@@ -23,11 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fsspec.core import url_to_fs
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.security.masking import Masker
 from shipyard.store.artifacts import Cipher, read_sealed, write_sealed
+from shipyard.store.objects import open_url
 from shipyard.store.permissions import DEFAULT_FILE_MODE, make_folders
 
 __all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "LoggedRequest", "find_requests", "read_events"]
@@ -124,7 +124,7 @@ class EventLog:
         masker: Masker | None = None,
         file_mode: int | None = DEFAULT_FILE_MODE,
     ) -> None:
-        self.fs, root = url_to_fs(store_url)
+        self.fs, root = open_url(store_url)
         self.file_mode = file_mode
         self.root = f"{root.rstrip('/')}/events"
         self.cipher = cipher
@@ -248,7 +248,7 @@ def read_events(
     Raises:
         EncryptionError: a segment is sealed and `cipher` is None or holds another key.
     """
-    fs, root = url_to_fs(store_url)
+    fs, root = open_url(store_url)
     folder = f"{root.rstrip('/')}/events/{model}"
     tables: list[pa.Table] = []
     day = since.astimezone(UTC).date()
@@ -298,7 +298,7 @@ def find_requests(
     Raises:
         EncryptionError: a segment is sealed and `cipher` is None or holds another key.
     """
-    fs, root = url_to_fs(store_url)
+    fs, root = open_url(store_url)
     return _find(fs, f"{root.rstrip('/')}/events", set(ids), lookback=lookback, cipher=cipher)
 
 
