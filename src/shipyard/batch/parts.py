@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import pyarrow as pa
+
 from shipyard.batch.jobs import Job
 from shipyard.core.batch import PROBA_PREFIX
 from shipyard.errors import BatchError
