@@ -15,7 +15,6 @@ botocore reads itself.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from typing import Any
 
 from shipyard.store.permissions import is_local
@@ -46,9 +45,9 @@ def open_url(url: str) -> tuple[Any, str]:
 class WholeFile:
     """A new file at `path` that readers see only once `commit` is called, whole.
 
-    On a local disk it is written under a temporary name beside `path` and renamed onto it; on
-    an object store it is uploaded to `path` itself and completed by `commit` (one PUT, or the
-    multipart upload's completion), or aborted by `discard`.
+    On a local disk it is written under a temporary name beside `path` (`.NAME.tmp`) and renamed
+    onto it; on an object store it is uploaded to `path` itself and completed by `commit` (one
+    PUT, or the multipart upload's completion), or aborted by `discard`.
 
     Args:
         fs: the filesystem.
@@ -61,7 +60,9 @@ class WholeFile:
         self.fs, self.path = fs, path
         self.local = is_local(fs)
         folder, name = path.rsplit("/", 1)
-        self.target = f"{folder}/.{name}.{uuid.uuid4().hex}.part" if self.local else path
+        # One temporary name per file: a writer killed mid-way leaves one, which the next
+        # writer of the same file replaces.
+        self.target = f"{folder}/.{name}.tmp" if self.local else path
         if self.local and native:
             import pyarrow as pa
 
