@@ -10,11 +10,14 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
+import pandas as pd
 import pytest
 from tests.s3.s3servers import ACCESS_KEY, BUCKET, SECRET_KEY, S3Server, seaweedfs_command, use
 
 from servers import free_port
+from shipyard.datasets import credit_pipeline, make_credit
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +64,20 @@ def store_url(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh `s3://` prefix on the server under test, with the AWS variables set for it."""
     use(s3, monkeypatch)
     return f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def small_credit() -> pd.DataFrame:
+    """A few credit applications, labelled: enough to register a model on."""
+    return make_credit(400, seed=1)
+
+
+@pytest.fixture(scope="session")
+def small_model(small_credit: pd.DataFrame) -> Any:
+    """The demo's credit pipeline with a shallow tree for its booster: what these tests need of a
+    model is that it registers, loads and predicts, which a tree does in a fraction of the time."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    pipeline = credit_pipeline()
+    pipeline.steps[-1] = ("boost", DecisionTreeClassifier(max_depth=4, random_state=0))
+    return pipeline.fit(small_credit.drop(columns="default"), small_credit["default"])

@@ -19,11 +19,11 @@ from shipyard.store.objects import open_url
 
 @pytest.fixture(scope="module")
 def reg(
-    tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any
+    tmp_path_factory: pytest.TempPathFactory, small_credit: pd.DataFrame, small_model: Any
 ) -> Iterator[Registry]:
     """credit:1 in a local registry; the job's files are on S3."""
     with Registry(Settings.for_home(tmp_path_factory.mktemp("home")), actor="tester") as registry:
-        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        registry.register(small_model, name="credit", train_data=small_credit, target="default")
         yield registry
 
 

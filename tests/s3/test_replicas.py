@@ -42,12 +42,12 @@ def settings(
 
 
 def test_a_canary_moves_both_replicas_and_one_controller_runs_it(
-    moto_server: S3Server, settings: Settings, credit: pd.DataFrame, credit_pipeline: Any
+    moto_server: S3Server, settings: Settings, small_credit: pd.DataFrame, small_model: Any
 ) -> None:
     tmp_path, store_url = settings.home, settings.store_url
     with Registry(settings, actor="tester") as reg:
         for _ in range(2):
-            reg.register(credit_pipeline, name="credit", train_data=credit, target="default")
+            reg.register(small_model, name="credit", train_data=small_credit, target="default")
         reg.set_alias("credit:1", "staging")
     env = {"SHIPYARD_DB_URL": settings.db_url, "SHIPYARD_STORE_URL": store_url, **moto_server.env()}
 
@@ -61,7 +61,7 @@ def test_a_canary_moves_both_replicas_and_one_controller_runs_it(
     servers.append(ServerProcess(tmp_path, [], "--deployment", "api", "--follow-interval", "0.5", env=env))
     answers: list[tuple[int, int]] = []  # (replica, version that answered)
     stop = threading.Event()
-    rows = credit.drop(columns="default").head(50).to_dict("records")
+    rows = small_credit.drop(columns="default").head(50).to_dict("records")
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
 
     def traffic() -> None:
