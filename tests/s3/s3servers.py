@@ -106,6 +106,7 @@ def seaweedfs_command(data: Path, config: Path) -> tuple[list[str], str]:
     first write waited 5 s, and a restart after SIGKILL 10 s more, for a leader election of a
     one-master cluster), small volumes, and the Iceberg and Lance gateways off (they would
     listen on fixed ports). It answers about 3.5 s after its first start, 2 s after a restart.
+    A PUT into a missing bucket fails, as on AWS (SeaweedFS would create the bucket by default).
     """
     weed = shutil.which("weed")
     if weed is None:
@@ -116,7 +117,7 @@ def seaweedfs_command(data: Path, config: Path) -> tuple[list[str], str]:
         "-master.raftBootstrap", "-master.electionTimeout=500ms",
         "-master.volumeSizeLimitMB=64", "-volume.max=0",
         f"-metricsPort={free_port()}", "-s3", f"-s3.config={config}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.autoCreateBucket=false",
     ]  # fmt: skip
     for name, port in ports.items():
         command += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]

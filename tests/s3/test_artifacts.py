@@ -40,6 +40,13 @@ def test_put_get_and_exists_check_the_digest(s3: S3Server, store_url: str) -> No
     assert not store.exists(digest) and keys(s3, store_url) == []
 
 
+def test_a_missing_bucket_is_told_and_not_created(s3: S3Server, store_url: str) -> None:
+    missing = "s3://no-such-bucket/models"
+    with pytest.raises(StoreError, match=f"in the store at {missing}: .*expected an existing bucket"):
+        ArtifactStore(missing).put(b"a model")
+    assert "no-such-bucket" not in {b["Name"] for b in s3.client().list_buckets()["Buckets"]}
+
+
 def test_an_object_over_one_part_goes_up_as_a_multipart_upload(s3: S3Server, store_url: str) -> None:
     store = ArtifactStore(store_url)
     data = os.urandom(2 * PART_BYTES + 12345)  # 10 MiB and a bit: three parts

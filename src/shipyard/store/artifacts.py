@@ -79,7 +79,13 @@ class ArtifactStore:
         if self.fs.exists(final):
             return digest
         make_folders(self.fs, final.rsplit("/", 1)[0], file_mode=self.file_mode)
-        write_sealed(self.fs, final, data, name=digest, cipher=self.cipher, file_mode=self.file_mode)
+        try:
+            write_sealed(self.fs, final, data, name=digest, cipher=self.cipher, file_mode=self.file_mode)
+        except FileNotFoundError as exc:  # on S3: the bucket does not exist
+            raise StoreError(
+                f"cannot store artifact {digest[:12]} in the store at {self.url}: {exc}; expected an "
+                "existing bucket (create it first) or folder (SHIPYARD_STORE_URL)"
+            ) from None
         return digest
 
     def get(self, digest: str) -> bytes:
