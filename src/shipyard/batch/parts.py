@@ -48,7 +48,7 @@ class PartWriter:
 
     def __init__(self, fs: Any, path: str, fmt: str) -> None:
         self.fs, self.path, self.fmt = fs, path, fmt
-        self.file = WholeFile(fs, path, native=True)
+        self.file = WholeFile(fs, path)
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.rows = 0

@@ -49,26 +49,25 @@ class WholeFile:
     onto it; on an object store it is uploaded to `path` itself and completed by `commit` (one
     PUT, or the multipart upload's completion), or aborted by `discard`.
 
+    On a local disk the handle is Arrow's own file: Arrow's writers (Parquet, CSV) write through
+    it without Python or the GIL in between.
+
     Args:
         fs: the filesystem.
         path: where the file goes.
-        native: on a local disk, write through Arrow's own file (its writes skip Python and the
-            GIL); for Arrow writers only.
     """
 
-    def __init__(self, fs: Any, path: str, *, native: bool = False) -> None:
+    def __init__(self, fs: Any, path: str) -> None:
         self.fs, self.path = fs, path
         self.local = is_local(fs)
         folder, name = path.rsplit("/", 1)
         # One temporary name per file: a writer killed mid-way leaves one, which the next
         # writer of the same file replaces.
         self.target = f"{folder}/.{name}.tmp" if self.local else path
-        if self.local and native:
+        if self.local:
             import pyarrow as pa
 
             self.handle: Any = pa.OSFile(self.target, "wb")
-        elif self.local:
-            self.handle = fs.open(self.target, "wb")
         else:
             self.handle = fs.open(path, "wb", block_size=PART_BYTES)
 
