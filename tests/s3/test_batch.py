@@ -1,4 +1,5 @@
-"""A batch job on S3: inputs read from `s3://`, parts and rejects written there whole (local engine)."""
+"""A batch job on S3: inputs read from `s3://`, parts and rejects written there whole (local engine),
+and a part abandoned mid-upload never seen."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tests.s3.s3servers import BUCKET, S3Server, keys
 
 from credit_files import rows
 from shipyard import Registry, Settings
+from shipyard.batch.parts import PartWriter
 from shipyard.batch.run import BatchOptions, start_job
 from shipyard.store.objects import open_url
 
@@ -54,3 +58,19 @@ def test_a_job_reads_its_input_from_s3_and_writes_its_parts_there(
     assert list(scored["prediction"]) == list(expected.values)
     [rejects] = [k for k in written if "/rejects/" in k]
     assert len(pq.read_table(io.BytesIO(fs.cat_file(f"{BUCKET}/{rejects}")))) == 2
+
+
+def test_an_abandoned_part_leaves_no_object_and_no_upload(s3: S3Server, store_url: str) -> None:
+    fs, root = open_url(store_url)
+    writer = PartWriter(fs, f"{root}/out/part-00000-000000.parquet", "parquet")
+    noise = pa.table({"x": np.random.default_rng(0).random(1_500_000)})  # 12 MB: uploaded in parts
+    writer.write(noise)
+    writer.finish()
+    writer.thread.join()
+    prefix = store_url.removeprefix(f"s3://{BUCKET}/")
+    uploads = s3.client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+    assert len(uploads) == 1  # under way, not complete: nothing to list yet
+    assert keys(s3, store_url) == []
+    writer.abandon()  # a unit that failed: its part is not put in place
+    assert keys(s3, store_url) == []
+    assert s3.client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []) == []
