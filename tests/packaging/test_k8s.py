@@ -21,6 +21,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 from tests.commands import shipyard_cli
+from tests.tools import isolated_tool
 
 from shipyard import Registry, Settings
 from shipyard.errors import ConfigError
@@ -407,9 +408,7 @@ def test_knative_and_kserve_manifests(rendered: dict[str, Path]) -> None:
 @pytest.fixture(scope="module")
 def checkov_failures(rendered: dict[str, Path]) -> list[tuple[str, str, str]]:
     """checkov's failed checks over both folders, Kubernetes and kustomize frameworks (once: it is slow)."""
-    checkov = shutil.which("checkov")
-    if checkov is None:
-        pytest.skip("checkov is not installed: pipx install checkov (its pins conflict with the s3 extra)")
+    checkov = isolated_tool("checkov", "checkov")  # its pins conflict with the s3 extra
     found = subprocess.run(
         [checkov, "-d", str(rendered["root"] / "out"), "--framework", "kubernetes", "kustomize",
          "--output", "json", "--quiet", "--skip-download"],
