@@ -28,6 +28,13 @@ def serve(
         str | None,
         typer.Option(help="Serve this deployment's arms (see 'shipyard deploy') instead of models."),
     ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Serve the version baked in this bundle folder, with no metadata database "
+            "(see docs/deploy.md#bundle)."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port (REST, MLflow, OIP REST, metrics).")] = 8000,
     grpc_port: Annotated[int | None, typer.Option(help="gRPC port for the OIP; none by default.")] = None,
@@ -122,6 +129,11 @@ def serve(
     ] = False,
 ) -> None:
     """Serve models over REST and gRPC until SIGTERM; see docs/serving.md."""
+    listening = None
+    if bundle is not None:  # listen first: connections made while the model loads wait, not fail
+        from shipyard.serving.sockets import bind
+
+        listening = bind(host, port)
     from shipyard.serving.connections import ConnectionLimits
     from shipyard.serving.served import Limits
     from shipyard.serving.server import ServeOptions
@@ -131,6 +143,7 @@ def serve(
     options = ServeOptions(
         refs=tuple(refs or ()),
         deployment=deployment,
+        bundle=bundle,
         follow_interval=follow_interval,
         controller=not no_controller,
         host=host,
@@ -167,7 +180,7 @@ def serve(
     settings = Settings.from_env()
     if require_signature:
         settings = replace(settings, require_signature=True)
-    run(settings, options, on_ready=typer.echo)
+    run(settings, options, on_ready=typer.echo, listening=listening)
 
 
 def _tls(cert: Path | None, key: Path | None, client_ca: Path | None) -> TlsFiles | None:

@@ -16,12 +16,13 @@ from shipyard.attribution.summary import background_of
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Validation, example_row
 from shipyard.errors import ContractViolationError, PredictionError, ShipyardError
-from shipyard.flavors.base import Predictor
+from shipyard.flavors import flavor_named, unpack
+from shipyard.flavors.base import LoadOptions, Predictor
 
 if TYPE_CHECKING:
-    from shipyard.registry.registry import ModelVersion
+    from shipyard.registry.records import ModelVersion
 
-__all__ = ["Accept", "Explained", "LoadedModel", "Scored", "example_row", "warm_up"]
+__all__ = ["Accept", "Explained", "LoadedModel", "Scored", "example_row", "load_artifact", "warm_up"]
 
 Rows = npt.NDArray[np.intp]
 _BUILDING = threading.Lock()
@@ -253,6 +254,21 @@ class LoadedModel:
 
     def _context(self, batch: Batch) -> dict[str, Any]:
         return {"model": self.version.name, "version": self.version.version, "rows": batch.n_rows}
+
+
+def load_artifact(
+    version: ModelVersion, data: bytes, *, trust_pickle: bool = False, signed: bool = False
+) -> LoadedModel:
+    """Load a version from its record and its artifact's bytes (already checked against its
+    digest). `signed` says the caller verified the version's signature (a pyfunc model is
+    unpickled only then).
+
+    Raises:
+        UntrustedArtifactError: loading would run code or types not trusted.
+    """
+    saved = unpack(data)
+    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_pickle=trust_pickle, signed=signed))
+    return LoadedModel(version, predictor, signed=signed)
 
 
 def warm_up(loaded: LoadedModel) -> Predictions:
