@@ -66,6 +66,7 @@ STATE_FAMILIES: tuple[str, ...] = (
 _STRINGS = frozenset(
     {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
 )
+_NO_STACK = frozenset({"PROTO", "FRAME", "STOP"})  # they leave the stack as it is
 _GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
@@ -86,32 +87,34 @@ def pickle_globals(data: bytes) -> list[str]:
             the pickle (so what it names cannot be read without running it).
     """
     found: set[str] = set()
-    pushed: list[Any] = []  # what each opcode pushed, as far as names go (None: not a string)
-    memo: dict[int, Any] = {}
+    pushed: list[str | None] = []  # what each opcode pushed, as far as names go (None: no string)
+    memo: dict[int, str | None] = {}
     for opcode, arg, position in pickletools.genops(data):
         op = opcode.name
+        if op in _NO_STACK:
+            continue
         if op in ("GLOBAL", "INST"):
             module, _, name = str(arg).partition(" ")
             found.add(f"{module}.{name}")
             pushed.append(None)
         elif op == "STACK_GLOBAL":
-            module, name = (pushed[-2], pushed[-1]) if len(pushed) >= 2 else (None, None)
-            if not isinstance(module, str) or not isinstance(name, str):
+            pair = pushed[-2:]
+            if len(pair) != 2 or pair[0] is None or pair[1] is None:
                 raise UntrustedArtifactError(
                     f"the pickle's STACK_GLOBAL at byte {position} takes a name that is not a string "
                     "it pushed itself; a baked model must name its globals plainly"
                 )
-            found.add(f"{module}.{name}")
+            found.add(f"{pair[0]}.{pair[1]}")
             pushed.append(None)
         elif op in _STRINGS:
-            pushed.append(arg)
+            pushed.append(str(arg))
         elif op in _GETS:
-            pushed.append(memo.get(int(arg)))
+            pushed.append(memo.get(int(str(arg))))
         elif op in _PUTS:
-            memo[int(arg)] = pushed[-1] if pushed else None
+            memo[int(str(arg))] = pushed[-1] if pushed else None
         elif op == "MEMOIZE":
             memo[len(memo)] = pushed[-1] if pushed else None
-        else:
+        else:  # any other opcode may push, pop or build: what is on top is no longer a name
             pushed.append(None)
     return sorted(found)
 

@@ -51,8 +51,8 @@ if TYPE_CHECKING:  # the registry's and rollout's stores import SQLAlchemy: impo
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.registry.registry import Registry
-    from shipyard.rollout.controller import Controller
     from shipyard.rollout.deployments import Deployment
+    from shipyard.serving.following import _ControllerThread
     from shipyard.store.metadata import MetadataStore
 
 __all__ = ["ServeOptions", "serve"]
@@ -472,7 +472,7 @@ async def _worker_main(me: _Worker) -> None:
         metrics.close()
 
 
-def _controller(me: _Worker) -> Controller | None:
+def _controller(me: _Worker) -> _ControllerThread | None:
     """The rollout controller, started in worker 0 of a deployment's server (when asked)."""
     if me.number != 0 or not me.options.deployment or not me.options.controller:
         return None
