@@ -46,7 +46,7 @@ POLL = 0.005
 TIMEOUT = 120.0
 BENCH_VENV = Path.home() / ".cache" / "shipyard-bench" / "venv"
 
-BENTO_SERVICE = '''
+BENTO_SERVICE = """
 import pickle
 
 import bentoml
@@ -62,7 +62,7 @@ class Credit:
     @bentoml.api
     def predict(self, rows: list[dict]) -> list[float]:
         return self.model.predict_proba(pd.DataFrame(rows))[:, 1].tolist()
-'''
+"""
 
 
 def progress(message: str) -> None:
@@ -98,7 +98,9 @@ def first_200(process: subprocess.Popen[bytes], port: int, path: str) -> float:
 def timed_server(command: list[str], port: int, path: str, env: dict[str, str], cwd: Path) -> float:
     """Start a server, time it to its first 200 on `path`, stop it."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         return first_200(process, port, path) - started
     finally:
@@ -139,7 +141,11 @@ def others_venv() -> Path | None:
     import pandas
     import sklearn
 
-    pins = [f"numpy=={numpy.__version__}", f"pandas=={pandas.__version__}", f"scikit-learn=={sklearn.__version__}"]
+    pins = [
+        f"numpy=={numpy.__version__}",
+        f"pandas=={pandas.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+    ]
     progress(f"installing mlflow and bentoml into {BENCH_VENV} (once)")
     try:
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True, capture_output=True)
@@ -147,8 +153,10 @@ def others_venv() -> Path | None:
         subprocess.run(pip, check=True, capture_output=True, timeout=1800)
     except (subprocess.SubprocessError, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
-        print(f"note: MLflow and BentoML were not measured: installing them failed ({exc}) "
-              f"{detail.decode(errors='replace')[-500:]}")
+        print(
+            f"note: MLflow and BentoML were not measured: installing them failed ({exc}) "
+            f"{detail.decode(errors='replace')[-500:]}"
+        )
         shutil.rmtree(BENCH_VENV, ignore_errors=True)
         return None
     return python
@@ -188,7 +196,9 @@ def runners(work: Path, bundle: Path, pickled: Path, others: Path | None) -> dic
     try:
         saved = mlflow_model(others, pickled, work)
     except subprocess.CalledProcessError as exc:
-        print(f"note: MLflow was not measured: save_model failed ({exc.stderr.decode(errors='replace')[-300:]})")
+        print(
+            f"note: MLflow was not measured: save_model failed ({exc.stderr.decode(errors='replace')[-300:]})"
+        )
     else:
 
         def mlflow() -> float:
@@ -204,7 +214,15 @@ def runners(work: Path, bundle: Path, pickled: Path, others: Path | None) -> dic
 
     def bentoml() -> float:
         port = free_port()
-        command = [str(bin_dir / "bentoml"), "serve", "service:Credit", "--host", "127.0.0.1", "--port", str(port)]
+        command = [
+            str(bin_dir / "bentoml"),
+            "serve",
+            "service:Credit",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         return timed_server(command, port, "/readyz", other_env, service)
 
     found["bentoml"] = bentoml
