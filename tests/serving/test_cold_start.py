@@ -64,16 +64,23 @@ class Started:
     """`shipyard serve --bundle` started as a process (by `python`, `python -m shipyard` unless
     given) on free ports."""
 
-    def __init__(self, home: Path, bundle: Path, *args: str, python: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        bundle: Path,
+        *args: str,
+        python: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port, self.grpc_port = free_port(), free_port()
         home.mkdir(exist_ok=True)
         self.log = home / "serve.log"
         command = [*(python or [sys.executable, "-m", "shipyard"]), "serve", "--bundle", str(bundle)]
         command += ["--port", str(self.port), "--grpc-port", str(self.grpc_port), *args]
-        env = shipyard_environment(home)
+        environment = shipyard_environment(home, env)
         self.started = time.monotonic()
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
 
     def connectable(self, timeout: float = 60) -> None:
@@ -172,6 +179,33 @@ def test_auth_required_without_a_database_or_jwt_issuer_is_refused_at_start(
     result = shipyard_cli(tmp_path, "serve", "--bundle", str(bundle), "--auth", "required", "--port", "0")
     assert result.returncode == 1
     assert "accepts JWTs only" in result.stderr and "SHIPYARD_DB_URL" in result.stderr
+
+
+def test_with_a_database_named_api_keys_and_feedback_work(
+    tmp_path: Path, bundle: Path, credit_home: Path, rows: list[dict[str, Any]]
+) -> None:
+    from shipyard.security.keys import Keys
+
+    settings = Settings.for_home(credit_home)
+    with Registry(settings, actor="tester") as registry:
+        secret = Keys(registry).create(f"app-{tmp_path.name}", role="admin").secret
+    server = Started(
+        tmp_path / "home", bundle, "--auth", "required", env={"SHIPYARD_DB_URL": settings.db_url}
+    )
+    try:
+        server.connectable()
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            assert http.get("/readyz").status_code == 200, server.output()
+            refused = http.post("/v1/models/credit/predict", json={"instances": rows})
+            assert refused.status_code == 401
+            key = {"X-API-Key": secret}
+            answered = http.post("/v1/models/credit/predict", json={"instances": rows}, headers=key)
+            assert answered.status_code == 200, answered.text
+            label = {"request_id": answered.json()["request_id"], "label": 0}
+            feedback = http.post("/v1/feedback", json=label, headers=key)
+            assert feedback.status_code < 500 and "without a metadata store" not in feedback.text
+    finally:
+        server.stop()
 
 
 def _oip(rows: list[dict[str, Any]]) -> dict[str, Any]:
