@@ -227,3 +227,20 @@ def test_signatures_are_checked_against_the_trusted_keys(
 def _written(registry: Registry, out: Path) -> Path:
     write_bundle(registry, "credit:1", out)
     return out
+
+
+def test_other_flavors_load_with_their_own_loader(
+    registry: Registry, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
+    xgb = pytest.importorskip("xgboost")
+    features = cancer.drop(columns=["label"])
+    model = xgb.XGBClassifier(n_estimators=5, max_depth=3).fit(features, cancer["label"])
+    version = registry.register(model, name="boosted", train_data=cancer, target="label")
+    manifest = write_bundle(registry, str(version.ref), tmp_path / "boosted")
+    assert manifest["baked"] is None and manifest["model"]["flavor"] == "xgboost"
+    assert BAKED not in manifest["files"]
+    rows = features.head(20)
+    np.testing.assert_array_equal(
+        open_bundle(tmp_path / "boosted").load().predict(rows).probabilities,
+        registry.load(version.ref).predict(rows).probabilities,
+    )
