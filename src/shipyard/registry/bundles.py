@@ -170,7 +170,13 @@ class Bundle:
         saved = unpack(self.files[ARTIFACT])
         if saved.meta.get("trusted_types"):  # declared extra types load through skops, signed
             return load_artifact(self.version, self.files[ARTIFACT], signed=signed)
-        model = load_baked(self.files[baked["file"]], list(baked["globals"]))
+        data = self.files.get(str(baked.get("file")))
+        if data is None:
+            raise ArtifactIntegrityError(
+                f"the manifest of {self.path} names baked model {baked.get('file')!r}, which is not "
+                "among the files it lists; write the bundle again"
+            )
+        model = load_baked(data, list(baked.get("globals", ())))
         return LoadedModel(self.version, SklearnPredictor(model, dict(saved.meta)), signed=signed)
 
     def _verify(self, settings: Settings) -> str:
