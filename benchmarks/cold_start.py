@@ -13,7 +13,8 @@ written as a bundle (`write_bundle`). Each round, in turn:
 - floor: `python -c` importing pandas and scikit-learn and unpickling the same model, from Popen
   to its exit: the least any server of this model must do;
 - mlflow: `mlflow models serve -m DIR --env-manager local`, of `mlflow.sklearn.save_model` of the
-  same model, from Popen to the first 200 on `/ping`;
+  same model (its default skops format, trusting the three types skops reports), from Popen to
+  the first 200 on `/ping`;
 - bentoml: `bentoml serve` of a service that unpickles the same model, to the first 200 on
   `/readyz`.
 
@@ -31,6 +32,7 @@ import http.client
 import os
 import pickle
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -96,19 +98,25 @@ def first_200(process: subprocess.Popen[bytes], port: int, path: str) -> float:
 
 
 def timed_server(command: list[str], port: int, path: str, env: dict[str, str], cwd: Path) -> float:
-    """Start a server, time it to its first 200 on `path`, stop it."""
+    """Start a server, time it to its first 200 on `path`, stop it and whatever it started (its
+    process group: MLflow and BentoML run their servers as child processes)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         return first_200(process, port, path) - started
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
@@ -163,11 +171,14 @@ def others_venv() -> Path | None:
 
 
 def mlflow_model(python: Path, pickled: Path, work: Path) -> Path:
-    """`mlflow.sklearn.save_model` of the pickled model."""
+    """`mlflow.sklearn.save_model` of the pickled model, in MLflow's default format (skops), trusting
+    the types skops reports for it (MLflow refuses to save it otherwise)."""
     target = work / "mlflow-model"
     code = (
-        "import pickle, mlflow.sklearn; "
-        f"mlflow.sklearn.save_model(pickle.load(open({str(pickled)!r}, 'rb')), {str(target)!r})"
+        "import pickle, skops.io as sio, mlflow.sklearn; "
+        f"model = pickle.load(open({str(pickled)!r}, 'rb')); "
+        "trusted = sio.get_untrusted_types(data=sio.dumps(model)); "
+        f"mlflow.sklearn.save_model(model, {str(target)!r}, skops_trusted_types=trusted)"
     )
     subprocess.run([str(python), "-c", code], check=True, capture_output=True)
     return target
