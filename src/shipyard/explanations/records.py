@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from fsspec.core import url_to_fs
 
 from shipyard.core.echo import echo
 from shipyard.core.refs import check_name
@@ -127,6 +126,8 @@ class ExplanationLog:
         masker: Masker | None = None,
         file_mode: int | None = DEFAULT_FILE_MODE,
     ) -> None:
+        from fsspec.core import url_to_fs  # here: a server without a log (a bundle's) never needs it
+
         self.fs, root = url_to_fs(store_url)
         self.root = f"{root.rstrip('/')}/explanations"
         self.cipher = cipher
