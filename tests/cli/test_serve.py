@@ -63,3 +63,9 @@ def test_anything_else_goes_through_typer(args: list[str]) -> None:
     from shipyard.cli.serve import parsed
 
     assert parsed(args) is None
+
+
+def test_a_bundle_and_models_together_are_refused(home: Path) -> None:
+    done = shipyard_cli(home, "serve", "fraud:1", "--bundle", str(home / "bundle"), "--port", "0", timeout=60)
+    assert done.returncode == 1
+    assert "serve either the bundle" in done.stderr and "not both" in done.stderr
