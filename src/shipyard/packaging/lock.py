@@ -59,7 +59,8 @@ SERVING: tuple[str, ...] = (
     "threadpoolctl",  # --model-threads: BLAS and OpenMP threads of the model
     "pyyaml",  # settings and policy files
     "fsspec",  # reading the bundle's files and the prediction log's folder
-    "typer",  # the `shipyard` command itself (click, rich, shellingham come with it)
+    "typer",  # the `shipyard` command itself (rich and shellingham come with it) ...
+    "click",  # ... and the click that cli/app.py imports (typer carries its own copy)
 )
 
 FLAVORS: Mapping[str, tuple[str, ...]] = {
