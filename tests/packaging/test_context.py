@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from packaging.utils import canonicalize_name
 from sklearn.linear_model import LogisticRegression
+from tests.commands import shipyard_cli
 
 from shipyard.config import Settings
 from shipyard.datasets import fit_credit_model, make_credit
@@ -48,7 +49,6 @@ from shipyard.packaging.sbom import cyclonedx
 from shipyard.registry import Registry
 from shipyard.rollout.deployments import Deployments
 from shipyard.security.signing import new_signing_key
-from tests.commands import shipyard_cli
 
 # Never in the image of an sklearn model: the registry's, the batch engines' and other flavors'.
 NEVER = {"pyarrow", "sqlalchemy", "alembic", "pyspark", "xgboost", "lightgbm", "onnxruntime", "river",
