@@ -115,6 +115,7 @@ def test_the_baked_dockerfile_builds_wheels_apart_and_runs_the_bundle_as_a_non_r
     assert "--require-hashes" in builder and "--only-binary=:all:" in builder
     assert "--require-hashes" in final and "--no-index" in final  # the image never reaches the index
     assert "mount=type=bind,from=builder" in final  # no layer keeps the wheels
+    assert f"find {SLIM.site_packages} -type d -name tests" in final  # test suites dropped in that layer
     for compiler in ("gcc", "build-essential", "apt-get", "chown "):  # no compiler, no chown layer
         assert compiler not in text
     assert "useradd --uid 10001 --gid 10001" in final

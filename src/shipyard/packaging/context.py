@@ -51,6 +51,7 @@ __all__ = [
     "BAKED_ENTRYPOINT",
     "LAMBDA",
     "SLIM",
+    "TRIMMED",
     "WHEEL_CACHE",
     "BuildContext",
     "Plan",
@@ -78,6 +79,7 @@ SLIM = Target(
     (2, 36),
     f"python:{_PYTHON}-slim-bookworm",
     note="; install a version of it that has one here, then package again",
+    site_packages=f"/usr/local/lib/python{_PYTHON}/site-packages",
 )
 # AWS's Lambda images: Amazon Linux 2 (glibc 2.26) up to Python 3.11, Amazon Linux 2023 (2.34) after.
 LAMBDA = Target(
@@ -87,7 +89,11 @@ LAMBDA = Target(
     note="; AWS's Lambda image of Python 3.11 and older runs Amazon Linux 2 (glibc 2.26), which "
     "recent numpy, SciPy and scikit-learn wheels no longer support: package from Python 3.12 or "
     "newer (Amazon Linux 2023), or install versions that still ship manylinux2014 wheels",
+    site_packages=f"/var/lang/lib/python{_PYTHON}/site-packages",
 )
+# The test suites of the scientific packages (170 MB of the 455 an sklearn model with pandas
+# installs) are never imported by a server: the image drops them in the install's layer.
+TRIMMED = ("numpy", "scipy", "pandas", "sklearn")
 WHEEL_CACHE = Path.home() / ".cache" / "shipyard" / "wheels"
 
 
@@ -225,8 +231,6 @@ def write_context(registry: Registry, plan: Plan, out: Path) -> BuildContext:
     check_empty(out)
 
     def write(folder: Path) -> None:
-        if plan.ref is not None:
-            bundle.write_bundle(registry, plan.ref, folder / "bundle")
         _shipyard_wheel(folder / "wheels")
         (folder / "Dockerfile").write_text(plan.dockerfile, encoding="utf-8")
         version = shipyard.__version__
@@ -235,11 +239,13 @@ def write_context(registry: Registry, plan: Plan, out: Path) -> BuildContext:
         sbom = cyclonedx(plan.image, plan.pins, tool_version=version, description=plan.what)
         (folder / "sbom.cdx.json").write_text(json.dumps(sbom, indent=2) + "\n", encoding="utf-8")
         (folder / ".dockerignore").write_text(_DOCKERIGNORE, encoding="utf-8")
-        lambda_image = plan.target is LAMBDA
+        lambda_image = plan.target == LAMBDA
         run = (_LAMBDA_RUN if lambda_image else _SERVER_RUN).format(image=plan.image)
-        rows = [row for row in _README_ROWS if (folder / row.split("`")[1]).exists()]
+        rows = [row for row in _README_ROWS if plan.ref is not None or "`bundle/`" not in row]
         readme = _README.format(what=plan.what, image=plan.image, run=run, rows="\n".join(rows))
         (folder / "README.md").write_text(readme, encoding="utf-8")
+        if plan.ref is not None:
+            bundle.write_bundle(registry, plan.ref, folder / "bundle")
 
     return BuildContext(out, plan.image, plan.pins, _build(out, write))
 
@@ -364,7 +370,8 @@ LABEL org.opencontainers.image.title="{image}" \\
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \\
     pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels \\
         --no-deps --require-hashes -r /wheels/requirements.lock \\
-    && pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps /wheels/{wheel}{user}
+    && pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps /wheels/{wheel} \\
+    && find {site} -type d -name tests \\( {trimmed} \\) -prune -exec rm -rf {{}} +{user}
 """
 
 # pip compiled the bytecode at install (a read-only root could not cache it later); from here
@@ -398,8 +405,17 @@ CMD ["shipyard.serverless.handler"]
 """
 
 
+def _builder(target: Target, *, image: str, what: str, user: str) -> str:
+    """The builder stage and the final stage's install (and `user`'s creation)."""
+    trimmed = " -o ".join(f'-path "*/site-packages/{name}/*"' for name in TRIMMED)
+    return _BUILDER.format(
+        what=what, image=image, base=target.base, wheel=wheel_name(), user=user,
+        site=target.site_packages, trimmed=trimmed,
+    )  # fmt: skip
+
+
 def server_dockerfile(target: Target, *, image: str, what: str, copy: str, entrypoint: Sequence[str]) -> str:
-    head = _BUILDER.format(what=what, image=image, base=target.base, wheel=wheel_name(), user=_ADD_USER)
+    head = _builder(target, image=image, what=what, user=_ADD_USER)
     return head + _SERVER.format(copy=copy, uid=_UID, entrypoint=json.dumps(list(entrypoint)))
 
 
@@ -411,8 +427,7 @@ def baked_dockerfile(target: Target, *, image: str, what: str) -> str:
 
 def lambda_dockerfile(target: Target, *, image: str, what: str) -> str:
     """The Dockerfile of an AWS Lambda container image of the bundle."""
-    head = _BUILDER.format(what=what, image=image, base=target.base, wheel=wheel_name(), user="")
-    return head + _LAMBDA_TAIL
+    return _builder(target, image=image, what=what, user="") + _LAMBDA_TAIL
 
 
 _DOCKERIGNORE = """\

@@ -108,12 +108,14 @@ class Target:
         glibc: the image's C library; pip in the image takes the newest manylinux wheel it allows.
         base: the base image, for the lock's header.
         note: what to do when a package has no wheel for it (with a leading '; ').
+        site_packages: where the base image's pip installs packages.
     """
 
     python: str
     glibc: tuple[int, int]
     base: str
     note: str = ""
+    site_packages: str = ""
 
     @property
     def platforms(self) -> list[str]:
