@@ -66,7 +66,7 @@ def show_context(built: BuildContext) -> None:
 
 
 def _tree(folder: Path, files: tuple[str, ...]) -> list[str]:
-    """`files` as an indented tree with sizes; a folder of many files shows its count."""
+    """`files` as an indented tree with sizes; deeper than two folders, only the folders' totals."""
     lines: list[str] = []
     shown: set[str] = set()
     for name in files:
@@ -76,8 +76,9 @@ def _tree(folder: Path, files: tuple[str, ...]) -> list[str]:
             if parent not in shown:
                 shown.add(parent)
                 inside = [f for f in files if f.startswith(parent + "/")]
-                size = sum((folder / f).stat().st_size for f in inside)
-                lines.append(f"{'  ' * depth}{parts[depth - 1]}/  ({len(inside)} files, {_size(size)})")
+                size = _size(sum((folder / f).stat().st_size for f in inside))
+                count = f"{len(inside)} file{'s' if len(inside) != 1 else ''}"
+                lines.append(f"{'  ' * depth}{parts[depth - 1]}/  ({count}, {size})")
         if len(parts) <= 3:
             lines.append(f"{'  ' * len(parts)}{parts[-1]}  {_size((folder / name).stat().st_size)}")
     return lines

@@ -239,8 +239,8 @@ def write_context(registry: Registry, plan: Plan, out: Path) -> BuildContext:
         sbom = cyclonedx(plan.image, plan.pins, tool_version=version, description=plan.what)
         (folder / "sbom.cdx.json").write_text(json.dumps(sbom, indent=2) + "\n", encoding="utf-8")
         (folder / ".dockerignore").write_text(_DOCKERIGNORE, encoding="utf-8")
-        lambda_image = plan.target == LAMBDA
-        run = (_LAMBDA_RUN if lambda_image else _SERVER_RUN).format(image=plan.image)
+        run = _LAMBDA_RUN if plan.target == LAMBDA else _SERVER_RUN if plan.ref else _FOLLOWING_RUN
+        run = run.format(image=plan.image)
         rows = [row for row in _README_ROWS if plan.ref is not None or "`bundle/`" not in row]
         readme = _README.format(what=plan.what, image=plan.image, run=run, rows="\n".join(rows))
         (folder / "README.md").write_text(readme, encoding="utf-8")
@@ -441,6 +441,12 @@ _DOCKERIGNORE = """\
 
 _SERVER_RUN = """\
 docker run --rm --read-only --tmpfs /tmp -p 8080:8080 -p 8081:8081 {image}
+curl -s localhost:8080/readyz"""
+
+_FOLLOWING_RUN = """\
+docker run --rm --read-only --tmpfs /tmp -p 8080:8080 -p 8081:8081 \\
+    -e SHIPYARD_DB_URL=postgresql://... -e SHIPYARD_STORE_URL=s3://bucket/prefix \\
+    -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_ENDPOINT_URL {image}
 curl -s localhost:8080/readyz"""
 
 _LAMBDA_RUN = """\
