@@ -354,7 +354,9 @@ def _digest(data: bytes) -> str:
 # ------------------------------------------------------------------------------------- templates
 
 # The builder downloads the locked wheels, checked against the lock's hashes; the final stage
-# installs them from a bind mount (no layer keeps the wheels) and never reaches the network.
+# installs them from a bind mount (no layer keeps the wheels) and never reaches the network, drops
+# the test suites, then compiles the bytecode on every core (pip would compile one file at a time,
+# test suites included).
 _BUILDER = """\
 # syntax=docker/dockerfile:1
 # {what}: written by `shipyard package`. Build: docker build -t {image} .
@@ -368,13 +370,14 @@ FROM {base}
 LABEL org.opencontainers.image.title="{image}" \\
       org.opencontainers.image.description="{what}"
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \\
-    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels \\
+    pip install --no-cache-dir --disable-pip-version-check --no-compile --no-index --find-links=/wheels \\
         --no-deps --require-hashes -r /wheels/requirements.lock \\
-    && pip install --no-cache-dir --disable-pip-version-check --no-index --no-deps /wheels/{wheel} \\
-    && find {site} -type d -name tests \\( {trimmed} \\) -prune -exec rm -rf {{}} +{user}
+    && pip install --no-cache-dir --disable-pip-version-check --no-compile --no-index --no-deps \\
+        /wheels/{wheel} \\
+{trim}    && python -m compileall -q -j 0 {site}{user}
 """
 
-# pip compiled the bytecode at install (a read-only root could not cache it later); from here
+# The bytecode was compiled at install (a read-only root could not cache it later); from here
 # no process writes outside /tmp, where the pod mounts an emptyDir and SHIPYARD_HOME lives.
 _SERVER = """\
 ENV PYTHONDONTWRITEBYTECODE=1 \\
@@ -405,12 +408,15 @@ CMD ["shipyard.serverless.handler"]
 """
 
 
-def _builder(target: Target, *, image: str, what: str, user: str) -> str:
-    """The builder stage and the final stage's install (and `user`'s creation)."""
-    trimmed = " -o ".join(f'-path "*/site-packages/{name}/*"' for name in TRIMMED)
+def _builder(target: Target, *, image: str, what: str, user: str, trim: bool = True) -> str:
+    """The builder stage and the final stage's install: the test suites dropped when `trim`
+    (Lambda's Amazon Linux images may have no `find`; their limit is 10 GB), then `user` made."""
+    paths = " -o ".join(f'-path "*/site-packages/{name}/*"' for name in TRIMMED)
+    find = f"find {target.site_packages} -type d -name tests \\( {paths} \\) -prune -exec rm -rf {{}} +"
+    drop = f"    && {find} \\\n"
     return _BUILDER.format(
         what=what, image=image, base=target.base, wheel=wheel_name(), user=user,
-        site=target.site_packages, trimmed=trimmed,
+        site=target.site_packages, trim=drop if trim else "",
     )  # fmt: skip
 
 
@@ -427,7 +433,7 @@ def baked_dockerfile(target: Target, *, image: str, what: str) -> str:
 
 def lambda_dockerfile(target: Target, *, image: str, what: str) -> str:
     """The Dockerfile of an AWS Lambda container image of the bundle."""
-    return _builder(target, image=image, what=what, user="") + _LAMBDA_TAIL
+    return _builder(target, image=image, what=what, user="", trim=False) + _LAMBDA_TAIL
 
 
 _DOCKERIGNORE = """\

@@ -65,7 +65,9 @@ SERVING: tuple[str, ...] = (
 
 FLAVORS: Mapping[str, tuple[str, ...]] = {
     # What loading and predicting with a flavor's artifact imports.
-    "sklearn": ("numpy", "scipy", "scikit-learn", "skops"),  # skops: the bundle reader's file format
+    # skops: a bundle loads through it when a signature is required at start (the baked pickle
+    # is not what was signed) or the model declares extra trusted types.
+    "sklearn": ("numpy", "scipy", "scikit-learn", "skops"),
     "xgboost": ("numpy", "scipy", "xgboost"),
     "lightgbm": ("numpy", "scipy", "lightgbm"),
     "onnx": ("numpy", "onnxruntime"),  # `onnx` itself is needed only to convert, not to run
