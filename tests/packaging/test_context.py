@@ -7,10 +7,14 @@ test_context_runtime.py.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from importlib import metadata
@@ -39,6 +43,7 @@ from shipyard.packaging.context import (
     Plan,
     baked_dockerfile,
     lambda_dockerfile,
+    package_deployment,
     package_version,
     plan_deployment,
     plan_version,
@@ -191,7 +196,8 @@ def test_closure_follows_extras_and_evaluates_markers_for_linux() -> None:
 
 
 def test_a_following_image_reads_the_shared_registry(reg: Registry) -> None:
-    Deployments(reg.context).create("scoring", "credit:1")
+    if "scoring" not in {d.name for d in Deployments(reg.context).list()}:
+        Deployments(reg.context).create("scoring", "credit:1")
     plan = plan_deployment(reg, "scoring")
     names = _names(plan)
     assert {"sqlalchemy", "alembic", "psycopg", "psycopg-binary", "s3fs", "pyarrow", "scikit-learn"} <= names
@@ -199,6 +205,35 @@ def test_a_following_image_reads_the_shared_registry(reg: Registry) -> None:
     entrypoint = re.search(r"^ENTRYPOINT (.*)$", plan.dockerfile, flags=re.M)
     assert entrypoint is not None
     assert json.loads(entrypoint[1])[:4] == ["shipyard", "serve", "--deployment", "scoring"]
+
+
+def test_a_following_context_is_written_whole_with_a_wheel_of_this_shipyard(
+    reg: Registry, tmp_path: Path
+) -> None:
+    if "scoring" not in {d.name for d in Deployments(reg.context).list()}:
+        Deployments(reg.context).create("scoring", "credit:1")
+    built = package_deployment(reg, "scoring", tmp_path / "ctx")
+    wheel = f"wheels/shipyard-{metadata.version('shipyard')}-py3-none-any.whl"
+    assert built.files == tuple(
+        sorted([".dockerignore", "Dockerfile", "README.md", "requirements.lock", "sbom.cdx.json", wheel])
+    )
+    assert os.listdir(tmp_path) == ["ctx"]  # the temporary folder was renamed
+    readme = (tmp_path / "ctx" / "README.md").read_text()
+    for line in ("docker build -t shipyard-scoring:following .", "podman build", "--read-only --tmpfs /tmp",
+                 "SHIPYARD_DB_URL", "no container engine"):  # fmt: skip
+        assert line in readme
+    info = f"shipyard-{metadata.version('shipyard')}.dist-info"
+    with zipfile.ZipFile(tmp_path / "ctx" / wheel) as archive:
+        names = set(archive.namelist())
+        for line in archive.read(f"{info}/RECORD").decode().splitlines()[:-1]:
+            name, digest, size = line.rsplit(",", 2)  # each file with its urlsafe sha256 and size
+            data = archive.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert (digest, int(size)) == (f"sha256={expected}", len(data))
+        entry_points = archive.read(f"{info}/entry_points.txt").decode()
+    assert "shipyard = shipyard.cli.app:main" in entry_points
+    assert {"shipyard/__init__.py", "shipyard/cli/app.py", "shipyard/serving/oip_v2.proto"} <= names
+    assert not [n for n in names if "__pycache__" in n]
 
 
 # ------------------------------------------------------------------------------------- the SBOM

@@ -88,11 +88,13 @@ LAMBDA = Target(
     f"public.ecr.aws/lambda/python:{_PYTHON}",
     note="; AWS's Lambda image of Python 3.11 and older runs Amazon Linux 2 (glibc 2.26), which "
     "recent numpy, SciPy and scikit-learn wheels no longer support: package from Python 3.12 or "
-    "newer (Amazon Linux 2023), or install versions that still ship manylinux2014 wheels",
+    "newer (Amazon Linux 2023), or install versions that still ship manylinux2014 wheels"
+    if sys.version_info < (3, 12)
+    else "; install a version of it that has one for Amazon Linux 2023 here, then package again",
     site_packages=f"/var/lang/lib/python{_PYTHON}/site-packages",
 )
-# The test suites of the scientific packages (170 MB of the 455 an sklearn model with pandas
-# installs) are never imported by a server: the image drops them in the install's layer.
+# The test suites of the scientific packages (about 125 MB of the 455 that an sklearn model with
+# pandas installs) are never imported by a server: the image drops them in the install's layer.
 TRIMMED = ("numpy", "scipy", "pandas", "sklearn")
 WHEEL_CACHE = Path.home() / ".cache" / "shipyard" / "wheels"
 
@@ -316,14 +318,28 @@ def _temporary_beside(out: Path) -> Iterator[Path]:
 
 
 def wheel_name() -> str:
-    """The file name of the wheel `_shipyard_wheel` writes: shipyard's installed version."""
-    return f"shipyard-{metadata.version('shipyard')}-py3-none-any.whl"
+    """The file name of the wheel `_shipyard_wheel` writes: shipyard's installed version.
+
+    Raises:
+        ConfigError: shipyard is imported from a folder, not installed (no metadata to copy).
+    """
+    return f"shipyard-{_installed().version}-py3-none-any.whl"
+
+
+def _installed() -> metadata.Distribution:
+    try:
+        return metadata.distribution("shipyard")
+    except metadata.PackageNotFoundError:
+        raise ConfigError(
+            "shipyard is not installed in this environment (its metadata makes the image's wheel): "
+            "pip install shipyard, or pip install -e . in a checkout"
+        ) from None
 
 
 def _shipyard_wheel(folder: Path) -> None:
     """Write a wheel of the shipyard this process runs (editable or installed; no network, no
     build backend): its package files, METADATA and entry points, and a RECORD."""
-    dist = metadata.distribution("shipyard")
+    dist = _installed()
     info = f"shipyard-{dist.version}.dist-info"
     package = Path(shipyard.__file__).parent
     files = {
