@@ -32,6 +32,7 @@ def home(
 
 def test_evaluate_gate_and_promote_from_the_command_line(home: Path) -> None:
     data, policy, h = str(home / "holdout.parquet"), str(home / "gates.yaml"), home / "home"
+    (home / "summary.md").write_text("# what an earlier step wrote\n")  # a CI run's summary file
     done = run(
         h,
         "evaluate",
@@ -50,6 +51,8 @@ def test_evaluate_gate_and_promote_from_the_command_line(home: Path) -> None:
         str(home / "r.html"),
         "--json-out",
         str(home / "r.txt"),
+        "--summary",
+        str(home / "summary.md"),
     )
     assert done.returncode == 0, done.stderr
     for shown in ("roc_auc", "slice employment", "fairness by country", "robustness"):
@@ -57,14 +60,21 @@ def test_evaluate_gate_and_promote_from_the_command_line(home: Path) -> None:
     assert (home / "r.html").read_text().startswith("<!doctype html>")
     assert json.loads((home / "r.json").read_text())["evaluation"]["ref"] == "fraud:1"
     assert f"wrote {home / 'r.json'}" in done.stdout
+    summary = (home / "summary.md").read_text()
+    assert summary.startswith("# what an earlier step wrote\n\n### Evaluation of fraud:1 (evaluation ")
+    assert "| metric | fraud:1 | 95% interval |" in summary and "\n| roc_auc | 0." in summary
 
     refused = run(h, "models", "alias", "fraud:1", "production")
     assert refused.returncode == 1 and "no gate result for 'production'" in refused.stderr
     assert run(h, "gates", "check", "fraud:1", "--policy", policy).returncode == 0
     assert run(h, "models", "alias", "fraud:1", "production").returncode == 0
 
-    failed = run(h, "gates", "check", "fraud:2", "--policy", policy, "--data", data, "--target", "default")
+    failed = run(h, "gates", "check", "fraud:2", "--policy", policy, "--data", data, "--target", "default",
+                 "--summary", str(home / "gates.md"))  # fmt: skip
     assert failed.returncode == 1 and "FAILED" in failed.stdout
+    gates = (home / "gates.md").read_text()
+    assert "### Gates of fraud:2 vs fraud:1 (production): **FAILED**" in gates
+    assert "| roc_auc >= champion - 0.001 | 0." in gates and "| **FAIL** |" in gates
     assert "roc_auc >= champion - 0.001" in failed.stdout
     blocked = run(h, "models", "alias", "fraud:2", "production")
     assert blocked.returncode == 1 and "failed: roc_auc >= champion - 0.001" in blocked.stderr

@@ -53,6 +53,42 @@ def test_deploy_and_rollout_commands_show_and_steer(home: Path, tmp_path: Path) 
     assert "changed my mind" in table
 
 
+def test_rollout_wait_fails_on_a_rollback_and_passes_on_a_promotion(home: Path) -> None:
+    """`rollout wait` is what a CI job's exit code reads: a rollback, an abort or the timeout fail it."""
+    from shipyard.rollout.rollouts import Rollouts
+
+    assert shipyard_cli(home, "rollout", "start", "api", "--to", "credit:2").returncode == 0
+    waiting = start_shipyard(
+        home,
+        "rollout",
+        "wait",
+        "api",
+        "--every",
+        "0.2",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Registry(Settings.for_home(home)) as reg:  # what the controller does when a rule fails
+            rollouts = Rollouts(reg)
+            rollouts.roll_back(
+                rollouts.current("api"), reason="error rate 30% > 1%", verdict={"verdict": "fail"}
+            )
+        _, err = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 1
+    assert "rollout 1 of version 2 on api rolled back: error rate 30% > 1%" in err
+
+    assert shipyard_cli(home, "rollout", "start", "api", "--to", "credit:2").returncode == 0
+    slow = shipyard_cli(home, "rollout", "wait", "api", "--timeout", "1s", "--every", "0.2")
+    assert slow.returncode == 1 and "rollout 2 on api is still progressing" in slow.stderr
+    assert shipyard_cli(home, "rollout", "promote", "api").returncode == 0
+    done = shipyard_cli(home, "rollout", "wait", "api")
+    assert done.returncode == 0 and "rollout 2 of version 2 on api promoted" in done.stdout
+
+
 BAD = [
     (("rollout", "start", "nope", "--to", "credit:2"), "no deployment named 'nope'"),
     (("rollout", "start", "api", "--to", "credit:3"), "archived"),
@@ -61,6 +97,8 @@ BAD = [
     (("rollout", "start", "api", "--to", "credit:2", "--strategy", "yolo"), "--strategy is 'yolo'"),
     (("rollout", "start", "api", "--to", "credit:2", "--min-requests", "0"), "min_requests"),
     (("rollout", "promote", "api"), "none has run"),
+    (("rollout", "wait", "api"), "no rollout has run on 'api'"),
+    (("rollout", "wait", "api", "--timeout", "soon"), "--timeout 'soon'"),
     (("deploy", "create", "api", "--model", "credit:1"), "exists"),
     (("deploy", "create", "two", "--model", "credit:1", "--sticky", "cookie:x"), "sticky"),
 ]

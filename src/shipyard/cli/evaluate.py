@@ -33,6 +33,12 @@ ReportOpt = Annotated[
     Path | None, typer.Option("--report", help="Write the self-contained HTML report here.")
 ]
 JsonFileOpt = Annotated[Path | None, typer.Option("--json-out", help="Write the same numbers as JSON here.")]
+SummaryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--summary", help='Add a Markdown summary to the end of this file (e.g. "$GITHUB_STEP_SUMMARY").'
+    ),
+]
 
 
 def _options(
@@ -86,6 +92,7 @@ def evaluate(
     trust_pickle: TrustPickleOpt = False,
     report: ReportOpt = None,
     json_out: JsonFileOpt = None,
+    summary: SummaryOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Evaluate a version on labelled data and store the result on it (and the champion's)."""
@@ -111,6 +118,10 @@ def evaluate(
         written.append(write_report(report, result, gates))
     if json_out is not None:
         written.append(write_report(json_out.with_suffix(".json"), result, gates))
+    if summary is not None:
+        from shipyard.evaluation.summary import add_summary
+
+        written.append(add_summary(summary, result, gates))
     if json:
         emit_json(report_json(result, gates))
         return
@@ -134,6 +145,7 @@ def check(
     sensitive: SensitiveOpt = None,
     slices: SliceOpt = None,
     report: ReportOpt = None,
+    summary: SummaryOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check a version against a policy (vs the version behind the champion alias); exit 1 on failure."""
@@ -150,6 +162,10 @@ def check(
         result = check_gates(ref, policy, data=data, target=target, registry=reg, **extra)
     if report is not None:
         write_report(report, result.evaluation, result)
+    if summary is not None:
+        from shipyard.evaluation.summary import add_summary
+
+        add_summary(summary, result.evaluation, result)
     if json:
         emit_json(result.to_dict())
     else:

@@ -233,6 +233,39 @@ def rollout_status(
         time.sleep(every)
 
 
+@rollout_app.command("wait")
+def rollout_wait(
+    name: Name,
+    timeout: Annotated[str, typer.Option(help="How long to wait at most (e.g. 30m, 2h).")] = "1h",
+    every: Annotated[float, typer.Option(help="Seconds between looks at the rollout.")] = 5.0,
+) -> None:
+    """Wait for the deployment's rollout to finish; exit 1 unless it was promoted (or a shadow passed).
+
+    For a CI job: a rollback, an abort or the timeout fails it.
+    """
+    from shipyard.rollout.rollouts import Rollouts
+
+    limit = parse_duration(timeout, what="--timeout").total_seconds()
+    deadline = time.monotonic() + limit
+    while True:
+        with registry() as reg:
+            current = Rollouts(reg).current(name)
+        if current is None:
+            raise RolloutError(f"no rollout has run on {name!r}; start one with 'shipyard rollout start'")
+        if not current.active:
+            break
+        if time.monotonic() >= deadline:
+            raise RolloutError(
+                f"rollout {current.id} on {name} is still {current.state} ({current.phase}) after {timeout}; "
+                "see 'shipyard rollout status', or wait again with a longer --timeout"
+            )
+        time.sleep(every)
+    ended = f"rollout {current.id} of version {current.version} on {name} {current.state.replace('_', ' ')}"
+    if current.state not in ("promoted", "passed"):
+        raise RolloutError(f"{ended}: {current.reason or 'no reason given'}")
+    console.print(ended, markup=False, highlight=False)
+
+
 @rollout_app.command("pause")
 def rollout_pause(name: Name, reason: Reason = "") -> None:
     """Hold the rollout at its step; the controller waits until it is resumed."""

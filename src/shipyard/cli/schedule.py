@@ -106,8 +106,9 @@ def schedule_export(
         bool, typer.Option("--k8s", help="Print a Kubernetes CronJob (the only export so far).")
     ] = False,
     image: Annotated[
-        str, typer.Option(help="The container image with shipyard installed.")
-    ] = "shipyard:latest",
+        str | None,
+        typer.Option(help="The container image with shipyard installed; 'shipyard:RELEASE' by default."),
+    ] = None,
     secret: Annotated[
         str | None, typer.Option(help="A Secret holding SHIPYARD_DB_URL and SHIPYARD_STORE_URL.")
     ] = None,
@@ -115,6 +116,7 @@ def schedule_export(
     """Print the schedule as a Kubernetes CronJob (YAML) that runs the same command."""
     import yaml
 
+    from shipyard.packaging.k8s_spec import default_image
     from shipyard.packaging.kubernetes import kubernetes_cronjob
     from shipyard.scheduling.schedules import Schedules
 
@@ -130,7 +132,10 @@ def schedule_export(
             err=True,
         )
     typer.echo(
-        yaml.safe_dump(kubernetes_cronjob(schedule, image=image, secret=secret), sort_keys=False), nl=False
+        yaml.safe_dump(
+            kubernetes_cronjob(schedule, image=image or default_image(), secret=secret), sort_keys=False
+        ),
+        nl=False,
     )
 
 

@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from shipyard.core import objects
 from shipyard.core.batch import Array
 
 __all__ = [
@@ -91,11 +91,9 @@ def coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
                     wrong = ~missing & np.isfinite(values) & (values != np.floor(values))
             return values, missing, wrong
         if kind == "O":
-            missing = pd.isna(raw)
+            missing = objects.missing(raw)
             is_bool = _types(raw) == bool  # noqa: E721 -- elementwise over a numpy array of types
-            values = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
+            values = objects.to_float(raw)
             wrong = (~missing & np.isnan(values)) | is_bool
             if dtype is DType.INT:
                 with np.errstate(invalid="ignore"):
@@ -110,21 +108,15 @@ def coerce(dtype: DType, raw: Array) -> tuple[Array, Array, Array]:
             missing = np.isnan(numbers)
             return numbers == 1, missing, ~missing & (numbers != 0) & (numbers != 1)
         if kind == "O":
-            missing = pd.isna(raw)
-            series = pd.Series(raw, dtype=object)
-            try:
-                mapped = series.map(_BOOL_WORDS)
-            except TypeError:  # a list or an object among the values: no word, so wrong
-                mapped = series.map(_bool_word)
-            wrong = ~missing & mapped.isna().to_numpy()
-            return mapped.fillna(False).to_numpy(dtype=bool), missing, wrong
+            missing = objects.missing(raw)
+            words = np.array([_bool_word(value) for value in raw], dtype=object)
+            wrong = ~missing & (words == None)  # noqa: E711 -- elementwise over a numpy array
+            return words == True, missing, wrong  # noqa: E712 -- elementwise over a numpy array
         return np.zeros(n, dtype=bool), none, ~none
     # DType.STRING
     if kind == "O":
-        missing = pd.isna(raw)
-        if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
-            return raw, missing, none
-        is_str = _types(raw) == str  # noqa: E721 -- elementwise over a numpy array of types
+        missing = objects.missing(raw)
+        is_str = np.fromiter((isinstance(value, str) for value in raw), dtype=bool, count=n)
         return raw, missing, ~missing & ~is_str
     if kind == "f":
         missing = np.isnan(raw)

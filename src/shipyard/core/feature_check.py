@@ -1,4 +1,4 @@
-"""The checks of one contract feature over one column, vectorised with numpy and pandas.
+"""The checks of one contract feature over one column, vectorised with numpy.
 
 `Contract.validate` runs a `FeatureCheck` per feature that needs one (`count_outside` tells when a
 numeric column needs none), and collects their violations and counts.
@@ -10,8 +10,8 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
+from shipyard.core import objects
 from shipyard.core.batch import Array
 from shipyard.core.dtypes import (
     DTYPE_WORDS,
@@ -40,7 +40,7 @@ COLUMNWISE_ROWS = 4096  # from this many rows, numeric columns are checked one b
 
 
 class FeatureCheck:
-    """The checks of one feature over one column; vectorised with numpy and pandas."""
+    """The checks of one feature over one column; vectorised with numpy."""
 
     def __init__(self, feature: Feature, raw: Array) -> None:
         self.feature = feature
@@ -113,7 +113,7 @@ class FeatureCheck:
     def _categories(self, values: Array, present: Array) -> None:
         f = self.feature
         assert f.categories is not None
-        known = pd.Series(values, dtype=object).isin(list(f.categories)).to_numpy()
+        known = objects.is_in(values, f.categories)
         unseen = present & ~known
         if not unseen.any():
             return

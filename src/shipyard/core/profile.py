@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from shipyard.core import objects
 from shipyard.core.batch import Array, Batch, Predictions
 from shipyard.core.contract import Contract
 from shipyard.core.dtypes import DType
@@ -181,10 +181,9 @@ class CategoricalProfile:
                 text = _category_text(value)
                 counts[text] = counts.get(text, 0) + tally
             return cls(_capped(counts), len(values) - len(present))
-        series = pd.Series(values, dtype=object)
-        missing = series.isna()
-        counted = series[~missing].map(_category_text).value_counts()
-        return cls(_capped(dict(zip(counted.index, counted.tolist(), strict=True))), int(missing.sum()))
+        missing = objects.missing(values)
+        counted = objects.counts(map(_category_text, values[~missing]))
+        return cls(_capped(counted), int(missing.sum()))
 
     def __add__(self, other: CategoricalProfile) -> CategoricalProfile:
         counts = dict(self.counts)
@@ -358,9 +357,7 @@ def _like(reference: ColumnProfile, column: Array) -> ColumnProfile:
 def numeric(column: Array) -> Array:
     """A column as float64, text that is no number becoming NaN."""
     if column.dtype.kind not in "iufb":
-        return pd.to_numeric(pd.Series(column, dtype=object), errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
+        return objects.to_float(column)
     return column.astype(np.float64, copy=False)
 
 
