@@ -30,7 +30,7 @@ from shipyard.errors import NotFoundError
 from shipyard.packaging.context import SLIM, WHEEL_CACHE, plan_version, write_context
 from shipyard.registry import Registry
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a venv of 40 packages on a busy machine
 
 _LIMIT_MB = 450  # issue 21: the runtime of an sklearn model, lock plus bundle
 _MB = 1024 * 1024
