@@ -1,9 +1,10 @@
 """Output parts: each unit's scored rows (and rejected rows) written as one file, in place only
 when whole.
 
-A part is written on a thread of its own under a temporary name (`.NAME.tmp`) and renamed when
-the unit is complete, so a part that exists is whole; a job killed mid-unit leaves only a
-temporary file, which the redone unit replaces.
+A part is written on a thread of its own as a `WholeFile` and put in place when the unit is
+complete, so a part that exists is whole: on a local disk under a temporary name then renamed
+(a job killed mid-unit leaves only a temporary file, which the redone unit replaces), on an
+object store as an upload completed only then (a job killed mid-unit leaves no object).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import threading
 from typing import Any
 
 import pyarrow as pa
-from fsspec.core import url_to_fs
 
 from shipyard.batch.jobs import Job
 from shipyard.core.batch import PROBA_PREFIX
 from shipyard.errors import BatchError
+from shipyard.store.objects import WholeFile, open_url
 
 __all__ = ["OUTPUT_FORMATS", "PartWriter", "output_root"]
 
@@ -28,7 +29,7 @@ _END = object()
 
 def output_root(job: Job) -> tuple[Any, str]:
     """The output's filesystem and folder, made if new."""
-    fs, root = url_to_fs(job.output)
+    fs, root = open_url(job.output)
     try:
         fs.makedirs(root, exist_ok=True)
     except OSError as exc:
@@ -37,7 +38,7 @@ def output_root(job: Job) -> tuple[Any, str]:
 
 
 class PartWriter:
-    """Write one part's tables on a thread, under a temporary name; `commit` renames it into place.
+    """Write one part's tables on a thread, as a `WholeFile`; `commit` puts it in place.
 
     Args:
         fs: the output's filesystem.
@@ -47,7 +48,7 @@ class PartWriter:
 
     def __init__(self, fs: Any, path: str, fmt: str) -> None:
         self.fs, self.path, self.fmt = fs, path, fmt
-        self.tmp = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.tmp"
+        self.file = WholeFile(fs, path)
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.rows = 0
@@ -68,42 +69,32 @@ class PartWriter:
         self.queue.put(_END)
 
     def commit(self) -> None:
-        """Wait for the file to be complete, then rename it into place."""
+        """Wait for the file to be written, then put it in place (rename or complete the upload)."""
         self.thread.join()
         if self.error is not None:
+            self.file.discard()
             raise self.error
-        self.fs.mv(self.tmp, self.path)
+        self.file.commit()
 
     def abandon(self) -> None:
-        """Stop writing and remove the temporary file: the part is not put in place."""
+        """Stop writing and drop what was written: the part is not put in place."""
         if not self.finished:
             self.finish()
         self.thread.join(timeout=30)
-        if self.fs.exists(self.tmp):
-            self.fs.rm(self.tmp)
+        self.file.discard()
 
     def _run(self) -> None:
         writer: Any = None
         try:
-            with _create(self.fs, self.tmp) as handle:
-                while (table := self.queue.get()) is not _END:
-                    writer = writer or _open_writer(handle, self.fmt, table.schema)
-                    writer.write_table(table)
-                if writer is not None:
-                    writer.close()
+            while (table := self.queue.get()) is not _END:
+                writer = writer or _open_writer(self.file.handle, self.fmt, table.schema)
+                writer.write_table(table)
+            if writer is not None:
+                writer.close()  # the format's footer; the file itself stays open until commit
         except BaseException as exc:
             self.error = exc
             while self.queue.get() is not _END:  # let the producer finish its puts
                 pass
-
-
-def _create(fs: Any, path: str) -> Any:
-    """A new file: Arrow's own for a local path (its writes skip Python and the GIL), else fsspec's."""
-    from fsspec.implementations.local import LocalFileSystem
-
-    if isinstance(fs, LocalFileSystem):
-        return pa.OSFile(path, "wb")
-    return fs.open(path, "wb")
 
 
 class _JsonLinesWriter:

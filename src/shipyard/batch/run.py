@@ -19,6 +19,7 @@ from shipyard.errors import BatchError
 from shipyard.registry.loaded import warm_up
 from shipyard.registry.registry import Registry
 from shipyard.security.context import Context
+from shipyard.store.objects import open_url
 
 __all__ = ["BatchOptions", "dated", "resume_job", "start_job"]
 
@@ -157,11 +158,9 @@ def _context(registry: Registry) -> Context:
 def _output_folder(output: str, *, overwrite: bool) -> str:
     """The output folder, absolute when local (a resume from elsewhere writes to the same place),
     checked to hold no parts of another job; with `overwrite`, those parts are removed first."""
-    from fsspec.core import url_to_fs
-
     if "://" not in output:
         output = os.path.abspath(os.path.expanduser(output))
-    fs, root = url_to_fs(output)
+    fs, root = open_url(output)
     if fs.isfile(root):
         raise BatchError(f"--output {output} is a file; expected a folder (new or empty) for the parts")
     if not fs.isdir(root):

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from fsspec import AbstractFileSystem
-from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from shipyard.core.batch import Batch
 from shipyard.core.contract import Contract
 from shipyard.errors import InputError, UnresumableJobError
+from shipyard.store.objects import open_url
 from shipyard.store.tabular import json_lines
 
 __all__ = ["FORMATS", "Source", "csv_nulls", "discover", "read_unit", "rows_left"]
@@ -76,7 +76,7 @@ class Source:
         """
         import pyarrow.parquet as pq
 
-        fs, path = url_to_fs(self.url)
+        fs, path = open_url(self.url)
         try:
             with fs.open(path, "rb") as handle:
                 return pq.ParquetFile(handle).metadata
@@ -147,7 +147,7 @@ def discover(patterns: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
     found: list[Source] = []
     given = [patterns] if isinstance(patterns, str | os.PathLike) else list(patterns)
     for pattern in (str(os.fspath(p)) for p in given):
-        fs, path = url_to_fs(pattern)
+        fs, path = open_url(pattern)
         matches = sorted(fs.glob(path)) if any(c in path for c in "*?[") else [path]
         matches = [m for m in matches if fs.isfile(m)]
         if not matches:
@@ -187,7 +187,7 @@ def read_unit(
     Raises:
         InputError: the file cannot be read as its format (the message names the file).
     """
-    fs, path = url_to_fs(source.url)
+    fs, path = open_url(source.url)
     try:
         with _open(fs, path, native=source.fmt != "jsonl") as handle:
             if source.fmt == "parquet":

@@ -17,13 +17,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from fsspec.core import url_to_fs
 
 from shipyard.core.echo import echo
 from shipyard.core.refs import check_name
 from shipyard.errors import InputError, NotFoundError
 from shipyard.security.masking import Masker
 from shipyard.store.artifacts import Cipher, read_sealed, write_sealed
+from shipyard.store.objects import open_url
 from shipyard.store.permissions import DEFAULT_FILE_MODE, make_folders
 
 __all__ = ["ExplanationLog", "ExplanationRecord", "masked_explanation"]
@@ -127,7 +127,7 @@ class ExplanationLog:
         masker: Masker | None = None,
         file_mode: int | None = DEFAULT_FILE_MODE,
     ) -> None:
-        self.fs, root = url_to_fs(store_url)
+        self.fs, root = open_url(store_url)
         self.root = f"{root.rstrip('/')}/explanations"
         self.cipher = cipher
         self.masker = masker

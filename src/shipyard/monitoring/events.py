@@ -23,11 +23,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from fsspec.core import url_to_fs
 
 from shipyard.core.batch import Batch, Predictions
 from shipyard.security.masking import Masker
 from shipyard.store.artifacts import Cipher, read_sealed, write_sealed
+from shipyard.store.objects import open_url
 from shipyard.store.permissions import DEFAULT_FILE_MODE, make_folders
 
 __all__ = ["EVENT_FIELDS", "EventBatch", "EventLog", "LoggedRequest", "find_requests", "read_events"]
@@ -124,7 +124,7 @@ class EventLog:
         masker: Masker | None = None,
         file_mode: int | None = DEFAULT_FILE_MODE,
     ) -> None:
-        self.fs, root = url_to_fs(store_url)
+        self.fs, root = open_url(store_url)
         self.file_mode = file_mode
         self.root = f"{root.rstrip('/')}/events"
         self.cipher = cipher
@@ -248,7 +248,7 @@ def read_events(
     Raises:
         EncryptionError: a segment is sealed and `cipher` is None or holds another key.
     """
-    fs, root = url_to_fs(store_url)
+    fs, root = open_url(store_url)
     folder = f"{root.rstrip('/')}/events/{model}"
     tables: list[pa.Table] = []
     day = since.astimezone(UTC).date()
@@ -256,22 +256,14 @@ def read_events(
     while day <= last:
         path = f"{folder}/date={day.isoformat()}"
         day += timedelta(days=1)
-        if not fs.isdir(path):
-            continue
-        for file in sorted(fs.ls(path, detail=False)):
-            name = file.rsplit("/", 1)[-1]
-            if name.startswith(".") or not name.endswith(".parquet"):
-                continue
-            if version is not None and f"-v{version}-" not in name:
-                continue
-            sealed_as = _segment_name(model, path.rsplit("date=", 1)[1], name)
+        files = _segments(fs, path)
+        if version is not None:
+            files = [f for f in files if f"-v{version}-" in f.rsplit("/", 1)[-1]]
+        blobs = _fetch(fs, files)
+        for file in files:
+            sealed_as = _segment_name(model, path.rsplit("date=", 1)[1], file.rsplit("/", 1)[-1])
             blob = read_sealed(
-                fs,
-                file,
-                fs.cat_file(file),
-                name=sealed_as,
-                cipher=cipher,
-                what=f"prediction log segment {file}",
+                fs, file, blobs[file], name=sealed_as, cipher=cipher, what=f"prediction log segment {file}"
             )
             tables.append(pq.read_table(io.BytesIO(blob)))
     if not tables:
@@ -298,8 +290,28 @@ def find_requests(
     Raises:
         EncryptionError: a segment is sealed and `cipher` is None or holds another key.
     """
-    fs, root = url_to_fs(store_url)
+    fs, root = open_url(store_url)
     return _find(fs, f"{root.rstrip('/')}/events", set(ids), lookback=lookback, cipher=cipher)
+
+
+def _segments(fs: Any, folder: str) -> list[str]:
+    """The whole segments in a day's `folder`, oldest first (temporary names skipped); none if
+    it does not exist. One listing, read page by page on an object store."""
+    try:
+        listed = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    names = ((f, f.rsplit("/", 1)[-1]) for f in listed)
+    return sorted(f for f, name in names if not name.startswith(".") and name.endswith(".parquet"))
+
+
+def _fetch(fs: Any, files: list[str]) -> dict[str, bytes]:
+    """The bytes of `files`, by path: fetched together, which an object store does concurrently
+    (a day of many replicas' segments would otherwise be one round trip after another)."""
+    if not files:
+        return {}
+    blobs: dict[str, bytes] = fs.cat(files)
+    return {file: blobs[file] for file in files}
 
 
 def _find(
@@ -313,18 +325,14 @@ def _find(
     day = today
     while wanted and day >= today - timedelta(days=max(lookback.days, 0)):
         for model in models:
-            folder = f"{root}/{model}/date={day.isoformat()}"
-            if not fs.isdir(folder):
-                continue
-            for file in sorted(fs.ls(folder, detail=False)):
-                name = file.rsplit("/", 1)[-1]
-                if name.startswith(".") or not name.endswith(".parquet"):
-                    continue
+            files = _segments(fs, f"{root}/{model}/date={day.isoformat()}")
+            blobs = _fetch(fs, files)
+            for file in files:
                 blob = read_sealed(
                     fs,
                     file,
-                    fs.cat_file(file),
-                    name=_segment_name(model, day.isoformat(), name),
+                    blobs[file],
+                    name=_segment_name(model, day.isoformat(), file.rsplit("/", 1)[-1]),
                     cipher=cipher,
                     what=f"prediction log segment {file}",
                 )

@@ -287,9 +287,9 @@ def _stored_objects(store_url: str) -> tuple[Any, list[tuple[str, str, bool]]]:
     """The store's filesystem and its objects, artifacts and prediction-log segments: each one's
     path, its name as sealed (an artifact's digest, a segment's path in the store), and whether
     it has a key file. Key files and temporaries are not objects."""
-    from fsspec.core import url_to_fs
+    from shipyard.store.objects import open_url
 
-    fs, root = url_to_fs(store_url)
+    fs, root = open_url(store_url)
     root = root.rstrip("/")
     objects = []
     for top in ("sha256", "events"):

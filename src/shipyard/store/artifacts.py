@@ -18,6 +18,7 @@ import uuid
 from typing import Any, Protocol
 
 from shipyard.errors import ArtifactIntegrityError, EncryptionError, StoreError
+from shipyard.store.objects import WholeFile, open_url
 from shipyard.store.permissions import DEFAULT_FILE_MODE, is_local, make_folders
 
 __all__ = ["SEALED", "ArtifactStore", "Cipher", "digest_of", "read_sealed", "write_sealed", "write_whole"]
@@ -42,7 +43,7 @@ def digest_of(data: bytes) -> str:
 
 
 class ArtifactStore:
-    """Blobs under `<root>/sha256/<2 hex>/<digest>`, written to a temporary name then renamed.
+    """Blobs under `<root>/sha256/<2 hex>/<digest>`, each written whole or not at all (`write_whole`).
 
     Args:
         url: a local folder or any fsspec URL (`s3://bucket/prefix`, `memory://x`).
@@ -54,13 +55,11 @@ class ArtifactStore:
     def __init__(
         self, url: str, *, cipher: Cipher | None = None, file_mode: int | None = DEFAULT_FILE_MODE
     ) -> None:
-        from fsspec.core import url_to_fs
-
         self.url = url
         self.cipher = cipher
         self.file_mode = file_mode
         self.fs: Any
-        self.fs, self.root = url_to_fs(url)
+        self.fs, self.root = open_url(url)
         self.root = self.root.rstrip("/")
 
     def path_of(self, digest: str) -> str:
@@ -80,7 +79,13 @@ class ArtifactStore:
         if self.fs.exists(final):
             return digest
         make_folders(self.fs, final.rsplit("/", 1)[0], file_mode=self.file_mode)
-        write_sealed(self.fs, final, data, name=digest, cipher=self.cipher, file_mode=self.file_mode)
+        try:
+            write_sealed(self.fs, final, data, name=digest, cipher=self.cipher, file_mode=self.file_mode)
+        except FileNotFoundError as exc:  # on S3: the bucket does not exist
+            raise StoreError(
+                f"cannot store artifact {digest[:12]} in the store at {self.url}: {exc}; expected an "
+                "existing bucket (create it first) or folder (SHIPYARD_STORE_URL)"
+            ) from None
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -154,18 +159,21 @@ def read_sealed(fs: Any, path: str, blob: bytes, *, name: str, cipher: Cipher | 
 
 
 def write_whole(fs: Any, path: str, data: bytes, *, file_mode: int | None = None) -> None:
-    """Write `data` to `path` on `fs` under a temporary name beside it, then rename it into place.
+    """Write `data` to `path` on `fs` whole or not at all.
 
-    On a local disk the file gets `file_mode` from its creation on (never readable by others
-    even while it is written); with None, the mode of the file it replaces, or the umask's.
+    On a local disk: under a temporary name beside it, then renamed into place; the file gets
+    `file_mode` from its creation on (never readable by others even while it is written); with
+    None, the mode of the file it replaces, or the umask's. On an object store: uploaded to
+    `path` itself, which appears only when the upload completes (see `shipyard.store.objects`).
     """
+    if not is_local(fs):
+        with WholeFile(fs, path) as handle:
+            handle.write(data)
+        return
     folder, name = path.rsplit("/", 1)
     tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.part"
     try:
-        if is_local(fs):
-            _write_local(tmp, data, file_mode=file_mode, like=path)
-        else:
-            fs.pipe_file(tmp, data)
+        _write_local(tmp, data, file_mode=file_mode, like=path)
         fs.mv(tmp, path)
     except Exception:
         if fs.exists(tmp):

@@ -35,8 +35,14 @@ def is_local(fs: Any) -> bool:
 
 
 def make_folders(fs: Any, path: str, *, file_mode: int | None) -> None:
-    """Create `path` and its missing parents; on a local disk, each new one with the folder mode."""
-    if file_mode is None or not is_local(fs):
+    """Create `path` and its missing parents; on a local disk, each new one with the folder mode.
+
+    An object store has no folders, only keys: nothing to make there (s3fs's `makedirs` would
+    cost two requests per write, and create the bucket if it were missing).
+    """
+    if not is_local(fs):
+        return
+    if file_mode is None:
         fs.makedirs(path, exist_ok=True)
         return
     _make_local_folders(Path(path), folder_mode(file_mode))
