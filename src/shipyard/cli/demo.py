@@ -1,8 +1,8 @@
 """`shipyard demo`: everything built so far, on bundled and synthetic data, in under a minute.
 
 The steps live beside this module, one module per part (`demo_evaluate`, `demo_serving`,
-`demo_monitor`, `demo_rollout`, `demo_batch`, `demo_security`); this module runs them in order and
-none of them imports it back. The credit data and model come from `shipyard.datasets`.
+`demo_monitor`, `demo_rollout`, `demo_batch`, `demo_security`, `demo_package`); this module runs
+them in order and none of them imports it back. The credit data and model come from `shipyard.datasets`.
 """
 
 from __future__ import annotations
@@ -150,11 +150,12 @@ def demo(
 
 
 def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_url: str) -> None:
-    """Serve, monitor, roll out, score in batch, and secure it all (steps 8 to 18)."""
+    """Serve, monitor, roll out, score in batch, secure it all, and package it (steps 8 to 19)."""
     # Imported here, not at the top: they load the registry, rollouts and pandas, which every
     # other command would pay for at start, since the CLI app imports this module.
     from shipyard.cli.demo_batch import batch_demo
     from shipyard.cli.demo_monitor import monitoring_demo
+    from shipyard.cli.demo_package import package_demo
     from shipyard.cli.demo_rollout import rollout_demo
     from shipyard.cli.demo_security import security_demo
     from shipyard.cli.demo_serving import serve_demo
@@ -168,3 +169,4 @@ def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_u
         batch_demo(reg, make_credit(5000, seed=7))
         console.rule("[bold]Security: keys and roles over TLS, the audit chain, a signed version")
         security_demo(reg, sample[0])
+        package_demo(reg, "credit@production")

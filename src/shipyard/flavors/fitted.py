@@ -15,6 +15,7 @@ could make each prediction read a file of the caller's choosing; only `input='co
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -33,10 +34,11 @@ def check_fitted(model: object) -> None:
         UntrustedArtifactError: a tree's nodes point outside their arrays or the input, or a
             vectorizer reads files.
     """
-    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
-    from sklearn.feature_extraction.text import _VectorizerMixin
-    from sklearn.tree._tree import Tree
-
+    tree, predictor, vectorizer = (
+        _loaded_class("sklearn.tree._tree", "Tree"),
+        _loaded_class("sklearn.ensemble._hist_gradient_boosting.predictor", "TreePredictor"),
+        _loaded_class("sklearn.feature_extraction.text", "_VectorizerMixin"),
+    )
     seen: set[int] = set()
     stack: list[tuple[object, str, object]] = [(model, type(model).__name__, None)]
     while stack:
@@ -44,11 +46,11 @@ def check_fitted(model: object) -> None:
         if id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, Tree):
+        if isinstance(item, tree):
             _check_tree(item, where, _n_features(owner))
-        elif isinstance(item, TreePredictor):
+        elif isinstance(item, predictor):
             _check_predictor(item, where, owner)
-        elif isinstance(item, _VectorizerMixin) and getattr(item, "input", "content") != "content":
+        elif isinstance(item, vectorizer) and getattr(item, "input", "content") != "content":
             raise UntrustedArtifactError(
                 f"the text vectorizer at {where} has input={getattr(item, 'input', None)!r}: it would "
                 "open or read whatever each request names instead of taking the text itself; only "
@@ -62,6 +64,17 @@ def check_fitted(model: object) -> None:
             stack.extend((v, f"{where}[{i}]", owner) for i, v in enumerate(item.ravel()))
         if type(item).__module__.startswith("sklearn.") and hasattr(item, "__dict__"):
             stack.extend((v, f"{where}.{k}", item) for k, v in vars(item).items())
+
+
+def _loaded_class(module: str, name: str) -> type | tuple[()]:
+    """The class `module.name` if its module is imported, else () (isinstance of nothing).
+
+    A model holds an instance of a class only once its module was imported, so the check needs
+    no import of its own: importing scikit-learn's tree and text modules for a model that has
+    neither would add to every server's start.
+    """
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else ()
 
 
 def _n_features(owner: object) -> int | None:

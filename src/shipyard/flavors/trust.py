@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["TRUSTED_CLASS_FAMILIES", "TRUSTED_FUNCTIONS", "partial_targets", "untrusted"]
+__all__ = ["TRUSTED_CLASS_FAMILIES", "TRUSTED_FUNCTIONS", "partial_targets", "refused_global", "untrusted"]
 
 # Base classes (public paths) whose subclasses a skops file may build, by the package that must
 # define the subclass. Each family was reviewed: building one runs no code beyond setting state.
@@ -178,6 +179,49 @@ def untrusted(
         if reason:
             refused[name] = reason
     return refused
+
+
+def refused_global(name: str, *, families: Iterable[str] = ()) -> str:
+    """Why the policy refuses the class or function `name` (a pickle's global), or '' if trusted.
+
+    The same decision as `untrusted` makes for a class or function, made without importing more
+    than `name`'s own module: a family's base class is looked at only when its module is already
+    imported (a class that derives from it imported it first, and every base here is defined
+    under the package of its public path), and a function is compared only with the entries of
+    `TRUSTED_FUNCTIONS` of the same name. Loading a baked model thus costs no import of every
+    estimator, metric and statistic that `untrusted` resolves once.
+
+    Args:
+        name: the fully qualified name.
+        families: more base classes (public paths) trusted with their subclasses.
+    """
+    target = _resolve(name)
+    if target is None:
+        return "not a class of scikit-learn, numpy or scipy, nor a function on the allow-list"
+    if isinstance(target, type):
+        return (
+            ""
+            if _in_imported_family(target, name, tuple(families))
+            else "a class outside the trusted families"
+        )
+    attribute = name.rpartition(".")[2]
+    for path in TRUSTED_FUNCTIONS:
+        if path.rpartition(".")[2] == attribute and _import(path) is target:
+            return ""
+    return "a function that is not on the allow-list"
+
+
+def _in_imported_family(cls: type, name: str, more: tuple[str, ...]) -> bool:
+    package = name.split(".", 1)[0]
+    if cls.__module__.split(".", 1)[0] != package:
+        return False  # a class re-exported from elsewhere is judged where it lives
+    for path in (*TRUSTED_CLASS_FAMILIES.get(package, ()), *(p for p in more if p.startswith(f"{package}."))):
+        module_name, _, attribute = path.rpartition(".")
+        module = sys.modules.get(module_name)
+        base = getattr(module, attribute, None) if module is not None else None
+        if isinstance(base, type) and (cls is base or (path not in _EXACT and issubclass(cls, base))):
+            return True
+    return False
 
 
 def partial_targets(schema: Any) -> list[str]:

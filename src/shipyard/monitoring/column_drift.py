@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
 
 from shipyard.core.batch import Array
 from shipyard.core.jsonsafe import json_safe
@@ -168,7 +167,7 @@ def _numeric(
         bins_info["reference"], bins_info["current"] = p.tolist(), q.tolist()
         out["psi"] = psi(p, q)
         out["psi_chi2_p"] = homogeneity(r, c)[1]
-        out["js"] = float(jensenshannon(p, q, base=2))
+        out["js"] = _jensen_shannon(p, q)
         exact = ref_values is not None and cur_values is not None
         if exact:
             assert ref_values is not None
@@ -272,7 +271,7 @@ def _categorical(
     if n_ref > 0 and n_cur > 0:
         p, q = r / n_ref, c / n_cur
         bins_info["reference"], bins_info["current"] = p.tolist(), q.tolist()
-        out["js"] = float(jensenshannon(p, q, base=2))
+        out["js"] = _jensen_shannon(p, q)
         out["psi"] = psi(p, q)
         out["chi2"], out["chi2_p"] = homogeneity(r, c)
         out["unseen_share"] = sum(unseen.values()) / n_cur
@@ -350,3 +349,11 @@ def _judge_missing(s: Mapping[str, Any], t: Thresholds) -> tuple[str, str | None
 
 def _below(p: Any, alpha: float) -> bool:
     return p is not None and float(p) < alpha
+
+
+def _jensen_shannon(p: Array, q: Array) -> float:
+    """The Jensen-Shannon distance in bits; scipy.spatial is imported on first use, not when a
+    server starts."""
+    from scipy.spatial.distance import jensenshannon
+
+    return float(jensenshannon(p, q, base=2))

@@ -8,9 +8,9 @@ on the same edges, and the chi-square test of homogeneity.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from shipyard.core.batch import Array
 from shipyard.core.profile import NumericProfile, numeric
@@ -97,7 +97,7 @@ def exact_ks_wasserstein(a: Array, b: Array) -> tuple[float, float, float]:
         levels = levels[np.r_[levels[1:] != levels[:-1], True]]
         width = np.diff(levels, prepend=0)
         wasserstein = float(np.dot(width, np.abs(a[(levels - 1) // m] - b[(levels - 1) // n]))) / (n * m)
-    p = float(stats.ks_2samp(a, b).pvalue) if max(n, m) <= _EXACT_P_ROWS else ks_pvalue(statistic, n, m)
+    p = float(_stats().ks_2samp(a, b).pvalue) if max(n, m) <= _EXACT_P_ROWS else ks_pvalue(statistic, n, m)
     return statistic, p, wasserstein
 
 
@@ -111,8 +111,8 @@ def ks_pvalue(statistic: float, n: float, m: float) -> float:
     """
     size = n * m / (n + m)
     if size <= _EXACT_P_ROWS:
-        return float(np.clip(stats.kstwo.sf(statistic, round(size)), 0.0, 1.0))
-    return float(np.clip(stats.kstwobign.sf(statistic * math.sqrt(size)), 0.0, 1.0))
+        return float(np.clip(_stats().kstwo.sf(statistic, round(size)), 0.0, 1.0))
+    return float(np.clip(_stats().kstwobign.sf(statistic * math.sqrt(size)), 0.0, 1.0))
 
 
 def grid_ks(r: Array, c: Array) -> tuple[float, float]:
@@ -180,7 +180,7 @@ def homogeneity(r: Array, c: Array) -> tuple[float, float]:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2:
         return 0.0, 1.0
-    result = stats.chi2_contingency(table, correction=False)
+    result = _stats().chi2_contingency(table, correction=False)
     return float(result.statistic), float(result.pvalue)
 
 
@@ -201,3 +201,11 @@ def unseen_pvalue(unseen: float, n_reference: float, n_current: float) -> float:
     if unseen <= 0:
         return 1.0
     return float((n_current / (n_reference + n_current)) ** unseen)
+
+
+def _stats() -> Any:
+    """scipy.stats, imported when a statistic first needs it: the import takes about 0.5 s, which
+    a serving process (that imports this module for its live drift) would otherwise pay at start."""
+    from scipy import stats
+
+    return stats

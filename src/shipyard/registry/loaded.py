@@ -10,18 +10,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from shipyard.attribution.base import Attributions, Explainer
-from shipyard.attribution.choose import explainer_for, possible_methods
-from shipyard.attribution.summary import background_of
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Validation, example_row
 from shipyard.errors import ContractViolationError, PredictionError, ShipyardError
-from shipyard.flavors.base import Predictor
+from shipyard.flavors import flavor_named, unpack
+from shipyard.flavors.base import LoadOptions, Predictor
 
-if TYPE_CHECKING:
-    from shipyard.registry.registry import ModelVersion
+if TYPE_CHECKING:  # the engines are imported when a version is first explained, not when a server starts
+    from shipyard.attribution.base import Attributions, Explainer
+    from shipyard.registry.records import ModelVersion
 
-__all__ = ["Accept", "Explained", "LoadedModel", "Scored", "example_row", "warm_up"]
+__all__ = ["Accept", "Explained", "LoadedModel", "Scored", "example_row", "load_artifact", "warm_up"]
 
 Rows = npt.NDArray[np.intp]
 _BUILDING = threading.Lock()
@@ -135,6 +134,8 @@ class LoadedModel:
     def background(self) -> Batch | None:
         """The background sample stored at registration, as validated rows; None without one."""
         if "background" not in self.cache:
+            from shipyard.attribution.summary import background_of
+
             self.cache["background"] = background_of(self.contract, self.version.explanation)
         background: Batch | None = self.cache["background"]
         return background
@@ -164,6 +165,8 @@ class LoadedModel:
         return explainer
 
     def _build_explainer(self, method: str, background: Batch | None) -> Explainer:
+        from shipyard.attribution.choose import explainer_for
+
         return explainer_for(
             self.predictor,
             names=self.contract.names,
@@ -179,6 +182,8 @@ class LoadedModel:
 
     def explanation_methods(self) -> list[str]:
         """The explanation methods this version can have, the exact ones first."""
+        from shipyard.attribution.choose import possible_methods
+
         return possible_methods(
             self.predictor,
             names=self.contract.names,
@@ -253,6 +258,21 @@ class LoadedModel:
 
     def _context(self, batch: Batch) -> dict[str, Any]:
         return {"model": self.version.name, "version": self.version.version, "rows": batch.n_rows}
+
+
+def load_artifact(
+    version: ModelVersion, data: bytes, *, trust_pickle: bool = False, signed: bool = False
+) -> LoadedModel:
+    """Load a version from its record and its artifact's bytes (already checked against its
+    digest). `signed` says the caller verified the version's signature (a pyfunc model is
+    unpickled only then).
+
+    Raises:
+        UntrustedArtifactError: loading would run code or types not trusted.
+    """
+    saved = unpack(data)
+    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_pickle=trust_pickle, signed=signed))
+    return LoadedModel(version, predictor, signed=signed)
 
 
 def warm_up(loaded: LoadedModel) -> Predictions:

@@ -10,6 +10,7 @@ from typing import Any
 from shipyard.core.contract import Contract
 from shipyard.core.profile import Profile
 from shipyard.core.refs import ModelRef
+from shipyard.security.signing import manifest
 
 __all__ = [
     "ARCHIVED",
@@ -19,6 +20,7 @@ __all__ = [
     "GateRecord",
     "ModelVersion",
     "RegisteredModel",
+    "version_manifest",
 ]
 
 LIVE = "live"
@@ -176,3 +178,16 @@ class GateRecord:
     def ref(self) -> ModelRef:
         """`NAME:VERSION` of the version checked."""
         return ModelRef(self.name, version=self.version)
+
+
+def version_manifest(version: ModelVersion) -> bytes:
+    """The bytes a signature of `version` covers (here, beside the record, so that a bundle's
+    reader checks a signature without the metadata store's modules)."""
+    return manifest(
+        name=version.name,
+        version=version.version,
+        flavor=version.flavor,
+        artifact_digest=version.artifact_digest,
+        artifact_size=version.artifact_size,
+        contract=version.contract.to_dict(),
+    )

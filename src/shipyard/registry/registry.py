@@ -28,12 +28,12 @@ from shipyard.errors import (
     ShipyardError,
     UntrustedArtifactError,
 )
-from shipyard.flavors import flavor_for, flavor_for_file, flavor_named, unpack
+from shipyard.flavors import flavor_for, flavor_for_file, flavor_named
 from shipyard.flavors.base import LoadOptions
 from shipyard.flavors.pickled import is_pickle, read_pickle
 from shipyard.registry.aliases import Aliases
 from shipyard.registry.lifecycle import Lifecycle
-from shipyard.registry.loaded import LoadedModel
+from shipyard.registry.loaded import LoadedModel, load_artifact
 from shipyard.registry.queries import (
     as_ref,
     no_model,
@@ -481,9 +481,9 @@ def load_version(
         ArtifactIntegrityError: the artifact was changed on storage.
         UntrustedArtifactError: loading would run code or types not trusted.
     """
-    saved = unpack(artifacts.get(version.artifact_digest))
-    predictor = flavor_named(saved.flavor).load(saved, LoadOptions(trust_pickle=trust_pickle, signed=signed))
-    return LoadedModel(version, predictor, signed=signed)
+    return load_artifact(
+        version, artifacts.get(version.artifact_digest), trust_pickle=trust_pickle, signed=signed
+    )
 
 
 def artifact_store(settings: Settings) -> ArtifactStore:

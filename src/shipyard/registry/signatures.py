@@ -12,10 +12,10 @@ from sqlalchemy import Connection, delete, insert, select
 from shipyard.core.refs import ModelRef
 from shipyard.errors import SignatureError
 from shipyard.registry.queries import as_ref, read_version, record_change, resolve
-from shipyard.registry.records import ModelVersion
+from shipyard.registry.records import ModelVersion, version_manifest
 from shipyard.security.access import Action
 from shipyard.security.context import Context
-from shipyard.security.signing import SigningKey, TrustedKeys, manifest
+from shipyard.security.signing import SigningKey, TrustedKeys
 from shipyard.store.metadata import as_utc, utcnow
 from shipyard.store.schema import signatures
 
@@ -38,18 +38,6 @@ class SignatureRecord:
             "signed_at": self.signed_at.isoformat(),
             "actor": self.actor,
         }
-
-
-def version_manifest(version: ModelVersion) -> bytes:
-    """The bytes a signature of `version` covers."""
-    return manifest(
-        name=version.name,
-        version=version.version,
-        flavor=version.flavor,
-        artifact_digest=version.artifact_digest,
-        artifact_size=version.artifact_size,
-        contract=version.contract.to_dict(),
-    )
 
 
 class Signatures:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
-from shipyard.rollout.deployments import Arm, Deployment
+if TYPE_CHECKING:  # the deployments' store imports SQLAlchemy, which a bundle's server skips
+    from shipyard.rollout.deployments import Arm, Deployment
 
 __all__ = ["Router", "point"]
 

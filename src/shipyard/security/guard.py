@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shipyard.errors import (
     AuthenticationError,
@@ -26,12 +27,13 @@ from shipyard.errors import (
     ShipyardError,
 )
 from shipyard.security.access import Action, Principal, Role, authorize
-from shipyard.security.audit import deny
-from shipyard.security.keys import KeyVerifier, is_api_key
-from shipyard.security.tokens import JwtVerifier
-from shipyard.store.metadata import MetadataStore
 
-__all__ = ["ANONYMOUS", "DenialLog", "Guard", "credential"]
+if TYPE_CHECKING:  # the metadata store's modules import SQLAlchemy, which a bundle's server skips
+    from shipyard.security.keys import KeyVerifier
+    from shipyard.security.tokens import JwtVerifier
+    from shipyard.store.metadata import MetadataStore
+
+__all__ = ["ANONYMOUS", "DenialLog", "Guard", "credential", "is_api_key"]
 
 log = logging.getLogger(__name__)
 _THROTTLED = 10_000  # refusals remembered for throttling before the quiet ones are forgotten
@@ -50,6 +52,11 @@ def credential(authorization: str | None, api_key: str | None) -> str | None:
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
     return None
+
+
+def is_api_key(token: str) -> bool:
+    """Whether the text has the shape of a Shipyard API key (`sy_...`), not whether it is valid."""
+    return token.strip().startswith("sy_")
 
 
 @dataclass
@@ -136,7 +143,10 @@ class Guard:
             try:
                 if is_api_key(token):
                     if self.keys is None:
-                        raise AuthenticationError("this server does not accept API keys")
+                        raise AuthenticationError(
+                            "this server does not accept API keys: it has no metadata store to check "
+                            "them against (a baked bundle served without SHIPYARD_DB_URL); send a JWT"
+                        )
                     return self.keys.authenticate(token)
                 if self.jwt is None:
                     raise AuthenticationError(
@@ -260,6 +270,8 @@ class DenialLog:
                 self._queue.put((*key, reason, held))
 
     def _write(self) -> None:
+        from shipyard.security.audit import deny
+
         while (item := self._queue.get()) is not None:
             actor, action, target, reason, times = item
             try:

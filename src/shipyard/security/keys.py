@@ -39,7 +39,7 @@ from shipyard.security.context import Context, HasContext, context_of
 from shipyard.store.metadata import MetadataStore, as_utc, utcnow
 from shipyard.store.schema import api_keys
 
-__all__ = ["REFRESH", "ApiKey", "KeyVerifier", "Keys", "NewKey", "is_api_key"]
+__all__ = ["REFRESH", "ApiKey", "KeyVerifier", "Keys", "NewKey"]
 
 REFRESH = 5.0  # seconds a verified key's row is trusted before it is read again
 _TOKEN = re.compile(r"sy_([a-z2-7]{10})_([A-Za-z0-9_-]{43})")
@@ -359,11 +359,6 @@ def _parse(token: str) -> tuple[str, str]:
             "secret, as 'shipyard keys create' printed it)"
         )
     return match.group(1), match.group(2)
-
-
-def is_api_key(token: str) -> bool:
-    """Whether the text has the shape of a Shipyard API key (`sy_...`), not whether it is valid."""
-    return token.strip().startswith("sy_")
 
 
 def _slow_hash(secret: str, salt: str) -> str:

@@ -37,7 +37,6 @@ from shipyard.errors import (
 )
 from shipyard.explanations.explaining import DEFAULT_TOP, Explanation, explain_rows
 from shipyard.explanations.records import ExplanationRecord
-from shipyard.monitoring.events import EventBatch
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
 from shipyard.serving.merging import one_value_per_row, violation
@@ -293,6 +292,8 @@ def _log(
     error: ShipyardError | None,
 ) -> None:
     """The request in the prediction log, as predict logs it: its rows and outputs, or its refusal."""
+    from shipyard.monitoring.events import EventBatch  # there is a log: pyarrow is installed
+
     assert service.events is not None
     scored = explanation.scored if explanation is not None else None
     features = scored.batch if scored is not None else Batch({}, 0)

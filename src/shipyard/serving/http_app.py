@@ -27,7 +27,6 @@ from shipyard.errors import (
     ShipyardError,
     UnknownModelError,
 )
-from shipyard.monitoring.feedback import parse_feedback, refusal, server_check
 from shipyard.security.access import Action, Principal
 from shipyard.security.guard import credential
 from shipyard.serving import oip, oip_answers
@@ -309,6 +308,10 @@ class HttpApp:
         try:
             if store is None:
                 raise FeedbackError("this server takes no feedback (it was started without a metadata store)")
+            # Here, not at import: the feedback store's modules import SQLAlchemy and pyarrow, which
+            # a server of a baked bundle without a metadata store does without.
+            from shipyard.monitoring.feedback import parse_feedback, refusal, server_check
+
             labels = parse_feedback(await self._json_body(scope, receive, JSON_TYPES))
             loop = asyncio.get_running_loop()
             check = server_check(store.meta, self.service.events)

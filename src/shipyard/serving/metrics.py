@@ -24,17 +24,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from typing import TYPE_CHECKING, Any
 
 from shipyard.monitoring.live import LiveProfiles
+
+if TYPE_CHECKING:  # prometheus-client is imported at the first scrape, not when a worker starts
+    from prometheus_client.core import Metric
 
 __all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "UNKNOWN", "Metrics"]
 
@@ -331,6 +326,8 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every worker's figures, and of live drift."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Collector(self.merged()))
         if self.live is not None:
@@ -343,6 +340,8 @@ class _Collector:
         self.merged = merged
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
         for name, (kind, doc, label_names, buckets) in _SPECS.items():
             family: Metric
             if kind == "counter":
@@ -375,6 +374,8 @@ class _DriftCollector:
         self.minutes = minutes
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         labels = ("model", "version")
         psi = GaugeMetricFamily(
             "shipyard_drift_psi",

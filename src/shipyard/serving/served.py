@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Array, Predictions
 from shipyard.core.refs import ModelRef
@@ -21,10 +21,12 @@ from shipyard.errors import ServingError, ShipyardError, UnknownModelError
 from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
-from shipyard.rollout.deployments import Deployment
 from shipyard.rollout.routing import Router
 from shipyard.serving.batcher import AdaptiveBatcher
 from shipyard.serving.metrics import Metrics
+
+if TYPE_CHECKING:  # rollout's modules import SQLAlchemy, which a bundle's server skips
+    from shipyard.rollout.deployments import Deployment
 
 __all__ = ["Answer", "Columns", "Lane", "Limits", "Pending", "RunBatch", "ServedModel"]
 

@@ -5,6 +5,12 @@ binds the HTTP socket, and forks `workers` processes. Each worker runs uvicorn a
 server on one event loop, warms its models up with a real prediction, and only then reports
 ready. SIGTERM stops accepting, answers every request already accepted, flushes the prediction
 log and exits. The parent restarts a worker that dies and forwards SIGTERM/SIGINT to all of them.
+
+A baked bundle (`--bundle DIR`, `registry/bundles.py`) is served with no metadata store: the
+socket is bound and listening before the bundle is read, so a connection that arrives while
+the model loads waits in the kernel's accept queue (its backlog, `sockets.BACKLOG`) and is
+answered once the model is warm; every worker accepts on that one socket. Nothing on that path
+imports SQLAlchemy, and the prediction log is written only when pyarrow is installed.
 """
 
 from __future__ import annotations
@@ -28,25 +34,26 @@ from shipyard.config import Settings
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ConfigError
 from shipyard.registry.loaded import LoadedModel
-from shipyard.registry.registry import Registry
-from shipyard.rollout.deployments import Deployment, Deployments
-from shipyard.security.context import Context
 from shipyard.security.encryption import envelope_for
 from shipyard.security.guard import DenialLog, Guard
-from shipyard.security.keys import KeyVerifier
 from shipyard.security.masking import Masker
 from shipyard.security.tokens import JwtSettings, JwtVerifier
 from shipyard.serving import sockets
 from shipyard.serving.connections import ConnectionLimits, uvicorn_server
-from shipyard.serving.following import follow_aliases, follow_deployment, start_controller
 from shipyard.serving.run_dirs import new_run_dir, remove_stale_run_dirs
 from shipyard.serving.served import Limits
 from shipyard.serving.service import ModelService
 from shipyard.serving.tls import TlsFiles
-from shipyard.store.metadata import MetadataStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry's and rollout's stores import SQLAlchemy: imported where used
     import grpc.aio
+
+    from shipyard.monitoring.events import EventLog
+    from shipyard.monitoring.feedback import FeedbackStore
+    from shipyard.registry.registry import Registry
+    from shipyard.rollout.deployments import Deployment
+    from shipyard.serving.following import _ControllerThread
+    from shipyard.store.metadata import MetadataStore
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -62,6 +69,8 @@ class ServeOptions:
 
     Args:
         refs: the models to serve (`fraud@production`, `fraud:3`, `fraud`).
+        bundle: serve the one version baked in this bundle folder instead, with no metadata
+            store (unless SHIPYARD_DB_URL is set, for API keys and feedback) and nothing to follow.
         host: the address to listen on.
         port: the HTTP port (0 picks a free one).
         grpc_port: the gRPC port, or None for no gRPC.
@@ -87,6 +96,7 @@ class ServeOptions:
     """
 
     refs: tuple[str, ...] = ()
+    bundle: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     grpc_port: int | None = None
@@ -116,11 +126,15 @@ class ServeOptions:
         for flag, value in (("--rate-limit", self.rate_limit), ("--burst", self.burst)):
             if value is not None and not value > 0:
                 raise ConfigError(f"{flag} is {value}; expected a number above 0")
-        if not self.refs and self.deployment is None:
+        if not self.refs and self.deployment is None and self.bundle is None:
             raise ConfigError(
                 "nothing to serve; name at least one model, e.g. 'shipyard serve fraud@production', "
-                "or a deployment, e.g. 'shipyard serve --deployment fraud-api'"
+                "a deployment, e.g. 'shipyard serve --deployment fraud-api', or a bundle, e.g. "
+                "'shipyard serve --bundle /srv/bundle'"
             )
+        if self.bundle is not None and (self.refs or self.deployment is not None):
+            other = " ".join(self.refs) or f"--deployment {self.deployment}"
+            raise ConfigError(f"serve either the bundle {self.bundle} or {other}, not both")
         if self.refs and self.deployment is not None:
             raise ConfigError(
                 f"serve either models ({' '.join(self.refs)}) or --deployment {self.deployment}, not both"
@@ -166,7 +180,11 @@ class _Worker:
 
 
 def serve(
-    settings: Settings, options: ServeOptions, *, on_ready: Callable[[str], None] | None = None
+    settings: Settings,
+    options: ServeOptions,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    listening: socket.socket | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT.
 
@@ -174,26 +192,28 @@ def serve(
         settings: where the registry lives.
         options: what and how to serve.
         on_ready: called once with a line saying where the server listens.
+        listening: with a bundle, the socket already bound and listening on the port (the CLI
+            binds it before it imports this module); bound here when omitted.
 
     Raises:
         ShipyardError: a model cannot be loaded, or a port cannot be bound.
     """
     for variable in _THREAD_VARIABLES:
         os.environ.setdefault(variable, str(options.model_threads))
-    refs = [ModelRef.parse(r) for r in options.refs]
-    names = [r.name for r in refs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"models {names} are served under their names; each name may appear once")
     loaded: list[_Loaded] | _Deployed
-    with Registry(settings) as registry:
-        if options.deployment is not None:
-            loaded = _load_deployment(registry, options.deployment, trust_pickle=options.trust_pickle)
-        else:
-            loaded = [_load(registry, ref, trust_pickle=options.trust_pickle) for ref in refs]
-    # With balanced workers the parent only holds the port (bound, not listening: the kernel hands
-    # connections to listening sockets only); each worker listens on its own socket once ready.
-    balanced = sockets.balanced(options.workers)
-    sock = sockets.bind(options.host, options.port, reuse_port=balanced, listen=not balanced)
+    if options.bundle is not None:
+        _check_bundle_auth(options)
+        # Listening before the bundle is read: a connection that comes while the model loads
+        # waits in the accept queue instead of being refused.
+        sock = listening or sockets.bind(options.host, options.port)
+        loaded = [_load_bundle(settings, options)]
+    else:
+        loaded = _load_registered(settings, options)
+        # With balanced workers the parent only holds the port (bound, not listening: the kernel
+        # hands connections to listening sockets only); each worker listens on its own socket
+        # once ready.
+        balanced = sockets.balanced(options.workers)
+        sock = sockets.bind(options.host, options.port, reuse_port=balanced, listen=not balanced)
     port = sock.getsockname()[1]
     if (warning := options.connections.descriptor_warning()) is not None:
         log.warning("%s", warning)
@@ -226,6 +246,51 @@ def serve(
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def _load_registered(settings: Settings, options: ServeOptions) -> list[_Loaded] | _Deployed:
+    """The models or the deployment `options` name, loaded from the registry."""
+    from shipyard.registry.registry import Registry
+
+    refs = [ModelRef.parse(r) for r in options.refs]
+    names = [r.name for r in refs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"models {names} are served under their names; each name may appear once")
+    with Registry(settings) as registry:
+        if options.deployment is not None:
+            return _load_deployment(registry, options.deployment, trust_pickle=options.trust_pickle)
+        return [_load(registry, ref, trust_pickle=options.trust_pickle) for ref in refs]
+
+
+def _load_bundle(settings: Settings, options: ServeOptions) -> _Loaded:
+    """The bundle's version, checked and loaded (`registry/bundles.py`), served as `NAME:VERSION`."""
+    from shipyard.registry.bundles import open_bundle
+
+    assert options.bundle is not None
+    started = time.perf_counter()
+    bundle = open_bundle(options.bundle)
+    model = bundle.load(trust_pickle=options.trust_pickle, settings=settings)
+    return _Loaded(bundle.version.ref, model, time.perf_counter() - started)
+
+
+def _check_bundle_auth(options: ServeOptions) -> None:
+    """Refuse `--auth required` on a bundle that could check no credential at all.
+
+    Raises:
+        ConfigError: no JWT issuer is given and no metadata store (SHIPYARD_DB_URL) holds keys.
+    """
+    if options.auth == "required" and options.jwt is None and not _has_metadata(options):
+        raise ConfigError(
+            "--auth required on a bundle without a metadata store accepts JWTs only, and no issuer "
+            "is given: add --jwt-issuer and --jwt-jwks, or set SHIPYARD_DB_URL to the registry's "
+            "database to check API keys"
+        )
+
+
+def _has_metadata(options: ServeOptions) -> bool:
+    """Whether the server opens a metadata store: always for the registry's models, and for a
+    bundle only when SHIPYARD_DB_URL names one (for API keys, feedback and audited refusals)."""
+    return options.bundle is None or bool(os.environ.get("SHIPYARD_DB_URL"))
+
+
 def _load(registry: Registry, ref: ModelRef, *, trust_pickle: bool) -> _Loaded:
     started = time.perf_counter()
     model = registry.load(ref, trust_pickle=trust_pickle)
@@ -233,6 +298,8 @@ def _load(registry: Registry, ref: ModelRef, *, trust_pickle: bool) -> _Loaded:
 
 
 def _load_deployment(registry: Registry, name: str, *, trust_pickle: bool) -> _Deployed:
+    from shipyard.rollout.deployments import Deployments
+
     started = time.perf_counter()
     deployment = Deployments(registry).get(name)
     models = {
@@ -330,8 +397,6 @@ async def _watch_supervisor(supervisor: int | None, stop: Callable[[], None]) ->
 
 async def _worker_main(me: _Worker) -> None:
     from shipyard.explanations.records import ExplanationLog
-    from shipyard.monitoring.events import EventLog
-    from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.monitoring.live import LiveProfiles
     from shipyard.serving.http_app import HttpApp
     from shipyard.serving.metrics import Metrics
@@ -340,26 +405,23 @@ async def _worker_main(me: _Worker) -> None:
 
     metrics = Metrics(run_dir, worker=worker).start()
     cipher = envelope_for(settings)
-    masker = Masker.for_home(settings.home, settings.masking_key)
-    events = None
-    if options.log_events:
-        events = EventLog(
-            settings.store_url, worker=str(worker), cipher=cipher, masker=masker, file_mode=settings.file_mode
-        ).start()
+    logging_on = options.log_events and _can_log(settings, options, worker)
+    masker = Masker.for_home(settings.home, settings.masking_key) if logging_on else None
+    events = _event_log(settings, worker, masker) if logging_on else None
     live = LiveProfiles(run_dir, worker=worker).start() if options.live_profiles else None
     metrics.live, metrics.drift_minutes = live, options.limits.drift_minutes
-    meta = MetadataStore(settings.db_url, busy_timeout=settings.db_timeout)
+    meta = _metadata(settings) if _has_metadata(options) else None
     guard, denials = _guard(options, meta)
     service = ModelService(
         limits=options.limits,
         metrics=metrics,
         events=events,
         live=live,
-        feedback=FeedbackStore(Context.system(settings, meta, actor="server")),
+        feedback=_feedback(settings, meta),
         guard=guard,
         explanations=(
             ExplanationLog(settings.store_url, cipher=cipher, masker=masker, file_mode=settings.file_mode)
-            if options.log_events
+            if logging_on
             else None
         ),
     )
@@ -386,15 +448,12 @@ async def _worker_main(me: _Worker) -> None:
 
     for s in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(s, stop)
-    background = [
-        asyncio.create_task(follow),
-        asyncio.create_task(_watch_supervisor(me.supervisor, stop)),
-    ]
-    controller = None
-    if worker == 0 and options.deployment and options.controller:
-        controller = start_controller(settings, trust_pickle=options.trust_pickle)
+    background = [asyncio.create_task(_watch_supervisor(me.supervisor, stop))]
+    if follow is not None:
+        background.append(asyncio.create_task(follow))
+    controller = _controller(me)
     try:
-        await http.serve(sockets=[sockets.listener(me.sock, host=options.host, workers=options.workers)])
+        await http.serve(sockets=[_listening(me)])
     finally:
         for task in background:
             task.cancel()
@@ -408,8 +467,27 @@ async def _worker_main(me: _Worker) -> None:
             live.close()
         if denials is not None:
             denials.close()
-        meta.close()
+        if meta is not None:
+            meta.close()
         metrics.close()
+
+
+def _controller(me: _Worker) -> _ControllerThread | None:
+    """The rollout controller, started in worker 0 of a deployment's server (when asked)."""
+    if me.number != 0 or not me.options.deployment or not me.options.controller:
+        return None
+    from shipyard.serving.following import start_controller
+
+    return start_controller(me.settings, trust_pickle=me.options.trust_pickle)
+
+
+def _listening(me: _Worker) -> socket.socket:
+    """The socket the worker accepts on. A bundle's workers share the one the parent listens on
+    from the start (no moment where the port has no listener while a worker warms up); the
+    registry's balanced workers each listen on their own (`sockets.listener`)."""
+    if me.options.bundle is not None:
+        return me.sock
+    return sockets.listener(me.sock, host=me.options.host, workers=me.options.workers)
 
 
 async def _start_grpc(service: ModelService, options: ServeOptions) -> grpc.aio.Server:
@@ -422,10 +500,81 @@ async def _start_grpc(service: ModelService, options: ServeOptions) -> grpc.aio.
     )
 
 
-def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog | None]:
-    """The worker's guard and, with auth on, the log of the requests it refuses."""
+def _can_log(settings: Settings, options: ServeOptions, worker: int) -> bool:
+    """Whether a bundle's server can write the prediction log: pyarrow is installed and the
+    store is writable (a baked runtime may have neither). The registry's server always logs.
+    Worker 0 says once why it does not."""
+    if options.bundle is None:
+        return True
+    reason = None
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        reason = "pyarrow is not installed (pip install pyarrow)"
+    else:
+        place = _local_path(settings.store_url)
+        if place is not None and not _writable(place):
+            reason = (
+                f"the store {settings.store_url} is not writable (set SHIPYARD_HOME or SHIPYARD_STORE_URL)"
+            )
+    if reason is not None and worker == 0:
+        log.warning("the prediction log is off: %s; predictions are served but not logged", reason)
+    return reason is None
+
+
+def _local_path(url: str) -> Path | None:
+    """The local folder of a store URL, or None for an object store (s3://, gs://, ...)."""
+    if url.startswith("file://"):
+        return Path(url.removeprefix("file://"))
+    return None if "://" in url else Path(url)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether `folder`, or its nearest existing parent when it is yet to be made, is writable."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return os.access(existing, os.W_OK)
+
+
+def _event_log(settings: Settings, worker: int, masker: Masker | None) -> EventLog:
+    from shipyard.monitoring.events import EventLog
+
+    return EventLog(
+        settings.store_url,
+        worker=str(worker),
+        cipher=envelope_for(settings),
+        masker=masker,
+        file_mode=settings.file_mode,
+    ).start()
+
+
+def _metadata(settings: Settings) -> MetadataStore:
+    from shipyard.store.metadata import MetadataStore
+
+    return MetadataStore(settings.db_url, busy_timeout=settings.db_timeout)
+
+
+def _feedback(settings: Settings, meta: MetadataStore | None) -> FeedbackStore | None:
+    """Where `/v1/feedback` stores labels: the metadata store, or None (refused) without one."""
+    if meta is None:
+        return None
+    from shipyard.monitoring.feedback import FeedbackStore
+    from shipyard.security.context import Context
+
+    return FeedbackStore(Context.system(settings, meta, actor="server"))
+
+
+def _guard(options: ServeOptions, meta: MetadataStore | None) -> tuple[Guard, DenialLog | None]:
+    """The worker's guard and, with auth on, the log of the requests it refuses (none without a
+    metadata store, which then accepts JWTs only)."""
     if options.auth != "required":  # a rate limit still holds, per client address
         return Guard(required=False, rate=options.rate_limit, burst=options.burst), None
+    if meta is None:
+        jwt = JwtVerifier(options.jwt) if options.jwt is not None else None
+        return Guard(required=True, jwt=jwt, rate=options.rate_limit, burst=options.burst), None
+    from shipyard.security.keys import KeyVerifier
+
     denials = DenialLog(meta)
     guard = Guard(
         required=True,
@@ -440,15 +589,22 @@ def _guard(options: ServeOptions, meta: MetadataStore) -> tuple[Guard, DenialLog
 
 def _add_models(
     settings: Settings, service: ModelService, options: ServeOptions, loaded: Sequence[_Loaded] | _Deployed
-) -> Coroutine[None, None, None]:
-    """Serve what the parent loaded; returns what follows its changes (aliases or the arms)."""
+) -> Coroutine[None, None, None] | None:
+    """Serve what the parent loaded; returns what follows its changes (aliases or the arms), or
+    None for a bundle, which has nothing to follow."""
     if isinstance(loaded, _Deployed):
+        from shipyard.serving.following import follow_deployment
+
         served = service.add_deployment(loaded.deployment, loaded.models, load_seconds=loaded.seconds)
         return follow_deployment(
             settings, service, served, interval=options.follow_interval, trust_pickle=options.trust_pickle
         )
     for item in loaded:
         service.add(item.ref, item.model, load_seconds=item.seconds)
+    if options.bundle is not None:
+        return None
+    from shipyard.serving.following import follow_aliases
+
     return follow_aliases(
         settings, service, interval=options.reload_interval, trust_pickle=options.trust_pickle
     )

@@ -22,6 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,18 +35,20 @@ from shipyard.errors import (
     ShipyardError,
     UnknownModelError,
 )
-from shipyard.explanations.records import ExplanationLog
-from shipyard.monitoring.events import EventBatch, EventLog
-from shipyard.monitoring.feedback import FeedbackStore
 from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel, warm_up
 from shipyard.registry.records import ModelVersion
-from shipyard.rollout.deployments import Deployment
 from shipyard.security.guard import Guard
 from shipyard.serving.merging import WholeRequests, merge, one_value_per_row, violation
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Answer, Columns, Limits, Pending, ServedModel
 from shipyard.serving.shadows import ShadowCopies
+
+if TYPE_CHECKING:  # imported where used: a bundle's server may lack pyarrow, and skips SQLAlchemy
+    from shipyard.explanations.records import ExplanationLog
+    from shipyard.monitoring.events import EventLog
+    from shipyard.monitoring.feedback import FeedbackStore
+    from shipyard.rollout.deployments import Deployment
 
 __all__ = ["ModelService", "logged_error"]
 
@@ -392,6 +395,8 @@ class ModelService:
             predictions: Predictions | None = Predictions.concat([s[2] for s in logged])
         else:
             features, predictions = Batch({}, 0), None
+        from shipyard.monitoring.events import EventBatch  # there is a log: pyarrow is installed
+
         self.events.append(
             EventBatch(
                 time=time.time(),

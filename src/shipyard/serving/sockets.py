@@ -14,7 +14,14 @@ import sys
 
 from shipyard.errors import ConfigError
 
-__all__ = ["balanced", "bind", "listener"]
+__all__ = ["BACKLOG", "balanced", "bind", "listener"]
+
+#: The listen backlog: connections the kernel completes and holds until a worker accepts them.
+#: A baked bundle's server listens before its model loads, so the connections that arrive during
+#: its start wait here and are answered once it is warm; beyond the backlog (which the kernel
+#: caps at net.core.somaxconn, 4096 by default since Linux 5.4) new handshakes are dropped and
+#: clients retry them, so a larger storm is slowed, not refused.
+BACKLOG = 2048
 
 _BALANCED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
@@ -50,7 +57,7 @@ def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True)
             f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
         ) from None
     if listen:
-        sock.listen(2048)
+        sock.listen(BACKLOG)
     sock.set_inheritable(True)
     return sock
 
