@@ -21,6 +21,7 @@ from servers import CREDIT_DATATYPES, ServerProcess, credit_row
 from shipyard import Registry, Settings
 from shipyard.errors import InputError
 from shipyard.monitoring.events import read_events
+from shipyard.packaging.bundle import write_bundle
 from shipyard.serverless import DEFAULT_BUNDLE, LambdaSettings, handler
 
 EVENTS = Path(__file__).parent / "data" / "lambda"
@@ -303,3 +304,29 @@ def test_predictions_are_logged_before_the_answer_when_a_store_is_named(
     now = datetime.now(UTC)
     logged = read_events(store, "credit", since=now - timedelta(hours=1), until=now)
     assert logged["request_id"].to_pylist().count("logged-1") == 1
+
+
+# -- a baked bundle --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundle of `credit@production`, as `shipyard package` bakes it into the image."""
+    out = tmp_path_factory.mktemp("lambda-bundle") / "bundle"
+    with Registry(Settings.for_home(home)) as registry:
+        write_bundle(registry, "credit@production", out)
+    return out
+
+
+def test_a_baked_bundle_answers_as_the_registrys_version_with_no_registry(
+    lambda_env: None, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from_registry = handler(event("function_url"), None)
+    nowhere = tmp_path / "no-home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(nowhere))  # no metadata store to read
+    monkeypatch.setenv("SHIPYARD_BUNDLE", str(bundle))
+    baked = handler(event("function_url"), None)
+    assert baked == from_registry
+    ready = json.loads(handler(event("http_api_v2", "GET", "/readyz"), None)["body"])
+    assert ready == {"status": "ready", "models": {"credit": 1}}
+    assert not nowhere.exists()
