@@ -4,9 +4,10 @@ A container-image Lambda calls `handler(event, context)` once per HTTP request. 
 turned into one ASGI request to the very `HttpApp` that `shipyard serve` runs, so routing (404,
 405), decoding, contract validation, the error table (`wire.HTTP_STATUSES`) and every payload are
 the REST server's, byte for byte; only the envelope differs: API Gateway REST APIs send payload
-format 1.0 (`httpMethod`, `multiValueHeaders`) and take `multiValueHeaders` back; HTTP APIs and
-function URLs send format 2.0 (`rawPath`, comma-joined `headers`, `cookies`) and take `headers`
-and `cookies` back. Bodies that are not text travel base64-encoded both ways.
+format 1.0 (`httpMethod`, `multiValueHeaders`) and take repeated headers back in
+`multiValueHeaders`; HTTP APIs and function URLs send format 2.0 (`rawPath`, comma-joined
+`headers`, `cookies`) and take `headers` and `cookies` back. Bodies that are not text travel
+base64-encoded both ways.
 
 The version is loaded once per container, on the first event, and kept in a module-level cache
 (Lambda reuses a container for many events; loading per event would pay the model's load on every
