@@ -300,7 +300,8 @@ def test_an_output_folder_that_holds_files_is_refused_and_left_alone(reg: Regist
 
 def test_a_package_without_a_wheel_for_the_base_is_named(tmp_path: Path) -> None:
     # numpy's recent wheels need glibc 2.27 or newer: an older base (as AWS's Lambda image of
-    # Python 3.11, Amazon Linux 2) has none, and the error names it and only it.
+    # Python 3.11, Amazon Linux 2, which is why Lambda images use 3.12) has none, and the error
+    # names it and only it.
     old = Target(SLIM.python, (2, 26), "amazonlinux:2", note="; package from a newer base")
     pins = [Pin("click", metadata.version("click")), Pin("numpy", metadata.version("numpy"))]
     numpy_pin = re.escape(f"numpy=={metadata.version('numpy')}")

@@ -81,17 +81,17 @@ SLIM = Target(
     note="; install a version of it that has one here, then package again",
     site_packages=f"/usr/local/lib/python{_PYTHON}/site-packages",
 )
-# AWS's Lambda images: Amazon Linux 2 (glibc 2.26) up to Python 3.11, Amazon Linux 2023 (2.34) after.
+# AWS's Lambda images: Amazon Linux 2 (glibc 2.26) up to Python 3.11, Amazon Linux 2023 (2.34)
+# after. Recent numpy, SciPy and scikit-learn wheels need glibc 2.27 or newer, so from Python 3.11
+# the Lambda image is AWS's Python 3.12 one: the same package versions as here, their 3.12 wheels
+# (Shipyard runs on 3.11 and newer; its wheel is pure Python).
+_LAMBDA_PYTHON = "3.12" if sys.version_info < (3, 12) else _PYTHON
 LAMBDA = Target(
-    _PYTHON,
-    (2, 26) if sys.version_info < (3, 12) else (2, 34),
-    f"public.ecr.aws/lambda/python:{_PYTHON}",
-    note="; AWS's Lambda image of Python 3.11 and older runs Amazon Linux 2 (glibc 2.26), which "
-    "recent numpy, SciPy and scikit-learn wheels no longer support: package from Python 3.12 or "
-    "newer (Amazon Linux 2023), or install versions that still ship manylinux2014 wheels"
-    if sys.version_info < (3, 12)
-    else "; install a version of it that has one for Amazon Linux 2023 here, then package again",
-    site_packages=f"/var/lang/lib/python{_PYTHON}/site-packages",
+    _LAMBDA_PYTHON,
+    (2, 34),
+    f"public.ecr.aws/lambda/python:{_LAMBDA_PYTHON}",
+    note="; install a version of it that has one for Amazon Linux 2023 here, then package again",
+    site_packages=f"/var/lang/lib/python{_LAMBDA_PYTHON}/site-packages",
 )
 # The test suites of the scientific packages (about 125 MB of the 455 that an sklearn model with
 # pandas installs) are never imported by a server: the image drops them in the install's layer.
