@@ -1,4 +1,4 @@
-"""`shipyard evaluate`, `shipyard gates` and the guarded `models alias`, as real processes."""
+"""`shipyard evaluate`, `shipyard gates` and the guarded `models alias`, run in process."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tests.commands import shipyard_cli
+from tests.commands import shipyard_in_process
 
 from shipyard import Registry, Settings
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return shipyard_cli(home, *args, timeout=180)
+    return shipyard_in_process(home, *args)
 
 
 @pytest.fixture
