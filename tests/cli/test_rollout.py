@@ -14,20 +14,29 @@ import pandas as pd
 import pytest
 from tests.commands import shipyard_in_process, start_shipyard
 
+from homes import copy_home
 from shipyard import Registry, Settings
 
 
-@pytest.fixture
-def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
-    """credit:1 (@staging), credit:2, credit:3 (archived), other:1 with other features."""
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def made_home(tmp_path_factory: pytest.TempPathFactory, credit_v1_home: Path, credit: pd.DataFrame,
+              credit_pipeline: Any) -> Path:  # fmt: skip
+    """credit:1 (@staging), credit:2, credit:3 (archived), deployment api of credit@staging: made
+    once a module (registering takes seconds), each test has a copy (`home`)."""
+    home = copy_home(credit_v1_home, tmp_path_factory.mktemp("rollout-cli") / "home")
     with Registry(Settings.for_home(home)) as reg:
-        for _ in range(3):
+        for _ in range(2):
             reg.register(credit_pipeline, name="credit", train_data=credit, target="default")
         reg.set_alias("credit:1", "staging")
         reg.archive("credit:3")
     assert shipyard_in_process(home, "deploy", "create", "api", "--model", "credit@staging").returncode == 0
     return home
+
+
+@pytest.fixture
+def home(tmp_path: Path, made_home: Path) -> Path:
+    """A copy of `made_home` of this test's own."""
+    return copy_home(made_home, tmp_path / "home")
 
 
 def test_deploy_and_rollout_commands_show_and_steer(home: Path, tmp_path: Path) -> None:
