@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from homes import copy_home, home_made_once
 from shipyard import Registry, Settings
 from shipyard.core.scores import ClassificationData
 from shipyard.datasets import fit_credit_model, make_credit
@@ -155,3 +156,25 @@ def multi() -> ClassificationData:
     from classifiers import fitted
 
     return fitted(load_wine)
+
+
+@pytest.fixture(scope="session")
+def credit_v1_home(
+    tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any
+) -> Path:
+    """A home with `credit_pipeline` registered as credit:1 (target 'default', no alias); copy it."""
+
+    def fill(registry: Registry) -> None:
+        registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+
+    return home_made_once(tmp_path_factory.mktemp("credit-v1-home"), fill)
+
+
+@pytest.fixture(scope="session")
+def credit_v1_v2_home(credit_v1_home: Path, credit: pd.DataFrame, weaker_pipeline: Any) -> Path:
+    """`credit_v1_home` and `weaker_pipeline` as credit:2 (trained on the same rows); copy it."""
+
+    def fill(registry: Registry) -> None:
+        registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")
+
+    return home_made_once(copy_home(credit_v1_home, credit_v1_home.parent / "credit-v1-v2-home"), fill)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from homes import copy_home
 from shipyard import Registry
 from shipyard.security.context import Context
 
 
 @pytest.fixture
-def registry(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> Registry:
-    sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    return sqlite_registry
+def registry(request: pytest.FixtureRequest, tmp_path: Path, credit_v1_home: Path) -> Registry:
+    """The `sqlite_registry`, opened on a copy of a home with credit:1 registered once."""
+    copy_home(credit_v1_home, tmp_path / "home")
+    registry: Registry = request.getfixturevalue("sqlite_registry")
+    return registry
 
 
 @pytest.fixture

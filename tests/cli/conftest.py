@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import skops.io as sio
-from tests.commands import shipyard_cli
+from tests.commands import shipyard_in_process
 
 
 @pytest.fixture
@@ -19,10 +19,11 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def registered(home: Path, tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
-    """`fraud:1` registered by `shipyard models register` (alias staging, tag team=risk); the folder."""
+    """`fraud:1` registered by `shipyard models register` (alias staging, tag team=risk), run in
+    process (test_models registers by a real process); the folder."""
     sio.dump(credit_pipeline, tmp_path / "model.skops")
     credit.to_parquet(tmp_path / "train.parquet")
-    done = shipyard_cli(
+    done = shipyard_in_process(
         home,
         "models",
         "register",

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from tests.commands import shipyard_cli
+from tests.commands import shipyard_in_process
 
 
 def test_no_jobs_yet_says_how_to_start_one(home: Path) -> None:
-    done = shipyard_cli(home, "batch", "list")
+    done = shipyard_in_process(home, "batch", "list")
     assert done.returncode == 0, done.stderr
     assert "no batch jobs yet; start one with 'shipyard batch run" in done.stdout
-    assert json.loads(shipyard_cli(home, "batch", "list", "--json").stdout) == []
+    assert json.loads(shipyard_in_process(home, "batch", "list", "--json").stdout) == []
 
 
 def test_a_run_scores_the_file_keeps_bad_rows_aside_and_is_listed(
@@ -24,7 +24,7 @@ def test_a_run_scores_the_file_keeps_bad_rows_aside_and_is_listed(
     rows.loc[7, "income"] = "abc"
     rows.astype({"income": str}).to_parquet(registered / "in.parquet")  # Parquet holds one type a column
     output = str(registered / "out-{today}")
-    ran = shipyard_cli(
+    ran = shipyard_in_process(
         home, "batch", "run", "fraud:1", "--input", str(registered / "in.parquet"), "--output", output,
         "--max-reject-share", "0.05", "--json",
     )  # fmt: skip
@@ -36,18 +36,18 @@ def test_a_run_scores_the_file_keeps_bad_rows_aside_and_is_listed(
     assert job["output"].endswith(f"out-{today}")  # {today} became the run's date
     assert (registered / f"out-{today}" / "rejects").is_dir()
 
-    status = shipyard_cli(home, "batch", "status", job["id"])
+    status = shipyard_in_process(home, "batch", "status", job["id"])
     assert status.returncode == 0, status.stderr
     shown = " ".join(status.stdout.split())
     assert f"batch job {job['id']}" in shown and "fraud:1 (version 1)" in shown
     assert "200 = 199 scored + 1 rejected" in shown
-    listed = json.loads(shipyard_cli(home, "batch", "list", "--json").stdout)
+    listed = json.loads(shipyard_in_process(home, "batch", "list", "--json").stdout)
     assert [(j["id"], j["state"]) for j in listed] == [(job["id"], "succeeded")]
-    table = shipyard_cli(home, "batch", "list")
+    table = shipyard_in_process(home, "batch", "list")
     assert job["id"] in table.stdout and "succeeded" in table.stdout
 
 
 def test_an_unknown_job_is_refused_naming_it(home: Path, registered: Path) -> None:
-    done = shipyard_cli(home, "batch", "status", "no-such-job")
+    done = shipyard_in_process(home, "batch", "status", "no-such-job")
     assert done.returncode == 1
     assert "no batch job 'no-such-job'; 'shipyard batch list' shows the jobs" in done.stderr

@@ -1,4 +1,4 @@
-"""`shipyard evaluate`, `shipyard gates` and the guarded `models alias`, as real processes."""
+"""`shipyard evaluate`, `shipyard gates` and the guarded `models alias`, run in process."""
 
 from __future__ import annotations
 
@@ -9,22 +9,33 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tests.commands import shipyard_cli
+from tests.commands import shipyard_in_process
 
+from homes import copy_home, home_made_once
 from shipyard import Registry, Settings
 
 
 def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return shipyard_cli(home, *args, timeout=180)
+    return shipyard_in_process(home, *args)
+
+
+@pytest.fixture(scope="module")
+def fraud_home(
+    tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any
+) -> Path:
+    """fraud:1 (the stronger model) and fraud:2 (the weaker), registered once a module: copy it."""
+
+    def fill(reg: Registry) -> None:
+        reg.register(credit_pipeline, name="fraud", train_data=credit, target="default")
+        reg.register(weaker_pipeline, name="fraud", train_data=credit, target="default")
+
+    return home_made_once(tmp_path_factory.mktemp("evaluate-cli") / "home", fill)
 
 
 @pytest.fixture
-def home(
-    tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any, holdout: pd.DataFrame
-) -> Path:
-    with Registry(Settings.for_home(tmp_path / "home"), actor="tester") as reg:
-        reg.register(credit_pipeline, name="fraud", train_data=credit, target="default")
-        reg.register(weaker_pipeline, name="fraud", train_data=credit, target="default")
+def home(tmp_path: Path, fraud_home: Path, holdout: pd.DataFrame) -> Path:
+    """A copy of `fraud_home` at tmp_path/home, the holdout and a gates policy beside it; tmp_path."""
+    copy_home(fraud_home, tmp_path / "home")
     holdout.to_parquet(tmp_path / "holdout.parquet")
     (tmp_path / "gates.yaml").write_text("rules:\n  - roc_auc >= 0.55\n  - roc_auc >= champion - 0.001\n")
     return tmp_path

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
-from tests.commands import shipyard_cli
+from tests.commands import shipyard_in_process
 
 from servers import ServerProcess
 from shipyard import Registry, Settings
@@ -37,17 +37,17 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_explain_a_file_as_tables_and_as_json(scored: Path) -> None:
     home, rows = scored / "home", str(scored / "rows.csv")
-    shown = shipyard_cli(home, "explain", "risk@staging", "--input", rows, "--top", "2")
+    shown = shipyard_in_process(home, "explain", "risk@staging", "--input", rows, "--top", "2")
     assert shown.returncode == 0, shown.stderr
     assert "row 0: predicted" in shown.stdout and "row 1: predicted" in shown.stdout
     assert "attribution" in shown.stdout
-    done = shipyard_cli(home, "explain", "rows", "risk:1", "-i", rows, "--output", "1", "--json")
+    done = shipyard_in_process(home, "explain", "rows", "risk:1", "-i", rows, "--output", "1", "--json")
     assert done.returncode == 0, done.stderr
     body = json.loads(done.stdout)
     assert (body["model"], body["version"], len(body["predictions"])) == ("risk", 1, 2)
     assert body["explanation"]["outputs"] == ["1"]
     assert len(body["explanation"]["top_features"][0]) == 4
-    refused = shipyard_cli(home, "explain", "risk:1", "-i", rows, "--method", "shapley")
+    refused = shipyard_in_process(home, "explain", "risk:1", "-i", rows, "--method", "shapley")
     assert refused.returncode == 1
     assert "expected one of" in refused.stderr and "Traceback" not in refused.stderr
 
@@ -63,11 +63,11 @@ def test_explain_show_reads_what_the_server_answered(scored: Path) -> None:
         assert answered.status_code == 200, answered.text
     finally:
         server.terminate()
-    shown = shipyard_cli(home, "explain", "show", "cli-1", "--model", "risk", "--json")
+    shown = shipyard_in_process(home, "explain", "show", "cli-1", "--model", "risk", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["explanation"] == answered.json()["explanation"]
-    table = shipyard_cli(home, "explain", "show", "cli-1")
+    table = shipyard_in_process(home, "explain", "show", "cli-1")
     assert table.returncode == 0, table.stderr
     assert "risk:1, request cli-1 (rest)" in table.stdout
-    missing = shipyard_cli(home, "explain", "show", "nope")
+    missing = shipyard_in_process(home, "explain", "show", "nope")
     assert missing.returncode == 1 and "no explanation of request 'nope'" in missing.stderr

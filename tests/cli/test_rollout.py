@@ -1,4 +1,5 @@
-"""`shipyard deploy`, `shipyard rollout` and `shipyard server` as real processes against a fresh home."""
+"""`shipyard deploy`, `shipyard rollout` (in process) and `shipyard server` (a real process, stopped by
+SIGTERM) against a fresh home."""
 
 from __future__ import annotations
 
@@ -11,45 +12,57 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tests.commands import shipyard_cli, start_shipyard
+from tests.commands import shipyard_in_process, start_shipyard
 
+from homes import copy_home
 from shipyard import Registry, Settings
 
 
-@pytest.fixture
-def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
-    """credit:1 (@staging), credit:2, credit:3 (archived), other:1 with other features."""
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def made_home(tmp_path_factory: pytest.TempPathFactory, credit_v1_home: Path, credit: pd.DataFrame,
+              credit_pipeline: Any) -> Path:  # fmt: skip
+    """credit:1 (@staging), credit:2, credit:3 (archived), deployment api of credit@staging: made
+    once a module (registering takes seconds), each test has a copy (`home`)."""
+    home = copy_home(credit_v1_home, tmp_path_factory.mktemp("rollout-cli") / "home")
     with Registry(Settings.for_home(home)) as reg:
-        for _ in range(3):
+        for _ in range(2):
             reg.register(credit_pipeline, name="credit", train_data=credit, target="default")
         reg.set_alias("credit:1", "staging")
         reg.archive("credit:3")
-    assert shipyard_cli(home, "deploy", "create", "api", "--model", "credit@staging").returncode == 0
+    assert shipyard_in_process(home, "deploy", "create", "api", "--model", "credit@staging").returncode == 0
     return home
 
 
+@pytest.fixture
+def home(tmp_path: Path, made_home: Path) -> Path:
+    """A copy of `made_home` of this test's own."""
+    return copy_home(made_home, tmp_path / "home")
+
+
 def test_deploy_and_rollout_commands_show_and_steer(home: Path, tmp_path: Path) -> None:
-    shown = json.loads(shipyard_cli(home, "deploy", "show", "api", "--json").stdout)
+    shown = json.loads(shipyard_in_process(home, "deploy", "show", "api", "--json").stdout)
     assert (shown["model"], shown["alias"], shown["rollout"]) == ("credit", "staging", None)
-    started = shipyard_cli(
+    started = shipyard_in_process(
         home, "rollout", "start", "api", "--to", "credit:2", "--steps", "10,100", "--interval", "90s"
     )
     assert started.returncode == 0, started.stderr
     assert "canary step 1 of 2 (10%)" in started.stdout
-    status = json.loads(shipyard_cli(home, "rollout", "status", "api", "--json").stdout)
+    status = json.loads(shipyard_in_process(home, "rollout", "status", "api", "--json").stdout)
     assert status["rollout"]["state"] == "progressing"
     assert status["rollout"]["plan"]["interval"] == 90
     assert [a["weight"] for a in status["deployment"]["arms"]] == [90, 10]
     assert status["analysis_now"]["verdict"] == "wait"  # no traffic yet
-    assert "analysis of the step now: wait" in shipyard_cli(home, "rollout", "status", "api").stdout
-    assert "stable 1 (90%), canary 2 (10%)" in shipyard_cli(home, "deploy", "list").stdout
-    assert "paused" in shipyard_cli(home, "rollout", "pause", "api", "--reason", "a look").stdout
-    assert "progressing" in shipyard_cli(home, "rollout", "resume", "api").stdout
-    assert "aborted" in shipyard_cli(home, "rollout", "abort", "api", "--reason", "changed my mind").stdout
-    history = json.loads(shipyard_cli(home, "rollout", "history", "api", "--json").stdout)
+    assert "analysis of the step now: wait" in shipyard_in_process(home, "rollout", "status", "api").stdout
+    assert "stable 1 (90%), canary 2 (10%)" in shipyard_in_process(home, "deploy", "list").stdout
+    assert "paused" in shipyard_in_process(home, "rollout", "pause", "api", "--reason", "a look").stdout
+    assert "progressing" in shipyard_in_process(home, "rollout", "resume", "api").stdout
+    assert (
+        "aborted"
+        in shipyard_in_process(home, "rollout", "abort", "api", "--reason", "changed my mind").stdout
+    )
+    history = json.loads(shipyard_in_process(home, "rollout", "history", "api", "--json").stdout)
     assert [e["kind"] for e in history] == ["start", "step", "pause", "resume", "aborted"]
-    table = shipyard_cli(home, "rollout", "history", "api").stdout
+    table = shipyard_in_process(home, "rollout", "history", "api").stdout
     assert "changed my mind" in table
 
 
@@ -105,25 +118,25 @@ BAD = [
 
 
 def test_bad_input_is_refused_with_a_clear_error_and_nothing_changes(home: Path) -> None:
-    before = shipyard_cli(home, "deploy", "list", "--json").stdout
+    before = shipyard_in_process(home, "deploy", "list", "--json").stdout
     for args, says in BAD:
-        done = shipyard_cli(home, *args)
+        done = shipyard_in_process(home, *args)
         assert done.returncode == 1, args
         assert says in done.stderr, (args, done.stderr)
-    assert shipyard_cli(home, "deploy", "list", "--json").stdout == before
+    assert shipyard_in_process(home, "deploy", "list", "--json").stdout == before
 
 
 def test_a_preview_file_must_hold_rows(home: Path, tmp_path: Path) -> None:
     bad = tmp_path / "smoke.jsonl"
     bad.write_text('{"age": 41}\n[1, 2]\n')
-    done = shipyard_cli(home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green",
-               "--preview-checks", str(bad))  # fmt: skip
+    start = ("rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green")
+    done = shipyard_in_process(home, *start, "--preview-checks", str(bad))
     assert done.returncode == 1
     assert "smoke.jsonl:2 is a JSON list; expected an object of features" in done.stderr
 
 
 def test_shipyard_server_runs_the_controller_and_stops_on_sigterm(home: Path) -> None:
-    shipyard_cli(
+    shipyard_in_process(
         home, "rollout", "start", "api", "--to", "credit:2", "--strategy", "blue-green", "--interval", "1s"
     )
     server = start_shipyard(
@@ -132,7 +145,7 @@ def test_shipyard_server_runs_the_controller_and_stops_on_sigterm(home: Path) ->
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            status = json.loads(shipyard_cli(home, "rollout", "status", "api", "--json").stdout)
+            status = json.loads(shipyard_in_process(home, "rollout", "status", "api", "--json").stdout)
             if status["rollout"]["step"] == 1:
                 break
             time.sleep(0.5)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from tests.commands import shipyard_cli, shipyard_environment
+from tests.commands import shipyard_cli, shipyard_environment, shipyard_in_process
 
 from shipyard import Registry
 from shipyard.scheduling.schedules import Schedules
@@ -20,7 +20,7 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     env = shipyard_environment(tmp_path / "home")
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return shipyard_cli(tmp_path / "home", *args, env=env)
+        return shipyard_in_process(tmp_path / "home", *args, env=env)
 
     added = run("schedule", "add", "nightly", "--cron", "0 2 * * *", "--", "batch", "list", "--json")
     assert added.returncode == 0, added.stderr
@@ -44,6 +44,6 @@ def test_the_schedule_commands(tmp_path: Path) -> None:
     code = run("schedule", "add", "retrain", "--cron", "0 3 * * *", *command)
     assert code.returncode == 1 and "may not run-commands" in code.stderr  # the scheduler would run it
     del env["SHIPYARD_API_KEY"]
-    once = run("scheduler", "--once")
+    once = shipyard_cli(tmp_path / "home", "scheduler", "--once", env=env)  # it sets up logging: a process
     assert once.returncode == 0 and "nightly" not in once.stdout  # nothing due yet
     assert run("schedule", "remove", "nightly").returncode == 0

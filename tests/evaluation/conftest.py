@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
-import pandas as pd
 import pytest
 
+from homes import copy_home
 from shipyard import Registry
 
 
 @pytest.fixture
-def two_versions(
-    sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any, weaker_pipeline: Any
-) -> Registry:
-    """`credit:1` (the stronger model) and `credit:2` (the weaker one), no aliases."""
-    sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    sqlite_registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")
-    return sqlite_registry
+def two_versions(request: pytest.FixtureRequest, tmp_path: Path, credit_v1_v2_home: Path) -> Registry:
+    """`credit:1` (the stronger model) and `credit:2` (the weaker one), no aliases: the
+    `sqlite_registry`, opened on a copy of a home where they were registered once."""
+    copy_home(credit_v1_v2_home, tmp_path / "home")
+    registry: Registry = request.getfixturevalue("sqlite_registry")
+    return registry
 
 
 @pytest.fixture

@@ -3,12 +3,14 @@ context its errors carry."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from homes import copy_home
 from shipyard import ContractViolationError, PredictionError, Registry
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Validation
@@ -17,9 +19,11 @@ from shipyard.security.signing import SigningKey
 
 
 @pytest.fixture
-def loaded(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> LoadedModel:
-    sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    return sqlite_registry.load("credit:1")
+def loaded(request: pytest.FixtureRequest, tmp_path: Path, credit_v1_home: Path) -> LoadedModel:
+    """credit:1 loaded from the `sqlite_registry`, opened on a copy of a home where it was registered once."""
+    copy_home(credit_v1_home, tmp_path / "home")
+    registry: Registry = request.getfixturevalue("sqlite_registry")
+    return registry.load("credit:1")
 
 
 @pytest.fixture

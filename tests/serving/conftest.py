@@ -3,6 +3,7 @@ served in process, and a way to ask it."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from homes import copy_home, home_made_once
 from servers import ServerProcess
 from shipyard import Registry, Settings
 from shipyard.monitoring.events import EventLog
@@ -21,15 +23,19 @@ from shipyard.serving.served import Answer, Limits
 from shipyard.serving.service import ModelService
 
 
-@pytest.fixture(scope="module")
-def credit_home(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
-    """A Shipyard home with the credit model registered as `credit@production` (version 1)."""
-    home = tmp_path_factory.mktemp("serving-home")
+@pytest.fixture(scope="session")
+def production_home(credit_v1_home: Path) -> Path:
+    """A home with the credit model registered as `credit@production` (version 1), made once: copy it."""
+    home = copy_home(credit_v1_home, credit_v1_home.parent / "credit-production-home")
     with Registry(_unguarded(home), actor="tester") as registry:
-        registry.register(
-            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
-        )
+        registry.set_alias("credit:1", "production")
     return home
+
+
+@pytest.fixture(scope="module")
+def credit_home(tmp_path_factory: pytest.TempPathFactory, production_home: Path) -> Path:
+    """A Shipyard home with the credit model registered as `credit@production` (version 1)."""
+    return copy_home(production_home, tmp_path_factory.mktemp("serving") / "home")
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +51,9 @@ def credit_server(credit_home: Path) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def home(tmp_path: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
+def home(tmp_path: Path, production_home: Path) -> Path:
     """A Shipyard home of its own with `credit@production` (version 1), for a test that changes it."""
-    with Registry(_unguarded(tmp_path), actor="tester") as registry:
-        registry.register(
-            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
-        )
+    shutil.copytree(production_home, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 
@@ -69,13 +72,25 @@ def _unguarded(home: Path) -> Settings:
     return replace(Settings.for_home(home), protected_aliases=())
 
 
+@pytest.fixture(scope="session")
+def api_home(credit_v1_home: Path, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
+    """Versions 1 to 3 of `credit` and deployment `api` of `credit:1`, made once: copy it."""
+
+    def fill(registry: Registry) -> None:
+        for _ in range(2):
+            registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
+        Deployments(registry).create("api", "credit:1", sticky="feature:country")
+
+    return home_made_once(copy_home(credit_v1_home, credit_v1_home.parent / "credit-api-home"), fill)
+
+
 @pytest.fixture
-def api_registry(sqlite_registry: Registry, credit: pd.DataFrame, credit_pipeline: Any) -> Registry:
-    """Versions 1 to 3 of `credit`, and deployment `api` of `credit:1`, sticky by feature country."""
-    for _ in range(3):
-        sqlite_registry.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    Deployments(sqlite_registry).create("api", "credit:1", sticky="feature:country")
-    return sqlite_registry
+def api_registry(request: pytest.FixtureRequest, tmp_path: Path, api_home: Path) -> Registry:
+    """Versions 1 to 3 of `credit`, and deployment `api` of `credit:1`, sticky by feature country:
+    the `sqlite_registry`, opened on a copy of `api_home`."""
+    copy_home(api_home, tmp_path / "home")
+    registry: Registry = request.getfixturevalue("sqlite_registry")
+    return registry
 
 
 @pytest.fixture
