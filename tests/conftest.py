@@ -171,6 +171,15 @@ def credit_v1_home(
 
 
 @pytest.fixture(scope="session")
+def production_home(credit_v1_home: Path) -> Path:
+    """A home with the credit model registered as `credit@production` (version 1), made once: copy it."""
+    home = copy_home(credit_v1_home, credit_v1_home.parent / "credit-production-home")
+    with Registry(replace(Settings.for_home(home), protected_aliases=()), actor="tester") as registry:
+        registry.set_alias("credit:1", "production")
+    return home
+
+
+@pytest.fixture(scope="session")
 def credit_v1_v2_home(credit_v1_home: Path, credit: pd.DataFrame, weaker_pipeline: Any) -> Path:
     """`credit_v1_home` and `weaker_pipeline` as credit:2 (trained on the same rows); copy it."""
 

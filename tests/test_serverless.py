@@ -8,15 +8,14 @@ import base64
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
 import pytest
 
+from homes import copy_home
 from servers import CREDIT_DATATYPES, ServerProcess, credit_row
 from shipyard import Registry, Settings
 from shipyard.errors import InputError
@@ -36,15 +35,9 @@ OIP = {
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
+def home(tmp_path_factory: pytest.TempPathFactory, production_home: Path) -> Path:
     """A Shipyard home with the credit model registered as `credit@production` (version 1)."""
-    home = tmp_path_factory.mktemp("lambda-home")
-    settings = replace(Settings.for_home(home), protected_aliases=())
-    with Registry(settings, actor="tester") as registry:
-        registry.register(
-            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
-        )
-    return home
+    return copy_home(production_home, tmp_path_factory.mktemp("lambda-home") / "home")
 
 
 @pytest.fixture(scope="module")

@@ -70,7 +70,7 @@ def test_rollout_wait_fails_on_a_rollback_and_passes_on_a_promotion(home: Path) 
     """`rollout wait` is what a CI job's exit code reads: a rollback, an abort or the timeout fail it."""
     from shipyard.rollout.rollouts import Rollouts
 
-    assert shipyard_cli(home, "rollout", "start", "api", "--to", "credit:2").returncode == 0
+    assert shipyard_in_process(home, "rollout", "start", "api", "--to", "credit:2").returncode == 0
     waiting = start_shipyard(
         home,
         "rollout",
@@ -94,11 +94,11 @@ def test_rollout_wait_fails_on_a_rollback_and_passes_on_a_promotion(home: Path) 
     assert waiting.returncode == 1
     assert "rollout 1 of version 2 on api rolled back: error rate 30% > 1%" in err
 
-    assert shipyard_cli(home, "rollout", "start", "api", "--to", "credit:2").returncode == 0
-    slow = shipyard_cli(home, "rollout", "wait", "api", "--timeout", "1s", "--every", "0.2")
+    assert shipyard_in_process(home, "rollout", "start", "api", "--to", "credit:2").returncode == 0
+    slow = shipyard_in_process(home, "rollout", "wait", "api", "--timeout", "1s", "--every", "0.2")
     assert slow.returncode == 1 and "rollout 2 on api is still progressing" in slow.stderr
-    assert shipyard_cli(home, "rollout", "promote", "api").returncode == 0
-    done = shipyard_cli(home, "rollout", "wait", "api")
+    assert shipyard_in_process(home, "rollout", "promote", "api").returncode == 0
+    done = shipyard_in_process(home, "rollout", "wait", "api")
     assert done.returncode == 0 and "rollout 2 of version 2 on api promoted" in done.stdout
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from homes import copy_home
 from servers import ServerProcess, credit_row
 from shipyard import Registry, Settings
 from shipyard.security.audit import AuditLog
@@ -30,14 +29,8 @@ ROLES = ("reader", "predictor", "deployer", "admin")
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
-    home = tmp_path_factory.mktemp("secure-home")
-    settings = replace(Settings.for_home(home), protected_aliases=())
-    with Registry(settings, actor="tester") as registry:
-        registry.register(
-            credit_pipeline, name="credit", train_data=credit, target="default", alias="production"
-        )
-    return home
+def home(tmp_path_factory: pytest.TempPathFactory, production_home: Path) -> Path:
+    return copy_home(production_home, tmp_path_factory.mktemp("secure-home") / "home")
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,6 @@ from shipyard.serving.served import Answer, Limits
 from shipyard.serving.service import ModelService
 
 
-@pytest.fixture(scope="session")
-def production_home(credit_v1_home: Path) -> Path:
-    """A home with the credit model registered as `credit@production` (version 1), made once: copy it."""
-    home = copy_home(credit_v1_home, credit_v1_home.parent / "credit-production-home")
-    with Registry(_unguarded(home), actor="tester") as registry:
-        registry.set_alias("credit:1", "production")
-    return home
-
-
 @pytest.fixture(scope="module")
 def credit_home(tmp_path_factory: pytest.TempPathFactory, production_home: Path) -> Path:
     """A Shipyard home with the credit model registered as `credit@production` (version 1)."""
