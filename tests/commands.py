@@ -67,11 +67,14 @@ def shipyard_in_process(
     code it exits with as the return code. For commands that run to their end on their own: a
     server, a signal or a pipe needs the real process (`shipyard_cli`, `start_shipyard`)."""
     from shipyard.cli.app import main
+    from shipyard.cli.render import console
 
+    environment = shipyard_environment(home, env)
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
     with (
-        _environment(shipyard_environment(home, env)),
+        _environment(environment),
+        _console_width(console, int(environment["COLUMNS"])),
         contextlib.chdir(cwd or os.getcwd()),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
@@ -84,6 +87,18 @@ def shipyard_in_process(
         err.write("" if code is None else f"{code}\n")
         code = 0 if code is None else 1
     return subprocess.CompletedProcess(["shipyard", *args], code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _console_width(console: Any, columns: int) -> Iterator[None]:
+    """rich reads COLUMNS once, when the console is made (the first import of `cli.render` in
+    this process, whatever the environment was then): hold the width a new process would get."""
+    saved = console._width
+    console.width = columns
+    try:
+        yield
+    finally:
+        console._width = saved
 
 
 @contextlib.contextmanager
