@@ -8,6 +8,9 @@ no SHIPYARD_* settings (so the home is `./.shipyard`). Not run: the install comm
 `no-run` (```bash no-run), which is for what cannot run in a test. A failing block fails the test
 with its line in README.md and its output. Each block runs in a process group of its own, killed
 when the block ends, so a server it started in the background never outlives it.
+
+The after-the-demo case is also the demo's own test: the demo runs in the fresh folder's home,
+shows each of its steps, and runs again in the same home once the README's sections have run.
 """
 
 from __future__ import annotations
@@ -156,7 +159,40 @@ def test_the_readme_runs_as_written(tmp_path: Path, after_demo: bool) -> None:
     env = _environment()
     text = README.read_text(encoding="utf-8")
     if after_demo:  # the README's sections must not collide with what the demo registered
-        demo = "shipyard demo --rows 2000 > demo.txt 2>&1 || { tail -60 demo.txt; exit 1; }\n"
-        run_block(Block(blocks(text)[0].line + 1, "bash", (), demo), folder=tmp_path, env=env)
+        _run_demo(1, text, folder=tmp_path, env=env)
     for block in runnable(text):
         run_block(block, folder=tmp_path, env=env)
+    if after_demo:  # and the demo runs again in the same home, after the README's sections too
+        _run_demo(2, text, folder=tmp_path, env=env)
+        assert (tmp_path / ".shipyard" / "reports").is_dir()
+
+
+# What every run of the demo shows (the Nth run registers cancer:N).
+DEMO_SHOWS = (
+    "credit@staging",
+    "rejected",
+    "expected a number",
+    "outside the contract range",
+    "PASSED",
+    "FAILED",
+    "promoted",
+    "promotion refused",
+    "quarantined rows",
+    "audit chain verified",
+    "wrote ",
+    "requirements.lock",
+    "demo finished",
+)
+
+
+def _run_demo(run_number: int, text: str, *, folder: Path, env: dict[str, str]) -> None:
+    """`shipyard demo` in `folder`'s home, as the README's first command runs it, and what it shows."""
+    log = f"demo{run_number}.txt"
+    demo = f"shipyard demo --rows 2000 > {log} 2>&1 || {{ tail -60 {log}; exit 1; }}\n"
+    run_block(Block(blocks(text)[0].line + 1, "bash", (), demo), folder=folder, env=env)
+    shown = (folder / log).read_text(encoding="utf-8")
+    for expected in (f"registered cancer:{run_number}", *DEMO_SHOWS):
+        assert expected in shown, f"demo run {run_number} did not show {expected!r}:\n{shown[-3000:]}"
+    # the good version passes the gates and is promoted, the weak one is refused: every time
+    assert shown.count("promoted: credit@production") == 1
+    assert shown.count("promotion refused") == 1

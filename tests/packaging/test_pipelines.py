@@ -12,15 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import yaml
 from tests.commands import shipyard_cli
 from tests.servers import ServerProcess
 
+from homes import copy_home
 from shipyard import Registry, Settings
 from shipyard.errors import ShipyardError
 from shipyard.packaging.pipelines import JOBS, PLATFORMS, PipelineSettings, render_pipeline
+from shipyard.rollout.deployments import Deployments
 from shipyard.security.keys import Keys
 
 ARGS = ("--model", "credit", "--target", "default")
@@ -127,13 +128,11 @@ def production_script(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory, credit: pd.DataFrame, credit_pipeline: Any) -> Path:
+def deployed(tmp_path_factory: pytest.TempPathFactory, credit_v1_v2_home: Path) -> Path:
     """A home with credit:1 and credit:2, deployment `api` serving credit:1."""
-    home = tmp_path_factory.mktemp("deployed")
+    home = copy_home(credit_v1_v2_home, tmp_path_factory.mktemp("deployed") / "home")
     with Registry(Settings.for_home(home)) as reg:
-        for _ in range(2):
-            reg.register(credit_pipeline, name="credit", train_data=credit, target="default")
-    assert shipyard_cli(home, "deploy", "create", "api", "--model", "credit:1").returncode == 0
+        Deployments(reg).create("api", "credit:1")
     return home
 
 
