@@ -188,9 +188,3 @@ def credit_v1_v2_home(credit_v1_home: Path, credit: pd.DataFrame, weaker_pipelin
 
     return home_made_once(copy_home(credit_v1_home, credit_v1_home.parent / "credit-v1-v2-home"), fill)
 
-
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """Three workers for every two cores (`-n auto`): most tests wait on other processes (servers
-    starting, the CLI, controllers' intervals), and with one worker per core CI kept only 1.6 of
-    2 cores busy."""
-    return max(2, (3 * (os.cpu_count() or 1)) // 2)
