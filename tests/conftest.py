@@ -187,4 +187,3 @@ def credit_v1_v2_home(credit_v1_home: Path, credit: pd.DataFrame, weaker_pipelin
         registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")
 
     return home_made_once(copy_home(credit_v1_home, credit_v1_home.parent / "credit-v1-v2-home"), fill)
-
