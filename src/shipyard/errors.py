@@ -73,6 +73,7 @@ __all__ = [
     "EncryptionError",
     "EvaluationError",
     "ExplanationError",
+    "ExportError",
     "FeedbackError",
     "FlavorError",
     "GateError",
@@ -82,6 +83,7 @@ __all__ = [
     "MonitoringError",
     "NotFoundError",
     "NotReadyError",
+    "ParityError",
     "PermissionDeniedError",
     "PolicyError",
     "PredictionError",
@@ -102,6 +104,7 @@ __all__ = [
     "UnknownModelError",
     "UnresumableJobError",
     "UnsupportedExplanationError",
+    "UnsupportedExportError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
 ]
@@ -309,6 +312,19 @@ class BatchError(ShipyardError):
 class UnresumableJobError(BatchError):
     """A batch job can never succeed as it was started (its input changed, it names a column the
     input lacks): resuming it would fail the same way; a new job is needed."""
+
+
+class ExportError(ShipyardError):
+    """A version could not be exported for the edge (ONNX, C)."""
+
+
+class UnsupportedExportError(ExportError):
+    """The model, or a step of its pipeline, has no converter for the requested target; the
+    message names the step and what would work."""
+
+
+class ParityError(ExportError):
+    """The exported model does not answer as the version does: it is refused, nothing is written."""
 
 
 class RolloutError(ShipyardError):
