@@ -95,6 +95,8 @@ class Ensemble:
             with pandas categories). An export maps these values to codes, anything else to NaN.
         classes: a classifier's labels, in the order of its probabilities; None for regression.
         model: the fitted model's class name, for messages.
+        positive_at_zero: a binary classifier ('logistic') predicts its positive class when the
+            output is >= 0 (scikit-learn's GradientBoostingClassifier) rather than > 0; see `labels`.
     """
 
     trees: tuple[Tree, ...]
@@ -109,6 +111,7 @@ class Ensemble:
     categories: Mapping[int, tuple[Any, ...]] = field(default_factory=dict)
     classes: tuple[Any, ...] | None = None
     model: str = ""
+    positive_at_zero: bool = False
 
     def split_points(self) -> dict[int, Floats]:
         """Per numeric input column, the distinct thresholds its splits use (sorted): the values
@@ -164,6 +167,18 @@ class Ensemble:
             shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
             return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
         return raw[:, 0] if self.classes is None else raw
+
+    def labels(self, x: Floats) -> npt.NDArray[Any]:
+        """A classifier's predicted labels (rows,), decided as the framework decides them: the
+        positive class of a binary ('logistic') classifier when its output is above 0 (or at 0,
+        `positive_at_zero`), else the output with the largest value (the first of equals)."""
+        if self.classes is None:
+            raise ValueError(f"{self.model or 'the ensemble'} is a regressor: it has no labels")
+        raw = self.outputs(x)
+        if self.post == "logistic":
+            index = (raw[:, 0] >= 0) if self.positive_at_zero else (raw[:, 0] > 0)
+            return np.asarray(self.classes)[index.astype(np.int64)]
+        return np.asarray(self.classes)[raw.argmax(axis=1)]
 
     def _leaves(self, tree: Tree, x: Floats) -> Ints:
         node = np.zeros(len(x), dtype=np.int64)
