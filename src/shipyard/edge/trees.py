@@ -221,8 +221,8 @@ def _category_values(model: Any, columns: Any) -> tuple[dict[int, Floats], dict[
         return values, categories
     encoder = pre.named_transformers_["encoder"]
     start = pre.output_indices_["encoder"].start
-    for offset, found in enumerate(encoder.categories_):
-        found = np.asarray(found)
+    for offset, fitted in enumerate(encoder.categories_):
+        found = np.asarray(fitted)
         if len(found) and found.dtype.kind in "fcO" and _is_nan(found[-1]):
             found = found[:-1]
         internal = start + offset
