@@ -176,9 +176,10 @@ class Ensemble:
             raise ValueError(f"{self.model or 'the ensemble'} is a regressor: it has no labels")
         raw = self.outputs(x)
         if self.post == "logistic":
-            index = (raw[:, 0] >= 0) if self.positive_at_zero else (raw[:, 0] > 0)
-            return np.asarray(self.classes)[index.astype(np.int64)]
-        return np.asarray(self.classes)[raw.argmax(axis=1)]
+            index = ((raw[:, 0] >= 0) if self.positive_at_zero else (raw[:, 0] > 0)).astype(np.int64)
+        else:
+            index = raw.argmax(axis=1)
+        return np.asarray(np.asarray(self.classes)[index])
 
     def _leaves(self, tree: Tree, x: Floats) -> Ints:
         node = np.zeros(len(x), dtype=np.int64)
