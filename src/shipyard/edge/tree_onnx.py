@@ -1,0 +1,525 @@
+"""Write a neutral `Ensemble` as an ONNX graph, and make skl2onnx write tree models that way.
+
+The trees become one `ai.onnx.ml` opset 5 `TreeEnsemble` node (numeric splits `BRANCH_LEQ`,
+or `BRANCH_LT` for strict ensembles; categorical splits `BRANCH_MEMBER`; missing values follow
+`nodes_missing_value_tracks_true`), summing raw scores; averaging, the base values and the post
+transform are plain ONNX operators after it, so that every step is the reference's own
+(`Ensemble.outputs`, `Ensemble.answers`, `Ensemble.labels`):
+
+- classifier outputs: `label` (rows,) int64 or string, as the classes are, and `probabilities`
+  (rows, classes); regressor output: `variable` (rows, 1);
+- float64 mode: double input, thresholds and arithmetic; an ensemble whose framework rounds its
+  inputs to float32 gets the same rounding in the graph (a Cast to float and back);
+- float32 mode: float input and arithmetic; each threshold is the float32 that splits float32
+  inputs exactly as the framework's float64 threshold does (for `x <= t` the largest float32 at
+  most t, for `x < t` the smallest at least t), so no float32 row changes side.
+
+ONNX Runtime reads a tree whose root has equal true and false ids as a single leaf, so the
+writer never numbers a root's children alike, and writes a one-leaf tree as a split between two
+equal leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from shipyard.edge.ensemble import Ensemble, Tree
+from shipyard.edge.trees import read_ensemble
+from shipyard.errors import ExportError, UnsupportedExportError
+
+__all__ = [
+    "ML_OPSET",
+    "ONNX_OPSET",
+    "Dtype",
+    "Sink",
+    "ensemble_graph",
+    "register_converters",
+    "write_ensemble",
+]
+
+Dtype = Literal["float64", "float32"]
+ONNX_OPSET = 21
+ML_OPSET = 5
+IR_VERSION = 10
+"""The ONNX IR version the graphs declare (opset 21 needs 10; ONNX Runtime 1.32 reads it)."""
+
+_LEQ, _LT, _MEMBER = 0, 1, 6
+_SUM = 1
+
+
+class Sink(Protocol):
+    """Where the writer puts its nodes: a bare graph, or skl2onnx's container."""
+
+    def fresh(self, hint: str) -> str:
+        """A variable name not used yet."""
+        ...
+
+    def constant(self, hint: str, value: npt.NDArray[Any]) -> str:
+        """The name of a new constant holding `value`."""
+        ...
+
+    def node(
+        self, op: str, inputs: list[str], outputs: list[str], *, domain: str = "", **attributes: Any
+    ) -> None:
+        """Adds one node."""
+        ...
+
+
+def ensemble_graph(ensemble: Ensemble, *, dtype: Dtype = "float64") -> Any:
+    """The ONNX model (`onnx.ModelProto`) scoring `ensemble`: input `X` (rows, n_features),
+    categorical columns as `Ensemble.categories` codes (NaN when missing or unseen).
+
+    Args:
+        ensemble: the trees, from `read_ensemble` (or `boosters.read_booster`).
+        dtype: "float64" (double input and outputs) or "float32" (float ones).
+
+    Returns:
+        A model with outputs `label` and `probabilities` for a classifier, `variable` for a
+        regressor.
+    """
+    from onnx import TensorProto, helper
+
+    element = _element(dtype)
+    sink = _GraphSink()
+    names = ["label", "probabilities"] if ensemble.classes is not None else ["variable"]
+    write_ensemble(sink, ensemble, "X", names, dtype=dtype)
+    number = TensorProto.DOUBLE if dtype == "float64" else TensorProto.FLOAT
+    if ensemble.classes is None:
+        outputs = [helper.make_tensor_value_info("variable", number, [None, 1])]
+    else:
+        labels = _label_array(ensemble)
+        kind = TensorProto.STRING if labels.dtype == object else TensorProto.INT64
+        outputs = [
+            helper.make_tensor_value_info("label", kind, [None]),
+            helper.make_tensor_value_info("probabilities", number, [None, len(labels)]),
+        ]
+    graph = helper.make_graph(
+        sink.nodes,
+        f"shipyard_{ensemble.model or 'trees'}_{np.dtype(element).name}",
+        [helper.make_tensor_value_info("X", number, [None, ensemble.n_features])],
+        outputs,
+        initializer=sink.initializers,
+    )
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="shipyard",
+    )
+
+
+def write_ensemble(sink: Sink, ensemble: Ensemble, x: str, outputs: Sequence[str], *, dtype: Dtype) -> None:
+    """Adds the nodes scoring `ensemble` from the matrix `x` (double or float, as `dtype`) to
+    `outputs`: [label, probabilities] for a classifier, [variable] for a regressor."""
+    from onnx import TensorProto
+
+    element = _element(dtype)
+    source = x
+    if dtype == "float64" and ensemble.float32_inputs:
+        rounded, source = sink.fresh("rounded"), sink.fresh("compared")
+        sink.node("Cast", [x], [rounded], to=TensorProto.FLOAT)
+        sink.node("Cast", [rounded], [source], to=TensorProto.DOUBLE)
+    raw = sink.fresh("sums")
+    sink.node("TreeEnsemble", [source], [raw], domain="ai.onnx.ml", **_tree_attributes(ensemble, element))
+    if ensemble.average:
+        averaged = sink.fresh("averages")
+        sink.node(
+            "Div", [raw, sink.constant("trees_per_output", _counts(ensemble).astype(element))], [averaged]
+        )
+        raw = averaged
+    if np.any(ensemble.base != 0):
+        based = sink.fresh("raw")
+        sink.node("Add", [raw, sink.constant("base", ensemble.base.astype(element).reshape(1, -1))], [based])
+        raw = based
+    if ensemble.classes is None:
+        if ensemble.n_outputs != 1:
+            raise ExportError(f"{ensemble.model}: a regressor must have one output, not {ensemble.n_outputs}")
+        sink.node("Identity", [raw], [outputs[0]])
+        return
+    label, probabilities = outputs
+    labels = sink.constant("classes", _label_array(ensemble))
+    index = sink.fresh("class_index")
+    if ensemble.post == "logistic":
+        positive, negative, above = sink.fresh("positive"), sink.fresh("negative"), sink.fresh("above")
+        sink.node("Sigmoid", [raw], [positive])
+        sink.node("Sub", [sink.constant("one", np.ones((1, 1), element)), positive], [negative])
+        sink.node("Concat", [negative, positive], [probabilities], axis=1)
+        compare = "GreaterOrEqual" if ensemble.positive_at_zero else "Greater"
+        sink.node(compare, [raw, sink.constant("zero", np.zeros((1, 1), element))], [above])
+        column, flat = sink.fresh("above_index"), sink.fresh("above_flat")
+        sink.node("Cast", [above], [column], to=TensorProto.INT64)
+        sink.node("Reshape", [column, sink.constant("rows", np.array([-1], np.int64))], [flat])
+        index = flat
+    else:
+        if ensemble.post == "softmax":
+            sink.node("Softmax", [raw], [probabilities], axis=1)
+        else:
+            sink.node("Identity", [raw], [probabilities])
+        sink.node("ArgMax", [raw], [index], axis=1, keepdims=0)
+    sink.node("Gather", [labels, index], [label], axis=0)
+
+
+def _element(dtype: str) -> type[np.floating[Any]]:
+    if dtype == "float64":
+        return np.float64
+    if dtype == "float32":
+        return np.float32
+    raise ExportError(f"dtype must be 'float64' or 'float32', not {dtype!r}")
+
+
+def _counts(ensemble: Ensemble) -> npt.NDArray[np.float64]:
+    counts = np.zeros(ensemble.n_outputs)
+    for target in ensemble.targets:
+        if target is None:
+            counts += 1
+        else:
+            counts[target] += 1
+    return np.maximum(counts, 1).reshape(1, -1)
+
+
+def _label_array(ensemble: Ensemble) -> npt.NDArray[Any]:
+    """The classes as an int64 tensor (integers and booleans) or a string one."""
+    classes = list(ensemble.classes or ())
+    if all(isinstance(c, str) for c in classes):
+        return np.array(classes, dtype=object)
+    values = np.asarray(classes)
+    if values.dtype.kind in "iub" or (values.dtype.kind == "f" and np.all(values == np.round(values))):
+        return values.astype(np.int64)
+    raise UnsupportedExportError(
+        f"{ensemble.model}'s classes {classes[:5]} are neither integers nor strings; "
+        "an ONNX label output holds int64 or string labels: encode the target as integers or strings"
+    )
+
+
+class _Nodes:
+    """The flat `nodes_*`/`leaf_*` arrays of a TreeEnsemble, filled one tree at a time."""
+
+    def __init__(self, element: type[np.floating[Any]], strict: bool) -> None:
+        self.element = element
+        self.strict = strict
+        self.parts: dict[str, list[npt.NDArray[Any]]] = {
+            name: []
+            for name in [
+                "modes",
+                "featureids",
+                "splits",
+                "tracks",
+                "truenodeids",
+                "trueleafs",
+                "falsenodeids",
+                "falseleafs",
+                "targetids",
+                "weights",
+                "members",
+            ]
+        }
+        self.roots: list[int] = []
+        self.n_nodes = 0
+        self.n_leaves = 0
+
+    def add(self, tree: Tree, weights: npt.NDArray[np.float64], target: int) -> None:
+        """One tree adding `weights` (per node; leaves used) to output `target`."""
+        leaf = tree.is_leaf()
+        if leaf[0]:
+            self._one_leaf(float(weights[0]), target)
+            return
+        internal, leaves = np.flatnonzero(~leaf), np.flatnonzero(leaf)
+        node_id = np.full(len(leaf), -1, np.int64)
+        node_id[internal] = self.n_nodes + np.arange(len(internal))
+        left, right = tree.left[internal], tree.right[internal]
+        if leaf[left[0]] != leaf[right[0]]:
+            ids = [self._id(c, leaf, leaves, node_id) for c in (left[0], right[0])]
+            if ids[0] == ids[1]:
+                self._leaf(0.0, 0)  # shifts this tree's leaves: its root's children differ
+        leaf_id = np.full(len(leaf), -1, np.int64)
+        leaf_id[leaves] = self.n_leaves + np.arange(len(leaves))
+        self.roots.append(self.n_nodes)
+        member = np.array([int(n) in tree.categories for n in internal], dtype=bool)
+        modes = np.where(member, _MEMBER, _LT if self.strict else _LEQ).astype(np.uint8)
+        splits = self._splits(tree.threshold[internal])
+        members = []
+        for position in np.flatnonzero(member):
+            values = np.asarray(tree.categories[int(internal[position])], dtype=self.element)
+            if len(values) == 0:  # nothing goes left: x < -inf never holds
+                modes[position], splits[position] = _LT, -np.inf
+                continue
+            members.append(np.append(values, np.nan).astype(self.element))
+        splits[member & (modes == _MEMBER)] = 0
+        self._extend(
+            modes=modes,
+            featureids=tree.feature[internal],
+            splits=splits,
+            tracks=tree.missing_left[internal].astype(np.int64),
+            truenodeids=np.where(leaf[left], leaf_id[left], node_id[left]),
+            trueleafs=leaf[left].astype(np.int64),
+            falsenodeids=np.where(leaf[right], leaf_id[right], node_id[right]),
+            falseleafs=leaf[right].astype(np.int64),
+            targetids=np.full(len(leaves), target, np.int64),
+            weights=weights[leaves].astype(self.element),
+            members=np.concatenate(members) if members else np.zeros(0, self.element),
+        )
+        self.n_nodes += len(internal)
+        self.n_leaves += len(leaves)
+
+    def _id(
+        self, child: int, leaf: npt.NDArray[np.bool_], leaves: npt.NDArray[Any], node_id: npt.NDArray[Any]
+    ) -> int:
+        return int(self.n_leaves + np.searchsorted(leaves, child)) if leaf[child] else int(node_id[child])
+
+    def attributes(self, n_targets: int) -> dict[str, Any]:
+        from onnx import numpy_helper
+
+        joined = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in self.parts.items()}
+        found: dict[str, Any] = {
+            "n_targets": n_targets,
+            "aggregate_function": _SUM,
+            "post_transform": 0,
+            "tree_roots": self.roots,
+            "nodes_modes": numpy_helper.from_array(joined["modes"].astype(np.uint8)),
+            "nodes_featureids": joined["featureids"].astype(np.int64).tolist(),
+            "nodes_splits": numpy_helper.from_array(joined["splits"].astype(self.element)),
+            "nodes_missing_value_tracks_true": joined["tracks"].astype(np.int64).tolist(),
+            "nodes_truenodeids": joined["truenodeids"].astype(np.int64).tolist(),
+            "nodes_trueleafs": joined["trueleafs"].astype(np.int64).tolist(),
+            "nodes_falsenodeids": joined["falsenodeids"].astype(np.int64).tolist(),
+            "nodes_falseleafs": joined["falseleafs"].astype(np.int64).tolist(),
+            "leaf_targetids": joined["targetids"].astype(np.int64).tolist(),
+            "leaf_weights": numpy_helper.from_array(joined["weights"].astype(self.element)),
+        }
+        if len(joined["members"]):
+            found["membership_values"] = numpy_helper.from_array(joined["members"].astype(self.element))
+        return found
+
+    def _splits(self, threshold: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+        """The thresholds in the element type; in float32, the float32 that splits float32
+        inputs as the float64 threshold does."""
+        if self.element is np.float64:
+            return threshold.copy()
+        with np.errstate(over="ignore"):
+            single = threshold.astype(np.float32)
+        wide = single.astype(np.float64)
+        if self.strict:  # x < t  <=>  x < the smallest float32 >= t
+            below = wide < threshold
+            single[below] = np.nextafter(single[below], np.float32(np.inf))
+        else:  # x <= t  <=>  x <= the largest float32 <= t
+            above = wide > threshold
+            single[above] = np.nextafter(single[above], np.float32(-np.inf))
+        return single
+
+    def _one_leaf(self, weight: float, target: int) -> None:
+        self.roots.append(self.n_nodes)
+        self._extend(
+            modes=np.array([_LEQ], np.uint8),
+            featureids=np.zeros(1, np.int64),
+            splits=np.zeros(1, self.element),
+            tracks=np.zeros(1, np.int64),
+            truenodeids=np.array([self.n_leaves]),
+            trueleafs=np.ones(1, np.int64),
+            falsenodeids=np.array([self.n_leaves + 1]),
+            falseleafs=np.ones(1, np.int64),
+            targetids=np.full(2, target, np.int64),
+            weights=np.full(2, weight, self.element),
+            members=np.zeros(0, self.element),
+        )
+        self.n_nodes += 1
+        self.n_leaves += 2
+
+    def _leaf(self, weight: float, target: int) -> None:
+        self.parts["targetids"].append(np.array([target], np.int64))
+        self.parts["weights"].append(np.array([weight], self.element))
+        self.n_leaves += 1
+
+    def _extend(self, **columns: npt.NDArray[Any]) -> None:
+        for name, values in columns.items():
+            self.parts[name].append(values)
+
+
+def _tree_attributes(ensemble: Ensemble, element: type[np.floating[Any]]) -> dict[str, Any]:
+    """The TreeEnsemble's attributes; a tree adding to every output is written once per output
+    (an ONNX leaf adds to one target)."""
+    nodes = _Nodes(element, ensemble.strict)
+    for tree, target in zip(ensemble.trees, ensemble.targets, strict=True):
+        if target is None:
+            for k in range(ensemble.n_outputs):
+                nodes.add(tree, tree.value[:, k], k)
+        else:
+            nodes.add(tree, tree.value[:, 0], target)
+    return nodes.attributes(ensemble.n_outputs)
+
+
+class _GraphSink:
+    """Nodes and initializers of a graph of our own."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._used: set[str] = set()
+
+    def fresh(self, hint: str) -> str:
+        name, n = hint, 1
+        while name in self._used:
+            n += 1
+            name = f"{hint}_{n}"
+        self._used.add(name)
+        return name
+
+    def constant(self, hint: str, value: npt.NDArray[Any]) -> str:
+        from onnx import numpy_helper
+
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(value, name=name))
+        return name
+
+    def node(
+        self, op: str, inputs: list[str], outputs: list[str], *, domain: str = "", **attributes: Any
+    ) -> None:
+        from onnx import helper
+
+        self.nodes.append(
+            helper.make_node(op, inputs, outputs, name=self.fresh(op), domain=domain or None, **attributes)
+        )
+
+
+class _ContainerSink:
+    """skl2onnx's scope and container, as a `Sink`."""
+
+    def __init__(self, scope: Any, container: Any) -> None:
+        self.scope = scope
+        self.container = container
+
+    def fresh(self, hint: str) -> str:
+        return str(self.scope.get_unique_variable_name(hint))
+
+    def constant(self, hint: str, value: npt.NDArray[Any]) -> str:
+        from onnx import helper
+
+        name = self.fresh(hint)
+        kind = helper.np_dtype_to_tensor_dtype(np.dtype(str) if value.dtype == object else value.dtype)
+        flat = [str(v) for v in value.ravel()] if value.dtype == object else value.ravel().tolist()
+        self.container.add_initializer(name, kind, list(value.shape), flat)
+        return name
+
+    def node(
+        self, op: str, inputs: list[str], outputs: list[str], *, domain: str = "", **attributes: Any
+    ) -> None:
+        version = ML_OPSET if domain == "ai.onnx.ml" else None
+        self.container.add_node(
+            op,
+            inputs,
+            outputs,
+            op_domain=domain,
+            op_version=version,
+            name=self.scope.get_unique_operator_name(op),
+            **attributes,
+        )
+
+
+_SKLEARN_TREES = (
+    ("sklearn.tree", "DecisionTreeClassifier"),
+    ("sklearn.tree", "DecisionTreeRegressor"),
+    ("sklearn.tree", "ExtraTreeClassifier"),
+    ("sklearn.tree", "ExtraTreeRegressor"),
+    ("sklearn.ensemble", "RandomForestClassifier"),
+    ("sklearn.ensemble", "RandomForestRegressor"),
+    ("sklearn.ensemble", "ExtraTreesClassifier"),
+    ("sklearn.ensemble", "ExtraTreesRegressor"),
+    ("sklearn.ensemble", "GradientBoostingClassifier"),
+    ("sklearn.ensemble", "GradientBoostingRegressor"),
+    ("sklearn.ensemble", "HistGradientBoostingClassifier"),
+    ("sklearn.ensemble", "HistGradientBoostingRegressor"),
+)
+_BOOSTER_TREES = (
+    ("xgboost", "XGBClassifier"),
+    ("xgboost", "XGBRegressor"),
+    ("lightgbm", "LGBMClassifier"),
+    ("lightgbm", "LGBMRegressor"),
+)
+
+
+def register_converters() -> None:
+    """Makes skl2onnx convert every tree model (scikit-learn's, and XGBoost's and LightGBM's
+    scikit-learn classes when those packages import) with `write_ensemble`, inside pipelines too.
+
+    Registering again replaces the same converters: calling this twice is harmless. The
+    conversion must target `{"": 21, "ai.onnx.ml": 5}` (the TreeEnsemble operator); a classifier
+    gives `label` and `probabilities` tensors (pass `options={"zipmap": False}`, or `id(model)`
+    keyed options, to skip skl2onnx's ZipMap).
+    """
+    import importlib
+
+    from skl2onnx import update_registered_converter
+
+    for module_name, class_name in _SKLEARN_TREES + _BOOSTER_TREES:
+        try:
+            model_class = getattr(importlib.import_module(module_name), class_name)
+        except ImportError:
+            continue
+        classifier = class_name.endswith("Classifier")
+        update_registered_converter(
+            model_class,
+            f"Shipyard{class_name}",
+            _classifier_shapes if classifier else _regressor_shapes,
+            _convert,
+            overwrite=True,
+            options={"zipmap": [True, False, "columns"], "nocl": [True, False]} if classifier else None,
+        )
+
+
+def _number_type(operator: Any) -> Any:
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    return DoubleTensorType if isinstance(operator.inputs[0].type, DoubleTensorType) else FloatTensorType
+
+
+def _classifier_shapes(operator: Any) -> None:
+    from skl2onnx.common.data_types import Int64TensorType, StringTensorType
+
+    rows = operator.inputs[0].get_first_dimension()
+    classes = np.asarray(operator.raw_operator.classes_)
+    strings = classes.dtype.kind in "OUS"
+    operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)(shape=[rows])
+    operator.outputs[1].type = _number_type(operator)(shape=[rows, len(classes)])
+
+
+def _regressor_shapes(operator: Any) -> None:
+    rows = operator.inputs[0].get_first_dimension()
+    operator.outputs[0].type = _number_type(operator)(shape=[rows, 1])
+
+
+def _convert(scope: Any, operator: Any, container: Any) -> None:
+    """skl2onnx's converter for a tree model: `read_ensemble` written by `write_ensemble`."""
+    from onnx import TensorProto
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    model = operator.raw_operator
+    name = type(model).__name__
+    if container.target_opset_any_domain("ai.onnx.ml") < ML_OPSET:
+        raise UnsupportedExportError(
+            f"{name} is written with the ai.onnx.ml opset {ML_OPSET} TreeEnsemble, but the conversion "
+            f"targets ai.onnx.ml {container.target_opset_any_domain('ai.onnx.ml')}: pass "
+            f'target_opset={{"": {ONNX_OPSET}, "ai.onnx.ml": {ML_OPSET}}}'
+        )
+    ensemble = read_ensemble(model)
+    if ensemble is None:
+        raise UnsupportedExportError(f"{name} is not a tree model the edge export reads")
+    if ensemble.categories:
+        raise UnsupportedExportError(
+            f"{name} reads string categories itself (columns {sorted(ensemble.categories)}); inside a "
+            "pipeline give it numbers: encode those columns first (OrdinalEncoder) and name them in "
+            "categorical_features"
+        )
+    x = operator.inputs[0].full_name
+    kind = operator.inputs[0].type
+    if not isinstance(kind, (DoubleTensorType, FloatTensorType)):
+        cast = scope.get_unique_variable_name("as_float")
+        container.add_node(
+            "Cast", [x], [cast], to=TensorProto.FLOAT, name=scope.get_unique_operator_name("Cast")
+        )
+        x = cast
+    dtype: Dtype = "float64" if isinstance(kind, DoubleTensorType) else "float32"
+    outputs = [variable.full_name for variable in operator.outputs]
+    write_ensemble(_ContainerSink(scope, container), ensemble, x, outputs, dtype=dtype)
