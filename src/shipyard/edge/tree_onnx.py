@@ -406,16 +406,22 @@ class _ContainerSink:
     def node(
         self, op: str, inputs: list[str], outputs: list[str], *, domain: str = "", **attributes: Any
     ) -> None:
-        version = ML_OPSET if domain == "ai.onnx.ml" else None
-        self.container.add_node(
-            op,
-            inputs,
-            outputs,
-            op_domain=domain,
-            op_version=version,
-            name=self.scope.get_unique_operator_name(op),
-            **attributes,
+        name = self.scope.get_unique_operator_name(op)
+        if domain != "ai.onnx.ml":
+            self.container.add_node(op, inputs, outputs, name=name, **attributes)
+            return
+        from onnx import helper
+
+        # skl2onnx 1.20 refuses to declare ai.onnx.ml above 3 (it raises when a node asks for 5),
+        # and declares the highest version its converters' nodes asked for. The TreeEnsemble is
+        # therefore added without asking, and the domain's version is left to the conversion's
+        # target_opset (checked >= 5 by `_convert`); skl2onnx's own ai.onnx.ml nodes run there.
+        self.container.nodes.append(
+            helper.make_node(op, inputs, outputs, name=name, domain=domain, **attributes)
         )
+        self.container.node_domain_version_pair_sets -= {
+            pair for pair in self.container.node_domain_version_pair_sets if pair[0] == domain
+        }
 
 
 _SKLEARN_TREES = (
