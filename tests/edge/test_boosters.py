@@ -15,6 +15,9 @@ import xgboost
 from shipyard.edge.boosters import read_booster
 from shipyard.edge.ensemble import Ensemble
 from shipyard.errors import UnsupportedExportError
+from shipyard.flavors.base import LoadOptions
+from shipyard.flavors.lightgbm import LightGBMFlavor
+from shipyard.flavors.xgboost import XGBoostFlavor
 
 ROWS = 300
 LEVELS = ("red", "green", "blue", "grey", "pink", "teal")
@@ -102,13 +105,13 @@ def _max_diff(model: Any, ensemble: Ensemble, rows: pd.DataFrame) -> float:
 
 def _xgb(task: str, **options: Any) -> Any:
     kind = xgboost.XGBRegressor if task == "regression" else xgboost.XGBClassifier
-    settings = {"n_estimators": 30, "max_depth": 4, "n_jobs": 1, "tree_method": "hist"} | options
+    settings = {"n_estimators": 20, "max_depth": 4, "n_jobs": 1, "tree_method": "hist"} | options
     return kind(**settings)
 
 
 def _lgb(task: str, **options: Any) -> Any:
     kind = lightgbm.LGBMRegressor if task == "regression" else lightgbm.LGBMClassifier
-    settings = {"n_estimators": 30, "num_leaves": 8, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
+    settings = {"n_estimators": 20, "num_leaves": 8, "min_child_samples": 5, "verbose": -1, "n_jobs": 1}
     return kind(**(settings | options))
 
 
@@ -181,12 +184,15 @@ def test_lightgbm_zero_as_missing_is_written_as_plain_splits() -> None:
     assert _max_diff(model, ensemble, _probes(ensemble, frame)) < LGB_TOLERANCE
 
 
-def test_lightgbm_sigmoid_and_random_forest_mode_are_kept() -> None:
+def test_lightgbm_sigmoid_dart_and_random_forest_mode_are_kept() -> None:
     frame, y = _data("binary")
-    forest = _lgb("binary", boosting_type="rf", subsample=0.8, subsample_freq=1, sigmoid=0.5).fit(frame, y)
-    ensemble = read_booster(forest)
-    assert ensemble is not None and ensemble.average
-    assert _max_diff(forest, ensemble, _probes(ensemble, frame)) < LGB_TOLERANCE
+    for model in (
+        _lgb("binary", boosting_type="rf", subsample=0.8, subsample_freq=1, sigmoid=0.5),
+        _lgb("binary", boosting_type="dart", drop_rate=0.3),
+    ):
+        ensemble = read_booster(model.fit(frame, y))
+        assert ensemble is not None and ensemble.average == (model.boosting_type == "rf")
+        assert _max_diff(model, ensemble, _probes(ensemble, frame)) < LGB_TOLERANCE
 
 
 def test_a_bare_booster_takes_the_classes_it_is_given() -> None:
@@ -197,6 +203,24 @@ def test_a_bare_booster_takes_the_classes_it_is_given() -> None:
     assert named is not None and named.classes == ("high", "low", "mid")
     with pytest.raises(UnsupportedExportError, match="3 classes but 2 labels"):
         read_booster(booster, classes=["low", "high"])
+
+
+@pytest.mark.parametrize("flavor", [XGBoostFlavor(), LightGBMFlavor()], ids=["xgboost", "lightgbm"])
+def test_a_registered_version_reads_as_the_model_it_was_saved_from(flavor: Any) -> None:
+    """What the registry loads (a reloaded wrapper, a Booster from text) gives the same ensemble."""
+    frame, y = _data("multiclass", categorical=True)
+    labels = np.array(["low", "mid", "high"])
+    if isinstance(flavor, XGBoostFlavor):
+        model = _xgb("multiclass", enable_categorical=True).fit(frame, y)
+    else:
+        model = _lgb("multiclass", min_data_per_group=5, cat_smooth=1.0).fit(frame, labels[y])
+    loaded = flavor.load(flavor.save(model), LoadOptions())
+    ensemble, original = read_booster(loaded.model, classes=loaded.classes), read_booster(model)
+    assert ensemble is not None and original is not None
+    assert ensemble.classes == original.classes and ensemble.categories == original.categories
+    assert np.array_equal(
+        ensemble.answers(_codes(frame, ensemble)), original.answers(_codes(frame, original))
+    )
 
 
 def test_string_labels_of_a_lightgbm_classifier_are_its_classes() -> None:
