@@ -176,9 +176,10 @@ def test_xgboost_sends_missing_categories_to_each_split_default() -> None:
     assert _max_diff(model, ensemble, rows) < XGB_TOLERANCE
 
 
-def test_lightgbm_zero_as_missing_is_written_as_plain_splits() -> None:
+@pytest.mark.parametrize("missing", [{"zero_as_missing": True}, {"use_missing": False}])
+def test_lightgbm_zero_as_missing_and_no_missing_are_written_as_plain_splits(missing: dict[str, bool]) -> None:
     frame, y = _data("regression")
-    model = _lgb("regression", zero_as_missing=True).fit(frame, y)
+    model = _lgb("regression", **missing).fit(frame, y)
     ensemble = read_booster(model)
     assert ensemble is not None
     assert _max_diff(model, ensemble, _probes(ensemble, frame)) < LGB_TOLERANCE
@@ -237,6 +238,7 @@ def test_xgboost_booster_dart_forest_and_early_stopping_are_read() -> None:
     for model in (
         _xgb("binary", booster="dart", rate_drop=0.3).fit(numbers, y),
         xgboost.XGBRFClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(numbers, y),
+        _xgb("multiclass", num_parallel_tree=2, n_estimators=5).fit(numbers, _data("multiclass", seed=1)[1]),
         _xgb("binary", n_estimators=50, early_stopping_rounds=2, learning_rate=0.9).fit(
             numbers[:200], y[:200], eval_set=[(numbers[200:], y[200:])], verbose=False
         ),
@@ -245,7 +247,7 @@ def test_xgboost_booster_dart_forest_and_early_stopping_are_read() -> None:
         assert ensemble is not None
         assert _max_diff(model, ensemble, _probes(ensemble, frame)) < XGB_TOLERANCE
         booster = read_booster(model.get_booster())
-        assert booster is not None and booster.classes == (0, 1)
+        assert booster is not None and booster.classes == ensemble.classes
         assert _max_diff(model.get_booster(), booster, _probes(booster, frame)) < XGB_TOLERANCE
 
 
@@ -254,6 +256,7 @@ def test_xgboost_booster_dart_forest_and_early_stopping_are_read() -> None:
     [
         (xgboost.XGBRegressor(n_estimators=2, objective="count:poisson"), "count:poisson"),
         (xgboost.XGBRegressor(n_estimators=2, booster="gblinear"), "gblinear"),
+        (xgboost.XGBRegressor(n_estimators=2, missing=0.0), "missing=0.0"),
         (lightgbm.LGBMRegressor(n_estimators=2, objective="poisson", verbose=-1), "poisson"),
         (lightgbm.LGBMClassifier(n_estimators=2, objective="multiclassova", verbose=-1), "multiclassova"),
         (lightgbm.LGBMRegressor(n_estimators=2, linear_tree=True, verbose=-1), "linear trees"),

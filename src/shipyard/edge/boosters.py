@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from shipyard.edge.ensemble import Ensemble, PostTransform, Tree
 from shipyard.errors import UnsupportedExportError
@@ -90,7 +91,6 @@ def _read_xgboost(model: Any, classes: Sequence[Any] | None) -> Ensemble:
     if missing is not None and not (isinstance(missing, float) and math.isnan(missing)):
         raise _refuse(model, f"missing={missing!r} marks a value as missing", "refit with missing=np.nan")
     learner = json.loads(bytes(booster.save_raw("json")))["learner"]
-    objective = learner["objective"]["name"]
     params = learner["learner_model_param"]
     gradient_booster = learner["gradient_booster"]
     kind = gradient_booster["name"]
@@ -100,24 +100,7 @@ def _read_xgboost(model: Any, classes: Sequence[Any] | None) -> Ensemble:
     weights = gradient_booster.get("weight_drop") if kind == "dart" else None
     if int(params.get("num_target", 1)) > 1:
         raise _refuse(model, "a multi-target model (num_target > 1)", "export one model per target")
-    base = np.array([float(np.float32(v)) for v in params["base_score"].strip("[]").split(",")])
-    n_classes = int(params["num_class"])
-    post: PostTransform
-    if objective in _XGB_LOGISTIC:
-        post, labels = "logistic", _labels(model, classes, 2)
-        probability = base.astype(np.float32)
-        base = (-np.log(np.float32(1) / probability - np.float32(1))).astype(np.float64)
-    elif objective in _XGB_SOFTMAX:
-        post, labels = "softmax", _labels(model, classes, n_classes)
-        base = np.broadcast_to(base, (n_classes,)).copy()
-    elif objective in _XGB_IDENTITY:
-        post, labels = "none", None
-    else:
-        raise _refuse(
-            model,
-            f"objective {objective!r} is not exported",
-            f"supported: {sorted(_XGB_LOGISTIC | _XGB_SOFTMAX | _XGB_IDENTITY)}",
-        )
+    post, base, labels = _xgboost_output(model, learner, classes)
     n_trees = len(forest["trees"])
     if hasattr(model, "get_booster") and "best_iteration" in booster.attributes():
         # the scikit-learn wrapper predicts with the rounds up to its best one, a Booster with all
@@ -138,6 +121,33 @@ def _read_xgboost(model: Any, classes: Sequence[Any] | None) -> Ensemble:
         categories=_xgboost_categories(learner, forest),
         classes=labels,
         model=type(model).__name__,
+    )
+
+
+def _xgboost_output(
+    model: object, learner: dict[str, Any], classes: Sequence[Any] | None
+) -> tuple[PostTransform, npt.NDArray[np.float64], tuple[Any, ...] | None]:
+    """The objective's transform, the margin the trees start from (`base_score` is a probability
+    for binary:logistic, a margin otherwise), and a classifier's labels."""
+    objective = learner["objective"]["name"]
+    params = learner["learner_model_param"]
+    base = np.array([float(np.float32(v)) for v in params["base_score"].strip("[]").split(",")])
+    if objective in _XGB_LOGISTIC:
+        probability = base.astype(np.float32)  # XGBoost turns it into a margin in float32
+        return (
+            "logistic",
+            (-np.log(np.float32(1) / probability - np.float32(1))).astype(np.float64),
+            _labels(model, classes, 2),
+        )
+    if objective in _XGB_SOFTMAX:
+        n_classes = int(params["num_class"])
+        return "softmax", np.broadcast_to(base, (n_classes,)).copy(), _labels(model, classes, n_classes)
+    if objective in _XGB_IDENTITY:
+        return "none", base, None
+    raise _refuse(
+        model,
+        f"objective {objective!r} is not exported",
+        f"refit with one of {sorted(_XGB_LOGISTIC | _XGB_SOFTMAX | _XGB_IDENTITY)}",
     )
 
 
@@ -209,7 +219,7 @@ def _read_lightgbm(model: Any, classes: Sequence[Any] | None) -> Ensemble:
         raise _refuse(
             model,
             f"objective {dump['objective']!r} is not exported",
-            f"supported: binary, multiclass, {', '.join(sorted(_LGB_IDENTITY))} (without reg_sqrt)",
+            f"refit with binary, multiclass, or one of {', '.join(sorted(_LGB_IDENTITY))} (without reg_sqrt)",
         )
     trees = tuple(_lightgbm_tree(info["tree_structure"], scale, model) for info in dump["tree_info"])
     return Ensemble(
