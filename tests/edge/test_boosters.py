@@ -167,7 +167,8 @@ def test_lightgbm_sends_unseen_and_missing_categories_where_lightgbm_does() -> N
 
 def test_xgboost_sends_missing_categories_to_each_split_default() -> None:
     """An export reads an unseen category as missing; XGBoost 3.2 itself has no answer to compare
-    with: it reads one as the next fitted category in sorted order, or refuses one sorting last."""
+    with: it reads one as the next fitted category in sorted order, or refuses one sorting last
+    (dmlc/xgboost#12189)."""
     frame, y = _data("multiclass", categorical=True)
     model = _xgb("multiclass", enable_categorical=True, max_cat_to_onehot=1).fit(frame, y)
     ensemble = read_booster(model)
@@ -177,7 +178,9 @@ def test_xgboost_sends_missing_categories_to_each_split_default() -> None:
 
 
 @pytest.mark.parametrize("missing", [{"zero_as_missing": True}, {"use_missing": False}])
-def test_lightgbm_zero_as_missing_and_no_missing_are_written_as_plain_splits(missing: dict[str, bool]) -> None:
+def test_lightgbm_zero_as_missing_and_no_missing_are_written_as_plain_splits(
+    missing: dict[str, bool],
+) -> None:
     frame, y = _data("regression")
     model = _lgb("regression", **missing).fit(frame, y)
     ensemble = read_booster(model)

@@ -4,13 +4,19 @@ included, so that the ONNX and C writers never look at either framework.
 XGBoost is read from its JSON model (`Booster.save_raw("json")`): float32 thresholds and leaves,
 `x < threshold` on inputs rounded to float32, a missing value to each node's default child, and a
 categorical split sending the categories it lists to its right child (the `Ensemble`'s nodes send
-their set left, so such a node's children are swapped). LightGBM is read from
-`Booster.dump_model()`: float64 thresholds and leaves, `x <= threshold`, and its three missing-value
-rules per node (see `_numeric_split`); a categorical split sends the codes it lists left and
-everything else, missing included, right.
+their set left, so such a node's children are swapped). XGBoost sums its leaves in float32: the
+`Ensemble`, in float64, differs from it by about 1e-7 of an answer.
+
+LightGBM is read from `Booster.dump_model()`: float64 thresholds and leaves, `x <= threshold`,
+every |x| <= 1e-35 read as 0.0, and its three missing-value rules per node (see `_numeric_split`);
+a categorical split sends the codes it lists left and everything else right, a missing (NaN) or
+negative code included (NaN measured on x86-64, where LightGBM casts it to a negative int). An
+infinite threshold is the 1e300 LightGBM writes in its model text, which a registered version is
+loaded from.
 
 A categorical column holds category codes: integers (the framework's own codes, or positions in
-`Ensemble.categories`); both frameworks truncate a fractional code, the `Ensemble` does not.
+`Ensemble.categories`), NaN for a missing or unseen category; both frameworks truncate a
+fractional code, the `Ensemble` does not.
 """
 
 from __future__ import annotations
