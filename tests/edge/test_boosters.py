@@ -37,7 +37,8 @@ def _data(task: str, *, categorical: bool = False, seed: int = 0) -> tuple[pd.Da
     if categorical:
         colour = rng.integers(0, len(LEVELS), ROWS)
         size = rng.integers(0, 3, ROWS)
-        frame["colour"] = pd.Categorical.from_codes(colour, categories=list(LEVELS))
+        fitted = np.where(rng.random(ROWS) < 0.1, -1, colour)  # -1: missing
+        frame["colour"] = pd.Categorical.from_codes(fitted, categories=list(LEVELS))
         frame["size"] = pd.Categorical.from_codes(size, categories=[10, 20, 30])
         signal = signal + np.array([1.5, -1.0, 0.5, -2.0, 2.0, 0.0])[colour] + (size == 1)
     signal = signal + rng.normal(scale=0.3, size=ROWS)
