@@ -275,3 +275,4 @@ def test_objectives_without_an_exact_form_are_refused_by_name(model: Any, named:
 def test_other_models_are_not_boosters() -> None:
     assert read_booster(object()) is None
     assert read_booster(lightgbm.LGBMClassifier()) is None  # not fitted: no booster yet
+    assert read_booster(xgboost.XGBRegressor()) is None

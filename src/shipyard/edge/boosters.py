@@ -53,7 +53,7 @@ _BELOW_ZERO = float(np.nextafter(-_ZERO, -np.inf))
 
 
 def read_booster(model: object, *, classes: Sequence[Any] | None = None) -> Ensemble | None:
-    """The `Ensemble` of an XGBoost or LightGBM model; None for any other model.
+    """The `Ensemble` of a fitted XGBoost or LightGBM model; None for any other model.
 
     Args:
         model: an `XGBClassifier`/`XGBRegressor` (or their random-forest variants), an
@@ -66,7 +66,10 @@ def read_booster(model: object, *, classes: Sequence[Any] | None = None) -> Ense
             form (the message names what and what would work).
     """
     framework = module_of(model)
-    if framework == "xgboost" and (hasattr(model, "get_booster") or type(model).__name__ == "Booster"):
+    if framework == "xgboost" and hasattr(model, "get_booster"):
+        fitted = getattr(model, "__sklearn_is_fitted__", lambda: True)()
+        return _read_xgboost(model, classes) if fitted else None
+    if framework == "xgboost" and type(model).__name__ == "Booster":
         return _read_xgboost(model, classes)
     if framework == "lightgbm" and (hasattr(model, "booster_") or type(model).__name__ == "Booster"):
         return _read_lightgbm(model, classes)
