@@ -166,3 +166,12 @@ def test_labels_at_zero_follow_the_framework() -> None:
         (stump,), 1, 1, (0,), np.zeros(1), post="logistic", classes=("no", "yes"), positive_at_zero=True
     )
     assert inclusive.labels(rows).tolist() == ["yes", "yes"]  # GradientBoosting: raw >= 0
+
+
+def test_xgboost_models_are_read_by_the_boosters_reader() -> None:
+    boosters = pytest.importorskip("shipyard.edge.boosters")
+    xgboost = pytest.importorskip("xgboost")
+    x, y = TARGETS["binary"]()
+    model = xgboost.XGBClassifier(n_estimators=3, max_depth=2, n_jobs=1).fit(x, y)
+    found = _read(model)
+    assert len(found.trees) == len(boosters.read_booster(model).trees)
