@@ -352,3 +352,26 @@ def test_conversion_below_ai_onnx_ml_5_is_refused_with_what_to_pass() -> None:
             initial_types=[("X", DoubleTensorType([None, x.shape[1]]))],
             target_opset={"": 21, "ai.onnx.ml": 3},
         )
+
+
+@pytest.mark.parametrize("package", ["xgboost", "lightgbm"])
+def test_boosters_inside_pipelines_convert_through_skl2onnx(package: str) -> None:
+    framework = pytest.importorskip(package)
+    x, y = TARGETS["multiclass"]()
+    if package == "xgboost":
+        booster = framework.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1)
+    else:
+        booster = framework.LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1)
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", booster)]).fit(x, y)
+    register_converters()
+    converted = convert_sklearn(
+        pipeline,
+        initial_types=[("X", DoubleTensorType([None, x.shape[1]]))],
+        options={id(booster): {"zipmap": False}},
+        target_opset={"": 21, "ai.onnx.ml": 5},
+    )
+    label, probabilities = _session(converted).run(None, {"X": x})
+    # XGBoost sums its leaves in float32: ~1e-7 from the double graph
+    atol = 1e-6 if package == "xgboost" else 1e-12
+    np.testing.assert_allclose(probabilities, pipeline.predict_proba(x), rtol=0, atol=atol)
+    assert (label == pipeline.predict(x)).all()
