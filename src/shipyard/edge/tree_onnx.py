@@ -311,7 +311,7 @@ def register_converters() -> None:
             _classifier_shapes if classifier else _regressor_shapes,
             _convert,
             overwrite=True,
-            options={"zipmap": [True, False, "columns"], "nocl": [True, False]} if classifier else None,
+            options={"zipmap": [True, False, "columns"]} if classifier else None,
         )
 
 
@@ -354,9 +354,9 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
         raise UnsupportedExportError(f"{name} is not a tree model the edge export reads")
     if ensemble.categories:
         raise UnsupportedExportError(
-            f"{name} reads string categories itself (columns {sorted(ensemble.categories)}); inside a "
-            "pipeline give it numbers: encode those columns first (OrdinalEncoder) and name them in "
-            "categorical_features"
+            f"{name} reads category values itself (columns {sorted(ensemble.categories)}), which a "
+            "pipeline's numeric matrix cannot carry: encode those columns as numbers first (e.g. "
+            "OrdinalEncoder) and fit the model on the codes, or export the model alone"
         )
     x = operator.inputs[0].full_name
     kind = operator.inputs[0].type
