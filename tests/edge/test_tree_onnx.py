@@ -350,6 +350,7 @@ def test_conversion_below_ai_onnx_ml_5_is_refused_with_what_to_pass() -> None:
         convert_sklearn(
             model,
             initial_types=[("X", DoubleTensorType([None, x.shape[1]]))],
+            options={id(model): {"zipmap": False}},
             target_opset={"": 21, "ai.onnx.ml": 3},
         )
 
@@ -375,3 +376,28 @@ def test_boosters_inside_pipelines_convert_through_skl2onnx(package: str) -> Non
     atol = 1e-6 if package == "xgboost" else 1e-12
     np.testing.assert_allclose(probabilities, pipeline.predict_proba(x), rtol=0, atol=atol)
     assert (label == pipeline.predict(x)).all()
+
+
+def test_conversion_with_zipmap_is_refused_with_the_option_to_pass() -> None:
+    model, x = fit(CLASSIFIERS["forest"](), TARGETS["strings"]())
+    register_converters()
+    with pytest.raises(UnsupportedExportError, match="'zipmap': False"):
+        convert_sklearn(
+            model,
+            initial_types=[("X", DoubleTensorType([None, x.shape[1]]))],
+            target_opset={"": 21, "ai.onnx.ml": 5},
+        )
+
+
+def test_class_indices_as_labels_when_asked() -> None:
+    model, x = fit(CLASSIFIERS["forest"](), TARGETS["strings"]())
+    register_converters()
+    converted = convert_sklearn(
+        model,
+        initial_types=[("X", DoubleTensorType([None, x.shape[1]]))],
+        options={id(model): {"zipmap": False, "nocl": True}},
+        target_opset={"": 21, "ai.onnx.ml": 5},
+    )
+    label, _ = _session(converted).run(None, {"X": np.nan_to_num(x)})
+    assert label.dtype == np.int64
+    assert (model.classes_[label] == model.predict(np.nan_to_num(x))).all()

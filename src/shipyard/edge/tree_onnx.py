@@ -18,6 +18,7 @@ transform are plain ONNX operators after it, so that every step is the reference
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -291,9 +292,9 @@ def register_converters() -> None:
     scikit-learn classes when those packages import) with `write_ensemble`, inside pipelines too.
 
     Registering again replaces the same converters: calling this twice is harmless. The
-    conversion must target `{"": 21, "ai.onnx.ml": 5}` (the TreeEnsemble operator); a classifier
-    gives `label` and `probabilities` tensors (pass `options={"zipmap": False}`, or `id(model)`
-    keyed options, to skip skl2onnx's ZipMap).
+    conversion must target `{"": 21, "ai.onnx.ml": 5}` (the TreeEnsemble operator), and a
+    classifier needs the option `{"zipmap": False}` (keyed by its class or `id(model)`): it then
+    gives `label` and `probabilities` tensors. The option `nocl` gives class indices as labels.
     """
     import importlib
 
@@ -311,7 +312,7 @@ def register_converters() -> None:
             _classifier_shapes if classifier else _regressor_shapes,
             _convert,
             overwrite=True,
-            options={"zipmap": [True, False, "columns"]} if classifier else None,
+            options={"zipmap": [True, False, "columns"], "nocl": [False, True]} if classifier else None,
         )
 
 
@@ -326,9 +327,14 @@ def _classifier_shapes(operator: Any) -> None:
 
     rows = operator.inputs[0].get_first_dimension()
     classes = np.asarray(operator.raw_operator.classes_)
-    strings = classes.dtype.kind in "OUS"
+    strings = classes.dtype.kind in "OUS" and not _class_indices(operator)
     operator.outputs[0].type = (StringTensorType if strings else Int64TensorType)(shape=[rows])
     operator.outputs[1].type = _number_type(operator)(shape=[rows, len(classes)])
+
+
+def _class_indices(operator: Any) -> bool:
+    """skl2onnx's `nocl` option: the label output holds class indices, not the classes."""
+    return bool(operator.scope_inst.get_options(operator.raw_operator, {"nocl": False})["nocl"])
 
 
 def _regressor_shapes(operator: Any) -> None:
@@ -349,6 +355,12 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
             f"targets ai.onnx.ml {container.target_opset_any_domain('ai.onnx.ml')}: pass "
             f'target_opset={{"": {ONNX_OPSET}, "ai.onnx.ml": {ML_OPSET}}}'
         )
+    if hasattr(model, "classes_") and scope.get_options(model, {"zipmap": True})["zipmap"] is not False:
+        # ZipMap, an ai.onnx.ml opset 1 node added after this one, would declare the domain at 1
+        raise UnsupportedExportError(
+            f"{name} gives its probabilities as a tensor, which skl2onnx's ZipMap cannot follow here: "
+            f"pass options={{{name}: {{'zipmap': False}}}} (or keyed by id(model))"
+        )
     ensemble = read_ensemble(model)
     if ensemble is None:
         raise UnsupportedExportError(f"{name} is not a tree model the edge export reads")
@@ -358,6 +370,8 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
             "pipeline's numeric matrix cannot carry: encode those columns as numbers first (e.g. "
             "OrdinalEncoder) and fit the model on the codes, or export the model alone"
         )
+    if ensemble.classes is not None and _class_indices(operator):
+        ensemble = replace(ensemble, classes=tuple(range(len(ensemble.classes))))
     x = operator.inputs[0].full_name
     kind = operator.inputs[0].type
     if not isinstance(kind, (DoubleTensorType, FloatTensorType)):
