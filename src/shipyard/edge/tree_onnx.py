@@ -13,6 +13,9 @@ transform are plain ONNX operators after it, so that every step is the reference
 - float32 mode: float input and arithmetic; each threshold is the float32 that splits float32
   inputs exactly as the framework's float64 threshold does (for `x <= t` the largest float32 at
   most t, for `x < t` the smallest at least t), so no float32 row changes side.
+
+`register_converters` makes skl2onnx write every tree model (inside pipelines too) with the same
+nodes, `read_ensemble` of the fitted estimator written by `write_ensemble`.
 """
 
 from __future__ import annotations
