@@ -48,8 +48,12 @@ def _contract() -> Contract:
     )
 
 
+def _batch(x: np.ndarray) -> Batch:
+    return Batch.from_columns(dict(zip(NAMES, x.astype(np.float64).T, strict=True)))
+
+
 def _labels(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    return np.asarray(onnx_predictor(model, _contract())(Batch.from_columns(dict(zip(NAMES, x.T)))).values)
+    return np.asarray(onnx_predictor(model, _contract())(_batch(x)).values)
 
 
 def test_dynamic_int8_makes_the_mlp_three_times_smaller_and_keeps_its_accuracy(mlp: Any) -> None:
@@ -68,7 +72,7 @@ def test_dynamic_int8_makes_the_mlp_three_times_smaller_and_keeps_its_accuracy(m
 
 def test_static_int8_calibrates_on_rows_drawn_from_the_reference_profile(mlp: Any) -> None:
     model, graph, x, y = mlp
-    profile = Profile.build(Batch.from_columns(dict(zip(NAMES, x[:400].astype(np.float64).T))))
+    profile = Profile.build(_batch(x[:400]))
     rows = rows_from_profile(profile, _contract(), 256, seed=1)
     quantized = quantize(graph, mode="static", calibration=rows, repeats=2, batch_rows=64)
     assert {n.became for n in quantized.nodes} == {"MatMul on int8 QDQ inputs"}
