@@ -17,32 +17,45 @@ from shipyard.core.batch import Array, Label, Task
 from shipyard.core.metric_table import lower_is_better, primary_metric
 from shipyard.core.scores import ClassificationData, HeadlineWeights, positions
 
-__all__ = ["MetricDrop", "drop_of", "headline"]
+__all__ = ["Headline", "MetricDrop", "drop_of"]
 
 
-def headline(task: Task, y_true: Any, y_pred: Any, *, classes: Sequence[Label] | None = None) -> float:
-    """The task's primary metric of `y_pred` against `y_true` (accuracy, or MAE for regressors).
+class Headline:
+    """The task's primary metric (accuracy, or MAE for regressors) against fixed true labels,
+    computed for many candidate predictions (a pruning search scores dozens).
 
     Args:
         task: 'classification' or 'regression'.
         y_true: the true labels or values.
-        y_pred: the predicted labels or values.
-        classes: a classifier's labels (the union of both sides when None).
+        classes: a classifier's labels, in the order of its scores (from the truth when None).
     """
-    name = primary_metric(task)
-    truth, predicted = np.asarray(y_true), np.asarray(y_pred)
-    ones = np.ones(len(truth), dtype=np.float64)
-    if task == "regression":
-        scores = HeadlineWeights(y_true=truth.astype(np.float64), y_pred=predicted.astype(np.float64))
-        return scores(ones)[name]
-    labels = tuple(classes) if classes is not None else tuple(np.unique(np.r_[truth, predicted]).tolist())
-    data = ClassificationData(
-        labels,
-        positions(truth, labels, what="the true labels"),
-        positions(predicted, labels, what="the predicted labels"),
-        None,
-    )
-    return HeadlineWeights(data)(ones)[name]
+
+    def __init__(self, task: Task, y_true: Any, *, classes: Sequence[Label] | None = None) -> None:
+        self.task = task
+        self.name = primary_metric(task)
+        self.y_true = np.asarray(y_true)
+        self.ones = np.ones(len(self.y_true), dtype=np.float64)
+        self.classes: tuple[Label, ...] = ()
+        if task == "classification":
+            self.classes = tuple(classes) if classes is not None else tuple(np.unique(self.y_true).tolist())
+            self.truth = positions(self.y_true, self.classes, what="the true labels")
+
+    def of(self, y_pred: Any) -> float:
+        """The metric of predicted labels (classification) or values (regression)."""
+        if self.task == "regression":
+            return self.of_values(y_pred)
+        return self.of_positions(positions(np.asarray(y_pred), self.classes, what="the predicted labels"))
+
+    def of_positions(self, predicted: Array) -> float:
+        """The metric of predicted classes given as positions into `classes`."""
+        data = ClassificationData(self.classes, self.truth, np.asarray(predicted, dtype=np.int64), None)
+        return HeadlineWeights(data)(self.ones)[self.name]
+
+    def of_values(self, values: Any) -> float:
+        """The metric of a regressor's predicted values."""
+        predicted = np.asarray(values, dtype=np.float64).reshape(-1)
+        scores = HeadlineWeights(y_true=self.y_true.astype(np.float64), y_pred=predicted)
+        return scores(self.ones)[self.name]
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,7 @@ def drop_of(
     task: Task, y_true: Array, before: Array, after: Array, *, classes: Sequence[Label] | None = None
 ) -> MetricDrop:
     """The primary metric's drop from the `before` predictions to the `after` ones on `y_true`."""
-    return MetricDrop(
-        primary_metric(task),
-        headline(task, y_true, before, classes=classes),
-        headline(task, y_true, after, classes=classes),
-    )
+    if task == "classification" and classes is None:
+        classes = tuple(np.unique(np.concatenate([np.asarray(a) for a in (y_true, before, after)])).tolist())
+    metric = Headline(task, y_true, classes=classes)
+    return MetricDrop(metric.name, metric.of(before), metric.of(after))
