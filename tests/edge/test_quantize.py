@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
-from shipyard.core.batch import Batch
+from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract, Feature
 from shipyard.core.dtypes import DType
 from shipyard.core.profile import Profile
@@ -52,12 +52,12 @@ def _batch(x: np.ndarray) -> Batch:
     return Batch.from_columns(dict(zip(NAMES, x.astype(np.float64).T, strict=True)))
 
 
-def _labels(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    return np.asarray(onnx_predictor(model, _contract())(_batch(x)).values)
+def _answers(model: onnx.ModelProto, x: np.ndarray) -> Predictions:
+    return onnx_predictor(model, _contract())(_batch(x))
 
 
 def test_dynamic_int8_makes_the_mlp_three_times_smaller_and_keeps_its_accuracy(mlp: Any) -> None:
-    model, graph, x, y = mlp
+    _, graph, x, y = mlp
     quantized = quantize(graph, mode="dynamic", calibration=x[:64], repeats=2, batch_rows=64)
     assert {n.became for n in quantized.nodes} == {"MatMulInteger"}
     report = quantized.to_dict()
@@ -65,20 +65,20 @@ def test_dynamic_int8_makes_the_mlp_three_times_smaller_and_keeps_its_accuracy(m
     assert report["operators"]["DynamicQuantizeLinear"]["after"] == 3
     assert quantized.size_ratio >= 3.0  # a size fact; speed is the benchmark's to say
     assert report["latency"]["before"]["batch_rows"] == 64
-    drop = drop_of("classification", y[400:], model.predict(x[400:]), _labels(quantized.model, x[400:]))
-    assert drop.metric == "accuracy"
+    drop = drop_of("classification", y[400:], _answers(graph, x[400:]), _answers(quantized.model, x[400:]))
+    assert set(drop.before) == {"accuracy", "f1_macro", "roc_auc", "brier"}
     assert drop.within(0.02)
 
 
 def test_static_int8_calibrates_on_rows_drawn_from_the_reference_profile(mlp: Any) -> None:
-    model, graph, x, y = mlp
+    _, graph, x, y = mlp
     profile = Profile.build(_batch(x[:400]))
     rows = rows_from_profile(profile, _contract(), 256, seed=1)
     quantized = quantize(graph, mode="static", calibration=rows, repeats=2, batch_rows=64)
     assert {n.became for n in quantized.nodes} == {"MatMul on int8 QDQ inputs"}
     assert quantized.to_dict()["format"] == "QDQ (U8S8)"
     assert quantized.size_ratio >= 3.0
-    drop = drop_of("classification", y[400:], model.predict(x[400:]), _labels(quantized.model, x[400:]))
+    drop = drop_of("classification", y[400:], _answers(graph, x[400:]), _answers(quantized.model, x[400:]))
     assert drop.within(0.02)
 
 

@@ -1,4 +1,5 @@
-"""Pruning: the smallest model whose primary metric on a holdout drops by at most a bound.
+"""Pruning: the smallest model whose headline metrics on a holdout drop by at most a bound
+(`edge/headline.py`: accuracy, macro F1, ROC AUC and Brier score, or MAE, RMSE and R2).
 
 - MLP and linear models (scikit-learn's, alone or last in a Pipeline): magnitude pruning. Each
   weight matrix (`coefs_`, `coef_`) has its smallest weights by absolute value set to zero, the
@@ -9,8 +10,12 @@
 - Boosting (an `Ensemble` that sums its trees): the first k rounds are kept (whole rounds: one
   tree per output in multiclass), k found by binary search as the smallest within the bound.
 - Forests (an `Ensemble` that averages its trees): trees are dropped greedily, each time the one
-  whose removal keeps the metric highest (ties: the one that moves the outputs least), while
-  the metric stays within the bound.
+  whose removal makes the worst metric drop smallest (ties: the one that moves the outputs
+  least), while that drop stays within the bound. The trees are chosen on the holdout, so its
+  drop is optimistic for unseen rows: a holdout apart from the final evaluation's is best.
+
+A binary search assumes the metrics worsen as rounds are cut; where they do not, the k it
+finds is within the bound but may not be the smallest.
 
 Tree models are pruned in the neutral form (`edge/ensemble.py`) and scored with
 `Ensemble.answers`, so the pruned ensemble is what the ONNX and C writers take. The model given
@@ -63,7 +68,7 @@ class Pruned:
     Args:
         model: the pruned copy (a scikit-learn model, or an `Ensemble`).
         kind: 'weights' (MLP, linear), 'boosting' or 'forest'.
-        metric: the primary metric on the holdout, before and after.
+        metric: the headline metrics on the holdout, before and after.
         max_metric_drop: the bound the drop was held to.
         sparsity: the share of weights set to zero (weights), else None.
         trees: (before, after) tree counts (ensembles), else None.
@@ -126,7 +131,7 @@ def prune(
     export: Callable[[Any], onnx.ModelProto] | None = None,
     repeats: int = 20,
 ) -> Pruned:
-    """Prune a copy of `model` as far as the holdout's primary metric allows.
+    """Prune a copy of `model` as far as the holdout's headline metrics allow.
 
     Args:
         model: an MLP or linear model of scikit-learn (or a Pipeline ending in one), or an
@@ -135,7 +140,7 @@ def prune(
             matrix, categorical columns as codes).
         holdout_y: its true labels or values.
         task: 'classification' or 'regression'.
-        max_metric_drop: how much the primary metric (accuracy, or MAE) may drop.
+        max_metric_drop: how much any headline metric may drop.
         classes: a classifier's labels in the order of its scores (the model's, when None).
         sparsities: the shares of weights to try setting to zero.
         export: turns a model into its ONNX graph, for sizes and latency on the export.
@@ -159,10 +164,10 @@ def prune(
     return _measured(pruned, model, holdout_x, export, repeats)
 
 
-def _refuse(kind: str, best: tuple[float, float], metric: str, bound: float) -> ExportError:
+def _refuse(kind: str, least: tuple[float, float], bound: float) -> ExportError:
     return ExportError(
-        f"no {kind} stays within --max-metric-drop {bound}: the least pruning tried ({best[0]:g}) "
-        f"drops {metric} by {best[1]:.4g}; raise the bound or export without --prune"
+        f"no {kind} stays within --max-metric-drop {bound}: the least pruning tried ({least[0]:g}) "
+        f"drops a headline metric by {least[1]:.4g}; raise the bound or export without --prune"
     )
 
 
@@ -194,8 +199,9 @@ def _with_sparsity(model: Any, sparsity: float) -> Any:
     return pruned
 
 
-def _predicted(model: Any, x: Any, headline: Headline) -> float:
-    return headline.of(model.predict(x))
+def _predicted(model: Any, x: Any, headline: Headline) -> dict[str, float]:
+    scores = headline.task == "classification" and hasattr(model, "predict_proba")
+    return headline.of(model.predict(x), np.asarray(model.predict_proba(x)) if scores else None)
 
 
 def _prune_weights(
@@ -207,12 +213,12 @@ def _prune_weights(
     tried = []
     for sparsity in sorted(sparsities):
         candidate = _with_sparsity(model, sparsity)
-        drop = MetricDrop(headline.name, before, _predicted(candidate, x, headline))
+        drop = MetricDrop(before, _predicted(candidate, x, headline))
         tried.append((sparsity, drop.drop))
         if drop.within(bound):
             best = (candidate, sparsity, drop)
     if best is None:
-        raise _refuse("sparsity", tried[0], headline.name, bound)
+        raise _refuse("sparsity", tried[0], bound)
     candidate, sparsity, drop = best
     return Pruned(candidate, "weights", drop, bound, sparsity=sparsity, tried=tuple(tried))
 
@@ -224,12 +230,6 @@ def _prune_ensemble(ensemble: Ensemble, x: Array, headline: Headline, bound: flo
     if ensemble.average:
         return _prune_forest(ensemble, x, headline, bound)
     return _prune_boosting(ensemble, x, headline, bound)
-
-
-def _score(ensemble: Ensemble, answers: Array, headline: Headline) -> float:
-    if ensemble.classes is None:
-        return headline.of_values(answers)
-    return headline.of_positions(np.argmax(answers, axis=1))
 
 
 def _round_width(ensemble: Ensemble) -> int:
@@ -249,13 +249,13 @@ def _round_width(ensemble: Ensemble) -> int:
 def _prune_boosting(ensemble: Ensemble, x: Array, headline: Headline, bound: float) -> Pruned:
     width = _round_width(ensemble)
     rounds = len(ensemble.trees) // width
-    before = _score(ensemble, ensemble.answers(x), headline)
+    before = headline.of_scores(ensemble.answers(x))
     tried: dict[int, float] = {}
 
     def drop_with(k: int) -> float:
         if k not in tried:
             kept = ensemble.select(range(k * width))
-            tried[k] = MetricDrop(headline.name, before, _score(kept, kept.answers(x), headline)).drop
+            tried[k] = MetricDrop(before, headline.of_scores(kept.answers(x))).drop
         return tried[k]
 
     low, high = 1, rounds  # all rounds drop nothing: the search ends there at worst
@@ -266,7 +266,7 @@ def _prune_boosting(ensemble: Ensemble, x: Array, headline: Headline, bound: flo
         else:
             low = middle + 1
     kept = ensemble.select(range(low * width))
-    metric = MetricDrop(headline.name, before, _score(kept, kept.answers(x), headline))
+    metric = MetricDrop(before, headline.of_scores(kept.answers(x)))
     return Pruned(
         kept,
         "boosting",
@@ -292,7 +292,7 @@ def _prune_forest(ensemble: Ensemble, x: Array, headline: Headline, bound: float
 
     total, counts = contributions.sum(axis=0), served.sum(axis=0)
     full = answers(total, counts)
-    before = _score(ensemble, full, headline)
+    before = headline.of_scores(full)
     kept = list(range(n))
     removed: list[int] = []
     tried: list[tuple[float, float]] = []
@@ -300,7 +300,7 @@ def _prune_forest(ensemble: Ensemble, x: Array, headline: Headline, bound: float
         best: tuple[float, float, int] | None = None
         for t in kept:
             candidate = answers(total - contributions[t], counts - served[t])
-            drop = MetricDrop(headline.name, before, _score(ensemble, candidate, headline)).drop
+            drop = MetricDrop(before, headline.of_scores(candidate)).drop
             moved = float(np.mean((candidate - full) ** 2))
             if best is None or (drop, moved) < best[:2]:
                 best = (drop, moved, t)
@@ -315,7 +315,7 @@ def _prune_forest(ensemble: Ensemble, x: Array, headline: Headline, bound: float
     # tie between classes broken by the last bit), put trees back, last removed first.
     while True:
         pruned = ensemble.select(sorted(kept))
-        metric = MetricDrop(headline.name, before, _score(pruned, pruned.answers(x), headline))
+        metric = MetricDrop(before, headline.of_scores(pruned.answers(x)))
         if metric.within(bound) or not removed:
             break
         kept.append(removed.pop())

@@ -3,8 +3,8 @@
 `quantize` (`edge/quantize.py`) works on a graph; this module brings the version in: the static
 calibration set is drawn from its reference profile (`edge/calibration.py`), and the int8 graph
 is scored as the `onnx` flavor would serve it and held to `max_metric_drop` on the version's
-primary metric (the parity gate's float32 bounds do not apply to int8). A result that did not
-pass is for the caller to refuse: nothing is written by this module.
+headline metrics (`edge/headline.py`; the parity gate's float32 bounds do not apply to int8).
+A result that did not pass is for the caller to refuse: nothing is written by this module.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ class QuantizeResult:
 
     Args:
         quantized: the int8 graph and what quantizing did.
-        metric: the primary metric of the version and of the int8 graph on the check rows.
+        metric: the headline metrics of the version and of the int8 graph on the check rows.
         max_metric_drop: the bound the drop is held to.
         checked_on: 'holdout' (labelled rows given), or 'reference' (rows drawn from the reference
-            profile, the version's own answers taken as the truth: the drop is then the share of
-            labels that changed, or the mean absolute change of a regressor's values).
+            profile, the version's own answers taken as the truth, so that accuracy measures the
+            share of labels that did not change).
         parity: the parity gate's report of the int8 graph against the version (labels and
             probabilities; informative here: the float32 bounds do not apply to int8).
     """
@@ -54,14 +54,14 @@ class QuantizeResult:
 
     @property
     def passed(self) -> bool:
-        """True when the metric dropped by at most `max_metric_drop`."""
+        """True when no headline metric dropped by more than `max_metric_drop`."""
         return self.metric.within(self.max_metric_drop)
 
     def to_dict(self) -> dict[str, Any]:
         """The quantization report, JSON-safe."""
         return {
             **self.quantized.to_dict(),
-            "metric": {**self.metric.to_dict(), "max_drop": self.max_metric_drop, "rows": self.checked_on},
+            "metrics": {**self.metric.to_dict(), "max_drop": self.max_metric_drop, "rows": self.checked_on},
             "passed": self.passed,
             "parity": self.parity.to_dict() if hasattr(self.parity, "to_dict") else None,
         }
@@ -87,7 +87,7 @@ def quantize_version(
         loaded: the version.
         onnx_model: its export in float32 (`to_onnx(loaded, dtype="float32")`).
         mode: 'dynamic' or 'static'.
-        max_metric_drop: how much the primary metric may drop (accuracy, or MAE for regressors).
+        max_metric_drop: how much any headline metric may drop (`edge/headline.py`).
         holdout: labelled rows to measure the metric on (`shipyard.edge.parity.Holdout`: its
             `features` and `labels`); rows the contract rejects are left out.
         calibration_rows: rows drawn from the profile.
@@ -119,9 +119,7 @@ def quantize_version(
         assert drawn is not None  # a missing profile without a holdout was refused above
         rows, checked_on = drawn, "reference"
         truth = loaded.predict(rows).values
-    metric = drop_of(
-        contract.task, truth, loaded.predict(rows).values, exported(rows).values, classes=contract.classes
-    )
+    metric = drop_of(contract.task, truth, loaded.predict(rows), exported(rows), classes=contract.classes)
     return QuantizeResult(
         quantized, metric, max_metric_drop, checked_on, _parity(loaded, exported, holdout, max_metric_drop)
     )
