@@ -21,9 +21,10 @@ float64; its inputs prepared as feeds beforehand, as a client holds them), of th
 the MLP (dynamic, and static calibrated on rows drawn from the reference profile), of the
 pruned exports (`shipyard.edge.prune`, `--max-metric-drop` on every headline metric of the
 holdout), and of the HistGradientBoosting model's C export (`shipyard.edge.c_code`, compiled
-with gcc -O2, one call per batch through ctypes). Everything runs on one thread: `threadpool_limits(1)` for scikit-learn
-and one intra-op thread for ONNX Runtime, as one serving worker has. It prints the tables (with
-the issue's targets, PASS/FAIL) and, with `--out`, writes them to a file too.
+with gcc -O2, one call per batch through ctypes). Everything runs on one thread:
+`threadpool_limits(1)` for scikit-learn and one intra-op thread for ONNX Runtime, as one serving
+worker has. It prints the tables (with the issue's targets, PASS/FAIL) and, with `--out`, writes
+them to a file too.
 """
 
 from __future__ import annotations
