@@ -30,7 +30,6 @@ them to a file too.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import os
 import statistics
@@ -80,13 +79,6 @@ def register(registry: Any, model: Any, frame: Any, labels: Any, name: str) -> A
     train["label"] = labels
     version = registry.register(model, name=name, train_data=train, target="label")
     return registry.load(version.ref)
-
-
-def with_model(loaded: Any, model: Any) -> Any:
-    """The loaded version with another model of the same kind in its place (a pruned copy)."""
-    predictor = copy.copy(loaded.predictor)
-    predictor.model = model
-    return dataclasses.replace(loaded, predictor=predictor, cache={})
 
 
 # -- timing -------------------------------------------------------------------------------------------
@@ -221,6 +213,7 @@ def bench_mlp(registry: Any, args: argparse.Namespace) -> dict[str, Any]:
     from shipyard.edge.calibration import rows_from_profile
     from shipyard.edge.headline import drop_of
     from shipyard.edge.prune import prune
+    from shipyard.edge.pruned_version import with_model
     from shipyard.edge.quantize import quantize
     from shipyard.edge.quantized_version import onnx_predictor
 

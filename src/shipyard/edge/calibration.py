@@ -1,4 +1,5 @@
-"""Rows for measuring a graph: drawn from a version's reference profile, and fed to ONNX Runtime.
+"""Rows for measuring a smaller model: drawn from a version's reference profile, chosen to check
+it on, and fed to ONNX Runtime.
 
 Static int8 quantization needs the range of every activation, which it measures by running the
 graph on a calibration set. A registered version keeps no training rows, but it keeps its
@@ -19,12 +20,14 @@ from shipyard.core.batch import Array, Batch
 from shipyard.core.contract import Contract, Feature, example_row
 from shipyard.core.dtypes import DType
 from shipyard.core.profile import OTHER, CategoricalProfile, NumericProfile, Profile
-from shipyard.errors import InputError
+from shipyard.errors import ExportError, InputError
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["feeds_of", "rows_from_profile", "synthetic_feeds"]
+    from shipyard.registry.loaded import LoadedModel
+
+__all__ = ["check_rows", "feeds_of", "rows_from_profile", "synthetic_feeds"]
 
 Feeds = dict[str, Array]
 
@@ -160,3 +163,40 @@ def synthetic_feeds(model: onnx.ModelProto, n: int, seed: int = 0) -> Feeds:
         else:
             feeds[spec.name] = np.zeros((n, width), dtype=numpy_type)
     return feeds
+
+
+def check_rows(
+    loaded: LoadedModel, holdout: Any = None, *, drawn: Batch | None = None
+) -> tuple[Batch, Array, str]:
+    """The rows a smaller model is checked on, their truth, and what they are.
+
+    A holdout's rows the contract accepts, with its labels; else the version's reference sample
+    (training rows kept at registration), else `drawn` (rows drawn from the profile), each with
+    the version's own answers as the truth.
+
+    Args:
+        loaded: the version.
+        holdout: labelled rows (`shipyard.edge.parity.Holdout`: `features` and `labels`), or None.
+        drawn: rows to fall back on.
+
+    Raises:
+        ExportError: no holdout, no reference sample and nothing drawn; or the contract rejects
+            every holdout row.
+    """
+    if holdout is not None:
+        validation = loaded.validate(holdout.features)
+        accepted = validation.accepted_rows
+        if not len(accepted):
+            raise ExportError(f"the contract of {loaded.version.ref} rejects every holdout row")
+        return validation.batch.take(accepted), np.asarray(holdout.labels)[accepted], "holdout"
+    sample = loaded.background
+    if sample is not None and sample.n_rows:
+        rows, what = sample.select(loaded.contract.names), "reference sample"
+    elif drawn is not None:
+        rows, what = drawn, "rows drawn from the reference profile"
+    else:
+        raise ExportError(
+            f"{loaded.version.ref} has neither a reference sample nor a profile to check a smaller "
+            "model on; give a holdout (labelled rows)"
+        )
+    return rows, np.asarray(loaded.predict(rows).values), what

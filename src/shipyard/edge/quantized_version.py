@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from shipyard.core.batch import Batch, Predictions
 from shipyard.core.contract import Contract
-from shipyard.edge.calibration import rows_from_profile
+from shipyard.edge.calibration import check_rows, rows_from_profile
 from shipyard.edge.headline import MetricDrop, drop_of
 from shipyard.edge.quantize import Mode, Quantized, quantize
 from shipyard.errors import ExportError
@@ -113,23 +111,7 @@ def quantize_version(
         onnx_model, mode=mode, calibration=drawn if mode == "static" else None, repeats=repeats
     )
     exported = onnx_predictor(quantized.model, contract)
-    if holdout is not None:
-        validation = loaded.validate(holdout.features)
-        accepted = validation.accepted_rows
-        rows, truth = validation.batch.take(accepted), np.asarray(holdout.labels)[accepted]
-        checked_on = "holdout"
-    else:
-        sample = loaded.background
-        if sample is not None and sample.n_rows:
-            rows, checked_on = sample.select(contract.names), "reference sample"
-        elif drawn is not None:
-            rows, checked_on = drawn, "rows drawn from the reference profile"
-        else:
-            raise ExportError(
-                f"{loaded.version.ref} has neither a reference sample nor a profile to check the int8 "
-                "graph on; give a holdout (labelled rows)"
-            )
-        truth = loaded.predict(rows).values
+    rows, truth, checked_on = check_rows(loaded, holdout, drawn=drawn)
     metric = drop_of(contract.task, truth, loaded.predict(rows), exported(rows), classes=contract.classes)
     return QuantizeResult(
         quantized, metric, max_metric_drop, checked_on, _parity(loaded, exported, holdout, max_metric_drop)
