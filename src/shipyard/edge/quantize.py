@@ -21,9 +21,11 @@ round probabilities to steps of 1/255.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -170,7 +172,8 @@ def quantize(
     feeds = feeds_of(model, calibration) if calibration is not None else synthetic_feeds(model, 256)
     with tempfile.TemporaryDirectory(prefix="shipyard-int8-") as work:
         target = Path(work) / "int8.onnx"
-        _run_quantizer(model, target, mode, feeds)
+        with _quiet_preprocessing_advice():
+            _run_quantizer(model, target, mode, feeds)
         quantized = onnx.load_from_string(target.read_bytes())
     nodes = _node_changes(model, quantized)
     if not any(n.quantized for n in nodes):
@@ -213,6 +216,26 @@ def _check_applicable(model: onnx.ModelProto) -> None:
             f"not applicable: the graph's MatMul/Gemm compute in {where}, and ONNX Runtime's int8 "
             "kernels take float32; export with --dtype float32 and quantize that"
         )
+
+
+class _PreprocessingAdvice(logging.Filter):
+    """The quantizer logs, on the root logger, advice to run its pre-processing first: shape
+    inference and graph fusions for large vision models. A converted MLP gains nothing from it,
+    and a CLI should not print it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_preprocessing_advice() -> Iterator[None]:
+    advice = _PreprocessingAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _run_quantizer(model: onnx.ModelProto, target: Path, mode: Mode, feeds: dict[str, Array]) -> None:
