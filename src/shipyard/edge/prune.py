@@ -299,6 +299,9 @@ def _prune_forest(ensemble: Ensemble, x: Array, headline: Headline, bound: float
         raw = total / np.maximum(counts, 1) + ensemble.base
         return raw[:, 0] if ensemble.classes is None else raw
 
+    def without(tree: int, total: Array, counts: Array) -> Array:
+        return answers(total - contributions[tree], counts - served[tree])
+
     total, counts = contributions.sum(axis=0), served.sum(axis=0)
     full = answers(total, counts)
     before = headline.of_scores(full)
@@ -306,10 +309,10 @@ def _prune_forest(ensemble: Ensemble, x: Array, headline: Headline, bound: float
     removed: list[int] = []
     tried: list[tuple[float, float]] = []
     while len(kept) > 1:
-        remaining = {t: answers(total - contributions[t], counts - served[t]) for t in kept}
-        moved = {t: float(np.mean((answer - full) ** 2)) for t, answer in remaining.items()}
+        # One candidate's answers in memory at a time: a multiclass forest's are rows x classes.
+        moved = {t: float(np.mean((without(t, total, counts) - full) ** 2)) for t in kept}
         shortlist = sorted(kept, key=lambda t: moved[t])[:_SHORTLIST]
-        drops = {t: MetricDrop(before, headline.of_scores(remaining[t])).drop for t in shortlist}
+        drops = {t: MetricDrop(before, headline.of_scores(without(t, total, counts))).drop for t in shortlist}
         best = min(shortlist, key=lambda t: (drops[t], moved[t]))
         if drops[best] > bound + 1e-12:
             break
