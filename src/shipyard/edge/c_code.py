@@ -96,12 +96,12 @@ def _thresholds(ensemble: Ensemble, thresholds: np.ndarray[Any, Any], dtype: Dty
 
 @dataclass
 class _Nodes:
-    """Every tree's nodes end to end, as the C tables hold them."""
+    """Every tree's nodes end to end, as the C table holds them: a node's two children are
+    neighbours (left, then right), so one index `next` finds both."""
 
     feature: list[int] = field(default_factory=list)
     threshold: list[float] = field(default_factory=list)
-    left: list[int] = field(default_factory=list)
-    right: list[int] = field(default_factory=list)
+    next: list[int] = field(default_factory=list)
     flags: list[int] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     root: list[int] = field(default_factory=list)
@@ -109,27 +109,31 @@ class _Nodes:
     words: list[int] = field(default_factory=list)
 
     def add(self, tree: Tree, ensemble: Ensemble) -> None:
-        """Append a tree; its child indices become positions in the tables."""
+        """Append a tree, numbering its nodes breadth first with each node's children side by side."""
         offset = len(self.feature)
         self.root.append(offset)
-        leaf = tree.is_leaf()
-        for node in range(tree.n_nodes):
+        order, position = [0], {0: offset}
+        for node in order:  # grows as children are numbered
+            if tree.left[node] >= 0:
+                children = (int(tree.left[node]), int(tree.right[node]))
+                for k, child in enumerate(children):
+                    position[child] = offset + len(order) + k
+                order += children
+        for node in order:
             members = tree.categories.get(node)
             self.set.append(len(self.words) if members is not None else 0)
             if members is not None:
                 self.words += _bitset(members, ensemble)
-            if leaf[node]:
+            if tree.left[node] < 0:
                 self.feature.append(-1)
-                self.left.append(len(self.value))
-                self.right.append(-1)
+                self.next.append(len(self.value))
                 self.value += [float(v) for v in tree.value[node]]
                 self.threshold.append(0.0)
                 self.flags.append(0)
                 continue
             self.feature.append(int(tree.feature[node]))
             self.threshold.append(float(tree.threshold[node]))
-            self.left.append(offset + int(tree.left[node]))
-            self.right.append(offset + int(tree.right[node]))
+            self.next.append(position[int(tree.left[node])])
             self.flags.append(int(bool(tree.missing_left[node])) | (2 if members is not None else 0))
 
 
@@ -138,34 +142,33 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
     nodes = _Nodes()
     for tree in ensemble.trees:
         nodes.add(tree, ensemble)
-    features, thresholds, lefts, rights = nodes.feature, nodes.threshold, nodes.left, nodes.right
-    flags, values, roots, sets, words = nodes.flags, nodes.value, nodes.root, nodes.set, nodes.words
     targets = [-1 if t is None else t for t in ensemble.targets]
     counts = np.zeros(ensemble.n_outputs)
     for target in ensemble.targets:
         counts[slice(None) if target is None else target] += 1
-    index = int_type([*lefts, *rights, *roots])
-    categorical = bool(words)
+    index = int_type([*nodes.next, *nodes.root])
+    categorical = bool(nodes.words)
     upper = name.upper()
+    thresholds = _thresholds(ensemble, np.asarray(nodes.threshold), dtype)
+    rows = [
+        f"{{{t}, {n}, {f}, {g}}}"
+        for t, n, f, g in zip(thresholds, nodes.next, nodes.feature, nodes.flags, strict=True)
+    ]
     tables = [
         f"#define {upper}_N_TREES {len(ensemble.trees)}\n",
-        table(index, f"{name}_root", [str(r) for r in roots]),
+        f"typedef struct {{\n    {real} threshold;\n    {index} next;\n"
+        f"    {int_type([-1, ensemble.n_features])} feature;\n    uint8_t flags;\n}} {name}_node;\n",
+        table(f"{name}_node", f"{name}_nodes", rows, per_line=3),
+        table(index, f"{name}_root", [str(r) for r in nodes.root]),
         table(int_type([-1, ensemble.n_outputs]), f"{name}_target", [str(t) for t in targets], per_line=16),
-        table(
-            int_type([-1, ensemble.n_features]), f"{name}_feature", [str(f) for f in features], per_line=16
-        ),
-        table(real, f"{name}_threshold", _thresholds(ensemble, np.asarray(thresholds), dtype), per_line=4),
-        table(index, f"{name}_left", [str(v) for v in lefts], per_line=12),
-        table(index, f"{name}_right", [str(v) for v in rights], per_line=12),
-        table("uint8_t", f"{name}_flags", [str(v) for v in flags], per_line=24),
-        real_table(f"{name}_value", values, dtype),
+        real_table(f"{name}_value", nodes.value, dtype),
         real_table(f"{name}_base", ensemble.base, dtype),
     ]
     if ensemble.average:
         tables.append(real_table(f"{name}_count", np.maximum(counts, 1), dtype))
     if categorical:
-        tables.append(table(int_type(sets), f"{name}_set", [str(s) for s in sets], per_line=16))
-        tables.append(table("uint32_t", f"{name}_words", [f"{w}u" for w in words], per_line=6))
+        tables.append(table(int_type(nodes.set), f"{name}_set", [str(s) for s in nodes.set], per_line=16))
+        tables.append(table("uint32_t", f"{name}_words", [f"{w}u" for w in nodes.words], per_line=6))
     prep_tables, prep_lines = prepare_c(
         prepare,
         name=name,
@@ -173,7 +176,6 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
         round32=ensemble.float32_inputs and dtype == "float64",
     )
     member = ""
-    test = f"left = {name}_flags[node] & 1;"
     if categorical:
         member = (
             f"/* A code is in a categorical split's set: bit `code` of the words after the count. */\n"
@@ -185,7 +187,8 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
         )
     compare = "<" if ensemble.strict else "<="
     split = (
-        f"else if ({name}_flags[node] & 2) left = {name}_member(v, {name}_set[node]);\n                "
+        f"else if (node->flags & 2) right = !{name}_member(v, {name}_set[node - {name}_nodes]);\n"
+        "                "
         if categorical
         else ""
     )
@@ -206,22 +209,23 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
         f"    {real} x[{upper}_N_FEATURES];\n    {real} z[{ensemble.n_outputs}] = {{0}};\n    int i, t;\n"
         f"{prep_lines}\n"
         f"    for (t = 0; t < {upper}_N_TREES; ++t) {{\n"
-        f"        int32_t node = {name}_root[t];\n"
+        f"        const {name}_node *node = &{name}_nodes[{name}_root[t]];\n"
         f"        const int target = {name}_target[t];\n"
-        f"        while ({name}_feature[node] >= 0) {{\n"
-        f"            const {real} v = x[{name}_feature[node]];\n"
-        "            int left;\n"
-        f"            if (isnan(v)) {test}\n                {split}"
-        f"else left = v {compare} {name}_threshold[node];\n"
-        f"            node = left ? {name}_left[node] : {name}_right[node];\n"
+        "        while (node->feature >= 0) {\n"
+        f"            const {real} v = x[node->feature];\n"
+        "            int right;\n"
+        "            if (isnan(v)) right = !(node->flags & 1);\n"
+        f"            {split}else right = !(v {compare} node->threshold);\n"
+        f"            node = &{name}_nodes[node->next + right];\n"
         "        }\n"
-        f"        {{\n            const {real} *leaf = &{name}_value[{name}_left[node]];\n{add}        }}\n"
+        f"        {{\n            const {real} *leaf = &{name}_value[node->next];\n{add}        }}\n"
         "    }\n"
         f"{finish}{post_c(ensemble.post, n_raw=ensemble.n_outputs, dtype=dtype)}\n}}\n"
     )
     layout = (
-        "/* The trees' nodes, all trees end to end; tree t starts at root[t] and adds to output target[t]\n"
-        " * (-1: to every output). At a leaf feature is -1 and left is the leaf's first value in value[].\n"
+        "/* The trees' nodes, all trees end to end; tree t starts at nodes[root[t]] and adds to output\n"
+        " * target[t] (-1: to every output). An inner node's children are nodes[next] (the test holds)\n"
+        " * and nodes[next + 1]; at a leaf feature is -1 and next is the leaf's first value in value[].\n"
         " * flags: 1 = a missing value goes left, 2 = a categorical split (set[] locates its codes). */\n"
     )
     return layout + "".join(tables) + prep_tables + "\n" + member + predict
