@@ -94,11 +94,9 @@ class CompiledModel:
         columns = []
         for i, column in enumerate(batch.columns.values()):
             if i in self.source.categories:
-                codes = {
-                    value: self.category_code(i, None if value is None else str(value))
-                    for value in set(column)
-                }
-                columns.append(np.array([codes[value] for value in column], dtype=np.float64))
+                texts = [None if _missing(value) else str(value) for value in column]
+                codes = {text: self.category_code(i, text) for text in set(texts)}
+                columns.append(np.array([codes[text] for text in texts], dtype=np.float64))
             else:
                 columns.append(np.asarray(column, dtype=np.float64))
         if not columns:
@@ -176,6 +174,10 @@ def _harness_text(source: CSource) -> str:
         category_prototype=prototype,
         category_function=function,
     )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and bool(np.isnan(value)))
 
 
 def _pointer(array: npt.NDArray[Any]) -> ctypes.c_void_p:
