@@ -2,7 +2,8 @@
 
 `linear_c` writes the coefficients as const tables and scores as scikit-learn does: the decision
 `x . coef + intercept` per row of `coef_`, then the logistic function (binary), softmax
-(multinomial LogisticRegression) or the one-vs-rest normalisation (SGDClassifier's log loss).
+(multinomial LogisticRegression) or the one-vs-rest normalisation (SGDClassifier's log loss,
+OneVsRestClassifier of LogisticRegression).
 Classifiers without `predict_proba` (LinearSVC, RidgeClassifier, SGDClassifier with the hinge
 loss) give their decision values, and the label is scikit-learn's rule: decision > 0 for a binary
 model, else the largest. `model_c` picks the writer for any model, a Pipeline's scalers and
@@ -36,6 +37,7 @@ __all__ = ["LINEAR_MODELS", "CModel", "linear_c", "model_c"]
 
 _CLASSIFIERS_WITH_PROBABILITIES = {"LogisticRegression", "LogisticRegressionCV"}
 _CLASSIFIERS_WITH_DECISIONS = {"LinearSVC", "RidgeClassifier", "RidgeClassifierCV", "Perceptron"}
+_ONE_VS_REST = {"SGDClassifier", "OneVsRestClassifier"}
 _REGRESSORS = {
     "LinearRegression",
     "Ridge",
@@ -50,7 +52,7 @@ _REGRESSORS = {
     "BayesianRidge",
 }
 LINEAR_MODELS = frozenset(
-    {*_CLASSIFIERS_WITH_PROBABILITIES, *_CLASSIFIERS_WITH_DECISIONS, *_REGRESSORS, "SGDClassifier"}
+    {*_CLASSIFIERS_WITH_PROBABILITIES, *_CLASSIFIERS_WITH_DECISIONS, *_REGRESSORS, *_ONE_VS_REST}
 )
 """The scikit-learn linear models `linear_c` writes."""
 
@@ -62,8 +64,9 @@ _WHAT_WORKS = (
 
 @dataclass(frozen=True)
 class CModel:
-    """A model written as C, and the ensemble it was written from (None for a linear model): the
-    parity gate's edge rows come from the ensemble's thresholds."""
+    """A model written as C, and the ensemble it was written from when its thresholds are on the
+    model's inputs (None for a linear model, or trees after a scaler): the parity gate's edge
+    rows are drawn at those thresholds."""
 
     source: CSource
     ensemble: Ensemble | None
@@ -102,7 +105,8 @@ def model_c(
     ensemble = read_ensemble(final)
     if ensemble is None:
         raise UnsupportedExportError(f"{kind}: {_WHAT_WORKS}; try --to onnx, which converts more models")
-    return CModel(ensemble_c(ensemble, name=name, dtype=dtype, prepare=prepare), ensemble)
+    source = ensemble_c(ensemble, name=name, dtype=dtype, prepare=prepare)
+    return CModel(source, None if prepare.steps else ensemble)
 
 
 def linear_c(model: Any, *, name: str, dtype: Dtype = "float64", prepare: Prepare | None = None) -> CSource:
@@ -122,8 +126,7 @@ def linear_c(model: Any, *, name: str, dtype: Dtype = "float64", prepare: Prepar
     kind = type(model).__name__
     if kind not in LINEAR_MODELS:
         raise UnsupportedExportError(f"{kind}: {_WHAT_WORKS}")
-    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
-    intercept = np.broadcast_to(np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64)), len(coef))
+    coef, intercept = _coefficients(model, kind)
     classes = getattr(model, "classes_", None)
     classes = None if classes is None or kind in _REGRESSORS else tuple(np.asarray(classes).tolist())
     post, rule, scores = _scoring(model, kind, n_rows=len(coef))
@@ -163,12 +166,27 @@ def linear_c(model: Any, *, name: str, dtype: Dtype = "float64", prepare: Prepar
     return CSource(**{**source.__dict__, "header": header, "source": text})
 
 
+def _coefficients(model: Any, kind: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The rows of coefficients and their intercepts; one row per one-vs-rest estimator."""
+    if kind != "OneVsRestClassifier":
+        coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
+        return coef, np.broadcast_to(np.atleast_1d(np.asarray(model.intercept_, dtype=np.float64)), len(coef))
+    inner = {type(e).__name__ for e in model.estimators_}
+    if inner != {"LogisticRegression"}:
+        raise UnsupportedExportError(
+            f"OneVsRestClassifier of {', '.join(sorted(inner))}: the C export writes one-vs-rest "
+            "LogisticRegression only; fit LogisticRegression (multinomial) or export with --to onnx"
+        )
+    rows = [_coefficients(e, "LogisticRegression") for e in model.estimators_]
+    return np.vstack([c for c, _ in rows]), np.concatenate([i for _, i in rows])
+
+
 def _scoring(model: Any, kind: str, *, n_rows: int) -> tuple[str, LabelRule | None, bool]:
     """The post transform, the label rule and whether the outputs are probabilities."""
     if kind in _REGRESSORS:
         return "none", None, False
     binary = n_rows == 1
-    if kind == "SGDClassifier" and model.loss == "log_loss":
+    if (kind == "SGDClassifier" and model.loss == "log_loss") or kind == "OneVsRestClassifier":
         return ("logistic" if binary else "ovr"), "argmax", True
     if kind == "SGDClassifier" and hasattr(model, "predict_proba"):
         raise UnsupportedExportError(
