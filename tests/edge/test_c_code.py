@@ -358,3 +358,11 @@ def test_tables_are_const_and_nothing_is_allocated_or_printed(forest: Any) -> No
 def test_names_become_c_identifiers() -> None:
     assert c_name("credit-risk v2") == "credit_risk_v2"
     assert c_name("3d") == "model_3d"
+
+
+def test_odd_category_texts_and_labels_survive_as_c_strings_and_comments(tmp_path: Path) -> None:
+    texts = ('say "hi"', "back\\slash", "ends */ comments", "café", "tab\there", "\x01" + "7")
+    ensemble = Ensemble(**{**boosted(rounds=1).__dict__, "categories": {0: texts}, "classes": texts[:3]})
+    compiled = compile_c(ensemble_c(ensemble, name="odd"), workdir=tmp_path)
+    assert [compiled.category_code(0, text) for text in texts] == list(range(len(texts)))
+    assert np.isnan(compiled.category_code(0, "cafe"))

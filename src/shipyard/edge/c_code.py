@@ -74,7 +74,7 @@ def ensemble_c(
     header = header_c(source, model=ensemble.model or "a tree ensemble", rule=rule, notes=notes)
     if classifier:
         body += "\n" + label_c("argmax", name=name, dtype=dtype)
-    body += categories_c(ensemble.categories, name=name, dtype=dtype)
+    body += "\n" + categories_c(ensemble.categories, name=name, dtype=dtype)
     includes = ["#include <math.h>", "#include <stdint.h>"]
     if ensemble.categories:
         includes += ["#include <stddef.h>", "#include <string.h>"]
@@ -187,8 +187,7 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
         )
     compare = "<" if ensemble.strict else "<="
     split = (
-        f"else if (node->flags & 2) right = !{name}_member(v, {name}_set[node - {name}_nodes]);\n"
-        "                "
+        f"else if (node->flags & 2) right = !{name}_member(v, {name}_set[node - {name}_nodes]);\n            "
         if categorical
         else ""
     )

@@ -305,23 +305,29 @@ def header_c(source: CSource, *, model: str, rule: LabelRule | None, notes: Sequ
         labels = ", ".join(c_string(str(c)) for c in source.classes)
         lines += [
             "",
-            f"/* The class labels: {', '.join(repr(c) for c in source.classes)}. */",
+            _commented(f"/* The class labels: {', '.join(repr(c) for c in source.classes)}.") + " */",
             f"#define {upper}_N_CLASSES {len(source.classes)}",
             f"static const char *const {name}_classes[{upper}_N_CLASSES] = {{{labels}}};",
             f"/* The index into {name}_classes of the row's predicted class. */",
             f"int {name}_predict_label(const {real} *features);",
         ]
     if source.categories:
-        described = "; ".join(
-            f"feature {column}: " + ", ".join(f"{v!r}={code}" for code, v in enumerate(values))
-            for column, values in sorted(source.categories.items())
-        )
+        described = []
+        for column, values in sorted(source.categories.items()):
+            pairs = [_commented(f"{v!r}={code}") for code, v in enumerate(values)]
+            described.append(f" * feature {column}:")
+            described += [" *     " + ", ".join(pairs[i : i + 8]) for i in range(0, len(pairs), 8)]
         lines += [
             "",
-            "/* A categorical feature is given as its category's code; codes by feature:",
-            f" * {described}.",
+            f"/* A categorical feature is given as its category's code ({name}_category_code); by feature:",
+            *described,
             " * Any other category (or NULL) is NaN: the model treats it as missing. */",
             f"{real} {name}_category_code(int feature, const char *value);",
         ]
     lines += ["", f"#endif /* {upper}_H */", ""]
     return "\n".join(lines)
+
+
+def _commented(text: str) -> str:
+    """`text` safe inside a C comment: a label holding `*/` would end it."""
+    return text.replace("*/", "*\\/")
