@@ -20,10 +20,11 @@ from shipyard.core.jsonsafe import json_safe
 from shipyard.edge.c_harness import CFLAGS, c_predictor, compile_c
 from shipyard.edge.c_linear import model_c
 from shipyard.edge.c_source import CSource, Dtype, c_name
+from shipyard.edge.parity import ParityReport, check_parity, parity_rows
+from shipyard.edge.trees import read_ensemble
 from shipyard.errors import ExportError, ParityError, UnsupportedExportError
 
 if TYPE_CHECKING:
-    from shipyard.edge.parity import ParityReport
     from shipyard.registry.loaded import LoadedModel
 
 __all__ = ["CExport", "export_c"]
@@ -63,9 +64,6 @@ def export_c(loaded: LoadedModel, out: Path, *, dtype: Dtype = "float64", name: 
         ParityError: the C does not answer as the version does; nothing is written.
         ExportError: `out` is not empty, or gcc is missing or refuses the source.
     """
-    from shipyard.edge.parity import check_parity, parity_rows
-    from shipyard.edge.trees import read_ensemble
-
     flavor = loaded.version.flavor
     if flavor in {"pyfunc", "onnx", "pickle"}:
         raise UnsupportedExportError(
