@@ -139,6 +139,13 @@ def usage_text(source: CSource, *, ref: str) -> str:
         ]
     else:
         lines += ["", "out holds the predicted value."]
+    if source.dtype == "float32":
+        lines += [
+            "",
+            "float32: every value is a float (no double arithmetic, for chips without a double FPU).",
+            "An input that float32 cannot hold exactly is rounded, and may then fall on the other",
+            "side of a split than it does in the model; export with --dtype float64 to be exact.",
+        ]
     if source.categories:
         lines += [
             "",
