@@ -366,3 +366,13 @@ def test_odd_category_texts_and_labels_survive_as_c_strings_and_comments(tmp_pat
     compiled = compile_c(ensemble_c(ensemble, name="odd"), workdir=tmp_path)
     assert [compiled.category_code(0, text) for text in texts] == list(range(len(texts)))
     assert np.isnan(compiled.category_code(0, "cafe"))
+
+
+def test_a_new_model_compiled_in_the_same_folder_answers_itself(tmp_path: Path) -> None:
+    one = compile_c(
+        linear_c(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), name="same"), workdir=tmp_path
+    )
+    two = compile_c(
+        linear_c(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), name="same"), workdir=tmp_path
+    )
+    assert one.predict([[1.0]])[0, 0] == 1.0 and two.predict([[1.0]])[0, 0] == 2.0

@@ -3,12 +3,15 @@
 `compile_c` builds the generated source with a small batch harness into a shared library, with
 the flags a careful firmware build uses (`-O2 -std=c99 -Wall -Wextra -Werror -pedantic`), and
 loads it with ctypes: one call scores a whole matrix, so the speed measured is the C's.
-(A subprocess reading rows from stdin would measure the pipe as much as the model.)
+(A subprocess reading rows from stdin would measure the pipe as much as the model.) The
+harness's symbols (`shipyard_rows_predicted`, ...) are no model's: a model's all end in
+`_predict`, `_predict_label`, `_category_code` or name its tables.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -30,16 +33,16 @@ CFLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
 
 _HARNESS = """#include "{name}.h"
 
-void harness_predict(const {real} *rows, long n, {real} *out);
-void harness_labels(const {real} *rows, long n, int *labels);
+void shipyard_rows_predicted(const {real} *rows, long n, {real} *out);
+void shipyard_rows_labelled(const {real} *rows, long n, int *labels);
 {category_prototype}
-void harness_predict(const {real} *rows, long n, {real} *out)
+void shipyard_rows_predicted(const {real} *rows, long n, {real} *out)
 {{
     long r;
     for (r = 0; r < n; ++r) {name}_predict(rows + r * {upper}_N_FEATURES, out + r * {upper}_N_OUTPUTS);
 }}
 
-void harness_labels(const {real} *rows, long n, int *labels)
+void shipyard_rows_labelled(const {real} *rows, long n, int *labels)
 {{
     long r;
     (void)rows;
@@ -74,20 +77,20 @@ class CompiledModel:
         """
         rows = self._rows(x)
         out = np.empty((len(rows), self.source.n_outputs), dtype=self._real)
-        self.handle.harness_predict(_pointer(rows), ctypes.c_long(len(rows)), _pointer(out))
+        self.handle.shipyard_rows_predicted(_pointer(rows), ctypes.c_long(len(rows)), _pointer(out))
         return out.astype(np.float64)
 
     def labels(self, x: npt.ArrayLike) -> npt.NDArray[np.intc]:
         """`<name>_predict_label` over each row: the index into the classes (0 for a regressor)."""
         rows = self._rows(x)
         labels = np.zeros(len(rows), dtype=np.intc)
-        self.handle.harness_labels(_pointer(rows), ctypes.c_long(len(rows)), _pointer(labels))
+        self.handle.shipyard_rows_labelled(_pointer(rows), ctypes.c_long(len(rows)), _pointer(labels))
         return labels
 
     def category_code(self, feature: int, value: str | None) -> float:
         """`<name>_category_code`: the code of a category's text, NaN when the model never saw it."""
         argument = None if value is None else value.encode()
-        return float(self.handle.harness_category_code(ctypes.c_int(feature), ctypes.c_char_p(argument)))
+        return float(self.handle.shipyard_code_of(ctypes.c_int(feature), ctypes.c_char_p(argument)))
 
     def matrix(self, batch: Batch) -> npt.NDArray[np.float64]:
         """The batch's columns as the model's input matrix, categories turned into codes by the C."""
@@ -127,16 +130,17 @@ def compile_c(source: CSource, *, workdir: Path) -> CompiledModel:
     (workdir / source.source_file).write_text(source.source)
     harness = workdir / f"{source.name}_harness.c"
     harness.write_text(_harness_text(source))
-    library = workdir / f"lib{source.name}.so"
+    # dlopen gives back the library already loaded from a path: a path per source text keeps a
+    # new export in the same folder from being answered by the old one.
+    digest = hashlib.sha256((source.header + source.source).encode()).hexdigest()[:16]
+    library = workdir / f"lib{source.name}-{digest}.so"
     command = [gcc, *CFLAGS, "-shared", "-fPIC", "-o", str(library), source.source_file, harness.name, "-lm"]
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ExportError(f"gcc refused the generated C for {source.name!r}:\n{done.stderr.strip()[:4000]}")
     handle = ctypes.CDLL(str(library))
     if source.categories:
-        handle.harness_category_code.restype = (
-            ctypes.c_float if source.dtype == "float32" else ctypes.c_double
-        )
+        handle.shipyard_code_of.restype = ctypes.c_float if source.dtype == "float32" else ctypes.c_double
     return CompiledModel(source, library, handle)
 
 
@@ -161,9 +165,9 @@ def _harness_text(source: CSource) -> str:
     label_call = f"{name}_predict_label(rows + r * {name.upper()}_N_FEATURES)" if source.classes else "0"
     prototype = function = ""
     if source.categories:
-        prototype = f"{real} harness_category_code(int feature, const char *value);\n"
+        prototype = f"{real} shipyard_code_of(int feature, const char *value);\n"
         function = (
-            f"\n{real} harness_category_code(int feature, const char *value)\n{{\n"
+            f"\n{real} shipyard_code_of(int feature, const char *value)\n{{\n"
             f"    return {name}_category_code(feature, value);\n}}\n"
         )
     return _HARNESS.format(
