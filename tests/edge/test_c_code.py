@@ -375,4 +375,4 @@ def test_a_new_model_compiled_in_the_same_folder_answers_itself(tmp_path: Path) 
     two = compile_c(
         linear_c(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), name="same"), workdir=tmp_path
     )
-    assert one.predict([[1.0]])[0, 0] == 1.0 and two.predict([[1.0]])[0, 0] == 2.0
+    np.testing.assert_allclose([one.predict([[1.0]])[0, 0], two.predict([[1.0]])[0, 0]], [1.0, 2.0])
