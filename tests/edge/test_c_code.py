@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_classification, make_regression
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -27,6 +28,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC, LinearSVC, LinearSVR
 
 from shipyard.core.batch import Batch
+from shipyard.edge.boosters import read_booster
 from shipyard.edge.c_code import ensemble_c
 from shipyard.edge.c_harness import CFLAGS, c_predictor, compile_c
 from shipyard.edge.c_linear import linear_c, model_c
@@ -376,3 +378,54 @@ def test_a_new_model_compiled_in_the_same_folder_answers_itself(tmp_path: Path) 
         linear_c(LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0]), name="same"), workdir=tmp_path
     )
     np.testing.assert_allclose([one.predict([[1.0]])[0, 0], two.predict([[1.0]])[0, 0]], [1.0, 2.0])
+
+
+def booster_frame(task: str) -> tuple[pd.DataFrame, np.ndarray[Any, Any]]:
+    """Numeric columns with missing values, and two pandas categoricals (text and numbers)."""
+    rng = np.random.default_rng(0)
+    numeric = rng.normal(size=(300, 3))
+    numeric[rng.random(numeric.shape) < 0.1] = np.nan
+    frame = pd.DataFrame(numeric, columns=["a", "b", "c"])
+    colour = rng.integers(0, 4, 300)
+    frame["colour"] = pd.Categorical.from_codes(colour, categories=["red", "green", "blue", "grey"])
+    frame["size"] = pd.Categorical.from_codes(rng.integers(0, 3, 300), categories=[10, 20, 30])
+    signal = np.nan_to_num(numeric[:, 0]) + np.array([1.5, -1.0, 0.5, -2.0])[colour]
+    return frame, (np.digitize(signal, [-0.3, 0.8]) if task == "multiclass" else (signal > 0.3).astype(int))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_boosters_with_category_texts_answer_as_the_framework(
+    framework: str, task: str, tmp_path: Path
+) -> None:
+    import lightgbm
+    import xgboost
+
+    frame, y = booster_frame(task)
+    if framework == "xgboost":
+        model = xgboost.XGBClassifier(n_estimators=15, max_depth=4, n_jobs=1, enable_categorical=True)
+    else:
+        model = lightgbm.LGBMClassifier(
+            n_estimators=15, num_leaves=8, min_child_samples=5, verbose=-1, n_jobs=1
+        )
+    model.fit(frame, y)
+    ensemble = read_booster(model)
+    assert ensemble is not None and ensemble.categories
+    missing = frame.head(20).copy()
+    missing.loc[:, ["a", "colour", "size"]] = np.nan  # the categoricals keep their dtype
+    rows = pd.concat([frame, missing], ignore_index=True)
+    for column, points in ensemble.split_points().items():
+        at = frame.head(len(points)).copy()
+        at[frame.columns[column]] = points
+        rows = pd.concat([rows, at], ignore_index=True)
+    compiled = compile_c(ensemble_c(ensemble, name=framework), workdir=tmp_path)
+    predictions = c_predictor(compiled)(Batch.from_pandas(rows))
+    assert predictions.probabilities is not None
+    tolerance = 1e-6 if framework == "xgboost" else 1e-12  # XGBoost sums its leaves in float32
+    np.testing.assert_allclose(predictions.probabilities, model.predict_proba(rows), atol=tolerance)
+    assert list(predictions.values) == list(model.predict(rows))
+    np.testing.assert_allclose(
+        compiled.predict(compiled.matrix(Batch.from_pandas(rows))),
+        ensemble.answers(compiled.matrix(Batch.from_pandas(rows))),
+        **EXACT,
+    )
