@@ -424,8 +424,5 @@ def test_boosters_with_category_texts_answer_as_the_framework(
     tolerance = 1e-6 if framework == "xgboost" else 1e-12  # XGBoost sums its leaves in float32
     np.testing.assert_allclose(predictions.probabilities, model.predict_proba(rows), atol=tolerance)
     assert list(predictions.values) == list(model.predict(rows))
-    np.testing.assert_allclose(
-        compiled.predict(compiled.matrix(Batch.from_pandas(rows))),
-        ensemble.answers(compiled.matrix(Batch.from_pandas(rows))),
-        **EXACT,
-    )
+    x = compiled.matrix(Batch.from_pandas(rows))
+    np.testing.assert_allclose(compiled.predict(x), ensemble.answers(x), **EXACT)
