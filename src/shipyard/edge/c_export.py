@@ -20,7 +20,7 @@ from shipyard.core.jsonsafe import json_safe
 from shipyard.edge.c_harness import CFLAGS, c_predictor, compile_c
 from shipyard.edge.c_linear import model_c
 from shipyard.edge.c_source import CSource, Dtype, c_name
-from shipyard.edge.parity import ParityReport, check_parity, parity_rows
+from shipyard.edge.parity import Holdout, ParityReport, check_parity
 from shipyard.edge.trees import read_ensemble
 from shipyard.errors import ExportError, ParityError, UnsupportedExportError
 
@@ -49,7 +49,14 @@ class CExport:
     parity: ParityReport
 
 
-def export_c(loaded: LoadedModel, out: Path, *, dtype: Dtype = "float64", name: str | None = None) -> CExport:
+def export_c(
+    loaded: LoadedModel,
+    out: Path,
+    *,
+    dtype: Dtype = "float64",
+    name: str | None = None,
+    holdout: Holdout | None = None,
+) -> CExport:
     """Write a version as C into the new folder `out`, once the compiled C passes the parity gate.
 
     Args:
@@ -57,6 +64,7 @@ def export_c(loaded: LoadedModel, out: Path, *, dtype: Dtype = "float64", name: 
         out: a folder that does not exist yet, or is empty.
         dtype: "float64" (double, the gate's 1e-6) or "float32" (float, the gate's 1e-4).
         name: the C prefix and file stem; the model's name by default.
+        holdout: labelled rows for the gate's headline metric (`parity.Holdout`).
 
     Raises:
         UnsupportedExportError: the version is not a tree ensemble or linear model (or a pipeline
@@ -80,13 +88,12 @@ def export_c(loaded: LoadedModel, out: Path, *, dtype: Dtype = "float64", name: 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         compiled = compile_c(source, workdir=staging / "build")
-        rows = parity_rows(loaded, ensemble=written.ensemble)
-        report = check_parity(loaded, c_predictor(compiled), dtype=dtype, rows=rows)
+        report = check_parity(
+            loaded, c_predictor(compiled), dtype=dtype, holdout=holdout, ensemble=written.ensemble
+        )
         if not report.passed:
-            details = json.dumps(json_safe(report.to_dict()), default=str)[:3000]
             raise ParityError(
-                f"the C export of {loaded.version.ref} does not answer as the version does; nothing "
-                f"was written. Parity report: {details}"
+                f"the C export of {loaded.version.ref} is refused; nothing was written.\n{report.summary()}"
             )
         shutil.rmtree(staging / "build")
         (staging / source.header_file).write_text(source.header)
