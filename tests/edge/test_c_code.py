@@ -22,6 +22,7 @@ from sklearn.linear_model import (
     SGDRegressor,
 )
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
@@ -327,8 +328,12 @@ def test_one_hot_encoder_in_a_pipeline_is_refused_naming_the_step() -> None:
 
 def test_a_model_with_no_c_writer_is_refused_by_its_class() -> None:
     x, y = make_classification(60, 4, random_state=0)
-    with pytest.raises(UnsupportedExportError, match=r"^SVC: the C export covers tree ensembles"):
-        model_c(SVC().fit(x, y), name="svc", dtype="float64", read_ensemble=read_forest)
+    with pytest.raises(
+        UnsupportedExportError, match=r"^KNeighborsClassifier: the C export covers tree ensembles"
+    ):
+        model_c(KNeighborsClassifier().fit(x, y), name="knn", dtype="float64", read_ensemble=read_forest)
+    with pytest.raises(UnsupportedExportError, match=r"^SVC: .*pairwise coupling.*LinearSVC"):
+        model_c(SVC(kernel="linear").fit(x, y), name="svc", dtype="float64", read_ensemble=read_forest)
 
 
 def test_sgd_modified_huber_is_refused_with_the_losses_that_work() -> None:

@@ -102,6 +102,11 @@ def model_c(
             f"{kind}: {_WHAT_WORKS}; export the MLP to ONNX instead (--to onnx), "
             "which ONNX Runtime runs on devices"
         )
+    if kind in {"SVC", "NuSVC"}:
+        raise UnsupportedExportError(
+            f"{kind}: its probabilities come from libsvm's iterative pairwise coupling, which the C "
+            "export does not write; fit LinearSVC or LogisticRegression for C, or export with --to onnx"
+        )
     ensemble = read_ensemble(final)
     if ensemble is None:
         raise UnsupportedExportError(f"{kind}: {_WHAT_WORKS}; try --to onnx, which converts more models")
