@@ -336,6 +336,12 @@ def test_a_model_with_no_c_writer_is_refused_by_its_class() -> None:
         model_c(SVC(kernel="linear").fit(x, y), name="svc", dtype="float64", read_ensemble=read_forest)
 
 
+def test_a_regressor_of_several_targets_is_refused() -> None:
+    x, y = make_regression(60, 4, n_targets=2, random_state=0)
+    with pytest.raises(UnsupportedExportError, match="LinearRegression with 2 targets"):
+        linear_c(LinearRegression().fit(x, y), name="two")
+
+
 def test_sgd_modified_huber_is_refused_with_the_losses_that_work() -> None:
     x, y = make_classification(60, 4, random_state=0)
     with pytest.raises(UnsupportedExportError, match="log_loss"):

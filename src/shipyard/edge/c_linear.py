@@ -189,6 +189,11 @@ def _coefficients(model: Any, kind: str) -> tuple[np.ndarray[Any, Any], np.ndarr
 def _scoring(model: Any, kind: str, *, n_rows: int) -> tuple[str, LabelRule | None, bool]:
     """The post transform, the label rule and whether the outputs are probabilities."""
     if kind in _REGRESSORS:
+        if n_rows > 1:
+            raise UnsupportedExportError(
+                f"{kind} with {n_rows} targets: the C export writes a model of one target; fit one "
+                "model per target, or export with --to onnx"
+            )
         return "none", None, False
     binary = n_rows == 1
     if (kind == "SGDClassifier" and model.loss == "log_loss") or kind == "OneVsRestClassifier":
