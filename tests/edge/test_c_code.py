@@ -437,3 +437,10 @@ def test_boosters_with_category_texts_answer_as_the_framework(
     assert list(predictions.values) == list(model.predict(rows))
     x = compiled.matrix(Batch.from_pandas(rows))
     np.testing.assert_allclose(compiled.predict(x), ensemble.answers(x), **EXACT)
+
+
+def test_an_unknown_dtype_is_refused_naming_the_ones_there_are() -> None:
+    with pytest.raises(
+        ExportError, match=r"dtype 'float16' has no C type; expected one of \['float32', 'float64'\]"
+    ):
+        ensemble_c(boosted(rounds=1), name="half", dtype="float16")  # type: ignore[arg-type]

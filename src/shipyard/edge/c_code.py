@@ -32,6 +32,7 @@ from shipyard.edge.c_source import (
     post_c,
     prepare_c,
     real_table,
+    real_type,
     table,
 )
 from shipyard.edge.ensemble import Ensemble, Tree
@@ -138,7 +139,7 @@ class _Nodes:
 
 
 def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -> str:
-    real = "float" if dtype == "float32" else "double"
+    real = real_type(dtype)
     nodes = _Nodes()
     for tree in ensemble.trees:
         nodes.add(tree, ensemble)

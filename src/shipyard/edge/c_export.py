@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from shipyard.core.jsonsafe import json_safe
 from shipyard.edge.c_harness import CFLAGS, c_predictor, compile_c
 from shipyard.edge.c_linear import model_c
-from shipyard.edge.c_source import CSource, Dtype, c_name
+from shipyard.edge.c_source import CSource, Dtype, c_name, real_type
 from shipyard.edge.parity import Holdout, ParityReport, check_parity
 from shipyard.edge.trees import read_ensemble
 from shipyard.errors import ExportError, ParityError, UnsupportedExportError
@@ -119,7 +119,7 @@ def export_c(
 
 def usage_text(source: CSource, *, ref: str) -> str:
     """How to build and call the exported C: the README beside the two files."""
-    real = "float" if source.dtype == "float32" else "double"
+    real = real_type(source.dtype)
     name, upper = source.name, source.name.upper()
     lines = [
         f"{ref} as C99 ({source.dtype}): {source.header_file} and {source.source_file}, no dependencies",

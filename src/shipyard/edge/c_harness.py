@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shipyard.core.batch import Batch, Predictions
-from shipyard.edge.c_source import CSource
+from shipyard.edge.c_source import CSource, real_type
 from shipyard.errors import ExportError
 
 __all__ = ["CFLAGS", "CompiledModel", "c_predictor", "compile_c"]
@@ -160,7 +160,7 @@ def c_predictor(compiled: CompiledModel) -> Callable[[Batch], Predictions]:
 
 
 def _harness_text(source: CSource) -> str:
-    real = "float" if source.dtype == "float32" else "double"
+    real = real_type(source.dtype)
     name = source.name
     label_call = f"{name}_predict_label(rows + r * {name.upper()}_N_FEATURES)" if source.classes else "0"
     prototype = function = ""

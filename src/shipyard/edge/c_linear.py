@@ -29,6 +29,7 @@ from shipyard.edge.c_source import (
     post_c,
     prepare_c,
     real_table,
+    real_type,
 )
 from shipyard.edge.ensemble import Ensemble
 from shipyard.errors import UnsupportedExportError
@@ -136,7 +137,7 @@ def linear_c(model: Any, *, name: str, dtype: Dtype = "float64", prepare: Prepar
     classes = None if classes is None or kind in _REGRESSORS else tuple(np.asarray(classes).tolist())
     post, rule, scores = _scoring(model, kind, n_rows=len(coef))
     n_outputs = 2 if post == "logistic" else len(coef)
-    real = "float" if dtype == "float32" else "double"
+    real = real_type(dtype)
     upper = name.upper()
     source = CSource(
         name=name,

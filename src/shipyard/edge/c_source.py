@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shipyard.errors import InputError
+from shipyard.errors import ExportError, InputError
 
 __all__ = [
     "CSource",
@@ -30,6 +30,7 @@ __all__ = [
     "post_c",
     "prepare_c",
     "real_table",
+    "real_type",
     "table",
 ]
 
@@ -38,6 +39,7 @@ LabelRule = Literal["argmax", "sign"]
 """How a classifier's label index comes from `out`: the first largest value, or, for a binary model
 that gives one decision value, 1 when it is above zero."""
 
+_REAL_TYPES = {"float64": "double", "float32": "float"}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -99,6 +101,17 @@ class Prepare:
         return self.fill is None and not self.steps
 
 
+def real_type(dtype: str) -> str:
+    """The C type of every value in `dtype` mode: `double` (float64) or `float` (float32).
+
+    Raises:
+        ExportError: `dtype` is neither.
+    """
+    if dtype not in _REAL_TYPES:
+        raise ExportError(f"dtype {dtype!r} has no C type; expected one of {sorted(_REAL_TYPES)}")
+    return _REAL_TYPES[dtype]
+
+
 def c_name(text: str) -> str:
     """`text` as a C identifier: characters that cannot be in one become `_`.
 
@@ -115,6 +128,7 @@ def c_name(text: str) -> str:
 
 def literal(value: float, dtype: Dtype) -> str:
     """`value` as a C constant of the mode's type that reads back to the same number."""
+    real_type(dtype)
     number = float(np.float32(value)) if dtype == "float32" else float(value)
     if np.isnan(number):
         return "NAN"
@@ -155,7 +169,7 @@ def table(c_type: str, name: str, values: Sequence[str], *, per_line: int = 8) -
 
 def real_table(name: str, values: Any, dtype: Dtype) -> str:
     """A const array of the mode's real type."""
-    real = "float" if dtype == "float32" else "double"
+    real = real_type(dtype)
     return table(real, name, [literal(v, dtype) for v in np.asarray(values, dtype=np.float64).ravel()])
 
 
@@ -165,7 +179,7 @@ def prepare_c(prepare: Prepare, *, name: str, dtype: Dtype, round32: bool) -> tu
     Args:
         round32: round each prepared value to float32 (float64 mode; trees that compare in float32).
     """
-    real = "float" if dtype == "float32" else "double"
+    real = real_type(dtype)
     tables, lines = (
         [],
         [f"    for (i = 0; i < {name.upper()}_N_FEATURES; ++i) {{", f"        {real} v = features[i];"],
@@ -231,7 +245,7 @@ def post_c(post: str, *, n_raw: int, dtype: Dtype) -> str:
 
 def label_c(rule: LabelRule, *, name: str, dtype: Dtype) -> str:
     """`<name>_predict_label`: the label index from `<name>_predict`'s outputs."""
-    real = "float" if dtype == "float32" else "double"
+    real = real_type(dtype)
     upper = name.upper()
     head = f"int {name}_predict_label(const {real} *features)\n{{\n    {real} out[{upper}_N_OUTPUTS];\n"
     if rule == "sign":
@@ -247,7 +261,7 @@ def categories_c(categories: Mapping[int, tuple[Any, ...]], *, name: str, dtype:
     """`<name>_category_code`: a category's code from its text, NaN for a value never seen."""
     if not categories:
         return ""
-    real = "float" if dtype == "float32" else "double"
+    real = real_type(dtype)
     parts = []
     cases = []
     for column, values in sorted(categories.items()):
@@ -273,7 +287,7 @@ def categories_c(categories: Mapping[int, tuple[Any, ...]], *, name: str, dtype:
 
 def header_c(source: CSource, *, model: str, rule: LabelRule | None, notes: Sequence[str] = ()) -> str:
     """The header: what the model is, how to build it, its sizes, classes and functions."""
-    real = "float" if source.dtype == "float32" else "double"
+    real = real_type(source.dtype)
     name, upper = source.name, source.name.upper()
     if source.classes is None:
         outputs = "the regression value(s)"
