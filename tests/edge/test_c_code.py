@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -444,3 +445,44 @@ def test_an_unknown_dtype_is_refused_naming_the_ones_there_are() -> None:
         ExportError, match=r"dtype 'float16' has no C type; expected one of \['float32', 'float64'\]"
     ):
         ensemble_c(boosted(rounds=1), name="half", dtype="float16")  # type: ignore[arg-type]
+
+
+PROGRAM = r"""#include <stdio.h>
+#include "boosted.h"
+
+int main(void)
+{
+    double row[BOOSTED_N_FEATURES], out[BOOSTED_N_OUTPUTS];
+    int i;
+    while (scanf("%lf", &row[1]) == 1) {
+        row[0] = boosted_category_code(0, "c7");
+        for (i = 2; i < BOOSTED_N_FEATURES; ++i) row[i] = row[1];
+        boosted_predict(row, out);
+        for (i = 0; i < BOOSTED_N_OUTPUTS; ++i) printf("%.17g ", out[i]);
+        printf("%s\n", boosted_classes[boosted_predict_label(row)]);
+    }
+    return 0;
+}
+"""
+
+
+def test_a_program_built_as_usage_says_answers_as_the_ensemble(tmp_path: Path) -> None:
+    ensemble = boosted()
+    source = ensemble_c(ensemble, name="boosted")
+    for name, text in {"boosted.h": source.header, "boosted.c": source.source, "main.c": PROGRAM}.items():
+        (tmp_path / name).write_text(text)
+    subprocess.run(["gcc", *CFLAGS, "-o", "main", "main.c", "boosted.c", "-lm"], cwd=tmp_path, check=True)
+    values = np.array([-1.0, 0.0, 0.3, 2.5])
+    done = subprocess.run(
+        [str(tmp_path / "main")],
+        input="\n".join(map(str, values)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [line.split() for line in done.stdout.splitlines()]
+    x = np.column_stack([np.full(len(values), 7.0), *[values] * 4])
+    np.testing.assert_allclose(
+        [[float(v) for v in line[:-1]] for line in lines], ensemble.answers(x), **EXACT
+    )
+    assert [line[-1] for line in lines] == [f"k{i}" for i in ensemble.answers(x).argmax(axis=1)]
