@@ -180,15 +180,16 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
     if categorical:
         member = (
             f"/* A code is in a categorical split's set: bit `code` of the words after the count. */\n"
-            f"static int {name}_member({real} v, int32_t first)\n{{\n"
+            f"static int {name}_member({real} v, uint32_t first)\n{{\n"
             f"    const uint32_t n = {name}_words[first];\n    uint32_t code;\n"
             f"    if (!(v >= 0) || v >= ({real})(32u * n)) return 0;\n"
             f"    code = (uint32_t)v;\n    if (({real})code != v) return 0;\n"
-            f"    return (int)(({name}_words[first + 1 + code / 32u] >> (code % 32u)) & 1u);\n}}\n\n"
+            f"    return (int)(({name}_words[first + 1u + code / 32u] >> (code % 32u)) & 1u);\n}}\n\n"
         )
     compare = "<" if ensemble.strict else "<="
     split = (
-        f"else if (node->flags & 2) right = !{name}_member(v, {name}_set[node - {name}_nodes]);\n            "
+        f"else if (node->flags & 2)\n"
+        f"                right = !{name}_member(v, (uint32_t){name}_set[node - {name}_nodes]);\n            "
         if categorical
         else ""
     )

@@ -28,8 +28,24 @@ from shipyard.errors import ExportError
 
 __all__ = ["CFLAGS", "CompiledModel", "c_predictor", "compile_c"]
 
-CFLAGS = ("-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic")
-"""The flags every export is compiled with before it is written; warnings are errors."""
+CFLAGS = (
+    "-O2",
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-Wconversion",
+    "-Wsign-conversion",
+    "-Wdouble-promotion",
+    "-Wshadow",
+    "-Wstrict-prototypes",
+    "-Wmissing-prototypes",
+)
+"""The flags every export is compiled with before it is written; warnings are errors. Beyond
+-Wall -Wextra -pedantic, the ones firmware builds turn on: no silent narrowing or sign change,
+no float promoted to double behind the author's back (a soft-float call on a chip without a
+double FPU)."""
 
 _HARNESS = """#include "{name}.h"
 

@@ -271,7 +271,7 @@ def categories_c(categories: Mapping[int, tuple[Any, ...]], *, name: str, dtype:
         )
     finder = (
         f"static {real} {name}_find(const char *const *values, int n, const char *value)\n{{\n"
-        "    int i;\n    for (i = 0; i < n; ++i) if (strcmp(values[i], value) == 0) return i;\n"
+        f"    int i;\n    for (i = 0; i < n; ++i) if (strcmp(values[i], value) == 0) return ({real})i;\n"
         "    return NAN;\n}\n\n"
     )
     body = "\n".join(cases)
