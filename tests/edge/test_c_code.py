@@ -486,3 +486,18 @@ def test_a_program_built_as_usage_says_answers_as_the_ensemble(tmp_path: Path) -
         [[float(v) for v in line[:-1]] for line in lines], ensemble.answers(x), **EXACT
     )
     assert [line[-1] for line in lines] == [f"k{i}" for i in ensemble.answers(x).argmax(axis=1)]
+
+
+def test_an_xgboost_regressor_sums_in_float32_as_xgboost_to_the_bit(tmp_path: Path) -> None:
+    import xgboost
+
+    x, y = make_regression(400, 6, noise=1.0, random_state=0)
+    x[::7, 2] = np.nan
+    model = xgboost.XGBRegressor(n_estimators=20, max_depth=4, n_jobs=1).fit(x, y / 5 + 10)
+    ensemble = read_booster(model)
+    assert ensemble is not None and ensemble.float32_sums
+    compiled = compile_c(ensemble_c(ensemble, name="xgb"), workdir=tmp_path)
+    np.testing.assert_array_equal(compiled.predict(x)[:, 0], model.predict(x).astype(np.float64))
+    np.testing.assert_array_equal(compiled.predict(x)[:, 0], ensemble.answers(x))
+    compiled32 = compile_c(ensemble_c(ensemble, name="xgb", dtype="float32"), workdir=tmp_path / "32")
+    np.testing.assert_array_equal(compiled32.predict(x)[:, 0], ensemble.answers(x))

@@ -193,22 +193,15 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
         if categorical
         else ""
     )
+    declare, start, add_all, add_one, finish = _sums_c(ensemble, name=name, real=real)
     add = (
-        f"            if (target < 0) {{ for (i = 0; i < {ensemble.n_outputs}; ++i) z[i] += leaf[i]; }}\n"
-        "            else z[target] += leaf[0];\n"
-    )
-    finish = "".join(
-        [
-            f"    for (i = 0; i < {ensemble.n_outputs}; ++i) z[i] /= {name}_count[i];\n"
-            if ensemble.average
-            else "",
-            f"    for (i = 0; i < {ensemble.n_outputs}; ++i) z[i] += {name}_base[i];\n",
-        ]
+        f"            if (target < 0) {{ for (i = 0; i < {ensemble.n_outputs}; ++i) {add_all}; }}\n"
+        f"            else {add_one};\n"
     )
     predict = (
         f"void {name}_predict(const {real} *features, {real} *out)\n{{\n"
-        f"    {real} x[{upper}_N_FEATURES];\n    {real} z[{ensemble.n_outputs}] = {{0}};\n    int i, t;\n"
-        f"{prep_lines}\n"
+        f"    {real} x[{upper}_N_FEATURES];\n{declare}    int i, t;\n"
+        f"{prep_lines}\n{start}"
         f"    for (t = 0; t < {upper}_N_TREES; ++t) {{\n"
         f"        const {name}_node *node = &{name}_nodes[{name}_root[t]];\n"
         f"        const int target = {name}_target[t];\n"
@@ -230,6 +223,41 @@ def _trees_c(ensemble: Ensemble, *, name: str, dtype: Dtype, prepare: Prepare) -
         " * flags: 1 = a missing value goes left, 2 = a categorical split (set[] locates its codes). */\n"
     )
     return layout + "".join(tables) + prep_tables + "\n" + member + predict
+
+
+def _sums_c(ensemble: Ensemble, *, name: str, real: str) -> tuple[str, str, str, str, str]:
+    """How the trees' values are summed into `z[]`: its declaration, its start, the statements
+    adding a leaf's values (all outputs; one), and what follows the trees (averaging, `base`).
+
+    Raises:
+        ExportError: an ensemble both averaged and summed in float32 (no framework does that).
+    """
+    n = ensemble.n_outputs
+    loop = f"for (i = 0; i < {n}; ++i)"
+    if not ensemble.float32_sums:
+        average = f"    {loop} z[i] /= {name}_count[i];\n" if ensemble.average else ""
+        finish = f"{average}    {loop} z[i] += {name}_base[i];\n"
+        return f"    {real} z[{n}] = {{0}};\n", "", "z[i] += leaf[i]", "z[target] += leaf[0]", finish
+    if ensemble.average:
+        raise ExportError(
+            f"{ensemble.model or 'the ensemble'}: averaged trees summed in float32 are not written"
+        )
+    if real == "float":
+        return (
+            f"    float z[{n}];\n",
+            f"    {loop} z[i] = {name}_base[i];\n",
+            "z[i] += leaf[i]",
+            "z[target] += leaf[0]",
+            "",
+        )
+    # Each sum rounded to float32, as XGBoost's; then double again for the transform.
+    return (
+        f"    float s[{n}];\n    double z[{n}];\n",
+        f"    {loop} s[i] = (float){name}_base[i];\n",
+        "s[i] = (float)((double)s[i] + leaf[i])",
+        "s[target] = (float)((double)s[target] + leaf[0])",
+        f"    {loop} z[i] = (double)s[i];\n",
+    )
 
 
 def _bitset(members: np.ndarray[Any, Any], ensemble: Ensemble) -> list[int]:
