@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from shipyard.edge.boosters import read_booster
 from shipyard.edge.c_code import ensemble_c
 from shipyard.edge.c_harness import CFLAGS, c_predictor, compile_c
 from shipyard.edge.c_linear import linear_c, model_c
-from shipyard.edge.c_source import CSource, Prepare, c_name
+from shipyard.edge.c_source import Prepare, c_name
 from shipyard.edge.ensemble import Ensemble, Tree
 from shipyard.errors import ExportError, UnsupportedExportError
 
@@ -207,7 +208,7 @@ def test_boosting_with_categories_strict_splits_and_softmax_is_exact(tmp_path: P
 
 def test_binary_boosting_gives_two_probabilities_by_the_logistic_function(tmp_path: Path) -> None:
     ensemble = boosted(n_classes=1)
-    binary = Ensemble(**{**ensemble.__dict__, "post": "logistic", "classes": ("no", "yes"), "strict": False})
+    binary = replace(ensemble, post="logistic", classes=("no", "yes"), strict=False)
     rows = edge_rows(binary, np.random.default_rng(4))
     compiled = compile_c(ensemble_c(binary, name="binary"), workdir=tmp_path)
     assert compiled.source.n_outputs == 2
@@ -352,7 +353,7 @@ def test_sgd_modified_huber_is_refused_with_the_losses_that_work() -> None:
 def test_a_compiler_warning_fails_the_build(tmp_path: Path) -> None:
     assert {"-Wall", "-Wextra", "-Werror", "-pedantic", "-std=c99"} <= set(CFLAGS)
     source = linear_c(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), name="warn")
-    unused = CSource(**{**source.__dict__, "source": source.source + "\nstatic int unused;\n"})
+    unused = replace(source, source=source.source + "\nstatic int unused;\n")
     with pytest.raises(ExportError, match="gcc refused"):
         compile_c(unused, workdir=tmp_path)
 
@@ -376,7 +377,7 @@ def test_names_become_c_identifiers() -> None:
 
 def test_odd_category_texts_and_labels_survive_as_c_strings_and_comments(tmp_path: Path) -> None:
     texts = ('say "hi"', "back\\slash", "ends */ comments", "café", "tab\there", "\x01" + "7")
-    ensemble = Ensemble(**{**boosted(rounds=1).__dict__, "categories": {0: texts}, "classes": texts[:3]})
+    ensemble = replace(boosted(rounds=1), categories={0: texts}, classes=texts[:3])
     compiled = compile_c(ensemble_c(ensemble, name="odd"), workdir=tmp_path)
     assert [compiled.category_code(0, text) for text in texts] == list(range(len(texts)))
     assert np.isnan(compiled.category_code(0, "cafe"))

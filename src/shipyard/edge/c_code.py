@@ -14,7 +14,7 @@ that float32 can go the other way: float32 cannot tell them apart, and float64 m
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,18 +53,18 @@ def ensemble_c(
         prepare: a pipeline's imputing and scaling before the trees.
 
     Raises:
-        ExportError: a categorical split holds codes that are not small non-negative integers.
+        ExportError: a categorical split holds codes that are not small non-negative integers, or
+            the dtype is unknown.
     """
     prepare = prepare or Prepare()
     classifier = ensemble.classes is not None
-    n_out = 2 if ensemble.post == "logistic" else ensemble.n_outputs
     source = CSource(
         name=name,
         header="",
         source="",
         dtype=dtype,
         n_features=ensemble.n_features,
-        n_outputs=n_out if classifier else ensemble.n_outputs,
+        n_outputs=2 if ensemble.post == "logistic" else ensemble.n_outputs,
         classes=ensemble.classes,
         scores=classifier,
         categories=dict(ensemble.categories),
@@ -80,7 +80,7 @@ def ensemble_c(
     if ensemble.categories:
         includes += ["#include <stddef.h>", "#include <string.h>"]
     text = "\n".join([f'#include "{name}.h"', "", *includes, "", body])
-    return CSource(**{**source.__dict__, "header": header, "source": text})
+    return replace(source, header=header, source=text)
 
 
 def _thresholds(ensemble: Ensemble, thresholds: np.ndarray[Any, Any], dtype: Dtype) -> list[str]:

@@ -13,7 +13,7 @@ imputers going before it (`Prepare`), and refuses the rest naming what would wor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -169,7 +169,7 @@ def linear_c(model: Any, *, name: str, dtype: Dtype = "float64", prepare: Prepar
         body += "\n" + label_c(rule, name=name, dtype=dtype)
     header = header_c(source, model=kind, rule=rule)
     text = "\n".join([f'#include "{name}.h"', "", "#include <math.h>", "", body])
-    return CSource(**{**source.__dict__, "header": header, "source": text})
+    return replace(source, header=header, source=text)
 
 
 def _coefficients(model: Any, kind: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
