@@ -127,6 +127,7 @@ def _read_xgboost(model: Any, classes: Sequence[Any] | None) -> Ensemble:
         post=post,
         strict=True,
         float32_inputs=True,
+        float32_sums=True,
         categories=_xgboost_categories(learner, forest),
         classes=labels,
         model=type(model).__name__,
