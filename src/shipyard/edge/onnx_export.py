@@ -299,13 +299,11 @@ def _missing_text(name: str, inner: str) -> list[onnx.NodeProto]:
     from onnx import TensorProto, helper
 
     empty, none, is_empty = f"{name}__empty", f"{name}__none", f"{name}__is_missing"
+    texts: dict[str, Any] = {empty: [b""], none: [b"None"]}  # onnx's stubs know numbers only
     return [
-        helper.make_node(
-            "Constant", [], [empty], value=helper.make_tensor(empty, TensorProto.STRING, [], [b""])
-        ),
-        helper.make_node(
-            "Constant", [], [none], value=helper.make_tensor(none, TensorProto.STRING, [], [b"None"])
-        ),
+        helper.make_node("Constant", [], [key], value=helper.make_tensor(key, TensorProto.STRING, [], values))
+        for key, values in texts.items()
+    ] + [
         helper.make_node("Equal", [name, empty], [is_empty], name=f"front_missing_{name}"),
         helper.make_node("Where", [is_empty, none, name], [inner], name=f"front_fill_{name}"),
     ]

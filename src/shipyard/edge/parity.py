@@ -79,14 +79,16 @@ class DifferingRow:
 
     def to_dict(self) -> dict[str, Any]:
         """The row as JSON-safe data."""
-        return json_safe(
-            {
-                "row": self.row,
-                "features": dict(self.features),
-                "source": self.source,
-                "export": self.export,
-                "diff": self.diff,
-            }
+        return dict(
+            json_safe(
+                {
+                    "row": self.row,
+                    "features": dict(self.features),
+                    "source": self.source,
+                    "export": self.export,
+                    "diff": self.diff,
+                }
+            )
         )
 
 
@@ -308,8 +310,8 @@ def check_parity(
     export = exported(rows)
     diff, labels_differ = _differences(source, export)
     bad = np.flatnonzero(labels_differ | (diff > bound) | np.isnan(diff))
-    differing = tuple(_differing(rows, i, source, export, diff, ensemble) for i in bad[:_SHOWN])
-    metrics, data = _metrics(loaded, exported, rows, source, export, holdout)
+    differing = tuple(_differing(rows, i, source, export, diff, ensemble=ensemble) for i in bad[:_SHOWN])
+    metrics, data = _metrics(loaded, exported, rows, source, export, holdout=holdout)
     if holdout is None:
         notes.append(
             "no holdout given: the metric is measured on the compared rows, the version's answers as truth"
@@ -366,7 +368,7 @@ def _differences(source: Predictions, export: Predictions) -> tuple[Array, Array
 
 
 def _differing(
-    rows: Batch, i: int, source: Predictions, export: Predictions, diff: Array, ensemble: Ensemble | None
+    rows: Batch, i: int, source: Predictions, export: Predictions, diff: Array, *, ensemble: Ensemble | None
 ) -> DifferingRow:
     values = {name: plain(column[i]) for name, column in rows.columns.items()}
     if ensemble is not None:
@@ -394,6 +396,7 @@ def _metrics(
     rows: Batch,
     source: Predictions,
     export: Predictions,
+    *,
     holdout: Holdout | None,
 ) -> tuple[dict[str, dict[str, float]], str]:
     """Every headline metric with the version's and the export's answers, and what it was measured on."""
