@@ -15,6 +15,7 @@ else on the reference sample with the version's own answers as the truth.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,23 @@ class Holdout:
 
     features: Any
     labels: Array
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], *, target: str, contract: Contract) -> Holdout:
+        """Read labelled rows from a CSV, Parquet or JSON Lines file, as `shipyard evaluate` does.
+
+        Raises:
+            InputError: the file cannot be read as rows.
+            ExportError: the file has no column `target`.
+        """
+        from shipyard.store.tabular import read_rows
+
+        batch = read_rows(path, contract=contract)
+        if target not in batch.columns:
+            raise ExportError(
+                f"the holdout {path} has no target column {target!r}; its columns are {list(batch.names)}"
+            )
+        return cls(batch.select(n for n in batch.names if n != target), batch.columns[target])
 
 
 @dataclass(frozen=True)
