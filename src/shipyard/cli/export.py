@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from shipyard.cli.options import JsonOpt, TrustPickleOpt
+from shipyard.cli.options import JsonOpt
 from shipyard.cli.render import console, emit_json, table
 from shipyard.cli.session import registry
 from shipyard.errors import ExportError
@@ -34,7 +34,6 @@ def export(
         Path | None, typer.Option("--data", "-d", help="Labelled rows for the headline metric (.csv, ...).")
     ] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="The label column of --data.")] = None,
-    trust_pickle: TrustPickleOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Export a version (ONNX), check it answers as the version does, then write or register it.
@@ -59,7 +58,6 @@ def export(
             register=register,
             registry=reg,
             holdout=holdout,
-            trust_pickle=trust_pickle,
         )
     if json:
         emit_json(result.to_dict())

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Batch, Predictions
-from shipyard.edge.onnx_export import read_ensemble, to_onnx
+from shipyard.edge.onnx_export import read_ensemble, refuse_flavor, to_onnx
 from shipyard.edge.parity import Holdout, ParityReport, check_parity
 from shipyard.errors import ExportError, ParityError, UnsupportedExportError
 
@@ -85,7 +85,6 @@ def export(
     register: bool = False,
     registry: Registry | None = None,
     holdout: Holdout | None = None,
-    trust_pickle: bool = False,
 ) -> ExportResult:
     """Export a version, hold it to the parity gate, then write and/or register it.
 
@@ -99,7 +98,6 @@ def export(
         register: register the export as the next version of the same model.
         registry: the registry (the default one from the environment when omitted).
         holdout: labelled rows to measure the headline metric on (`Holdout.read` reads a file).
-        trust_pickle: allow loading custom Python models (only to refuse them by name).
 
     Raises:
         UnsupportedExportError: the model, or a step of it, has no converter; the message names it.
@@ -119,7 +117,9 @@ def export(
         from shipyard.registry.default import default_registry
 
         registry = default_registry()
-    loaded = registry.load(ref, trust_pickle=trust_pickle)
+    version = registry.get(ref)
+    refuse_flavor(version.flavor, str(version.ref))  # before loading: a pyfunc would need trust first
+    loaded = registry.load(version.ref)
     source = str(loaded.version.ref)
     graph = to_onnx(loaded, dtype=dtype)
     report = check_parity(

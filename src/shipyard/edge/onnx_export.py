@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from shipyard.edge.ensemble import Ensemble
     from shipyard.registry.loaded import LoadedModel
 
-__all__ = ["DTYPES", "SUPPORTED_STEPS", "TARGET_OPSET", "read_ensemble", "to_onnx"]
+__all__ = ["DTYPES", "SUPPORTED_STEPS", "TARGET_OPSET", "read_ensemble", "refuse_flavor", "to_onnx"]
 
 DTYPES = ("float64", "float32")
 """The precisions an export can compute in."""
@@ -88,7 +88,7 @@ def to_onnx(loaded: LoadedModel, *, dtype: str = "float64") -> onnx.ModelProto:
         raise ExportError(f"dtype {dtype!r} is not one an export computes in; expected one of {list(DTYPES)}")
     version = loaded.version
     where = str(version.ref)
-    _refuse_flavor(version.flavor, where)
+    refuse_flavor(version.flavor, where)
     inputs = public_inputs(loaded.contract, dtype=dtype)
     ensemble = read_ensemble(loaded.model)
     if ensemble is not None:
@@ -130,7 +130,12 @@ def read_ensemble(model: Any) -> Ensemble | None:
     return read(model)
 
 
-def _refuse_flavor(flavor: str, where: str) -> None:
+def refuse_flavor(flavor: str, where: str) -> None:
+    """Refuse a flavor that has no ONNX conversion: custom Python, or a graph that is ONNX already.
+
+    Raises:
+        UnsupportedExportError: the flavor is pyfunc, pickle or onnx; the message says what would work.
+    """
     if flavor in ("pyfunc", "pickle"):
         raise UnsupportedExportError(
             f"{where} is a custom Python model ({flavor} flavor): its predict is arbitrary Python, which "
