@@ -393,13 +393,24 @@ def _differing(
         points = ensemble.split_points()
         names = list(rows.names)
         involved = {
-            names[c]: values[names[c]]
-            for c in range(len(names))
-            if values[names[c]] is None
-            or (c in points and isinstance(values[names[c]], int | float) and values[names[c]] in points[c])
+            name: value
+            for column, (name, value) in enumerate(values.items())
+            if value is None
+            or (column in points and _at_threshold(rows.columns[names[column]], i, points[column]))
         }
         values = involved or values
     return DifferingRow(int(i), values, _answer(source, i), _answer(export, i), float(diff[i]))
+
+
+def _at_threshold(column: Array, i: int, thresholds: Array) -> bool:
+    """The row's value sits at a split: equal to a threshold or the next float up, or (an integer
+    feature) one of the two integers around it."""
+    if column.dtype.kind not in "iuf":
+        return False
+    value = float(column[i])
+    if column.dtype.kind in "iu":
+        return bool(np.any(np.abs(thresholds - value) < 1.0))
+    return bool(np.any((thresholds == value) | (np.nextafter(thresholds, np.inf) == value)))
 
 
 def _answer(predictions: Predictions, i: int) -> Any:
