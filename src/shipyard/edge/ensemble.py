@@ -176,9 +176,8 @@ class Ensemble:
             value = x[rows[inner], tree.feature[at]]
             missing = np.isnan(value)
             goes_left = value < tree.threshold[at] if self.strict else value <= tree.threshold[at]
-            for i, n in enumerate(at):
-                members = tree.categories.get(int(n))
-                if members is not None:
-                    goes_left[i] = bool(np.isin(value[i], members))
+            for categorical in set(np.unique(at).tolist()) & tree.categories.keys():
+                here = at == categorical
+                goes_left[here] = np.isin(value[here], tree.categories[categorical])
             goes_left = np.where(missing, tree.missing_left[at], goes_left)
             node[inner] = np.where(goes_left, tree.left[at], tree.right[at])
