@@ -94,3 +94,31 @@ def test_custom_python_and_onnx_versions_are_refused_with_what_would_work(regist
 def test_an_unknown_precision_is_refused(registry: Registry) -> None:
     with pytest.raises(ExportError, match="expected one of .'float64', 'float32'."):
         to_onnx(registry.load("credit:1"), dtype="float16")
+
+
+def test_an_encoder_first_and_a_passthrough_remainder_still_compute_in_double(
+    registry: Registry, applications: pd.DataFrame
+) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from shipyard.edge.parity import check_parity
+
+    front = ColumnTransformer(
+        [
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["country", "employment"]),
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), ["income", "debt_ratio"]),
+        ],
+        remainder="passthrough",
+    )
+    model = Pipeline([("front", front), ("clf", LogisticRegression())])
+    model.fit(applications.drop(columns=["default"]), applications["default"])
+    version = registry.register(model, name="encoded-first", train_data=applications, target="default")
+    loaded = registry.load(version.ref)
+    graph = to_onnx(loaded)
+    assert graph.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    report = check_parity(loaded, onnx_scorer(graph, loaded.contract))
+    assert report.passed, report.summary()

@@ -3,9 +3,10 @@
 `to_onnx` chooses the converter: a tree model (scikit-learn's trees and boosting, XGBoost,
 LightGBM) is read into the neutral `Ensemble` and written by `edge/tree_onnx.py`; anything else
 of scikit-learn goes through skl2onnx, with our converters for what skl2onnx gets wrong in double
-(`edge/imputer_onnx.py`, `edge/linear_onnx.py`, `edge/tree_onnx.py` inside pipelines). Either way
-the graph gets a front (`edge/onnx_front.py`) so that it reads the rows a client sends to the
-server. What cannot be converted is refused by name, with what would work.
+(`edge/imputer_onnx.py`, `edge/linear_onnx.py`, and `edge/tree_onnx.py`
+inside pipelines). Either way the graph gets a front (`edge/onnx_front.py`) so that it reads the
+rows a client sends to the server. What cannot be converted is refused by name, with what would
+work.
 """
 
 from __future__ import annotations
@@ -273,9 +274,13 @@ def _sklearn_graph(model: Any, inputs: list[PublicInput], *, dtype: str, where: 
                 "register that"
             )
         initial = [("shipyard_X", tensor([None, len(inputs)]))]
-    options = {id(model): {"zipmap": False}} if is_classifier(model) else None
+    # A classifier without probabilities (a hinge loss, LinearSVC) has no ZipMap to turn off.
+    scores = is_classifier(model) and hasattr(model, "predict_proba")
+    options = {id(model): {"zipmap": False}} if scores else None
     try:
-        graph = convert_sklearn(model, initial_types=initial, options=options, target_opset=TARGET_OPSET)
+        graph = _as_computed(
+            convert_sklearn(model, initial_types=initial, options=options, target_opset=TARGET_OPSET)
+        )
         _check_runs(graph)
     except Exception as exc:
         raise _unsupported(model, exc, where) from None
@@ -323,6 +328,29 @@ def _selects_by_name(model: Any) -> bool:
     return isinstance(first, ColumnTransformer) and hasattr(model, "feature_names_in_")
 
 
+def _as_computed(graph: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph with its outputs declared as the types it computes.
+
+    skl2onnx declares a `ColumnTransformer`'s output type from its first block: with an encoder
+    first (float by skl2onnx's shape rules) a double pipeline declares float probabilities while
+    computing double ones, and ONNX Runtime refuses the graph ("Type (tensor(float)) of output
+    arg (probabilities)", skl2onnx 1.20). Shape inference gives the computed types.
+    """
+    import onnx
+
+    blank = onnx.ModelProto()
+    blank.CopyFrom(graph)
+    for output in blank.graph.output:  # undeclared, so that inference writes what is computed
+        output.type.tensor_type.elem_type = onnx.TensorProto.UNDEFINED
+    inferred = onnx.shape_inference.infer_shapes(blank)
+    computed = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.output}
+    for output in graph.graph.output:
+        elem = computed.get(output.name, onnx.TensorProto.UNDEFINED)
+        if elem != onnx.TensorProto.UNDEFINED and output.type.HasField("tensor_type"):
+            output.type.tensor_type.elem_type = elem
+    return graph
+
+
 def _check_runs(graph: onnx.ModelProto) -> None:
     """ONNX Runtime opens the graph: skl2onnx writes some graphs it cannot run in double."""
     import onnxruntime as ort
@@ -346,13 +374,19 @@ def _steps(model: Any, name: str = "model") -> Iterator[tuple[str, Any]]:
             yield from _steps(step, step_name)
 
 
+def _identity(step: Any) -> bool:
+    """A `FunctionTransformer` without a function: what a `ColumnTransformer` makes of
+    `remainder='passthrough'`."""
+    return type(step).__name__ == "FunctionTransformer" and getattr(step, "func", 0) is None
+
+
 def _unsupported(model: Any, exc: Exception, where: str) -> UnsupportedExportError:
     """The refusal of a model that did not convert (or whose graph does not run): the first step
     not known to convert, by name and class, or the converter's own words."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     supported = ", ".join(SUPPORTED_STEPS)
     for name, step in _steps(model):
-        if isinstance(step, str) and step in _DROPPED:
+        if (isinstance(step, str) and step in _DROPPED) or _identity(step):
             continue
         kind = type(step).__name__
         if kind not in SUPPORTED_STEPS:
