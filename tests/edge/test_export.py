@@ -47,6 +47,7 @@ def test_a_registered_export_is_a_version_that_answers_as_its_source(
     assert version.flavor == "onnx" and version.contract == registry.get("credit:1").contract
     assert version.lineage["exported_from"] == "credit:1"
     assert version.lineage["parity"]["passed"] is True
+    assert version.lineage["training_data"] == registry.get("credit:1").lineage["training_data"]
     assert version.profile is not None and version.explanation is not None  # the source's reference
     ours, theirs = (
         registry.load("credit:1").predict(applications),

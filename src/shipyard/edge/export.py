@@ -189,7 +189,12 @@ def _register(registry: Registry, loaded: LoadedModel, graph: onnx.ModelProto, r
         flavor="onnx",
         contract=source.contract,
         description=f"ONNX export ({report.dtype}) of {source.ref}",
-        lineage={"exported_from": str(source.ref), "parity": report.to_dict()},
+        lineage={
+            "exported_from": str(source.ref),
+            "parity": report.to_dict(),
+            # the same model, so the same training data
+            "training_data": source.lineage.get("training_data"),
+        },
         reference_from=source,
     )
     return str(version.ref)
