@@ -122,3 +122,15 @@ def test_an_encoder_first_and_a_passthrough_remainder_still_compute_in_double(
     assert graph.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     report = check_parity(loaded, onnx_scorer(graph, loaded.contract))
     assert report.passed, report.summary()
+
+
+def test_an_integer_that_may_be_missing_arrives_as_a_number_with_nan(registry: Registry) -> None:
+    from shipyard.edge.parity import check_parity
+
+    contract = registry.get("credit:1").contract.replace_feature("age", nullable=True, on_missing="pass")
+    loaded = registry.load(registry.edit_contract("credit:1", contract).ref)
+    graph = to_onnx(loaded)
+    assert _inputs(graph)["age"] == "DOUBLE"
+    report = check_parity(loaded, onnx_scorer(graph, loaded.contract))
+    assert report.passed, report.summary()
+    assert report.rows_from["edge rows"] == 23  # one more than credit:1: age missing
