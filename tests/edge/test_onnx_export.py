@@ -114,7 +114,7 @@ def test_an_encoder_first_and_a_passthrough_remainder_still_compute_in_double(
         ],
         remainder="passthrough",
     )
-    model = Pipeline([("front", front), ("clf", LogisticRegression())])
+    model = Pipeline([("front", front), ("clf", LogisticRegression(max_iter=5000))])
     model.fit(applications.drop(columns=["default"]), applications["default"])
     version = registry.register(model, name="encoded-first", train_data=applications, target="default")
     loaded = registry.load(version.ref)
