@@ -113,6 +113,8 @@ def _edge_values(feature: Feature, thresholds: Array | None) -> list[Any]:
             values.append(UNSEEN)
     elif feature.dtype is DType.BOOL:
         values += [False, True]
+    elif feature.dtype is DType.STRING:  # free text: any value passes
+        values.append(UNSEEN)
     if feature.dtype is DType.INT:
         values = [v if v is None else int(v) for v in values]
     return values
