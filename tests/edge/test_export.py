@@ -85,6 +85,7 @@ def test_an_export_that_misses_parity_is_refused_and_writes_nothing(
     ) as caught:
         export("svc:1", out=tmp_path / "edge", register=True, registry=registry)
     assert "row 0: version" in str(caught.value)
+    assert caught.value.report["differing_count"] == 122 and caught.value.report["passed"] is False
     assert not (tmp_path / "edge").exists()
     assert [v.version for v in registry.versions("svc")] == [1]
 

@@ -130,7 +130,10 @@ def export(
         ensemble=read_ensemble(loaded.model),
     )
     if not report.passed:
-        raise ParityError(f"the ONNX export of {source} is refused; nothing was written.\n{report.summary()}")
+        raise ParityError(
+            f"the ONNX export of {source} is refused; nothing was written.\n{report.summary()}",
+            report.to_dict(),
+        )
     files: tuple[Path, ...] = ()
     if folder is not None:
         files = _write(folder, graph, report)
