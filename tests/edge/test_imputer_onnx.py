@@ -19,6 +19,7 @@ def _run(imputer: SimpleImputer, x: np.ndarray, tensor: type = DoubleTensorType)
     return np.asarray(session.run(None, {"X": x})[0])
 
 
+@pytest.mark.filterwarnings("ignore:Skipping features without any observed values:UserWarning")
 @pytest.mark.parametrize(
     "imputer",
     [
