@@ -187,3 +187,22 @@ def credit_v1_v2_home(credit_v1_home: Path, credit: pd.DataFrame, weaker_pipelin
         registry.register(weaker_pipeline, name="credit", train_data=credit, target="default")
 
     return home_made_once(copy_home(credit_v1_home, credit_v1_home.parent / "credit-v1-v2-home"), fill)
+
+
+@pytest.fixture(scope="session")
+def applications() -> pd.DataFrame:
+    """300 credit rows with a bool column `vip` (tests/edge_models.py); `income` has missing values."""
+    from edge_models import applications_frame
+
+    return applications_frame()
+
+
+@pytest.fixture(scope="session")
+def edge_home(tmp_path_factory: pytest.TempPathFactory, applications: pd.DataFrame) -> Path:
+    """A home with the models the export tests convert (`fill_edge_home`): credit:1, mlp:1, plain:1,
+    debt:1, svc:1, spline:1, custom:1; copy it to change it."""
+    from edge_models import fill_edge_home
+
+    return home_made_once(
+        tmp_path_factory.mktemp("edge-home"), lambda registry: fill_edge_home(registry, applications)
+    )

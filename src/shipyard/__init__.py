@@ -6,6 +6,7 @@ p = shipyard.load("fraud@staging")
 p.predict(rows)
 x = shipyard.explain("fraud@staging", rows)  # why: attributions per row, feature and class
 e = shipyard.evaluate("fraud:2", "holdout.parquet", target="label")
+x = shipyard.export("fraud:2", out="edge/")   # ONNX, written only when it answers as fraud:2
 g = shipyard.check_gates("fraud:2", "gates.yaml")
 m = shipyard.monitor_report(None, "fraud@production", window=timedelta(hours=6))
 d = shipyard.drift(train_df, todays_df)
@@ -30,6 +31,7 @@ from shipyard.errors import (
     EncryptionError,
     EvaluationError,
     ExplanationError,
+    ExportError,
     FeedbackError,
     FlavorError,
     GateError,
@@ -39,6 +41,7 @@ from shipyard.errors import (
     MonitoringError,
     NotFoundError,
     NotReadyError,
+    ParityError,
     PermissionDeniedError,
     PolicyError,
     PredictionError,
@@ -59,6 +62,7 @@ from shipyard.errors import (
     UnknownModelError,
     UnresumableJobError,
     UnsupportedExplanationError,
+    UnsupportedExportError,
     UnsupportedMediaError,
     UntrustedArtifactError,
 )
@@ -73,6 +77,8 @@ if TYPE_CHECKING:
     from shipyard.core.profile import Profile
     from shipyard.core.refs import ModelRef
     from shipyard.core.validation import Validation, Violation
+    from shipyard.edge.export import ExportResult, export
+    from shipyard.edge.parity import Holdout, ParityReport
     from shipyard.evaluation.evaluate import evaluate
     from shipyard.evaluation.gates import GateResult, check_gates
     from shipyard.evaluation.mitigation import reweighing_weights
@@ -120,16 +126,19 @@ _LAZY: dict[str, str] = {
     "DriftReport": "shipyard.monitoring.drift",
     "DriftSettings": "shipyard.monitoring.thresholds",
     "Evaluation": "shipyard.evaluation.result",
+    "ExportResult": "shipyard.edge.export",
     "Explanation": "shipyard.explanations.explaining",
     "Feature": "shipyard.core.contract",
     "FeedbackStore": "shipyard.monitoring.feedback",
     "GateResult": "shipyard.evaluation.gates",
+    "Holdout": "shipyard.edge.parity",
     "Jobs": "shipyard.batch.jobs",
     "Keys": "shipyard.security.keys",
     "LoadedModel": "shipyard.registry",
     "ModelRef": "shipyard.core.refs",
     "ModelVersion": "shipyard.registry",
     "MonitorReport": "shipyard.monitoring.monitor",
+    "ParityReport": "shipyard.edge.parity",
     "Plan": "shipyard.rollout.plan",
     "Policy": "shipyard.evaluation.policy",
     "Predictions": "shipyard.core.batch",
@@ -157,6 +166,7 @@ _LAZY: dict[str, str] = {
     "drift": "shipyard.monitoring.drift",
     "evaluate": "shipyard.evaluation.evaluate",
     "explain": "shipyard.explanations.explaining",
+    "export": "shipyard.edge.export",
     "monitor_report": "shipyard.monitoring.monitor",
     "resume_job": "shipyard.batch.run",
     "reweighing_weights": "shipyard.evaluation.mitigation",
@@ -198,12 +208,15 @@ __all__ = [
     "EvaluationError",
     "Explanation",
     "ExplanationError",
+    "ExportError",
+    "ExportResult",
     "Feature",
     "FeedbackError",
     "FeedbackStore",
     "FlavorError",
     "GateError",
     "GateResult",
+    "Holdout",
     "InputError",
     "Jobs",
     "Keys",
@@ -216,6 +229,8 @@ __all__ = [
     "MonitoringError",
     "NotFoundError",
     "NotReadyError",
+    "ParityError",
+    "ParityReport",
     "PermissionDeniedError",
     "Plan",
     "Policy",
@@ -255,6 +270,7 @@ __all__ = [
     "UnknownModelError",
     "UnresumableJobError",
     "UnsupportedExplanationError",
+    "UnsupportedExportError",
     "UnsupportedMediaError",
     "UntrustedArtifactError",
     "Validation",
@@ -268,6 +284,7 @@ __all__ = [
     "drift",
     "evaluate",
     "explain",
+    "export",
     "load",
     "monitor_report",
     "register",

@@ -324,7 +324,16 @@ class UnsupportedExportError(ExportError):
 
 
 class ParityError(ExportError):
-    """The exported model does not answer as the version does: it is refused, nothing is written."""
+    """The exported model does not answer as the version does: it is refused, nothing is written.
+
+    Args:
+        message: the verdict, then the rows and features that differ.
+        report: the parity report as data (`ParityReport.to_dict()`), empty when not given.
+    """
+
+    def __init__(self, message: str, report: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report: Mapping[str, Any] = dict(report or {})
 
 
 class RolloutError(ShipyardError):

@@ -48,6 +48,7 @@ def _app() -> typer.Typer:
     from shipyard.cli.demo import demo
     from shipyard.cli.evaluate import evaluate, gates_app
     from shipyard.cli.explain import explain_app
+    from shipyard.cli.export import export
     from shipyard.cli.k8s import k8s
     from shipyard.cli.monitor import feedback_app, monitor_app
     from shipyard.cli.package import package
@@ -74,6 +75,7 @@ def _app() -> typer.Typer:
     app.add_typer(ci_app, name="ci")
     app.command()(predict)
     app.command()(evaluate)
+    app.command()(export)
     app.command()(demo)
     app.command()(serve)
     app.command()(package)

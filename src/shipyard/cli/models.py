@@ -1,9 +1,9 @@
-"""`shipyard models ...`: register, list, show, alias, tag, archive, delete."""
+"""`shipyard models ...`: register, list, show, alias, tag, archive, delete, download."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -55,6 +55,8 @@ def show_version(version: ModelVersion) -> None:
             ),
             ("git", f"{git.get('commit', '')[:12]}{' (dirty)' if git.get('dirty') else ''}" if git else "-"),
             ("derived from", lineage.get("derived_from")),
+            ("exported from", lineage.get("exported_from")),
+            ("parity", _parity(lineage.get("parity"))),
             ("description", version.description or "-"),
             ("importance", _importance_source(version)),
         ],
@@ -83,6 +85,19 @@ def show_version(version: ModelVersion) -> None:
             ["feature", "importance", ""],
             [(name, f"{value:.4g}", "#" * round(20 * value / top)) for name, value in importance],
         )
+
+
+def _parity(report: dict[str, Any] | None) -> str | None:
+    """One line of an export's stored parity report, or None for a version that is no export."""
+    if not report:
+        return None
+    metric = report.get("metric") or {}
+    return (
+        f"{'passed' if report.get('passed') else 'FAILED'} ({report.get('dtype')}): "
+        f"{report.get('rows')} rows, "
+        f"max |diff| {report.get('max_abs_diff', 0):.3g}, {report.get('label_mismatches')} label mismatches, "
+        f"{metric.get('name')} delta {metric.get('delta', 0):+.3g}"
+    )
 
 
 def _importance_source(version: ModelVersion) -> str:
@@ -328,6 +343,20 @@ def delete_(
     with registry() as reg:
         reg.lifecycle.delete(ref)
     console.print(f"deleted {ref}")
+
+
+@app.command()
+def download(
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS.")],
+    out: Annotated[Path, typer.Option("--out", help="A new (or empty) folder to write into.")],
+) -> None:
+    """Write a version's model in its framework's own format (.skops, .ubj, .txt, .onnx) and its
+    contract.json into a new folder."""
+    from shipyard.registry.downloads import download as write_files
+
+    with registry() as reg:
+        files = write_files(reg, ref, out=out)
+    console.print(f"wrote {', '.join(str(f) for f in files)}")
 
 
 @app.command()

@@ -21,6 +21,8 @@ from shipyard.flavors.base import (
 __all__ = ["ONNXFlavor"]
 
 _FILE = "model.onnx"
+MISSING_STRING = ""
+"""What a string input is fed for a missing value: a string tensor has no null."""
 _NUMPY_TYPES = {
     "tensor(float)": np.float32,
     "tensor(double)": np.float64,
@@ -91,10 +93,24 @@ class ONNXPredictor:
                 raise PredictionError(
                     f"the ONNX model has input {spec.name!r}, which the contract does not name"
                 )
-            dtype = _NUMPY_TYPES.get(spec.type, np.float32)
-            column: Any = batch.columns[spec.name].astype(dtype)
+            column = _column(batch.columns[spec.name], _NUMPY_TYPES.get(spec.type, np.float32))
             feeds[spec.name] = column.reshape(-1, 1) if len(spec.shape) == 2 else column
         return feeds
+
+
+def _column(values: Any, dtype: Any) -> Any:
+    """One feature as the input's dtype; a missing value (None) becomes the empty string in a
+    string input (a string tensor has no null) and NaN in a number input."""
+    if values.dtype != object:
+        return values.astype(dtype)
+    missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+    if not missing.any():
+        return values.astype(dtype)
+    if dtype is object:
+        filled = values.copy()
+        filled[missing] = MISSING_STRING
+        return filled
+    return np.where(missing, np.nan, values).astype(dtype)
 
 
 class ONNXFlavor:

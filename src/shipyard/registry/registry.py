@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,8 @@ class Registry:
         alias: str | None = None,
         trust_pickle: bool = False,
         trusted_types: Sequence[str] = (),
+        lineage: Mapping[str, Any] | None = None,
+        reference_from: ModelVersion | None = None,
     ) -> ModelVersion:
         """Register `model` as the next version of `name`.
 
@@ -195,6 +198,10 @@ class Registry:
                 one: a new version has passed no gates).
             trust_pickle: allow a custom Python model (pyfunc), whose loading runs its code.
             trusted_types: extra type names a skops artifact may construct.
+            lineage: facts to add to the lineage gathered (an export's `exported_from`).
+            reference_from: keep this version's reference profile and explanation summary (its
+                background sample and importance) instead of computing them from `train_data`:
+                an export of it answers as it does.
 
         Raises:
             RefError: the name is malformed.
@@ -237,6 +244,14 @@ class Registry:
             description=description,
             version_tags=tags,
         )
+        if lineage:
+            new = replace(new, lineage=new.lineage | dict(lineage))
+        if reference_from is not None:
+            new = replace(
+                new,
+                profile=without_pii(reference_from.profile, new.contract),
+                explanation=for_contract(reference_from.explanation, new.contract),
+            )
         number = insert_version(self.context, self.artifacts, name, new, alias=alias, action="register")
         return self.get(ModelRef(name, version=number))
 
