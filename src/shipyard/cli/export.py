@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,14 +15,16 @@ from shipyard.errors import ExportError
 if TYPE_CHECKING:
     from shipyard.edge.parity import ParityReport
 
-__all__ = ["export", "show_report"]
+__all__ = ["export", "show_pruning", "show_quantization", "show_report"]
 
 
 def export(
     ref: Annotated[str, typer.Argument(help="The version: NAME:VERSION or NAME@ALIAS.")],
-    to: Annotated[str, typer.Option("--to", help="What to export to: onnx (c: not wired yet).")] = "onnx",
+    to: Annotated[
+        str, typer.Option("--to", help="onnx, or c (tree ensembles and linear models, with --out).")
+    ] = "onnx",
     out: Annotated[
-        Path | None, typer.Option("--out", help="A new (or empty) folder for model.onnx and parity.json.")
+        Path | None, typer.Option("--out", help="A new (or empty) folder for the export and parity.json.")
     ] = None,
     dtype: Annotated[
         str, typer.Option("--dtype", help="float64 (parity within 1e-6) or float32 (within 1e-4).")
@@ -34,11 +36,33 @@ def export(
         Path | None, typer.Option("--data", "-d", help="Labelled rows for the headline metric (.csv, ...).")
     ] = None,
     target: Annotated[str | None, typer.Option("--target", "-t", help="The label column of --data.")] = None,
+    quantize: Annotated[
+        str | None, typer.Option("--quantize", help="int8: quantize the MatMul/Gemm weights (ONNX).")
+    ] = None,
+    calibration: Annotated[
+        str,
+        typer.Option(
+            "--calibration", help="int8 activations: dynamic, or static (from the reference profile)."
+        ),
+    ] = "dynamic",
+    prune: Annotated[
+        bool,
+        typer.Option("--prune", help="Prune weights or trees first, within --max-metric-drop."),
+    ] = False,
+    max_metric_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-metric-drop", help="How much a headline metric may drop by --quantize or --prune."
+        ),
+    ] = 0.005,
+    name: Annotated[
+        str | None, typer.Option("--name", help="The C export's symbol prefix (the model's name).")
+    ] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Export a version (ONNX), check it answers as the version does, then write or register it.
+    """Export a version to ONNX or C, check it answers as the version does, then write or register it.
 
-    Without --out or --register the export is checked and nothing is written. A failing parity
+    Without --out or --register an ONNX export is checked and nothing is written. A failing parity
     gate exits 1 and names the rows and features that differ.
     """
     from shipyard.edge.export import export as run_export
@@ -58,10 +82,19 @@ def export(
             register=register,
             registry=reg,
             holdout=holdout,
+            quantize=quantize,
+            calibration=calibration,
+            prune=prune,
+            max_metric_drop=max_metric_drop,
+            name=name,
         )
     if json:
         emit_json(result.to_dict())
         return
+    if "pruning" in result.reports:
+        show_pruning(result.reports["pruning"])
+    if "quantization" in result.reports:
+        show_quantization(result.reports["quantization"])
     show_report(result.report, title=f"parity of the {to} export of {result.source}")
     if result.out is not None:
         console.print(f"wrote {', '.join(str(f) for f in result.files)}")
@@ -89,3 +122,49 @@ def show_report(report: ParityReport, *, title: str) -> None:
         ],
     )
     console.print(f"metric measured on {report.metric_data}")
+
+
+def show_pruning(report: dict[str, Any]) -> None:
+    """Print what pruning kept and what it cost: the metric drop, size and latency before and after."""
+    metric = report["metric"]
+    kept = (
+        f"{report['sparsity']:.0%} of weights zero"
+        if report.get("sparsity") is not None
+        else f"{report['trees']['after']} of {report['trees']['before']} trees"
+    )
+    rows: list[tuple[object, ...]] = [
+        ("kept", kept, ""),
+        ("worst metric drop", f"{metric['worst']} {metric['drop']:+.4f}", f"<= {metric['max_drop']}"),
+    ]
+    size = report.get("size")
+    if size is not None:
+        rows.append(("file bytes", size["file"]["before"], size["file"]["after"]))
+        rows.append(("zipped bytes", size["zipped"]["before"], size["zipped"]["after"]))
+    latency = report.get("latency")
+    if latency is not None:
+        rows.append(
+            (
+                "single row ms",
+                f"{latency['before']['single_row_ms']:.4f}",
+                f"{latency['after']['single_row_ms']:.4f}",
+            )
+        )
+    table(f"pruning ({report['kind']})", ["", "before", "after"], rows)
+
+
+def show_quantization(report: dict[str, Any]) -> None:
+    """Print what int8 quantization changed: operators, size, latency and the metric drop."""
+    operators = ", ".join(f"{op} {n['before']}->{n['after']}" for op, n in report["operators"].items())
+    size, latency, metrics = report["size"], report["latency"], report["metrics"]
+    table(
+        f"int8 quantization ({report['format']})",
+        ["operators changed", "size (bytes)", "single row ms", "worst metric drop"],
+        [
+            (
+                operators or "-",
+                f"{size['before']} -> {size['after']} ({size['ratio']:.1f}x smaller)",
+                f"{latency['before']['single_row_ms']:.4f} -> {latency['after']['single_row_ms']:.4f}",
+                f"{metrics['worst']} {metrics['drop']:+.4f} (<= {metrics['max_drop']}, on {metrics['rows']})",
+            )
+        ],
+    )

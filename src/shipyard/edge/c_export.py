@@ -80,8 +80,13 @@ def export_c(
         )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out} exists and is not an empty folder; give --out a new folder")
+    contract = loaded.contract
+    classes = contract.classes if contract.task == "classification" else None
     written = model_c(
-        loaded.model, name=c_name(name or loaded.version.name), dtype=dtype, read_ensemble=read_ensemble
+        loaded.model,
+        name=c_name(name or loaded.version.name),
+        dtype=dtype,
+        read_ensemble=lambda model: read_ensemble(model, classes=classes),
     )
     source = written.source
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +98,8 @@ def export_c(
         )
         if not report.passed:
             raise ParityError(
-                f"the C export of {loaded.version.ref} is refused; nothing was written.\n{report.summary()}"
+                f"the C export of {loaded.version.ref} is refused; nothing was written.\n{report.summary()}",
+                report.to_dict(),
             )
         shutil.rmtree(staging / "build")
         (staging / source.header_file).write_text(source.header)

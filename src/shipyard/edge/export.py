@@ -13,24 +13,22 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.core.batch import Batch, Predictions
-from shipyard.edge.onnx_export import read_ensemble, refuse_flavor, to_onnx
+from shipyard.core.jsonsafe import json_safe
+from shipyard.edge.onnx_export import onnx_scorer, read_ensemble, refuse_flavor, to_onnx
 from shipyard.edge.parity import Holdout, ParityReport, check_parity
-from shipyard.errors import ExportError, ParityError, UnsupportedExportError
+from shipyard.errors import ExportError, ParityError
 
 if TYPE_CHECKING:
     import onnx
 
-    from shipyard.core.contract import Contract
     from shipyard.registry.loaded import LoadedModel
     from shipyard.registry.registry import Registry
 
-__all__ = ["TARGETS", "ExportResult", "export", "onnx_scorer"]
+__all__ = ["TARGETS", "ExportResult", "export"]
 
 TARGETS = ("onnx", "c")
 """What a version can be exported to."""
@@ -51,7 +49,8 @@ class ExportResult:
         out: the folder written, or None.
         files: the files written in it.
         registered: the new version (`credit:4`), or None.
-        model: the exported graph.
+        model: the exported graph (None for C).
+        reports: what pruning and quantizing did ('pruning', 'quantization'), when asked.
     """
 
     source: str
@@ -62,6 +61,7 @@ class ExportResult:
     files: tuple[Path, ...] = ()
     registered: str | None = None
     model: Any = field(default=None, repr=False, compare=False)
+    reports: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The result as JSON-safe data."""
@@ -73,6 +73,7 @@ class ExportResult:
             "files": [str(f) for f in self.files],
             "registered": self.registered,
             "parity": self.report.to_dict(),
+            **self.reports,
         }
 
 
@@ -85,6 +86,11 @@ def export(
     register: bool = False,
     registry: Registry | None = None,
     holdout: Holdout | None = None,
+    quantize: str | None = None,
+    calibration: str = "dynamic",
+    prune: bool = False,
+    max_metric_drop: float = 0.005,
+    name: str | None = None,
 ) -> ExportResult:
     """Export a version, hold it to the parity gate, then write and/or register it.
 
@@ -92,24 +98,30 @@ def export(
 
     Args:
         ref: the version (`credit:3`, `credit@production`).
-        to: 'onnx' ('c' is not wired yet).
-        out: a folder to write `model.onnx` and `parity.json` into; it must not exist or be empty.
+        to: 'onnx' or 'c' (tree ensembles and linear models; `out` is then required).
+        out: a folder to write the export and `parity.json` into; it must not exist or be empty.
         dtype: 'float64' (the default; probabilities within 1e-6) or 'float32' (within 1e-4).
-        register: register the export as the next version of the same model.
+        register: register the export as the next version of the same model (ONNX only).
         registry: the registry (the default one from the environment when omitted).
         holdout: labelled rows to measure the headline metric on (`Holdout.read` reads a file).
+        quantize: 'int8': quantize the float32 graph's MatMul/Gemm weights (ONNX only); held to
+            `max_metric_drop` instead of the float bounds.
+        calibration: 'dynamic' (activations scaled per call) or 'static' (scales from rows drawn
+            from the version's reference profile).
+        prune: first prune a copy of the model (MLP and linear weights by magnitude, boosting
+            rounds from the end, a forest's least useful trees) as far as `max_metric_drop` allows;
+            the export is then held to the gate against the pruned model.
+        max_metric_drop: how much any headline metric may drop by quantizing or pruning.
+        name: the C export's symbol prefix and file stem (the model's name by default).
 
     Raises:
         UnsupportedExportError: the model, or a step of it, has no converter; the message names it.
         ParityError: the export does not answer as the version does; nothing was written.
-        ExportError: `to` or `dtype` is unknown, or `out` is not empty.
+        ExportError: an unknown `to`, `dtype`, `quantize` or `calibration`; `out` is not empty;
+            quantizing or pruning cannot stay within `max_metric_drop`.
         NotFoundError: no such version.
     """
-    if to == "c":
-        # TODO(lead): wire `shipyard.edge.c_code.export_c(...)` here (the C helper writes it).
-        raise UnsupportedExportError("--to c is not wired yet")
-    if to not in TARGETS:
-        raise ExportError(f"cannot export to {to!r}; expected one of {list(TARGETS)}")
+    _check_choices(to, out=out, register=register, quantize=quantize, calibration=calibration)
     folder = None if out is None else Path(out)
     if folder is not None:
         _check_empty(folder)
@@ -121,41 +133,111 @@ def export(
     refuse_flavor(version.flavor, str(version.ref))  # before loading: a pyfunc would need trust first
     loaded = registry.load(version.ref)
     source = str(loaded.version.ref)
-    graph = to_onnx(loaded, dtype=dtype)
-    report = check_parity(
-        loaded,
-        onnx_scorer(graph, loaded.contract),
-        dtype=dtype,
-        holdout=holdout,
-        ensemble=read_ensemble(loaded.model),
-    )
-    if not report.passed:
-        raise ParityError(
-            f"the ONNX export of {source} is refused; nothing was written.\n{report.summary()}",
-            report.to_dict(),
+    reports: dict[str, Any] = {}
+    if prune:
+        loaded, reports["pruning"] = _pruned(loaded, dtype=dtype, holdout=holdout, bound=max_metric_drop)
+    if to == "c":
+        from shipyard.edge.c_export import export_c
+
+        assert folder is not None  # checked by _check_choices
+        written = export_c(loaded, folder, dtype=dtype, name=name, holdout=holdout)  # type: ignore[arg-type]
+        if reports:
+            _add_reports(folder, reports)
+        written_files = (written.header, written.source, written.usage, folder / PARITY_FILE)
+        return ExportResult(source, to, dtype, written.parity, folder, written_files, None, None, reports)
+    if quantize is not None:
+        graph, report, reports["quantization"] = _quantized(
+            loaded, calibration=calibration, holdout=holdout, bound=max_metric_drop
         )
+        dtype = "float32"
+    else:
+        graph = to_onnx(loaded, dtype=dtype)
+        report = check_parity(
+            loaded,
+            onnx_scorer(graph, loaded.contract),
+            dtype=dtype,
+            holdout=holdout,
+            ensemble=read_ensemble(loaded),
+        )
+        if not report.passed:
+            raise ParityError(
+                f"the ONNX export of {source} is refused; nothing was written.\n{report.summary()}",
+                report.to_dict(),
+            )
     files: tuple[Path, ...] = ()
     if folder is not None:
         files = _write(folder, graph, report)
-    registered = _register(registry, loaded, graph, report) if register else None
-    return ExportResult(source, to, dtype, report, folder, files, registered, graph)
+        if reports:
+            _add_reports(folder, reports)
+    registered = _register(registry, loaded, graph, report, reports) if register else None
+    return ExportResult(source, to, dtype, report, folder, files, registered, graph, reports)
 
 
-def onnx_scorer(graph: onnx.ModelProto, contract: Contract) -> Callable[[Batch], Predictions]:
-    """Score batches with `graph` in ONNX Runtime, as the `onnx` flavor serves it once registered."""
-    from shipyard.flavors.onnx import ONNXFlavor
+def _check_choices(to: str, *, out: object, register: bool, quantize: str | None, calibration: str) -> None:
+    if to not in TARGETS:
+        raise ExportError(f"cannot export to {to!r}; expected one of {list(TARGETS)}")
+    if quantize not in (None, "int8"):
+        raise ExportError(f"cannot quantize to {quantize!r}; expected 'int8'")
+    if calibration not in ("dynamic", "static"):
+        raise ExportError(f"calibration {calibration!r} is not one of 'dynamic', 'static'")
+    if to == "c":
+        if out is None:
+            raise ExportError("--to c writes a header and a source: name the folder with --out DIR")
+        if register:
+            raise ExportError(
+                "--register takes an ONNX export (the onnx flavor serves it); a C export is compiled "
+                "into firmware, not served: leave out --register, or export --to onnx"
+            )
+        if quantize is not None:
+            raise ExportError("--quantize int8 quantizes an ONNX graph; export --to onnx to quantize")
 
-    flavor = ONNXFlavor()
-    saved = flavor.save(graph)
-    meta = dict(saved.meta) | {"task": contract.task, "classes": _classes(contract)}
-    from shipyard.flavors.base import LoadOptions, SavedModel
 
-    predictor = flavor.load(SavedModel(saved.flavor, saved.files, meta), LoadOptions())
-    return predictor.predict
+def _pruned(
+    loaded: LoadedModel, *, dtype: str, holdout: Holdout | None, bound: float
+) -> tuple[LoadedModel, Any]:
+    """The version predicting with a pruned copy of its model, and the pruning report."""
+    from shipyard.edge.pruned_version import prune_version, with_model
+
+    pruned = prune_version(
+        loaded,
+        max_metric_drop=bound,
+        holdout=holdout,
+        export=lambda model: to_onnx(with_model(loaded, model), dtype=dtype),
+    )
+    return with_model(loaded, pruned.model), pruned.to_dict()
 
 
-def _classes(contract: Contract) -> list[Any] | None:
-    return None if contract.task == "regression" or contract.classes is None else list(contract.classes)
+def _quantized(
+    loaded: LoadedModel, *, calibration: str, holdout: Holdout | None, bound: float
+) -> tuple[onnx.ModelProto, ParityReport, dict[str, Any]]:
+    """The version's int8 graph, its parity report (for the record) and the quantization report.
+
+    Raises:
+        UnsupportedExportError: nothing in the graph can be int8 (tree ensembles).
+        ExportError: a headline metric dropped by more than `bound`; nothing is written.
+    """
+    from shipyard.edge.quantized_version import quantize_version
+
+    result = quantize_version(
+        loaded,
+        to_onnx(loaded, dtype="float32"),
+        mode="static" if calibration == "static" else "dynamic",
+        max_metric_drop=bound,
+        holdout=holdout,
+    )
+    if not result.passed:
+        raise ExportError(
+            f"the int8 export of {loaded.version.ref} is refused; nothing was written: a headline "
+            f"metric dropped by more than {bound} ({result.metric.to_dict()}). Raise --max-metric-drop, "
+            "try --calibration static, or export without --quantize"
+        )
+    return result.quantized.model, result.parity, result.to_dict()
+
+
+def _add_reports(folder: Path, reports: dict[str, Any]) -> None:
+    """Write the pruning and quantization reports beside the export (`<what>.json`)."""
+    for what, report in reports.items():
+        (folder / f"{what}.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
 
 
 def _check_empty(folder: Path) -> None:
@@ -183,20 +265,30 @@ def _write(folder: Path, graph: onnx.ModelProto, report: ParityReport) -> tuple[
     return (folder / MODEL_FILE, folder / PARITY_FILE)
 
 
-def _register(registry: Registry, loaded: LoadedModel, graph: onnx.ModelProto, report: ParityReport) -> str:
+def _register(
+    registry: Registry,
+    loaded: LoadedModel,
+    graph: onnx.ModelProto,
+    report: ParityReport,
+    reports: dict[str, Any],
+) -> str:
     """Register the graph as the next version of the source's model; its reference."""
     source = loaded.version
+    made = " and ".join(
+        what for what, key in (("pruned", "pruning"), ("int8", "quantization")) if key in reports
+    )
     version = registry.register(
         graph,
         name=source.name,
         flavor="onnx",
         contract=source.contract,
-        description=f"ONNX export ({report.dtype}) of {source.ref}",
+        description=f"ONNX export ({made + ', ' if made else ''}{report.dtype}) of {source.ref}",
         lineage={
             "exported_from": str(source.ref),
             "parity": report.to_dict(),
             # the same model, so the same training data
             "training_data": source.lineage.get("training_data"),
+            **reports,
         },
         reference_from=source,
     )

@@ -11,9 +11,10 @@ work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from shipyard.core.batch import Batch, Predictions
 from shipyard.edge.onnx_front import (
     MISSING_STRING,
     PublicInput,
@@ -28,10 +29,19 @@ from shipyard.errors import ExportError, UnsupportedExportError
 if TYPE_CHECKING:
     import onnx
 
+    from shipyard.core.contract import Contract
     from shipyard.edge.ensemble import Ensemble
     from shipyard.registry.loaded import LoadedModel
 
-__all__ = ["DTYPES", "SUPPORTED_STEPS", "TARGET_OPSET", "read_ensemble", "refuse_flavor", "to_onnx"]
+__all__ = [
+    "DTYPES",
+    "SUPPORTED_STEPS",
+    "TARGET_OPSET",
+    "onnx_scorer",
+    "read_ensemble",
+    "refuse_flavor",
+    "to_onnx",
+]
 
 DTYPES = ("float64", "float32")
 """The precisions an export can compute in."""
@@ -91,7 +101,7 @@ def to_onnx(loaded: LoadedModel, *, dtype: str = "float64") -> onnx.ModelProto:
     where = str(version.ref)
     refuse_flavor(version.flavor, where)
     inputs = public_inputs(loaded.contract, dtype=dtype)
-    ensemble = read_ensemble(loaded.model)
+    ensemble = read_ensemble(loaded)
     if ensemble is not None:
         graph = _tree_graph(ensemble, inputs, dtype=dtype, where=where)
     elif _module(loaded.model) == "sklearn":
@@ -121,15 +131,13 @@ def to_onnx(loaded: LoadedModel, *, dtype: str = "float64") -> onnx.ModelProto:
     return graph
 
 
-def read_ensemble(model: Any) -> Ensemble | None:
-    """The model as a neutral tree ensemble, or None when it is not a bare tree model."""
-    # TODO(lead, at merge): `edge/trees.py` is written in parallel (it dispatches to
-    # `edge/boosters.py`); import it plainly once it is in.
-    try:
-        from shipyard.edge.trees import read_ensemble as read
-    except ImportError:
-        from shipyard.edge.boosters import read_booster as read
-    return read(model)
+def read_ensemble(loaded: LoadedModel) -> Ensemble | None:
+    """The version's model as a neutral tree ensemble (a bare Booster gets the contract's classes),
+    or None when it is not a bare tree model."""
+    from shipyard.edge.trees import read_ensemble as read
+
+    contract = loaded.contract
+    return read(loaded.model, classes=contract.classes if contract.task == "classification" else None)
 
 
 def refuse_flavor(flavor: str, where: str) -> None:
@@ -167,6 +175,19 @@ def _number(dtype: str) -> int:
     return int(TensorProto.DOUBLE if dtype == "float64" else TensorProto.FLOAT)
 
 
+def onnx_scorer(graph: onnx.ModelProto, contract: Contract) -> Callable[[Batch], Predictions]:
+    """Score batches with `graph` in ONNX Runtime, as the `onnx` flavor serves it once registered."""
+    from shipyard.flavors.base import LoadOptions, SavedModel
+    from shipyard.flavors.onnx import ONNXFlavor
+
+    flavor = ONNXFlavor()
+    saved = flavor.save(graph)
+    classes = None if contract.task == "regression" or contract.classes is None else list(contract.classes)
+    meta = dict(saved.meta) | {"task": contract.task, "classes": classes}
+    predictor = flavor.load(SavedModel(saved.flavor, saved.files, meta), LoadOptions())
+    return predictor.predict
+
+
 # ------------------------------------------------------------------ tree models
 
 
@@ -182,7 +203,7 @@ def _tree_graph(ensemble: Ensemble, inputs: list[PublicInput], *, dtype: str, wh
             f"{where}: the tree model reads {ensemble.n_features} columns but the contract has "
             f"{len(inputs)} features; the export needs the model to take the contract's features in order"
         )
-    graph = ensemble_graph(ensemble, dtype=dtype)
+    graph = ensemble_graph(ensemble, dtype="float32" if dtype == "float32" else "float64")
     rename_input(graph, "X", "shipyard_X")
     number = _number(dtype)
     nodes, columns = [], []
@@ -230,22 +251,11 @@ def _tree_graph(ensemble: Ensemble, inputs: list[PublicInput], *, dtype: str, wh
 
 
 def _register_converters() -> None:
-    from shipyard.edge import imputer_onnx
+    from shipyard.edge import imputer_onnx, linear_onnx, tree_onnx
 
     imputer_onnx.register_converters()
-    # TODO(lead, at merge): both modules are written in parallel; drop the guards once they are in.
-    try:
-        from shipyard.edge import tree_onnx
-
-        tree_onnx.register_converters()
-    except ImportError:
-        pass
-    try:
-        from shipyard.edge import linear_onnx
-
-        linear_onnx.register_converters()
-    except ImportError:
-        pass
+    tree_onnx.register_converters()
+    linear_onnx.register_converters()
 
 
 def _sklearn_graph(model: Any, inputs: list[PublicInput], *, dtype: str, where: str) -> onnx.ModelProto:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shipyard.core.batch import Array, Batch
+from shipyard.core.batch import Array, Batch, Label, Predictions
 from shipyard.edge.calibration import check_rows
 from shipyard.edge.ensemble import Ensemble
 from shipyard.edge.prune import Pruned, prune
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from shipyard.registry.loaded import LoadedModel
 
-__all__ = ["ensemble_rows", "prune_version", "with_model"]
+__all__ = ["EnsemblePredictor", "ensemble_rows", "prune_version", "with_model"]
 
 
 def prune_version(
@@ -52,11 +52,11 @@ def prune_version(
         UnsupportedExportError: the model is not one pruning knows (see `prune`).
         ExportError: no pruning stays within the bound, or there are no rows to check on.
     """
-    from shipyard.edge.trees import read_ensemble  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from shipyard.edge.onnx_export import read_ensemble
 
     contract = loaded.contract
     rows, truth, _ = check_rows(loaded, holdout)
-    ensemble = read_ensemble(loaded.model)
+    ensemble = read_ensemble(loaded)
     if ensemble is not None:
         x: Any = ensemble_rows(ensemble, rows)
         model: Any = ensemble
@@ -93,8 +93,30 @@ def ensemble_rows(ensemble: Ensemble, rows: Batch) -> Array:
 
 
 def with_model(loaded: LoadedModel, model: Any) -> LoadedModel:
-    """The version predicting with `model` (a pruned copy of its own model) in place of its model,
-    for the exporters that take a loaded version."""
+    """The version predicting with `model` (a pruned copy of its own model, or a pruned
+    `Ensemble`) in place of its model: what the exporters and the parity gate then take as the
+    source."""
+    if isinstance(model, Ensemble):
+        return replace(loaded, predictor=EnsemblePredictor(model, loaded.contract.classes), cache={})
     predictor = copy.copy(loaded.predictor)
     predictor.model = model  # type: ignore[attr-defined]  # every framework's predictor keeps `model`
     return replace(loaded, predictor=predictor, cache={})
+
+
+@dataclass(frozen=True)
+class EnsemblePredictor:
+    """A pruned ensemble predicting a version's rows by its reference scoring (a `Predictor`)."""
+
+    model: Ensemble
+    classes: tuple[Label, ...] | None
+
+    def predict(self, batch: Batch) -> Predictions:
+        """Predict `batch` (features in contract order)."""
+        x = ensemble_rows(self.model, batch)
+        if self.classes is None or self.model.classes is None:
+            return Predictions("regression", self.model.answers(x))
+        index = {label: i for i, label in enumerate(self.model.classes)}
+        labels = np.asarray(
+            [self.classes[index[label]] for label in self.model.labels(x).tolist()], dtype=object
+        )
+        return Predictions("classification", labels, self.model.answers(x), self.classes)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Batch, Predictions
-from shipyard.core.contract import Contract
 from shipyard.edge.calibration import check_rows, rows_from_profile
 from shipyard.edge.headline import MetricDrop, drop_of
+from shipyard.edge.onnx_export import onnx_scorer
 from shipyard.edge.quantize import Mode, Quantized, quantize
 from shipyard.errors import ExportError
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from shipyard.registry.loaded import LoadedModel
 
-__all__ = ["QuantizeResult", "onnx_predictor", "quantize_version"]
+__all__ = ["QuantizeResult", "quantize_version"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def quantize_version(
     quantized = quantize(
         onnx_model, mode=mode, calibration=drawn if mode == "static" else None, repeats=repeats
     )
-    exported = onnx_predictor(quantized.model, contract)
+    exported = onnx_scorer(quantized.model, contract)
     rows, truth, checked_on = check_rows(loaded, holdout, drawn=drawn)
     metric = drop_of(contract.task, truth, loaded.predict(rows), exported(rows), classes=contract.classes)
     return QuantizeResult(
@@ -118,26 +118,11 @@ def quantize_version(
     )
 
 
-def onnx_predictor(model: onnx.ModelProto, contract: Contract) -> Callable[[Batch], Predictions]:
-    """Score batches with a graph under ONNX Runtime, as the `onnx` flavor serves it."""
-    from shipyard.flavors.base import LoadOptions, SavedModel
-    from shipyard.flavors.onnx import ONNXFlavor
-
-    flavor = ONNXFlavor()
-    saved = flavor.save(model)
-    classes = None if contract.classes is None else list(contract.classes)
-    predictor = flavor.load(
-        SavedModel(saved.flavor, saved.files, {**saved.meta, "classes": classes}), LoadOptions()
-    )
-    return predictor.predict
-
-
 def _parity(
     loaded: LoadedModel, exported: Callable[[Batch], Predictions], holdout: Any, max_metric_drop: float
 ) -> Any:
     """The gate's report of the int8 graph, for the record: the metric bound above decides."""
-    # `edge/parity.py` is merged from the export core's branch; until then mypy cannot see it.
-    from shipyard.edge.parity import check_parity  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    from shipyard.edge.parity import check_parity
 
     # Labels may differ and probabilities move: the report records by how much; `passed` of the
     # result is decided by the one-sided metric bound, not by the gate's float bounds.

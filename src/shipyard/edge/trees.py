@@ -19,7 +19,7 @@ the framework scores a row, so that `Ensemble.answers` and `Ensemble.labels` equ
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -49,11 +49,14 @@ _CODES = np.arange(256)
 """Every category code a HistGradientBoosting bitset can hold."""
 
 
-def read_ensemble(model: Any) -> Ensemble | None:
+def read_ensemble(model: Any, *, classes: Sequence[Any] | None = None) -> Ensemble | None:
     """The neutral form of a fitted tree model, or None when the model is not a tree model.
 
     Args:
-        model: a fitted estimator (the last step of a pipeline, not the pipeline).
+        model: a fitted estimator (the last step of a pipeline, not the pipeline), or an
+            `Ensemble` already (a pruned one), returned as it is.
+        classes: a classifier's labels when the model does not keep them (a bare XGBoost or
+            LightGBM Booster, as their flavors load it); the version's contract has them.
 
     Returns:
         The ensemble for scikit-learn's trees, forests, GradientBoosting and
@@ -64,12 +67,13 @@ def read_ensemble(model: Any) -> Ensemble | None:
         UnsupportedExportError: a tree model whose scoring the neutral form cannot say (several
             outputs, a fitted `init` estimator, a log-link loss).
     """
+    if isinstance(model, Ensemble):
+        return model
     module = type(model).__module__.split(".")[0]
     if module in ("xgboost", "lightgbm"):
-        # imported by name: the boosters' reader lives in its own module, written beside this one
-        boosters = importlib.import_module("shipyard.edge.boosters")
-        found: Ensemble | None = boosters.read_booster(model)
-        return found
+        from shipyard.edge.boosters import read_booster
+
+        return read_booster(model, classes=classes)
     if module != "sklearn" or not hasattr(model, "n_features_in_"):
         return None
     name = type(model).__name__
