@@ -77,7 +77,7 @@ def test_a_failed_gate_exits_1_with_the_rows_that_differ(home: Path, tmp_path: P
     [
         (["custom:1"], "custom:1 is a custom Python model (pyfunc flavor)"),
         (["spline:1"], "step 'spline' (SplineTransformer) of the pipeline has no ONNX converter"),
-        (["credit:1", "--to", "c"], "--to c is not wired yet"),
+        (["credit:1", "--to", "c"], "--to c writes a header and a source: name the folder with --out DIR"),
         (["credit:1", "--dtype", "float16"], "dtype 'float16' is not one an export computes in"),
     ],
 )

@@ -95,7 +95,7 @@ def test_custom_python_and_unsupported_steps_are_refused_by_name(registry: Regis
         export("custom:1", registry=registry)
     with pytest.raises(UnsupportedExportError, match=r"step 'spline' \(SplineTransformer\)"):
         export("spline:1", registry=registry)
-    with pytest.raises(UnsupportedExportError, match="--to c is not wired yet"):
+    with pytest.raises(ExportError, match="--to c writes a header and a source"):
         export("credit:1", to="c", registry=registry)
     with pytest.raises(ExportError, match="cannot export to 'coreml'"):
         export("credit:1", to="coreml", registry=registry)

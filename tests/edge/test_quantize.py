@@ -22,8 +22,8 @@ from shipyard.core.profile import Profile
 from shipyard.edge.calibration import feeds_of, rows_from_profile
 from shipyard.edge.headline import drop_of
 from shipyard.edge.linear_onnx import register_converters
+from shipyard.edge.onnx_export import onnx_scorer as onnx_predictor
 from shipyard.edge.quantize import TREES_NOT_APPLICABLE, quantize
-from shipyard.edge.quantized_version import onnx_predictor
 from shipyard.errors import InputError, UnsupportedExportError
 
 NAMES = [f"f{i}" for i in range(20)]

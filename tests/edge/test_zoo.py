@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.edge.zoo import Entry, entries
 
 from shipyard import Registry
 from shipyard.config import Settings
 from shipyard.edge.export import export
 from shipyard.errors import ExportError
-from tests.edge.zoo import Entry, entries
-
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "edge.md"
 START, END = "<!-- zoo:start -->", "<!-- zoo:end -->"

@@ -21,7 +21,6 @@ fractional code, the `Ensemble` does not.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ import numpy.typing as npt
 from shipyard.edge.ensemble import Ensemble, PostTransform, Tree
 from shipyard.errors import UnsupportedExportError
 from shipyard.flavors.base import module_of, plain_labels
+from shipyard.flavors.xgboost import fitted_categories
 
 __all__ = ["read_booster"]
 
@@ -128,7 +128,7 @@ def _read_xgboost(model: Any, classes: Sequence[Any] | None) -> Ensemble:
         strict=True,
         float32_inputs=True,
         float32_sums=True,
-        categories=_xgboost_categories(learner, forest),
+        categories=fitted_categories(booster),
         classes=labels,
         model=type(model).__name__,
     )
@@ -188,24 +188,6 @@ def _xgboost_tree(tree: dict[str, Any], weight: float, model: object) -> Tree:
         value=value.reshape(-1, 1),
         categories=categories,
     )
-
-
-def _xgboost_categories(learner: dict[str, Any], forest: dict[str, Any]) -> dict[int, tuple[Any, ...]]:
-    """Per categorical input column fitted on pandas categories, its categories in code order."""
-    found: dict[int, tuple[Any, ...]] = {}
-    types = learner.get("feature_types") or []
-    encodings = forest.get("cats", {}).get("enc", [])
-    for column, (kind, encoding) in enumerate(zip(types, encodings, strict=False)):
-        values = encoding.get("values", [])
-        if kind != "c" or not values:
-            continue
-        offsets = encoding.get("offsets")
-        if offsets:
-            raw = bytes(values)
-            found[column] = tuple(raw[a:b].decode() for a, b in itertools.pairwise(offsets))
-        else:
-            found[column] = tuple(values)
-    return found
 
 
 # LightGBM

@@ -12,6 +12,7 @@ work.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from shipyard.core.batch import Batch, Predictions
@@ -250,12 +251,35 @@ def _tree_graph(ensemble: Ensemble, inputs: list[PublicInput], *, dtype: str, wh
 # ------------------------------------------------------------------ scikit-learn
 
 
-def _register_converters() -> None:
+@contextmanager
+def _our_converters() -> Iterator[None]:
+    """skl2onnx with our converters (numeric imputers, trees, linear models) for one conversion.
+
+    skl2onnx keeps its converters in process-wide tables; ours replace its own for the
+    conversion only, then the tables are put back, so code in the same process that calls
+    skl2onnx itself gets skl2onnx's converters and options (a ZipMap, say) as before.
+    """
+    from skl2onnx import _parse, _supported_operators
+    from skl2onnx.common import _registration
+
     from shipyard.edge import imputer_onnx, linear_onnx, tree_onnx
 
-    imputer_onnx.register_converters()
-    tree_onnx.register_converters()
-    linear_onnx.register_converters()
+    tables: list[dict[Any, Any]] = [
+        _supported_operators.sklearn_operator_name_map,
+        _registration._converter_pool,
+        _registration._shape_calculator_pool,
+        _parse.sklearn_parsers_map,
+    ]
+    saved = [dict(table) for table in tables]
+    try:
+        imputer_onnx.register_converters()
+        tree_onnx.register_converters()
+        linear_onnx.register_converters()
+        yield
+    finally:
+        for table, before in zip(tables, saved, strict=True):
+            table.clear()
+            table.update(before)
 
 
 def _sklearn_graph(model: Any, inputs: list[PublicInput], *, dtype: str, where: str) -> onnx.ModelProto:
@@ -266,7 +290,6 @@ def _sklearn_graph(model: Any, inputs: list[PublicInput], *, dtype: str, where: 
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from sklearn.base import is_classifier
 
-    _register_converters()
     tensor = DoubleTensorType if dtype == "float64" else FloatTensorType
     number = _number(dtype)
     named = _selects_by_name(model)
@@ -288,9 +311,11 @@ def _sklearn_graph(model: Any, inputs: list[PublicInput], *, dtype: str, where: 
     scores = is_classifier(model) and hasattr(model, "predict_proba")
     options = {id(model): {"zipmap": False}} if scores else None
     try:
-        graph = _as_computed(
-            convert_sklearn(model, initial_types=initial, options=options, target_opset=TARGET_OPSET)
-        )
+        with _our_converters():
+            converted = convert_sklearn(
+                model, initial_types=initial, options=options, target_opset=TARGET_OPSET
+            )
+        graph = _as_computed(converted)
         _check_runs(graph)
     except Exception as exc:
         raise _unsupported(model, exc, where) from None

@@ -23,7 +23,7 @@ from shipyard.flavors.base import (
     task_meta,
 )
 
-__all__ = ["XGBoostFlavor"]
+__all__ = ["XGBoostFlavor", "fitted_categories"]
 
 _FILE = "model.ubj"
 _WRAPPERS = {"XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker"}
@@ -40,13 +40,14 @@ class XGBoostPredictor:
         self.model = model
         self.classes = classes_of(meta)
         self.frame_input = bool(meta.get("frame_input", False))
+        self._categories = fitted_categories(model) if self.frame_input else {}
 
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
         xgb = _xgb()
         if batch.n_rows == 0:
             return Predictions.empty(self.classes)
-        features = _categorical_frame(batch) if self.frame_input else batch.to_numpy()
+        features = _categorical_frame(batch, self._categories) if self.frame_input else batch.to_numpy()
         try:
             if isinstance(self.model, xgb.Booster):
                 raw = self.model.inplace_predict(features)
@@ -63,13 +64,52 @@ class XGBoostPredictor:
         return classified(probabilities, self.classes)
 
 
-def _categorical_frame(batch: Batch) -> Any:
-    """A DataFrame with string columns as pandas categoricals, as XGBoost expects them."""
+def _categorical_frame(batch: Batch, categories: dict[int, tuple[Any, ...]]) -> Any:
+    """A DataFrame with string columns as pandas categoricals, as XGBoost expects them: over the
+    categories the model was fitted on, so an unseen one is missing (XGBoost refuses it outright,
+    or in 3.2 reads it as another category), as scikit-learn and LightGBM treat it."""
+    import pandas as pd
+
     frame = batch.to_pandas().copy()
-    for name, column in batch.columns.items():
+    for index, (name, column) in enumerate(batch.columns.items()):
         if column.dtype == object:
-            frame[name] = frame[name].astype("category")
+            known = categories.get(index)
+            frame[name] = (
+                pd.Categorical(frame[name], categories=list(known))
+                if known is not None
+                else frame[name].astype("category")
+            )
     return frame
+
+
+def fitted_categories(model: Any) -> dict[int, tuple[Any, ...]]:
+    """Per categorical input column of a model fitted on pandas categoricals, its categories in
+    code order, read from the model's JSON (`learner.gradient_booster...cats.enc`)."""
+    import itertools
+    import json
+
+    booster = model.get_booster() if hasattr(model, "get_booster") else model
+    learner = json.loads(bytes(booster.save_raw("json")))["learner"]
+    gradient_booster = learner["gradient_booster"]
+    forest = (
+        gradient_booster["gbtree"]["model"]
+        if gradient_booster["name"] == "dart"
+        else gradient_booster.get("model", {})
+    )
+    found: dict[int, tuple[Any, ...]] = {}
+    types = learner.get("feature_types") or []
+    encodings = forest.get("cats", {}).get("enc", [])
+    for column, (kind, encoding) in enumerate(zip(types, encodings, strict=False)):
+        values = encoding.get("values", [])
+        if kind != "c" or not values:
+            continue
+        offsets = encoding.get("offsets")
+        if offsets:
+            raw = bytes(values)
+            found[column] = tuple(raw[a:b].decode() for a, b in itertools.pairwise(offsets))
+        else:
+            found[column] = tuple(values)
+    return found
 
 
 class XGBoostFlavor:
