@@ -1,5 +1,5 @@
-"""skl2onnx's converter tables put back after every test, as the export puts them back after
-every conversion: a test that registers our converters directly leaves no trace for the next."""
+"""skl2onnx's converter tables put back after every test module, as the export puts them back after
+every conversion: a module whose tests register our converters directly leaves no trace for the next."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def skl2onnx_tables_restored() -> Iterator[None]:
     from skl2onnx import _parse, _supported_operators
     from skl2onnx.common import _registration

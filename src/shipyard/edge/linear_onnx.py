@@ -22,7 +22,6 @@ classifier's outputs are `label` and `probabilities`.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,6 @@ REGRESSORS = ("LinearRegression", "Ridge", "Lasso", "ElasticNet", "SGDRegressor"
 _ALIAS = "ShipyardLinear"
 
 
-@functools.cache  # skl2onnx's table of converters is global to the process: fill it once
 def register_converters() -> None:
     """Make skl2onnx convert the linear models named in `CLASSIFIERS` and `REGRESSORS` with these
     converters (idempotent; a later call changes nothing)."""
