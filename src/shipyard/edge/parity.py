@@ -7,7 +7,8 @@ contract's min and max, every known category and an unseen one. Only rows the co
 through are compared: a row it would reject is never served, by the version or by its export.
 
 `check_parity` predicts them with the version and with the export and holds the export to: every
-label equal, probabilities (or regression values) within 1e-6 in float64 (1e-4 in float32), and
+label equal, probabilities (or regression values, relative to their size past 1: |a - b| / max(1,
+|a|)) within 1e-6 in float64 (1e-4 in float32), and
 the task's headline metrics within `metric_tolerance`: on a labelled holdout when one is given,
 else on the reference sample with the version's own answers as the truth.
 """
@@ -124,7 +125,7 @@ class ParityReport:
         dtype: the precision of the export.
         rows: the rows compared.
         tolerance: the bound on probabilities or values.
-        max_abs_diff: the largest absolute difference found.
+        max_abs_diff: the largest difference found (a regression value's relative to max(1, |value|)).
         label_mismatches: rows whose labels differ (classification).
         differing: the first rows that differ (up to ten).
         differing_count: how many rows differ in all.
@@ -290,8 +291,9 @@ def _answers(predictions: Predictions) -> Array:
 
 
 def _differences(source: Predictions, export: Predictions) -> tuple[Array, Array]:
-    """Per row, the largest absolute difference and whether the labels differ. A classifier
-    without probabilities (a hinge loss) is compared by its labels alone."""
+    """Per row, the largest difference (a regression value's relative to max(1, |value|)) and
+    whether the labels differ. A classifier without probabilities (a hinge loss) is compared by
+    its labels alone."""
     ours, theirs = _answers(source), _answers(export)
     if source.task == "classification" and source.probabilities is None:
         theirs = ours
@@ -300,7 +302,12 @@ def _differences(source: Predictions, export: Predictions) -> tuple[Array, Array
             f"the export answers with shape {theirs.shape}, the version with {ours.shape}; "
             "they do not predict the same thing"
         )
-    diff = np.abs(ours - theirs).max(axis=1) if ours.shape[1] else np.zeros(len(ours))
+    gap = np.abs(ours - theirs)
+    if source.task == "regression":
+        # values past 1 are compared relative to their size: a float64 sum of many trees in
+        # another order (or XGBoost's own float32 sum) moves 1e6 by more than 1e-6 absolute
+        gap = gap / np.maximum(1.0, np.abs(ours))
+    diff = gap.max(axis=1) if ours.shape[1] else np.zeros(len(ours))
     if source.task == "classification":
         labels = np.array([plain(a) != plain(b) for a, b in zip(source.values, export.values, strict=True)])
     else:
