@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from shipyard.cli.options import JsonOpt
-from shipyard.cli.render import console, emit_json, table
+from shipyard.cli.render import console, emit_json, key_values, table
 from shipyard.cli.session import registry
 from shipyard.errors import ExportError
 
@@ -106,22 +106,38 @@ def export(
 
 def show_report(report: ParityReport, *, title: str) -> None:
     """Print a parity report: the verdict and its numbers, then the rows that differ."""
-    table(
+    rows_from = ", ".join(f"{n} {k}" for k, n in report.rows_from.items()) or str(report.rows)
+    key_values(
         title,
-        ["verdict", "dtype", "rows compared", "max |diff|", "label mismatches", "metric", "delta"],
         [
+            ("verdict", "[green]passed[/]" if report.passed else "[red]FAILED[/]"),
+            ("precision", report.dtype),
+            ("rows compared", rows_from),
+            ("max |diff|", f"{report.max_abs_diff:.3g} (bound {report.tolerance:g})"),
+            ("label mismatches", report.label_mismatches),
             (
-                "passed" if report.passed else "FAILED",
-                report.dtype,
-                ", ".join(f"{n} {k}" for k, n in report.rows_from.items()) or report.rows,
-                f"{report.max_abs_diff:.3g} (<= {report.tolerance:g})",
-                report.label_mismatches,
-                f"{report.metric} {report.metric_source:.6g} -> {report.metric_export:.6g}",
-                f"{report.metric_delta:+.3g} (<= {report.metric_tolerance:g})",
-            )
+                report.metric,
+                f"{report.metric_source:.6g} -> {report.metric_export:.6g} "
+                f"(delta {report.metric_delta:+.3g}, bound {report.metric_tolerance:g}; "
+                f"on {report.metric_data})",
+            ),
         ],
     )
-    console.print(f"metric measured on {report.metric_data}")
+    if report.differing:
+        table(
+            f"rows that differ (the first {len(report.differing)} of {report.differing_count})",
+            ["row", "features involved", "version", "export", "|diff|"],
+            [
+                (
+                    d.row,
+                    ", ".join(f"{k}={v}" for k, v in d.features.items()),
+                    d.source,
+                    d.export,
+                    f"{d.diff:.3g}",
+                )
+                for d in report.differing
+            ],
+        )
 
 
 def show_pruning(report: dict[str, Any]) -> None:

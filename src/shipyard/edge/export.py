@@ -160,8 +160,14 @@ def export(
             ensemble=read_ensemble(loaded),
         )
         if not report.passed:
+            hint = (
+                "\nfloat32 arithmetic in the graph (a scaler before trees, say) moves values across "
+                "splits the model takes in float64: export with --dtype float64 (the default)"
+                if dtype == "float32"
+                else ""
+            )
             raise ParityError(
-                f"the ONNX export of {source} is refused; nothing was written.\n{report.summary()}",
+                f"the ONNX export of {source} is refused; nothing was written.\n{report.summary()}{hint}",
                 report.to_dict(),
             )
     files: tuple[Path, ...] = ()

@@ -29,7 +29,7 @@ from shipyard.core.dtypes import plain
 from shipyard.core.jsonsafe import json_safe
 from shipyard.core.metric_table import primary_metric
 from shipyard.core.scores import ClassificationData, HeadlineWeights, positions
-from shipyard.edge.parity_rows import UNSEEN, gathered_rows, parity_rows
+from shipyard.edge.parity_rows import UNSEEN, as_float32, gathered_rows, parity_rows
 from shipyard.errors import ExportError
 
 if TYPE_CHECKING:
@@ -242,9 +242,12 @@ def check_parity(
     bound = TOLERANCES[dtype] if tolerance is None else tolerance
     notes = ["rows the contract rejects are not compared: they are never served"]
     if rows is None:
-        rows, rows_from = gathered_rows(loaded, ensemble)
+        rows, rows_from = gathered_rows(loaded, ensemble, dtype=dtype)
     else:
         rows_from = {"given": rows.n_rows}
+        rows = as_float32(rows) if dtype == "float32" else rows
+    if dtype == "float32":
+        notes.append("float32: the rows' numbers are rounded to float32, as a float32 graph receives them")
     source = loaded.predict_valid(rows)
     export = exported(rows)
     diff, labels_differ = _differences(source, export)

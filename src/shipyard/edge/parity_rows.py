@@ -31,18 +31,32 @@ UNSEEN = "__shipyard_unseen__"
 _MAX_THRESHOLDS = 200  # per feature: a forest can split one feature at thousands of points
 
 
-def parity_rows(loaded: LoadedModel, *, ensemble: Ensemble | None = None) -> Batch:
+def parity_rows(loaded: LoadedModel, *, ensemble: Ensemble | None = None, dtype: str = "float64") -> Batch:
     """The rows the gate compares: the reference sample, then the edge rows the contract accepts.
 
     Args:
         loaded: the version.
         ensemble: the version's trees, when it is a bare tree model: its split thresholds are
             added as edge values of the features they split.
+        dtype: 'float32': the rows a float32 graph can be given: every float rounded to float32,
+            and a threshold's edge values are the float32 numbers on either side of it.
     """
-    return gathered_rows(loaded, ensemble)[0]
+    return gathered_rows(loaded, ensemble, dtype=dtype)[0]
 
 
-def gathered_rows(loaded: LoadedModel, ensemble: Ensemble | None) -> tuple[Batch, dict[str, int]]:
+def as_float32(batch: Batch) -> Batch:
+    """The batch with every float column rounded to float32 (and back to float64): what a client
+    of a float32 graph can send."""
+    columns = {
+        name: column.astype(np.float32).astype(np.float64) if column.dtype == np.float64 else column
+        for name, column in batch.columns.items()
+    }
+    return Batch(columns, batch.n_rows)
+
+
+def gathered_rows(
+    loaded: LoadedModel, ensemble: Ensemble | None, *, dtype: str = "float64"
+) -> tuple[Batch, dict[str, int]]:
     """`parity_rows`, and how many rows each source gave (reference sample, edge rows).
 
     Raises:
@@ -55,7 +69,7 @@ def gathered_rows(loaded: LoadedModel, ensemble: Ensemble | None) -> tuple[Batch
     if background is not None and background.n_rows:
         parts.append(background.select(contract.names))
         counts["reference sample"] = background.n_rows
-    edges = _edge_records(contract, ensemble)
+    edges = _edge_records(contract, ensemble, float32=dtype == "float32")
     validation = contract.validate(Batch.from_records(edges))
     accepted = validation.batch.take(validation.accepted_rows)
     if accepted.n_rows:
@@ -66,7 +80,8 @@ def gathered_rows(loaded: LoadedModel, ensemble: Ensemble | None) -> tuple[Batch
             f"{loaded.version.ref} has no reference sample and its contract accepts no edge row; "
             "there is nothing to check parity on. Register the version with its training data"
         )
-    return _concat(parts, contract), counts
+    rows = _concat(parts, contract)
+    return (as_float32(rows) if dtype == "float32" else rows), counts
 
 
 def _concat(parts: list[Batch], contract: Contract) -> Batch:
@@ -81,18 +96,18 @@ def _concat(parts: list[Batch], contract: Contract) -> Batch:
     return Batch(columns, sum(p.n_rows for p in parts))
 
 
-def _edge_records(contract: Contract, ensemble: Ensemble | None) -> list[dict[str, Any]]:
+def _edge_records(contract: Contract, ensemble: Ensemble | None, *, float32: bool) -> list[dict[str, Any]]:
     """One row per edge value: the contract's example row with one feature at the edge."""
     base = example_row(contract)
     thresholds = ensemble.split_points() if ensemble is not None else {}
     records = []
     for column, feature in enumerate(contract.features):
-        for value in _edge_values(feature, thresholds.get(column)):
+        for value in _edge_values(feature, thresholds.get(column), float32=float32):
             records.append(base | {feature.name: value})
     return records
 
 
-def _edge_values(feature: Feature, thresholds: Array | None) -> list[Any]:
+def _edge_values(feature: Feature, thresholds: Array | None, *, float32: bool) -> list[Any]:
     values: list[Any] = []
     if feature.on_missing != "reject":
         values.append(None)
@@ -105,6 +120,9 @@ def _edge_values(feature: Feature, thresholds: Array | None) -> list[Any]:
             for t in np.unique(picked):
                 if feature.dtype is DType.INT:
                     values += sorted({math.floor(t), math.ceil(t)})
+                elif float32:  # the float32 numbers on either side of the threshold
+                    below = np.float32(t) if np.float32(t) <= t else np.nextafter(np.float32(t), -np.inf)
+                    values += [float(below), float(np.nextafter(below, np.float32(np.inf)))]
                 else:
                     values += [float(t), float(np.nextafter(t, np.inf))]
     elif feature.categories is not None:
