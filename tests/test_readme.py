@@ -181,6 +181,8 @@ DEMO_SHOWS = (
     "audit chain verified",
     "wrote ",
     "requirements.lock",
+    "exported from",
+    "answers as",
     "demo finished",
 )
 

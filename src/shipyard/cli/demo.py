@@ -1,7 +1,7 @@
 """`shipyard demo`: everything built so far, on bundled and synthetic data, in under a minute.
 
 The steps live beside this module, one module per part (`demo_evaluate`, `demo_serving`,
-`demo_monitor`, `demo_rollout`, `demo_batch`, `demo_security`, `demo_package`); this module runs
+`demo_monitor`, `demo_rollout`, `demo_batch`, `demo_security`, `demo_package`, `demo_edge`); this module runs
 them in order and none of them imports it back. The credit data and model come from `shipyard.datasets`.
 """
 
@@ -28,7 +28,8 @@ __all__ = ["demo"]
 def demo(
     rows: Annotated[int, typer.Option(help="Rows of synthetic credit data.")] = 5000,
 ) -> None:
-    """Register, validate, evaluate, gate, serve, monitor, roll out, score in batch, secure: everything."""
+    """Register, validate, evaluate, gate, serve, monitor, roll out, score in batch, secure, package,
+    export to ONNX: everything."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -150,10 +151,12 @@ def demo(
 
 
 def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_url: str) -> None:
-    """Serve, monitor, roll out, score in batch, secure it all, and package it (steps 8 to 19)."""
+    """Serve, monitor, roll out, score in batch, secure it all, package it and export it to ONNX
+    (steps 8 to 21)."""
     # Imported here, not at the top: they load the registry, rollouts and pandas, which every
     # other command would pay for at start, since the CLI app imports this module.
     from shipyard.cli.demo_batch import batch_demo
+    from shipyard.cli.demo_edge import edge_demo
     from shipyard.cli.demo_monitor import monitoring_demo
     from shipyard.cli.demo_package import package_demo
     from shipyard.cli.demo_rollout import rollout_demo
@@ -170,3 +173,4 @@ def _operations_demo(credit: pd.DataFrame, sample: list[dict[str, Any]], store_u
         console.rule("[bold]Security: keys and roles over TLS, the audit chain, a signed version")
         security_demo(reg, sample[0])
         package_demo(reg, "credit@production")
+        edge_demo(reg, "credit@production", sample[:3])
