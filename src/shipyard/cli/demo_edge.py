@@ -36,7 +36,7 @@ def edge_demo(reg: Registry, ref: str, rows: list[dict[str, Any]]) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    mine = source.probabilities if source.probabilities is not None else []
+    mine: Any = source.probabilities if source.probabilities is not None else []
     theirs = served.probabilities or []
     table(
         None,
