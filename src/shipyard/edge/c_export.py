@@ -72,6 +72,7 @@ def export_c(
         ParityError: the C does not answer as the version does; nothing is written.
         ExportError: `out` is not empty, or gcc is missing or refuses the source.
     """
+    out = Path(out).absolute()  # gcc runs in the build folder: a relative path would miss
     flavor = loaded.version.flavor
     if flavor in {"pyfunc", "onnx", "pickle"}:
         raise UnsupportedExportError(

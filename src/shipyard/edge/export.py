@@ -143,7 +143,7 @@ def export(
         written = export_c(loaded, folder, dtype=dtype, name=name, holdout=holdout)  # type: ignore[arg-type]
         if reports:
             _add_reports(folder, reports)
-        written_files = (written.header, written.source, written.usage, folder / PARITY_FILE)
+        written_files = (written.header, written.source, written.usage, written.out / PARITY_FILE)
         return ExportResult(source, to, dtype, written.parity, folder, written_files, None, None, reports)
     if quantize is not None:
         graph, report, reports["quantization"] = _quantized(
