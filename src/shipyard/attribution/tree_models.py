@@ -27,9 +27,9 @@ from shipyard.attribution.tree_paths import (
 )
 from shipyard.errors import ExplanationError
 
-__all__ = ["PathExplainer", "tree_explainer"]
+__all__ = ["FORESTS", "PathExplainer", "histogram_columns", "tree_explainer"]
 
-_FORESTS = frozenset(
+FORESTS = frozenset(
     {
         "DecisionTreeClassifier",
         "DecisionTreeRegressor",
@@ -100,7 +100,7 @@ def tree_explainer(
     if module != "sklearn" or not hasattr(model, "n_features_in_"):
         return None
     name = type(model).__name__
-    if name in _FORESTS:
+    if name in FORESTS:
         return _forest(model, classes, max_table_features)
     if name in ("GradientBoostingClassifier", "GradientBoostingRegressor"):
         return _boosting(model, classes, max_table_features)
@@ -299,7 +299,7 @@ def _histogram(model: Any, classes: tuple[Any, ...] | None, limit: int) -> Colum
     trees = [
         _histogram_tree(p, k, n_out, binnings=binnings, known=known, f_idx_map=f_idx_map) for k, p in flat
     ]
-    columns = _histogram_columns(model)
+    columns = histogram_columns(model)
     paths = build_path_model(trees, tuple(binnings), columns, width, max_table_features=limit)
     constant = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
     if classifier:
@@ -358,7 +358,7 @@ def _histogram_tree(
     )
 
 
-def _histogram_columns(model: Any) -> Ints:
+def histogram_columns(model: Any) -> Ints:
     """The input column of each internal column (the categorical-from-dtype preprocessor puts
     the categorical columns first)."""
     width = int(model.n_features_in_)

@@ -24,24 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.attribution.tree_models import _histogram_columns
+from shipyard.attribution.tree_models import FORESTS, histogram_columns
 from shipyard.edge.ensemble import Ensemble, Floats, PostTransform, Tree
 from shipyard.errors import UnsupportedExportError
 
 __all__ = ["read_ensemble"]
 
-_FORESTS = frozenset(
-    {
-        "DecisionTreeClassifier",
-        "DecisionTreeRegressor",
-        "ExtraTreeClassifier",
-        "ExtraTreeRegressor",
-        "RandomForestClassifier",
-        "RandomForestRegressor",
-        "ExtraTreesClassifier",
-        "ExtraTreesRegressor",
-    }
-)
 _BOOSTING = frozenset({"GradientBoostingClassifier", "GradientBoostingRegressor"})
 _HISTOGRAM = frozenset({"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"})
 
@@ -77,7 +65,7 @@ def read_ensemble(model: Any, *, classes: Sequence[Any] | None = None) -> Ensemb
     if module != "sklearn" or not hasattr(model, "n_features_in_"):
         return None
     name = type(model).__name__
-    if name in _FORESTS:
+    if name in FORESTS:
         return _forest(model)
     if name in _BOOSTING:
         return _boosting(model)
@@ -190,7 +178,7 @@ def _histogram(model: Any) -> Ensemble:
             f"its loss '{model.loss}' answers a link of the trees' sum",
             "fit it with an identity-link loss (squared_error, absolute_error, quantile)",
         )
-    columns = _histogram_columns(model)
+    columns = histogram_columns(model)
     values, categories = _category_values(model, columns)
     known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
     per_round = int(model.n_trees_per_iteration_)
