@@ -68,7 +68,7 @@ def test_a_failed_gate_exits_1_with_the_rows_that_differ(home: Path, tmp_path: P
     done = shipyard_in_process(home, "export", "rbf:1", "--out", str(tmp_path / "edge"))
     assert done.returncode == 1
     assert "error: the ONNX export of rbf:1 is refused; nothing was written." in done.stderr
-    assert "row 0: version" in done.stderr and "features age=" in done.stderr
+    assert "row 1: version" in done.stderr and "features age=" in done.stderr
     assert not (tmp_path / "edge").exists()
 
 

@@ -39,6 +39,7 @@ classifier's outputs are `label` and `probabilities`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -318,8 +319,11 @@ def _platt(writer: _Writer, model: Any, dec: str) -> str:
 def _coupled(writer: _Writer, r01: str, r10: str) -> str:
     """libsvm's `multiclass_probability` for k = 2, pass by pass: `Q = [[r10², -r10 r01], [., r01²]]`,
     p from (0.5, 0.5); a pass runs while the largest |Qp_t - pQp| is at least `_COUPLING_EPS`."""
-    mul, add = (lambda x, y: writer.node("Mul", [x, y])), (lambda x, y: writer.node("Add", [x, y]))
-    sub, div = (lambda x, y: writer.node("Sub", [x, y])), (lambda x, y: writer.node("Div", [x, y]))
+
+    def arithmetic(op: str) -> Callable[[str, str], str]:
+        return lambda x, y: writer.node(op, [x, y])
+
+    mul, add, sub, div = (arithmetic(op) for op in ("Mul", "Add", "Sub", "Div"))
     cross = writer.node("Neg", [mul(r10, r01)])
     q = [[mul(r10, r10), cross], [cross, mul(r01, r01)]]
     one, two, half = writer.const("one", 1.0), writer.const("two", 2.0), writer.const("half", 0.5)
