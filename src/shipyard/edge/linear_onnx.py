@@ -327,14 +327,13 @@ def _coupled(writer: _Writer, r01: str, r10: str) -> str:
     cross = writer.node("Neg", [mul(r10, r01)])
     q = [[mul(r10, r10), cross], [cross, mul(r01, r01)]]
     one, two, half = writer.const("one", 1.0), writer.const("two", 2.0), writer.const("half", 0.5)
+    eps = writer.const("eps", _COUPLING_EPS)
     p, running = [half, half], writer.const("running", True, proto=_bool())
     for _ in range(_COUPLING_PASSES):
         qp = [add(mul(q[t][0], p[0]), mul(q[t][1], p[1])) for t in range(2)]
         pqp = add(mul(p[0], qp[0]), mul(p[1], qp[1]))
         error = writer.node("Max", [writer.node("Abs", [sub(qp[t], pqp)]) for t in range(2)])
-        running = writer.node(
-            "And", [running, writer.node("GreaterOrEqual", [error, writer.const("eps", _COUPLING_EPS)])]
-        )
+        running = writer.node("And", [running, writer.node("GreaterOrEqual", [error, eps])])
         moved = list(p)
         for t in range(2):
             diff = div(sub(pqp, qp[t]), q[t][t])
