@@ -225,7 +225,7 @@ def applications() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def edge_home(tmp_path_factory: pytest.TempPathFactory, applications: pd.DataFrame) -> Path:
     """A home with the models the export tests convert (`fill_edge_home`): credit:1, mlp:1, plain:1,
-    debt:1, svc:1, spline:1, custom:1; copy it to change it."""
+    debt:1, svc:1, rbf:1, spline:1, custom:1; copy it to change it."""
     from edge_models import fill_edge_home
 
     return home_made_once(

@@ -55,9 +55,10 @@ def fit(model: Any, frame: pd.DataFrame, target: str = "default") -> Any:
 def fill_edge_home(registry: Registry, applications: pd.DataFrame) -> None:
     """Register in `registry`: credit:1 (OneHotEncoder + StandardScaler + LogisticRegression),
     mlp:1 (an MLP behind an OrdinalEncoder), plain:1 (a logistic regression fitted on a numpy
-    array), debt:1 (a ridge regression of `debt_ratio`), svc:1 (a linear SVC with probabilities,
-    which skl2onnx computes in float32: its export misses parity), spline:1 (a pipeline with a
-    SplineTransformer) and custom:1 (a pyfunc)."""
+    array), debt:1 (a ridge regression of `debt_ratio`), svc:1 (a linear SVC with probabilities),
+    rbf:1 (an RBF SVC with probabilities on unscaled numbers, which skl2onnx computes in float32:
+    its export misses parity), spline:1 (a pipeline with a SplineTransformer) and custom:1 (a
+    pyfunc)."""
     frame = applications
     numbers = frame[NUMERIC].fillna(0.0)
     regression = frame.drop(columns=["default"])
@@ -85,10 +86,14 @@ def fill_edge_home(registry: Registry, applications: pd.DataFrame) -> None:
             ("svc", SVC(kernel="linear", probability=True, random_state=0)),
         ]
     )
+    measures = frame[[*NUMERIC, "default"]]
+    rbf = make_pipeline(SimpleImputer(), SVC(kernel="rbf", probability=True, random_state=0))
     with warnings.catch_warnings():  # SVC(probability=True) is deprecated in scikit-learn 1.9
         warnings.simplefilter("ignore", FutureWarning)
         fit(svc, frame)
+        fit(rbf, measures)
     registry.register(svc, name="svc", train_data=frame, target="default")
+    registry.register(rbf, name="rbf", train_data=measures, target="default")
     spline = Pipeline([("spline", SplineTransformer(n_knots=3)), ("clf", LogisticRegression())])
     spline.fit(numbers, frame["default"])
     registry.register(

@@ -14,7 +14,7 @@ from homes import copy_home
 
 @pytest.fixture
 def home(edge_home: Path, tmp_path: Path) -> Path:
-    """A copy of the edge home (tests/edge_models.py): credit:1, mlp:1, svc:1, spline:1, custom:1, ..."""
+    """A copy of the edge home (tests/edge_models.py): credit:1, mlp:1, svc:1, rbf:1, spline:1, custom:1, ..."""
     return copy_home(edge_home, tmp_path / "home")
 
 
@@ -65,10 +65,10 @@ def test_a_registered_export_is_shown_evaluated_and_signed(
 
 @pytest.mark.filterwarnings("ignore:.*probability.*:FutureWarning")  # skl2onnx reads SVC.probA_
 def test_a_failed_gate_exits_1_with_the_rows_that_differ(home: Path, tmp_path: Path) -> None:
-    done = shipyard_in_process(home, "export", "svc:1", "--out", str(tmp_path / "edge"))
+    done = shipyard_in_process(home, "export", "rbf:1", "--out", str(tmp_path / "edge"))
     assert done.returncode == 1
-    assert "error: the ONNX export of svc:1 is refused; nothing was written." in done.stderr
-    assert "row 0: version" in done.stderr and "features age=" in done.stderr
+    assert "error: the ONNX export of rbf:1 is refused; nothing was written." in done.stderr
+    assert "row 1: version" in done.stderr and "features age=" in done.stderr
     assert not (tmp_path / "edge").exists()
 
 

@@ -81,13 +81,13 @@ def test_an_export_that_misses_parity_is_refused_and_writes_nothing(
     registry: Registry, tmp_path: Path
 ) -> None:
     with pytest.raises(
-        ParityError, match=r"(?s)svc:1 is refused; nothing was written.\n.*122 rows differ"
+        ParityError, match=r"(?s)rbf:1 is refused; nothing was written.\n.*100 rows differ"
     ) as caught:
-        export("svc:1", out=tmp_path / "edge", register=True, registry=registry)
-    assert "row 0: version" in str(caught.value)
-    assert caught.value.report["differing_count"] == 122 and caught.value.report["passed"] is False
+        export("rbf:1", out=tmp_path / "edge", register=True, registry=registry)
+    assert "row 1: version" in str(caught.value)
+    assert caught.value.report["differing_count"] == 100 and caught.value.report["passed"] is False
     assert not (tmp_path / "edge").exists()
-    assert [v.version for v in registry.versions("svc")] == [1]
+    assert [v.version for v in registry.versions("rbf")] == [1]
 
 
 def test_custom_python_and_unsupported_steps_are_refused_by_name(registry: Registry) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +24,13 @@ from sklearn.linear_model import (
 )
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC, LinearSVR
+from sklearn.svm import SVC, LinearSVC, LinearSVR
 
+from homes import copy_home
+from shipyard import Registry, Settings, export
 from shipyard.edge.linear_onnx import register_converters
+from shipyard.errors import UnsupportedExportError
+from shipyard.flavors.base import labels_of
 
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 CLASSIFIERS = [
@@ -108,3 +114,69 @@ def test_one_vs_rest_rows_whose_probabilities_all_vanish_are_uniform() -> None:
     expected = model.predict_proba(far)
     assert np.isclose(expected, 1 / 3).all(axis=1).any()  # the case is exercised
     assert np.abs(scores - expected).max() <= 1e-12
+
+
+def _svc(classes: int, **params: Any) -> tuple[Any, np.ndarray]:
+    """A linear-kernel SVC behind a StandardScaler, and rows to score: its training rows and far ones."""
+    x, y = make_classification(300, 6, n_informative=4, n_classes=classes, random_state=0)
+    with warnings.catch_warnings():  # SVC(probability=True) is deprecated in scikit-learn 1.9
+        warnings.simplefilter("ignore", FutureWarning)
+        model = make_pipeline(StandardScaler(), SVC(kernel="linear", random_state=0, **params)).fit(x, y)
+    rows = np.vstack([x, np.random.default_rng(0).normal(size=(500, 6)) * 4])
+    return model, rows
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_svc_with_probabilities_answers_as_its_served_version(dtype: Any) -> None:
+    model, rows = _svc(2, probability=True)
+    session = _session(model, rows.astype(dtype))
+    label, scores = session.run(None, {session.get_inputs()[0].name: rows.astype(dtype)})
+    expected = model.predict_proba(rows)
+    # libsvm's coupling keeps rows within 0.005 of 0.5 at 0.5 and moves the others in one or two passes
+    assert (expected[:, 0] == 0.5).any() and (np.abs(expected[:, 0] - 0.5) > 0.3).any()
+    assert np.abs(scores - expected).max() <= TOLERANCE[dtype]
+    assert label.tolist() == labels_of(expected, model.classes_).tolist()  # the flavor's argmax
+    assert not {"SVMClassifier", "ZipMap"} & {n.op_type for n in to_onnx(model, rows[:1]).graph.node}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_svc_without_probabilities_gives_its_decision_and_labels(dtype: Any) -> None:
+    model, rows = _svc(2)
+    session = _session(model, rows.astype(dtype))
+    label, scores = session.run(None, {session.get_inputs()[0].name: rows.astype(dtype)})
+    decision = model.decision_function(rows)
+    assert np.abs(scores - np.column_stack([-decision, decision])).max() <= TOLERANCE[dtype]
+    assert label.tolist() == model.predict(rows).tolist()
+
+
+@pytest.mark.parametrize("params", [{}, {"decision_function_shape": "ovo"}, {"break_ties": True}])
+def test_multiclass_svc_labels_follow_its_one_vs_one_votes(params: dict[str, Any]) -> None:
+    model, rows = _svc(4, **params)
+    session = _session(model, rows)
+    label, scores = session.run(None, {session.get_inputs()[0].name: rows})
+    assert label.tolist() == model.predict(rows).tolist()
+    assert model.classes_[scores.argmax(axis=1)].tolist() == label.tolist()  # as the flavor serves it
+    if params.get("break_ties"):
+        assert np.abs(scores - model.decision_function(rows)).max() <= 1e-12
+
+
+def test_multiclass_svc_with_probabilities_is_refused_with_what_works() -> None:
+    model, rows = _svc(3, probability=True)
+    with pytest.raises(UnsupportedExportError, match=r"3 classes: libsvm's pairwise coupling.*LinearSVC"):
+        _session(model, rows)
+
+
+@pytest.mark.filterwarnings("ignore:.*probability.*:FutureWarning")  # skl2onnx reads SVC.probA_
+def test_other_kernels_keep_skl2onnx_converter() -> None:
+    x, y = make_classification(100, 4, random_state=0)
+    register_converters()
+    graph = to_onnx(SVC(kernel="rbf").fit(x, y), x[:1], options={"zipmap": False})
+    assert "SVMClassifier" in {node.op_type for node in graph.graph.node}
+
+
+def test_a_registered_linear_svc_exports_with_parity(edge_home: Path, tmp_path: Path) -> None:
+    registry = Registry(Settings.for_home(copy_home(edge_home, tmp_path / "home")), actor="tester")
+    result = export("svc:1", registry=registry)  # OneHotEncoder + StandardScaler + SVC(probability=True)
+    assert result.report.passed
+    # the edge rows (the contract's min and max) give large decisions: the summation order shows
+    assert result.report.max_abs_diff <= 1e-10 and result.report.label_mismatches == 0
