@@ -215,7 +215,7 @@ def bench_mlp(registry: Any, args: argparse.Namespace) -> dict[str, Any]:
     from shipyard.edge.prune import prune
     from shipyard.edge.pruned_version import with_model
     from shipyard.edge.quantize import quantize
-    from shipyard.edge.quantized_version import onnx_predictor
+    from shipyard.edge.onnx_export import onnx_scorer as onnx_predictor
 
     progress("fitting MLPClassifier((256, 128)) on a 16,000 x 20 DataFrame")
     frame, y, holdout, held_y = frames(20_000, 4_000, n_informative=10, random_state=1)
