@@ -91,7 +91,12 @@ def export_c(
     )
     source = written.source
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the export beside {out}: {exc.strerror}; name a folder you can write"
+        ) from None
     try:
         compiled = compile_c(source, workdir=staging / "build")
         report = check_parity(

@@ -257,7 +257,12 @@ def _check_empty(folder: Path) -> None:
 def _write(folder: Path, graph: onnx.ModelProto, report: ParityReport) -> tuple[Path, ...]:
     """Write the graph and the report into a folder beside `folder`, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the export beside {folder}: {exc.strerror}; name a folder you can write"
+        ) from None
     try:
         (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
         (staging / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

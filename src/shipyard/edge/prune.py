@@ -182,9 +182,16 @@ def _weights_of(model: Any) -> tuple[Any, list[str]]:
         return last, [f"coefs_[{i}]" for i in range(len(last.coefs_))]
     if hasattr(last, "coef_") and not hasattr(last, "estimators_"):
         return last, ["coef_"]
+    name = type(last).__name__
+    if hasattr(model, "steps") and ("Tree" in name or "Forest" in name or "Boost" in name or "LGBM" in name):
+        raise UnsupportedExportError(
+            f"--prune drops the trees of a bare tree model; this one is the last step of a pipeline "
+            f"({name}), which is not pruned. Export without --prune, or register the booster itself "
+            "fitted on pandas categories (it reads the strings without a pipeline) and prune that"
+        )
     raise UnsupportedExportError(
-        f"--prune takes MLPs, linear models and tree ensembles; {type(last).__name__} is none of "
-        "them; export without --prune"
+        f"--prune takes MLPs, linear models and tree ensembles; {name} is none of them; export "
+        "without --prune"
     )
 
 
