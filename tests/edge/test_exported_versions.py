@@ -39,15 +39,19 @@ ROWS = [
 MISSING_TEXT = [credit_row(country=None), credit_row(country=None, income=None)]
 
 
+def _cli(home: Path, *args: str) -> str:
+    done = shipyard_in_process(home, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 @dataclass
 class Served:
     home: Path
     server: ServerProcess
 
     def cli(self, *args: str) -> str:
-        done = shipyard_in_process(self.home, *args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
+        return _cli(self.home, *args)
 
     def deployment(self) -> dict[str, Any]:
         return json.loads(self.cli("deploy", "show", "api", "--json"))  # type: ignore[no-any-return]
@@ -71,19 +75,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     rules = home / "rules.yaml"
     # Small windows for a short test; latency is left loose, since both arms share a busy 2-core box.
     rules.write_text("min_requests: 30\nmax_latency_ratio_p95: 5\nmax_latency_ratio_p99: 10\n")
-    made = Served(home, None)  # type: ignore[arg-type]
-    made.cli("deploy", "create", "api", "--model", "credit@staging")
-    made.cli(
-        "rollout", "start", "api", "--to", f"credit:{EXPORT}", "--steps", "50,100",
+    _cli(home, "deploy", "create", "api", "--model", "credit@staging")
+    _cli(
+        home, "rollout", "start", "api", "--to", f"credit:{EXPORT}", "--steps", "50,100",
         "--interval", "1s", "--rules", str(rules),
     )  # fmt: skip
-    made.cli("rollout", "pause", "api", "--reason", "comparing the arms first")
-    made.server = ServerProcess(home, [], "--deployment", "api", "--follow-interval", "0.2")
+    _cli(home, "rollout", "pause", "api", "--reason", "comparing the arms first")
+    server = ServerProcess(home, [], "--deployment", "api", "--follow-interval", "0.2")
     try:
-        made.server.wait_ready()
-        yield made
+        server.wait_ready()
+        yield Served(home, server)
     finally:
-        made.server.terminate()
+        server.terminate()
 
 
 def _ours_by_arm(served: Served, rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
