@@ -19,8 +19,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from shipyard.attribution.choose import explainer_for, possible_methods
-from shipyard.core.batch import Batch
+from shipyard.core.batch import Batch, Predictions
 from shipyard.errors import UnsupportedExplanationError
+from shipyard.flavors.base import classified
 from shipyard.flavors.sklearn import SklearnPredictor
 
 
@@ -119,3 +120,31 @@ def test_without_a_background_only_tree_shap_remains() -> None:
     ]
     with pytest.raises(UnsupportedExplanationError, match="background sample"):
         choose(predictor, data, "exact", background=None)
+
+
+class TextScorer:
+    """A model that is not scikit-learn's, as an ONNX session or a custom model is, given the raw
+    features, text among them: it has no front to put the background through."""
+
+    model = object()
+
+    def predict(self, batch: Batch) -> Predictions:
+        red = np.asarray(batch.columns["colour"], dtype=object) == "red"
+        share = np.where(red, 0.8, 0.3) + 0.01 * np.asarray(batch.columns["x0"], dtype=np.float64)
+        return classified(np.column_stack([1 - share, share]), (0, 1))
+
+
+def test_a_model_that_is_not_scikit_learns_with_text_features_is_explained_model_agnostically() -> None:
+    data = frame(3)
+    background = Batch.coerce(data.head(30))
+    names = tuple(data.columns)
+    scorer = TextScorer()
+    chosen = explainer_for(scorer, names=names, classes=(0, 1), frame_input=False, background=background)
+    assert chosen.method == "exact"
+    assert possible_methods(
+        scorer, names=names, classes=(0, 1), frame_input=False, background=background
+    ) == [
+        "exact",
+        "permutation",
+        "lime",
+    ]

@@ -79,6 +79,39 @@ def test_a_grpc_answer_carries_raw_contents_as_triton_sends_them() -> None:
     assert np.frombuffer(response.raw_output_contents[1], dtype="<f8").tolist() == [0.2, 0.8, 0.9, 0.1]
 
 
+def test_labels_picked_from_the_classes_as_objects_keep_the_classes_datatype() -> None:
+    """The ONNX flavor (and any flavor taking each row's most probable class) gives integer labels
+    as Python objects: they are INT64, as the metadata says, over JSON, binary and gRPC alike."""
+    objects = Predictions(
+        "classification",
+        np.array([1, 0], dtype=object),
+        PREDICTIONS.probabilities,
+        classes=(0, 1),
+    )
+    body, _ = encode_rest(objects, model="credit", version=3, request_id="r1", wanted=(), binary=False)
+    assert orjson.loads(body)["outputs"][0] == {
+        "name": "prediction",
+        "datatype": "INT64",
+        "shape": [2],
+        "data": [1, 0],
+    }
+    body, header = encode_rest(objects, model="credit", version=3, request_id="r1", wanted=(), binary=True)
+    assert header is not None and orjson.loads(body[:header])["outputs"][0]["datatype"] == "INT64"
+    assert np.frombuffer(body[header : header + 16], dtype="<i8").tolist() == [1, 0]
+    response = encode_grpc(objects, model="credit", version=3, request_id="r1", wanted=())
+    assert response.outputs[0].datatype == "INT64"
+    assert np.frombuffer(response.raw_output_contents[0], dtype="<i8").tolist() == [1, 0]
+    flags = Predictions(
+        "classification", np.array([True], dtype=object), np.array([[0.1, 0.9]]), (False, True)
+    )
+    assert (
+        orjson.loads(encode_rest(flags, model="m", version=1, request_id="r", wanted=(), binary=False)[0])[
+            "outputs"
+        ][0]["datatype"]
+        == "BOOL"
+    )
+
+
 def test_an_output_the_model_does_not_return_is_refused_naming_those_it_does() -> None:
     with pytest.raises(
         InputError, match="do not exist; this model returns \\['prediction', 'probabilities'\\]"

@@ -16,7 +16,7 @@ from typing import Any
 from shipyard.attribution.agnostic import AgnosticExplainer, agnostic_method
 from shipyard.attribution.base import METHODS, Explainer
 from shipyard.attribution.lime import LimeExplainer
-from shipyard.attribution.linear import linear_explainer
+from shipyard.attribution.linear import is_linear_estimator, linear_explainer
 from shipyard.attribution.mapped import Mapped
 from shipyard.attribution.pipelines import front_of
 from shipyard.attribution.shapley import MAX_EXACT_FEATURES
@@ -109,7 +109,7 @@ def _model_specific(
         engine = tree_explainer(front.estimator, classes=classes)
         if engine is not None:
             return Mapped(front, engine, names=names)
-    if method in ("auto", "linear") and background is not None:
+    if method in ("auto", "linear") and background is not None and is_linear_estimator(front.estimator):
         engine = linear_explainer(front.estimator, background=front.transform(background), classes=classes)
         if engine is not None:
             return Mapped(front, engine, names=names)
@@ -133,8 +133,10 @@ def possible_methods(
         if front is not None:
             if tree_explainer(front.estimator, classes=classes) is not None:
                 found.append("tree_shap")
-            elif background is not None and (
-                linear_explainer(front.estimator, background=front.transform(background), classes=classes)
+            elif (
+                background is not None
+                and is_linear_estimator(front.estimator)
+                and linear_explainer(front.estimator, background=front.transform(background), classes=classes)
                 is not None
             ):
                 found.append("linear")

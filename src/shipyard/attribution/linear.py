@@ -17,7 +17,7 @@ import numpy as np
 from shipyard.attribution.base import EXACT_TOLERANCE, Floats, Space
 from shipyard.errors import ExplanationError
 
-__all__ = ["Linear", "linear_explainer"]
+__all__ = ["Linear", "is_linear_estimator", "linear_explainer"]
 
 _NOT_LINEAR = frozenset({"PoissonRegressor", "GammaRegressor", "TweedieRegressor", "SGDOneClassSVM"})
 """scikit-learn linear-model classes whose prediction is not w . x + b (a link function, or no
@@ -78,6 +78,18 @@ class Linear:
         return np.asarray(values, dtype=np.float64).reshape(-1, len(self.outputs))
 
 
+def is_linear_estimator(model: Any) -> bool:
+    """True for a fitted scikit-learn estimator of the kinds `linear_explainer` may explain: asked
+    first, since the background it needs must be put through the model's front, which only a
+    scikit-learn model's inputs go through (an ONNX session's text features do not)."""
+    kind = type(model)
+    module = kind.__module__
+    known = module.startswith("sklearn.linear_model") or (
+        module.startswith("sklearn.svm") and kind.__name__ in ("LinearSVC", "LinearSVR")
+    )
+    return known and kind.__name__ not in _NOT_LINEAR and hasattr(model, "coef_")
+
+
 def linear_explainer(model: Any, *, background: Any, classes: tuple[Any, ...] | None) -> Linear | None:
     """The closed-form explainer of a fitted linear estimator, or None if it is not one.
 
@@ -99,12 +111,7 @@ def linear_explainer(model: Any, *, background: Any, classes: tuple[Any, ...] | 
     """
     from sklearn.base import is_classifier, is_regressor
 
-    kind = type(model)
-    module = kind.__module__
-    known = module.startswith("sklearn.linear_model") or (
-        module.startswith("sklearn.svm") and kind.__name__ in ("LinearSVC", "LinearSVR")
-    )
-    if not known or kind.__name__ in _NOT_LINEAR or not hasattr(model, "coef_"):
+    if not is_linear_estimator(model):
         return None
     weights = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))
     intercept = np.broadcast_to(

@@ -37,9 +37,12 @@ def model_metadata(contract: Contract, name: str, version: int, flavor: str) -> 
 
 
 def _label_datatype(contract: Contract) -> str:
-    if contract.classes is None:
-        return "FP64"
-    kinds = {type(c) for c in contract.classes}
+    return "FP64" if contract.classes is None else _classes_datatype(contract.classes)
+
+
+def _classes_datatype(classes: Sequence[Any]) -> str:
+    """The datatype of labels drawn from `classes`: the metadata's, and the answers' alike."""
+    kinds = {type(c) for c in classes}
     if kinds <= {bool}:
         return "BOOL"
     if kinds <= {int}:
@@ -58,17 +61,7 @@ def _outputs(
 ) -> list[OutputTensor]:
     values = predictions.values
     n = len(values)
-    kind = values.dtype.kind
-    label: tuple[str, str, list[int], Array, dict[str, str]]
-    if kind == "b":
-        label = ("prediction", "BOOL", [n], values, {})
-    elif kind in "iu":
-        label = ("prediction", "INT64", [n], values.astype(np.int64), {})
-    elif kind == "f":
-        label = ("prediction", "FP64", [n], values.astype(np.float64), {})
-    else:
-        label = ("prediction", "BYTES", [n], np.asarray([str(v) for v in values], dtype=object), {})
-    outputs: list[tuple[str, str, list[int], Array, dict[str, str]]] = [label]
+    outputs: list[OutputTensor] = [("prediction", *_labels(values, predictions.classes), {})]
     if predictions.probabilities is not None and predictions.classes is not None:
         classes = json.dumps(
             [c if isinstance(c, str | int | float | bool) else str(c) for c in predictions.classes]
@@ -90,6 +83,22 @@ def _outputs(
             raise InputError(f"outputs {echo(unknown)} do not exist; this model returns {sorted(known)}")
         outputs = [o for o in outputs if o[0] in wanted]
     return outputs
+
+
+def _labels(values: Array, classes: Sequence[Any] | None) -> tuple[str, list[int], Array]:
+    """The label tensor's datatype, shape and values.
+
+    Labels picked from the classes as Python objects (the ONNX flavor's, say) take the classes'
+    datatype, as the model metadata declares it: integer classes are INT64, not their text.
+    """
+    kind = values.dtype.kind
+    if kind == "O" and classes is not None:
+        datatype = _classes_datatype(classes)
+    else:
+        datatype = {"b": "BOOL", "i": "INT64", "u": "INT64", "f": "FP64"}.get(kind, "BYTES")
+    if datatype == "BYTES":
+        return datatype, [len(values)], np.asarray([str(v) for v in values], dtype=object)
+    return datatype, [len(values)], values.astype(DATATYPES[datatype])
 
 
 def encode_rest(
