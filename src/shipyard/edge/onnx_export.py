@@ -241,6 +241,8 @@ def _tree_graph(ensemble: Ensemble, inputs: list[PublicInput], *, dtype: str, wh
                 f"{where}: feature {public.name!r} is text, but the tree model ({ensemble.model}) reads "
                 "numbers only; encode it in a pipeline step (OrdinalEncoder) or as a pandas category"
             )
+        elif public.elem_type == number:  # already what the trees read: no copy
+            target = public.name
         else:
             nodes.append(cast(public.name, target, number))
         columns.append(target)
