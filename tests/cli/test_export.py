@@ -14,7 +14,7 @@ from homes import copy_home
 
 @pytest.fixture
 def home(edge_home: Path, tmp_path: Path) -> Path:
-    """A copy of the edge home (tests/edge_models.py): credit:1, mlp:1, svc:1, rbf:1, spline:1, custom:1, ..."""
+    """A copy of the edge home (tests/edge_models.py): credit:1, mlp:1, svc:1, rbf:1, spline:1, ..."""
     return copy_home(edge_home, tmp_path / "home")
 
 
