@@ -155,15 +155,15 @@ def skops_size(model: Any) -> int:
 
 
 def bench_hgb(registry: Any, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     from shipyard.edge.c_code import ensemble_c
     from shipyard.edge.c_harness import compile_c
     from shipyard.edge.onnx_export import to_onnx
-    from shipyard.edge.tree_onnx import ensemble_graph
-    from shipyard.edge.trees import read_ensemble
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     from shipyard.edge.prune import prune
     from shipyard.edge.quantize import quantize
+    from shipyard.edge.tree_onnx import ensemble_graph
+    from shipyard.edge.trees import read_ensemble
     from shipyard.errors import UnsupportedExportError
 
     progress("fitting HistGradientBoostingClassifier(max_iter=100) on a 40,000 x 20 DataFrame")
@@ -206,16 +206,16 @@ def bench_hgb(registry: Any, args: argparse.Namespace, workdir: Path) -> dict[st
 
 
 def bench_mlp(registry: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from shipyard.edge.onnx_export import to_onnx
     from sklearn.neural_network import MLPClassifier
 
     from shipyard.core.batch import Batch
     from shipyard.edge.calibration import rows_from_profile
     from shipyard.edge.headline import drop_of
+    from shipyard.edge.onnx_export import onnx_scorer as onnx_predictor
+    from shipyard.edge.onnx_export import to_onnx
     from shipyard.edge.prune import prune
     from shipyard.edge.pruned_version import with_model
     from shipyard.edge.quantize import quantize
-    from shipyard.edge.onnx_export import onnx_scorer as onnx_predictor
 
     progress("fitting MLPClassifier((256, 128)) on a 16,000 x 20 DataFrame")
     frame, y, holdout, held_y = frames(20_000, 4_000, n_informative=10, random_state=1)
@@ -376,7 +376,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from threadpoolctl import threadpool_limits
+    # threadpoolctl limits the thread pools loaded when the limit is set: load scikit-learn's
+    # OpenMP runtime (and numpy's BLAS) first, or the floor would run on every core
+    import sklearn.ensemble
+    import sklearn.neural_network  # noqa: F401
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from shipyard import Registry, Settings
 
@@ -385,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threadpool_limits(limits=1),
         Registry(Settings.for_home(Path(tmp) / "home")) as registry,
     ):
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info()), threadpool_info()
         hgb = bench_hgb(registry, args, Path(tmp))
         mlp = bench_mlp(registry, args)
     report = render(hgb, mlp, args)
