@@ -152,13 +152,13 @@ def entries() -> list[Entry]:
             "decision-tree",
             "tree",
             "multiclass",
-            _sk(lambda: DecisionTreeClassifier(max_depth=6), "multiclass"),
+            _sk(lambda: DecisionTreeClassifier(max_depth=6, random_state=0), "multiclass"),
         ),
         Entry(
             "decision-tree-regressor",
             "tree",
             "regression",
-            _sk(lambda: DecisionTreeRegressor(max_depth=6), "regression", missing=True),
+            _sk(lambda: DecisionTreeRegressor(max_depth=6, random_state=0), "regression", missing=True),
         ),
         Entry(
             "random-forest",
