@@ -59,6 +59,15 @@ def sklearn_regression_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
     return Case(model, X.assign(y=y), "y", lambda x: (model.predict(x), None), "sklearn")
 
 
+def sklearn_frame_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
+    """Histogram boosting fitted on a numeric DataFrame: served from a matrix by its positional twin."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = _cancer()
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(X, y)
+    return Case(model, X.assign(label=y), "label", _classifier(model), "sklearn", 0.0)
+
+
 def xgboost_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
     import xgboost
 
@@ -109,7 +118,15 @@ def pyfunc_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
     )
 
 
-CASES = [sklearn_case, sklearn_regression_case, xgboost_case, lightgbm_case, onnx_case, pyfunc_case]
+CASES = [
+    sklearn_case,
+    sklearn_regression_case,
+    sklearn_frame_case,
+    xgboost_case,
+    lightgbm_case,
+    onnx_case,
+    pyfunc_case,
+]
 
 
 @pytest.fixture(params=CASES, ids=lambda f: f.__name__.removesuffix("_case"))

@@ -12,7 +12,7 @@ from sklearn.svm import SVC
 from shipyard.core.batch import Batch
 from shipyard.errors import FlavorError, UntrustedArtifactError
 from shipyard.flavors.base import LoadOptions
-from shipyard.flavors.sklearn import SklearnFlavor
+from shipyard.flavors.sklearn import SklearnFlavor, positional_twin
 
 FLAVOR = SklearnFlavor()
 
@@ -80,3 +80,41 @@ def test_a_version_that_declared_extra_trusted_types_loads_only_signed() -> None
 def test_bytes_that_are_not_a_skops_file_are_refused() -> None:
     with pytest.raises(FlavorError, match="not a skops model file"):
         FLAVOR.read_file(b"not a zip", LoadOptions())
+
+
+def _loaded(model: object) -> object:
+    return FLAVOR.load(FLAVOR.save(model), LoadOptions())
+
+
+def test_a_frame_fitted_estimator_that_reads_by_position_is_fed_a_matrix_with_equal_answers() -> None:
+    import warnings
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = _iris()
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, y)
+    predictor = _loaded(model)
+    assert positional_twin(predictor.model) is not None  # type: ignore[attr-defined]
+    rows = X.sample(40, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        got = predictor.predict(Batch.coerce(rows))  # type: ignore[attr-defined]
+    assert np.array_equal(got.probabilities, model.predict_proba(rows))
+    assert list(got.values) == list(model.predict(rows))
+    assert list(predictor.model.feature_names_in_) == list(X.columns)  # type: ignore[attr-defined]
+
+
+def test_estimators_that_select_columns_by_name_or_read_dtypes_keep_the_frame() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _iris()
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    columns = ColumnTransformer([("scaled", StandardScaler(), ["sepal length (cm)"])]).fit(X)
+    categories = X.assign(kind=pd.Categorical(np.where(X["petal width (cm)"] > 1, "wide", "narrow")))
+    native = HistGradientBoostingClassifier(max_iter=5).fit(categories, y)
+    for model in (pipeline, columns, native):
+        assert positional_twin(model) is None, type(model).__name__
+    assert positional_twin(LogisticRegression().fit(X.to_numpy(), y)) is None  # fitted on a matrix

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import zipfile
@@ -25,7 +26,7 @@ from shipyard.flavors.base import (
 from shipyard.flavors.fitted import check_fitted
 from shipyard.flavors.trust import partial_targets, untrusted
 
-__all__ = ["SklearnFlavor", "SklearnPredictor"]
+__all__ = ["SklearnFlavor", "SklearnPredictor", "positional_twin"]
 
 _FILE = "model.skops"
 
@@ -56,13 +57,22 @@ def _loads(data: bytes, options: LoadOptions) -> Any:
 
 
 class SklearnPredictor:
-    """Predicts with a scikit-learn estimator; classifiers return labels and probabilities."""
+    """Predicts with a scikit-learn estimator; classifiers return labels and probabilities.
+
+    A model fitted on a DataFrame is fed a DataFrame, unless it reads its columns by position
+    anyway (`positional_twin`): then a numeric batch in the fitted column order goes to it as one
+    float64 matrix, which gives the same predictions at about half the cost per call (a one-row
+    DataFrame costs scikit-learn's validation more than the trees do).
+    """
 
     def __init__(self, model: Any, meta: dict[str, Any]) -> None:
         self.model = model
         self.frame_input = bool(meta.get("frame_input", False))
         self.classes = classes_of(meta)
         self.scores = self.classes is not None and hasattr(model, "predict_proba")
+        self._twin = positional_twin(model) if self.frame_input else None
+        names = getattr(model, "feature_names_in_", None)
+        self._names = tuple(str(n) for n in names) if names is not None else ()
 
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
@@ -72,18 +82,66 @@ class SklearnPredictor:
         # benchmark, HistGradientBoosting predicted 4% faster from row-ordered batches than from
         # column-ordered ones, and 20% faster on one large array; the transposition costs 2 ms
         # per 100,000 rows.
-        features = batch.to_pandas() if self.frame_input else batch.to_numpy()
+        model, features = self._input(batch)
         try:
             if self.scores:
-                probabilities = np.asarray(self.model.predict_proba(features), dtype=np.float64)
-                labels = labels_of(probabilities, self.model.classes_)
+                probabilities = np.asarray(model.predict_proba(features), dtype=np.float64)
+                labels = labels_of(probabilities, model.classes_)
                 return Predictions("classification", labels, probabilities, self.classes)
-            values = np.asarray(self.model.predict(features))
+            values = np.asarray(model.predict(features))
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             raise PredictionError(f"the scikit-learn model failed to predict: {exc}") from exc
         if self.classes is not None:
             return Predictions("classification", values, None, self.classes)
         return Predictions("regression", values)
+
+    def _input(self, batch: Batch) -> tuple[Any, Any]:
+        """The model to call and what to feed it: the positional twin and a float64 matrix when
+        the batch is numeric and in the fitted column order, else the model and a DataFrame (or
+        a matrix, for a model fitted on one)."""
+        if not self.frame_input:
+            return self.model, batch.to_numpy()
+        if (
+            self._twin is not None
+            and tuple(batch.columns) == self._names
+            and all(column.dtype.kind in "iuf" for column in batch.columns.values())
+        ):
+            return self._twin, batch.to_numpy()
+        return self.model, batch.to_pandas()
+
+
+def positional_twin(model: Any) -> Any | None:
+    """A shallow copy of a DataFrame-fitted estimator that reads a matrix in its fitted column
+    order, without scikit-learn's feature-name warning; None when the estimator selects columns
+    by name or reads pandas dtypes (a Pipeline, a ColumnTransformer anywhere inside it, a
+    histogram boosting model with categorical features).
+
+    The copy shares the fitted arrays (nothing is duplicated) and has no `feature_names_in_`,
+    which is all that scikit-learn checks names against; the original keeps its names for
+    everything else (explanations, the registry).
+    """
+    if getattr(model, "feature_names_in_", None) is None or _selects_by_name(model):
+        return None
+    categorical = getattr(model, "is_categorical_", None)
+    if categorical is not None and np.any(categorical):
+        return None
+    twin = copy.copy(model)
+    del twin.feature_names_in_
+    return twin
+
+
+def _selects_by_name(model: Any) -> bool:
+    """True when the estimator, or one it holds, may pick columns by name or by pandas dtype."""
+    if hasattr(model, "steps") or hasattr(model, "transformers"):
+        return True
+    if not hasattr(model, "get_params"):
+        return True
+    for value in model.get_params(deep=True).values():
+        if hasattr(value, "steps") or hasattr(value, "transformers") or hasattr(value, "estimators"):
+            return True
+        if hasattr(value, "get_params") and hasattr(value, "fit"):
+            return True  # a meta-estimator (stacking, calibration, one-vs-rest): not checked here
+    return False
 
 
 class SklearnFlavor:
