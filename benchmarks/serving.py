@@ -1,36 +1,63 @@
-"""Serving benchmark: Shipyard's REST and gRPC servers against a floor measured in the same run.
+"""Serving benchmark: Shipyard's REST and gRPC servers, on the models users run, against floors
+measured in the same run.
 
-Run it with one command (about 15 x DURATION seconds plus set-up, on an idle machine)::
+Run it with one command (about 45 x DURATION seconds plus 4-5 minutes of fitting and server
+start-ups, so about 12 minutes at the default 10 s, on an idle machine)::
 
-    python benchmarks/serving.py [--duration 10] [--out results.md] [--only profiles|routing]
+    python benchmarks/serving.py [--duration 10] [--out results.md] [--only models|profiles|routing|memory]
 
 It fits `HistGradientBoostingClassifier(max_iter=100)` on `make_classification(n_samples=50_000,
-n_features=20)`, registers it as `hgb@production` in a fresh temporary Shipyard home, and sends
-single-row requests (`{"instances": [{"x0": ..., "x19": ...}]}`) to one worker of each target:
+n_features=20)` three ways and registers each in a fresh temporary Shipyard home as `<name>@production`:
 
-- floor: the in-process `model.predict_proba(row)` of a 1x20 numpy row, timed in a loop under
-  `threadpool_limits(1)`, the one thread per worker the servers get;
+- `hgb`: fitted on the bare numpy array;
+- `hgb-df`: the same data fitted on a pandas DataFrame with columns x0..x19;
+- `hgb-pipe`: `Pipeline(ColumnTransformer([OneHotEncoder on c0, c1; StandardScaler on x0..x17]),
+  HistGradientBoostingClassifier(max_iter=100))` fitted on a mixed DataFrame: the same data with x18
+  and x19 cut into quintiles labelled 'a'..'e' (string columns c0 and c1).
+
+Each is sent single-row requests (`{"instances": [{"x0": ..., "x19": ...}]}`, or with c0, c1 for the
+pipeline) by one worker of each target:
+
+- floors: the in-process `model.predict_proba(row)` on the same input type (a 1x20 numpy row for
+  `hgb`; a one-row DataFrame for `hgb-df` and `hgb-pipe`, and a numpy row for `hgb-df` too, to show
+  the DataFrame's cost), timed in a loop under `threadpool_limits(1)`, the one thread per worker the
+  servers get. threadpoolctl limits only the pools already loaded, so scikit-learn's OpenMP runtime
+  is loaded first, and every pool is checked (`threadpool_info()`) to run one thread;
 - echo ASGI: a bare ASGI callable that reads the body and answers a fixed small JSON, served by
   uvicorn (httptools, uvloop, no access log): the cost of the HTTP round trip alone;
-- FastAPI baseline: a minimal FastAPI app, `async def` `POST /predict` on a pydantic body, that
-  builds the row and calls `predict_proba` on a joblib copy of the model, with OMP_NUM_THREADS=1;
-- Shipyard REST: `shipyard serve hgb@production --workers 1 --no-log`, `POST /v1/models/hgb/predict`;
-- Shipyard gRPC: the same server's Open Inference Protocol v2 `ModelInfer`, one FP64 [1, 20] tensor.
+- FastAPI, written as a user would for each model: a minimal app, `async def` `POST /predict` on a
+  pydantic body, `predict_proba` on a joblib copy of the model with OMP_NUM_THREADS=1; a numpy row for
+  `hgb` (the fastest FastAPI server), a one-row DataFrame built from the request for the others;
+- Shipyard REST: `shipyard serve <name>@production --workers 1`, once with its default flags (the
+  prediction log on) and once with `--no-log`, a fresh server each, `POST /v1/models/<name>/predict`;
+- Shipyard gRPC: the default-flag server's Open Inference Protocol v2 `ModelInfer`, one FP64 [1, 20]
+  tensor (for `hgb` and `hgb-df`; the pipeline's string columns would need BYTES tensors).
 
-HTTP targets are loaded by wrk with one thread (`-t1`) at 1 and 32 connections, gRPC by a Python
-`grpc.aio` process with 1 and 32 concurrent callers; each measured run follows a 2 s warm-up. It then
-measures the cost of live traffic profiles: REST at c=32 with `--no-profile` and with profiles on
-(the default), in three alternating rounds of fresh servers, compared on the median; and the cost
-of deployment routing at a 90/10 canary: `serve --deployment hgb-api` (hgb:1 90%, hgb:2 10%, a
+HTTP targets are loaded by wrk with one thread (`-t1`) at 1 and 32 connections (where wrk is not
+installed, by a Python keep-alive load generator, `--role http-load`, which understates the servers
+on a small machine: the report then shows the share of a core it used), gRPC by a Python `grpc.aio`
+process with 1 and 32 concurrent callers; each measured run follows a 2 s warm-up. The targets of the
+issue are computed from this run: the DataFrame-fitted model (default flags, c=32) at >= 5x the
+fastest FastAPI server, the pipeline at >= 10x the FastAPI written for it, the log on within 5% of
+`--no-log` per model, gRPC at >= 0.8x REST at c=32, a c=1 p50 overhead (Shipyard REST p50 - the numpy
+row floor p50 - echo p50) <= 0.2 ms for `hgb` and `hgb-df`, and <= 30 MiB PSS per extra worker.
+
+It then measures the cost of live traffic profiles: REST at c=32 with `--no-profile` and with
+profiles on (the default), in three alternating rounds of fresh servers, compared on the median; and
+the cost of deployment routing at a 90/10 canary: `serve --deployment hgb-api` (hgb:1 90%, hgb:2 10%, a
 second fit; random split, the rollout controller running) against the same two models served by
 name with the client sending 10% of requests to the second (the same model calls, no routing),
-and against one model alone (what the second model's calls cost). It then
-starts `shipyard serve` with 1 and with 4 workers and sums the PSS and RSS of the process tree
-(from /proc). It prints a markdown report (results, targets with PASS/FAIL, memory) and, with
-`--out`, writes it to a file too. Every server it starts is stopped on exit, error or Ctrl-C.
+and against one model alone (what the second model's calls cost); these two run `hgb` with
+`--no-log`, as before. It then starts `shipyard serve hgb@production` (default flags) with 1 and
+with 4 workers and sums the PSS and RSS of the process tree (from /proc). It prints a markdown report
+(results, targets with PASS/FAIL, memory) and, with `--out`, writes it to a file too. Every server it
+starts is stopped on exit, error or Ctrl-C.
 
-The script also runs its own helper processes (the echo and FastAPI servers, the gRPC load
-generator) through the hidden `--role` option.
+`--only models` runs just the three models' table and its targets (all but memory; about 30 x
+DURATION seconds plus 2 minutes); `--only profiles`, `--only routing` and `--only memory` one section.
+
+The script also runs its own helper processes (the echo and FastAPI servers, the gRPC and HTTP load
+generators) through the hidden `--role` option.
 """
 
 import argparse
@@ -1020,13 +1047,20 @@ def errors_cell(result: Result) -> str:
 
 
 def results_table(results: Sequence[Result]) -> list[str]:
+    """The results; with a Python load generator, a last column with the share of a core it used at
+    c=32 (near 100%: the client, not the server, set the pace)."""
+    cpu = any(r.high is not None and r.high.client_cpu is not None for r in results)
     lines = [
-        "| target | c=1 p50 (ms) | c=1 rps | c=32 rps | c=32 p50 (ms) | c=32 p99 (ms) | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| target | c=1 p50 (ms) | c=1 rps | c=32 rps | c=32 p50 (ms) | c=32 p99 (ms) | non-2xx |"
+        + (" client CPU c=32 |" if cpu else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if cpu else ""),
     ]
     for r in results:
         high = ["–", "–", "–"] if r.high is None else [rate(r.high.rps), ms(r.high.p50_ms), ms(r.high.p99_ms)]
         cells = [r.name, ms(r.low.p50_ms), rate(r.low.rps), *high, errors_cell(r)]
+        if cpu:
+            share = None if r.high is None else r.high.client_cpu
+            cells.append("–" if share is None else f"{share:.0%}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
