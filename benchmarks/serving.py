@@ -1239,6 +1239,11 @@ def render(  # noqa: PLR0917
     if errors:
         lines.append("- WARNING: some targets answered errors; their throughput is not a valid measure.")
     lines += ["", "### Targets", "", *targets_table(echo, runs, memory), ""]
+    lines += [
+        "Log on against log off is one fresh server each per model, measured once: the rounds of the "
+        "sections below show how far two runs of the same server can differ on this machine.",
+        "",
+    ]
     for overhead in overheads:
         lines += overhead_lines(overhead)
     if routing is not None:
