@@ -66,10 +66,20 @@ class SklearnPredictor:
     """
 
     def __init__(self, model: Any, meta: dict[str, Any]) -> None:
-        self.model = model
         self.frame_input = bool(meta.get("frame_input", False))
         self.classes = classes_of(meta)
+        self.model = model
         self.scores = self.classes is not None and hasattr(model, "predict_proba")
+
+    @property
+    def model(self) -> Any:
+        """The fitted estimator (as registered: with its feature names)."""
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        # a new model (a pruned copy, say) gets its own twin: the old one would answer for the old
+        self._model = model
         self._twin = positional_twin(model) if self.frame_input else None
         names = getattr(model, "feature_names_in_", None)
         self._names = tuple(str(n) for n in names) if names is not None else ()
