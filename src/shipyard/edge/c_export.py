@@ -9,9 +9,7 @@ rename.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +21,7 @@ from shipyard.edge.c_source import CSource, Dtype, c_name, real_type
 from shipyard.edge.parity import Holdout, ParityReport, check_parity
 from shipyard.edge.trees import read_ensemble
 from shipyard.errors import ExportError, ParityError, UnsupportedExportError
+from shipyard.store.files import atomic_folder
 
 if TYPE_CHECKING:
     from shipyard.registry.loaded import LoadedModel
@@ -90,36 +89,29 @@ def export_c(
         read_ensemble=lambda model: read_ensemble(model, classes=classes),
     )
     source = written.source
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        with atomic_folder(out, mode=None) as staging:
+            compiled = compile_c(source, workdir=staging / "build")
+            report = check_parity(
+                loaded, c_predictor(compiled), dtype=dtype, holdout=holdout, ensemble=written.ensemble
+            )
+            if not report.passed:
+                raise ParityError(
+                    f"the C export of {loaded.version.ref} is refused; nothing was written.\n"
+                    f"{report.summary()}",
+                    report.to_dict(),
+                )
+            shutil.rmtree(staging / "build")
+            (staging / source.header_file).write_text(source.header)
+            (staging / source.source_file).write_text(source.source)
+            (staging / "parity.json").write_text(
+                json.dumps(json_safe(report.to_dict()), indent=2, sort_keys=True) + "\n"
+            )
+            (staging / "USAGE.txt").write_text(usage_text(source, ref=str(loaded.version.ref)))
     except OSError as exc:
         raise ExportError(
-            f"cannot write the export beside {out}: {exc.strerror}; name a folder you can write"
+            f"cannot write the export to {out}: {exc.strerror}; name a folder you can write"
         ) from None
-    try:
-        compiled = compile_c(source, workdir=staging / "build")
-        report = check_parity(
-            loaded, c_predictor(compiled), dtype=dtype, holdout=holdout, ensemble=written.ensemble
-        )
-        if not report.passed:
-            raise ParityError(
-                f"the C export of {loaded.version.ref} is refused; nothing was written.\n{report.summary()}",
-                report.to_dict(),
-            )
-        shutil.rmtree(staging / "build")
-        (staging / source.header_file).write_text(source.header)
-        (staging / source.source_file).write_text(source.source)
-        (staging / "parity.json").write_text(
-            json.dumps(json_safe(report.to_dict()), indent=2, sort_keys=True) + "\n"
-        )
-        (staging / "USAGE.txt").write_text(usage_text(source, ref=str(loaded.version.ref)))
-        if out.exists():
-            out.rmdir()
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return CExport(
         out=out,
         header=out / source.header_file,

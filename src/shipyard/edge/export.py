@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ from shipyard.core.jsonsafe import json_safe
 from shipyard.edge.onnx_export import onnx_scorer, read_ensemble, refuse_flavor, to_onnx
 from shipyard.edge.parity import Holdout, ParityReport, check_parity
 from shipyard.errors import ExportError, ParityError
+from shipyard.store.files import atomic_folder
 
 if TYPE_CHECKING:
     import onnx
@@ -256,24 +255,17 @@ def _check_empty(folder: Path) -> None:
 
 def _write(folder: Path, graph: onnx.ModelProto, report: ParityReport) -> tuple[Path, ...]:
     """Write the graph and the report into a folder beside `folder`, then rename it into place."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        with atomic_folder(folder) as staging:
+            (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
+            (staging / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     except OSError as exc:
-        raise ExportError(
-            f"cannot write the export beside {folder}: {exc.strerror}; name a folder you can write"
-        ) from None
-    try:
-        (staging / MODEL_FILE).write_bytes(graph.SerializeToString())
-        (staging / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        if folder.exists():
-            folder.rmdir()  # empty, as checked before converting
-        staging.chmod(0o755)
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        raise _unwritable(folder, exc) from None
     return (folder / MODEL_FILE, folder / PARITY_FILE)
+
+
+def _unwritable(folder: Path, exc: OSError) -> ExportError:
+    return ExportError(f"cannot write the export to {folder}: {exc.strerror}; name a folder you can write")
 
 
 def _register(

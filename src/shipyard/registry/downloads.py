@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +11,7 @@ from shipyard.core.refs import ModelRef
 from shipyard.errors import RegistryError
 from shipyard.flavors import unpack
 from shipyard.security.access import Action
+from shipyard.store.files import atomic_folder
 
 if TYPE_CHECKING:
     from shipyard.registry.registry import Registry
@@ -50,17 +49,8 @@ def download(registry: Registry, ref: str | ModelRef, *, out: str | os.PathLike[
     version = registry.get(ref)
     registry.allow(Action.PREDICT, version.name)  # the artifact is the model: who may load it may have it
     saved = unpack(registry.artifacts.get(version.artifact_digest))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         for name, data in saved.files.items():
             (staging / name).write_bytes(data)
         (staging / CONTRACT_FILE).write_text(json.dumps(version.contract.to_dict(), indent=2) + "\n")
-        if folder.exists():
-            folder.rmdir()
-        staging.chmod(0o755)
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [folder / name for name in saved.files] + [folder / CONTRACT_FILE]

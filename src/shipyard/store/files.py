@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+__all__ = ["atomic_folder", "atomic_path"]
 
 _NEW_FILE_MODE = 0o666  # what `open` asks for; the kernel takes the umask's bits off it
 
@@ -30,6 +32,34 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str], *, mode: int | None = 0o755) -> Iterator[Path]:
+    """A new folder beside `path` to fill, renamed to `path` when the block ends without an error
+    (an empty folder already there is replaced); on an error it is removed. `path` appears whole
+    or not at all.
+
+    Args:
+        path: the folder to make; it must not exist, or be an empty folder.
+        mode: the folder's mode once whole (mkdtemp makes it private); None keeps it private.
+
+    Raises:
+        OSError: the folder beside `path` cannot be made (no such parent, no permission).
+    """
+    folder = Path(path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield staging
+        if folder.exists():
+            folder.rmdir()  # empty, as the caller checked: a non-empty one raises here
+        if mode is not None:
+            staging.chmod(mode)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _create_beside(file: Path) -> Path:
