@@ -190,12 +190,19 @@ class Batch:
         return pa.table({n: pa.array(c, from_pandas=True) for n, c in self.columns.items()})
 
 
+_NUMBERS = frozenset((float, int))
+_TEXT_OR_MISSING = frozenset((str, bytes, type(None)))
+
+
 def _as_array(values: Sequence[Any] | Array) -> Array:
     if isinstance(values, np.ndarray):
         array = values
     else:
-        items = list(values)
-        if any(isinstance(v, str | bytes) or v is None for v in items):
+        items = values if type(values) is list else list(values)
+        kinds = set(map(type, items))
+        if kinds <= _NUMBERS:  # JSON's numbers: one pass over the types, then numpy's own reading
+            array = np.asarray(items)
+        elif kinds & _TEXT_OR_MISSING or any(isinstance(v, str | bytes) for v in items):
             array = np.empty(len(items), dtype=object)
             array[:] = items
         else:

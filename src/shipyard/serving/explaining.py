@@ -18,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -39,7 +39,7 @@ from shipyard.explanations.explaining import DEFAULT_TOP, Explanation, explain_r
 from shipyard.explanations.records import ExplanationRecord
 from shipyard.registry.loaded import LoadedModel
 from shipyard.registry.records import ModelVersion
-from shipyard.serving.merging import one_value_per_row, violation
+from shipyard.serving.merging import as_batch, one_value_per_row, violation
 from shipyard.serving.payloads import json_kind, probabilities_by_class
 from shipyard.serving.served import Answer, Columns, ServedModel
 from shipyard.serving.service import ModelService, logged_error
@@ -250,14 +250,14 @@ async def explain_request(
 
 
 def _explain(
-    loaded: LoadedModel, rows: Mapping[str, Array], n_rows: int, ask: ExplainAsk
+    loaded: LoadedModel, rows: Mapping[str, Sequence[Any] | Array], n_rows: int, ask: ExplainAsk
 ) -> tuple[Explanation, dict[str, Any]]:
     """Score and explain one request's rows (in a worker thread)."""
     contract = loaded.contract
     where = str(loaded.version.ref)
     if not all(n in rows for n in contract.names):
         # Missing columns: refused as predict refuses them, naming the columns.
-        validation = contract.validate(Batch(dict(rows), n_rows))
+        validation = contract.validate(as_batch(rows, n_rows))
         raise violation(validation.message(where), validation)
 
     def whole(validation: Validation) -> Array:

@@ -4,7 +4,7 @@ merged columns of a call, and the policy that rejects a request whole when one o
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ from shipyard.errors import ContractViolationError, InputError, ShipyardError
 from shipyard.registry.loaded import LoadedModel
 from shipyard.serving.served import Columns, Pending
 
-__all__ = ["WholeRequests", "merge", "one_value_per_row", "violation"]
+__all__ = ["WholeRequests", "as_batch", "merge", "one_value_per_row", "violation"]
 
 
 class WholeRequests:
@@ -54,24 +54,42 @@ class WholeRequests:
         return np.concatenate([np.arange(offsets[i], offsets[i + 1], dtype=np.intp) for i in self.good])
 
 
-def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Array]:
-    """The contract's columns of one request as one-dimensional arrays, one value per row.
+def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Sequence[Any] | Array]:
+    """The contract's columns of one request, each holding one value per row.
 
-    Read before the request is queued, so a request of the wrong shape fails alone. A list or an
-    object where one value belongs stays one value, for the contract to refuse at its row and
-    feature with the others of the merged call.
+    Read before the request is queued, so a request of the wrong shape fails alone. A JSON list of
+    the right length is kept as it came: it is read into an array with the rest of its model call
+    (`merge`), once per call rather than once per request. Anything else is read into an array
+    here. A list or an object where one value belongs stays one value, for the contract to refuse
+    at its row and feature with the others of the merged call.
 
     Raises:
         InputError: a column does not hold `n_rows` values.
     """
-    picked = {n: columns[n] for n in loaded.contract.names if n in columns}
-    arrays = dict(Batch.from_columns(picked).columns)
-    for name, array in arrays.items():
-        if len(array) != n_rows:
-            raise InputError(
-                f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); expected one value per row"
-            )
-    return arrays
+    picked: dict[str, Sequence[Any] | Array] = {}
+    others: dict[str, Sequence[Any] | Array] = {}
+    for name in loaded.contract.names:
+        if name not in columns:
+            continue
+        values = columns[name]
+        if type(values) is list and len(values) == n_rows:
+            picked[name] = values
+        else:
+            others[name] = values
+    if others:
+        for name, array in Batch.from_columns(others).columns.items():
+            if len(array) != n_rows:
+                raise InputError(
+                    f"feature {name!r} has {len(array)} value(s) for {n_rows} row(s); "
+                    "expected one value per row"
+                )
+            picked[name] = array
+    return picked
+
+
+def as_batch(columns: Mapping[str, Sequence[Any] | Array], n_rows: int) -> Batch:
+    """One request's columns (`one_value_per_row`'s) as a batch of `n_rows` rows, even with none."""
+    return Batch(dict(Batch.from_columns(columns).columns), n_rows)
 
 
 def merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
@@ -82,6 +100,9 @@ def merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
     columns: dict[str, Sequence[Any] | Array] = {}
     for n in contract.names:
         parts = [j.columns[n] for j in jobs]
+        if all(type(p) is list for p in parts):
+            columns[n] = list(itertools.chain.from_iterable(parts))
+            continue
         if all(isinstance(p, np.ndarray) for p in parts):
             kinds = {p.dtype.kind for p in parts if isinstance(p, np.ndarray)}
             if len(kinds) == 1:

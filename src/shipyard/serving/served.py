@@ -70,7 +70,8 @@ class Answer:
 class Pending:
     """One request waiting in a lane's batcher for its model call, and where its answer goes."""
 
-    columns: Mapping[str, Array]  # the contract's columns, one value per row (`one_value_per_row`)
+    columns: Mapping[str, Sequence[Any] | Array]  # the contract's columns, one value per row
+    # (`one_value_per_row`: JSON lists as they came, anything else as arrays)
     n_rows: int
     request_id: str
     protocol: str

@@ -22,6 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,7 +40,7 @@ from shipyard.monitoring.live import LiveProfiles
 from shipyard.registry.loaded import LoadedModel, warm_up
 from shipyard.registry.records import ModelVersion
 from shipyard.security.guard import Guard
-from shipyard.serving.merging import WholeRequests, merge, one_value_per_row, violation
+from shipyard.serving.merging import WholeRequests, as_batch, merge, one_value_per_row, violation
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Answer, Columns, Limits, Pending, ServedModel
 from shipyard.serving.shadows import ShadowCopies
@@ -55,6 +56,17 @@ __all__ = ["ModelService", "logged_error"]
 log = logging.getLogger("shipyard.serve")
 
 _Call = tuple[Batch, Predictions]  # one model call: its rows and its outputs
+
+
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """One request answered: rows [start, stop) of a model call, and their outputs."""
+
+    job: Pending
+    call: _Call
+    start: int
+    stop: int
+    predictions: Predictions
 
 
 class ModelService:
@@ -298,13 +310,13 @@ class ModelService:
                 failed += alone[1]
                 calls += alone[2]
         version = loaded.version
-        for job, _, predictions in answered:
-            if not job.future.done():
-                job.future.set_result(Answer(job.request_id, version, predictions))
+        for s in answered:
+            if not s.job.future.done():
+                s.job.future.set_result(Answer(s.job.request_id, version, s.predictions))
         for job, error in failed:
             if not job.future.done():
                 job.future.set_exception(error)
-        rows = sum(p.n_rows for _, _, p in answered)
+        rows = sum(s.stop - s.start for s in answered)
         metrics.observe("shipyard_batch_rows", (name,), rows)
         metrics.inc("shipyard_predictions", (name, str(version.version)), rows)
         if self.live is not None and calls:
@@ -314,12 +326,12 @@ class ModelService:
 
     def _answer(
         self, loaded: LoadedModel, jobs: Sequence[Pending]
-    ) -> tuple[list[tuple[Pending, Batch, Predictions]], list[tuple[Pending, ShipyardError]], list[_Call]]:
+    ) -> tuple[list[_Served], list[tuple[Pending, ShipyardError]], list[_Call]]:
         """The answers to `jobs` (served with their rows and outputs, or failed with their error),
         and the model calls made, as (rows, outputs); answers nobody yet."""
         contract = loaded.contract
         names = contract.names
-        answered: list[tuple[Pending, Batch, Predictions]] = []
+        answered: list[_Served] = []
         failed: list[tuple[Pending, ShipyardError]] = []
         whole = []
         for job in jobs:
@@ -327,7 +339,7 @@ class ModelService:
                 whole.append(job)
                 continue
             # Missing columns: validate alone, so the message names them for this caller only.
-            validation = contract.validate(Batch(dict(job.columns), job.n_rows))
+            validation = contract.validate(as_batch(job.columns, job.n_rows))
             failed.append((job, violation(validation.message(str(loaded.version.ref)), validation)))
         calls = self._predict_merged(loaded, whole, answered, failed) if whole else []
         return answered, failed, calls
@@ -336,7 +348,7 @@ class ModelService:
         self,
         loaded: LoadedModel,
         jobs: Sequence[Pending],
-        served: list[tuple[Pending, Batch, Predictions]],
+        served: list[_Served],
         failed: list[tuple[Pending, ShipyardError]],
     ) -> list[_Call]:
         """Predict the jobs' rows in one model call; returns the calls made, as (rows, outputs)."""
@@ -354,47 +366,45 @@ class ModelService:
             for i in policy.good:
                 alone = policy.validation.batch.take(np.arange(policy.offsets[i], policy.offsets[i + 1]))
                 try:
-                    calls.append((alone, loaded.predict_valid(alone)))
+                    call = (alone, loaded.predict_valid(alone))
                 except PredictionError as single:
                     failed.append((jobs[i], single))
                 else:
-                    served.append((jobs[i], *calls[-1]))
+                    calls.append(call)
+                    served.append(_Served(jobs[i], call, 0, alone.n_rows, call[1]))
             return calls
         failed += policy.rejected
-        features, predictions = scored.batch, scored.predictions
+        predictions = scored.predictions
         if predictions is None:
             return []
+        call = (scored.batch, predictions)
         if len(policy.good) == 1:
-            served.append((jobs[policy.good[0]], features, predictions))
-            return [(features, predictions)]
+            served.append(_Served(jobs[policy.good[0]], call, 0, predictions.n_rows, predictions))
+            return [call]
         position = 0
         for i in policy.good:
             n = jobs[i].n_rows
             served.append(
-                (jobs[i], features.slice(position, position + n), predictions.slice(position, position + n))
+                _Served(jobs[i], call, position, position + n, predictions.slice(position, position + n))
             )
             position += n
-        return [(features, predictions)]
+        return [call]
 
     def _log(
         self,
         name: str,
         version: ModelVersion,
-        served: Sequence[tuple[Pending, Batch, Predictions]],
+        served: Sequence[_Served],
         failed: Sequence[tuple[Pending, ShipyardError]],
     ) -> None:
         assert self.events is not None
-        logged = [s for s in served if s[0].logged]
+        logged = [s for s in served if s.job.logged]
         rejected = [f for f in failed if f[0].logged]
         if not logged and not rejected:
             return
         now = time.perf_counter()
-        jobs = [s[0] for s in logged] + [f[0] for f in rejected]
-        if logged:
-            features = Batch.concat([s[1] for s in logged])
-            predictions: Predictions | None = Predictions.concat([s[2] for s in logged])
-        else:
-            features, predictions = Batch({}, 0), None
+        jobs = [s.job for s in logged] + [f[0] for f in rejected]
+        features, predictions = _rows_of(logged) if logged else (Batch({}, 0), None)
         from shipyard.monitoring.events import EventBatch  # there is a log: pyarrow is installed
 
         self.events.append(
@@ -414,6 +424,23 @@ class ModelService:
             )
         )
         self.metrics.set_total("shipyard_events_dropped", (), float(self.events.dropped_rows))
+
+
+def _rows_of(served: Sequence[_Served]) -> tuple[Batch, Predictions]:
+    """The rows and outputs of `served`, end to end: one slice per run of neighbouring requests of
+    one model call, and a whole call as it is (every request of a call logged: no copy at all)."""
+    runs: list[tuple[_Call, int, int]] = []
+    for s in served:
+        if runs and runs[-1][0] is s.call and runs[-1][2] == s.start:
+            runs[-1] = (s.call, runs[-1][1], s.stop)
+        else:
+            runs.append((s.call, s.start, s.stop))
+    features, predictions = [], []
+    for (batch, outputs), start, stop in runs:
+        whole = start == 0 and stop == batch.n_rows
+        features.append(batch if whole else batch.slice(start, stop))
+        predictions.append(outputs if whole else outputs.slice(start, stop))
+    return Batch.concat(features), Predictions.concat(predictions)
 
 
 def logged_error(exc: ShipyardError, version: ModelVersion) -> str:
