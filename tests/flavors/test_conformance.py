@@ -47,7 +47,30 @@ def _cancer() -> tuple[pd.DataFrame, pd.Series]:
 
 
 def sklearn_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
-    return Case(credit_pipeline, credit, "default", _classifier(credit_pipeline), "sklearn")
+    """The demo's pipeline (a ColumnTransformer by column name): served without a DataFrame."""
+    return Case(credit_pipeline, credit, "default", _classifier(credit_pipeline), "sklearn", 0.0)
+
+
+def sklearn_columns_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
+    """One-hot text, imputed and scaled numbers by name, then boosting: served without a DataFrame."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = credit.copy()
+    frame.loc[frame.index[::7], "income"] = np.nan
+    numbers = ["age", "income", "debt_ratio", "months_employed"]
+    columns = ColumnTransformer(
+        [
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["country", "employment"]),
+            ("numbers", make_pipeline(SimpleImputer(), StandardScaler()), numbers),
+        ]
+    )
+    model = Pipeline([("columns", columns), ("boost", HistGradientBoostingClassifier(max_iter=30))])
+    model.fit(frame.drop(columns=["default"]), frame["default"])
+    return Case(model, frame, "default", _classifier(model), "sklearn", 0.0)
 
 
 def sklearn_regression_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
@@ -120,6 +143,7 @@ def pyfunc_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
 
 CASES = [
     sklearn_case,
+    sklearn_columns_case,
     sklearn_regression_case,
     sklearn_frame_case,
     xgboost_case,
@@ -158,6 +182,11 @@ def _check_equal(case: Case, loaded: Any, frame: pd.DataFrame) -> None:
     predictions = loaded.predict(frame)
     assert predictions.n_rows == len(frame)
     labels, probabilities = case.expected(frame)
+    if case.tolerance == 0.0:  # the same numbers, not merely close ones
+        assert np.array_equal(predictions.values, np.asarray(labels))
+        if probabilities is not None:
+            assert np.array_equal(predictions.probabilities, probabilities)
+        return
     if probabilities is None:
         np.testing.assert_allclose(
             predictions.values.astype(float), labels, rtol=case.tolerance, atol=case.tolerance
