@@ -258,6 +258,64 @@ def _raw(status: int, reason: str, payload: object) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
+def _write_whole_responses(cycle: Any) -> None:
+    """Have the request's cycle write a response sent whole (its start, then its one body) in one
+    write, not two: one system call and one TCP segment instead of a head and a body apart, which
+    cost the client a second read. uvicorn's own `send` still does all the work; the head it
+    writes waits in a buffer for the body. The cycle's task has not started yet, so it takes the
+    wrapped `send` when it calls the app."""
+    original = cycle.send
+    held: list[Any] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start" and not held and not cycle.response_started:
+            held.append(message)
+            return
+        if not held:
+            await original(message)
+            return
+        start = held.pop()
+        if message.get("type") != "http.response.body" or message.get("more_body", False):
+            await original(start)  # a streamed answer: as uvicorn sends it
+            await original(message)
+            return
+        transport = cycle.transport
+        corked = _Corked(transport)
+        cycle.transport = corked
+        try:
+            await original(start)
+            await original(message)
+        finally:
+            cycle.transport = transport
+            corked.release()
+
+    cycle.send = send
+
+
+class _Corked:
+    """A transport that keeps what is written (and a close) until `release`."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.parts: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing or self.transport.is_closing()
+
+    def release(self) -> None:
+        if self.parts and not self.transport.is_closing():
+            self.transport.write(b"".join(self.parts))
+        if self.closing:
+            self.transport.close()
+
+
 class _LimitedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with deadlines for each phase of a request and an admission."""
 
@@ -316,7 +374,10 @@ class _LimitedProtocol(HttpToolsProtocol):
             self.admitted = self.admission.admit(self)
             if not self.admitted:
                 self.app = self.admission.refuse  # uvicorn starts this request's cycle with self.app
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:  # a new request's cycle
+            _write_whole_responses(self.cycle)
         self.phase = _BODY
         self.since = self.loop.time()
         self.received = 0
