@@ -298,6 +298,13 @@ def fragile(sqlite_registry: Registry) -> Path:
     return sqlite_registry.settings.home
 
 
+def edge_row(x: float, model: str = "edge") -> pb.ModelInferRequest:
+    """A gRPC request of one row of `fragile`'s feature `x`."""
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="x", datatype="FP64", shape=[1]).contents.fp64_contents.append(x)
+    return request
+
+
 def test_a_real_scrape_after_every_kind_of_answer_over_both_protocols(fragile: Path) -> None:
     server = ServerProcess(fragile, [], "--deployment", "edge").wait_ready()
     try:
@@ -312,18 +319,15 @@ def test_a_real_scrape_after_every_kind_of_answer_over_both_protocols(fragile: P
                 request_serializer=pb.ModelInferRequest.SerializeToString,
                 response_deserializer=pb.ModelInferResponse.FromString,
             )
-            for x, code in ((2.0, grpc.StatusCode.OK), (-1.0, grpc.StatusCode.INTERNAL)):
-                request = pb.ModelInferRequest(model_name="edge")
-                request.inputs.add(name="x", datatype="FP64", shape=[1]).contents.fp64_contents.append(x)
-                if code == grpc.StatusCode.OK:
+            infer(edge_row(2.0), timeout=10)
+            refused = (
+                (edge_row(-1.0), grpc.StatusCode.INTERNAL),
+                (edge_row(1.0, "nope"), grpc.StatusCode.NOT_FOUND),
+            )
+            for request, code in refused:
+                with pytest.raises(grpc.RpcError) as caught:
                     infer(request, timeout=10)
-                else:
-                    with pytest.raises(grpc.RpcError) as caught:
-                        infer(request, timeout=10)
-                    assert caught.value.code() == code
-            with pytest.raises(grpc.RpcError) as caught:
-                infer(pb.ModelInferRequest(model_name="nope"), timeout=10)
-            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+                assert caught.value.code() == code
         deadline = time.monotonic() + 5
         while True:  # a gRPC call is counted as its answer leaves: maybe a moment after the client has it
             text = http.get("/metrics").text
