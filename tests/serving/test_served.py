@@ -42,6 +42,7 @@ def test_a_new_version_is_swapped_in_and_the_old_one_shown_not_ready(api_registr
     ready = service.metrics.gauges["shipyard_model_ready"]
     assert (ready[("credit", "", "1")], ready[("credit", "", "2")]) == (0.0, 1.0)
     assert service.metrics.gauges["shipyard_model_load_seconds"][("credit", "", "2")] == 0.25
+    assert set(service.metrics.gauges["shipyard_model_info"]) == {("credit", "", "2", "sklearn")}
 
 
 def test_a_request_takes_the_version_it_names_and_a_version_gone_is_refused(serve: Serve) -> None:
