@@ -117,6 +117,6 @@ def test_live_drift_gauges_wait_for_enough_rows_as_the_drift_route_does(
         time.sleep(0.5)
     assert {c["level"] for c in body["drift"]["features"]} == {"insufficient"}
     text = server.http.get("/metrics").text
-    assert 'shipyard_drift_rows{model="credit",version="1"}' in text
+    assert 'shipyard_drift_rows{deployment="",model="credit",version="1"}' in text
     for gauge in ("psi", "jensen_shannon", "feature_drifted", "output_psi", "share", "dataset"):
         assert f"shipyard_drift_{gauge}{{" not in text, gauge

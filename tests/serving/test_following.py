@@ -58,7 +58,7 @@ def test_a_worker_swaps_in_the_version_its_alias_moved_to(
     follower = follow_aliases(registry.settings, service, interval=0.05, trust_pickle=False)
     asyncio.run(until(lambda: served.version.version == 2, follower, move))
     assert served.version.version == 2
-    assert service.metrics.gauges["shipyard_model_ready"][("credit", "2")] == 1.0
+    assert service.metrics.gauges["shipyard_model_ready"][("credit", "", "2")] == 1.0
 
 
 def test_a_worker_routes_by_new_arms_once_their_versions_are_loaded(
@@ -75,7 +75,7 @@ def test_a_worker_routes_by_new_arms_once_their_versions_are_loaded(
     asyncio.run(until(lambda: served.router is not None and 2 in served.lanes, follower, move))
     assert served.router is not None and served.router.canary == Arm(2, "canary", 50.0)
     assert served.lanes[2].loaded.version.version == 2
-    assert service.metrics.gauges["shipyard_model_load_seconds"][("api", "2")] > 0
+    assert service.metrics.gauges["shipyard_model_load_seconds"][("credit", "api", "2")] > 0
 
 
 def test_the_rollout_controller_runs_on_a_thread_until_stopped(sqlite_registry: Registry) -> None:

@@ -219,10 +219,11 @@ def post(server: ServerProcess, path: str, body: str) -> httpx.Response | str:
 
 
 def inflight(server: ServerProcess) -> float:
-    """The in-flight gauge, less the scrape that reads it."""
+    """The requests in flight, summed over the served models (the scrape is not one of them)."""
     text = server.http.get("/metrics", timeout=ANSWER_WITHIN).text
-    line = next(x for x in text.splitlines() if x.startswith("shipyard_inflight_requests "))
-    return float(line.split()[1]) - 1
+    lines = [x for x in text.splitlines() if x.startswith("shipyard_inflight_requests{")]
+    assert lines, "no shipyard_inflight_requests series"
+    return sum(float(x.rsplit(" ", 1)[1]) for x in lines)
 
 
 @pytest.mark.parametrize("form", list(FORMS))

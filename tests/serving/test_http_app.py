@@ -180,8 +180,8 @@ def test_metrics_parse_with_prometheus_and_count_requests(credit_server: ServerP
     for name in (
         "shipyard_requests",
         "shipyard_request_duration_seconds",
-        "shipyard_batch_rows",
-        "shipyard_queue_seconds",
+        "shipyard_adaptive_batch_rows",
+        "shipyard_adaptive_batch_queue_seconds",
         "shipyard_inflight_requests",
         "shipyard_model_load_seconds",
     ):

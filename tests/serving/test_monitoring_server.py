@@ -103,10 +103,13 @@ def test_metrics_carry_drift_gauges(served: tuple[ServerProcess, list[str]]) -> 
     server, _ = served
     _live(server, 600)
     text = server.http.get("/metrics").text
-    assert 'shipyard_drift_psi{feature="income",model="credit",version="1"}' in text
-    assert 'shipyard_drift_feature_drifted{feature="income",model="credit",version="1"} 1.0' in text
-    assert 'shipyard_drift_share{model="credit",version="1"}' in text
-    assert 'shipyard_drift_rows{model="credit",version="1"} 600.0' in text
+    assert 'shipyard_drift_psi{deployment="",feature="income",model="credit",version="1"}' in text
+    assert (
+        'shipyard_drift_feature_drifted{deployment="",feature="income",model="credit",version="1"} 1.0'
+        in text
+    )
+    assert 'shipyard_drift_share{deployment="",model="credit",version="1"}' in text
+    assert 'shipyard_drift_rows{deployment="",model="credit",version="1"} 600.0' in text
 
 
 def test_feedback_is_stored_and_bad_feedback_is_refused_with_the_reason(

@@ -30,7 +30,7 @@ def test_new_arms_replace_the_router_keeping_loaded_lanes(api_registry: Registry
     assert served.lanes[1] is first_lane  # its queue and batch statistics survive
     assert served.router is not None and served.router.canary == Arm(2, "canary", 50.0)
     metrics = served.metrics.gauges["shipyard_model_ready"]
-    assert metrics[("api", "2")] == 1.0
+    assert metrics[("credit", "api", "2")] == 1.0
 
 
 def test_a_new_version_is_swapped_in_and_the_old_one_shown_not_ready(api_registry: Registry) -> None:
@@ -40,8 +40,9 @@ def test_a_new_version_is_swapped_in_and_the_old_one_shown_not_ready(api_registr
     served.swap(api_registry.load("credit:2"), 0.25)
     assert served.version.version == 2 and served.versions() == ["2"]
     ready = service.metrics.gauges["shipyard_model_ready"]
-    assert (ready[("credit", "1")], ready[("credit", "2")]) == (0.0, 1.0)
-    assert service.metrics.gauges["shipyard_model_load_seconds"][("credit", "2")] == 0.25
+    assert (ready[("credit", "", "1")], ready[("credit", "", "2")]) == (0.0, 1.0)
+    assert service.metrics.gauges["shipyard_model_load_seconds"][("credit", "", "2")] == 0.25
+    assert set(service.metrics.gauges["shipyard_model_info"]) == {("credit", "", "2", "sklearn")}
 
 
 def test_a_request_takes_the_version_it_names_and_a_version_gone_is_refused(serve: Serve) -> None:

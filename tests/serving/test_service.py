@@ -95,7 +95,7 @@ def test_batches_never_exceed_max_batch_rows(loaded: Any) -> None:
         await asyncio.gather(*(call(service, [credit_row(age=20 + i)] * 3, f"r{i}") for i in range(12)))
 
     asyncio.run(run())
-    cells = service.metrics.histograms["shipyard_batch_rows"][("credit",)]
+    cells = service.metrics.histograms["shipyard_adaptive_batch_rows"][("credit", "")]
     over = ROWS_BUCKETS.index(8) + 1
     assert sum(cells[over:-2]) == 0
     assert service.models["credit"].batcher.calls >= 12 * 3 // 7

@@ -38,11 +38,11 @@ def test_shadow_copies_are_logged_never_returned_and_shed_when_the_queue_is_full
     assert sorted(copies["request_id"].to_pylist()) == sorted(f"r{i}" for i in range(20))
     assert set(copies["version"].to_pylist()) == {3}
     counted = service.metrics.counters["shipyard_shadow_requests"]
-    assert counted[("api", "3", "answered")] == 20
+    assert counted[("credit", "api", "3", "answered")] == 20
 
     shed = serve([Arm(1, "stable", 100.0), Arm(3, "shadow", 100.0)], shadow_queue=0)
     asyncio.run(ask(shed, credit_row(), "busy"))
-    assert shed.metrics.counters["shipyard_shadow_requests"][("api", "3", "shed")] == 1
+    assert shed.metrics.counters["shipyard_shadow_requests"][("credit", "api", "3", "shed")] == 1
 
 
 def test_a_copy_is_logged_only_when_its_callers_request_is(serve: Serve, ask: Ask, tmp_path: Path) -> None:
@@ -55,4 +55,4 @@ def test_a_copy_is_logged_only_when_its_callers_request_is(serve: Serve, ask: As
 
     asyncio.run(run())
     assert events.flush() == []  # neither the answers nor their copies: pairs stay together
-    assert service.metrics.counters["shipyard_shadow_requests"][("api", "3", "answered")] == 10
+    assert service.metrics.counters["shipyard_shadow_requests"][("credit", "api", "3", "answered")] == 10

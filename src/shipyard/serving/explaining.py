@@ -225,7 +225,7 @@ async def explain_request(
     answer = Answer(request_id, loaded.version, predictions)
     calls = [(explanation.scored.batch, predictions)]
     name, number = served.name, loaded.version.version
-    service.metrics.inc("shipyard_predictions", (name, str(number)), predictions.n_rows)
+    service.metrics.inc("shipyard_predictions", (*served.series, str(number)), predictions.n_rows)
     if service.live is not None:
         service.live.append(name, number, calls)
     if logged:

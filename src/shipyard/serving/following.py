@@ -106,7 +106,7 @@ async def follow_deployment(
                         models[arm.version] = await loop.run_in_executor(None, load)
                         service.metrics.set(
                             "shipyard_model_load_seconds",
-                            (name, str(arm.version)),
+                            (*served.series, str(arm.version)),
                             time.perf_counter() - started,
                         )
                 served.deploy(deployment, {a.version: models[a.version] for a in deployment.arms})

@@ -6,6 +6,7 @@ decodes and encodes. Status codes live in the table below, never on the exceptio
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -123,6 +124,7 @@ class _Inference:
         metrics = self.metrics
         metrics.inflight += 1
         name, version, code = request.model_name, "", grpc.StatusCode.OK
+        running = metrics.begin(name)
         try:
             if self.service.guard.active:
                 await admit(self.service, _credential(context), Action.PREDICT, name, client=_peer(context))
@@ -164,12 +166,16 @@ class _Inference:
                 trailing = ((VIOLATIONS_KEY, _violations_trailer(exc)),)
             await context.abort(code, str(exc), trailing_metadata=trailing)
             raise  # abort raises; this line only tells the type checker
+        except asyncio.CancelledError:  # the client cancelled the call, or its deadline passed
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:  # nobody foresaw it: gRPC answers UNKNOWN
+            code = grpc.StatusCode.UNKNOWN
+            raise
         finally:
             metrics.inflight -= 1
-            metrics.inc("shipyard_requests", (name, version, "oip-grpc", code.name))
-            metrics.observe(
-                "shipyard_request_duration_seconds", (name, "oip-grpc"), time.perf_counter() - arrived
-            )
+            metrics.end(running)
+            metrics.request(name, version, "oip-grpc", code.name, time.perf_counter() - arrived)
 
     async def _explain(
         self,

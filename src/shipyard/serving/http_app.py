@@ -195,8 +195,11 @@ class HttpApp:
         if kind != "http":
             return
         arrived = time.perf_counter()
-        self.metrics.inflight += 1
+        metrics = self.metrics
+        metrics.inflight += 1
         protocol, model, version = "http", "", ""  # a request refused before its route is counted so
+        running: str | None = None  # the key of the in-flight count of a counted route's model
+        status = 500  # what uvicorn answers an exception nobody foresaw with
         try:
             method: str = scope["method"]
             parts = scope["path"].strip("/").split("/")
@@ -212,18 +215,20 @@ class HttpApp:
                 route, params = found
                 protocol = route.protocol
                 model = params.get("name", "")
+                if route.single and len(self.service.models) == 1:
+                    model = next(iter(self.service.models))
+                if protocol != "ops":
+                    running = metrics.begin(model)
                 status, named, version = await route.handler(scope, receive, send, params, arrived)
                 model = named or model
         except ClientGoneError:
             status = 499
         finally:
-            self.metrics.inflight -= 1
-        if protocol != "ops":
-            metrics = self.metrics
-            metrics.inc("shipyard_requests", (model, version, protocol, str(status)))
-            metrics.observe(
-                "shipyard_request_duration_seconds", (model, protocol), time.perf_counter() - arrived
-            )
+            metrics.inflight -= 1
+            if running is not None:
+                metrics.end(running)
+            if protocol != "ops":
+                metrics.request(model, version, protocol, str(status), time.perf_counter() - arrived)
 
     async def _refused(
         self,

@@ -2,36 +2,42 @@
 
 Each worker counts in plain dictionaries (an increment is a dict update, cheap enough for the hot
 path) and, once a second, writes a snapshot to the server's run folder under a temporary name
-and a rename. `/metrics` in any worker renders its own live figures plus every other worker's
-latest snapshot, so the figures of other workers are at most `snapshot_seconds` old. The text is
-produced by prometheus-client from a registry made per app, never the global one.
+and a rename, with its process's CPU time, memory and file descriptors. `/metrics` in any worker
+renders its own live figures plus every other worker's latest snapshot (`exposition.py`), so the
+figures of other workers are at most `snapshot_seconds` old.
 
 Every label's values are bounded by what the server serves, never by what a caller writes: a
 request can name any model, and a series per name would let anyone grow `/metrics` without
-limit. The models (and versions) served are `track`ed; a request counted for a model or version
-not tracked is counted under `UNKNOWN` instead (the empty string stays: a request that named no
-model, such as one to an unknown path). Every other figure is counted or set by the server for
-a model it serves. The other labels take values from fixed sets: protocol, status (an HTTP
-status or a gRPC code name), outcome, role; paths and methods are no labels at all.
+limit. The names served (a model, or a deployment) and their versions are `track`ed; a request
+counted for a name or version not tracked is counted under `UNKNOWN` instead (the empty string
+stays: a request that named no model, such as one to an unknown path). Every other figure is
+counted or set by the server for a model it serves. A served name's series carry the registry
+model as `model` and, for a deployment, its name as `deployment` ("" for a model served by
+reference), so a model's traffic adds up over the deployments that serve it. The other labels
+take values from fixed sets: protocol, status (an HTTP status or a gRPC code name), outcome,
+role, flavor, worker; paths and methods are no labels at all.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import os
+import resource
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.monitoring.live import LiveProfiles
+from shipyard.registry.records import ModelVersion
 
-if TYPE_CHECKING:  # prometheus-client is imported at the first scrape, not when a worker starts
-    from prometheus_client.core import Metric
+if TYPE_CHECKING:  # served.py imports this module
+    from shipyard.serving.served import ServedModel
 
-__all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "UNKNOWN", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "SPECS", "UNKNOWN", "Metrics", "Series", "outcome_of"]
 
 UNKNOWN = "__unknown__"  # the label value of every model or version not served (no name can be it)
 
@@ -54,61 +60,73 @@ LATENCY_BUCKETS = (
 ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 
 Labels = tuple[str, ...]
+Series = tuple[str, str]
+"""The `model` and `deployment` labels of a served name's figures."""
 
-# name -> (type, help, label names, buckets or None)
-_SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
+_SERVED = ("model", "deployment")
+_ROWS = tuple(float(b) for b in ROWS_BUCKETS)
+
+SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
     "shipyard_requests": (
         "counter",
-        "Requests answered, by model, version, protocol and status.",
-        ("model", "version", "protocol", "status"),
+        "Requests answered, by model, deployment, version, protocol, status (the protocol's own) "
+        "and outcome (ok, client_error or server_error, alike for every protocol).",
+        (*_SERVED, "version", "protocol", "status", "outcome"),
         None,
     ),
     "shipyard_request_duration_seconds": (
         "histogram",
         "Time from a request's arrival to its answer.",
-        ("model", "protocol"),
+        (*_SERVED, "version", "protocol", "outcome"),
         LATENCY_BUCKETS,
     ),
-    "shipyard_queue_seconds": (
+    "shipyard_adaptive_batch_queue_seconds": (
         "histogram",
-        "Time a request waited for its batch to start.",
-        ("model",),
+        "Time a request waited in the adaptive batcher for its model call to start.",
+        _SERVED,
         LATENCY_BUCKETS,
     ),
-    "shipyard_batch_rows": (
+    "shipyard_adaptive_batch_rows": (
         "histogram",
-        "Rows per model call after adaptive batching.",
-        ("model",),
-        tuple(float(b) for b in ROWS_BUCKETS),
+        "Rows per model call after adaptive batching of requests.",
+        _SERVED,
+        _ROWS,
     ),
-    "shipyard_batch_requests": (
+    "shipyard_adaptive_batch_requests": (
         "histogram",
-        "Requests merged into one model call.",
-        ("model",),
-        tuple(float(b) for b in ROWS_BUCKETS),
+        "Requests merged into one model call by adaptive batching.",
+        _SERVED,
+        _ROWS,
     ),
     "shipyard_predictions": (
         "counter",
-        "Rows predicted, by model and version.",
-        ("model", "version"),
+        "Rows predicted, by model, deployment and version.",
+        (*_SERVED, "version"),
         None,
     ),
     "shipyard_inflight_requests": (
         "gauge",
-        "Requests being served right now.",
-        (),
+        "Prediction and explanation requests being served right now (operations routes such as "
+        "/metrics are not counted).",
+        _SERVED,
         None,
     ),
     "shipyard_model_load_seconds": (
         "gauge",
         "Time to load and warm up the version being served.",
-        ("model", "version"),
+        (*_SERVED, "version"),
         None,
     ),
     "shipyard_model_ready": (
         "gauge",
         "1 when the version is loaded, warmed up and answering.",
-        ("model", "version"),
+        (*_SERVED, "version"),
+        None,
+    ),
+    "shipyard_model_info": (
+        "gauge",
+        "1 for each version answering, with its flavor.",
+        (*_SERVED, "version", "flavor"),
         None,
     ),
     "shipyard_events_dropped": (
@@ -120,19 +138,19 @@ _SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
     "shipyard_shadow_requests": (
         "counter",
         "Copies of requests for a shadow arm, by outcome: answered, failed, or shed (queue full).",
-        ("model", "version", "outcome"),
+        (*_SERVED, "version", "outcome"),
         None,
     ),
     "shipyard_deployment_generation": (
         "gauge",
         "The generation of the deployment's arms this worker routes by.",
-        ("model",),
+        _SERVED,
         None,
     ),
     "shipyard_arm_weight": (
         "gauge",
-        "Percent of requests (a shadow: of copies) each arm of a deployment gets.",
-        ("model", "version", "role"),
+        "Share of requests (a shadow: of copies) each arm of a deployment gets, from 0 to 1.",
+        (*_SERVED, "version", "role"),
         None,
     ),
     "shipyard_workers": (
@@ -141,13 +159,14 @@ _SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
         (),
         None,
     ),
+    "shipyard_build_info": (
+        "gauge",
+        "1, with the Shipyard and Python versions serving.",
+        ("version", "python"),
+        None,
+    ),
 }
-
-
-# The figures a transport counts per request, whose model (and version) it takes from what the
-# request named: name -> whether the second label is the version. The service counts the others
-# by the served model that answered, so their labels are bounded already.
-_BOUNDED: dict[str, bool] = {"shipyard_requests": True, "shipyard_request_duration_seconds": False}
+"""Every figure of the server: name -> (type, help, label names, buckets of a histogram)."""
 
 
 # How a gauge combines over workers (sum unless named): readiness and generation show the
@@ -157,7 +176,55 @@ _GAUGE_MERGE: dict[str, Any] = {
     "shipyard_deployment_generation": min,
     "shipyard_model_load_seconds": max,
     "shipyard_arm_weight": max,
+    "shipyard_model_info": max,
 }
+
+_CLIENT_ERRORS = (
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "UNAUTHENTICATED",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "OUT_OF_RANGE",
+    "ALREADY_EXISTS",
+    "CANCELLED",
+)
+_SERVER_ERRORS = (
+    "INTERNAL",
+    "UNAVAILABLE",
+    "UNKNOWN",
+    "DEADLINE_EXCEEDED",
+    "UNIMPLEMENTED",
+    "DATA_LOSS",
+    "ABORTED",
+)
+# status -> outcome: every gRPC code name, and each HTTP status once it has been seen (the server's
+# own answers, a bounded set), so the hot path makes one dict lookup.
+_OUTCOMES = {
+    "OK": "ok",
+    **dict.fromkeys(_CLIENT_ERRORS, "client_error"),
+    **dict.fromkeys(_SERVER_ERRORS, "server_error"),
+}
+
+
+def outcome_of(status: str) -> str:
+    """`ok`, `client_error` or `server_error`: what a request answered with `status` (an HTTP
+    status, or a gRPC code name) came to, alike for every protocol, so one alert covers them all.
+
+    A client gone before its answer (499), a rate limit (429, RESOURCE_EXHAUSTED) and a call the
+    client cancelled are the client's; a deadline the server missed is the server's.
+
+    Raises:
+        ValueError: `status` is neither.
+    """
+    outcome = _OUTCOMES.get(status)
+    if outcome is None:
+        if not status.isdigit():
+            raise ValueError(f"status {status!r} is neither an HTTP status nor a gRPC code name")
+        code = int(status)
+        outcome = _OUTCOMES[status] = "ok" if code < 400 else "client_error" if code < 500 else "server_error"
+    return outcome
 
 
 class Metrics:
@@ -179,8 +246,11 @@ class Metrics:
         self.gauges: dict[str, dict[Labels, float]] = {}
         # name -> labels -> [bucket counts..., sum, count]
         self.histograms: dict[str, dict[Labels, list[float]]] = {}
+        # Every request in flight in this worker, operations routes too: the batcher's measure of
+        # load (`Pending.company`). The gauge shows `running` instead.
         self.inflight = 0
-        self.served: dict[str, set[str]] = {}  # model -> versions: the label values counted as they are
+        self.running: dict[str, int] = {}  # a served name (or UNKNOWN, "") -> its requests in flight
+        self.served: dict[str, tuple[Series, set[str]]] = {}  # name -> its labels, versions counted
         self.live: LiveProfiles | None = None
         self.drift_minutes = 15
         self._stop = threading.Event()
@@ -189,28 +259,57 @@ class Metrics:
         # both write), so the file never goes back to older figures.
         self._publishing = threading.Lock()
 
-    def track(self, model: str, version: str) -> None:
-        """Count `model` and this version of it under their own label values from now on."""
-        self.served.setdefault(model, set()).add(version)
+    def track(self, served: ServedModel, version: ModelVersion) -> None:
+        """Count requests to `served` and this version of it under their own label values from
+        now on, and show the version in `shipyard_model_info`."""
+        number = str(version.version)
+        self.served.setdefault(served.name, (served.series, set()))[1].add(number)
+        self.set("shipyard_model_info", (*served.series, number, version.flavor), 1.0)
 
-    def _bounded(self, name: str, labels: Labels) -> Labels:
-        """`labels` with a model (and version) that is not served replaced by `UNKNOWN`."""
-        with_version = _BOUNDED.get(name)
-        if with_version is None or not labels:
-            return labels
-        versions = self.served.get(labels[0])
-        if versions is None:
-            if not labels[0]:
-                return labels
-            return (UNKNOWN, "", *labels[2:]) if with_version else (UNKNOWN, *labels[1:])
-        if with_version and labels[1] and labels[1] not in versions:
-            return (labels[0], UNKNOWN, *labels[2:])
-        return labels
+    def retire(self, served: ServedModel, version: int) -> None:
+        """This version of `served` stopped answering: not ready, and gone from `shipyard_model_info`
+        (requests still queued for it are counted under it as before)."""
+        labels = (*served.series, str(version))
+        self.set("shipyard_model_ready", labels, 0.0)
+        info = self.gauges.get("shipyard_model_info", {})
+        for key in [k for k in info if k[:3] == labels]:
+            del info[key]
+
+    def series_of(self, name: str) -> Series:
+        """The `model` and `deployment` labels of a name a request went by: a served name's own,
+        `UNKNOWN`'s for any other, and empty ones for none."""
+        known = self.served.get(name)
+        if known is not None:
+            return known[0]
+        return (UNKNOWN if name else "", "")
 
     # -- the hot path ---------------------------------------------------------------------------
+    def begin(self, name: str) -> str:
+        """Count a request for `name` in flight; pass what this returns to `end` once answered."""
+        key = name if not name or name in self.served else UNKNOWN
+        self.running[key] = self.running.get(key, 0) + 1
+        return key
+
+    def end(self, key: str) -> None:
+        """The request `begin` returned `key` for is answered."""
+        self.running[key] -= 1
+
+    def request(self, name: str, version: str, protocol: str, status: str, seconds: float) -> None:
+        """Count a request a transport answered in `seconds`, by the name and version it named (a
+        name or version not served counted as `UNKNOWN`) and its status (HTTP or gRPC)."""
+        known = self.served.get(name)
+        if known is None:
+            series, version = (UNKNOWN if name else "", ""), ""
+        else:
+            series, versions = known
+            if version and version not in versions:
+                version = UNKNOWN
+        outcome = outcome_of(status)
+        self.inc("shipyard_requests", (*series, version, protocol, status, outcome))
+        self.observe("shipyard_request_duration_seconds", (*series, version, protocol, outcome), seconds)
+
     def inc(self, name: str, labels: Labels, value: float = 1.0) -> None:
-        """Add `value` to a counter (an unserved model or version counted as `UNKNOWN`)."""
-        labels = self._bounded(name, labels)
+        """Add `value` to a counter."""
         series = self.counters.setdefault(name, {})
         series[labels] = series.get(labels, 0.0) + value
 
@@ -223,11 +322,10 @@ class Metrics:
         self.counters.setdefault(name, {})[labels] = value
 
     def observe(self, name: str, labels: Labels, value: float) -> None:
-        """Record one observation in a histogram (an unserved model counted as `UNKNOWN`)."""
-        labels = self._bounded(name, labels)
+        """Record one observation in a histogram."""
         series = self.histograms.setdefault(name, {})
         cells = series.get(labels)
-        buckets = _SPECS[name][3]
+        buckets = SPECS[name][3]
         assert buckets is not None
         if cells is None:
             cells = series[labels] = [0.0] * (len(buckets) + 3)
@@ -237,13 +335,18 @@ class Metrics:
 
     # -- sharing between workers ----------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """This worker's figures as plain data."""
+        """This worker's figures as plain data, with its process's."""
         gauges = {k: dict(v) for k, v in self.gauges.items()}
-        gauges["shipyard_inflight_requests"] = {(): float(self.inflight)}
+        inflight = gauges["shipyard_inflight_requests"] = {}
+        for key, count in list(self.running.items()):
+            series = self.series_of(key)
+            inflight[series] = inflight.get(series, 0.0) + count
         return {
             "counters": _encode(self.counters),
             "gauges": _encode(gauges),
             "histograms": _encode(self.histograms),
+            "worker": self.worker,
+            "process": process_figures(),
         }
 
     def publish(self) -> dict[str, Any]:
@@ -278,7 +381,7 @@ class Metrics:
             self._thread.join(timeout=5)
             self._thread = None
         if self.run_dir is not None:
-            self.inflight = 0
+            self.running.clear()
             self.publish()
 
     def _run(self) -> None:
@@ -287,26 +390,37 @@ class Metrics:
 
     def merged(self) -> dict[str, Any]:
         """Every worker's figures combined (summed, or as `_GAUGE_MERGE` says): this worker live, the
-        others from their snapshots.
+        others from their snapshots; and the process figures of each live worker, by its number.
 
         This worker publishes what it shows before it shows it: a later scrape answered by another
         worker then reads these figures or newer ones, so a counter never goes down between two
         scrapes, whichever workers answer them.
         """
-        snapshots = [self.publish()]
-        live = 1
+        now = time.time()
+        own = self.publish()
+        snapshots = [own]
+        # worker -> (when, figures): a live worker's latest, so a slot restarted moments ago shows once
+        processes: dict[str, tuple[float, dict[str, float]]] = {str(self.worker): (now, own["process"])}
         if self.run_dir is not None:
-            now = time.time()
             for path in sorted(self.run_dir.glob("metrics-*.json")):
                 if path.name == self._file_name:
                     continue
                 try:
-                    fresh = now - path.stat().st_mtime < 3 * self.snapshot_seconds
-                    snapshots.append(json.loads(path.read_text()))
+                    written = path.stat().st_mtime
+                    snapshot = json.loads(path.read_text())
                 except (OSError, ValueError):
                     continue  # a worker mid-rename; its figures come with the next scrape
-                live += fresh
-        total: dict[str, Any] = {"counters": {}, "gauges": {}, "histograms": {}, "workers": live}
+                snapshots.append(snapshot)
+                worker = str(snapshot["worker"])
+                if now - written < 3 * self.snapshot_seconds and written > processes.get(worker, (0.0,))[0]:
+                    processes[worker] = (written, snapshot["process"])
+        total: dict[str, Any] = {
+            "counters": {},
+            "gauges": {},
+            "histograms": {},
+            "workers": len(processes),
+            "processes": {worker: figures for worker, (_, figures) in sorted(processes.items())},
+        }
         for snap in snapshots:
             for kind in ("counters", "gauges", "histograms"):
                 for name, series in _decode(snap[kind]).items():
@@ -324,112 +438,37 @@ class Metrics:
                             into[labels] += value
         return total
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every worker's figures, and of live drift."""
-        from prometheus_client import CollectorRegistry, generate_latest
 
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self.merged()))
-        if self.live is not None:
-            registry.register(_DriftCollector(self.live, self.drift_minutes))
-        return generate_latest(registry)
-
-
-class _Collector:
-    def __init__(self, merged: Mapping[str, Any]) -> None:
-        self.merged = merged
-
-    def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-
-        for name, (kind, doc, label_names, buckets) in _SPECS.items():
-            family: Metric
-            if kind == "counter":
-                family = CounterMetricFamily(name, doc, labels=label_names)
-                for labels, value in self.merged["counters"].get(name, {}).items():
-                    family.add_metric(list(labels), value)
-            elif kind == "gauge":
-                family = GaugeMetricFamily(name, doc, labels=label_names)
-                if name == "shipyard_workers":
-                    family.add_metric([], float(self.merged["workers"]))
-                for labels, value in self.merged["gauges"].get(name, {}).items():
-                    family.add_metric(list(labels), value)
-            else:
-                assert buckets is not None
-                family = HistogramMetricFamily(name, doc, labels=label_names)
-                for labels, cells in self.merged["histograms"].get(name, {}).items():
-                    cumulative, running = [], 0.0
-                    for bound, count in zip((*buckets, float("inf")), cells, strict=False):
-                        running += count
-                        cumulative.append((_bound(bound), running))
-                    family.add_metric(list(labels), cumulative, sum_value=cells[-2])
-            yield family
+def process_figures() -> dict[str, float]:
+    """This process's CPU time, memory, start time and file descriptors, read as prometheus-client's
+    process collector reads them (from Linux's /proc; elsewhere there are none)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            # The fields after the command's closing parenthesis, from the state (field 3) on.
+            fields = f.read().rpartition(b")")[2].split()
+        fds = len(os.listdir("/proc/self/fd"))
+        booted = _boot_time()
+    except OSError:
+        return {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {
+        "cpu_seconds": (int(fields[11]) + int(fields[12])) / ticks,
+        "resident_memory_bytes": float(int(fields[21]) * os.sysconf("SC_PAGE_SIZE")),
+        "virtual_memory_bytes": float(fields[20]),
+        "start_time_seconds": booted + int(fields[19]) / ticks,
+        "open_fds": float(fds),
+        "max_fds": float(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+    }
 
 
-class _DriftCollector:
-    """Drift of the live traffic of every served version against its reference, at scrape time."""
-
-    def __init__(self, live: LiveProfiles, minutes: int) -> None:
-        self.live = live
-        self.minutes = minutes
-
-    def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        labels = ("model", "version")
-        psi = GaugeMetricFamily(
-            "shipyard_drift_psi",
-            f"Population stability index of each feature over the last {self.minutes} minutes.",
-            labels=(*labels, "feature"),
-        )
-        js = GaugeMetricFamily(
-            "shipyard_drift_jensen_shannon",
-            f"Jensen-Shannon distance of each feature over the last {self.minutes} minutes.",
-            labels=(*labels, "feature"),
-        )
-        drifted = GaugeMetricFamily(
-            "shipyard_drift_feature_drifted",
-            "1 when the feature drifted by its thresholds.",
-            labels=(*labels, "feature"),
-        )
-        output_psi = GaugeMetricFamily(
-            "shipyard_drift_output_psi",
-            "Population stability index of each model output.",
-            labels=(*labels, "output"),
-        )
-        share = GaugeMetricFamily(
-            "shipyard_drift_share",
-            "Share of drifted features (weighted by importance when known).",
-            labels=labels,
-        )
-        dataset = GaugeMetricFamily(
-            "shipyard_drift_dataset", "1 when the data set as a whole drifted.", labels=labels
-        )
-        rows = GaugeMetricFamily("shipyard_drift_rows", "Rows in the live drift window.", labels=labels)
-        for model, version in self.live.tracked():
-            report = self.live.drift(model, version, self.minutes)
-            if report is None:
-                continue
-            key = [model, str(version)]
-            rows.add_metric(key, float(report.current_rows))
-            if not report.judged:
-                continue  # like /drift: nothing is published until there are min_rows rows
-            for c in (c for c in report.features if c.judged):
-                if c.stats.get("psi") is not None:
-                    psi.add_metric([*key, c.name], float(c.stats["psi"] or 0.0))
-                if c.stats.get("js") is not None:
-                    js.add_metric([*key, c.name], float(c.stats["js"] or 0.0))
-                drifted.add_metric([*key, c.name], 1.0 if c.drifted else 0.0)
-            for c in (c for c in report.outputs if c.judged):
-                if c.stats.get("psi") is not None:
-                    output_psi.add_metric([*key, c.name], float(c.stats["psi"] or 0.0))
-            share.add_metric(key, report.share)
-            dataset.add_metric(key, 1.0 if report.dataset_drift else 0.0)
-        yield from (psi, js, drifted, output_psi, share, dataset, rows)
-
-
-def _bound(value: float) -> str:
-    return "+Inf" if value == float("inf") else repr(float(value))
+@functools.cache
+def _boot_time() -> float:
+    """When the machine booted (Unix time): process start times count from it."""
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    raise OSError("/proc/stat has no btime line")
 
 
 def _encode(data: Mapping[str, Mapping[Labels, Any]]) -> dict[str, list[list[Any]]]:

@@ -22,6 +22,7 @@ from shipyard.serving.asgi import (
     status_of,
 )
 from shipyard.serving.auth import admit
+from shipyard.serving.exposition import render
 from shipyard.serving.routes import Outcome
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
@@ -63,7 +64,7 @@ class Operations:
 
     async def prometheus(self, scope: Scope, receive: Receive, send: Send, *_: Any) -> Outcome:
         """`/metrics`: the Prometheus metrics of every worker."""
-        body = self.metrics.render()
+        body = render(self.metrics)
         return await respond(send, 200, body, b"text/plain; version=0.0.4; charset=utf-8"), "", ""
 
     async def models(self, scope: Scope, receive: Receive, send: Send, *_: Any) -> Outcome:

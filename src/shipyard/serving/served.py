@@ -134,7 +134,8 @@ class ServedModel:
         limits: request limits and batching settings.
         metrics: where its readiness and load times are shown.
         live: the live profiles its versions are tracked in, or None to keep none.
-        name: the name it answers under (the model's name, or the deployment's).
+        name: the deployment's name, for a deployment; None for a model reference, which
+            answers under the model's name.
     """
 
     def __init__(
@@ -151,6 +152,9 @@ class ServedModel:
         self.ref = ref
         self.name = name or ref.name
         self.model = ref.name  # the prediction log's folder: monitoring reads it by model name
+        # The `model` and `deployment` labels of its figures: the registry model, and the name of
+        # the deployment ("" for a model reference).
+        self.series = (self.model, name or "")
         self.metrics = metrics
         self.live = live
         self._run = run
@@ -215,11 +219,11 @@ class ServedModel:
         old = self.loaded
         self.primary = self._lane(loaded)
         self.lanes = {loaded.version.version: self.primary}
-        metrics = self.metrics
-        metrics.track(self.name, str(loaded.version.version))
-        metrics.set("shipyard_model_ready", (self.name, str(old.version.version)), 0.0)
-        metrics.set("shipyard_model_ready", (self.name, str(loaded.version.version)), 1.0)
-        metrics.set("shipyard_model_load_seconds", (self.name, str(loaded.version.version)), load_seconds)
+        metrics, number = self.metrics, str(loaded.version.version)
+        metrics.retire(self, old.version.version)
+        metrics.track(self, loaded.version)
+        metrics.set("shipyard_model_ready", (*self.series, number), 1.0)
+        metrics.set("shipyard_model_load_seconds", (*self.series, number), load_seconds)
         if self.live is not None:
             self.live.track(self.name, loaded.version.version, loaded.version.profile)
 
@@ -232,11 +236,11 @@ class ServedModel:
         lanes = {v: self.lanes.get(v) or self._lane(model) for v, model in loaded.items()}
         metrics = self.metrics
         for version in self.lanes.keys() - lanes.keys():
-            metrics.set("shipyard_model_ready", (self.name, str(version)), 0.0)
+            metrics.retire(self, version)
         for version in lanes:
-            metrics.track(self.name, str(version))
+            metrics.track(self, loaded[version].version)
         for version in lanes.keys() - self.lanes.keys():
-            metrics.set("shipyard_model_ready", (self.name, str(version)), 1.0)
+            metrics.set("shipyard_model_ready", (*self.series, str(version)), 1.0)
             if self.live is not None:
                 self.live.track(self.name, version, loaded[version].version.profile)
         kind, _, what = deployment.sticky.partition(":")

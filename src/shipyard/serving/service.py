@@ -111,10 +111,12 @@ class ModelService:
         """Serve `loaded` under its model name; `warm_up` makes it ready."""
         served = self._served(ref, loaded)
         self.models[ref.name] = served
-        self.metrics.track(ref.name, str(loaded.version.version))
+        self.metrics.track(served, loaded.version)
         if self.live is not None:
             self.live.track(ref.name, loaded.version.version, loaded.version.profile)
-        self.metrics.set("shipyard_model_load_seconds", (ref.name, str(loaded.version.version)), load_seconds)
+        self.metrics.set(
+            "shipyard_model_load_seconds", (*served.series, str(loaded.version.version)), load_seconds
+        )
         return served
 
     def add_deployment(
@@ -129,7 +131,7 @@ class ModelService:
         if self.live is not None:
             self.live.track(deployment.name, stable.version.version, stable.version.profile)
         for version in loaded:
-            self.metrics.set("shipyard_model_load_seconds", (deployment.name, str(version)), load_seconds)
+            self.metrics.set("shipyard_model_load_seconds", (*served.series, str(version)), load_seconds)
         self.show(served)
         return served
 
@@ -155,12 +157,13 @@ class ModelService:
         deployment = served.deployment
         if deployment is None:
             return
-        self.metrics.set("shipyard_deployment_generation", (served.name,), float(deployment.generation))
+        series = served.series
+        self.metrics.set("shipyard_deployment_generation", series, float(deployment.generation))
         gauges = self.metrics.gauges.get("shipyard_arm_weight", {})
-        for labels in [k for k in gauges if k[0] == served.name]:
+        for labels in [k for k in gauges if k[:2] == series]:
             del gauges[labels]
-        for arm in deployment.arms:
-            self.metrics.set("shipyard_arm_weight", (served.name, str(arm.version), arm.role), arm.weight)
+        for arm in deployment.arms:  # a percent in the deployment, a ratio in Prometheus
+            self.metrics.set("shipyard_arm_weight", (*series, str(arm.version), arm.role), arm.weight / 100)
 
     @property
     def ready(self) -> bool:
@@ -176,7 +179,7 @@ class ModelService:
         for served in self.models.values():
             for version, lane in served.lanes.items():
                 warm_up(lane.loaded)
-                self.metrics.set("shipyard_model_ready", (served.name, str(version)), 1.0)
+                self.metrics.set("shipyard_model_ready", (*served.series, str(version)), 1.0)
             served.ready = True
 
     def find(self, name: str, version: str | None = None) -> ServedModel:
@@ -287,9 +290,9 @@ class ModelService:
         started = time.perf_counter()
         name = served.name
         metrics = self.metrics
-        metrics.observe("shipyard_batch_requests", (name,), len(jobs))
+        metrics.observe("shipyard_adaptive_batch_requests", served.series, len(jobs))
         for job in jobs:
-            metrics.observe("shipyard_queue_seconds", (name,), started - job.queued)
+            metrics.observe("shipyard_adaptive_batch_queue_seconds", served.series, started - job.queued)
         try:
             answered, failed, calls = self._answer(loaded, jobs)
         except Exception:
@@ -317,8 +320,8 @@ class ModelService:
             if not job.future.done():
                 job.future.set_exception(error)
         rows = sum(s.stop - s.start for s in answered)
-        metrics.observe("shipyard_batch_rows", (name,), rows)
-        metrics.inc("shipyard_predictions", (name, str(version.version)), rows)
+        metrics.observe("shipyard_adaptive_batch_rows", served.series, rows)
+        metrics.inc("shipyard_predictions", (*served.series, str(version.version)), rows)
         if self.live is not None and calls:
             self.live.append(name, version.version, calls)
         if self.events is not None:

@@ -36,8 +36,8 @@ class _Copy:
     logged: bool
 
     @property
-    def labels(self) -> tuple[str, str]:
-        return (self.served.name, str(self.lane.loaded.version.version))
+    def labels(self) -> tuple[str, str, str]:
+        return (*self.served.series, str(self.lane.loaded.version.version))
 
 
 class ShadowCopies:
@@ -113,7 +113,7 @@ class ShadowCopies:
                 )
             )
 
-    def _answered(self, labels: tuple[str, str], answered: asyncio.Future[Answer]) -> None:
+    def _answered(self, labels: tuple[str, str, str], answered: asyncio.Future[Answer]) -> None:
         self._running -= 1
         failed = answered.cancelled() or answered.exception() is not None
         self.metrics.inc("shipyard_shadow_requests", (*labels, "failed" if failed else "answered"))
