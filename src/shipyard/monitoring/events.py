@@ -363,59 +363,69 @@ def _segment_name(model: str, day: str, file: str) -> str:
 
 def events_table(batches: Sequence[EventBatch], *, masker: Masker | None = None) -> pa.Table:
     """One Arrow table of the events of `batches` (all of one model version); pii features are
-    masked (without a masker, left out)."""
-    times: list[Any] = []
-    request_ids: list[Any] = []
-    row_numbers: list[Any] = []
-    protocols: list[Any] = []
-    statuses: list[Any] = []
-    latencies: list[Any] = []
-    errors: list[Any] = []
+    masked (without a masker, left out).
+
+    A served request is one event per row; a rejected one is one event without row or features.
+    The per-request fields are gathered per batch (list extends, no loop per request) and spread
+    over the events by one Arrow `take`.
+    """
+    times: list[float] = []
+    request_ids: list[str] = []
+    rows: list[int] = []
+    protocols: list[str] = []
+    statuses: list[str] = []
+    latencies: list[float] = []
+    errors: list[str | None] = []
     feature_parts: list[Batch] = []
-    feature_rows: list[int] = []  # per event row: index into the concatenated features, or -1
     output_parts: list[Predictions] = []
-    offset = 0
     for b in batches:
-        for rid, n, proto, latency, status, error in zip(
-            b.request_ids, b.rows, b.protocols, b.latencies_ms, b.statuses, b.errors, strict=True
-        ):
-            count = n if status == "ok" else 1
-            times.extend([b.time] * count)
-            request_ids.extend([rid] * count)
-            protocols.extend([proto] * count)
-            statuses.extend([status] * count)
-            latencies.extend([latency] * count)
-            errors.extend([error] * count)
-            if status == "ok":
-                row_numbers.extend(range(n))
-                feature_rows.extend(range(offset, offset + n))
-                offset += n
-            else:
-                row_numbers.append(None)
-                feature_rows.append(-1)
+        times.extend([b.time] * len(b.request_ids))
+        request_ids.extend(b.request_ids)
+        rows.extend(b.rows)
+        protocols.extend(b.protocols)
+        statuses.extend(b.statuses)
+        latencies.extend(b.latencies_ms)
+        errors.extend(b.errors)
         if b.features.n_rows:
             feature_parts.append(b.features)
             if b.predictions is not None:
                 output_parts.append(b.predictions)
-    first = batches[0]
-    n_events = len(times)
-    index = np.asarray(feature_rows, dtype=np.int64)
-    missing = index < 0
+    served = np.asarray(statuses, dtype=object) == "ok"
+    counts = np.where(served, np.asarray(rows, dtype=np.int64), 1)
+    request = np.repeat(np.arange(len(request_ids)), counts)  # per event: its request
+    first = np.cumsum(counts) - counts  # per request: its first event
+    row_numbers = np.arange(len(request)) - first[request]  # per event: its row in its request
+    event_served = served[request]
+    index = np.cumsum(event_served) - 1  # per event: its row in the concatenated features, or -1
+    index[~event_served] = -1
+    missing = ~event_served
+    per_request = pa.table(
+        {
+            "time": pa.array((np.asarray(times) * 1e6).astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
+            "request_id": pa.array(request_ids, pa.string()),
+            "protocol": pa.array(protocols, pa.string()),
+            "status": pa.array(statuses, pa.string()),
+            "latency_ms": pa.array(latencies, pa.float64()),
+            "error": pa.array(errors, pa.string()),
+        }
+    ).take(pa.array(request))
+    head = batches[0]
+    n_events = len(request)
     columns: dict[str, Any] = {
-        "time": pa.array((np.asarray(times) * 1e6).astype(np.int64)).cast(pa.timestamp("us", tz="UTC")),
-        "request_id": pa.array(request_ids, pa.string()),
-        "row": pa.array(row_numbers, pa.int32()),
-        "model": pa.array([first.model] * n_events, pa.string()),
-        "version": pa.array([first.version] * n_events, pa.int64()),
-        "protocol": pa.array(protocols, pa.string()),
-        "status": pa.array(statuses, pa.string()),
-        "latency_ms": pa.array(latencies, pa.float64()),
-        "error": pa.array(errors, pa.string()),
+        "time": per_request["time"],
+        "request_id": per_request["request_id"],
+        "row": pa.array(row_numbers.astype(np.int32), pa.int32(), mask=missing),
+        "model": pa.array([head.model] * n_events, pa.string()),
+        "version": pa.array(np.full(n_events, head.version, dtype=np.int64), pa.int64()),
+        "protocol": per_request["protocol"],
+        "status": per_request["status"],
+        "latency_ms": per_request["latency_ms"],
+        "error": per_request["error"],
     }
     # A call whose every request was rejected has no feature columns; Parquet cannot hold an
     # empty struct, so such a segment has no `features` column (readers take the union).
     features = dict(Batch.concat(feature_parts).columns) if feature_parts else {}
-    masks = first.masked
+    masks = head.masked
     if masks and masker is not None:
         features = masker.columns(features, masks)
     elif masks:
