@@ -186,9 +186,9 @@ class Contract:
         """The pii features and how the prediction log keeps each ('hash' or 'redact')."""
         return {f.name: f.pii_mask for f in self.features if f.pii}
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
-        """The feature names in order."""
+        """The feature names in order (computed once: the hot path asks for them per request)."""
         return tuple(f.name for f in self.features)
 
     def feature(self, name: str) -> Feature:
