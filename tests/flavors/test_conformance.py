@@ -96,7 +96,7 @@ def xgboost_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:
 
     X, y = _cancer()
     model = xgboost.XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1).fit(X, y)
-    return Case(model, X.assign(label=y), "label", _classifier(model), "xgboost", 1e-6)
+    return Case(model, X.assign(label=y), "label", _classifier(model), "xgboost", 0.0)
 
 
 def lightgbm_case(credit: pd.DataFrame, credit_pipeline: Any) -> Case:

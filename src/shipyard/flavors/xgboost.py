@@ -41,13 +41,15 @@ class XGBoostPredictor:
         self.classes = classes_of(meta)
         self.frame_input = bool(meta.get("frame_input", False))
         self._categories = fitted_categories(model) if self.frame_input else {}
+        booster = model.get_booster() if hasattr(model, "get_booster") else model
+        self._names = tuple(getattr(booster, "feature_names", None) or ())
 
     def predict(self, batch: Batch) -> Predictions:
         """Predict `batch` (features in contract order)."""
         xgb = _xgb()
         if batch.n_rows == 0:
             return Predictions.empty(self.classes)
-        features = _categorical_frame(batch, self._categories) if self.frame_input else batch.to_numpy()
+        features = self._features(batch)
         try:
             if isinstance(self.model, xgb.Booster):
                 raw = self.model.inplace_predict(features)
@@ -62,6 +64,26 @@ class XGBoostPredictor:
             return Predictions("regression", values.reshape(len(values), -1)[:, 0])
         probabilities = by_class(raw)
         return classified(probabilities, self.classes)
+
+    def _features(self, batch: Batch) -> Any:
+        """A matrix, or for a model fitted on a DataFrame with categories, the DataFrame XGBoost
+        expects. A DataFrame-fitted model of numbers only takes the matrix too, when the batch is in
+        its fitted column order: XGBoost reads both as the same float32 values, and the one-row
+        matrix costs a third of the one-row DataFrame."""
+        if not self.frame_input or (tuple(batch.columns) == self._names and _exact_numbers(batch)):
+            return batch.to_numpy()
+        return _categorical_frame(batch, self._categories)
+
+
+def _exact_numbers(batch: Batch) -> bool:
+    """Whether every column is numbers that a float64 matrix holds exactly (integers below 2**53)."""
+    for column in batch.columns.values():
+        kind = column.dtype.kind
+        if kind == "f":
+            continue
+        if kind not in "iu" or (len(column) and np.abs(column).max() >= 2**53):
+            return False
+    return True
 
 
 def _categorical_frame(batch: Batch, categories: dict[int, tuple[Any, ...]]) -> Any:
