@@ -35,8 +35,11 @@ pipeline) by one worker of each target:
 
 HTTP targets are loaded by wrk with one thread (`-t1`) at 1 and 32 connections (where wrk is not
 installed, by a Python keep-alive load generator, `--role http-load`, which understates the servers
-on a small machine: the report then shows the share of a core it used), gRPC by a Python `grpc.aio`
-process with 1 and 32 concurrent callers; each measured run follows a 2 s warm-up. The targets of the
+on a small machine: the report then shows the share of a core it used), gRPC by h2load (nghttp2's
+HTTP/2 load generator, in C: `apt-get install nghttp2-client`) on one connection with 1 and 32
+streams at once, as one gRPC channel with that many callers (where h2load is not installed, by a
+Python `grpc.aio` process with 1 and 32 concurrent callers, which also understates the server);
+each measured run follows a 2 s warm-up. The targets of the
 issue are computed from this run: the DataFrame-fitted model (default flags, c=32) at >= 5x the
 fastest FastAPI server, the pipeline at >= 10x the FastAPI written for it, the log on within 5% of
 `--no-log` per model, gRPC at >= 0.8x REST at c=32, a c=1 p50 overhead (Shipyard REST p50 - the numpy
@@ -703,6 +706,74 @@ def wrk(setup: Setup, url: str, connections: int, seconds: int, script: Path | N
     return parse_wrk(done.stdout)
 
 
+def grpc_request_file(setup: Setup, model: str) -> Path:
+    """A gRPC `ModelInfer` request as it goes on the wire (flag, length, protobuf), for h2load."""
+    from shipyard.serving import oip_v2_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name=model)
+    tensor = request.inputs.add(name="input-0", datatype="FP64", shape=[1, N_FEATURES])
+    tensor.contents.fp64_contents.extend(setup.row)
+    message = request.SerializeToString()
+    path = setup.work / f"{model}.grpc"
+    path.write_bytes(b"\x00" + len(message).to_bytes(4, "big") + message)
+    return path
+
+
+def check_grpc(target: str, body: Path) -> None:
+    """One `ModelInfer` of the request h2load sends, through grpcio: it must answer OK with outputs."""
+    import grpc
+
+    from shipyard.serving import oip_v2_pb2 as pb
+
+    request = pb.ModelInferRequest.FromString(body.read_bytes()[5:])
+    with grpc.insecure_channel(target) as channel:
+        infer = channel.unary_unary(
+            GRPC_METHOD,
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        try:
+            answer = infer(request, timeout=30)
+        except grpc.RpcError as exc:
+            raise BenchmarkError(f"ModelInfer on {target} failed: {exc}") from None
+    if not answer.outputs:
+        raise BenchmarkError(f"ModelInfer on {target} answered no outputs: {answer}")
+
+
+def h2load_grpc(setup: Setup, target: str, concurrency: int, seconds: int, model: str) -> Load:
+    """h2load (nghttp2's HTTP/2 load generator, in C) sending `ModelInfer` on one connection with
+    `concurrency` streams at once, as one gRPC channel with that many callers; latencies from its
+    per-request log. gRPC answers errors in trailers with HTTP 200, so a Python call checks first
+    that the server answers this request with OK."""
+    body = grpc_request_file(setup, model)
+    check_grpc(target, body)
+    log = setup.work / f"h2load-{model}-{concurrency}.log"
+    cmd = [
+        "h2load", "-t1", "-c1", f"-m{concurrency}", f"-D{seconds}", "-d", str(body),
+        "-H", "content-type: application/grpc", "-H", "te: trailers", "--log-file", str(log),
+        f"http://{target}{GRPC_METHOD}",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    rps = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", done.stdout)
+    if done.returncode != 0 or rps is None:
+        raise BenchmarkError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    statuses, latencies = [], []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        _, status, micros = line.split("\t")[:3]
+        statuses.append(int(status))
+        latencies.append(int(micros) / 1e6)
+    errors = sum(1 for status in statuses if status != 200)
+    load = summarize(latencies, 1.0, errors)
+    return Load(rps=float(rps[1]), p50_ms=load.p50_ms, p99_ms=load.p99_ms, non_2xx=errors)
+
+
+def grpc_load_of(setup: Setup, target: str, model: str) -> Callable[[int, int], Load]:
+    """The gRPC load of one target: h2load where it is installed, else the Python client."""
+    if shutil.which("h2load") is not None:
+        return lambda c, seconds: h2load_grpc(setup, target, c, seconds, model)
+    return lambda c, seconds: grpc_client(setup, target, c, seconds, model)
+
+
 def grpc_client(setup: Setup, target: str, concurrency: int, seconds: int, model: str = MODEL_NAME) -> Load:
     extra = [
         "--target",
@@ -794,7 +865,7 @@ def bench_shipyard(setup: Setup, served: Served, *, log: bool, grpc: bool) -> tu
             grpc_result = measure(
                 f"Shipyard gRPC, {served.name}, {flags_text(log)}",
                 setup,
-                lambda c, seconds: grpc_client(setup, target, c, seconds, served.name),
+                grpc_load_of(setup, target, served.name),
             )
         if process.poll() is not None:
             raise fail(process, name, setup.work, "exited during the run")
@@ -1231,10 +1302,16 @@ def render(  # noqa: PLR0917
         "on) and with `--no-log`, a fresh server each; gRPC on the default-flag server (not for the "
         "pipeline, whose string columns would need BYTES tensors).",
         f"- HTTP load: {loader}, at c=1 and c={CONCURRENCY_HIGH}; non-2xx counts both measured runs.",
-        "- gRPC load: a Python `grpc.aio` process, 1 or 32 callers on one channel; it shares the "
-        f"{os.cpu_count()} cores with the server, so its numbers understate the server. "
-        "non-2xx here means calls with a non-OK status."
-        + "".join(f" {r.name}:{client_cpu_note(r)}" for r in grpc_runs),
+        (
+            f"- gRPC load: h2load (nghttp2, in C), one connection with 1 or {CONCURRENCY_HIGH} streams "
+            "at once (one gRPC channel with that many callers), after one grpcio call checked to answer "
+            "OK; non-2xx counts HTTP errors."
+            if shutil.which("h2load") is not None
+            else "- gRPC load: a Python `grpc.aio` process, 1 or 32 callers on one channel; it shares the "
+            f"{os.cpu_count()} cores with the server, so its numbers understate the server. "
+            "non-2xx here means calls with a non-OK status."
+            + "".join(f" {r.name}:{client_cpu_note(r)}" for r in grpc_runs)
+        ),
     ]
     if errors:
         lines.append("- WARNING: some targets answered errors; their throughput is not a valid measure.")
