@@ -65,3 +65,43 @@ def test_one_value_per_row_refuses_columns_of_another_length() -> None:
 
     with pytest.raises(InputError, match="feature 'age' has 2 value"):
         one_value_per_row(Loaded(), {"age": [20, 30], "score": [0.5, 1.5]}, 1)  # type: ignore[arg-type]
+
+
+FLOATS = Contract(
+    features=(Feature(name="a", dtype=DType.FLOAT), Feature(name="b", dtype=DType.FLOAT)), task="regression"
+)
+
+
+def json_pending(**columns: list[Any]) -> Pending:
+    future: asyncio.Future[Any] = asyncio.new_event_loop().create_future()
+    return Pending(columns, len(next(iter(columns.values()))), "r", "test", 0.0, False, future)
+
+
+def test_json_numbers_merge_into_one_matrix_that_the_model_is_handed_as_it_is() -> None:
+    jobs = [json_pending(a=[0.5, 1.5], b=[2.5, 3.5]), json_pending(a=[4.5], b=[5.5])]
+    batch = merge(FLOATS, jobs)
+    assert batch.block is not None
+    assert batch.to_numpy().tolist() == [[0.5, 2.5], [1.5, 3.5], [4.5, 5.5]]
+    valid = FLOATS.validate(batch).batch
+    assert valid.to_numpy() is batch.block  # validated without a copy, and not stacked again
+    with pytest.raises(ValueError, match="read-only"):
+        valid.to_numpy()[0, 0] = 9.0  # the matrix is the batch's columns: nobody writes through it
+
+
+def test_integers_text_or_missing_values_take_the_columns_path() -> None:
+    for jobs in (
+        [json_pending(a=[1, 2], b=[0.5, 1.5])],  # JSON integers keep their type for the contract
+        [json_pending(a=[0.5], b=[None])],
+        [json_pending(a=[0.5], b=["x"])],
+    ):
+        batch = merge(FLOATS, jobs)
+        assert batch.block is None
+        assert FLOATS.validate(batch).batch.block is None
+
+
+def test_an_integer_feature_drops_the_matrix_for_its_whole_values() -> None:
+    batch = merge(CONTRACT, [json_pending(age=[20.0, 30.0], score=[0.5, 1.5])])
+    assert batch.block is not None
+    valid = CONTRACT.validate(batch)
+    assert valid.ok and valid.batch.block is None
+    assert valid.batch.columns["age"].dtype == np.int64

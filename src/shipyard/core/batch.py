@@ -52,13 +52,18 @@ class Batch:
     Args:
         columns: column name to a 1-D array; object arrays hold strings and `None` for missing.
         n_rows: the number of rows (needed when there are no columns).
+        block: a float64 matrix (rows x columns, row-major) whose columns are `columns`, in order,
+            when the batch was read as one (`from_matrix`): `to_numpy` then hands it over as it is.
     """
 
     columns: Mapping[str, Array]
     n_rows: int
     _frame: list[Any] = field(default_factory=list, repr=False, compare=False)
+    block: Array | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.block is not None:
+            return  # the columns of one matrix (`from_matrix`): one length and one dimension each
         for name, column in self.columns.items():
             if column.ndim != 1 or len(column) != self.n_rows:
                 raise InputError(
@@ -79,6 +84,18 @@ class Batch:
             shown = ", ".join(f"{k}={len(a)}" for k, a in arrays.items())
             raise InputError(f"columns differ in length ({shown}); expected one length for all")
         return cls(arrays, lengths.pop() if lengths else 0)
+
+    @classmethod
+    def from_matrix(cls, names: Sequence[str], matrix: Array) -> Batch:
+        """A batch whose columns are the columns of a float64 matrix (rows x columns), kept whole
+        for `to_numpy`: numbers read once into one matrix are never stacked again."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] != len(names):
+            raise InputError(
+                f"a matrix of shape {matrix.shape} cannot hold the {len(names)} columns {list(names)}"
+            )
+        matrix.flags.writeable = False  # its columns are the batch's: nobody writes through either
+        return cls(dict(zip(map(str, names), matrix.T, strict=True)), matrix.shape[0], block=matrix)
 
     @classmethod
     def from_records(cls, records: Sequence[Mapping[str, Any]]) -> Batch:
@@ -172,6 +189,8 @@ class Batch:
         that walk rows, such as trees, read fastest."""
         if not self.columns:
             return np.empty((self.n_rows, 0), dtype=dtype)
+        if self.block is not None and np.dtype(dtype) == np.float64:
+            return self.block  # read-only: the batch's own columns
         return np.column_stack([c.astype(dtype, copy=False) for c in self.columns.values()])
 
     def to_pandas(self) -> pd.DataFrame:

@@ -278,7 +278,13 @@ class Contract:
         known = set(self.names) | ({self.target} if self.target else set())
         extra = tuple(c for c in data.names if c not in known)
         violations.sort(key=lambda v: -1 if v.row is None else v.row)
-        return Validation(Batch(columns, n), tuple(violations), counts, extra, rejected)
+        # Numbers read as one matrix and passed as they came stay that matrix for the model.
+        block = data.block
+        if block is not None and (
+            data.names != self.names or any(columns[n] is not data.columns[n] for n in self.names)
+        ):
+            block = None
+        return Validation(Batch(columns, n, block=block), tuple(violations), counts, extra, rejected)
 
     @functools.cached_property
     def _numeric_plan(self) -> tuple[tuple[Feature, ...], Array, Array, Array]:
@@ -325,7 +331,8 @@ class Contract:
             dirty = np.array([n < 0 for n in outside])
             counts = {f.name: {"out_of_range": n} for f, n in zip(features, outside, strict=True) if n > 0}
         else:
-            matrix = np.column_stack(raws).astype(np.float64, copy=False)
+            block = data.block if data.names == tuple(f.name for f in features) else None
+            matrix = block if block is not None else np.column_stack(raws).astype(np.float64, copy=False)
             # Comparisons with NaN are simply False; numpy does not warn for them. Missing and
             # infinite values both take the full check.
             odd = ~np.isfinite(matrix) | (matrix < lo) | (matrix > hi)

@@ -94,15 +94,25 @@ def as_batch(columns: Mapping[str, Sequence[Any] | Array], n_rows: int) -> Batch
 
 def merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
     """The contract's columns of every request, end to end, types kept as the callers sent them."""
+    names = contract.names
+    if all(type(j.columns[n]) is list for j in jobs for n in names):
+        # JSON numbers with a fraction, in every feature: one matrix, read once and kept whole.
+        if all(j.n_rows == 1 for j in jobs):  # rows as they come: the matrix row-major at once
+            rows = [[j.columns[n][0] for n in names] for j in jobs]
+            if set(map(type, itertools.chain.from_iterable(rows))) == {float}:
+                return Batch.from_matrix(names, np.array(rows, dtype=np.float64))
+            lists = [list(column) for column in zip(*rows, strict=True)]
+        else:
+            lists = [list(itertools.chain.from_iterable(j.columns[n] for j in jobs)) for n in names]
+            if set(map(type, itertools.chain.from_iterable(lists))) == {float}:
+                return Batch.from_matrix(names, np.array(lists, dtype=np.float64).T)
+        return Batch.from_columns(dict(zip(names, lists, strict=True)))
     if len(jobs) == 1:
         job = jobs[0]
-        return Batch.from_columns({n: job.columns[n] for n in contract.names})
+        return Batch.from_columns({n: job.columns[n] for n in names})
     columns: dict[str, Sequence[Any] | Array] = {}
-    for n in contract.names:
+    for n in names:
         parts = [j.columns[n] for j in jobs]
-        if all(type(p) is list for p in parts):
-            columns[n] = list(itertools.chain.from_iterable(parts))
-            continue
         if all(isinstance(p, np.ndarray) for p in parts):
             kinds = {p.dtype.kind for p in parts if isinstance(p, np.ndarray)}
             if len(kinds) == 1:
