@@ -34,7 +34,7 @@ from shipyard.serving.auth import admit
 from shipyard.serving.connections import ConnectionLimits
 from shipyard.serving.explain_payloads import explanation_parameters, explanation_tensors
 from shipyard.serving.explaining import explain_request, read_ask
-from shipyard.serving.h2_connection import Call, CallError
+from shipyard.serving.h2_calls import Call, CallError
 from shipyard.serving.h2_server import H2Server
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
@@ -65,8 +65,8 @@ class Context:
     __slots__ = ("metadata", "peer")
 
     def __init__(self, call: Call) -> None:
-        self.metadata = call.metadata
-        self.peer = call.peer
+        self.metadata: tuple[tuple[str, str | bytes], ...] = call.metadata
+        self.peer: str | None = call.peer
 
     def abort(
         self, code: grpc.StatusCode, message: str, trailing_metadata: Sequence[tuple[str, str | bytes]] = ()

@@ -1,23 +1,36 @@
-"""One HTTP/2 connection of the gRPC server (`h2_server.py`): frames in, unary calls started,
-answers out under the peer's flow control."""
+"""One HTTP/2 connection of the gRPC server (`h2_server.py`): frames in, checked and acted on,
+each request's call started once its message is whole, deadlines kept; the answers go out
+through `h2_sending.Sender`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 import hpack
 
 from shipyard.serving import h2_frames as f
-from shipyard.serving.h2_frames import Head, ProtocolFault, read_head
+from shipyard.serving.h2_calls import (
+    CANCELLED,
+    INTERNAL,
+    INVALID_ARGUMENT,
+    RESOURCE_EXHAUSTED,
+    UNIMPLEMENTED,
+    Call,
+    CallError,
+    Head,
+    Stream,
+    read_head,
+)
+from shipyard.serving.h2_frames import ProtocolFault
+from shipyard.serving.h2_sending import Sender
 
 if TYPE_CHECKING:
     from shipyard.serving.h2_server import H2Server
 
-__all__ = ["IDLE_SECONDS", "App", "Call", "CallError", "Connection"]
+__all__ = ["IDLE_SECONDS", "MAX_HEADER_LIST", "MAX_STREAMS", "Connection"]
 
 log = logging.getLogger("shipyard.serve")
 
@@ -28,57 +41,12 @@ MAX_STREAMS = 1000  # calls in flight on one connection
 MAX_HEADER_LIST = 32 * 1024  # bytes of one request's header block (grpc clients send <= 16 KiB)
 _HEADS_CACHED = 64  # header blocks remembered per connection (a client repeats its blocks)
 
-# gRPC status codes the transport itself answers with.
-CANCELLED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL = 1, 3, 8, 12, 13
 
 _PAIR = struct.Struct(">HI")
 _WORD = struct.Struct(">I")
-_TWO = struct.Struct(">II")
 
 
-class CallError(Exception):
-    """A call's failure: its gRPC status code, message and trailing metadata."""
-
-    def __init__(self, code: int, message: str, trailing: Sequence[tuple[str, str | bytes]] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.trailing = trailing
-
-
-class Call:
-    """One unary call as the application sees it: the method's path, the metadata (`-bin` values
-    as bytes), the request message, and the caller's address."""
-
-    __slots__ = ("message", "metadata", "path", "peer")
-
-    def __init__(self, head: Head, message: bytes, peer: str | None) -> None:
-        self.path = head.path
-        self.metadata = head.metadata
-        self.message = message
-        self.peer = peer
-
-
-App = Callable[[Call], Awaitable[bytes]]
-"""What answers a call: the serialized response, or `CallError` raised."""
-
-
-class _Stream:
-    __slots__ = ("body", "complete", "head", "id", "pending", "received", "started", "trailers", "window")
-
-    def __init__(self, stream_id: int, head: Head, window: int, now: float) -> None:
-        self.id = stream_id
-        self.head = head
-        self.body: bytes | bytearray = b""
-        self.received = 0  # body bytes held (counted in the connection's buffered bytes)
-        self.complete = False  # the request has ended (END_STREAM)
-        self.started = now
-        self.window = window  # what the peer lets us send on this stream
-        self.pending: memoryview | None = None  # answer bytes waiting for window
-        self.trailers = b""
-
-
-class Connection(asyncio.Protocol):
+class Connection(Sender, asyncio.Protocol):
     """One client's connection: its streams, both directions' flow control, and its deadlines."""
 
     transport: asyncio.Transport
@@ -92,8 +60,8 @@ class Connection(asyncio.Protocol):
         self.settled = False  # ... and its first SETTINGS
         self.decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_LIST)
         self.heads: dict[bytes, Head] = {}
-        self.streams: dict[int, _Stream] = {}
-        self.blocked: dict[int, _Stream] = {}  # streams whose answer waits for window, oldest first
+        self.streams: dict[int, Stream] = {}
+        self.blocked: dict[int, Stream] = {}  # streams whose answer waits for window, oldest first
         self.last_stream = 0
         self.continuing: tuple[int, int, bytearray] | None = None  # stream, flags, block so far
         self.continuing_since = 0.0
@@ -132,42 +100,6 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if not self.closed:
             self.transport.resume_reading()
-
-    def write(self, data: bytes) -> None:
-        """Queue `data`; everything queued in one turn of the loop goes out in one write."""
-        self.out.append(data)
-        if not self.flushing:
-            self.flushing = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.flushing = False
-        if self.out and not self.closed:
-            self.transport.write(b"".join(self.out))
-        self.out.clear()
-
-    def shut(self, code: int, why: str) -> None:
-        """Tell the peer GOAWAY with `code` and close the connection."""
-        if self.closed:
-            return
-        if code != f.NO_ERROR:
-            log.debug("closing gRPC connection from %s: %s", self.peer, why)
-        self.out.append(f.goaway(self.last_stream, code, why.encode()[:256]))
-        self.flush()
-        self.closed = True
-        self.transport.close()
-
-    def drain(self) -> None:
-        """Server shutdown: GOAWAY, then close once the calls in flight are answered."""
-        if self.closed:
-            return
-        if not self.going:
-            self.going = True
-            self.write(f.goaway(self.last_stream, f.NO_ERROR))
-        if not self.streams:
-            self.flush()
-            self.closed = True
-            self.transport.close()
 
     def check(self, now: float) -> None:
         """The server's sweep: close or reset what is late, close a long-idle connection."""
@@ -297,7 +229,7 @@ class Connection(asyncio.Protocol):
         if flags & f.END_STREAM:
             self.complete(stream)
 
-    def refused(self, stream: _Stream) -> bool:
+    def refused(self, stream: Stream) -> bool:
         """Answer at once a message the call cannot take (compressed, or too large); True if so."""
         body = stream.body
         if body[0] != 0:
@@ -318,7 +250,7 @@ class Connection(asyncio.Protocol):
             return True
         return False
 
-    def complete(self, stream: _Stream) -> None:
+    def complete(self, stream: Stream) -> None:
         """The request has ended: start its call."""
         stream.complete = True
         self.buffered -= stream.received
@@ -338,7 +270,7 @@ class Connection(asyncio.Protocol):
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
 
-    async def answer(self, stream: _Stream, call: Call) -> None:
+    async def answer(self, stream: Stream, call: Call) -> None:
         """Run the app on `call` and answer it, whatever happens."""
         try:
             message = await self.server.app(call)
@@ -403,7 +335,7 @@ class Connection(asyncio.Protocol):
         if len(self.streams) >= MAX_STREAMS:
             self.out.append(f.rst_stream(stream_id, f.REFUSED_STREAM))
             return
-        stream = _Stream(stream_id, head, self.peer_initial, self.loop.time())
+        stream = Stream(stream_id, head, self.peer_initial, self.loop.time())
         self.streams[stream_id] = stream
         if head.refusal is not None:
             self.refuse(stream, head.refusal)
@@ -497,83 +429,6 @@ class Connection(asyncio.Protocol):
         if increment > budget // 4:
             self.recv_window += increment
             self.out.append(f.window_update(0, increment))
-
-    # -- answers out ----------------------------------------------------------------------------------
-    def succeed(self, stream: _Stream, message: bytes) -> None:
-        if self.streams.get(stream.id) is not stream:
-            return  # reset by the client, or the connection is gone
-        if len(message) > self.server.max_message:
-            self.fail(
-                stream,
-                RESOURCE_EXHAUSTED,
-                f"the answer is {len(message)} bytes; at most {self.server.max_message} may be sent",
-            )
-            return
-        prefix = b"\x00" + _WORD.pack(len(message))  # not compressed, then the length
-        size = len(message) + 5
-        sid = stream.id
-        head = f.frame(f.HEADERS, f.END_HEADERS, sid, f.ANSWER_HEADERS)
-        if size <= self.send_window and size <= stream.window and size <= self.peer_frame:
-            self.send_window -= size
-            ok = f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, sid, f.OK_TRAILERS)
-            self.write(b"".join((head, f.frame_head(f.DATA, 0, sid, size), prefix, message, ok)))
-            self.forget(stream)
-            return
-        self.write(head)
-        stream.pending = memoryview(prefix + message)
-        stream.trailers = f.OK_TRAILERS
-        self.blocked[sid] = stream
-        self.unblock()
-
-    def fail(
-        self, stream: _Stream, code: int, message: str, trailing: Sequence[tuple[str, str | bytes]] = ()
-    ) -> None:
-        """Answer with a trailers-only response: the status, its message, the trailing metadata."""
-        if self.streams.get(stream.id) is not stream:
-            return
-        block = f.trailers_block(code, message, trailing, alone=True)
-        self.write(f.header_frames(stream.id, block, end_stream=True, max_frame=self.peer_frame))
-        self.forget(stream)
-
-    def refuse(self, stream: _Stream, status: int) -> None:
-        """Answer a request that is not a gRPC call with its HTTP status."""
-        self.write(f.frame(f.HEADERS, f.END_HEADERS | f.END_STREAM, stream.id, f.answer_block(status)))
-        self.forget(stream)
-
-    def unblock(self) -> None:
-        """Send what the windows now allow of the answers waiting for them, oldest first."""
-        for stream in list(self.blocked.values()):
-            if self.send_window <= 0:
-                return
-            pending = stream.pending
-            assert pending is not None
-            n = min(len(pending), self.send_window, stream.window)
-            if n > 0:
-                self.write(f.data_frames(stream.id, pending[:n], self.peer_frame))
-                self.send_window -= n
-                stream.window -= n
-                stream.pending = pending = pending[n:]
-            if not pending:
-                trailers = f.header_frames(
-                    stream.id, stream.trailers, end_stream=True, max_frame=self.peer_frame
-                )
-                self.write(trailers)
-                self.forget(stream)
-
-    def forget(self, stream: _Stream, *, reset: bool = True) -> None:
-        """The stream is closed: release what it held, and reset it (`reset`) if its request has
-        not ended (RFC 9113 section 8.1: an answer may come before the whole request)."""
-        del self.streams[stream.id]
-        self.blocked.pop(stream.id, None)
-        if not stream.complete:
-            stream.complete = True
-            self.buffered -= stream.received
-            if reset:
-                self.write(f.rst_stream(stream.id, f.NO_ERROR))
-        if not self.streams:
-            self.idle_since = self.loop.time()
-            if self.going:
-                self.drain()
 
 
 def _unpad(payload: bytes) -> bytes:

@@ -9,16 +9,13 @@ are decoded by the `hpack` library, whose decoder does keep the peer's dynamic t
 from __future__ import annotations
 
 import base64
-import binascii
 import struct
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 __all__ = [
     "ANSWER_HEADERS",
     "OK_TRAILERS",
     "PREFACE",
-    "Head",
     "ProtocolFault",
     "answer_block",
     "data_frames",
@@ -26,7 +23,6 @@ __all__ = [
     "frame_head",
     "goaway",
     "header_frames",
-    "read_head",
     "rst_stream",
     "settings",
     "trailers_block",
@@ -203,68 +199,3 @@ def _percent(message: str) -> bytes:
         else:
             out += b"%%%02X" % byte
     return bytes(out)
-
-
-# -- requests ----------------------------------------------------------------------------------------
-class Head(NamedTuple):
-    """What a request's header block says, as far as a gRPC call goes.
-
-    `malformed`: why the request is not valid HTTP/2 (the stream is reset with PROTOCOL_ERROR).
-    `refusal`: the HTTP status of a valid request that is not a gRPC call (405, 415).
-    """
-
-    path: str
-    metadata: tuple[tuple[str, str | bytes], ...]
-    malformed: str | None = None
-    refusal: int | None = None
-
-
-_GRPC_TYPES = (b"application/grpc", b"application/grpc+proto")
-# Headers of the transport, not metadata.
-_TRANSPORT = frozenset((b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding"))
-_CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
-
-
-def read_head(fields: Iterable[tuple[bytes, bytes]]) -> Head:
-    """A request's pseudo-headers checked (RFC 9113 section 8.3) and its metadata gathered."""
-    method = path = content_type = None
-    metadata: list[tuple[str, str | bytes]] = []
-    regular = False
-    for name, value in fields:
-        if name[:1] == b":":
-            if regular:
-                return Head("", (), malformed=f"pseudo-header {name!r} after a regular header")
-            if name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name not in (b":scheme", b":authority"):
-                return Head("", (), malformed=f"unknown pseudo-header {name!r}")
-            continue
-        regular = True
-        if name != name.lower() or name in _CONNECTION_SPECIFIC:
-            return Head("", (), malformed=f"header {name!r} is not allowed in HTTP/2")
-        if name == b"te" and value != b"trailers":
-            return Head("", (), malformed=f"header te is {value!r}; only 'trailers' is allowed")
-        if name == b"content-type":
-            content_type = value
-        if name in _TRANSPORT:
-            continue
-        key = name.decode("latin-1")
-        if key.endswith("-bin"):
-            try:
-                metadata.append((key, base64.b64decode(value + b"=" * (-len(value) % 4))))
-            except binascii.Error:
-                return Head("", (), malformed=f"metadata {key} is not base64")
-        else:
-            metadata.append((key, value.decode("latin-1")))
-    if method is None or path is None:
-        return Head("", (), malformed="a request needs :method and :path")
-    head = Head(path.decode("latin-1"), tuple(metadata))
-    if method != b"POST":
-        return head._replace(refusal=405)
-    if content_type is None or content_type.split(b";")[0].strip() not in _GRPC_TYPES:
-        return head._replace(refusal=415)
-    return head

@@ -27,7 +27,8 @@ import ssl
 
 from shipyard.serving import h2_frames as f
 from shipyard.serving.connections import ConnectionLimits
-from shipyard.serving.h2_connection import MAX_HEADER_LIST, MAX_STREAMS, App, Connection
+from shipyard.serving.h2_calls import App
+from shipyard.serving.h2_connection import MAX_HEADER_LIST, MAX_STREAMS, Connection
 from shipyard.serving.tls import TlsFiles
 
 __all__ = ["H2Server"]
