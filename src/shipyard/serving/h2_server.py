@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import ssl
 
 from shipyard.serving import h2_frames as f
 from shipyard.serving.connections import ConnectionLimits
@@ -76,10 +75,7 @@ class H2Server:
 
     async def start(self, sock: socket.socket, tls: TlsFiles | None) -> None:
         """Accept connections on the listening socket `sock`, over TLS (ALPN `h2`) when `tls` is given."""
-        context: ssl.SSLContext | None = None
-        if tls is not None:
-            context = tls.context()
-            context.set_alpn_protocols(["h2"])
+        context = tls.h2() if tls is not None else None
         loop = asyncio.get_running_loop()
         self.listener = await loop.create_server(lambda: Connection(self), sock=sock, ssl=context)
         self.sweeper = loop.call_later(_SWEEP_SECONDS, self.sweep)
