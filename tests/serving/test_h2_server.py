@@ -26,6 +26,7 @@ from servers import CREDIT_DATATYPES, credit_row, free_port
 from shipyard import Registry, Settings
 from shipyard.core.refs import ModelRef
 from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving.connections import ConnectionLimits
 from shipyard.serving.grpc_server import start_grpc
 from shipyard.serving.h2_server import H2Server
 from shipyard.serving.metrics import Metrics
@@ -73,13 +74,15 @@ class Running:
         return asyncio.run_coroutine_threadsafe(count(), self.loop).result(10)
 
 
-def run_server(service: ModelService, tls: TlsFiles | None = None) -> Iterator[Running]:
+def run_server(
+    service: ModelService, tls: TlsFiles | None = None, connections: ConnectionLimits | None = None
+) -> Iterator[Running]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     target = f"127.0.0.1:{free_port()}"
     future = asyncio.run_coroutine_threadsafe(
-        start_grpc(service, target, max_message_bytes=MAX_MESSAGE, tls=tls), loop
+        start_grpc(service, target, max_message_bytes=MAX_MESSAGE, tls=tls, connections=connections), loop
     )
     server = future.result(10)
     try:
@@ -289,7 +292,10 @@ class Raw:
                 self.buffer = self.buffer[9 + length :]
                 if kind == until:
                     return out
-            chunk = self.sock.recv(65536)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
                 return out
             self.buffer += chunk
@@ -417,3 +423,31 @@ def test_streams_beyond_the_limit_are_refused(running: Running) -> None:
     finally:
         raw.close()
     still_serves(running)
+
+
+def test_slow_clients_are_cut_and_the_connection_cap_holds(service: ModelService) -> None:
+    limits = ConnectionLimits(header_timeout=0.5, body_timeout=0.5, body_min_rate=0, max_connections=2)
+    for running in run_server(service, connections=limits):
+        silent = Raw(running.port, preface=PREFACE[:10])  # never finishes its preface
+        slow = Raw(running.port)
+        slow.send(frame(HEADERS, 0x4, 1, slow.block()), frame(DATA, 0, 1, b"\x00\x00\x00"))  # and no more
+        try:
+            # Our SETTINGS and window, then closed after the header timeout.
+            assert [kind for kind, _, _, _ in silent.frames()] == [SETTINGS, WINDOW_UPDATE]
+            heads = [slow.headers(p) for kind, _, s, p in slow.ended(1) if kind == HEADERS]
+            assert heads[-1]["grpc-status"] == "1" and "did not arrive in time" in heads[-1]["grpc-message"]
+        finally:
+            silent.close()
+        busy = Raw(running.port)
+        busy.send(frame(HEADERS, 0x4, 1, busy.block()))  # a call in flight: not idle
+        busy.frames(until=SETTINGS)
+        third = Raw(running.port)  # beyond the cap of 2: `slow`, idle now, is closed for it
+        assert goaway_code(slow.frames()) == 0x0
+        fourth = Raw(running.port)  # `busy` and `third` (settled, idle) are held; `third` goes
+        assert goaway_code(third.frames()) == 0x0
+        busy.send(frame(HEADERS, 0x4, 3, busy.block()))
+        fourth.send(frame(HEADERS, 0x4, 1, fourth.block()))
+        refused = Raw(running.port)  # both busy: refused
+        assert goaway_code(refused.frames()) == 0xB
+        for raw in (slow, busy, third, fourth, refused):
+            raw.close()

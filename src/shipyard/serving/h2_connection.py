@@ -82,9 +82,15 @@ class Connection(Sender, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
         if not self.server.admit(self):
+            # Refused. Closing with the client's preface unread would reset the connection and
+            # lose the GOAWAY: end our side instead, and close once the client does (or soon).
             transport.write(self.server.opening + f.goaway(0, f.ENHANCE_YOUR_CALM, b"too many connections"))
-            transport.close()
             self.closed = True
+            if transport.can_write_eof():
+                transport.write_eof()
+                self.loop.call_later(self.server.limits.header_timeout, transport.close)
+            else:
+                transport.close()
             return
         transport.write(self.server.opening)
 
