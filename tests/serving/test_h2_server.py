@@ -402,12 +402,16 @@ def test_the_transports_refusals(running: Running) -> None:
             frame(DATA, 0x1, 3, b"\x01\x00\x00\x00\x01x"),  # compressed
             frame(HEADERS, 0x4, 5, raw.block()),
             frame(DATA, 0x1, 5, b"\x00\x00\x00"),  # not a whole prefix
+            frame(HEADERS, 0x4, 7, raw.block()),
+            frame(DATA, 0, 7, b"\x00\x00\x00\x00\x01x\x00\x00\x00\x00\x01y"),  # two messages
         )
-        frames = raw.ended(1, 3, 5)
+        frames = raw.ended(1, 3, 5, 7)
         heads = {s: raw.headers(p) for kind, _, s, p in frames if kind == HEADERS}
         assert heads[1][":status"] == "415"
         assert heads[3]["grpc-status"] == "12" and "compressed" in heads[3]["grpc-message"]
         assert heads[5]["grpc-status"] == "3" and "length-prefixed" in heads[5]["grpc-message"]
+        assert heads[7]["grpc-status"] == "3" and "one message" in heads[7]["grpc-message"]
+        assert (RST_STREAM, 0, 7, b"\x00\x00\x00\x00") in frames  # its request had not ended
     finally:
         raw.close()
 

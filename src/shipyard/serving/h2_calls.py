@@ -109,15 +109,27 @@ class Stream:
     """One call's stream: its head, its message as it arrives, and its answer while that waits for
     the peer's window."""
 
-    __slots__ = ("body", "complete", "head", "id", "pending", "received", "started", "trailers", "window")
+    __slots__ = (
+        "body",
+        "complete",
+        "expected",
+        "head",
+        "id",
+        "pending",
+        "received",
+        "started",
+        "trailers",
+        "window",
+    )
 
     def __init__(self, stream_id: int, head: Head, window: int, now: float) -> None:
         self.id = stream_id
         self.head = head
         self.body: bytes | bytearray = b""
         self.received = 0  # body bytes held (counted in the connection's buffered bytes)
+        self.expected = -1  # where the message ends, once its prefix has arrived
         self.complete = False  # the request has ended (END_STREAM)
-        self.started = now
+        self.started = now  # when the request began, or its waiting answer last moved
         self.window = window  # what the peer lets us send on this stream
         self.pending: memoryview | None = None  # answer bytes waiting for window
         self.trailers = b""

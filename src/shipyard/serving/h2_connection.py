@@ -70,6 +70,7 @@ class Connection(Sender, asyncio.Protocol):
         self.peer_frame = f.DEFAULT_FRAME
         self.recv_window = server.budget  # ours, as the peer sees it after our opening
         self.buffered = 0  # body bytes held in requests not yet complete
+        self.running = 0  # calls started and not yet answered, their streams reset or not
         self.out: list[bytes] = []
         self.flushing = False
         self.going = False  # GOAWAY sent or received: no new calls
@@ -128,6 +129,10 @@ class Connection(Sender, asyncio.Protocol):
                     f"the request's message did not arrive in time: {stream.received} bytes in "
                     f"{now - stream.started:.1f} s (--body-timeout, --body-min-rate)",
                 )
+        for stream in list(self.blocked.values()):
+            if now - stream.started > limits.body_timeout:  # the client takes no more of its answer
+                self.write(f.rst_stream(stream.id, f.CANCEL))
+                self.forget(stream)
         if not self.streams and now - self.idle_since > IDLE_SECONDS:
             self.drain()
 
@@ -230,7 +235,15 @@ class Connection(Sender, asyncio.Protocol):
                 stream.body = bytearray(body) + payload
             stream.received += len(payload)
             self.buffered += len(payload)
-            if stream.received >= 5 and stream.received - len(payload) < 5 and self.refused(stream):
+            if stream.expected < 0 and stream.received >= 5 and self.refused(stream):
+                return
+            if stream.received > stream.expected >= 0:
+                self.fail(
+                    stream,
+                    INVALID_ARGUMENT,
+                    f"the request's body goes on past its message ({stream.received} bytes, the message "
+                    f"ends at {stream.expected}); a unary call takes one message",
+                )
                 return
         if flags & f.END_STREAM:
             self.complete(stream)
@@ -254,6 +267,7 @@ class Connection(Sender, asyncio.Protocol):
                 f"{self.server.max_message} (--max-body-size)",
             )
             return True
+        stream.expected = 5 + size
         return False
 
     def complete(self, stream: Stream) -> None:
@@ -272,6 +286,7 @@ class Connection(Sender, asyncio.Protocol):
         message = body[5:] if isinstance(body, bytes) else bytes(memoryview(body)[5:])
         call = Call(stream.head, message, self.peer)
         stream.body = b""
+        self.running += 1
         task = self.loop.create_task(self.answer(stream, call))
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
@@ -287,6 +302,8 @@ class Connection(Sender, asyncio.Protocol):
             self.fail(stream, INTERNAL, "the server failed while answering this call; see its log")
         else:
             self.succeed(stream, message)
+        finally:
+            self.running -= 1
 
     def on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id == 0:
@@ -338,7 +355,8 @@ class Connection(Sender, asyncio.Protocol):
             log.debug("resetting gRPC stream %d from %s: %s", stream_id, self.peer, head.malformed)
             self.out.append(f.rst_stream(stream_id, f.PROTOCOL_ERROR))
             return
-        if len(self.streams) >= MAX_STREAMS:
+        if len(self.streams) >= MAX_STREAMS or self.running >= MAX_STREAMS:
+            # Calls whose streams the client reset still run: they count too (no "rapid reset").
             self.out.append(f.rst_stream(stream_id, f.REFUSED_STREAM))
             return
         stream = Stream(stream_id, head, self.peer_initial, self.loop.time())
@@ -426,15 +444,6 @@ class Connection(Sender, asyncio.Protocol):
             stream.window += increment
         if self.blocked:
             self.unblock()
-
-    def grant(self) -> None:
-        """Give back the connection's window for the data read, keeping what incomplete requests
-        hold and what the peer may still send within the budget."""
-        budget = self.server.budget
-        increment = budget - self.buffered - self.recv_window
-        if increment > budget // 4:
-            self.recv_window += increment
-            self.out.append(f.window_update(0, increment))
 
 
 def _unpad(payload: bytes) -> bytes:

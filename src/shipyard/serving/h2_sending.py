@@ -39,6 +39,7 @@ class Sender:
     send_window: int  # the peer's connection window for our DATA
     peer_frame: int
     buffered: int  # body bytes held in requests not yet complete
+    recv_window: int  # our connection window, as the peer sees it
     idle_since: float
 
     def write(self, data: bytes) -> None:
@@ -100,6 +101,7 @@ class Sender:
         self.write(head)
         stream.pending = memoryview(prefix + message)
         stream.trailers = f.OK_TRAILERS
+        stream.started = self.loop.time()  # from now, when the answer last moved
         self.blocked[sid] = stream
         self.unblock()
 
@@ -131,6 +133,7 @@ class Sender:
                 self.send_window -= n
                 stream.window -= n
                 stream.pending = pending = pending[n:]
+                stream.started = self.loop.time()
             if not pending:
                 trailers = f.header_frames(
                     stream.id, stream.trailers, end_stream=True, max_frame=self.peer_frame
@@ -148,7 +151,17 @@ class Sender:
             self.buffered -= stream.received
             if reset:
                 self.write(f.rst_stream(stream.id, f.NO_ERROR))
+            self.grant()
         if not self.streams:
             self.idle_since = self.loop.time()
             if self.going:
                 self.drain()
+
+    def grant(self) -> None:
+        """Give back the connection's window for the data read, keeping what incomplete requests
+        hold and what the peer may still send within the budget."""
+        budget = self.server.budget
+        increment = budget - self.buffered - self.recv_window
+        if increment > budget // 4:
+            self.recv_window += increment
+            self.write(f.window_update(0, increment))
