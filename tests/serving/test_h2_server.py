@@ -411,7 +411,9 @@ def test_the_transports_refusals(running: Running) -> None:
         assert heads[3]["grpc-status"] == "12" and "compressed" in heads[3]["grpc-message"]
         assert heads[5]["grpc-status"] == "3" and "length-prefixed" in heads[5]["grpc-message"]
         assert heads[7]["grpc-status"] == "3" and "one message" in heads[7]["grpc-message"]
-        assert (RST_STREAM, 0, 7, b"\x00\x00\x00\x00") in frames  # its request had not ended
+        assert (RST_STREAM, 0, 7, b"\x00\x00\x00\x00") in raw.frames(
+            until=RST_STREAM
+        )  # its request had not ended
     finally:
         raw.close()
 
