@@ -264,7 +264,7 @@ class Connection(Sender, asyncio.Protocol):
                 stream,
                 RESOURCE_EXHAUSTED,
                 f"the request's message is {size} bytes; this server takes at most "
-                f"{self.server.max_message} (--max-body-size)",
+                f"{self.server.max_message} (--max-body-bytes)",
             )
             return True
         stream.expected = 5 + size
