@@ -26,8 +26,10 @@ from servers import CREDIT_DATATYPES, credit_row, free_port
 from shipyard import Registry, Settings
 from shipyard.core.refs import ModelRef
 from shipyard.serving import oip_v2_pb2 as pb
+from shipyard.serving import sockets
 from shipyard.serving.connections import ConnectionLimits
 from shipyard.serving.grpc_server import start_grpc
+from shipyard.serving.h2_calls import Call
 from shipyard.serving.h2_server import H2Server
 from shipyard.serving.metrics import Metrics
 from shipyard.serving.served import Limits
@@ -457,3 +459,40 @@ def test_slow_clients_are_cut_and_the_connection_cap_holds(service: ModelService
         assert goaway_code(refused.frames()) == 0xB
         for raw in (slow, busy, third, fourth, refused):
             raw.close()
+
+
+def test_a_handler_that_raises_is_internal_and_a_stop_lets_calls_in_flight_finish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> tuple[Any, ...]:
+        release = asyncio.Event()
+
+        async def app(call: Call) -> bytes:
+            if call.path == "/t.T/Raise":
+                raise RuntimeError("a bug")
+            await release.wait()
+            return call.message
+
+        server = H2Server(app, max_message_bytes=MAX_MESSAGE, limits=ConnectionLimits())
+        await server.start(sockets.bind("127.0.0.1", 0), None)
+        target = f"127.0.0.1:{server.listener.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await channel.unary_unary("/t.T/Raise")(b"x")
+            slow = asyncio.ensure_future(channel.unary_unary("/t.T/Echo")(b"late"))
+            await asyncio.sleep(0.2)
+            stopping = asyncio.ensure_future(server.stop(10))
+            await asyncio.sleep(0.2)
+            release.set()
+            answer = await slow
+            await stopping
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as after:
+                await channel.unary_unary("/t.T/Echo")(b"x", timeout=5)
+        return caught.value.code(), answer, after.value.code()
+
+    code, answer, after = asyncio.run(scenario())
+    assert code == grpc.StatusCode.INTERNAL
+    assert "a gRPC call to /t.T/Raise failed unexpectedly" in caplog.text
+    assert answer == b"late"  # answered after the stop began
+    assert after == grpc.StatusCode.UNAVAILABLE  # nobody listens any more
