@@ -25,6 +25,7 @@ from pki import Pki, make_pki
 from servers import CREDIT_DATATYPES, credit_row, free_port
 from shipyard import Registry, Settings
 from shipyard.core.refs import ModelRef
+from shipyard.errors import ConfigError
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving import sockets
 from shipyard.serving.connections import ConnectionLimits
@@ -496,3 +497,10 @@ def test_a_handler_that_raises_is_internal_and_a_stop_lets_calls_in_flight_finis
     assert "a gRPC call to /t.T/Raise failed unexpectedly" in caplog.text
     assert answer == b"late"  # answered after the stop began
     assert after == grpc.StatusCode.UNAVAILABLE  # nobody listens any more
+
+
+def test_a_port_in_use_is_a_config_error(service: ModelService) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=f"cannot listen on {address}: .*; choose another --grpc-port"):
+            asyncio.run(start_grpc(service, address, max_message_bytes=MAX_MESSAGE))

@@ -336,10 +336,9 @@ async def start_grpc(
         ConfigError: the address cannot be listened on.
     """
     host, _, port = address.rpartition(":")
-    try:
-        sock = sockets.bind(host.strip("[]"), int(port), reuse_port=True)
-    except (ConfigError, ValueError) as exc:
-        raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
+    if not port.isdigit():
+        raise ConfigError(f"the gRPC address is {address!r}; expected host:port")
+    sock = sockets.bind(host.strip("[]"), int(port), reuse_port=True, flag="--grpc-port")
     server = H2Server(
         _app(service), max_message_bytes=max_message_bytes, limits=connections or ConnectionLimits()
     )
