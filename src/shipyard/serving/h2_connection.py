@@ -343,6 +343,8 @@ class Connection(Sender, asyncio.Protocol):
                 raise ProtocolFault(f.PROTOCOL_ERROR, f"a second header block on stream {stream_id}")
             self.complete(stream)
             return
+        if stream_id % 2 and stream_id <= self.last_stream and flags & f.END_STREAM:
+            return  # the trailers of a request answered early or reset: ignored (RFC 9113 section 5.4.2)
         if stream_id % 2 == 0 or stream_id <= self.last_stream:
             raise ProtocolFault(
                 f.PROTOCOL_ERROR,
