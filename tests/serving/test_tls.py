@@ -30,13 +30,13 @@ def test_a_missing_file_or_a_key_of_another_certificate_fails_at_start_naming_th
         TlsFiles(cert=pki.server_cert, key=pki.client_key).check()
 
 
-def test_the_same_files_configure_uvicorn_and_grpc(pki: Pki) -> None:
+def test_the_same_files_configure_uvicorn_and_the_grpc_port(pki: Pki) -> None:
     plain = TlsFiles(cert=pki.server_cert, key=pki.server_key)
     assert plain.uvicorn() == {"ssl_certfile": str(pki.server_cert), "ssl_keyfile": str(pki.server_key)}
     mutual = TlsFiles(cert=pki.server_cert, key=pki.server_key, client_ca=pki.ca)
     assert mutual.uvicorn()["ssl_ca_certs"] == str(pki.ca)
     assert mutual.uvicorn()["ssl_cert_reqs"] == ssl.CERT_REQUIRED
-    assert plain.grpc() is not None and mutual.grpc() is not None
+    assert plain.h2().verify_mode == ssl.CERT_NONE and mutual.h2().verify_mode == ssl.CERT_REQUIRED
     context = mutual.context()
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
     assert context.verify_mode == ssl.CERT_REQUIRED

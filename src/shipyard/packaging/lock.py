@@ -51,7 +51,8 @@ SERVING: tuple[str, ...] = (
     "uvloop",  # ... on uvloop's event loop ...
     "httptools",  # ... with httptools' parser
     "orjson",  # JSON bodies
-    "grpcio",  # the OIP gRPC endpoint on 8081
+    "grpcio",  # the OIP gRPC endpoint on 8081: its status codes (our own HTTP/2 server answers it) ...
+    "hpack",  # ... decoding its requests' header blocks
     "protobuf",  # its messages
     "prometheus-client",  # /metrics
     "cryptography",  # TLS keys, signature checks, encrypted artifacts

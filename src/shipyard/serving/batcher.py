@@ -8,10 +8,10 @@ into one call, up to `max_batch_rows` rows.
 The batcher also watches the load: when requests arrive faster than one model call takes (a
 moving average of both), a queue is held up to `max_wait_ms` (never longer than one model call)
 for more requests, closing early once it holds `max_batch_rows`. A lone client's requests arrive
-slower than a call, so it never waits. Some transports hand requests over one per turn of the
-loop (gRPC does), so neither "whatever is queued now" nor the arrival rate shows the load; for
-those, a request that arrives while others are in flight holds the queue for the whole
-`max_wait_ms`. A lone gRPC client has no company, so it never waits either.
+slower than a call, so it never waits. A transport may hand requests over one per turn of the
+loop (grpcio's gRPC server did), so that neither "whatever is queued now" nor the arrival rate
+shows the load; for such a transport, a request that arrives while others are in flight holds
+the queue for the whole `max_wait_ms`. A lone client has no company, so it never waits either.
 
 A model call that raises fails the requests of that call and nothing else: each one still
 waiting is failed with the error (`Queued.fail`), the error is logged, and the loop goes on with
@@ -40,7 +40,7 @@ class Queued(Protocol):
 
     @property
     def trickles(self) -> bool:
-        """True when the transport hands requests over one per turn of the loop (gRPC)."""
+        """True when the transport hands requests over one per turn of the loop (grpcio's did)."""
         ...
 
     @property

@@ -1,7 +1,9 @@
 """The gRPC transport: the Open Inference Protocol's `inference.GRPCInferenceService`, all six RPCs.
 
-It runs on the worker's event loop beside the REST app and calls the same `ModelService`; it only
-decodes and encodes. Status codes live in the table below, never on the exceptions.
+It runs on the worker's event loop beside the REST app, served by our own HTTP/2 server
+(`h2_server.py`), and calls the same `ModelService`; it only decodes and encodes. Calls that arrive
+together start in the same turn of the loop, so the batcher merges them as it merges REST's.
+Status codes live in `wire.GRPC_CODES`, never on the exceptions.
 """
 
 from __future__ import annotations
@@ -9,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib.metadata import version as package_version
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
-import grpc.aio
 import orjson
 from google.protobuf.message import DecodeError
 
@@ -28,17 +29,20 @@ from shipyard.errors import (
 )
 from shipyard.security.access import Action
 from shipyard.security.guard import credential
-from shipyard.serving import oip, oip_answers
+from shipyard.serving import oip, oip_answers, sockets
 from shipyard.serving import oip_v2_pb2 as pb
 from shipyard.serving.auth import admit
+from shipyard.serving.connections import ConnectionLimits
 from shipyard.serving.explain_payloads import explanation_parameters, explanation_tensors
 from shipyard.serving.explaining import explain_request, read_ask
+from shipyard.serving.h2_calls import Call, CallError
+from shipyard.serving.h2_server import H2Server
 from shipyard.serving.served import ServedModel
 from shipyard.serving.service import ModelService
 from shipyard.serving.tls import TlsFiles
 from shipyard.serving.wire import GRPC_CODES, GRPC_SERVICE, RETRY_AFTER_KEY, VIOLATIONS_KEY
 
-__all__ = ["code_of", "grpc_server", "start_grpc"]
+__all__ = ["Context", "code_of", "start_grpc"]
 
 # Bytes of violations in the trailer: base64 makes them 4/3 larger, and the message (up to ten
 # violations of its own) shares the clients' 8 KiB budget for metadata.
@@ -55,13 +59,30 @@ def code_of(error: ShipyardError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+class Context:
+    """What a handler knows of its call besides the message: the metadata and the caller's address,
+    and how to end the call with a status."""
+
+    __slots__ = ("metadata", "peer")
+
+    def __init__(self, call: Call) -> None:
+        self.metadata: tuple[tuple[str, str | bytes], ...] = call.metadata
+        self.peer: str | None = call.peer
+
+    def abort(
+        self, code: grpc.StatusCode, message: str, trailing_metadata: Sequence[tuple[str, str | bytes]] = ()
+    ) -> NoReturn:
+        """End the call with `code`, `message` and the trailing metadata."""
+        raise CallError(code.value[0], message, trailing_metadata)
+
+
 class _Inference:
     def __init__(self, service: ModelService) -> None:
         self.service = service
         self.metrics = service.metrics
         self.version = package_version("shipyard")
 
-    async def _admit(self, context: grpc.aio.ServicerContext, action: Action, target: str | None) -> None:
+    async def _admit(self, context: Context, action: Action, target: str | None) -> None:
         if not self.service.guard.active:
             return
         try:
@@ -70,21 +91,15 @@ class _Inference:
             trailing: tuple[tuple[str, str], ...] = ()
             if isinstance(exc, RateLimitedError):
                 trailing = ((RETRY_AFTER_KEY, str(max(1, math.ceil(exc.retry_after)))),)
-            await context.abort(code_of(exc), str(exc), trailing_metadata=trailing)
+            context.abort(code_of(exc), str(exc), trailing_metadata=trailing)
 
-    async def server_live(
-        self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ServerLiveResponse:
+    async def server_live(self, request: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
-    async def server_ready(
-        self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ServerReadyResponse:
+    async def server_ready(self, request: pb.ServerReadyRequest, context: Context) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.service.ready)
 
-    async def model_ready(
-        self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelReadyResponse:
+    async def model_ready(self, request: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
         await self._admit(context, Action.READ, request.name)  # which models are served is not open
         try:
             served = self.service.find(request.name, request.version or None)
@@ -93,19 +108,19 @@ class _Inference:
         return pb.ModelReadyResponse(ready=served.ready)
 
     async def server_metadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ServerMetadataRequest, context: Context
     ) -> pb.ServerMetadataResponse:
         await self._admit(context, Action.READ, None)
         return pb.ServerMetadataResponse(name="shipyard", version=self.version, extensions=[])
 
     async def model_metadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ModelMetadataRequest, context: Context
     ) -> pb.ModelMetadataResponse:
         await self._admit(context, Action.READ, request.name)
         try:
             served = self.service.route(request.name, request.version or None)
         except ShipyardError as exc:
-            await context.abort(code_of(exc), str(exc))
+            context.abort(code_of(exc), str(exc))
         version = served.version
         meta = oip_answers.model_metadata(version.contract, served.name, version.version, version.flavor)
         response = pb.ModelMetadataResponse(
@@ -117,9 +132,7 @@ class _Inference:
             response.outputs.add(**tensor)
         return response
 
-    async def model_infer(
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelInferResponse:
+    async def model_infer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         arrived = time.perf_counter()
         metrics = self.metrics
         metrics.inflight += 1
@@ -145,7 +158,7 @@ class _Inference:
                 protocol="oip-grpc",
                 request_id=request_id,
                 arrived=arrived,
-                trickles=True,
+                trickles=False,  # the calls of one read are submitted in one turn
                 key=_routing_key(served, context, decoded.columns),
                 version=request.model_version or None,
             )
@@ -164,13 +177,12 @@ class _Inference:
                 trailing = ((RETRY_AFTER_KEY, str(max(1, math.ceil(exc.retry_after)))),)
             if isinstance(exc, ContractViolationError):
                 trailing = ((VIOLATIONS_KEY, _violations_trailer(exc)),)
-            await context.abort(code, str(exc), trailing_metadata=trailing)
-            raise  # abort raises; this line only tells the type checker
-        except asyncio.CancelledError:  # the client cancelled the call, or its deadline passed
+            context.abort(code, str(exc), trailing_metadata=trailing)
+        except asyncio.CancelledError:  # the worker stops while the call waits
             code = grpc.StatusCode.CANCELLED
             raise
-        except Exception:  # nobody foresaw it: gRPC answers UNKNOWN
-            code = grpc.StatusCode.UNKNOWN
+        except Exception:  # nobody foresaw it: the HTTP/2 server answers INTERNAL
+            code = grpc.StatusCode.INTERNAL
             raise
         finally:
             metrics.inflight -= 1
@@ -184,7 +196,7 @@ class _Inference:
         *,
         request_id: str,
         arrived: float,
-        context: grpc.aio.ServicerContext,
+        context: Context,
         request: pb.ModelInferRequest,
     ) -> pb.ModelInferResponse:
         """`ModelInfer` with parameter `explain: true`: infer's tensors plus the explanation's."""
@@ -242,112 +254,103 @@ def _violations_trailer(error: ContractViolationError) -> bytes:
     return b"[" + b",".join(parts) + b"]"
 
 
-def _credential(context: grpc.aio.ServicerContext) -> str | None:
+def _credential(context: Context) -> str | None:
     """The request's credential, from the `authorization` or `x-api-key` metadata."""
     found: dict[str, str] = {}
-    for key, value in context.invocation_metadata() or ():
+    for key, value in context.metadata:
         if key in ("authorization", "x-api-key"):
             found[key] = value if isinstance(value, str) else value.decode("latin-1")
     return credential(found.get("authorization"), found.get("x-api-key"))
 
 
-def _peer(context: grpc.aio.ServicerContext) -> str | None:
-    """The caller's address without its port (`ipv4:10.0.0.7:5123` -> `10.0.0.7`)."""
-    peer = context.peer() or ""
-    kind, _, rest = peer.partition(":")
-    if kind in ("ipv4", "ipv6"):
-        host = rest.rsplit(":", 1)[0]
-        return host.strip("[]") or None
-    return peer or None
+def _peer(context: Context) -> str | None:
+    """The caller's address, without its port."""
+    return context.peer
 
 
-def _routing_key(served: ServedModel, context: grpc.aio.ServicerContext, columns: Any) -> str | None:
+def _routing_key(served: ServedModel, context: Context, columns: Any) -> str | None:
     """The key that keeps a caller on one arm of a deployment, from the metadata or a feature."""
     if served.router is None:
         return None
     header = None
     if served.key_header is not None:
         wanted = served.key_header.decode()
-        for key, value in context.invocation_metadata() or ():
+        for key, value in context.metadata:
             if key == wanted:
                 header = value if isinstance(value, str) else value.decode("latin-1")
                 break
     return served.routing_key(header, columns)
 
 
-class _Malformed:
-    """A request whose bytes are not the RPC's protobuf message (the handler refuses it)."""
-
-    def __init__(self, kind: str, size: int, error: str) -> None:
-        self.message = (
-            f"the request is not a valid {kind} protobuf message ({size} bytes): {error}; "
-            "expected the message of inference.GRPCInferenceService's grpc_service.proto"
-        )
+Handler = Callable[[Any, Context], Awaitable[Any]]
 
 
-def _unary(
-    fn: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], request: Any, response: Any
-) -> grpc.RpcMethodHandler:
-    # grpc answers a request its deserializer raised on with UNKNOWN; the caller's bytes are at
-    # fault, so they reach the handler as `_Malformed` and are refused as INVALID_ARGUMENT.
-    def read(data: bytes) -> Any:
-        try:
-            return request.FromString(data)
-        except DecodeError as exc:
-            return _Malformed(request.DESCRIPTOR.name, len(data), str(exc) or "cannot be parsed")
-
-    async def handle(message: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(message, _Malformed):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message.message)
-        return await fn(message, context)
-
-    return grpc.unary_unary_rpc_method_handler(
-        handle, request_deserializer=read, response_serializer=response.SerializeToString
-    )
-
-
-def grpc_server(service: ModelService, *, max_message_bytes: int) -> grpc.aio.Server:
-    """A gRPC server (not yet bound or started) that answers the OIP's six RPCs.
-
-    Args:
-        service: the data plane.
-        max_message_bytes: the largest request accepted (RESOURCE_EXHAUSTED above it).
-    """
+def _app(service: ModelService) -> Callable[[Call], Awaitable[bytes]]:
+    """What answers each call: the RPC's handler on its decoded message, the answer serialized."""
     impl = _Inference(service)
-    handlers = {
-        "ServerLive": _unary(impl.server_live, pb.ServerLiveRequest, pb.ServerLiveResponse),
-        "ServerReady": _unary(impl.server_ready, pb.ServerReadyRequest, pb.ServerReadyResponse),
-        "ModelReady": _unary(impl.model_ready, pb.ModelReadyRequest, pb.ModelReadyResponse),
-        "ServerMetadata": _unary(impl.server_metadata, pb.ServerMetadataRequest, pb.ServerMetadataResponse),
-        "ModelMetadata": _unary(impl.model_metadata, pb.ModelMetadataRequest, pb.ModelMetadataResponse),
-        "ModelInfer": _unary(impl.model_infer, pb.ModelInferRequest, pb.ModelInferResponse),
+    routes: dict[str, tuple[Handler, Any]] = {
+        f"/{GRPC_SERVICE}/{name}": (handler, request)
+        for name, handler, request in (
+            ("ServerLive", impl.server_live, pb.ServerLiveRequest),
+            ("ServerReady", impl.server_ready, pb.ServerReadyRequest),
+            ("ModelReady", impl.model_ready, pb.ModelReadyRequest),
+            ("ServerMetadata", impl.server_metadata, pb.ServerMetadataRequest),
+            ("ModelMetadata", impl.model_metadata, pb.ModelMetadataRequest),
+            ("ModelInfer", impl.model_infer, pb.ModelInferRequest),
+        )
     }
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", 1),
-        ]
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(GRPC_SERVICE, handlers),))
-    return server
+
+    async def answer(call: Call) -> bytes:
+        route = routes.get(call.path)
+        if route is None:
+            raise CallError(
+                grpc.StatusCode.UNIMPLEMENTED.value[0],
+                f"this server has no method {call.path}; it serves {GRPC_SERVICE}'s six RPCs",
+            )
+        handler, request = route
+        try:
+            message = request.FromString(call.message)
+        except DecodeError as exc:
+            raise CallError(
+                grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                f"the request is not a valid {request.DESCRIPTOR.name} protobuf message ({len(call.message)} "
+                f"bytes): {exc or 'cannot be parsed'}; expected the message of "
+                "inference.GRPCInferenceService's grpc_service.proto",
+            ) from None
+        response = await handler(message, Context(call))
+        return response.SerializeToString()  # type: ignore[no-any-return]
+
+    return answer
 
 
 async def start_grpc(
-    service: ModelService, address: str, *, max_message_bytes: int, tls: TlsFiles | None = None
-) -> grpc.aio.Server:
-    """A worker's gRPC server, bound to `address` (over TLS when `tls` is given) and started.
+    service: ModelService,
+    address: str,
+    *,
+    max_message_bytes: int,
+    tls: TlsFiles | None = None,
+    connections: ConnectionLimits | None = None,
+) -> H2Server:
+    """A worker's gRPC server, listening on `address` (`host:port`, its port shared by the workers
+    with SO_REUSEPORT), over TLS when `tls` is given.
+
+    Args:
+        max_message_bytes: the largest request accepted (RESOURCE_EXHAUSTED above it).
+        connections: the deadlines for slow clients and the connection cap (REST's defaults if None).
 
     Raises:
         ConfigError: the address cannot be listened on.
     """
-    server = grpc_server(service, max_message_bytes=max_message_bytes)
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"the gRPC address is {address!r}; expected host:port")
+    sock = sockets.bind(host.strip("[]"), int(port), reuse_port=True, flag="--grpc-port")
+    server = H2Server(
+        _app(service), max_message_bytes=max_message_bytes, limits=connections or ConnectionLimits()
+    )
     try:
-        if tls is not None:
-            server.add_secure_port(address, tls.grpc())
-        else:
-            server.add_insecure_port(address)
-    except RuntimeError as exc:
-        raise ConfigError(f"cannot listen for gRPC on {address}: {exc}") from None
-    await server.start()
+        await server.start(sock, tls)
+    except BaseException:
+        sock.close()
+        raise
     return server

@@ -46,13 +46,12 @@ from shipyard.serving.service import ModelService
 from shipyard.serving.tls import TlsFiles
 
 if TYPE_CHECKING:  # the registry's and rollout's stores import SQLAlchemy: imported where used
-    import grpc.aio
-
     from shipyard.monitoring.events import EventLog
     from shipyard.monitoring.feedback import FeedbackStore
     from shipyard.registry.registry import Registry
     from shipyard.rollout.deployments import Deployment
     from shipyard.serving.following import _ControllerThread
+    from shipyard.serving.h2_server import H2Server
     from shipyard.store.metadata import MetadataStore
 
 __all__ = ["ServeOptions", "serve"]
@@ -490,13 +489,17 @@ def _listening(me: _Worker) -> socket.socket:
     return sockets.listener(me.sock, host=me.options.host, workers=me.options.workers)
 
 
-async def _start_grpc(service: ModelService, options: ServeOptions) -> grpc.aio.Server:
+async def _start_grpc(service: ModelService, options: ServeOptions) -> H2Server:
     """The worker's gRPC server, bound (over TLS when configured) and started."""
     from shipyard.serving.grpc_server import start_grpc
 
     address = f"{options.host}:{options.grpc_port}"
     return await start_grpc(
-        service, address, max_message_bytes=options.limits.max_body_bytes, tls=options.tls
+        service,
+        address,
+        max_message_bytes=options.limits.max_body_bytes,
+        tls=options.tls,
+        connections=options.connections,
     )
 
 

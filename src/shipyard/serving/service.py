@@ -238,7 +238,7 @@ class ModelService:
         """Queue one request's rows for a model call and wait for its own answer.
 
         Args:
-            trickles: the transport hands requests over one per turn of the loop (gRPC), so the
+            trickles: the transport hands requests over one per turn of the loop (grpcio's did), so the
                 batcher judges its load by the requests in flight.
             key: the routing key that keeps a caller on one arm of a deployment (None: random).
             version: the version asked for by name (checked by `route`); a deployment then

@@ -32,7 +32,9 @@ def balanced(workers: int) -> bool:
     return workers > 1 and _BALANCED
 
 
-def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+def bind(
+    host: str, port: int, *, reuse_port: bool = False, listen: bool = True, flag: str = "--port"
+) -> socket.socket:
     """A socket bound to `host:port`, listening unless told not to.
 
     Args:
@@ -40,6 +42,7 @@ def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True)
         port: the port (0 picks a free one).
         reuse_port: one of several sockets of the port (SO_REUSEPORT), one per worker.
         listen: listen (a socket only holding the port for its workers does not).
+        flag: the option that chose the port, named in the error.
 
     Raises:
         ConfigError: the address cannot be bound.
@@ -54,7 +57,7 @@ def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True)
     except OSError as exc:
         sock.close()
         raise ConfigError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port or --host"
+            f"cannot listen on {host}:{port}: {exc.strerror}; choose another {flag} or --host"
         ) from None
     if listen:
         sock.listen(BACKLOG)

@@ -66,12 +66,8 @@ class TlsFiles:
             options |= {"ssl_ca_certs": str(self.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
         return options
 
-    def grpc(self) -> Any:
-        """gRPC server credentials for these files."""
-        import grpc
-
-        pair = (self.key.read_bytes(), self.cert.read_bytes())
-        root = None if self.client_ca is None else self.client_ca.read_bytes()
-        return grpc.ssl_server_credentials(
-            [pair], root_certificates=root, require_client_auth=root is not None
-        )
+    def h2(self) -> ssl.SSLContext:
+        """The gRPC port's context: `context()` offering HTTP/2 (ALPN `h2`, which gRPC clients require)."""
+        context = self.context()
+        context.set_alpn_protocols(["h2"])
+        return context
