@@ -1,5 +1,5 @@
-"""The adaptive batcher: a lone request never waits, calls stay within their rows, a trickling
-transport under load waits for company, and a model call that raises fails its own requests only."""
+"""The adaptive batcher: a lone request never waits, calls stay within their rows, and a model
+call that raises fails its own requests only."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ class Job:
 
     name: str
     n_rows: int = 1
-    trickles: bool = False
-    company: int = 0
     future: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def fail(self, error: BaseException) -> None:
@@ -82,23 +80,6 @@ def test_a_lone_request_is_run_on_the_next_turn_and_calls_never_pass_max_batch_r
 
     asyncio.run(scenario())
     assert calls == [["lone"], ["a", "b"], ["c"], ["big"]]  # a request over the limit runs alone
-
-
-def test_a_trickling_request_with_company_waits_for_more() -> None:
-    calls: list[list[str]] = []
-    run = answering(calls)
-
-    async def scenario() -> None:
-        batcher: AdaptiveBatcher[Job] = AdaptiveBatcher(run, max_batch_rows=8, max_wait_ms=500)
-        first = Job("first", trickles=True, company=1)
-        batcher.submit(first)
-        await asyncio.sleep(0.005)  # the next request arrives a few turns later, as gRPC hands them over
-        second = Job("second", trickles=True, company=1)
-        batcher.submit(second)
-        await asyncio.wait_for(asyncio.gather(first.future, second.future), timeout=5)
-
-    asyncio.run(scenario())
-    assert calls == [["first", "second"]]
 
 
 def test_settings_out_of_range_are_refused() -> None:

@@ -8,10 +8,9 @@ into one call, up to `max_batch_rows` rows.
 The batcher also watches the load: when requests arrive faster than one model call takes (a
 moving average of both), a queue is held up to `max_wait_ms` (never longer than one model call)
 for more requests, closing early once it holds `max_batch_rows`. A lone client's requests arrive
-slower than a call, so it never waits. A transport may hand requests over one per turn of the
-loop (grpcio's gRPC server did), so that neither "whatever is queued now" nor the arrival rate
-shows the load; for such a transport, a request that arrives while others are in flight holds
-the queue for the whole `max_wait_ms`. A lone client has no company, so it never waits either.
+slower than a call, so it never waits. Both transports submit every request of one read in the
+same turn (REST through uvicorn, gRPC through its own HTTP/2 server), so what is queued shows
+the load.
 
 A model call that raises fails the requests of that call and nothing else: each one still
 waiting is failed with the error (`Queued.fail`), the error is logged, and the loop goes on with
@@ -33,20 +32,10 @@ log = logging.getLogger("shipyard.serve")
 
 
 class Queued(Protocol):
-    """What the batcher needs of a queued request: its row count and how its transport delivers."""
+    """What the batcher needs of a queued request: its row count, and how to fail it."""
 
     @property
     def n_rows(self) -> int: ...
-
-    @property
-    def trickles(self) -> bool:
-        """True when the transport hands requests over one per turn of the loop (grpcio's did)."""
-        ...
-
-    @property
-    def company(self) -> int:
-        """Other requests in flight on this worker when this one arrived."""
-        ...
 
     def fail(self, error: BaseException) -> None:
         """Answer the request with `error`, unless it was answered already."""
@@ -101,13 +90,10 @@ class AdaptiveBatcher(Generic[J]):
         self._rows += job.n_rows
         if self._handle is None:
             loop = asyncio.get_running_loop()
-            # Under load: arrivals come faster than calls, or (for transports that hand requests
-            # over one per turn) other requests are in flight beside this one.
-            loaded = self._gap < self._call or (job.trickles and job.company > 0)
-            if self.max_wait and loaded and self._rows < self.max_batch_rows:
+            # Under load (arrivals come faster than calls), wait up to one call for company.
+            if self.max_wait and self._gap < self._call and self._rows < self.max_batch_rows:
                 self._waiting = True
-                window = self.max_wait if job.trickles else min(self.max_wait, self._call)
-                self._handle = loop.call_later(window, self._flush)
+                self._handle = loop.call_later(min(self.max_wait, self._call), self._flush)
             else:
                 self._handle = loop.call_soon(self._flush)
         elif self._waiting and self._rows >= self.max_batch_rows:

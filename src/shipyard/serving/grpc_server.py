@@ -135,7 +135,6 @@ class _Inference:
     async def model_infer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         arrived = time.perf_counter()
         metrics = self.metrics
-        metrics.inflight += 1
         name, version, code = request.model_name, "", grpc.StatusCode.OK
         running = metrics.begin(name)
         try:
@@ -158,7 +157,6 @@ class _Inference:
                 protocol="oip-grpc",
                 request_id=request_id,
                 arrived=arrived,
-                trickles=False,  # the calls of one read are submitted in one turn
                 key=_routing_key(served, context, decoded.columns),
                 version=request.model_version or None,
             )
@@ -185,7 +183,6 @@ class _Inference:
             code = grpc.StatusCode.INTERNAL
             raise
         finally:
-            metrics.inflight -= 1
             metrics.end(running)
             metrics.request(name, version, "oip-grpc", code.name, time.perf_counter() - arrived)
 

@@ -196,7 +196,6 @@ class HttpApp:
             return
         arrived = time.perf_counter()
         metrics = self.metrics
-        metrics.inflight += 1
         protocol, model, version = "http", "", ""  # a request refused before its route is counted so
         running: str | None = None  # the key of the in-flight count of a counted route's model
         status = 500  # what uvicorn answers an exception nobody foresaw with
@@ -224,7 +223,6 @@ class HttpApp:
         except ClientGoneError:
             status = 499
         finally:
-            metrics.inflight -= 1
             if running is not None:
                 metrics.end(running)
             if protocol != "ops":

@@ -246,9 +246,6 @@ class Metrics:
         self.gauges: dict[str, dict[Labels, float]] = {}
         # name -> labels -> [bucket counts..., sum, count]
         self.histograms: dict[str, dict[Labels, list[float]]] = {}
-        # Every request in flight in this worker, operations routes too: the batcher's measure of
-        # load (`Pending.company`). The gauge shows `running` instead.
-        self.inflight = 0
         self.running: dict[str, int] = {}  # a served name (or UNKNOWN, "") -> its requests in flight
         self.served: dict[str, tuple[Series, set[str]]] = {}  # name -> its labels, versions counted
         self.live: LiveProfiles | None = None

@@ -78,8 +78,6 @@ class Pending:
     arrived: float
     logged: bool
     future: asyncio.Future[Answer]
-    trickles: bool = False
-    company: int = 0
     queued: float = field(default_factory=time.perf_counter)
 
     def fail(self, error: BaseException) -> None:

@@ -231,15 +231,12 @@ class ModelService:
         protocol: str,
         request_id: str,
         arrived: float,
-        trickles: bool = False,
         key: str | None = None,
         version: str | None = None,
     ) -> Answer:
         """Queue one request's rows for a model call and wait for its own answer.
 
         Args:
-            trickles: the transport hands requests over one per turn of the loop (grpcio's did), so the
-                batcher judges its load by the requests in flight.
             key: the routing key that keeps a caller on one arm of a deployment (None: random).
             version: the version asked for by name (checked by `route`); a deployment then
                 answers with that arm, and no copy goes to its shadow.
@@ -259,12 +256,9 @@ class ModelService:
         sample = self.limits.log_sample
         logged = self.events is not None and (sample >= 1.0 or random.random() < sample)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        company = self.metrics.inflight - 1
         lane = served.lane(key, version)
         rows = one_value_per_row(lane.loaded, columns, n_rows)
-        lane.batcher.submit(
-            Pending(rows, n_rows, request_id, protocol, arrived, logged, future, trickles, company)
-        )
+        lane.batcher.submit(Pending(rows, n_rows, request_id, protocol, arrived, logged, future))
         answer = await future
         router = served.router
         if router is not None and router.shadow is not None and not version:
