@@ -337,3 +337,43 @@ def test_workers_share_keep_alive_connections_also_after_a_restart(two_workers: 
     after = assert_fair(two_workers, rounds=2)
     assert after != before
     assert two_workers.terminate() == 0, two_workers.output()
+
+
+# -- one write per response ------------------------------------------------------------------------
+
+
+def test_a_response_arrives_whole_in_one_segment(quick: ServerProcess) -> None:
+    with connect(quick) as sock:
+        for _ in range(3):  # each answer on a keep-alive connection, not only the first
+            sock.sendall(post(_PREDICT, predict_body()))
+            data = sock.recv(65536)  # one read: head and body were written together
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(
+                next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+            )
+            assert head.startswith(b"HTTP/1.1 200")
+            assert len(body) == length
+            assert orjson.loads(body)["predictions"]
+
+
+def test_pipelined_requests_are_answered_in_order(quick: ServerProcess) -> None:
+    with connect(quick) as sock:
+        sock.sendall(post(_PREDICT, predict_body()) + get("/healthz") + post(_PREDICT, b"{}"))
+        statuses = [response(sock)[0] for _ in range(3)]
+    assert statuses == [200, 200, 400]
+
+
+def test_expect_continue_head_and_connection_close_still_work(quick: ServerProcess) -> None:
+    body = predict_body()
+    with connect(quick) as sock:
+        head = post(_PREDICT, b"").replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(head.replace(b"Content-Length: 0", f"Content-Length: {len(body)}".encode()))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")  # not held back for an answer
+        sock.sendall(body)
+        assert response(sock)[0] == 200
+        sock.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.sendall(get("/healthz").replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+        status, headers, _ = response(sock)
+        assert status == 200 and headers.get("connection") == "close"
+        assert until_closed(sock) == b""
