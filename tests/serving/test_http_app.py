@@ -182,6 +182,7 @@ def test_metrics_parse_with_prometheus_and_count_requests(credit_server: ServerP
         "shipyard_request_duration_seconds",
         "shipyard_adaptive_batch_rows",
         "shipyard_adaptive_batch_queue_seconds",
+        "shipyard_model_call_seconds",
         "shipyard_inflight_requests",
         "shipyard_model_load_seconds",
     ):

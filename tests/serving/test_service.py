@@ -99,6 +99,9 @@ def test_batches_never_exceed_max_batch_rows(loaded: Any) -> None:
     over = ROWS_BUCKETS.index(8) + 1
     assert sum(cells[over:-2]) == 0
     assert service.models["credit"].batcher.calls >= 12 * 3 // 7
+    calls = service.metrics.histograms["shipyard_model_call_seconds"][("credit", "", "1")]
+    assert calls[-1] == service.models["credit"].batcher.calls  # one observation per model call
+    assert 0 < calls[-2] < 60
 
 
 def test_too_many_rows_are_refused_before_queueing(loaded: Any) -> None:

@@ -42,7 +42,10 @@ __all__ = ["LATENCY_BUCKETS", "ROWS_BUCKETS", "SPECS", "UNKNOWN", "Metrics", "Se
 UNKNOWN = "__unknown__"  # the label value of every model or version not served (no name can be it)
 
 LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
     0.0005,
+    0.00075,
     0.001,
     0.0025,
     0.005,
@@ -84,6 +87,13 @@ SPECS: dict[str, tuple[str, str, Labels, tuple[float, ...] | None]] = {
         "histogram",
         "Time a request waited in the adaptive batcher for its model call to start.",
         _SERVED,
+        LATENCY_BUCKETS,
+    ),
+    "shipyard_model_call_seconds": (
+        "histogram",
+        "Time of one model call: the merged requests validated by the contract and predicted "
+        "(what the model costs, apart from the server's time and the queue's).",
+        (*_SERVED, "version"),
         LATENCY_BUCKETS,
     ),
     "shipyard_adaptive_batch_rows": (

@@ -288,7 +288,13 @@ class ModelService:
         for job in jobs:
             metrics.observe("shipyard_adaptive_batch_queue_seconds", served.series, started - job.queued)
         try:
+            called = time.perf_counter()
             answered, failed, calls = self._answer(loaded, jobs)
+            metrics.observe(
+                "shipyard_model_call_seconds",
+                (*served.series, str(loaded.version.version)),
+                time.perf_counter() - called,
+            )
         except Exception:
             if len(jobs) == 1:
                 raise
