@@ -117,6 +117,23 @@ CREDIT_DATATYPES = {
 }
 
 
+def credit_infer_request(rows: list[dict[str, Any]]) -> Any:
+    """An OIP `ModelInferRequest` for the credit model: one typed tensor per feature (no raw bytes)."""
+    from shipyard.serving import oip_v2_pb2 as pb
+
+    request = pb.ModelInferRequest(model_name="credit")
+    for name, datatype in CREDIT_DATATYPES.items():
+        tensor = request.inputs.add(name=name, datatype=datatype, shape=[len(rows)])
+        values = [r[name] for r in rows]
+        if datatype == "BYTES":
+            tensor.contents.bytes_contents.extend(v.encode() for v in values)
+        elif datatype == "INT64":
+            tensor.contents.int64_contents.extend(values)
+        else:
+            tensor.contents.fp64_contents.extend(values)
+    return request
+
+
 def credit_row(**overrides: Any) -> dict[str, Any]:
     """One valid credit application."""
     row: dict[str, Any] = {

@@ -22,7 +22,7 @@ import pytest
 import tritonclient.grpc as triton_grpc
 
 from pki import Pki, make_pki
-from servers import CREDIT_DATATYPES, credit_row, free_port
+from servers import CREDIT_DATATYPES, credit_infer_request, credit_row, free_port
 from shipyard import Registry, Settings
 from shipyard.core.refs import ModelRef
 from shipyard.errors import ConfigError
@@ -114,20 +114,6 @@ def running(service: ModelService) -> Iterator[Running]:
     yield from run_server(service)
 
 
-def infer_request(rows: list[dict[str, Any]]) -> pb.ModelInferRequest:
-    request = pb.ModelInferRequest(model_name="credit")
-    for name, datatype in CREDIT_DATATYPES.items():
-        tensor = request.inputs.add(name=name, datatype=datatype, shape=[len(rows)])
-        values = [r[name] for r in rows]
-        if datatype == "BYTES":
-            tensor.contents.bytes_contents.extend(v.encode() for v in values)
-        elif datatype == "INT64":
-            tensor.contents.int64_contents.extend(values)
-        else:
-            tensor.contents.fp64_contents.extend(values)
-    return request
-
-
 def infer(channel: grpc.Channel | grpc.aio.Channel) -> Any:
     return channel.unary_unary(
         INFER,
@@ -141,7 +127,7 @@ def test_the_sync_client_is_answered(running: Running) -> None:
         live = channel.unary_unary(
             f"/{GRPC_SERVICE}/ServerLive", response_deserializer=pb.ServerLiveResponse.FromString
         )(b"")
-        answer = infer(channel)(infer_request([credit_row()]), timeout=30)
+        answer = infer(channel)(credit_infer_request([credit_row()]), timeout=30)
     assert live.live
     assert answer.model_name == "credit" and answer.outputs[0].shape == [1]
 
@@ -153,8 +139,10 @@ def test_many_concurrent_calls_on_one_channel_are_answered_and_merged(running: R
     async def scenario() -> list[Any]:
         async with grpc.aio.insecure_channel(running.target) as channel:
             call = infer(channel)
-            await call(infer_request([credit_row()]))  # connected
-            return await asyncio.gather(*(call(infer_request([credit_row(age=20 + i)])) for i in range(200)))
+            await call(credit_infer_request([credit_row()]))  # connected
+            return await asyncio.gather(
+                *(call(credit_infer_request([credit_row(age=20 + i)])) for i in range(200))
+            )
 
     answers = asyncio.run(scenario())
     assert len(answers) == 200 and all(a.outputs[0].shape == [1] for a in answers)
@@ -165,7 +153,7 @@ def test_a_large_answer_waits_for_the_clients_window(running: Running) -> None:
     rows = [credit_row(age=18 + i % 60) for i in range(10_000)]
     options = [("grpc.http2.bdp_probe", 0), ("grpc.max_receive_message_length", 64 << 20)]  # 64 KiB windows
     with grpc.insecure_channel(running.target, options=options) as channel:
-        answers = [infer(channel)(infer_request(rows), timeout=60) for _ in range(2)]
+        answers = [infer(channel)(credit_infer_request(rows), timeout=60) for _ in range(2)]
     for answer in answers:
         assert [o.shape for o in answer.outputs] == [[10_000], [10_000, 2]]
         assert [len(raw) for raw in answer.raw_output_contents] == [10_000 * 8, 20_000 * 8]
@@ -176,9 +164,9 @@ def test_a_call_past_its_deadline_is_dropped_and_the_channel_serves_on(running: 
     with grpc.insecure_channel(running.target) as channel:
         call = infer(channel)
         with pytest.raises(grpc.RpcError) as caught:
-            call(infer_request(rows), timeout=0.002)
+            call(credit_infer_request(rows), timeout=0.002)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert call(infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
+        assert call(credit_infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
     deadline = time.monotonic() + 10
     while running.streams() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -197,7 +185,7 @@ def test_keepalive_pings_keep_the_channel(running: Running) -> None:
         channel.subscribe(states.append, try_to_connect=True)
         call = infer(channel)
         for _ in range(4):
-            assert call(infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
+            assert call(credit_infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
             time.sleep(0.4)  # pings every 100 ms meanwhile, each answered within 1 s or the channel drops
         channel.unsubscribe(states.append)
     ready = states.index(grpc.ChannelConnectivity.READY)
@@ -234,7 +222,7 @@ def test_an_unknown_method_is_unimplemented_and_a_large_message_resource_exhaust
             channel.unary_unary(INFER)(b"\x00" * (MAX_MESSAGE + 1), timeout=30)
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert f"at most {MAX_MESSAGE}" in (caught.value.details() or "")
-        assert infer(channel)(infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
+        assert infer(channel)(credit_infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
 
 
 def test_grpcs_with_client_certificates(
@@ -246,10 +234,10 @@ def test_grpcs_with_client_certificates(
     for running in run_server(service, tls):
         mine = grpc.ssl_channel_credentials(root, pki.client_key.read_bytes(), pki.client_cert.read_bytes())
         with grpc.secure_channel(running.target, mine) as channel:
-            assert infer(channel)(infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
+            assert infer(channel)(credit_infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
         with grpc.secure_channel(running.target, grpc.ssl_channel_credentials(root)) as channel:
             with pytest.raises(grpc.RpcError) as caught:
-                infer(channel)(infer_request([credit_row()]), timeout=10)
+                infer(channel)(credit_infer_request([credit_row()]), timeout=10)
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
@@ -331,7 +319,7 @@ def goaway_code(frames: list[tuple[int, int, int, bytes]]) -> int | None:
 
 def still_serves(running: Running) -> None:
     with grpc.insecure_channel(running.target) as channel:
-        assert infer(channel)(infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
+        assert infer(channel)(credit_infer_request([credit_row()]), timeout=30).outputs[0].shape == [1]
 
 
 def test_padding_continuation_priority_ping_and_unknown_frames_are_understood(running: Running) -> None:
@@ -347,7 +335,7 @@ def test_padding_continuation_priority_ping_and_unknown_frames_are_understood(ru
             ),  # PADDED|PRIORITY
             frame(CONTINUATION, 0x4, 1, block[10:]),
             frame(PRIORITY, 0, 1, b"\x00\x00\x00\x00\x10"),
-            frame(DATA, 0x8 | 0x1, 1, b"\x02" + message(infer_request([credit_row()])) + b"\x00\x00"),
+            frame(DATA, 0x8 | 0x1, 1, b"\x02" + message(credit_infer_request([credit_row()])) + b"\x00\x00"),
         )
         frames = raw.ended(1)
         assert (PING, 0x1, 0, b"12345678") in frames

@@ -12,7 +12,7 @@ import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
 from servers import CREDIT_DATATYPES as DATATYPES
-from servers import ServerProcess, credit_row
+from servers import ServerProcess, credit_infer_request, credit_row
 
 ROWS = [credit_row(), credit_row(age=25, employment="unemployed", debt_ratio=0.8, country="ES")]
 
@@ -159,16 +159,7 @@ def test_grpc_typed_contents_without_raw(credit_server: ServerProcess, expected:
 
     from shipyard.serving import oip_v2_pb2 as pb
 
-    request = pb.ModelInferRequest(model_name="credit")
-    for name, datatype in DATATYPES.items():
-        tensor = request.inputs.add(name=name, datatype=datatype, shape=[2])
-        values = [r[name] for r in ROWS]
-        if datatype == "BYTES":
-            tensor.contents.bytes_contents.extend(v.encode() for v in values)
-        elif datatype == "INT64":
-            tensor.contents.int64_contents.extend(values)
-        else:
-            tensor.contents.fp64_contents.extend(values)
+    request = credit_infer_request(ROWS)
     with grpc.insecure_channel(credit_server.grpc_target) as channel:
         call = channel.unary_unary(
             "/inference.GRPCInferenceService/ModelInfer",
