@@ -264,32 +264,49 @@ def _write_whole_responses(cycle: Any) -> None:
     cost the client a second read. uvicorn's own `send` still does all the work; the head it
     writes waits in a buffer for the body. The cycle's task has not started yet, so it takes the
     wrapped `send` when it calls the app."""
-    original = cycle.send
-    held: list[Any] = []
+    cycle.send = _WholeResponses(cycle)
 
-    async def send(message: Any) -> None:
-        if message["type"] == "http.response.start" and not held and not cycle.response_started:
-            held.append(message)
+
+class _WholeResponses:
+    """A cycle's `send` that holds the response's start for its body (see `_write_whole_responses`).
+
+    It leaves the cycle once the response is complete: the cycle and its `send` refer to each
+    other until then, and a loop of references left behind would wait for the garbage collector
+    (with the request's scope, headers and body) instead of going with the request.
+    """
+
+    __slots__ = ("cycle", "original", "start")
+
+    def __init__(self, cycle: Any) -> None:
+        self.cycle = cycle
+        self.original = cycle.send
+        self.start: Any = None
+
+    async def __call__(self, message: Any) -> None:
+        cycle = self.cycle
+        if message["type"] == "http.response.start" and self.start is None and not cycle.response_started:
+            self.start = message
             return
-        if not held:
-            await original(message)
-            return
-        start = held.pop()
-        if message.get("type") != "http.response.body" or message.get("more_body", False):
-            await original(start)  # a streamed answer: as uvicorn sends it
-            await original(message)
-            return
-        transport = cycle.transport
-        corked = _Corked(transport)
-        cycle.transport = corked
+        start, self.start = self.start, None
         try:
-            await original(start)
-            await original(message)
+            if start is None:
+                await self.original(message)
+            elif message.get("type") != "http.response.body" or message.get("more_body", False):
+                await self.original(start)  # a streamed answer: as uvicorn sends it
+                await self.original(message)
+            else:
+                transport = cycle.transport
+                corked = _Corked(transport)
+                cycle.transport = corked
+                try:
+                    await self.original(start)
+                    await self.original(message)
+                finally:
+                    cycle.transport = transport
+                    corked.release()
         finally:
-            cycle.transport = transport
-            corked.release()
-
-    cycle.send = send
+            if cycle.response_complete and "send" in vars(cycle):
+                del cycle.send  # the loop of references ends with the response
 
 
 class _Corked:
