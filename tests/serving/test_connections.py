@@ -377,3 +377,52 @@ def test_expect_continue_head_and_connection_close_still_work(quick: ServerProce
         status, headers, _ = response(sock)
         assert status == 200 and headers.get("connection") == "close"
         assert until_closed(sock) == b""
+
+
+class _Transport:
+    """The socket's side of uvicorn's transport: what was written, and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class _Cycle:
+    """As much of uvicorn's request cycle as its `send` uses: head and body written apart."""
+
+    def __init__(self) -> None:
+        self.transport = _Transport()
+        self.response_started = False
+        self.response_complete = False
+
+    async def send(self, message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            self.response_started = True
+            self.transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        else:
+            self.transport.write(bytes(message["body"]))  # type: ignore[arg-type]
+            self.response_complete = True
+
+
+def test_the_one_write_send_writes_once_and_leaves_the_cycle_with_the_response() -> None:
+    import asyncio
+
+    from shipyard.serving.connections import _write_whole_responses
+
+    cycle = _Cycle()
+    _write_whole_responses(cycle)
+    send = cycle.send
+    asyncio.run(send({"type": "http.response.start", "status": 200, "headers": []}))
+    assert cycle.transport.writes == []  # the head waits for its body
+    asyncio.run(send({"type": "http.response.body", "body": b"{}"}))
+    assert cycle.transport.writes == [b"HTTP/1.1 200 OK\r\n\r\n{}"]
+    assert "send" not in vars(cycle)  # no loop of references left for the garbage collector
