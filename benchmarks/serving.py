@@ -6,8 +6,9 @@ start-ups, so about 12 minutes at the default 10 s, on an idle machine)::
 
     python benchmarks/serving.py [--duration 10] [--out results.md] [--only models|profiles|routing|memory]
 
-It fits `HistGradientBoostingClassifier(max_iter=100)` on `make_classification(n_samples=50_000,
-n_features=20)` three ways and registers each in a fresh temporary Shipyard home as `<name>@production`:
+It fits `HistGradientBoostingClassifier(max_iter=100, random_state=0)` (the same early-stopping split,
+so the same trees, every time) on `make_classification(n_samples=50_000, n_features=20)` three ways
+and registers each in a fresh temporary Shipyard home as `<name>@production`:
 
 - `hgb`: fitted on the bare numpy array;
 - `hgb-df`: the same data fitted on a pandas DataFrame with columns x0..x19;
@@ -198,7 +199,7 @@ def train() -> tuple[np.ndarray, np.ndarray, Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     X, y = make_classification(n_samples=50_000, n_features=N_FEATURES, random_state=0)
-    return X, y, HistGradientBoostingClassifier(max_iter=100).fit(X, y)
+    return X, y, HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(X, y)
 
 
 def mixed_frame(features: np.ndarray) -> Any:
@@ -218,7 +219,8 @@ def train_frame(features: np.ndarray, labels: np.ndarray) -> Any:
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    return HistGradientBoostingClassifier(max_iter=100).fit(pd.DataFrame(features, columns=COLUMNS), labels)
+    frame = pd.DataFrame(features, columns=COLUMNS)
+    return HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(frame, labels)
 
 
 def train_pipeline(frame: Any, labels: np.ndarray) -> Any:
@@ -233,7 +235,8 @@ def train_pipeline(frame: Any, labels: np.ndarray) -> Any:
     pre = ColumnTransformer(
         [("cat", OneHotEncoder(handle_unknown="ignore"), categorical), ("num", StandardScaler(), numeric)]
     )
-    return Pipeline([("pre", pre), ("hgb", HistGradientBoostingClassifier(max_iter=100))]).fit(frame, labels)
+    model = HistGradientBoostingClassifier(max_iter=100, random_state=0)
+    return Pipeline([("pre", pre), ("hgb", model)]).fit(frame, labels)
 
 
 def register(model: Any, data: Any, labels: np.ndarray, home: Path, name: str = MODEL_NAME) -> None:
