@@ -438,7 +438,7 @@ async def _worker_main(me: _Worker) -> None:
     events = _event_log(settings, worker, masker) if logging_on else None
     live = LiveProfiles(run_dir, worker=worker).start() if options.live_profiles else None
     metrics.live, metrics.drift_minutes = live, options.limits.drift_minutes
-    meta = me.meta or (_metadata(settings) if _has_metadata(options) else None)
+    meta = me.meta if me.meta is not None else _metadata(settings) if _has_metadata(options) else None
     guard, denials = _guard(options, meta)
     service = ModelService(
         limits=options.limits,
