@@ -387,6 +387,11 @@ def _before_fork(settings: Settings, options: ServeOptions) -> MetadataStore | N
     SQLAlchemy's first engine and schema check copy about 4 MiB of shared pages. Its pool is
     emptied before the fork: no connection crosses it, each worker opens its own.
     """
+    from threadpoolctl import threadpool_limits
+
+    # Set once here (it starts no thread) and kept by every worker forked after: each worker
+    # that scanned the loaded libraries itself would copy about 1 MiB of shared pages.
+    threadpool_limits(limits=options.model_threads)
     meta = _metadata(settings) if _has_metadata(options) else None
     if meta is not None:
         meta.close()
@@ -403,6 +408,9 @@ def _run_worker(worker: _Worker) -> None:
     import uvloop
     from threadpoolctl import threadpool_limits
 
+    if worker.supervisor is not None:  # forked with the limits its supervisor set (`_before_fork`)
+        uvloop.run(_worker_main(worker))
+        return
     with threadpool_limits(limits=worker.options.model_threads):
         uvloop.run(_worker_main(worker))
 
