@@ -2,10 +2,11 @@
 
 The parent process loads every model (so its memory is shared copy-on-write by the workers),
 binds the HTTP socket, builds once what every worker would build after the fork (its modules,
-the metadata store; `sharing.py`), and forks `workers` processes. Each worker runs uvicorn and the gRPC
-server on one event loop, warms its models up with a real prediction, and only then reports
-ready. SIGTERM stops accepting, answers every request already accepted, flushes the prediction
-log and exits. The parent restarts a worker that dies and forwards SIGTERM/SIGINT to all of them.
+the metadata store, the thread pools' limits; `sharing.py`), and forks `workers` processes.
+Each worker runs uvicorn and the gRPC server on one event loop, warms its models up with a real
+prediction, and only then reports ready. SIGTERM stops accepting, answers every request already
+accepted, flushes the prediction log and exits. The parent restarts a worker that dies and
+forwards SIGTERM/SIGINT to all of them.
 
 A baked bundle (`--bundle DIR`, `registry/bundles.py`) is served with no metadata store: the
 socket is bound and listening before the bundle is read, so a connection that arrives while
