@@ -1,10 +1,12 @@
 """`shipyard serve`: load models once, fork workers that share one port, follow aliases, stop gracefully.
 
 The parent process loads every model (so its memory is shared copy-on-write by the workers),
-binds the HTTP socket, and forks `workers` processes. Each worker runs uvicorn and the gRPC
-server on one event loop, warms its models up with a real prediction, and only then reports
-ready. SIGTERM stops accepting, answers every request already accepted, flushes the prediction
-log and exits. The parent restarts a worker that dies and forwards SIGTERM/SIGINT to all of them.
+binds the HTTP socket, builds once what every worker would build after the fork (its modules,
+the metadata store, the thread pools' limits; `sharing.py`), and forks `workers` processes.
+Each worker runs uvicorn and the gRPC server on one event loop, warms its models up with a real
+prediction, and only then reports ready. SIGTERM stops accepting, answers every request already
+accepted, flushes the prediction log and exits. The parent restarts a worker that dies and
+forwards SIGTERM/SIGINT to all of them.
 
 A baked bundle (`--bundle DIR`, `registry/bundles.py`) is served with no metadata store: the
 socket is bound and listening before the bundle is read, so a connection that arrives while
@@ -43,6 +45,7 @@ from shipyard.serving.connections import ConnectionLimits, uvicorn_server
 from shipyard.serving.run_dirs import new_run_dir, remove_stale_run_dirs
 from shipyard.serving.served import Limits
 from shipyard.serving.service import ModelService
+from shipyard.serving.sharing import before_fork
 from shipyard.serving.tls import TlsFiles
 
 if TYPE_CHECKING:  # the registry's and rollout's stores import SQLAlchemy: imported where used
@@ -167,7 +170,8 @@ class _Deployed:
 @dataclass(frozen=True)
 class _Worker:
     """One worker process: what it serves and how, the port's socket, its number, the run folder
-    the workers share (None for a lone worker), and its supervisor's pid (None for none)."""
+    the workers share (None for a lone worker), its supervisor's pid (None for none), and the
+    metadata store its supervisor opened for it (None: it opens its own, if it needs one)."""
 
     settings: Settings
     options: ServeOptions
@@ -176,6 +180,7 @@ class _Worker:
     number: int
     run_dir: Path | None = None
     supervisor: int | None = None
+    meta: MetadataStore | None = None
 
 
 def serve(
@@ -199,6 +204,9 @@ def serve(
     """
     for variable in _THREAD_VARIABLES:
         os.environ.setdefault(variable, str(options.model_threads))
+    # The prediction log's Arrow buffers on the C heap: pyarrow's default pool (mimalloc) keeps
+    # about 7 MiB of each worker's freed buffers resident. Read once, when pyarrow is first imported.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     loaded: list[_Loaded] | _Deployed
     if options.bundle is not None:
         _check_bundle_auth(options)
@@ -318,6 +326,7 @@ def _supervise(
     stopping = False
 
     supervisor = os.getpid()
+    meta = _before_fork(settings, options)
 
     def spawn(worker: int) -> None:
         pid = os.fork()
@@ -326,7 +335,7 @@ def _supervise(
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                _run_worker(_Worker(settings, options, loaded, sock, worker, run_dir, supervisor))
+                _run_worker(_Worker(settings, options, loaded, sock, worker, run_dir, supervisor, meta))
             except BaseException:
                 log.exception("worker %d failed", worker)
                 code = 1
@@ -370,10 +379,38 @@ def _supervise(
         sock.close()
 
 
+def _before_fork(settings: Settings, options: ServeOptions) -> MetadataStore | None:
+    """Build once, in the supervisor, what every worker would otherwise build (and copy pages
+    for) after the fork (`sharing.py`); returns the workers' metadata store, or None for none.
+
+    The store is opened and its schema checked here rather than in each worker, where
+    SQLAlchemy's first engine and schema check copy about 4 MiB of shared pages. Its pool is
+    emptied before the fork: no connection crosses it, each worker opens its own.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # Set once here (it starts no thread) and kept by every worker forked after: each worker
+    # that scanned the loaded libraries itself would copy about 1 MiB of shared pages.
+    threadpool_limits(limits=options.model_threads)
+    meta = _metadata(settings) if _has_metadata(options) else None
+    if meta is not None:
+        meta.close()
+    before_fork(
+        bundle=options.bundle is not None,
+        log_events=options.log_events,
+        metadata=meta is not None,
+        auth=options.auth == "required",
+    )
+    return meta
+
+
 def _run_worker(worker: _Worker) -> None:
     import uvloop
     from threadpoolctl import threadpool_limits
 
+    if worker.supervisor is not None:  # forked with the limits its supervisor set (`_before_fork`)
+        uvloop.run(_worker_main(worker))
+        return
     with threadpool_limits(limits=worker.options.model_threads):
         uvloop.run(_worker_main(worker))
 
@@ -409,7 +446,7 @@ async def _worker_main(me: _Worker) -> None:
     events = _event_log(settings, worker, masker) if logging_on else None
     live = LiveProfiles(run_dir, worker=worker).start() if options.live_profiles else None
     metrics.live, metrics.drift_minutes = live, options.limits.drift_minutes
-    meta = _metadata(settings) if _has_metadata(options) else None
+    meta = me.meta if me.meta is not None else _metadata(settings) if _has_metadata(options) else None
     guard, denials = _guard(options, meta)
     service = ModelService(
         limits=options.limits,
