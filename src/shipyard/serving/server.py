@@ -400,6 +400,7 @@ def _before_fork(settings: Settings, options: ServeOptions) -> MetadataStore | N
         log_events=options.log_events,
         metadata=meta is not None,
         auth=options.auth == "required",
+        grpc=options.grpc_port is not None,
     )
     return meta
 

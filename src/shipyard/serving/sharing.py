@@ -28,7 +28,7 @@ import importlib
 __all__ = ["before_fork"]
 
 
-def before_fork(*, bundle: bool, log_events: bool, metadata: bool, auth: bool) -> None:
+def before_fork(*, bundle: bool, log_events: bool, metadata: bool, auth: bool, grpc: bool) -> None:
     """Import what the workers will import, fill the C heap's holes and freeze the collector's view.
 
     Call it in the supervisor once, before it forks its first worker (a replacement is forked
@@ -39,8 +39,11 @@ def before_fork(*, bundle: bool, log_events: bool, metadata: bool, auth: bool) -
         log_events: the workers write the prediction log (when pyarrow is installed).
         metadata: the workers open a metadata store (feedback, API keys).
         auth: the workers check API keys against the metadata store.
+        grpc: the workers serve gRPC (its HTTP/2 server and handlers: grpcio is imported for its
+            status codes only, and starts no thread).
     """
-    for module in _worker_modules(bundle=bundle, log_events=log_events, metadata=metadata, auth=auth):
+    listed = _worker_modules(bundle=bundle, log_events=log_events, metadata=metadata, auth=auth, grpc=grpc)
+    for module in listed:
         # A module missing here (a bundle's runtime without pyarrow) is missing in the worker
         # too, which goes on without it or says why.
         with contextlib.suppress(ImportError):
@@ -49,7 +52,7 @@ def before_fork(*, bundle: bool, log_events: bool, metadata: bool, auth: bool) -
     gc.freeze()
 
 
-def _worker_modules(*, bundle: bool, log_events: bool, metadata: bool, auth: bool) -> list[str]:
+def _worker_modules(*, bundle: bool, log_events: bool, metadata: bool, auth: bool, grpc: bool) -> list[str]:
     """The modules a worker imports after the fork (`server._run_worker` and what it calls)."""
     modules = [
         "uvloop",
@@ -66,6 +69,8 @@ def _worker_modules(*, bundle: bool, log_events: bool, metadata: bool, auth: boo
             modules.append("shipyard.security.keys")
     if not bundle:
         modules.append("shipyard.serving.following")
+    if grpc:
+        modules.append("shipyard.serving.grpc_server")
     return modules
 
 
