@@ -105,3 +105,20 @@ def test_an_integer_feature_drops_the_matrix_for_its_whole_values() -> None:
     valid = CONTRACT.validate(batch)
     assert valid.ok and valid.batch.block is None
     assert valid.batch.columns["age"].dtype == np.int64
+
+
+def test_two_dimensional_tensors_merge_into_one_matrix_without_being_split() -> None:
+    from shipyard.core.batch import MatrixColumns
+
+    future: asyncio.Future[Any] = asyncio.new_event_loop().create_future()
+    first = np.array([[0.5, 1.5], [2.5, 3.5]])
+    jobs = [
+        Pending(MatrixColumns(("a", "b"), first), 2, "r1", "oip-grpc", 0.0, False, future),
+        Pending(MatrixColumns(("a", "b"), np.array([[4.5, 5.5]])), 1, "r2", "oip-grpc", 0.0, False, future),
+    ]
+    batch = merge(FLOATS, jobs)
+    assert batch.block is not None
+    assert batch.to_numpy().tolist() == [[0.5, 1.5], [2.5, 3.5], [4.5, 5.5]]
+    assert FLOATS.validate(batch).batch.to_numpy() is batch.block
+    mixed = merge(FLOATS, [jobs[0], json_pending(a=[4.5], b=[5.5])])  # with a JSON request: by columns
+    assert mixed.block is None and mixed.to_numpy().tolist() == [[0.5, 1.5], [2.5, 3.5], [4.5, 5.5]]

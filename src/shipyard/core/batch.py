@@ -45,6 +45,18 @@ def _column_from_pandas(series: pd.Series[Any]) -> Array:
     return series.to_numpy()
 
 
+class MatrixColumns(dict[str, Array]):
+    """Columns that are the columns of one float64 matrix (rows x columns, row-major), which
+    travels with them: a request's single 2-D tensor, read once, becomes its model call's
+    matrix (`Batch.from_matrix`) without being split into columns and stacked again."""
+
+    __slots__ = ("matrix",)
+
+    def __init__(self, names: Sequence[str], matrix: Array) -> None:
+        super().__init__(zip(names, matrix.T, strict=True))
+        self.matrix = matrix
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Rows held as named numpy columns of equal length, in a fixed order.

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.core.batch import Array, Batch
+from shipyard.core.batch import Array, Batch, MatrixColumns
 from shipyard.core.contract import Contract, Validation
 from shipyard.errors import ContractViolationError, InputError, ShipyardError
 from shipyard.registry.loaded import LoadedModel
@@ -54,7 +54,9 @@ class WholeRequests:
         return np.concatenate([np.arange(offsets[i], offsets[i + 1], dtype=np.intp) for i in self.good])
 
 
-def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dict[str, Sequence[Any] | Array]:
+def one_value_per_row(
+    loaded: LoadedModel, columns: Columns, n_rows: int
+) -> Mapping[str, Sequence[Any] | Array]:
     """The contract's columns of one request, each holding one value per row.
 
     Read before the request is queued, so a request of the wrong shape fails alone. A JSON list of
@@ -66,9 +68,12 @@ def one_value_per_row(loaded: LoadedModel, columns: Columns, n_rows: int) -> dic
     Raises:
         InputError: a column does not hold `n_rows` values.
     """
+    names = loaded.contract.names
+    if type(columns) is MatrixColumns and columns.matrix.shape[0] == n_rows and tuple(columns) == names:
+        return columns  # one 2-D tensor of every feature in order: merged as a matrix
     picked: dict[str, Sequence[Any] | Array] = {}
     others: dict[str, Sequence[Any] | Array] = {}
-    for name in loaded.contract.names:
+    for name in names:
         if name not in columns:
             continue
         values = columns[name]
@@ -95,6 +100,9 @@ def as_batch(columns: Mapping[str, Sequence[Any] | Array], n_rows: int) -> Batch
 def merge(contract: Contract, jobs: Sequence[Pending]) -> Batch:
     """The contract's columns of every request, end to end, types kept as the callers sent them."""
     names = contract.names
+    if all(type(j.columns) is MatrixColumns for j in jobs):  # each a 2-D tensor (`one_value_per_row`)
+        parts = [j.columns.matrix for j in jobs]  # type: ignore[attr-defined]
+        return Batch.from_matrix(names, parts[0] if len(parts) == 1 else np.concatenate(parts))
     if all(type(j.columns[n]) is list for j in jobs for n in names):
         # JSON numbers with a fraction, in every feature: one matrix, read once and kept whole.
         if all(j.n_rows == 1 for j in jobs):  # rows as they come: the matrix row-major at once

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.core.batch import Array
+from shipyard.core.batch import Array, MatrixColumns
 from shipyard.core.contract import Contract, Violation
 from shipyard.core.dtypes import DType
 from shipyard.core.echo import echo
@@ -458,6 +458,8 @@ def _to_columns(tensors: Sequence[Tensor], contract: Contract) -> tuple[dict[str
                 f"({len(names)}: {list(names)}), or send one input per feature"
             )
         matrix = t.values.reshape(n, k)
+        if matrix.dtype == np.float64 and matrix.flags.c_contiguous:
+            return MatrixColumns(names, matrix), n  # merged as it is (`merging.merge`)
         return {name: matrix[:, j] for j, name in enumerate(names)}, n
     columns: dict[str, Array] = {}
     rows: set[int] = set()
