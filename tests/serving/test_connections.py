@@ -342,8 +342,8 @@ def test_workers_share_keep_alive_connections_also_after_a_restart(two_workers: 
 # -- one write per response ------------------------------------------------------------------------
 
 
-def test_a_response_arrives_whole_in_one_segment(quick: ServerProcess) -> None:
-    with connect(quick) as sock:
+def test_a_response_arrives_whole_in_one_segment(credit_server: ServerProcess) -> None:
+    with connect(credit_server) as sock:
         for _ in range(3):  # each answer on a keep-alive connection, not only the first
             sock.sendall(post(_PREDICT, predict_body()))
             data = sock.recv(65536)  # one read: head and body were written together
@@ -356,16 +356,16 @@ def test_a_response_arrives_whole_in_one_segment(quick: ServerProcess) -> None:
             assert orjson.loads(body)["predictions"]
 
 
-def test_pipelined_requests_are_answered_in_order(quick: ServerProcess) -> None:
-    with connect(quick) as sock:
+def test_pipelined_requests_are_answered_in_order(credit_server: ServerProcess) -> None:
+    with connect(credit_server) as sock:
         sock.sendall(post(_PREDICT, predict_body()) + get("/healthz") + post(_PREDICT, b"{}"))
         statuses = [response(sock)[0] for _ in range(3)]
     assert statuses == [200, 200, 400]
 
 
-def test_expect_continue_head_and_connection_close_still_work(quick: ServerProcess) -> None:
+def test_expect_continue_head_and_connection_close_still_work(credit_server: ServerProcess) -> None:
     body = predict_body()
-    with connect(quick) as sock:
+    with connect(credit_server) as sock:
         head = post(_PREDICT, b"").replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
         sock.sendall(head.replace(b"Content-Length: 0", f"Content-Length: {len(body)}".encode()))
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")  # not held back for an answer
